@@ -1,0 +1,34 @@
+# Set-up and the two everyday commands. Every target installs what it needs from a clean checkout.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+
+.PHONY: demo test lint install clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	# torch first and exactly pinned, so nothing later resolves to a CUDA build
+	$(BIN)/pip install -q torch==2.13.0
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/mpsynth run configs/demo.yaml
+
+test: $(STAMP)
+	$(BIN)/ruff check mpsynth tests jobs benchmarks
+	$(BIN)/ruff format --check mpsynth tests jobs benchmarks
+	$(BIN)/pytest -m "not gpu"
+
+lint: $(STAMP)
+	$(BIN)/ruff check --fix mpsynth tests jobs benchmarks
+	$(BIN)/ruff format mpsynth tests jobs benchmarks
+
+clean:
+	rm -rf $(VENV) runs

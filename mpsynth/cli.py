@@ -1,0 +1,91 @@
+"""The `mpsynth` command: a thin layer over mpsynth.pipeline."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+
+import click
+
+from mpsynth.config import load_config
+from mpsynth.errors import MpsynthError
+from mpsynth.stages import STAGES
+
+log = logging.getLogger("mpsynth")
+
+
+def _run(config_path: str, overrides: tuple[str, ...], until: str, force: set[str]) -> None:
+    from mpsynth.pipeline import run_pipeline
+
+    config = load_config(config_path, overrides)
+    manifest = run_pipeline(config, until=until, force=force)
+    log.info("run directory: %s", config.run_dir)
+    if until == STAGES[-1]:
+        log.info("report: %s", config.run_dir / "report" / "report.html")
+    del manifest
+
+
+_config = click.argument("config", type=click.Path(dir_okay=False))
+_overrides = click.option(
+    "--set",
+    "overrides",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="override a config setting, e.g. --set generate.n_posts=200 (repeatable)",
+)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("-v", "--verbose", is_flag=True, help="debug logging")
+def cli(verbose: bool) -> None:
+    """Synthetic multi-platform social-media datasets from real posts, with fidelity reports."""
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(message)s",
+        datefmt="%H:%M:%S",
+    )
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+@cli.command()
+@_config
+@_overrides
+@click.option("--force", is_flag=True, help="re-run every stage, even those up to date")
+def run(config: str, overrides: tuple[str, ...], force: bool) -> None:
+    """Run the whole pipeline (stages whose inputs and config are unchanged are skipped)."""
+    _run(config, overrides, STAGES[-1], set(STAGES) if force else set())
+
+
+def _stage_command(stage: str) -> click.Command:
+    @_config
+    @_overrides
+    @click.option("--force", is_flag=True, help=f"re-run {stage} even if it is up to date")
+    def command(config: str, overrides: tuple[str, ...], force: bool) -> None:
+        _run(config, overrides, stage, {stage} if force else set())
+
+    command.__doc__ = f"Run the pipeline up to and including the {stage} stage."
+    return click.command(name=stage)(command)
+
+
+for _stage in STAGES:
+    cli.add_command(_stage_command(_stage))
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        cli.main(args=argv, prog_name="mpsynth", standalone_mode=False)
+    except MpsynthError as error:
+        click.echo(f"error: {error}", err=True)
+        return 2
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        return 130
+    except click.ClickException as error:
+        error.show()
+        return error.exit_code
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,198 @@
+"""The run config: pydantic models (frozen, unknown keys rejected), YAML loading and --set overrides."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from mpsynth.errors import ConfigError
+
+Strategy = Literal["mptm", "per_platform"]
+STRATEGIES: tuple[Strategy, ...] = ("mptm", "per_platform")
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class ColumnMap(_Section):
+    """Which input column holds each field; None means the input has no such column."""
+
+    text: str = "text"
+    platform: str | None = "platform"
+    id: str | None = "id"
+    timestamp: str | None = "timestamp"
+    author: str | None = "author"
+    label: str | None = "label"
+
+
+class InputSpec(_Section):
+    path: Path
+    format: Literal["auto", "csv", "jsonl", "parquet"] = "auto"
+    platform: str | None = Field(
+        default=None, description="a fixed platform for every row (the platform column is ignored)"
+    )
+    columns: ColumnMap = ColumnMap()
+
+
+class IngestConfig(_Section):
+    inputs: Annotated[list[InputSpec], Field(min_length=1)]
+    platform_aliases: dict[str, str] = Field(
+        default_factory=dict, description="extra spellings -> platform, on top of the built-in ones"
+    )
+
+
+class LsaEmbedderConfig(_Section):
+    """TF-IDF + truncated SVD fitted on the real corpus, L2-normalised."""
+
+    kind: Literal["lsa"] = "lsa"
+    dimensions: Annotated[int, Field(ge=2, le=4096)] = 256
+    max_features: Annotated[int, Field(ge=100)] = 50_000
+    min_df: Annotated[int, Field(ge=1)] = 2
+    fit_sample: Annotated[int, Field(ge=100)] = 200_000
+
+
+class EmbedConfig(_Section):
+    embedder: LsaEmbedderConfig = LsaEmbedderConfig()
+    batch_size: Annotated[int, Field(ge=1)] = 2048
+
+
+class TopicsConfig(_Section):
+    backend: Literal["cpu"] = "cpu"
+    n_neighbors: Annotated[int, Field(ge=2)] = 15
+    n_components: Annotated[int, Field(ge=2)] = 5
+    min_dist: Annotated[float, Field(ge=0.0, le=1.0)] = 0.0
+    min_cluster_size: Annotated[int, Field(ge=2)] = 15
+    min_samples: Annotated[int, Field(ge=1)] | None = None
+    stop_words: Literal["english"] | None = "english"
+    top_n_words: Annotated[int, Field(ge=1, le=50)] = 10
+    representative_posts: Annotated[int, Field(ge=1, le=50)] = 3
+
+
+class PoolsConfig(_Section):
+    strategies: Annotated[list[Strategy], Field(min_length=1)] = list(STRATEGIES)
+    examples_per_prompt: Annotated[int, Field(ge=1, le=100)] = 9
+    include_outliers: bool = False
+
+    @field_validator("strategies")
+    @classmethod
+    def _unique(cls, value: list[Strategy]) -> list[Strategy]:
+        if len(set(value)) != len(value):
+            raise ValueError("each strategy may be listed once")
+        return value
+
+
+class PromptsConfig(_Section):
+    posts_per_platform: Annotated[int, Field(ge=1, le=50)] = 3
+    templates: dict[Strategy, Path] = Field(
+        default_factory=dict, description="strategy -> template file replacing the packaged one"
+    )
+
+
+class MarkovProviderConfig(_Section):
+    """The offline baseline: a word n-gram Markov chain trained on the pool's topic and platform."""
+
+    kind: Literal["markov"] = "markov"
+    model: str = "ngram-markov"
+    order: Annotated[int, Field(ge=1, le=4)] = 2
+    max_words: Annotated[int, Field(ge=3, le=500)] = 80
+    min_training_posts: Annotated[int, Field(ge=1)] = 20
+
+
+class GenerateConfig(_Section):
+    name: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]+$")] = "markov"
+    n_posts: Annotated[int, Field(ge=1)] = 400
+    provider: MarkovProviderConfig = MarkovProviderConfig()
+    temperature: Annotated[float, Field(ge=0.0, le=2.0)] = 1.0
+    max_tokens: Annotated[int, Field(ge=16)] = 1024
+    actors: Annotated[int, Field(ge=1)] = 1
+    batch_size: Annotated[int, Field(ge=1)] = 16
+
+
+class EvaluateConfig(_Section):
+    bootstrap_samples: Annotated[int, Field(ge=0)] = 200
+    confidence: Annotated[float, Field(gt=0.5, lt=1.0)] = 0.95
+    sample_per_platform: Annotated[int, Field(ge=1)] | None = None
+
+
+class ReportConfig(_Section):
+    title: str = "mpsynth fidelity report"
+
+
+class RayConfig(_Section):
+    address: str | None = Field(default=None, description="None starts a local session")
+    num_cpus: Annotated[int, Field(ge=1)] | None = None
+    actor_num_cpus: Annotated[float, Field(gt=0.0)] = 0.5
+
+
+class RunConfig(_Section):
+    run_dir: Path
+    seed: int = 0
+    ingest: IngestConfig
+    embed: EmbedConfig = EmbedConfig()
+    topics: TopicsConfig = TopicsConfig()
+    pools: PoolsConfig = PoolsConfig()
+    prompts: PromptsConfig = PromptsConfig()
+    generate: GenerateConfig = GenerateConfig()
+    evaluate: EvaluateConfig = EvaluateConfig()
+    report: ReportConfig = ReportConfig()
+    ray: RayConfig = RayConfig()
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)
+
+
+def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Apply `dotted.key=value` overrides (values parsed as YAML) to a raw config mapping."""
+    for override in overrides:
+        key, sep, value = override.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"override {override!r}: expected KEY=VALUE, e.g. generate.n_posts=200")
+        parts = key.strip().split(".")
+        node = raw
+        for depth, part in enumerate(parts[:-1]):
+            child = node.setdefault(part, {})
+            if not isinstance(child, dict):
+                where = ".".join(parts[: depth + 1])
+                raise ConfigError(f"override {override!r}: {where} is not a section")
+            node = child
+        node[parts[-1]] = yaml.safe_load(value)
+    return raw
+
+
+def _describe(error: ValidationError) -> str:
+    lines = []
+    for item in error.errors():
+        key = ".".join(str(part) for part in item["loc"]) or "(top level)"
+        if item["type"] == "extra_forbidden":
+            lines.append(f"{key}: unknown setting")
+        elif item["type"] == "missing":
+            lines.append(f"{key}: required setting is missing")
+        else:
+            given = json.dumps(item.get("input"), default=str)
+            lines.append(f"{key}: {item['msg']} (got {given})")
+    return "\n  ".join(lines)
+
+
+def build_config(raw: dict[str, Any], source: str = "config") -> RunConfig:
+    try:
+        return RunConfig.model_validate(raw)
+    except ValidationError as error:
+        raise ConfigError(f"invalid {source}:\n  {_describe(error)}") from None
+
+
+def load_config(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> RunConfig:
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file not found: {path}")
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as error:
+        raise ConfigError(f"{path}: not valid YAML: {error}") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: the top level must be a mapping of settings")
+    return build_config(apply_overrides(raw, list(overrides)), source=str(path))

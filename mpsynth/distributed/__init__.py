@@ -1,0 +1,1 @@
+"""The only package that imports Ray: the session, and the Ray Data wiring of the stages' callables."""

@@ -1,0 +1,39 @@
+"""Starting (or joining) the Ray session the pipeline runs in."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import ray
+
+from mpsynth.config import RayConfig
+
+log = logging.getLogger(__name__)
+
+
+@contextmanager
+def ray_session(config: RayConfig) -> Iterator[None]:
+    """Join the configured cluster (or start a local session); shut down only what we started."""
+    started = False
+    if not ray.is_initialized():
+        # `ray job submit` sets RAY_ADDRESS; otherwise the config decides (None: a local session)
+        address = config.address or os.environ.get("RAY_ADDRESS")
+        log.info("starting Ray (%s)", address or "local")
+        ray.init(
+            address=address,
+            num_cpus=None if address else config.num_cpus,
+            include_dashboard=False,
+            logging_level=logging.WARNING,
+            log_to_driver=True,
+        )
+        started = True
+    context = ray.data.DataContext.get_current()
+    context.enable_operator_progress_bars = False
+    try:
+        yield
+    finally:
+        if started:
+            ray.shutdown()

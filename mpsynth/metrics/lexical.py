@@ -1,0 +1,81 @@
+"""Lexical features per post (hashtags, mentions, URLs, emojis, length), vectorised over whole Arrow
+batches, and their per-platform aggregates."""
+
+from __future__ import annotations
+
+from functools import cache
+
+import emoji
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+# RE2 patterns (pyarrow's regex engine). The leading group keeps a match from starting inside a
+# word, so "a#b", e-mail addresses and "&#39;" entities are not counted.
+HASHTAG = r"(?:^|[^\p{L}\p{N}_&/#])#[\p{N}_]*\p{L}[\p{L}\p{M}\p{N}_]*"
+MENTION = r"(?:^|[^\p{L}\p{N}_.@/])@[A-Za-z0-9_]{1,30}"
+URL = r"(?i)(?:https?://|www\.)[^\s<>\"']+"
+PATTERNS = {"hashtags": HASHTAG, "mentions": MENTION, "urls": URL}
+COUNTED = ("hashtags", "mentions", "urls", "emojis")
+FEATURES = (*COUNTED, "chars", "words")
+
+
+@cache
+def _emoji_candidate_class() -> str:
+    """An RE2 character class of every non-ASCII code point found in any emoji the emoji library
+    knows: a post that matches nothing in it holds no emoji, so only the rest need exact counting."""
+    points = sorted({ord(ch) for key in emoji.EMOJI_DATA for ch in key if ord(ch) > 127})
+    ranges, start, prev = [], points[0], points[0]
+    for point in points[1:]:
+        if point != prev + 1:
+            ranges.append((start, prev))
+            start = point
+        prev = point
+    ranges.append((start, prev))
+    return "[" + "".join(
+        f"\\x{{{a:x}}}" if a == b else f"\\x{{{a:x}}}-\\x{{{b:x}}}" for a, b in ranges
+    ) + "]"
+
+
+def count_emojis(texts: pa.Array) -> np.ndarray:
+    counts = np.zeros(len(texts), dtype=np.int64)
+    candidates = pc.match_substring_regex(texts, _emoji_candidate_class()).fill_null(False)
+    for index in np.flatnonzero(candidates.to_numpy(zero_copy_only=False)):
+        counts[index] = emoji.emoji_count(texts[int(index)].as_py())
+    return counts
+
+
+def lexical_features(texts: pa.Array | pa.ChunkedArray) -> dict[str, np.ndarray]:
+    """Per-post counts, one int64 array per feature in FEATURES."""
+    if isinstance(texts, pa.ChunkedArray):
+        texts = texts.combine_chunks()
+    features = {
+        name: pc.count_substring_regex(texts, pattern).to_numpy(zero_copy_only=False).astype(np.int64)
+        for name, pattern in PATTERNS.items()
+    }
+    features["emojis"] = count_emojis(texts)
+    features["chars"] = pc.utf8_length(texts).to_numpy(zero_copy_only=False).astype(np.int64)
+    features["words"] = (
+        pc.list_value_length(pc.utf8_split_whitespace(texts))
+        .to_numpy(zero_copy_only=False)
+        .astype(np.int64)
+    )
+    return features
+
+
+def add_lexical_features(batch: pa.Table) -> pa.Table:
+    """Batch function (Ray Data's map_batches protocol): the batch plus one column per feature."""
+    for name, values in lexical_features(batch.column("text")).items():
+        batch = batch.append_column(name, pa.array(values, pa.int64()))
+    return batch
+
+
+def lexical_metric_values(features: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Per-post values whose means are the lexical metrics (shares are means of 0/1 indicators)."""
+    values = {}
+    for name in COUNTED:
+        values[f"share_with_{name}"] = (features[name] > 0).astype(np.float64)
+        values[f"mean_{name}"] = features[name].astype(np.float64)
+    values["mean_chars"] = features["chars"].astype(np.float64)
+    values["mean_words"] = features["words"].astype(np.float64)
+    return values

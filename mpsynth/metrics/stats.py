@@ -1,0 +1,25 @@
+"""Statistics shared by the metric families: bootstrap confidence intervals."""
+
+from __future__ import annotations
+
+import numpy as np
+
+_CHUNK_CELLS = 4_000_000  # resampled indices held in memory at once
+
+
+def bootstrap_mean_ci(
+    values: np.ndarray, samples: int, confidence: float, rng: np.random.Generator
+) -> tuple[float, float]:
+    """Percentile bootstrap interval of the mean; (nan, nan) with no samples or no values."""
+    values = np.asarray(values, dtype=np.float64)
+    n = len(values)
+    if samples == 0 or n == 0:
+        return float("nan"), float("nan")
+    means = np.empty(samples)
+    per_chunk = max(1, _CHUNK_CELLS // n)
+    for start in range(0, samples, per_chunk):
+        stop = min(samples, start + per_chunk)
+        means[start:stop] = values[rng.integers(0, n, size=(stop - start, n))].mean(axis=1)
+    tail = (1 - confidence) / 2 * 100
+    low, high = np.percentile(means, [tail, 100 - tail])
+    return float(low), float(high)

@@ -1,0 +1,342 @@
+"""The pipeline runner: stages in order, each skipped when its inputs and config are unchanged.
+
+A stage's fingerprint hashes its own config, the seed, the mpsynth version and the fingerprint of the
+stage before it, so a change anywhere upstream re-runs everything downstream and nothing else.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from mpsynth import __version__, schema
+from mpsynth.config import RunConfig
+from mpsynth.errors import StageError
+from mpsynth.rundir import RunDirectory, fingerprint
+from mpsynth.stages import STAGES
+from mpsynth.stages.ingest import check_inputs, expand_input
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class StageContext:
+    config: RunConfig
+    run: RunDirectory
+
+    def path(self, stage: str, name: str) -> Path:
+        """An upstream stage's output, with a clear error when that stage has not run."""
+        path = self.run.stage_dir(stage) / name
+        if not path.exists():
+            raise StageError(f"{path} is missing: run the '{stage}' stage first (mpsynth {stage})")
+        return path
+
+
+def _input_files(config: RunConfig) -> list[dict[str, Any]]:
+    files = []
+    for spec in config.ingest.inputs:
+        for file, _ in expand_input(spec):
+            stat = file.stat()
+            files.append({"path": str(file), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns})
+    return files
+
+
+def _template_texts(config: RunConfig) -> dict[str, str]:
+    return {s: p.read_text(encoding="utf-8") for s, p in config.prompts.templates.items() if p.is_file()}
+
+
+# What each stage's output depends on, besides the stage before it.
+STAGE_INPUTS: dict[str, Callable[[RunConfig], Any]] = {
+    "ingest": lambda c: {"ingest": c.ingest.model_dump(mode="json"), "files": _input_files(c)},
+    "embed": lambda c: {"embed": c.embed.model_dump(mode="json"), "seed": c.seed},
+    "topics": lambda c: {"topics": c.topics.model_dump(mode="json"), "seed": c.seed},
+    "pools": lambda c: {
+        "pools": c.pools.model_dump(mode="json"),
+        "n_posts": c.generate.n_posts,
+        "posts_per_platform": c.prompts.posts_per_platform,
+        "seed": c.seed,
+    },
+    "prompts": lambda c: {
+        "prompts": c.prompts.model_dump(mode="json"),
+        "templates": _template_texts(c),
+        "provider": c.generate.provider.model_dump(mode="json"),
+        "params": [c.generate.temperature, c.generate.max_tokens],
+    },
+    "generate": lambda c: {"generate": c.generate.model_dump(mode="json")},
+    "postprocess": lambda c: {"name": c.generate.name},
+    "evaluate": lambda c: {"evaluate": c.evaluate.model_dump(mode="json"), "seed": c.seed},
+    "report": lambda c: {"report": c.report.model_dump(mode="json")},
+}
+
+
+def _write(table: pa.Table, path: Path) -> int:
+    pq.write_table(table, path)
+    return table.num_rows
+
+
+def run_ingest(ctx: StageContext, out: Path) -> dict[str, int]:
+    from mpsynth.stages.ingest import ingest
+
+    result = ingest(ctx.config.ingest)
+    (out / "summary.json").write_text(json.dumps(result.summary, indent=2) + "\n")
+    for platform, counts in result.summary.items():
+        log.info("ingest %-10s read %7d  kept %7d  quarantined %6d", platform, *counts.values())
+    return {
+        "posts": _write(result.posts, out / "posts.parquet"),
+        "quarantined": _write(result.quarantine, out / "quarantine.parquet"),
+    }
+
+
+def run_embed(ctx: StageContext, out: Path) -> dict[str, int]:
+    from mpsynth.distributed.data import map_parquet
+    from mpsynth.embedders import fit_embedder
+    from mpsynth.stages.embed import EmbedBatch
+
+    posts_path = ctx.path("ingest", "posts.parquet")
+    texts = pq.read_table(posts_path, columns=["text"]).column("text").to_pylist()
+    model_path = fit_embedder(ctx.config.embed.embedder, texts, ctx.config.seed, out)
+    map_parquet(
+        posts_path,
+        out / "embeddings",
+        EmbedBatch,
+        columns=["id", "text"],
+        constructor_kwargs={"config": ctx.config.embed.embedder, "model_path": model_path},
+        actors=1,
+        num_cpus=ctx.config.ray.actor_num_cpus,
+        batch_size=ctx.config.embed.batch_size,
+    )
+    return {"embeddings": pq.read_table(out / "embeddings", columns=["id"]).num_rows}
+
+
+def run_topics(ctx: StageContext, out: Path) -> dict[str, int]:
+    from mpsynth.stages.embed import embeddings_matrix
+    from mpsynth.stages.topics import (
+        assignments_table,
+        fit_topics,
+        similarity_to_topics,
+        topics_table,
+    )
+
+    posts = pq.read_table(ctx.path("ingest", "posts.parquet"), columns=["id", "platform", "text"])
+    embedded = pq.read_table(ctx.path("embed", "embeddings"))
+    order = {post_id: i for i, post_id in enumerate(embedded.column("id").to_pylist())}
+    index = np.array([order[i] for i in posts.column("id").to_pylist()])
+    embeddings = embeddings_matrix(embedded.column("embedding"))[index]
+    fitted = fit_topics(posts.column("text").to_pylist(), embeddings, ctx.config.topics, ctx.config.seed)
+    similarity = similarity_to_topics(embeddings, fitted.labels, fitted.centroids)
+    np.save(out / "centroids.npy", fitted.centroids)
+    fitted.model.save(str(out / "bertopic"), serialization="pickle", save_embedding_model=False)
+    topics = topics_table(
+        fitted,
+        posts.column("id").to_pylist(),
+        posts.column("platform").to_pylist(),
+        similarity,
+        ctx.config.topics.representative_posts,
+    )
+    mixed = sum(1 for r in topics.to_pylist() if r["topic"] >= 0 and len(r["platform_counts"]) > 1)
+    log.info("topics: %d topics (%d span several platforms)", len(fitted.centroids), mixed)
+    _write(topics, out / "topics.parquet")
+    return {
+        "assignments": _write(
+            assignments_table(posts.column("id").combine_chunks(), fitted.labels, similarity),
+            out / "assignments.parquet",
+        ),
+        "topics": len(fitted.centroids),
+        "outliers": int((fitted.labels < 0).sum()),
+    }
+
+
+def run_pools(ctx: StageContext, out: Path) -> dict[str, int]:
+    from mpsynth.stages.pools import build_pools
+
+    pools = build_pools(
+        pq.read_table(ctx.path("ingest", "posts.parquet"), columns=["id", "platform"]),
+        pq.read_table(ctx.path("topics", "assignments.parquet")),
+        ctx.config.pools,
+        ctx.config.generate.n_posts,
+        ctx.config.prompts.posts_per_platform,
+        ctx.config.seed,
+    )
+    return {"pools": _write(pools, out / "pools.parquet")}
+
+
+def run_prompts(ctx: StageContext, out: Path) -> dict[str, int]:
+    from mpsynth.stages.prompts import build_requests
+
+    requests = build_requests(
+        pq.read_table(ctx.path("pools", "pools.parquet")),
+        pq.read_table(ctx.path("ingest", "posts.parquet"), columns=["id", "platform", "text"]),
+        ctx.config.prompts,
+        ctx.config.generate,
+    )
+    return {"requests": _write(requests, out / "requests.parquet")}
+
+
+def run_generate(ctx: StageContext, out: Path) -> dict[str, int]:
+    from mpsynth.distributed.data import map_parquet
+    from mpsynth.providers import RealCorpus
+    from mpsynth.stages.generate import GenerateBatch
+
+    corpus = RealCorpus(  # what the offline baseline trains on
+        posts=ctx.path("ingest", "posts.parquet").resolve(),
+        assignments=ctx.path("topics", "assignments.parquet").resolve(),
+    )
+    generate = ctx.config.generate
+    map_parquet(
+        ctx.path("prompts", "requests.parquet"),
+        out / "completions",
+        GenerateBatch,
+        constructor_kwargs={"provider": generate.provider, "corpus": corpus},
+        actors=generate.actors,
+        num_cpus=ctx.config.ray.actor_num_cpus,
+        batch_size=generate.batch_size,
+    )
+    completions = pq.read_table(out / "completions", columns=["status"])
+    failed = completions.column("status").to_pylist().count("failed")
+    return {"completions": completions.num_rows, "failed": failed}
+
+
+def run_postprocess(ctx: StageContext, out: Path) -> dict[str, int]:
+    from mpsynth.stages.postprocess import postprocess
+
+    result = postprocess(
+        pq.read_table(ctx.path("prompts", "requests.parquet")),
+        pq.read_table(ctx.path("generate", "completions")),
+        ctx.config.generate.name,
+    )
+    (out / "synthetic").mkdir()
+    rows = {name: _write(t, out / "synthetic" / f"{name}.parquet") for name, t in result.datasets.items()}
+    rows["rejected"] = _write(result.rejected, out / "rejected.parquet")
+    (out / "summary.json").write_text(json.dumps(result.counts, indent=2) + "\n")
+    return rows
+
+
+def run_evaluate(ctx: StageContext, out: Path) -> dict[str, int]:
+    from mpsynth.distributed.data import map_parquet
+    from mpsynth.metrics.lexical import add_lexical_features
+    from mpsynth.stages.evaluate import lexical_metrics, sample_per_platform
+
+    sources = {schema.REAL: ctx.path("ingest", "posts.parquet")}
+    sources.update(
+        (p.stem, p) for p in sorted(ctx.path("postprocess", "synthetic").glob("*.parquet"))
+    )
+    evaluate = ctx.config.evaluate
+    staged = out / "sampled"
+    staged.mkdir()
+    for number, (name, path) in enumerate(sources.items()):
+        table = pq.read_table(path, columns=["platform", "text"])
+        table = sample_per_platform(table, evaluate.sample_per_platform, ctx.config.seed + number)
+        table = table.append_column("dataset", pa.array([name] * table.num_rows, pa.string()))
+        pq.write_table(table, staged / f"{number:03d}.parquet")
+    map_parquet(
+        sorted(staged.glob("*.parquet")),
+        out / "features",
+        add_lexical_features,
+        num_cpus=ctx.config.ray.actor_num_cpus,
+        batch_size=4096,
+    )
+    features = pq.read_table(out / "features")
+    metrics = lexical_metrics(features, evaluate, ctx.config.seed)
+    pq.write_table(metrics, out / "metrics.parquet")
+    (out / "metrics.json").write_text(json.dumps(metrics.to_pylist(), indent=1, allow_nan=True) + "\n")
+    return {"metrics": metrics.num_rows, "posts": features.num_rows}
+
+
+def run_report(ctx: StageContext, out: Path) -> dict[str, int]:
+    from mpsynth.stages.report import render_report
+
+    examples = {}
+    for path in sorted(ctx.path("postprocess", "synthetic").glob("*.parquet")):
+        table = pq.read_table(path, columns=["platform", "text"]).to_pylist()
+        by_platform: dict[str, list] = {}
+        for row in table:
+            if len(by_platform.setdefault(row["platform"], [])) < 3:
+                by_platform[row["platform"]].append(row)
+        examples[path.stem] = [row for rows in by_platform.values() for row in rows]
+    page = render_report(
+        ctx.config.report.title,
+        pq.read_table(ctx.path("evaluate", "metrics.parquet")),
+        pq.read_table(ctx.path("evaluate", "features"), columns=["dataset", "platform", "chars"]),
+        json.loads(ctx.path("ingest", "summary.json").read_text()),
+        examples,
+        ctx.run.manifest(),
+    )
+    (out / "report.html").write_text(page, encoding="utf-8")
+    return {"bytes": len(page.encode())}
+
+
+RUNNERS: dict[str, Callable[[StageContext, Path], dict[str, int]]] = {
+    "ingest": run_ingest,
+    "embed": run_embed,
+    "topics": run_topics,
+    "pools": run_pools,
+    "prompts": run_prompts,
+    "generate": run_generate,
+    "postprocess": run_postprocess,
+    "evaluate": run_evaluate,
+    "report": run_report,
+}
+RAY_STAGES = {"embed", "generate", "evaluate"}
+
+
+def preflight(config: RunConfig) -> None:
+    """Every check that needs no work done: inputs and their columns, prompt templates."""
+    from mpsynth.stages.prompts import load_template
+
+    check_inputs(config.ingest)
+    for strategy in config.pools.strategies:
+        load_template(strategy, config.prompts)
+
+
+def run_pipeline(
+    config: RunConfig, until: str = STAGES[-1], force: Iterable[str] = ()
+) -> dict[str, Any]:
+    """Run the stages up to `until`, skipping those already current; return the manifest."""
+    if until not in STAGES:
+        raise StageError(f"unknown stage {until!r}; stages are {', '.join(STAGES)}")
+    force = set(force)
+    preflight(config)  # before the run directory exists, so a bad input leaves nothing behind
+    run = RunDirectory(config.run_dir)
+    run.initialise(config.to_yaml(), fingerprint(config.model_dump(mode="json")))
+    ctx = StageContext(config, run)
+    todo = STAGES[: STAGES.index(until) + 1]
+    plan, upstream, stale = [], "", False
+    for stage in todo:
+        upstream = fingerprint(
+            {"stage": stage, "version": __version__, "inputs": STAGE_INPUTS[stage](config), "up": upstream}
+        )
+        # once a stage re-runs, everything after it re-runs too
+        stale = stale or stage in force or not run.is_current(stage, upstream)
+        plan.append((stage, upstream, stale))
+    needs_ray = any(run_it and stage in RAY_STAGES for stage, _, run_it in plan)
+    with _maybe_ray(config, needs_ray):
+        for stage, stage_fingerprint, run_it in plan:
+            if not run_it:
+                log.info("%-11s up to date, skipped", stage)
+                continue
+            started = time.perf_counter()
+            log.info("%-11s running", stage)
+            with run.writing(stage) as out:
+                rows = RUNNERS[stage](ctx, out)
+            run.record(stage, stage_fingerprint, started, rows)
+            log.info("%-11s done in %.1fs %s", stage, time.perf_counter() - started, rows)
+    return run.manifest()
+
+
+def _maybe_ray(config: RunConfig, needed: bool):
+    if not needed:
+        from contextlib import nullcontext
+
+        return nullcontext()
+    from mpsynth.distributed.session import ray_session
+
+    return ray_session(config.ray)

@@ -1,0 +1,116 @@
+"""The run directory: one folder per stage, the resolved config, and a manifest of what ran.
+
+A stage writes into a hidden scratch folder that is renamed into place only when the stage succeeds,
+so a crash never leaves a half-written stage that a re-run would mistake for a finished one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import shutil
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from mpsynth import __version__
+
+MANIFEST = "manifest.json"
+RESOLVED_CONFIG = "config.yaml"
+_VERSIONED = ("pyarrow", "ray", "bertopic", "umap-learn", "hdbscan", "scikit-learn", "numpy")
+
+
+def fingerprint(payload: Any) -> str:
+    """A stable hash of anything JSON can express (paths and other objects via str)."""
+    text = json.dumps(payload, sort_keys=True, default=str, ensure_ascii=False)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def package_versions() -> dict[str, str]:
+    versions = {"mpsynth": __version__, "python": platform.python_version()}
+    for name in _VERSIONED:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = "not installed"
+    return versions
+
+
+def _write_json_atomic(path: Path, payload: Any) -> None:
+    scratch = path.with_name(f".{path.name}.tmp")
+    scratch.write_text(json.dumps(payload, indent=2, ensure_ascii=False, default=str) + "\n")
+    os.replace(scratch, path)
+
+
+class RunDirectory:
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+
+    def stage_dir(self, stage: str) -> Path:
+        return self.root / stage
+
+    @property
+    def manifest_path(self) -> Path:
+        return self.root / MANIFEST
+
+    def manifest(self) -> dict[str, Any]:
+        if not self.manifest_path.is_file():
+            return {"stages": {}}
+        return json.loads(self.manifest_path.read_text(encoding="utf-8"))
+
+    def is_current(self, stage: str, stage_fingerprint: str) -> bool:
+        entry = self.manifest()["stages"].get(stage)
+        return (
+            entry is not None
+            and entry.get("fingerprint") == stage_fingerprint
+            and self.stage_dir(stage).is_dir()
+        )
+
+    def initialise(self, config_yaml: str, config_hash: str) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
+        (self.root / RESOLVED_CONFIG).write_text(config_yaml, encoding="utf-8")
+        manifest = self.manifest()
+        manifest.update(
+            config_hash=config_hash, versions=package_versions(), updated=_now()
+        )
+        manifest.setdefault("created", _now())
+        _write_json_atomic(self.manifest_path, manifest)
+
+    @contextmanager
+    def writing(self, stage: str) -> Iterator[Path]:
+        """Yield a scratch folder for the stage's outputs; it replaces the stage folder on success."""
+        scratch = self.root / f".{stage}.partial"
+        shutil.rmtree(scratch, ignore_errors=True)
+        scratch.mkdir(parents=True)
+        try:
+            yield scratch
+        except BaseException:
+            shutil.rmtree(scratch, ignore_errors=True)
+            raise
+        final = self.stage_dir(stage)
+        shutil.rmtree(final, ignore_errors=True)
+        os.replace(scratch, final)
+
+    def record(
+        self, stage: str, stage_fingerprint: str, started: float, rows: dict[str, int], **extra: Any
+    ) -> None:
+        manifest = self.manifest()
+        manifest["stages"][stage] = {
+            "fingerprint": stage_fingerprint,
+            "rows": rows,
+            "seconds": round(time.perf_counter() - started, 3),
+            "finished": _now(),
+            **extra,
+        }
+        manifest["updated"] = _now()
+        _write_json_atomic(self.manifest_path, manifest)
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")

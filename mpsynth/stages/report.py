@@ -1,0 +1,166 @@
+"""Report: one self-contained HTML page (plots inlined as PNG data URIs, no external resources)."""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pyarrow as pa  # noqa: E402
+
+from mpsynth import schema  # noqa: E402
+from mpsynth.metrics.lexical import COUNTED  # noqa: E402
+
+STYLE = """
+body{font-family:system-ui,sans-serif;margin:2rem auto;max-width:1100px;color:#222;padding:0 1rem}
+h1{font-size:1.6rem}h2{margin-top:2.2rem;border-bottom:1px solid #ddd;padding-bottom:.3rem}
+table{border-collapse:collapse;font-size:.85rem;margin:.5rem 0}
+th,td{border:1px solid #ddd;padding:.25rem .5rem;text-align:right}
+th{background:#f4f4f4}td.l,th.l{text-align:left}
+.good{background:#e6f4ea}.warn{background:#fef7e0}.bad{background:#fce8e6}
+img{max-width:100%}.post{font-size:.85rem;white-space:pre-wrap;border-left:3px solid #ccc;
+padding:.2rem .6rem;margin:.3rem 0}.muted{color:#777;font-size:.85rem}
+"""
+
+
+def _png(figure: plt.Figure) -> str:
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
+    plt.close(figure)
+    return f'<img alt="plot" src="data:image/png;base64,{base64.b64encode(buffer.getvalue()).decode()}">'
+
+
+def _lexical_plot(metrics: list[dict], datasets: list[str], platforms: list[str]) -> str:
+    figure, axes = plt.subplots(2, 2, figsize=(11, 7), sharey=True)
+    width = 0.8 / max(1, len(datasets))
+    for axis, feature in zip(axes.flat, COUNTED, strict=True):
+        for offset, dataset in enumerate(datasets):
+            found = {
+                m["platform"]: m
+                for m in metrics
+                if m["metric"] == f"share_with_{feature}" and m["dataset"] == dataset
+            }
+            x = np.arange(len(platforms)) + offset * width
+            values = [found[p]["value"] if p in found else np.nan for p in platforms]
+            errors = np.array(
+                [
+                    [found[p]["value"] - found[p]["ci_low"], found[p]["ci_high"] - found[p]["value"]]
+                    if p in found and found[p]["ci_low"] is not None
+                    else [0.0, 0.0]
+                    for p in platforms
+                ]
+            ).T
+            axis.bar(x, values, width, yerr=np.nan_to_num(errors), capsize=2, label=dataset)
+        axis.set_title(f"share of posts with {feature}")
+        axis.set_xticks(np.arange(len(platforms)) + width * (len(datasets) - 1) / 2, platforms)
+        axis.set_ylim(0, 1)
+    axes.flat[0].legend(fontsize=8)
+    figure.tight_layout()
+    return _png(figure)
+
+
+def _length_plot(features: pa.Table, datasets: list[str], platforms: list[str]) -> str:
+    figure, axes = plt.subplots(1, len(platforms), figsize=(3.2 * len(platforms), 3.4), squeeze=False)
+    dataset_col = np.asarray(features.column("dataset").to_pylist(), dtype=object)
+    platform_col = np.asarray(features.column("platform").to_pylist(), dtype=object)
+    chars = features.column("chars").to_numpy()
+    for axis, platform in zip(axes[0], platforms, strict=True):
+        data = [chars[(dataset_col == d) & (platform_col == platform)] for d in datasets]
+        axis.boxplot([d if len(d) else [np.nan] for d in data], showfliers=False)
+        axis.set_xticks(range(1, len(datasets) + 1), datasets, rotation=30, ha="right", fontsize=7)
+        axis.set_title(f"{platform}: length (chars)", fontsize=9)
+    figure.tight_layout()
+    return _png(figure)
+
+
+def _scorecard(metrics: list[dict], datasets: list[str]) -> str:
+    real = {(m["metric"], m["platform"]): m for m in metrics if m["dataset"] == schema.REAL}
+    synthetic = [d for d in datasets if d != schema.REAL]
+    head = "".join(f"<th>{html.escape(d)}</th><th>gap</th>" for d in synthetic)
+    lines = [f'<table><tr><th class="l">metric</th><th class="l">platform</th><th>real</th>{head}</tr>']
+    by_key = {(m["dataset"], m["metric"], m["platform"]): m for m in metrics}
+    for (metric, platform), base in sorted(real.items(), key=lambda kv: (kv[0][1], kv[0][0])):
+        cells = []
+        for dataset in synthetic:
+            other = by_key.get((dataset, metric, platform))
+            if other is None:
+                cells.append("<td>–</td><td>–</td>")
+                continue
+            gap = other["value"] - base["value"]
+            scale = max(abs(base["value"]), 1e-9)
+            css = "good" if abs(gap) <= 0.1 * scale else "warn" if abs(gap) <= 0.5 * scale else "bad"
+            cells.append(f'<td>{other["value"]:.3f}</td><td class="{css}">{gap:+.3f}</td>')
+        lines.append(
+            f'<tr><td class="l">{metric}</td><td class="l">{html.escape(platform)}</td>'
+            f'<td>{base["value"]:.3f}</td>{"".join(cells)}</tr>'
+        )
+    lines.append("</table>")
+    return "\n".join(lines)
+
+
+def _counts_table(summary: dict[str, dict[str, int]], columns: list[str]) -> str:
+    head = "".join(f"<th>{c}</th>" for c in columns)
+    body = "".join(
+        f'<tr><td class="l">{html.escape(key)}</td>'
+        + "".join(f"<td>{values.get(c, 0):,}</td>" for c in columns)
+        + "</tr>"
+        for key, values in summary.items()
+    )
+    return f'<table><tr><th class="l"></th>{head}</tr>{body}</table>'
+
+
+def render_report(
+    title: str,
+    metrics: pa.Table,
+    features: pa.Table,
+    ingest_summary: dict[str, dict[str, int]],
+    synthetic_examples: dict[str, list[dict[str, Any]]],
+    manifest: dict[str, Any],
+) -> str:
+    rows = metrics.to_pylist()
+    datasets = list(dict.fromkeys(r["dataset"] for r in rows))
+    platforms = sorted({r["platform"] for r in rows if r["platform"] != schema.ALL_PLATFORMS})
+    posts = {
+        d: {p: next((r["n"] for r in rows if r["dataset"] == d and r["platform"] == p), 0) for p in platforms}
+        for d in datasets
+    }
+    example_html = []
+    for dataset, examples in synthetic_examples.items():
+        example_html.append(f"<h3>{html.escape(dataset)}</h3>")
+        example_html.extend(
+            f'<div class="post"><b>{html.escape(e["platform"])}</b> · {html.escape(e["text"])}</div>'
+            for e in examples
+        )
+    stage_rows = {
+        name: {"seconds": entry.get("seconds", 0)} for name, entry in manifest.get("stages", {}).items()
+    }
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>
+<style>{STYLE}</style></head><body>
+<h1>{html.escape(title)}</h1>
+<p class="muted">config hash {html.escape(str(manifest.get("config_hash", ""))[:12])} ·
+mpsynth {html.escape(str(manifest.get("versions", {}).get("mpsynth", "")))}</p>
+<h2>Posts per platform</h2>
+{_counts_table(posts, platforms)}
+<h2>Real input</h2>
+{_counts_table(ingest_summary, ["read", "kept", "quarantined"])}
+<h2>Lexical features</h2>
+<p>Share of posts with at least one of each feature, per platform, with
+bootstrap confidence intervals.</p>
+{_lexical_plot(rows, datasets, platforms)}
+{_length_plot(features, datasets, platforms)}
+<h2>Scorecard: gap from real</h2>
+<p class="muted">Green: within 10% of the real value; amber: within 50%; red: further.</p>
+{_scorecard(rows, datasets)}
+<h2>Synthetic examples</h2>
+{"".join(example_html)}
+<h2>Stages</h2>
+{_counts_table(stage_rows, ["seconds"])}
+</body></html>
+"""
