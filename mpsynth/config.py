@@ -151,7 +151,9 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
     for override in overrides:
         key, sep, value = override.partition("=")
         if not sep or not key.strip():
-            raise ConfigError(f"override {override!r}: expected KEY=VALUE, e.g. generate.n_posts=200")
+            raise ConfigError(
+                f"override {override!r}: expected KEY=VALUE, e.g. generate.n_posts=200"
+            )
         parts = key.strip().split(".")
         node = raw
         for depth, part in enumerate(parts[:-1]):

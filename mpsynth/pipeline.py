@@ -51,7 +51,9 @@ def _input_files(config: RunConfig) -> list[dict[str, Any]]:
 
 
 def _template_texts(config: RunConfig) -> dict[str, str]:
-    return {s: p.read_text(encoding="utf-8") for s, p in config.prompts.templates.items() if p.is_file()}
+    return {
+        s: p.read_text(encoding="utf-8") for s, p in config.prompts.templates.items() if p.is_file()
+    }
 
 
 # What each stage's output depends on, besides the stage before it.
@@ -131,7 +133,9 @@ def run_topics(ctx: StageContext, out: Path) -> dict[str, int]:
     order = {post_id: i for i, post_id in enumerate(embedded.column("id").to_pylist())}
     index = np.array([order[i] for i in posts.column("id").to_pylist()])
     embeddings = embeddings_matrix(embedded.column("embedding"))[index]
-    fitted = fit_topics(posts.column("text").to_pylist(), embeddings, ctx.config.topics, ctx.config.seed)
+    fitted = fit_topics(
+        posts.column("text").to_pylist(), embeddings, ctx.config.topics, ctx.config.seed
+    )
     similarity = similarity_to_topics(embeddings, fitted.labels, fitted.centroids)
     np.save(out / "centroids.npy", fitted.centroids)
     fitted.model.save(str(out / "bertopic"), serialization="pickle", save_embedding_model=False)
@@ -214,7 +218,10 @@ def run_postprocess(ctx: StageContext, out: Path) -> dict[str, int]:
         ctx.config.generate.name,
     )
     (out / "synthetic").mkdir()
-    rows = {name: _write(t, out / "synthetic" / f"{name}.parquet") for name, t in result.datasets.items()}
+    rows = {
+        name: _write(t, out / "synthetic" / f"{name}.parquet")
+        for name, t in result.datasets.items()
+    }
     rows["rejected"] = _write(result.rejected, out / "rejected.parquet")
     (out / "summary.json").write_text(json.dumps(result.counts, indent=2) + "\n")
     return rows
@@ -247,7 +254,9 @@ def run_evaluate(ctx: StageContext, out: Path) -> dict[str, int]:
     features = pq.read_table(out / "features")
     metrics = lexical_metrics(features, evaluate, ctx.config.seed)
     pq.write_table(metrics, out / "metrics.parquet")
-    (out / "metrics.json").write_text(json.dumps(metrics.to_pylist(), indent=1, allow_nan=True) + "\n")
+    (out / "metrics.json").write_text(
+        json.dumps(metrics.to_pylist(), indent=1, allow_nan=True) + "\n"
+    )
     return {"metrics": metrics.num_rows, "posts": features.num_rows}
 
 
@@ -312,7 +321,12 @@ def run_pipeline(
     plan, upstream, stale = [], "", False
     for stage in todo:
         upstream = fingerprint(
-            {"stage": stage, "version": __version__, "inputs": STAGE_INPUTS[stage](config), "up": upstream}
+            {
+                "stage": stage,
+                "version": __version__,
+                "inputs": STAGE_INPUTS[stage](config),
+                "up": upstream,
+            }
         )
         # once a stage re-runs, everything after it re-runs too
         stale = stale or stage in force or not run.is_current(stage, upstream)

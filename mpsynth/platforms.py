@@ -25,7 +25,9 @@ BUILTIN_ALIASES: dict[str, str] = {
 }
 
 
-def normalise_platform(raw: str | None, extra_aliases: Mapping[str, str] | None = None) -> str | None:
+def normalise_platform(
+    raw: str | None, extra_aliases: Mapping[str, str] | None = None
+) -> str | None:
     """Case-fold and map known aliases (`X`, `x.com` -> `twitter`); None or blank -> None."""
     if raw is None:
         return None
@@ -35,5 +37,8 @@ def normalise_platform(raw: str | None, extra_aliases: Mapping[str, str] | None 
     for prefix in ("https://", "http://", "www."):
         name = name.removeprefix(prefix)
     name = name.rstrip("/")
-    aliases = {**BUILTIN_ALIASES, **{k.casefold(): v.casefold() for k, v in (extra_aliases or {}).items()}}
+    aliases = {
+        **BUILTIN_ALIASES,
+        **{k.casefold(): v.casefold() for k, v in (extra_aliases or {}).items()},
+    }
     return aliases.get(name, name)

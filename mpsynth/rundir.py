@@ -76,9 +76,7 @@ class RunDirectory:
         self.root.mkdir(parents=True, exist_ok=True)
         (self.root / RESOLVED_CONFIG).write_text(config_yaml, encoding="utf-8")
         manifest = self.manifest()
-        manifest.update(
-            config_hash=config_hash, versions=package_versions(), updated=_now()
-        )
+        manifest.update(config_hash=config_hash, versions=package_versions(), updated=_now())
         manifest.setdefault("created", _now())
         _write_json_atomic(self.manifest_path, manifest)
 

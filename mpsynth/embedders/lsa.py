@@ -39,7 +39,9 @@ class LsaEmbedder:
                 f"embed.embedder.dimensions={config.dimensions} needs a vocabulary larger than that, "
                 f"but the corpus gives only {matrix.shape[1]} terms: lower the setting"
             )
-        svd = TruncatedSVD(n_components=config.dimensions, random_state=seed, algorithm="randomized")
+        svd = TruncatedSVD(
+            n_components=config.dimensions, random_state=seed, algorithm="randomized"
+        )
         svd.fit(matrix)
         return cls(vectorizer, svd)
 

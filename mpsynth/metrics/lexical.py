@@ -32,9 +32,11 @@ def _emoji_candidate_class() -> str:
             start = point
         prev = point
     ranges.append((start, prev))
-    return "[" + "".join(
-        f"\\x{{{a:x}}}" if a == b else f"\\x{{{a:x}}}-\\x{{{b:x}}}" for a, b in ranges
-    ) + "]"
+    return (
+        "["
+        + "".join(f"\\x{{{a:x}}}" if a == b else f"\\x{{{a:x}}}-\\x{{{b:x}}}" for a, b in ranges)
+        + "]"
+    )
 
 
 def count_emojis(texts: pa.Array) -> np.ndarray:
@@ -50,7 +52,9 @@ def lexical_features(texts: pa.Array | pa.ChunkedArray) -> dict[str, np.ndarray]
     if isinstance(texts, pa.ChunkedArray):
         texts = texts.combine_chunks()
     features = {
-        name: pc.count_substring_regex(texts, pattern).to_numpy(zero_copy_only=False).astype(np.int64)
+        name: pc.count_substring_regex(texts, pattern)
+        .to_numpy(zero_copy_only=False)
+        .astype(np.int64)
         for name, pattern in PATTERNS.items()
     }
     features["emojis"] = count_emojis(texts)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter, defaultdict
+
 import numpy as np
 import pyarrow.parquet as pq
 
@@ -40,7 +41,9 @@ class MarkovChain:
             state, words = (BEGIN,) * self.order, []
             while len(words) < max_words:
                 choices, cumulative = self.transitions[state]
-                word = choices[int(np.searchsorted(cumulative, rng.random() * cumulative[-1], "right"))]
+                word = choices[
+                    int(np.searchsorted(cumulative, rng.random() * cumulative[-1], "right"))
+                ]
                 if word == END:
                     break
                 words.append(word)
@@ -55,7 +58,11 @@ class MarkovProvider:
     kind = "markov"
 
     def __init__(
-        self, config: MarkovProviderConfig, texts: list[str], platforms: list[str], topics: list[int]
+        self,
+        config: MarkovProviderConfig,
+        texts: list[str],
+        platforms: list[str],
+        topics: list[int],
     ) -> None:
         self.config = config
         self.model = config.model
@@ -96,7 +103,10 @@ class MarkovProvider:
     async def complete(self, request: GenerationRequest) -> Completion:
         rng = np.random.default_rng(request.seed)
         posts = [
-            {"platform": platform, "text": self.chain(request.topic, platform).sample(rng, self.config.max_words)}
+            {
+                "platform": platform,
+                "text": self.chain(request.topic, platform).sample(rng, self.config.max_words),
+            }
             for platform in request.target_platforms
             for _ in range(request.posts_per_platform)
         ]

@@ -35,4 +35,6 @@ class EmbedBatch:
 
     def __call__(self, batch: pa.Table) -> pa.Table:
         vectors = self.embedder.encode(batch.column("text").to_pylist())
-        return pa.Table.from_arrays([batch.column("id"), embeddings_column(vectors)], schema=self.schema)
+        return pa.Table.from_arrays(
+            [batch.column("id"), embeddings_column(vectors)], schema=self.schema
+        )

@@ -182,9 +182,7 @@ def ingest(config: IngestConfig) -> IngestResult:
         columns, errors, _ = _read_raw(file, fmt)
         wanted = _wanted_columns(spec)
         n_rows = len(errors)
-        values = {
-            name: columns.get(column, [None] * n_rows) for name, column in wanted.items()
-        }
+        values = {name: columns.get(column, [None] * n_rows) for name, column in wanted.items()}
         for index in range(n_rows):
             row_number = index + 1
             raw_platform = spec.platform if spec.platform is not None else values["platform"][index]

@@ -59,7 +59,11 @@ def build_pools(
     ids = posts.column("id").to_pylist()
     platforms = posts.column("platform").to_pylist()
     topic_of = dict(
-        zip(assignments.column("id").to_pylist(), assignments.column("topic").to_pylist(), strict=True)
+        zip(
+            assignments.column("id").to_pylist(),
+            assignments.column("topic").to_pylist(),
+            strict=True,
+        )
     )
     topics = [topic_of.get(post_id) for post_id in ids]
     if any(topic is None for topic in topics):
@@ -69,9 +73,13 @@ def build_pools(
         rng = np.random.default_rng([seed, index])
         match strategy:
             case "mptm":
-                draws = _mptm_pools(ids, platforms, topics, config, n_posts, posts_per_platform, rng)
+                draws = _mptm_pools(
+                    ids, platforms, topics, config, n_posts, posts_per_platform, rng
+                )
             case "per_platform":
-                draws = _per_platform_pools(ids, platforms, config, n_posts, posts_per_platform, rng)
+                draws = _per_platform_pools(
+                    ids, platforms, config, n_posts, posts_per_platform, rng
+                )
         for number, (topic, targets, examples) in enumerate(draws):
             rows["pool_id"].append(f"{strategy}-{number:06d}")
             rows["strategy"].append(strategy)
@@ -100,10 +108,14 @@ def _mptm_pools(ids, platforms, topics, config, n_posts, posts_per_platform, rng
         by_platform = members[topic]
         targets = sorted(by_platform)
         for _ in range(count):
-            spread = spread_examples({p: len(by_platform[p]) for p in targets}, config.examples_per_prompt)
+            spread = spread_examples(
+                {p: len(by_platform[p]) for p in targets}, config.examples_per_prompt
+            )
             examples = []
             for platform in targets:
-                chosen = rng.choice(len(by_platform[platform]), spread.get(platform, 0), replace=False)
+                chosen = rng.choice(
+                    len(by_platform[platform]), spread.get(platform, 0), replace=False
+                )
                 examples.extend(by_platform[platform][i] for i in sorted(chosen))
             draws.append((topic, targets, examples))
     return draws

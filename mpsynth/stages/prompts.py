@@ -54,7 +54,9 @@ def build_requests(
     prompts: PromptsConfig,
     generate: GenerateConfig,
 ) -> pa.Table:
-    text_of = dict(zip(posts.column("id").to_pylist(), posts.column("text").to_pylist(), strict=True))
+    text_of = dict(
+        zip(posts.column("id").to_pylist(), posts.column("text").to_pylist(), strict=True)
+    )
     platform_of = dict(
         zip(posts.column("id").to_pylist(), posts.column("platform").to_pylist(), strict=True)
     )

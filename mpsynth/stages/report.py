@@ -10,12 +10,12 @@ from typing import Any
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pyarrow as pa  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+import pyarrow as pa
 
-from mpsynth import schema  # noqa: E402
-from mpsynth.metrics.lexical import COUNTED  # noqa: E402
+from mpsynth import schema
+from mpsynth.metrics.lexical import COUNTED
 
 STYLE = """
 body{font-family:system-ui,sans-serif;margin:2rem auto;max-width:1100px;color:#222;padding:0 1rem}
@@ -50,7 +50,10 @@ def _lexical_plot(metrics: list[dict], datasets: list[str], platforms: list[str]
             values = [found[p]["value"] if p in found else np.nan for p in platforms]
             errors = np.array(
                 [
-                    [found[p]["value"] - found[p]["ci_low"], found[p]["ci_high"] - found[p]["value"]]
+                    [
+                        found[p]["value"] - found[p]["ci_low"],
+                        found[p]["ci_high"] - found[p]["value"],
+                    ]
                     if p in found and found[p]["ci_low"] is not None
                     else [0.0, 0.0]
                     for p in platforms
@@ -66,7 +69,9 @@ def _lexical_plot(metrics: list[dict], datasets: list[str], platforms: list[str]
 
 
 def _length_plot(features: pa.Table, datasets: list[str], platforms: list[str]) -> str:
-    figure, axes = plt.subplots(1, len(platforms), figsize=(3.2 * len(platforms), 3.4), squeeze=False)
+    figure, axes = plt.subplots(
+        1, len(platforms), figsize=(3.2 * len(platforms), 3.4), squeeze=False
+    )
     dataset_col = np.asarray(features.column("dataset").to_pylist(), dtype=object)
     platform_col = np.asarray(features.column("platform").to_pylist(), dtype=object)
     chars = features.column("chars").to_numpy()
@@ -83,7 +88,9 @@ def _scorecard(metrics: list[dict], datasets: list[str]) -> str:
     real = {(m["metric"], m["platform"]): m for m in metrics if m["dataset"] == schema.REAL}
     synthetic = [d for d in datasets if d != schema.REAL]
     head = "".join(f"<th>{html.escape(d)}</th><th>gap</th>" for d in synthetic)
-    lines = [f'<table><tr><th class="l">metric</th><th class="l">platform</th><th>real</th>{head}</tr>']
+    lines = [
+        f'<table><tr><th class="l">metric</th><th class="l">platform</th><th>real</th>{head}</tr>'
+    ]
     by_key = {(m["dataset"], m["metric"], m["platform"]): m for m in metrics}
     for (metric, platform), base in sorted(real.items(), key=lambda kv: (kv[0][1], kv[0][0])):
         cells = []
@@ -94,11 +101,13 @@ def _scorecard(metrics: list[dict], datasets: list[str]) -> str:
                 continue
             gap = other["value"] - base["value"]
             scale = max(abs(base["value"]), 1e-9)
-            css = "good" if abs(gap) <= 0.1 * scale else "warn" if abs(gap) <= 0.5 * scale else "bad"
+            css = (
+                "good" if abs(gap) <= 0.1 * scale else "warn" if abs(gap) <= 0.5 * scale else "bad"
+            )
             cells.append(f'<td>{other["value"]:.3f}</td><td class="{css}">{gap:+.3f}</td>')
         lines.append(
             f'<tr><td class="l">{metric}</td><td class="l">{html.escape(platform)}</td>'
-            f'<td>{base["value"]:.3f}</td>{"".join(cells)}</tr>'
+            f"<td>{base['value']:.3f}</td>{''.join(cells)}</tr>"
         )
     lines.append("</table>")
     return "\n".join(lines)
@@ -127,7 +136,10 @@ def render_report(
     datasets = list(dict.fromkeys(r["dataset"] for r in rows))
     platforms = sorted({r["platform"] for r in rows if r["platform"] != schema.ALL_PLATFORMS})
     posts = {
-        d: {p: next((r["n"] for r in rows if r["dataset"] == d and r["platform"] == p), 0) for p in platforms}
+        d: {
+            p: next((r["n"] for r in rows if r["dataset"] == d and r["platform"] == p), 0)
+            for p in platforms
+        }
         for d in datasets
     }
     example_html = []
@@ -138,7 +150,8 @@ def render_report(
             for e in examples
         )
     stage_rows = {
-        name: {"seconds": entry.get("seconds", 0)} for name, entry in manifest.get("stages", {}).items()
+        name: {"seconds": entry.get("seconds", 0)}
+        for name, entry in manifest.get("stages", {}).items()
     }
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>

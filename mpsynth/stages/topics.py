@@ -78,7 +78,9 @@ def topic_centroids(embeddings: np.ndarray, labels: np.ndarray) -> np.ndarray:
     return centroids / np.where(norms == 0, 1.0, norms)
 
 
-def similarity_to_topics(embeddings: np.ndarray, labels: np.ndarray, centroids: np.ndarray) -> np.ndarray:
+def similarity_to_topics(
+    embeddings: np.ndarray, labels: np.ndarray, centroids: np.ndarray
+) -> np.ndarray:
     """Cosine of each post to its own topic's centroid (to the nearest centroid for outliers)."""
     if centroids.shape[0] == 0:
         return np.zeros(len(labels), dtype=np.float32)

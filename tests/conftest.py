@@ -1,0 +1,44 @@
+from __future__ import annotations
+
+import csv
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO.parent / "shared" / "data"
+DEMO_COLUMNS = ["platform", "id", "timestamp", "author", "text", "lang", "label"]
+
+
+def read_rows(name: str) -> list[dict[str, str]]:
+    path = SHARED_DATA / name
+    assert path.is_file(), f"the real test data is missing: {path}"
+    with path.open(encoding="utf-8", newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def write_csv(path: Path, rows: list[dict[str, str]], columns: list[str]) -> Path:
+    with path.open("w", encoding="utf-8", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=columns, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(rows)
+    return path
+
+
+@pytest.fixture(scope="session")
+def demo_rows() -> list[dict[str, str]]:
+    return read_rows("demo_posts.csv")
+
+
+def first_per_platform(rows: list[dict[str, str]], n: int) -> list[dict[str, str]]:
+    taken: dict[str, int] = {}
+    picked = []
+    for row in rows:
+        if taken.get(row["platform"], 0) < n:
+            taken[row["platform"]] = taken.get(row["platform"], 0) + 1
+            picked.append(row)
+    return picked

@@ -1,0 +1,62 @@
+from __future__ import annotations
+
+import pydantic
+import pytest
+
+from mpsynth.config import apply_overrides, load_config
+from mpsynth.errors import ConfigError
+from tests.conftest import REPO
+
+DEMO = REPO / "configs" / "demo.yaml"
+
+
+def test_demo_config_loads_and_round_trips(tmp_path):
+    config = load_config(DEMO)
+    assert config.pools.examples_per_prompt == 9
+    saved = tmp_path / "resolved.yaml"
+    saved.write_text(config.to_yaml())
+    assert load_config(saved) == config
+
+
+def test_override_changes_nested_value():
+    config = load_config(DEMO, ["generate.n_posts=200", "topics.min_dist=0.1"])
+    assert config.generate.n_posts == 200
+    assert config.topics.min_dist == 0.1
+
+
+def test_invalid_value_names_key_and_what_is_allowed():
+    with pytest.raises(ConfigError) as error:
+        load_config(DEMO, ["generate.n_posts=0"])
+    assert "generate.n_posts" in str(error.value)
+    assert "greater than or equal to 1" in str(error.value)
+
+
+def test_invalid_choice_lists_the_allowed_values():
+    with pytest.raises(ConfigError) as error:
+        load_config(DEMO, ["pools.strategies=[mptm, random]"])
+    message = str(error.value)
+    assert "pools.strategies.1" in message
+    assert "'mptm'" in message and "'per_platform'" in message
+
+
+def test_unknown_key_is_rejected():
+    with pytest.raises(ConfigError, match=r"generate\.n_post: unknown setting"):
+        load_config(DEMO, ["generate.n_post=5"])
+
+
+def test_config_is_frozen():
+    config = load_config(DEMO)
+    with pytest.raises(pydantic.ValidationError):
+        config.generate.n_posts = 5
+
+
+def test_malformed_override_is_a_clear_error():
+    with pytest.raises(ConfigError, match="expected KEY=VALUE"):
+        apply_overrides({}, ["generate.n_posts"])
+    with pytest.raises(ConfigError, match="seed is not a section"):
+        apply_overrides({"seed": 3}, ["seed.x=1"])
+
+
+def test_missing_config_file(tmp_path):
+    with pytest.raises(ConfigError, match="config file not found"):
+        load_config(tmp_path / "nope.yaml")

@@ -1,0 +1,128 @@
+from __future__ import annotations
+
+import json
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from mpsynth.config import IngestConfig
+from mpsynth.errors import InputError
+from mpsynth.platforms import normalise_platform
+from mpsynth.stages.ingest import ingest
+from tests.conftest import DEMO_COLUMNS, first_per_platform, read_rows, write_csv
+
+
+def _config(*inputs: dict) -> IngestConfig:
+    return IngestConfig.model_validate({"inputs": list(inputs)})
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("X", "twitter"),
+        ("x.com", "twitter"),
+        ("https://www.Twitter.com/", "twitter"),
+        (" YouTube ", "youtube"),
+        ("FB", "facebook"),
+        ("Reddit", "reddit"),
+        ("Mastodon", "mastodon"),
+        ("", None),
+        (None, None),
+    ],
+)
+def test_platform_names_are_normalised(raw, expected):
+    assert normalise_platform(raw) == expected
+
+
+def test_extra_aliases_from_config():
+    assert normalise_platform("Bluesky Social", {"bluesky social": "bluesky"}) == "bluesky"
+
+
+def test_real_rows_are_kept_byte_for_byte(tmp_path, demo_rows):
+    rows = first_per_platform(demo_rows, 60)
+    # the youtube row with embedded newlines and commas inside its quoted text
+    tricky = next(r for r in demo_rows if r["platform"] == "youtube" and "\n" in r["text"])
+    rows.append(tricky)
+    path = write_csv(tmp_path / "posts.csv", rows, DEMO_COLUMNS)
+    result = ingest(_config({"path": str(path)}))
+    assert result.posts.num_rows == len(rows) == 241
+    assert result.quarantine.num_rows == 0
+    texts = dict(zip(result.posts["id"].to_pylist(), result.posts["text"].to_pylist(), strict=True))
+    for row in rows:
+        assert texts[row["id"]] == row["text"]
+    assert result.summary["youtube"] == {"read": 61, "kept": 61, "quarantined": 0}
+
+
+def test_bad_rows_are_quarantined_with_reasons(tmp_path, demo_rows):
+    rows = [dict(r) for r in first_per_platform(demo_rows, 5)]  # 20 real rows
+    rows[1]["text"] = "   "
+    rows[7]["platform"] = ""
+    rows[12]["id"] = rows[11]["id"]
+    path = write_csv(tmp_path / "posts.csv", rows, DEMO_COLUMNS)
+    # one more real row whose text holds bytes that are not UTF-8
+    raw = path.read_bytes() + b"reddit,bad-bytes,,,caf\xe9 \xff is open,en,\n"
+    path.write_bytes(raw)
+
+    result = ingest(_config({"path": str(path)}))
+    read = sum(v["read"] for v in result.summary.values())
+    kept = sum(v["kept"] for v in result.summary.values())
+    quarantined = sum(v["quarantined"] for v in result.summary.values())
+    assert read == 21 == kept + quarantined
+    assert result.posts.num_rows == kept == 17
+    assert result.quarantine.num_rows == quarantined == 4
+    reasons = dict(
+        zip(
+            result.quarantine["source_row"].to_pylist(),
+            result.quarantine["reason"].to_pylist(),
+            strict=True,
+        )
+    )
+    assert reasons[2] == "empty text"
+    assert reasons[8] == "no platform"
+    assert reasons[13].startswith("duplicate id (first seen at") and ":12)" in reasons[13]
+    assert reasons[21].startswith("undecodable bytes in column 'text'")
+    assert all(reasons.values())
+
+
+def test_missing_text_column_names_column_and_file(tmp_path, demo_rows):
+    path = write_csv(tmp_path / "no_text.csv", demo_rows[:5], ["platform", "id", "author"])
+    with pytest.raises(InputError) as error:
+        ingest(_config({"path": str(path)}))
+    assert "'text'" in str(error.value) and str(path) in str(error.value)
+
+
+def test_missing_file_is_named(tmp_path):
+    with pytest.raises(InputError, match=r"input not found: .*absent\.csv"):
+        ingest(_config({"path": str(tmp_path / "absent.csv")}))
+
+
+def test_explicitly_mapped_optional_column_must_exist(tmp_path, demo_rows):
+    path = write_csv(tmp_path / "p.csv", demo_rows[:5], ["platform", "id", "text"])
+    ingest(_config({"path": str(path)}))  # default-named optional columns may be absent
+    with pytest.raises(InputError, match="no column 'user'"):
+        ingest(_config({"path": str(path), "columns": {"author": "user"}}))
+
+
+def test_jsonl_parquet_and_folder_inputs_with_mapping(tmp_path):
+    reddit = read_rows("politics_reddit_meiu22.csv")[:30]
+    folder = tmp_path / "in"
+    folder.mkdir()
+    with (folder / "a.jsonl").open("w", encoding="utf-8") as handle:
+        for row in reddit[:15]:
+            handle.write(json.dumps({"body": row["text"], "uid": row["id"]}) + "\n")
+        handle.write("{not json\n")
+    pq.write_table(
+        pa.table({"body": [r["text"] for r in reddit[15:]], "uid": [r["id"] for r in reddit[15:]]}),
+        folder / "b.parquet",
+    )
+    result = ingest(
+        _config(
+            {"path": str(folder), "platform": "Reddit", "columns": {"text": "body", "id": "uid"}}
+        )
+    )
+    assert result.posts.num_rows == 30
+    assert set(result.posts["platform"].to_pylist()) == {"reddit"}
+    assert result.posts["text"].to_pylist() == [r["text"] for r in reddit]
+    assert result.quarantine["reason"].to_pylist()[0].startswith("invalid JSON")
+    assert result.summary["reddit"] == {"read": 31, "kept": 30, "quarantined": 1}

@@ -1,0 +1,110 @@
+from __future__ import annotations
+
+import emoji
+import numpy as np
+import pyarrow as pa
+import pytest
+
+from mpsynth.metrics.lexical import add_lexical_features, lexical_features, lexical_metric_values
+from mpsynth.metrics.stats import bootstrap_mean_ci
+
+# Real posts from the demo data, counted by hand.
+HAND_COUNTED = {
+    # id: (hashtags, mentions, urls, emojis, words)
+    "10_gop#231": (1, 1, 0, 0, 11),
+    "4MySquad3312143142#297": (3, 2, 0, 0, 21),
+    "4MySquad3312143142#2432": (0, 0, 1, 0, 13),
+    "Crystal1Johnson#6226": (0, 0, 1, 3, 13),  # 👑 ❤️ 🎉
+    "debesstrs#8413": (0, 0, 1, 4, 17),  # 😠 💸 ↔ 💯
+    "AnaaisLEC#2110": (0, 0, 0, 2, 16),  # 👍 🇺🇸 (a flag is one emoji)
+}
+
+
+@pytest.fixture(scope="module")
+def hand_rows(demo_rows):
+    by_id = {r["id"]: r for r in demo_rows}
+    return [by_id[i] for i in HAND_COUNTED]
+
+
+def test_counts_match_hand_counts_on_real_posts(hand_rows):
+    features = lexical_features(pa.array([r["text"] for r in hand_rows]))
+    for index, row in enumerate(hand_rows):
+        hashtags, mentions, urls, emojis, words = HAND_COUNTED[row["id"]]
+        got = tuple(
+            int(features[name][index])
+            for name in ("hashtags", "mentions", "urls", "emojis", "words")
+        )
+        assert got == (hashtags, mentions, urls, emojis, words), row["id"]
+        assert features["chars"][index] == len(row["text"])
+
+
+@pytest.mark.parametrize(
+    ("text", "hashtags", "mentions"),
+    [
+        ("mail me at someone@example.com", 0, 0),  # an e-mail address is not a mention
+        (
+            "it&#39;s #1 but #2020vote counts",
+            1,
+            0,
+        ),  # an HTML entity and a bare number are not hashtags
+        ("#a #b\n#c", 3, 0),
+        ("(@user) and @user2", 0, 2),
+    ],
+)
+def test_patterns_do_not_fire_inside_words(text, hashtags, mentions):
+    features = lexical_features(pa.array([text]))
+    assert (features["hashtags"][0], features["mentions"][0]) == (hashtags, mentions)
+
+
+def test_vectorised_emoji_count_equals_the_library_on_every_demo_post(demo_rows):
+    texts = [r["text"] for r in demo_rows]
+    features = lexical_features(pa.chunked_array([pa.array(texts[:2000]), pa.array(texts[2000:])]))
+    expected = np.array([emoji.emoji_count(t) for t in texts])
+    assert expected.sum() > 100  # the check means something only if emojis are there
+    np.testing.assert_array_equal(features["emojis"], expected)
+
+
+def test_batch_function_adds_one_column_per_feature(hand_rows):
+    batch = pa.table(
+        {"platform": [r["platform"] for r in hand_rows], "text": [r["text"] for r in hand_rows]}
+    )
+    out = add_lexical_features(batch)
+    assert out.column_names == [
+        "platform",
+        "text",
+        "hashtags",
+        "mentions",
+        "urls",
+        "emojis",
+        "chars",
+        "words",
+    ]
+    assert out["hashtags"].to_pylist() == [h for h, *_ in HAND_COUNTED.values()]
+
+
+def test_metric_values_are_shares_and_means():
+    values = lexical_metric_values(
+        {
+            "hashtags": np.array([0, 2, 1, 0]),
+            "mentions": np.zeros(4, int),
+            "urls": np.array([1, 1, 1, 1]),
+            "emojis": np.array([0, 0, 0, 3]),
+            "chars": np.array([10, 20, 30, 40]),
+            "words": np.array([1, 2, 3, 4]),
+        }
+    )
+    assert values["share_with_hashtags"].mean() == 0.5
+    assert values["mean_hashtags"].mean() == 0.75
+    assert values["share_with_urls"].mean() == 1.0
+    assert values["mean_chars"].mean() == 25.0
+
+
+def test_bootstrap_interval_brackets_the_mean_and_narrows_with_n():
+    rng = np.random.default_rng(0)
+    small = rng.binomial(1, 0.3, 100).astype(float)
+    large = rng.binomial(1, 0.3, 10_000).astype(float)
+    low_s, high_s = bootstrap_mean_ci(small, 500, 0.95, np.random.default_rng(1))
+    low_l, high_l = bootstrap_mean_ci(large, 500, 0.95, np.random.default_rng(1))
+    assert low_s < small.mean() < high_s and low_l < large.mean() < high_l
+    assert (high_l - low_l) < (high_s - low_s) / 5
+    assert np.isnan(bootstrap_mean_ci(small, 0, 0.95, rng)).all()

@@ -1,0 +1,70 @@
+from __future__ import annotations
+
+import asyncio
+import json
+
+import numpy as np
+
+from mpsynth.config import MarkovProviderConfig
+from mpsynth.providers import GenerationRequest
+from mpsynth.providers.markov import BEGIN, MarkovChain, MarkovProvider
+from tests.conftest import first_per_platform
+
+
+def _request(**overrides) -> GenerationRequest:
+    fields = dict(
+        request_id="r1",
+        strategy="mptm",
+        topic=0,
+        target_platforms=["reddit", "twitter"],
+        posts_per_platform=2,
+        example_ids=[],
+        messages=[{"role": "user", "content": "write posts"}],
+        params={},
+        seed=11,
+    )
+    return GenerationRequest(**{**fields, **overrides})
+
+
+def test_chain_emits_only_transitions_seen_in_training(demo_rows):
+    posts = [r["text"] for r in demo_rows if r["platform"] == "twitter"][:300]
+    chain = MarkovChain(posts, order=2)
+    seen = set()
+    for post in posts:
+        words = [BEGIN, BEGIN, *post.split()]
+        seen.update(zip(words, words[1:], words[2:], strict=False))
+    rng = np.random.default_rng(0)
+    for _ in range(50):
+        words = [BEGIN, BEGIN, *chain.sample(rng, 60).split()]
+        assert set(zip(words, words[1:], words[2:], strict=False)) <= seen
+
+
+def test_provider_answers_the_requested_json_deterministically(demo_rows):
+    rows = first_per_platform(demo_rows, 100)
+    provider = MarkovProvider(
+        MarkovProviderConfig(min_training_posts=5),
+        [r["text"] for r in rows],
+        [r["platform"] for r in rows],
+        [0] * len(rows),
+    )
+    first = asyncio.run(provider.complete(_request()))
+    posts = json.loads(first.text)["posts"]
+    assert [p["platform"] for p in posts] == ["reddit", "reddit", "twitter", "twitter"]
+    assert all(p["text"] for p in posts)
+    assert first.completion_tokens == sum(len(p["text"].split()) for p in posts)
+    assert asyncio.run(provider.complete(_request())).text == first.text
+    assert asyncio.run(provider.complete(_request(seed=12))).text != first.text
+
+
+def test_small_topic_falls_back_to_the_whole_platform(demo_rows):
+    rows = first_per_platform(demo_rows, 50)
+    topics = [7 if i < 3 else 0 for i in range(len(rows))]
+    provider = MarkovProvider(
+        MarkovProviderConfig(min_training_posts=20),
+        [r["text"] for r in rows],
+        [r["platform"] for r in rows],
+        topics,
+    )
+    platform = rows[0]["platform"]
+    assert len(provider.chain(7, platform).training) > 3
+    assert provider.chain(None, platform).training == provider.chain(7, platform).training

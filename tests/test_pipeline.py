@@ -1,0 +1,140 @@
+"""End to end on real posts: the whole pipeline through a local Ray session, the CLI, re-runs."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+import yaml
+
+from mpsynth.cli import main
+from mpsynth.config import load_config
+from mpsynth.pipeline import run_pipeline
+from mpsynth.stages import STAGES
+from tests.conftest import DEMO_COLUMNS, first_per_platform, write_csv
+
+pytestmark = [pytest.mark.slow, pytest.mark.ray]
+
+
+@pytest.fixture(scope="module")
+def ray_local():
+    """One Ray session for the module; the pipeline joins it instead of starting its own."""
+    from mpsynth.config import RayConfig
+    from mpsynth.distributed.session import ray_session
+
+    with ray_session(RayConfig(num_cpus=2)):
+        yield
+
+
+def _write_config(tmp_path, data, **overrides):
+    raw = {
+        "run_dir": str(tmp_path / "run"),
+        "seed": 3,
+        "ingest": {"inputs": [{"path": str(data)}]},
+        "embed": {"embedder": {"dimensions": 48}},
+        "topics": {"min_cluster_size": 8, "n_neighbors": 10},
+        "generate": {"n_posts": 120},
+        "evaluate": {"bootstrap_samples": 50},
+    }
+    raw.update(overrides)
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    return path
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory, demo_rows, ray_local):
+    tmp_path = tmp_path_factory.mktemp("e2e")
+    data = write_csv(tmp_path / "posts.csv", first_per_platform(demo_rows, 150), DEMO_COLUMNS)
+    config_path = _write_config(tmp_path, data)
+    manifest = run_pipeline(load_config(config_path))
+    return config_path, load_config(config_path), manifest
+
+
+def test_every_platform_gets_synthetic_posts_with_provenance(finished_run):
+    _, config, manifest = finished_run
+    synthetic = config.run_dir / "postprocess" / "synthetic"
+    names = sorted(p.stem for p in synthetic.glob("*.parquet"))
+    assert names == ["markov-mptm", "markov-per_platform"]
+    for name in names:
+        table = pq.read_table(synthetic / f"{name}.parquet")
+        assert set(table["platform"].to_pylist()) == {"twitter", "reddit", "youtube", "facebook"}
+        assert table.num_rows >= 100
+        assert all(len(ids) == 9 for ids in table["example_ids"].to_pylist())
+    assert list(manifest["stages"]) == list(STAGES)
+    assert manifest["stages"]["ingest"]["rows"] == {"posts": 600, "quarantined": 0}
+
+
+def test_mptm_pools_from_the_fitted_topics_share_one_topic(finished_run):
+    _, config, _ = finished_run
+    assignments = pq.read_table(config.run_dir / "topics" / "assignments.parquet")
+    topic_of = dict(
+        zip(assignments["id"].to_pylist(), assignments["topic"].to_pylist(), strict=True)
+    )
+    pools = pq.read_table(config.run_dir / "pools" / "pools.parquet").to_pylist()
+    mptm = [p for p in pools if p["strategy"] == "mptm"]
+    assert mptm
+    for pool in mptm:
+        assert {topic_of[i] for i in pool["example_ids"]} == {pool["topic"]}
+
+
+def test_metrics_and_a_self_contained_report(finished_run):
+    _, config, _ = finished_run
+    metrics = pq.read_table(config.run_dir / "evaluate" / "metrics.parquet").to_pylist()
+    real_share = {
+        m["platform"]: m["value"]
+        for m in metrics
+        if m["dataset"] == "real" and m["metric"] == "share_with_urls"
+    }
+    # the first 150 IRA tweets of the demo data: URLs in most, as in the whole file
+    assert real_share["twitter"] > 0.4 and real_share["reddit"] < 0.05
+    assert json.loads((config.run_dir / "evaluate" / "metrics.json").read_text())
+    page = (config.run_dir / "report" / "report.html").read_text()
+    assert len(re.findall(r'<img alt="plot" src="data:image/png;base64,', page)) >= 2
+    assert not re.search(r'(src|href)="(https?:)?//', page)
+
+
+def test_rerun_skips_current_stages_and_a_change_reruns_from_where_it_bites(finished_run):
+    config_path, _, first = finished_run
+    again = run_pipeline(load_config(config_path))
+    assert again["stages"] == first["stages"]
+    changed = run_pipeline(load_config(config_path, ["generate.n_posts=60"]))
+    for stage in ("ingest", "embed", "topics"):
+        assert changed["stages"][stage] == first["stages"][stage]
+    for stage in ("pools", "prompts", "generate", "postprocess", "evaluate", "report"):
+        assert changed["stages"][stage]["finished"] >= first["stages"][stage]["finished"]
+        assert changed["stages"][stage]["fingerprint"] != first["stages"][stage]["fingerprint"]
+    assert changed["stages"]["pools"]["rows"]["pools"] < first["stages"]["pools"]["rows"]["pools"]
+
+
+def test_cli_missing_text_column_fails_before_writing_anything(tmp_path, demo_rows, capsys):
+    data = write_csv(tmp_path / "no_text.csv", demo_rows[:20], ["platform", "id", "author"])
+    config_path = _write_config(tmp_path, data)
+    assert main(["run", str(config_path)]) == 2
+    err = capsys.readouterr().err
+    assert "no column 'text'" in err and str(data) in err
+    assert not (tmp_path / "run").exists()
+
+
+def test_cli_invalid_override_names_the_key(tmp_path, demo_rows, capsys):
+    data = write_csv(tmp_path / "p.csv", demo_rows[:20], DEMO_COLUMNS)
+    config_path = _write_config(tmp_path, data)
+    assert main(["run", str(config_path), "--set", "topics.min_cluster_size=1"]) == 2
+    assert "topics.min_cluster_size" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
+
+
+def test_cli_stage_subcommand_runs_up_to_that_stage(tmp_path, demo_rows, ray_local):
+    data = write_csv(tmp_path / "p.csv", first_per_platform(demo_rows, 60), DEMO_COLUMNS)
+    config_path = _write_config(tmp_path, data)
+    assert main(["embed", str(config_path)]) == 0
+    manifest = json.loads((tmp_path / "run" / "manifest.json").read_text())
+    assert list(manifest["stages"]) == ["ingest", "embed"]
+    assert manifest["stages"]["embed"]["rows"] == {"embeddings": 240}
+    embedded = pq.read_table(tmp_path / "run" / "embed" / "embeddings")
+    kind = embedded.schema.field("embedding").type
+    assert pa.types.is_fixed_size_list(kind) and kind.list_size == 48
+    assert kind.value_type == pa.float32()

@@ -1,0 +1,115 @@
+from __future__ import annotations
+
+from collections import Counter
+
+import numpy as np
+import pyarrow as pa
+import pytest
+
+from mpsynth.config import PoolsConfig
+from mpsynth.stages.pools import build_pools, largest_remainder, spread_examples
+from tests.conftest import first_per_platform
+
+
+@pytest.fixture(scope="module")
+def corpus(demo_rows):
+    """Real posts (40 per platform) with a topic assignment whose platform mix is known:
+    topic 0: twitter, reddit, facebook; topic 1: twitter, reddit; topic 2: twitter, reddit;
+    topic 3: youtube only; half of facebook are outliers."""
+    rows = first_per_platform(demo_rows, 40)
+    topics, seen = [], Counter()
+    for row in rows:
+        i = seen[row["platform"]]
+        seen[row["platform"]] += 1
+        match row["platform"]:
+            case "twitter" | "reddit":
+                topics.append(i % 3)
+            case "youtube":
+                topics.append(3)
+            case "facebook":
+                topics.append(0 if i % 2 == 0 else -1)
+    posts = pa.table({"id": [r["id"] for r in rows], "platform": [r["platform"] for r in rows]})
+    assignments = pa.table({"id": [r["id"] for r in rows], "topic": topics})
+    return posts, assignments
+
+
+def test_mptm_examples_share_one_topic_and_cover_its_platforms(corpus):
+    posts, assignments = corpus
+    pools = build_pools(posts, assignments, PoolsConfig(strategies=["mptm"]), 300, 3, seed=1)
+    topic_of = dict(
+        zip(assignments["id"].to_pylist(), assignments["topic"].to_pylist(), strict=True)
+    )
+    platform_of = dict(zip(posts["id"].to_pylist(), posts["platform"].to_pylist(), strict=True))
+    platforms_in = {
+        0: {"twitter", "reddit", "facebook"},
+        1: {"twitter", "reddit"},
+        2: {"twitter", "reddit"},
+        3: {"youtube"},
+    }
+    assert pools.num_rows > 0
+    for pool in pools.to_pylist():
+        examples = pool["example_ids"]
+        assert len(examples) == 9 and len(set(examples)) == 9
+        assert {topic_of[i] for i in examples} == {pool["topic"]}
+        assert {platform_of[i] for i in examples} == platforms_in[pool["topic"]]
+        assert set(pool["target_platforms"]) == platforms_in[pool["topic"]]
+
+
+def test_mptm_requests_follow_topic_sizes_and_skip_outliers(corpus):
+    posts, assignments = corpus
+    pools = build_pools(posts, assignments, PoolsConfig(strategies=["mptm"]), 600, 3, seed=1)
+    per_topic = Counter(pools["topic"].to_pylist())
+    assert -1 not in per_topic
+    # synthetic posts per topic = requests x 3 posts x platforms; sizes are 47, 27, 26, 40 posts
+    posts_per_topic = {t: n * 3 * {0: 3, 1: 2, 2: 2, 3: 1}[t] for t, n in per_topic.items()}
+    total = sum(posts_per_topic.values())
+    assert abs(total - 600) <= 9
+    for topic, size in {0: 47, 1: 27, 2: 26, 3: 40}.items():
+        assert posts_per_topic[topic] / total == pytest.approx(size / 140, abs=0.03)
+
+
+def test_outliers_can_be_included(corpus):
+    posts, assignments = corpus
+    pools = build_pools(
+        posts, assignments, PoolsConfig(strategies=["mptm"], include_outliers=True), 600, 3, 1
+    )
+    assert -1 in set(pools["topic"].to_pylist())
+
+
+def test_per_platform_pools_hold_one_platform(corpus):
+    posts, assignments = corpus
+    pools = build_pools(
+        posts, assignments, PoolsConfig(strategies=["per_platform"]), 120, 3, seed=2
+    )
+    platform_of = dict(zip(posts["id"].to_pylist(), posts["platform"].to_pylist(), strict=True))
+    assert pools.num_rows == 40
+    assert Counter(p[0] for p in pools["target_platforms"].to_pylist()) == {
+        "twitter": 10,
+        "reddit": 10,
+        "youtube": 10,
+        "facebook": 10,
+    }
+    for pool in pools.to_pylist():
+        assert pool["topic"] is None
+        assert {platform_of[i] for i in pool["example_ids"]} == set(pool["target_platforms"])
+
+
+def test_pools_are_deterministic_per_seed(corpus):
+    posts, assignments = corpus
+    config = PoolsConfig()
+    first = build_pools(posts, assignments, config, 200, 3, seed=5)
+    assert first.equals(build_pools(posts, assignments, config, 200, 3, seed=5))
+    assert not first.equals(build_pools(posts, assignments, config, 200, 3, seed=6))
+
+
+def test_largest_remainder_sums_exactly():
+    counts = largest_remainder(np.array([1.0, 1.0, 1.0]), 10)
+    assert counts.sum() == 10 and sorted(counts.tolist()) == [3, 3, 4]
+    assert largest_remainder(np.array([5.0, 0.0]), 3).tolist() == [3, 0]
+
+
+def test_spread_examples_is_even_and_capped():
+    assert spread_examples({"a": 100, "b": 100, "c": 100}, 9) == {"a": 3, "b": 3, "c": 3}
+    assert spread_examples({"a": 100, "b": 1}, 9) == {"a": 8, "b": 1}
+    assert spread_examples({"a": 2, "b": 1}, 9) == {"a": 2, "b": 1}
+    assert sum(spread_examples({"a": 5, "b": 5, "c": 5, "d": 5}, 9).values()) == 9

@@ -1,0 +1,102 @@
+from __future__ import annotations
+
+import json
+
+import pyarrow as pa
+import pytest
+
+from mpsynth import schema
+from mpsynth.stages.postprocess import OutputFormatError, parse_posts, postprocess
+
+
+def test_parse_accepts_object_list_and_fenced_json():
+    items = [{"platform": "reddit", "text": "hi"}]
+    assert parse_posts(json.dumps({"posts": items})) == items
+    assert parse_posts(json.dumps(items)) == items
+    assert parse_posts("```json\n" + json.dumps({"posts": items}) + "\n```") == items
+    with pytest.raises(OutputFormatError, match="not valid JSON"):
+        parse_posts('{"posts": [')
+    with pytest.raises(OutputFormatError, match="expected"):
+        parse_posts('{"items": 3}')
+
+
+def _requests(n):
+    return pa.Table.from_pylist(
+        [
+            {
+                "request_id": f"req{i:030d}",
+                "pool_id": f"mptm-{i}",
+                "strategy": "mptm",
+                "topic": 2,
+                "target_platforms": ["reddit", "twitter"],
+                "posts_per_platform": 1,
+                "example_ids": ["a", "b"],
+                "messages": [{"role": "user", "content": "x"}],
+                "provider": "markov",
+                "model": "m",
+                "params_json": "{}",
+                "seed": i,
+            }
+            for i in range(n)
+        ],
+        schema=schema.GENERATION_REQUESTS,
+    )
+
+
+def _completion(i, text, status="ok"):
+    return {
+        "request_id": f"req{i:030d}",
+        "provider": "markov",
+        "model": "m",
+        "status": status,
+        "text": text,
+        "finish_reason": "stop",
+        "prompt_tokens": 1,
+        "completion_tokens": 1,
+        "error": None if status == "ok" else "boom",
+        "latency_s": 0.0,
+    }
+
+
+def test_posts_keep_provenance_and_every_rejection_has_a_reason():
+    good = {
+        "posts": [
+            {"platform": "Reddit", "text": "first"},
+            {"platform": "twitter", "text": "second"},
+        ]
+    }
+    completions = pa.Table.from_pylist(
+        [
+            _completion(0, json.dumps(good)),
+            _completion(
+                1,
+                json.dumps(
+                    {
+                        "posts": [
+                            {"platform": "youtube", "text": "x"},
+                            {"platform": "reddit", "text": "first"},
+                            {"platform": "twitter", "text": " "},
+                        ]
+                    }
+                ),
+            ),
+            _completion(2, "not json"),
+            _completion(3, None, status="failed"),
+        ],
+        schema=schema.COMPLETIONS,
+    )
+    result = postprocess(_requests(5), completions, "markov")
+    posts = result.datasets["markov-mptm"].to_pylist()
+    assert [(p["platform"], p["text"]) for p in posts] == [
+        ("reddit", "first"),
+        ("twitter", "second"),
+    ]
+    assert posts[0]["request_id"] == f"req{0:030d}" and posts[0]["example_ids"] == ["a", "b"]
+    assert posts[0]["topic"] == 2 and posts[0]["seed"] == 0 and posts[0]["provider"] == "markov"
+    reasons = result.rejected["reason"].to_pylist()
+    assert reasons[0] == "platform not requested: 'youtube'"
+    assert reasons[1] == "duplicate text"
+    assert reasons[2] == "empty text"
+    assert reasons[3].startswith("unparseable output: not valid JSON")
+    assert reasons[4] == "request failed: boom"
+    assert reasons[5] == "no completion"

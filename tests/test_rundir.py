@@ -1,0 +1,35 @@
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from mpsynth.rundir import RunDirectory, fingerprint
+
+
+def test_failed_stage_leaves_nothing_behind(tmp_path):
+    run = RunDirectory(tmp_path / "run")
+    run.initialise("seed: 1\n", "abc")
+    with pytest.raises(RuntimeError), run.writing("embed") as out:
+        (out / "part.parquet").write_text("half")
+        raise RuntimeError("crash")
+    assert not run.stage_dir("embed").exists()
+    assert sorted(p.name for p in run.root.iterdir()) == ["config.yaml", "manifest.json"]
+
+
+def test_finished_stage_is_current_until_its_fingerprint_changes(tmp_path):
+    run = RunDirectory(tmp_path / "run")
+    run.initialise("seed: 1\n", "abc")
+    with run.writing("embed") as out:
+        (out / "x.txt").write_text("done")
+    run.record("embed", "fp1", time.perf_counter(), {"rows": 3})
+    assert (run.stage_dir("embed") / "x.txt").read_text() == "done"
+    assert run.is_current("embed", "fp1")
+    assert not run.is_current("embed", "fp2")
+    assert run.manifest()["stages"]["embed"]["rows"] == {"rows": 3}
+    assert run.manifest()["versions"]["pyarrow"]
+
+
+def test_fingerprint_is_order_independent_and_sensitive():
+    assert fingerprint({"a": 1, "b": [1, 2]}) == fingerprint({"b": [1, 2], "a": 1})
+    assert fingerprint({"a": 1}) != fingerprint({"a": 2})
