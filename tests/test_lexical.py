@@ -108,3 +108,9 @@ def test_bootstrap_interval_brackets_the_mean_and_narrows_with_n():
     assert low_s < small.mean() < high_s and low_l < large.mean() < high_l
     assert (high_l - low_l) < (high_s - low_s) / 5
     assert np.isnan(bootstrap_mean_ci(small, 0, 0.95, rng)).all()
+
+
+def test_word_counts_match_python_split_on_every_demo_post(demo_rows):
+    texts = [r["text"] for r in demo_rows] + ["", "  ", " padded  words "]
+    features = lexical_features(pa.array(texts))
+    assert features["words"].tolist() == [len(t.split()) for t in texts]

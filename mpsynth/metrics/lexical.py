@@ -59,8 +59,11 @@ def lexical_features(texts: pa.Array | pa.ChunkedArray) -> dict[str, np.ndarray]
     }
     features["emojis"] = count_emojis(texts)
     features["chars"] = pc.utf8_length(texts).to_numpy(zero_copy_only=False).astype(np.int64)
+    # trimmed first: Arrow yields an empty token for leading or trailing whitespace
+    trimmed = pc.utf8_trim_whitespace(texts)
+    words = pc.list_value_length(pc.utf8_split_whitespace(trimmed))
     features["words"] = (
-        pc.list_value_length(pc.utf8_split_whitespace(texts))
+        pc.if_else(pc.equal(pc.utf8_length(trimmed), 0), 0, words)
         .to_numpy(zero_copy_only=False)
         .astype(np.int64)
     )
