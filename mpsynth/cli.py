@@ -19,11 +19,10 @@ def _run(config_path: str, overrides: tuple[str, ...], until: str, force: set[st
     from mpsynth.pipeline import run_pipeline
 
     config = load_config(config_path, overrides)
-    manifest = run_pipeline(config, until=until, force=force)
+    run_pipeline(config, until=until, force=force)
     log.info("run directory: %s", config.run_dir)
     if until == STAGES[-1]:
         log.info("report: %s", config.run_dir / "report" / "report.html")
-    del manifest
 
 
 _config = click.argument("config", type=click.Path(dir_okay=False))

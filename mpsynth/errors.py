@@ -17,14 +17,3 @@ class InputError(MpsynthError):
 
 class StageError(MpsynthError):
     """A stage cannot run, for example because an upstream output is missing."""
-
-
-class ProviderError(MpsynthError):
-    """A generation backend failed in a way that retrying cannot fix."""
-
-
-class MissingDependencyError(MpsynthError):
-    """An optional dependency is not installed; the message names the install command."""
-
-    def __init__(self, what: str, install: str) -> None:
-        super().__init__(f"{what} is not installed: run `{install}`")

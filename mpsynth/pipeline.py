@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -251,6 +252,7 @@ def run_evaluate(ctx: StageContext, out: Path) -> dict[str, int]:
         num_cpus=ctx.config.ray.actor_num_cpus,
         batch_size=4096,
     )
+    shutil.rmtree(staged)  # the features keep every column the report needs
     features = pq.read_table(out / "features")
     metrics = lexical_metrics(features, evaluate, ctx.config.seed)
     pq.write_table(metrics, out / "metrics.parquet")

@@ -97,8 +97,8 @@ def check_inputs(config: IngestConfig) -> list[tuple[InputSpec, Path, str]]:
     return files
 
 
-def _read_raw(file: Path, fmt: str) -> tuple[dict[str, list], list[str | None], list[str]]:
-    """All columns as Python strings (None for nulls), a per-row byte/JSON error, and the names."""
+def _read_raw(file: Path, fmt: str) -> tuple[dict[str, list], list[str | None]]:
+    """All columns as Python strings (None for nulls), and a per-row byte or JSON error."""
     if fmt == "csv":
         names = _read_header(file, fmt)
         table = pacsv.read_csv(
@@ -122,7 +122,7 @@ def _read_raw(file: Path, fmt: str) -> tuple[dict[str, list], list[str | None], 
     return _read_jsonl(file)
 
 
-def _decode_binary(table: pa.Table) -> tuple[dict[str, list], list[str | None], list[str]]:
+def _decode_binary(table: pa.Table) -> tuple[dict[str, list], list[str | None]]:
     columns: dict[str, list] = {}
     errors: list[str | None] = [None] * table.num_rows
     for name, column in zip(table.column_names, table.columns, strict=True):
@@ -142,10 +142,10 @@ def _decode_binary(table: pa.Table) -> tuple[dict[str, list], list[str | None], 
                 values.append(None)
                 errors[row] = errors[row] or f"undecodable bytes in column {name!r}: {error.reason}"
         columns[name] = values
-    return columns, errors, table.column_names
+    return columns, errors
 
 
-def _read_jsonl(file: Path) -> tuple[dict[str, list], list[str | None], list[str]]:
+def _read_jsonl(file: Path) -> tuple[dict[str, list], list[str | None]]:
     records: list[dict] = []
     errors: list[str | None] = []
     with file.open("rb") as handle:
@@ -168,7 +168,7 @@ def _read_jsonl(file: Path) -> tuple[dict[str, list], list[str | None], list[str
     columns = {
         name: [None if r.get(name) is None else str(r[name]) for r in records] for name in names
     }
-    return columns, errors, names
+    return columns, errors
 
 
 def ingest(config: IngestConfig) -> IngestResult:
@@ -179,7 +179,7 @@ def ingest(config: IngestConfig) -> IngestResult:
     read, kept_count, bad_count = Counter(), Counter(), Counter()
 
     for spec, file, fmt in check_inputs(config):
-        columns, errors, _ = _read_raw(file, fmt)
+        columns, errors = _read_raw(file, fmt)
         wanted = _wanted_columns(spec)
         n_rows = len(errors)
         values = {name: columns.get(column, [None] * n_rows) for name, column in wanted.items()}
