@@ -56,21 +56,84 @@ class LsaEmbedderConfig(_Section):
     fit_sample: Annotated[int, Field(ge=100)] = 200_000
 
 
+class SentenceTransformersEmbedderConfig(_Section):
+    """Any sentence-transformers model, by hub name or local path (a multilingual one for
+    non-English data, e.g. sentence-transformers/paraphrase-multilingual-MiniLM-L12-v2)."""
+
+    kind: Literal["sentence-transformers"] = "sentence-transformers"
+    model: str = "sentence-transformers/all-MiniLM-L6-v2"
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    precision: Literal["fp32", "fp16", "bf16"] = "fp16"  # applied on CUDA only
+    batch_size: Annotated[int, Field(ge=1)] = 128
+    max_seq_length: Annotated[int, Field(ge=8)] | None = None
+
+
+class OpenAIEmbedderConfig(_Section):
+    """OpenAI (or any OpenAI-compatible server's) embeddings endpoint."""
+
+    kind: Literal["openai"] = "openai"
+    model: str = "text-embedding-3-large"
+    dimensions: Annotated[int, Field(ge=1)] | None = None
+    base_url: str | None = None
+    api_key_env: str = "OPENAI_API_KEY"
+    batch_size: Annotated[int, Field(ge=1, le=2048)] = 256
+    max_retries: Annotated[int, Field(ge=0)] = 6
+    timeout_s: Annotated[float, Field(gt=0)] = 60.0
+
+
+EmbedderConfig = Annotated[
+    LsaEmbedderConfig | SentenceTransformersEmbedderConfig | OpenAIEmbedderConfig,
+    Field(discriminator="kind"),
+]
+
+
 class EmbedConfig(_Section):
-    embedder: LsaEmbedderConfig = LsaEmbedderConfig()
+    embedder: EmbedderConfig = LsaEmbedderConfig()
     batch_size: Annotated[int, Field(ge=1)] = 2048
+    actors: Annotated[int, Field(ge=1)] | None = Field(
+        default=None, description="None: one per GPU when the cluster has GPUs, else one per CPU"
+    )
+    gpus_per_actor: Annotated[float, Field(ge=0.0)] | None = Field(
+        default=None, description="None: 1 for sentence-transformers on a cluster with GPUs, else 0"
+    )
+
+
+class VectorizerConfig(_Section):
+    """The bag of words behind each topic's keywords (c-TF-IDF)."""
+
+    stop_words: str | None = Field(
+        default="en", description="a language code with a spaCy stop-word list (en, nl, de, ...)"
+    )
+    ngram_range: tuple[Annotated[int, Field(ge=1)], Annotated[int, Field(ge=1)]] = (1, 1)
+    min_df: Annotated[int, Field(ge=1)] = 1
+
+    @field_validator("stop_words")
+    @classmethod
+    def _known_language(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
+        import spacy.util
+
+        try:
+            spacy.util.get_lang_class(value)
+        except ImportError:
+            raise ValueError(f"no spaCy language {value!r} (try en, nl, de, fr, es, ...)") from None
+        return value
 
 
 class TopicsConfig(_Section):
-    backend: Literal["cpu"] = "cpu"
+    backend: Literal["cpu", "gpu"] = "cpu"
+    fit_sample_per_platform: Annotated[int, Field(ge=10)] = 25_000
+    outlier_threshold: Annotated[float, Field(ge=-1.0, le=1.0)] = 0.25
     n_neighbors: Annotated[int, Field(ge=2)] = 15
     n_components: Annotated[int, Field(ge=2)] = 5
     min_dist: Annotated[float, Field(ge=0.0, le=1.0)] = 0.0
     min_cluster_size: Annotated[int, Field(ge=2)] = 15
     min_samples: Annotated[int, Field(ge=1)] | None = None
-    stop_words: Literal["english"] | None = "english"
+    vectorizer: VectorizerConfig = VectorizerConfig()
     top_n_words: Annotated[int, Field(ge=1, le=50)] = 10
     representative_posts: Annotated[int, Field(ge=1, le=50)] = 3
+    assign_batch_size: Annotated[int, Field(ge=1)] = 8192
 
 
 class PoolsConfig(_Section):

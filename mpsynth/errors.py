@@ -17,3 +17,14 @@ class InputError(MpsynthError):
 
 class StageError(MpsynthError):
     """A stage cannot run, for example because an upstream output is missing."""
+
+
+class ProviderError(MpsynthError):
+    """A remote backend (embeddings or generation) failed in a way that retrying cannot fix."""
+
+
+class MissingDependencyError(MpsynthError):
+    """An optional dependency or device is missing; the message says how to get it."""
+
+    def __init__(self, what: str, install: str) -> None:
+        super().__init__(f"{what}: {install}")

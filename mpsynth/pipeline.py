@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from mpsynth import __version__, schema
@@ -101,63 +102,104 @@ def run_ingest(ctx: StageContext, out: Path) -> dict[str, int]:
 
 def run_embed(ctx: StageContext, out: Path) -> dict[str, int]:
     from mpsynth.distributed.data import map_parquet
-    from mpsynth.embedders import fit_embedder
+    from mpsynth.distributed.session import actor_layout
+    from mpsynth.embedders import prepare_embedder
     from mpsynth.stages.embed import EmbedBatch
 
+    embed = ctx.config.embed
     posts_path = ctx.path("ingest", "posts.parquet")
-    texts = pq.read_table(posts_path, columns=["text"]).column("text").to_pylist()
-    model_path = fit_embedder(ctx.config.embed.embedder, texts, ctx.config.seed, out)
+    state = prepare_embedder(
+        embed.embedder,
+        lambda: pq.read_table(posts_path, columns=["text"]).column("text").to_pylist(),
+        ctx.config.seed,
+        out,
+    )
+    actors, gpus = actor_layout(
+        embed.actors, embed.gpus_per_actor, wants_gpu=embed.embedder.kind == "sentence-transformers"
+    )
+    log.info("embed: %d actor(s), %g GPU each", actors, gpus)
     map_parquet(
         posts_path,
         out / "embeddings",
         EmbedBatch,
         columns=["id", "text"],
-        constructor_kwargs={"config": ctx.config.embed.embedder, "model_path": model_path},
-        actors=1,
+        constructor_kwargs={"config": embed.embedder, "state": state},
+        actors=actors,
         num_cpus=ctx.config.ray.actor_num_cpus,
-        batch_size=ctx.config.embed.batch_size,
+        num_gpus=gpus,
+        batch_size=embed.batch_size,
     )
     return {"embeddings": pq.read_table(out / "embeddings", columns=["id"]).num_rows}
 
 
 def run_topics(ctx: StageContext, out: Path) -> dict[str, int]:
+    from mpsynth.distributed.data import map_parquet
     from mpsynth.stages.embed import embeddings_matrix
-    from mpsynth.stages.topics import (
-        assignments_table,
-        fit_topics,
-        similarity_to_topics,
-        topics_table,
-    )
+    from mpsynth.stages.topics import AssignTopics, fit_topics, stratified_sample, topics_table
 
-    posts = pq.read_table(ctx.path("ingest", "posts.parquet"), columns=["id", "platform", "text"])
-    embedded = pq.read_table(ctx.path("embed", "embeddings"))
-    order = {post_id: i for i, post_id in enumerate(embedded.column("id").to_pylist())}
-    index = np.array([order[i] for i in posts.column("id").to_pylist()])
-    embeddings = embeddings_matrix(embedded.column("embedding"))[index]
+    topics = ctx.config.topics
+    posts_path = ctx.path("ingest", "posts.parquet")
+    embeddings_dir = ctx.path("embed", "embeddings")
+    posts = pq.read_table(posts_path, columns=["id", "platform"])
+    platforms = np.asarray(posts.column("platform").to_pylist(), dtype=object)
+    sample = stratified_sample(platforms, topics.fit_sample_per_platform, ctx.config.seed)
+    sample_ids = posts.column("id").take(pa.array(sample)).to_pylist()
+    texts = _rows_by_id(posts_path, sample_ids, "text").column("text").to_pylist()
+    embedded = _rows_by_id(embeddings_dir, sample_ids, "embedding")
+    log.info(
+        "topics: fitting on %d of %d posts (%s backend)",
+        len(sample),
+        len(platforms),
+        topics.backend,
+    )
     fitted = fit_topics(
-        posts.column("text").to_pylist(), embeddings, ctx.config.topics, ctx.config.seed
+        texts, embeddings_matrix(embedded.column("embedding")), topics, ctx.config.seed
     )
-    similarity = similarity_to_topics(embeddings, fitted.labels, fitted.centroids)
     np.save(out / "centroids.npy", fitted.centroids)
-    fitted.model.save(str(out / "bertopic"), serialization="pickle", save_embedding_model=False)
-    topics = topics_table(
-        fitted,
-        posts.column("id").to_pylist(),
-        posts.column("platform").to_pylist(),
-        similarity,
-        ctx.config.topics.representative_posts,
+    fitted.model.save(
+        str(out / "bertopic"),
+        serialization="safetensors",
+        save_ctfidf=True,
+        save_embedding_model=False,
     )
-    mixed = sum(1 for r in topics.to_pylist() if r["topic"] >= 0 and len(r["platform_counts"]) > 1)
-    log.info("topics: %d topics (%d span several platforms)", len(fitted.centroids), mixed)
-    _write(topics, out / "topics.parquet")
+    map_parquet(
+        embeddings_dir,
+        out / "assignments",
+        AssignTopics,
+        constructor_kwargs={
+            "centroids_path": out / "centroids.npy",
+            "threshold": topics.outlier_threshold,
+        },
+        actors=1,
+        num_cpus=ctx.config.ray.actor_num_cpus,
+        batch_size=topics.assign_batch_size,
+    )
+    assignments = pq.read_table(out / "assignments")
+    platform_of = dict(zip(posts.column("id").to_pylist(), platforms.tolist(), strict=True))
+    table = topics_table(fitted.keywords, assignments, platform_of, topics.representative_posts)
+    _write(table, out / "topics.parquet")
+    mixed = sum(1 for r in table.to_pylist() if r["topic"] >= 0 and len(r["platform_counts"]) > 1)
+    outliers = int(pc.sum(pc.equal(assignments.column("topic"), -1)).as_py() or 0)
+    log.info(
+        "topics: %d topics (%d span several platforms), %d outliers",
+        len(fitted.centroids),
+        mixed,
+        outliers,
+    )
     return {
-        "assignments": _write(
-            assignments_table(posts.column("id").combine_chunks(), fitted.labels, similarity),
-            out / "assignments.parquet",
-        ),
+        "assignments": assignments.num_rows,
         "topics": len(fitted.centroids),
-        "outliers": int((fitted.labels < 0).sum()),
+        "mixed_platform_topics": mixed,
+        "outliers": outliers,
+        "fit_sample": len(sample),
     }
+
+
+def _rows_by_id(path: Path, ids: list[str], column: str) -> pa.Table:
+    """The rows of `ids` from a Parquet file or folder, in the order of `ids`."""
+    table = pq.read_table(path, columns=["id", column], filters=[("id", "in", ids)])
+    position = {post_id: i for i, post_id in enumerate(table.column("id").to_pylist())}
+    return table.take(pa.array([position[i] for i in ids]))
 
 
 def run_pools(ctx: StageContext, out: Path) -> dict[str, int]:
@@ -165,7 +207,7 @@ def run_pools(ctx: StageContext, out: Path) -> dict[str, int]:
 
     pools = build_pools(
         pq.read_table(ctx.path("ingest", "posts.parquet"), columns=["id", "platform"]),
-        pq.read_table(ctx.path("topics", "assignments.parquet")),
+        pq.read_table(ctx.path("topics", "assignments")),
         ctx.config.pools,
         ctx.config.generate.n_posts,
         ctx.config.prompts.posts_per_platform,
@@ -193,7 +235,7 @@ def run_generate(ctx: StageContext, out: Path) -> dict[str, int]:
 
     corpus = RealCorpus(  # what the offline baseline trains on
         posts=ctx.path("ingest", "posts.parquet").resolve(),
-        assignments=ctx.path("topics", "assignments.parquet").resolve(),
+        assignments=ctx.path("topics", "assignments").resolve(),
     )
     generate = ctx.config.generate
     map_parquet(
@@ -296,7 +338,7 @@ RUNNERS: dict[str, Callable[[StageContext, Path], dict[str, int]]] = {
     "evaluate": run_evaluate,
     "report": run_report,
 }
-RAY_STAGES = {"embed", "generate", "evaluate"}
+RAY_STAGES = {"embed", "topics", "generate", "evaluate"}
 
 
 def preflight(config: RunConfig) -> None:

@@ -70,7 +70,7 @@ def test_every_platform_gets_synthetic_posts_with_provenance(finished_run):
 
 def test_mptm_pools_from_the_fitted_topics_share_one_topic(finished_run):
     _, config, _ = finished_run
-    assignments = pq.read_table(config.run_dir / "topics" / "assignments.parquet")
+    assignments = pq.read_table(config.run_dir / "topics" / "assignments")
     topic_of = dict(
         zip(assignments["id"].to_pylist(), assignments["topic"].to_pylist(), strict=True)
     )

@@ -19,12 +19,13 @@ def map_parquet(
     fn_kwargs: dict[str, Any] | None = None,
     actors: int = 1,
     num_cpus: float = 0.5,
+    num_gpus: float = 0.0,
     batch_size: int = 1024,
 ) -> None:
     """Stream `source` through `fn` into Parquet part files under `destination`.
 
     A class runs as a pool of `actors` long-lived actors (it loads its model once in __init__);
-    a function runs as tasks. Fractional `num_cpus` keeps a 2-core machine from deadlocking with
+    a function runs as tasks. With `num_gpus=1` each actor owns one GPU. Fractional `num_cpus` keeps a 2-core machine from deadlocking with
     the read tasks waiting on CPUs that the actors hold.
     """
     sources = [str(p) for p in source] if isinstance(source, list) else str(source)
@@ -35,6 +36,8 @@ def map_parquet(
         "num_cpus": num_cpus,
         "fn_kwargs": fn_kwargs,
     }
+    if num_gpus:
+        options["num_gpus"] = num_gpus
     if isinstance(fn, type):
         options["compute"] = ray.data.ActorPoolStrategy(size=actors)
         options["fn_constructor_kwargs"] = constructor_kwargs

@@ -37,3 +37,17 @@ def ray_session(config: RayConfig) -> Iterator[None]:
     finally:
         if started:
             ray.shutdown()
+
+
+def actor_layout(
+    actors: int | None, gpus_per_actor: float | None, wants_gpu: bool
+) -> tuple[int, float]:
+    """(actors, GPUs per actor) for a model stage: one actor per GPU when the cluster has GPUs and
+    the backend can use them, else one per CPU (each asking only a fraction of a CPU)."""
+    resources = ray.cluster_resources()
+    gpus = resources.get("GPU", 0.0)
+    if gpus_per_actor is None:
+        gpus_per_actor = 1.0 if wants_gpu and gpus >= 1 else 0.0
+    if actors is None:
+        actors = int(gpus // gpus_per_actor) if gpus_per_actor else int(resources.get("CPU", 1))
+    return max(1, actors), gpus_per_actor

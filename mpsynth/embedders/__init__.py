@@ -1,36 +1,50 @@
-"""Embedding backends behind one small protocol: fit (when the method learns from the corpus),
-save/load, and encode a batch of texts into L2-normalised float32 vectors."""
+"""Embedding backends behind one small protocol: encode a batch of texts into L2-normalised float32
+vectors. A backend that learns from the corpus (LSA) is fitted once and saved with the run, so that
+synthetic posts are later embedded in the same space."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol
 
 import numpy as np
 
-from mpsynth.config import LsaEmbedderConfig
+from mpsynth.config import EmbedderConfig
 
 
 class Embedder(Protocol):
-    dimensions: int
-
     def encode(self, texts: list[str]) -> np.ndarray:
         """Return a (len(texts), dimensions) float32 array of unit vectors."""
         ...
 
 
-def fit_embedder(config: LsaEmbedderConfig, texts: list[str], seed: int, out_dir: Path) -> Path:
-    """Fit the embedder on real texts when its method learns from them; save it; return its path."""
+def prepare_embedder(
+    config: EmbedderConfig, texts: Callable[[], list[str]], seed: int, out_dir: Path
+) -> Path | None:
+    """Fit and save the embedder when its method learns from the real texts; return the saved
+    state's path (None for pretrained backends, which need nothing from the corpus)."""
     match config.kind:
         case "lsa":
             from mpsynth.embedders.lsa import LsaEmbedder
 
-            return LsaEmbedder.fit(texts, config, seed).save(out_dir / "lsa.joblib")
+            return LsaEmbedder.fit(texts(), config, seed).save(out_dir / "lsa.joblib")
+        case "sentence-transformers" | "openai":
+            return None
 
 
-def load_embedder(config: LsaEmbedderConfig, path: Path) -> Embedder:
+def load_embedder(config: EmbedderConfig, state: Path | None) -> Embedder:
     match config.kind:
         case "lsa":
             from mpsynth.embedders.lsa import LsaEmbedder
 
-            return LsaEmbedder.load(path)
+            assert state is not None, "the LSA embedder is fitted before it is loaded"
+            return LsaEmbedder.load(state)
+        case "sentence-transformers":
+            from mpsynth.embedders.sentence_transformers import SentenceTransformersEmbedder
+
+            return SentenceTransformersEmbedder(config)
+        case "openai":
+            from mpsynth.embedders.openai import OpenAIEmbedder
+
+            return OpenAIEmbedder(config)

@@ -19,7 +19,6 @@ class LsaEmbedder:
     def __init__(self, vectorizer: TfidfVectorizer, svd: TruncatedSVD) -> None:
         self.vectorizer = vectorizer
         self.svd = svd
-        self.dimensions = int(svd.n_components)
 
     @classmethod
     def fit(cls, texts: list[str], config: LsaEmbedderConfig, seed: int) -> LsaEmbedder:

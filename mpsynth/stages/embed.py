@@ -9,7 +9,7 @@ import numpy as np
 import pyarrow as pa
 
 from mpsynth import schema
-from mpsynth.config import LsaEmbedderConfig
+from mpsynth.config import EmbedderConfig
 from mpsynth.embedders import load_embedder
 
 
@@ -27,14 +27,14 @@ def embeddings_matrix(column: pa.ChunkedArray | pa.FixedSizeListArray) -> np.nda
 
 
 class EmbedBatch:
-    """Load the fitted embedder once; encode each batch of posts into the embeddings schema."""
+    """Load the embedder once; encode each batch of posts into the embeddings schema."""
 
-    def __init__(self, config: LsaEmbedderConfig, model_path: Path) -> None:
-        self.embedder = load_embedder(config, Path(model_path))
-        self.schema = schema.embeddings_schema(self.embedder.dimensions)
+    def __init__(self, config: EmbedderConfig, state: Path | None) -> None:
+        self.embedder = load_embedder(config, state)
 
     def __call__(self, batch: pa.Table) -> pa.Table:
         vectors = self.embedder.encode(batch.column("text").to_pylist())
         return pa.Table.from_arrays(
-            [batch.column("id"), embeddings_column(vectors)], schema=self.schema
+            [batch.column("id"), embeddings_column(vectors)],
+            schema=schema.embeddings_schema(vectors.shape[1]),
         )

@@ -1,44 +1,63 @@
-"""Topics: BERTopic (UMAP + HDBSCAN + c-TF-IDF keywords) over the precomputed embeddings.
+"""Topics: BERTopic (UMAP + HDBSCAN + c-TF-IDF keywords) fitted on a stratified sample of the
+precomputed embeddings, then every post assigned to its nearest topic centroid.
 
-Besides BERTopic's own labels, the stage keeps one unit centroid per topic, so that any post (a real
-one, or later a synthetic one embedded in the same space) can be placed in the real topics.
+Fitting on a sample keeps UMAP and HDBSCAN tractable for millions of posts; the centroid assignment
+is a cheap streaming pass, and the same centroids place synthetic posts in the real topics later.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 
 from mpsynth import schema
-from mpsynth.config import TopicsConfig
-from mpsynth.errors import InputError
+from mpsynth.config import TopicsConfig, VectorizerConfig
+from mpsynth.errors import InputError, MissingDependencyError
+from mpsynth.stages.embed import embeddings_matrix
 
 OUTLIER = -1
+# cuML UMAP with a fixed random_state falls back to brute-force neighbours, which stops scaling.
+GPU_DETERMINISTIC_MAX_ROWS = 50_000
+GPU_INSTALL = "pip install 'mpsynth[gpu]' on a machine with an NVIDIA GPU and CUDA 13"
 
 
 @dataclass
 class TopicModel:
     model: object  # the fitted BERTopic
-    labels: np.ndarray  # topic per input post, -1 for outliers
+    labels: np.ndarray  # HDBSCAN's topic per fitted post, -1 for outliers
     centroids: np.ndarray  # (n_topics, dim) unit vectors, row i is topic i
+    keywords: dict[int, list[str]]
 
 
-def fit_topics(
-    texts: list[str], embeddings: np.ndarray, config: TopicsConfig, seed: int
-) -> TopicModel:
-    from bertopic import BERTopic
+def stop_words(vectorizer: VectorizerConfig) -> list[str] | None:
+    """The spaCy stop-word list of the configured language (bundled with spaCy: no download)."""
+    if vectorizer.stop_words is None:
+        return None
+    import spacy.util
+
+    return sorted(spacy.util.get_lang_class(vectorizer.stop_words).Defaults.stop_words)
+
+
+def stratified_sample(platforms: np.ndarray, per_platform: int, seed: int) -> np.ndarray:
+    """Sorted row indices: every row of a platform with at most `per_platform` rows, else a seeded
+    sample of that many, so a large platform cannot drown a small one in the fit."""
+    rng = np.random.default_rng(seed)
+    chosen = []
+    for platform in np.unique(platforms):
+        rows = np.flatnonzero(platforms == platform)
+        chosen.append(
+            rows if len(rows) <= per_platform else rng.choice(rows, per_platform, replace=False)
+        )
+    return np.sort(np.concatenate(chosen))
+
+
+def _cpu_models(config: TopicsConfig, seed: int):
     from hdbscan import HDBSCAN
-    from sklearn.feature_extraction.text import CountVectorizer
     from umap import UMAP
 
-    n_posts = len(texts)
-    if n_posts <= config.n_neighbors + 1:
-        raise InputError(
-            f"topic modelling needs more posts than topics.n_neighbors={config.n_neighbors} "
-            f"(got {n_posts})"
-        )
     umap_model = UMAP(
         n_neighbors=config.n_neighbors,
         n_components=config.n_components,
@@ -54,7 +73,65 @@ def fit_topics(
         cluster_selection_method="eom",
         prediction_data=True,
     )
-    vectorizer = CountVectorizer(stop_words=config.stop_words, min_df=1)
+    return umap_model, hdbscan_model
+
+
+def _gpu_models(config: TopicsConfig, n_rows: int, seed: int):
+    try:
+        import cupy
+        from cuml.cluster import HDBSCAN
+        from cuml.manifold import UMAP
+    except ImportError:
+        raise MissingDependencyError(
+            "topics.backend=gpu needs cuML, which is not installed", GPU_INSTALL
+        ) from None
+    try:
+        devices = cupy.cuda.runtime.getDeviceCount()
+    except cupy.cuda.runtime.CUDARuntimeError:
+        devices = 0
+    if devices == 0:
+        raise MissingDependencyError(
+            "topics.backend=gpu but no CUDA device is visible", GPU_INSTALL
+        )
+    umap_model = UMAP(
+        n_neighbors=config.n_neighbors,
+        n_components=config.n_components,
+        min_dist=config.min_dist,
+        metric="euclidean",  # the embeddings are unit vectors: the same neighbours as cosine
+        build_algo="nn_descent",
+        random_state=seed if n_rows <= GPU_DETERMINISTIC_MAX_ROWS else None,
+    )
+    hdbscan_model = HDBSCAN(
+        min_cluster_size=config.min_cluster_size,
+        min_samples=config.min_samples,
+        metric="euclidean",
+        cluster_selection_method="eom",
+        prediction_data=True,
+    )
+    return umap_model, hdbscan_model
+
+
+def fit_topics(
+    texts: list[str], embeddings: np.ndarray, config: TopicsConfig, seed: int
+) -> TopicModel:
+    from bertopic import BERTopic
+    from sklearn.feature_extraction.text import CountVectorizer
+
+    n_posts = len(texts)
+    if n_posts <= config.n_neighbors + 1:
+        raise InputError(
+            f"topic modelling needs more posts than topics.n_neighbors={config.n_neighbors} (got {n_posts})"
+        )
+    match config.backend:
+        case "cpu":
+            umap_model, hdbscan_model = _cpu_models(config, seed)
+        case "gpu":
+            umap_model, hdbscan_model = _gpu_models(config, n_posts, seed)
+    vectorizer = CountVectorizer(
+        stop_words=stop_words(config.vectorizer),
+        ngram_range=tuple(config.vectorizer.ngram_range),
+        min_df=config.vectorizer.min_df,
+    )
     model = BERTopic(
         umap_model=umap_model,
         hdbscan_model=hdbscan_model,
@@ -64,7 +141,11 @@ def fit_topics(
         verbose=False,
     )
     labels = np.asarray(model.fit_transform(texts, embeddings=embeddings)[0], dtype=np.int64)
-    return TopicModel(model=model, labels=labels, centroids=topic_centroids(embeddings, labels))
+    keywords = {
+        topic: [word for word, _ in (model.get_topic(topic) or []) if word]
+        for topic in sorted(set(labels.tolist()))
+    }
+    return TopicModel(model, labels, topic_centroids(embeddings, labels), keywords)
 
 
 def topic_centroids(embeddings: np.ndarray, labels: np.ndarray) -> np.ndarray:
@@ -78,43 +159,57 @@ def topic_centroids(embeddings: np.ndarray, labels: np.ndarray) -> np.ndarray:
     return centroids / np.where(norms == 0, 1.0, norms)
 
 
-def similarity_to_topics(
-    embeddings: np.ndarray, labels: np.ndarray, centroids: np.ndarray
-) -> np.ndarray:
-    """Cosine of each post to its own topic's centroid (to the nearest centroid for outliers)."""
+def assign_topics(
+    embeddings: np.ndarray, centroids: np.ndarray, threshold: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Nearest centroid by cosine for each post; an outlier (-1) when even that is below threshold."""
     if centroids.shape[0] == 0:
-        return np.zeros(len(labels), dtype=np.float32)
-    sims = embeddings @ centroids.T
-    own = sims[np.arange(len(labels)), np.clip(labels, 0, None)]
-    return np.where(labels >= 0, own, sims.max(axis=1)).astype(np.float32)
+        return np.full(len(embeddings), OUTLIER, np.int64), np.zeros(len(embeddings), np.float32)
+    similarity = embeddings @ centroids.T
+    nearest = similarity.argmax(axis=1)
+    best = similarity[np.arange(len(nearest)), nearest].astype(np.float32)
+    return np.where(best >= threshold, nearest, OUTLIER).astype(np.int64), best
 
 
-def assignments_table(ids: pa.Array, labels: np.ndarray, similarity: np.ndarray) -> pa.Table:
-    return pa.Table.from_arrays(
-        [ids, pa.array(labels, pa.int64()), pa.array(similarity, pa.float32())],
-        schema=schema.TOPIC_ASSIGNMENTS,
-    )
+class AssignTopics:
+    """Batch callable for the assignment pass: (id, embedding) in, (id, topic, similarity) out."""
+
+    def __init__(self, centroids_path: Path, threshold: float) -> None:
+        self.centroids = np.load(centroids_path)
+        self.threshold = threshold
+
+    def __call__(self, batch: pa.Table) -> pa.Table:
+        labels, similarity = assign_topics(
+            embeddings_matrix(batch.column("embedding")), self.centroids, self.threshold
+        )
+        return pa.Table.from_arrays(
+            [batch.column("id"), pa.array(labels, pa.int64()), pa.array(similarity, pa.float32())],
+            schema=schema.TOPIC_ASSIGNMENTS,
+        )
 
 
 def topics_table(
-    fitted: TopicModel,
-    ids: list[str],
-    platforms: list[str],
-    similarity: np.ndarray,
+    keywords: dict[int, list[str]],
+    assignments: pa.Table,
+    platform_of: dict[str, str],
     representative_posts: int,
 ) -> pa.Table:
-    labels = fitted.labels
-    ids_array = np.asarray(ids, dtype=object)
-    platform_array = np.asarray(platforms, dtype=object)
+    """One row per topic (and the outliers): size, keywords, per-platform counts, and the posts
+    closest to its centroid."""
+    ids = np.asarray(assignments.column("id").to_pylist(), dtype=object)
+    labels = assignments.column("topic").to_numpy()
+    similarity = assignments.column("topic_similarity").to_numpy()
+    platforms = np.asarray([platform_of[i] for i in ids], dtype=object)
     rows: dict[str, list] = {name: [] for name in schema.TOPICS.names}
-    for topic in sorted(set(labels.tolist())):
-        members = np.flatnonzero(labels == topic)
-        words = fitted.model.get_topic(topic) or []
-        values, counts = np.unique(platform_array[members], return_counts=True)
+    order = np.argsort(labels, kind="stable")
+    bounds = np.flatnonzero(np.diff(labels[order])) + 1
+    for members in np.split(order, bounds) if len(order) else []:
+        topic = int(labels[members[0]])
+        values, counts = np.unique(platforms[members], return_counts=True)
         closest = members[np.argsort(-similarity[members], kind="stable")[:representative_posts]]
         rows["topic"].append(topic)
         rows["size"].append(len(members))
-        rows["keywords"].append([word for word, _ in words if word])
+        rows["keywords"].append(keywords.get(topic, []))
         rows["platform_counts"].append(list(zip(values.tolist(), counts.tolist(), strict=True)))
-        rows["representative_ids"].append(ids_array[closest].tolist())
+        rows["representative_ids"].append(ids[closest].tolist())
     return pa.Table.from_pydict(rows, schema=schema.TOPICS)

@@ -1,0 +1,106 @@
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+import pytest
+
+from mpsynth.config import (
+    LsaEmbedderConfig,
+    OpenAIEmbedderConfig,
+    SentenceTransformersEmbedderConfig,
+)
+from mpsynth.embedders import load_embedder, prepare_embedder
+from mpsynth.errors import ConfigError, InputError, MissingDependencyError, ProviderError
+from mpsynth.stages.embed import EmbedBatch, embeddings_matrix
+from mpsynth.testing import (
+    FakeProviderServer,
+    Fault,
+    build_tiny_sentence_transformer,
+    hashed_embedding,
+)
+
+
+@pytest.fixture(scope="module")
+def texts(demo_rows):
+    return [r["text"] for r in demo_rows]
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory, texts):
+    return build_tiny_sentence_transformer(
+        tmp_path_factory.mktemp("st"), texts[:2000], hidden_size=32
+    )
+
+
+def test_sentence_transformers_loads_a_saved_model_by_path_offline(tiny_model, texts):
+    config = SentenceTransformersEmbedderConfig(model=str(tiny_model), device="auto")
+    batch = pa.table({"id": [str(i) for i in range(300)], "text": texts[:300]})
+    out = EmbedBatch(config, None)(batch)
+    vectors = embeddings_matrix(out.column("embedding"))
+    assert out.schema.field("embedding").type.list_size == 32
+    assert vectors.dtype == np.float32 and vectors.shape == (300, 32)
+    np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+    again = load_embedder(config, None).encode(texts[:3])
+    np.testing.assert_allclose(again, vectors[:3], atol=1e-5)
+    # a different post gets a different vector: the model really runs
+    assert not np.allclose(vectors[0], vectors[1])
+
+
+def test_sentence_transformers_errors_name_the_setting(tiny_model):
+    with pytest.raises(InputError, match=r"embed\.embedder\.model='no/such-model'"):
+        load_embedder(SentenceTransformersEmbedderConfig(model="no/such-model"), None)
+    import torch
+
+    if not torch.cuda.is_available():
+        with pytest.raises(MissingDependencyError, match=r"device=cuda"):
+            load_embedder(
+                SentenceTransformersEmbedderConfig(model=str(tiny_model), device="cuda"), None
+            )
+
+
+def test_lsa_round_trips_through_its_saved_state(tmp_path, texts):
+    config = LsaEmbedderConfig(dimensions=32)
+    state = prepare_embedder(config, lambda: texts, seed=0, out_dir=tmp_path)
+    embedder = load_embedder(config, state)
+    vectors = embedder.encode(texts[:50])
+    np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+    np.testing.assert_array_equal(load_embedder(config, state).encode(texts[:50]), vectors)
+
+
+def test_openai_embeddings_batched_and_retried_through_the_real_sdk(monkeypatch, texts):
+    monkeypatch.setenv("MPSYNTH_TEST_KEY", "test-key")
+    with FakeProviderServer(api_key="test-key", dimensions=24) as server:
+        server.inject(Fault(status=429, retry_after=0), Fault(status=503))
+        config = OpenAIEmbedderConfig(
+            model="text-embedding-3-large",
+            base_url=server.base_url,
+            api_key_env="MPSYNTH_TEST_KEY",
+            batch_size=4,
+            max_retries=3,
+            timeout_s=5,
+        )
+        vectors = load_embedder(config, None).encode(texts[:10])
+        requests = server.log.requests
+    expected = np.array([hashed_embedding(t, 24) for t in texts[:10]], dtype=np.float32)
+    np.testing.assert_allclose(vectors, expected, atol=1e-6)
+    assert [r["fault"] for r in requests] == [429, 503, None, None, None]
+    assert [len(r["body"]["input"]) for r in requests if r["fault"] is None] == [4, 4, 2]
+    assert all(r["authorised"] for r in requests)
+
+
+def test_openai_auth_failure_is_final_and_hides_the_key(monkeypatch):
+    monkeypatch.setenv("MPSYNTH_TEST_KEY", "wrong-secret-key")
+    with FakeProviderServer(api_key="test-key") as server:
+        config = OpenAIEmbedderConfig(
+            base_url=server.base_url, api_key_env="MPSYNTH_TEST_KEY", max_retries=3
+        )
+        with pytest.raises(ProviderError) as error:
+            load_embedder(config, None).encode(["hello"])
+        assert len(server.log.requests) == 1  # no retry on 401
+    assert "HTTP 401" in str(error.value) and "wrong-secret-key" not in str(error.value)
+
+
+def test_openai_missing_key_names_the_variable(monkeypatch):
+    monkeypatch.delenv("MPSYNTH_ABSENT_KEY", raising=False)
+    with pytest.raises(ConfigError, match="MPSYNTH_ABSENT_KEY is not set"):
+        load_embedder(OpenAIEmbedderConfig(api_key_env="MPSYNTH_ABSENT_KEY"), None)

@@ -1,0 +1,100 @@
+from __future__ import annotations
+
+import importlib.util
+
+import numpy as np
+import pyarrow as pa
+import pytest
+
+from mpsynth.config import LsaEmbedderConfig, PoolsConfig, TopicsConfig, VectorizerConfig
+from mpsynth.embedders.lsa import LsaEmbedder
+from mpsynth.errors import MissingDependencyError
+from mpsynth.stages.embed import embeddings_column
+from mpsynth.stages.pools import build_pools
+from mpsynth.stages.topics import (
+    AssignTopics,
+    assign_topics,
+    fit_topics,
+    stop_words,
+    stratified_sample,
+)
+from tests.conftest import read_rows
+
+
+def test_stop_words_per_language():
+    assert {"de", "het", "een"} <= set(stop_words(VectorizerConfig(stop_words="nl")))
+    assert {"the", "and"} <= set(stop_words(VectorizerConfig(stop_words="en")))
+    assert stop_words(VectorizerConfig(stop_words=None)) is None
+    with pytest.raises(ValueError, match="no spaCy language 'xx-nope'"):
+        VectorizerConfig(stop_words="xx-nope")
+
+
+def test_stratified_sample_caps_large_platforms_and_keeps_small_ones():
+    platforms = np.array(["twitter"] * 1000 + ["reddit"] * 30)
+    rows = stratified_sample(platforms, 100, seed=4)
+    assert (platforms[rows] == "twitter").sum() == 100
+    assert (platforms[rows] == "reddit").sum() == 30
+    assert np.all(np.diff(rows) > 0)
+    np.testing.assert_array_equal(rows, stratified_sample(platforms, 100, seed=4))
+
+
+def test_assignment_takes_the_nearest_centroid_above_threshold():
+    centroids = np.array([[1.0, 0.0], [0.0, 1.0]], dtype=np.float32)
+    posts = np.array([[0.9, 0.1], [0.2, 0.98], [-1.0, 0.0]], dtype=np.float32)
+    posts /= np.linalg.norm(posts, axis=1, keepdims=True)
+    labels, similarity = assign_topics(posts, centroids, threshold=0.5)
+    assert labels.tolist() == [0, 1, -1]
+    assert similarity[0] == pytest.approx(0.9 / np.hypot(0.9, 0.1))
+
+
+def test_assign_batch_callable(tmp_path):
+    np.save(tmp_path / "c.npy", np.array([[1.0, 0.0], [0.0, 1.0]], dtype=np.float32))
+    batch = pa.table(
+        {"id": ["a", "b"], "embedding": embeddings_column(np.array([[0, 1], [1, 0]], np.float32))}
+    )
+    out = AssignTopics(tmp_path / "c.npy", 0.3)(batch)
+    assert out.column("topic").to_pylist() == [1, 0]
+
+
+@pytest.mark.skipif(importlib.util.find_spec("cuml") is not None, reason="cuML is installed here")
+def test_gpu_backend_without_cuml_names_the_install_command():
+    with pytest.raises(MissingDependencyError, match=r"pip install 'mpsynth\[gpu\]'"):
+        fit_topics(["a"] * 50, np.eye(50, dtype=np.float32), TopicsConfig(backend="gpu"), seed=0)
+
+
+@pytest.mark.slow
+def test_political_twitter_and_reddit_topics_mix_and_pools_follow_them():
+    """Real IRA tweets and MEIU22 Reddit posts (1,500 each): topics span both platforms, and every
+    MPTM pool's examples share one topic and cover each platform that topic holds."""
+    rows = (
+        read_rows("politics_twitter_ira.csv")[:1500]
+        + read_rows("politics_reddit_meiu22.csv")[:1500]
+    )
+    texts = [r["text"] for r in rows]
+    ids = [r["id"] for r in rows]
+    platforms = [r["platform"] for r in rows]
+    embeddings = LsaEmbedder.fit(texts, LsaEmbedderConfig(dimensions=64), seed=0).encode(texts)
+    config = TopicsConfig(min_cluster_size=15)
+    fitted = fit_topics(texts, embeddings, config, seed=0)
+    labels, _ = assign_topics(embeddings, fitted.centroids, config.outlier_threshold)
+    per_topic = {}
+    for label, platform in zip(labels.tolist(), platforms, strict=True):
+        if label >= 0:
+            per_topic.setdefault(label, set()).add(platform)
+    mixed = [t for t, p in per_topic.items() if p == {"twitter", "reddit"}]
+    assert len(per_topic) >= 5 and len(mixed) >= 2
+
+    pools = build_pools(
+        pa.table({"id": ids, "platform": platforms}),
+        pa.table({"id": ids, "topic": labels}),
+        PoolsConfig(strategies=["mptm"]),
+        n_posts=600,
+        posts_per_platform=3,
+        seed=0,
+    )
+    topic_of = dict(zip(ids, labels.tolist(), strict=True))
+    platform_of = dict(zip(ids, platforms, strict=True))
+    assert pools.num_rows > 0
+    for pool in pools.to_pylist():
+        assert {topic_of[i] for i in pool["example_ids"]} == {pool["topic"]}
+        assert {platform_of[i] for i in pool["example_ids"]} == per_topic[pool["topic"]]
