@@ -7,7 +7,14 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from mpsynth.errors import ConfigError
 
@@ -89,6 +96,16 @@ EmbedderConfig = Annotated[
 
 class EmbedConfig(_Section):
     embedder: EmbedderConfig = LsaEmbedderConfig()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_kind(cls, data: Any) -> Any:
+        """An embedder given without `kind` is the default (lsa), as when the section is absent."""
+        embedder = data.get("embedder") if isinstance(data, dict) else None
+        if isinstance(embedder, dict) and "kind" not in embedder:
+            return {**data, "embedder": {"kind": "lsa", **embedder}}
+        return data
+
     batch_size: Annotated[int, Field(ge=1)] = 2048
     actors: Annotated[int, Field(ge=1)] | None = Field(
         default=None, description="None: one per GPU when the cluster has GPUs, else one per CPU"

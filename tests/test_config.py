@@ -60,3 +60,11 @@ def test_malformed_override_is_a_clear_error():
 def test_missing_config_file(tmp_path):
     with pytest.raises(ConfigError, match="config file not found"):
         load_config(tmp_path / "nope.yaml")
+
+
+def test_embedder_kind_selects_the_backend_and_defaults_to_lsa():
+    config = load_config(DEMO, ["embed.embedder={kind: sentence-transformers, model: /models/x}"])
+    assert config.embed.embedder.kind == "sentence-transformers"
+    assert load_config(DEMO, ["embed.embedder={dimensions: 64}"]).embed.embedder.kind == "lsa"
+    with pytest.raises(ConfigError, match=r"embed\.embedder\.lsa\.model: unknown setting"):
+        load_config(DEMO, ["embed.embedder={kind: lsa, model: x}"])
