@@ -56,6 +56,32 @@ def run(config: str, overrides: tuple[str, ...], force: bool) -> None:
     _run(config, overrides, STAGES[-1], set(STAGES) if force else set())
 
 
+@cli.command(name="estimate")
+@_config
+@_overrides
+def estimate_command(config: str, overrides: tuple[str, ...]) -> None:
+    """Print requests, tokens and dollars per generator before anything is generated."""
+    from mpsynth.pipeline import estimate
+
+    rows = estimate(load_config(config, overrides))
+    click.echo(
+        f"{'generator':<16}{'model':<26}{'requests':>9}{'to run':>8}{'prompt tok':>12}"
+        f"{'exp. out tok':>13}{'max out tok':>12}{'exp. $':>10}{'max $':>10}"
+    )
+    for row in rows:
+        money = [
+            f"{row[k]:>10.4f}" if row[k] is not None else f"{'no price':>10}"
+            for k in ("expected_usd", "max_usd")
+        ]
+        click.echo(
+            f"{row['generator']:<16}{row['model']:<26}{row['requests']:>9,}{row['to_run']:>8,}"
+            f"{row['prompt_tokens']:>12,}{row['expected_completion_tokens']:>13,}"
+            f"{row['max_completion_tokens']:>12,}{money[0]}{money[1]}"
+        )
+    if any(row["expected_usd"] is None for row in rows):
+        click.echo("no price for some models: set generate.prices.<model> (per million tokens)")
+
+
 def _stage_command(stage: str) -> click.Command:
     @_config
     @_overrides

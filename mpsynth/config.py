@@ -183,14 +183,113 @@ class MarkovProviderConfig(_Section):
     min_training_posts: Annotated[int, Field(ge=1)] = 20
 
 
-class GenerateConfig(_Section):
-    name: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]+$")] = "markov"
-    n_posts: Annotated[int, Field(ge=1)] = 400
-    provider: MarkovProviderConfig = MarkovProviderConfig()
+class OpenAIProviderConfig(_Section):
+    """OpenAI, or any OpenAI-compatible server (vLLM, llama.cpp, Ollama) through base_url."""
+
+    kind: Literal["openai"] = "openai"
+    model: str
+    base_url: str | None = None
+    api_key_env: str = "OPENAI_API_KEY"
+    structured_output: Literal["json_schema", "json_object", "none"] = "json_schema"
+
+
+class AnthropicProviderConfig(_Section):
+    kind: Literal["anthropic"] = "anthropic"
+    model: str
+    base_url: str | None = None
+    api_key_env: str = "ANTHROPIC_API_KEY"
+    structured_output: Literal["json_schema", "none"] = "json_schema"
+
+
+class GeminiProviderConfig(_Section):
+    kind: Literal["gemini"] = "gemini"
+    model: str
+    base_url: str | None = None
+    api_key_env: str = "GEMINI_API_KEY"
+    structured_output: Literal["json_schema", "none"] = "json_schema"
+
+
+class VllmProviderConfig(_Section):
+    """A vLLM engine inside each generation actor, one per GPU set (install the `vllm` extra)."""
+
+    kind: Literal["vllm"] = "vllm"
+    model: str
+    tensor_parallel_size: Annotated[int, Field(ge=1)] = 1
+    gpu_memory_utilization: Annotated[float, Field(gt=0.0, le=1.0)] = 0.9
+    max_model_len: Annotated[int, Field(ge=256)] | None = None
+    structured_output: bool = True
+
+
+ProviderConfig = Annotated[
+    MarkovProviderConfig
+    | OpenAIProviderConfig
+    | AnthropicProviderConfig
+    | GeminiProviderConfig
+    | VllmProviderConfig,
+    Field(discriminator="kind"),
+]
+
+
+class RateLimitConfig(_Section):
+    """Limits shared by every actor of a generator (None: unlimited)."""
+
+    requests_per_minute: Annotated[float, Field(gt=0)] | None = None
+    tokens_per_minute: Annotated[float, Field(gt=0)] | None = None
+    concurrency: Annotated[int, Field(ge=1)] = 16  # requests in flight per actor
+
+
+class RetryConfig(_Section):
+    max_attempts: Annotated[int, Field(ge=1)] = 6
+    base_delay_s: Annotated[float, Field(ge=0.0)] = 1.0
+    max_delay_s: Annotated[float, Field(ge=0.0)] = 60.0
+    timeout_s: Annotated[float, Field(gt=0.0)] = 120.0
+
+
+class CircuitBreakerConfig(_Section):
+    """Stop sending for `cooldown_s` after `failures` failed attempts in a row (429s excluded);
+    give up on the run after `max_trips` trips with no success in between."""
+
+    failures: Annotated[int, Field(ge=1)] = 10
+    cooldown_s: Annotated[float, Field(ge=0.0)] = 30.0
+    max_trips: Annotated[int, Field(ge=1)] = 5
+
+
+class GeneratorConfig(_Section):
+    name: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.]+$")]
+    provider: ProviderConfig
     temperature: Annotated[float, Field(ge=0.0, le=2.0)] = 1.0
     max_tokens: Annotated[int, Field(ge=16)] = 1024
     actors: Annotated[int, Field(ge=1)] = 1
-    batch_size: Annotated[int, Field(ge=1)] = 16
+    rate: RateLimitConfig = RateLimitConfig()
+    retry: RetryConfig = RetryConfig()
+    circuit_breaker: CircuitBreakerConfig = CircuitBreakerConfig()
+
+
+class PriceConfig(_Section):
+    input_per_mtok: Annotated[float, Field(ge=0.0)]
+    output_per_mtok: Annotated[float, Field(ge=0.0)]
+
+
+class GenerateConfig(_Section):
+    n_posts: Annotated[int, Field(ge=1)] = 400
+    generators: Annotated[list[GeneratorConfig], Field(min_length=1)] = Field(
+        default_factory=lambda: [GeneratorConfig(name="markov", provider=MarkovProviderConfig())]
+    )
+    budget_usd: Annotated[float, Field(gt=0.0)] | None = None
+    prices: dict[str, PriceConfig] = Field(
+        default_factory=dict, description="model -> price per million tokens, over the defaults"
+    )
+    flush_every: Annotated[int, Field(ge=1)] = 32
+    flush_interval_s: Annotated[float, Field(gt=0.0)] = 2.0
+    progress_interval_s: Annotated[float, Field(gt=0.0)] = 5.0
+
+    @field_validator("generators")
+    @classmethod
+    def _unique_names(cls, value: list[GeneratorConfig]) -> list[GeneratorConfig]:
+        names = [g.name for g in value]
+        if len(set(names)) != len(names):
+            raise ValueError(f"generator names must be unique (got {names})")
+        return value
 
 
 class EvaluateConfig(_Section):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import shutil
 import time
 from collections.abc import Callable, Iterable
@@ -22,7 +23,7 @@ import pyarrow.parquet as pq
 
 from mpsynth import __version__, schema
 from mpsynth.config import RunConfig
-from mpsynth.errors import StageError
+from mpsynth.errors import ConfigError, StageError
 from mpsynth.rundir import RunDirectory, fingerprint
 from mpsynth.stages import STAGES
 from mpsynth.stages.ingest import check_inputs, expand_input
@@ -72,11 +73,10 @@ STAGE_INPUTS: dict[str, Callable[[RunConfig], Any]] = {
     "prompts": lambda c: {
         "prompts": c.prompts.model_dump(mode="json"),
         "templates": _template_texts(c),
-        "provider": c.generate.provider.model_dump(mode="json"),
-        "params": [c.generate.temperature, c.generate.max_tokens],
+        "generators": [g.model_dump(mode="json") for g in c.generate.generators],
     },
     "generate": lambda c: {"generate": c.generate.model_dump(mode="json")},
-    "postprocess": lambda c: {"name": c.generate.name},
+    "postprocess": lambda c: {},
     "evaluate": lambda c: {"evaluate": c.evaluate.model_dump(mode="json"), "seed": c.seed},
     "report": lambda c: {"report": c.report.model_dump(mode="json")},
 }
@@ -223,33 +223,76 @@ def run_prompts(ctx: StageContext, out: Path) -> dict[str, int]:
         pq.read_table(ctx.path("pools", "pools.parquet")),
         pq.read_table(ctx.path("ingest", "posts.parquet"), columns=["id", "platform", "text"]),
         ctx.config.prompts,
-        ctx.config.generate,
+        ctx.config.generate.generators,
     )
     return {"requests": _write(requests, out / "requests.parquet")}
 
 
-def run_generate(ctx: StageContext, out: Path) -> dict[str, int]:
-    from mpsynth.distributed.data import map_parquet
-    from mpsynth.providers import RealCorpus
-    from mpsynth.stages.generate import GenerateBatch
+def ledger_dir(run: RunDirectory, generator: str) -> Path:
+    """Outside the stage folders on purpose: paid-for answers survive crashes and --force."""
+    return run.root / "ledger" / generator
 
+
+def run_generate(ctx: StageContext, out: Path) -> dict[str, Any]:
+    from mpsynth.distributed.generation import run_generator
+    from mpsynth.ledger import read_ledger, settled
+    from mpsynth.pricing import price_for
+    from mpsynth.providers import RealCorpus
+
+    generate = ctx.config.generate
     corpus = RealCorpus(  # what the offline baseline trains on
         posts=ctx.path("ingest", "posts.parquet").resolve(),
         assignments=ctx.path("topics", "assignments").resolve(),
     )
-    generate = ctx.config.generate
-    map_parquet(
-        ctx.path("prompts", "requests.parquet"),
-        out / "completions",
-        GenerateBatch,
-        constructor_kwargs={"provider": generate.provider, "corpus": corpus},
-        actors=generate.actors,
-        num_cpus=ctx.config.ray.actor_num_cpus,
-        batch_size=generate.batch_size,
-    )
-    completions = pq.read_table(out / "completions", columns=["status"])
-    failed = completions.column("status").to_pylist().count("failed")
-    return {"completions": completions.num_rows, "failed": failed}
+    requests = pq.read_table(ctx.path("prompts", "requests.parquet"))
+    summary, rows, spend = {}, [], 0.0
+    for number, generator in enumerate(generate.generators):
+        mine = requests.filter(pc.equal(requests.column("generator"), generator.name))
+        directory = ledger_dir(ctx.run, generator.name)
+        counts = run_generator(
+            generator,
+            mine,
+            directory,
+            corpus,
+            price_for(generator, generate.prices),
+            generate.budget_usd,
+            ctx.config.ray,
+            generate.flush_every,
+            generate.flush_interval_s,
+            generate.progress_interval_s,
+            seed=ctx.config.seed + 1000 * number,
+        )
+        ledger = read_ledger(directory)
+        latest = settled(ledger)
+        wanted = mine.column("request_id").to_pylist()
+        mine_rows = [latest[rid] for rid in wanted if rid in latest]
+        generator_spend = float(pc.sum(ledger.column("cost_usd")).as_py() or 0.0)
+        spend += generator_spend
+        rows.extend(mine_rows)
+        summary[generator.name] = {
+            "requests": len(wanted),
+            "ok": sum(r["status"] == "ok" for r in mine_rows),
+            "failed": sum(r["status"] == "failed" for r in mine_rows),
+            "missing": len(wanted) - len(mine_rows),
+            "repaired": sum(r["repaired"] for r in mine_rows),
+            "this_run": counts,
+            "spend_usd": round(generator_spend, 6),
+        }
+        if summary[generator.name]["missing"]:
+            log.warning(
+                "generate %s: %d requests have no answer (budget reached?)",
+                generator.name,
+                summary[generator.name]["missing"],
+            )
+    (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    completions = pa.Table.from_pylist(rows, schema=schema.COMPLETIONS)
+    _write(completions, out / "completions.parquet")
+    return {
+        "completions": completions.num_rows,
+        "failed": sum(s["failed"] for s in summary.values()),
+        "missing": sum(s["missing"] for s in summary.values()),
+        "spend_usd": round(spend, 6),
+    }
 
 
 def run_postprocess(ctx: StageContext, out: Path) -> dict[str, int]:
@@ -257,8 +300,7 @@ def run_postprocess(ctx: StageContext, out: Path) -> dict[str, int]:
 
     result = postprocess(
         pq.read_table(ctx.path("prompts", "requests.parquet")),
-        pq.read_table(ctx.path("generate", "completions")),
-        ctx.config.generate.name,
+        pq.read_table(ctx.path("generate", "completions.parquet")),
     )
     (out / "synthetic").mkdir()
     rows = {
@@ -327,7 +369,7 @@ def run_report(ctx: StageContext, out: Path) -> dict[str, int]:
     return {"bytes": len(page.encode())}
 
 
-RUNNERS: dict[str, Callable[[StageContext, Path], dict[str, int]]] = {
+RUNNERS: dict[str, Callable[[StageContext, Path], dict[str, Any]]] = {
     "ingest": run_ingest,
     "embed": run_embed,
     "topics": run_topics,
@@ -342,12 +384,29 @@ RAY_STAGES = {"embed", "topics", "generate", "evaluate"}
 
 
 def preflight(config: RunConfig) -> None:
-    """Every check that needs no work done: inputs and their columns, prompt templates."""
+    """Every check that needs no work done: inputs and their columns, prompt templates, API keys,
+    prices when a budget is set."""
+    from mpsynth.pricing import price_for
     from mpsynth.stages.prompts import load_template
 
     check_inputs(config.ingest)
     for strategy in config.pools.strategies:
         load_template(strategy, config.prompts)
+    for number, generator in enumerate(config.generate.generators):
+        env = getattr(generator.provider, "api_key_env", None)
+        if env and not os.environ.get(env):
+            raise ConfigError(
+                f"generate.generators.{number}.provider.api_key_env: the environment variable "
+                f"{env} is not set"
+            )
+        if (
+            config.generate.budget_usd is not None
+            and price_for(generator, config.generate.prices) is None
+        ):
+            raise ConfigError(
+                f"generate.budget_usd needs a price for model {generator.provider.model!r}: "
+                f"add generate.prices.{generator.provider.model}"
+            )
 
 
 def run_pipeline(
@@ -398,3 +457,23 @@ def _maybe_ray(config: RunConfig, needed: bool):
     from mpsynth.distributed.session import ray_session
 
     return ray_session(config.ray)
+
+
+def estimate(config: RunConfig) -> list[dict]:
+    """Run the cheap stages up to prompts (skipping current ones) and price the generation."""
+    from mpsynth.ledger import read_ledger, succeeded_ids
+    from mpsynth.pricing import estimate_generation
+
+    run_pipeline(config, until="prompts")
+    run = RunDirectory(config.run_dir)
+    done = {
+        g.name: succeeded_ids(read_ledger(ledger_dir(run, g.name)))
+        for g in config.generate.generators
+    }
+    return estimate_generation(
+        pq.read_table(run.stage_dir("prompts") / "requests.parquet"),
+        pq.read_table(run.stage_dir("ingest") / "posts.parquet", columns=["id", "text"]),
+        config.generate.generators,
+        config.generate.prices,
+        done,
+    )

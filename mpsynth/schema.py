@@ -72,6 +72,7 @@ MESSAGE = pa.struct([pa.field("role", pa.string()), pa.field("content", pa.strin
 GENERATION_REQUESTS = pa.schema(
     [
         pa.field("request_id", pa.string(), nullable=False),
+        pa.field("generator", pa.string(), nullable=False),
         pa.field("pool_id", pa.string(), nullable=False),
         pa.field("strategy", pa.string(), nullable=False),
         pa.field("topic", pa.int64()),
@@ -89,6 +90,7 @@ GENERATION_REQUESTS = pa.schema(
 COMPLETIONS = pa.schema(
     [
         pa.field("request_id", pa.string(), nullable=False),
+        pa.field("generator", pa.string(), nullable=False),
         pa.field("provider", pa.string(), nullable=False),
         pa.field("model", pa.string(), nullable=False),
         pa.field("status", pa.string(), nullable=False),  # ok | failed
@@ -98,6 +100,10 @@ COMPLETIONS = pa.schema(
         pa.field("completion_tokens", pa.int64()),
         pa.field("error", pa.string()),
         pa.field("latency_s", pa.float64()),
+        pa.field("attempts", pa.int64(), nullable=False),
+        pa.field("repaired", pa.bool_(), nullable=False),  # a repair retry was needed
+        pa.field("cost_usd", pa.float64()),
+        pa.field("finished_at", pa.float64(), nullable=False),  # unix time
     ]
 )
 
@@ -109,6 +115,7 @@ GENERATED_POSTS = pa.schema(
         pa.field("strategy", pa.string(), nullable=False),
         pa.field("topic", pa.int64()),
         pa.field("request_id", pa.string(), nullable=False),
+        pa.field("generator", pa.string(), nullable=False),
         pa.field("provider", pa.string(), nullable=False),
         pa.field("model", pa.string(), nullable=False),
         pa.field("example_ids", pa.list_(pa.string()), nullable=False),

@@ -14,6 +14,7 @@ from tests.conftest import first_per_platform
 def _request(**overrides) -> GenerationRequest:
     fields = dict(
         request_id="r1",
+        generator="markov",
         strategy="mptm",
         topic=0,
         target_platforms=["reddit", "twitter"],

@@ -6,7 +6,8 @@ import pyarrow as pa
 import pytest
 
 from mpsynth import schema
-from mpsynth.stages.postprocess import OutputFormatError, parse_posts, postprocess
+from mpsynth.providers.output import OutputFormatError, parse_posts
+from mpsynth.stages.postprocess import postprocess
 
 
 def test_parse_accepts_object_list_and_fenced_json():
@@ -25,6 +26,7 @@ def _requests(n):
         [
             {
                 "request_id": f"req{i:030d}",
+                "generator": "markov",
                 "pool_id": f"mptm-{i}",
                 "strategy": "mptm",
                 "topic": 2,
@@ -46,6 +48,7 @@ def _requests(n):
 def _completion(i, text, status="ok"):
     return {
         "request_id": f"req{i:030d}",
+        "generator": "markov",
         "provider": "markov",
         "model": "m",
         "status": status,
@@ -55,6 +58,10 @@ def _completion(i, text, status="ok"):
         "completion_tokens": 1,
         "error": None if status == "ok" else "boom",
         "latency_s": 0.0,
+        "attempts": 1,
+        "repaired": False,
+        "cost_usd": 0.0,
+        "finished_at": 0.0,
     }
 
 
@@ -85,7 +92,7 @@ def test_posts_keep_provenance_and_every_rejection_has_a_reason():
         ],
         schema=schema.COMPLETIONS,
     )
-    result = postprocess(_requests(5), completions, "markov")
+    result = postprocess(_requests(5), completions)
     posts = result.datasets["markov-mptm"].to_pylist()
     assert [(p["platform"], p["text"]) for p in posts] == [
         ("reddit", "first"),

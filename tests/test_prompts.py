@@ -3,7 +3,7 @@ from __future__ import annotations
 import pyarrow as pa
 import pytest
 
-from mpsynth.config import GenerateConfig, PromptsConfig
+from mpsynth.config import GeneratorConfig, MarkovProviderConfig, PromptsConfig
 from mpsynth.errors import ConfigError
 from mpsynth.stages.prompts import build_requests, load_template
 from tests.conftest import first_per_platform
@@ -29,8 +29,12 @@ def _pools(posts, seed=7):
     )
 
 
+def _markov(**overrides):
+    return [GeneratorConfig(name="markov", provider=MarkovProviderConfig(), **overrides)]
+
+
 def test_messages_hold_the_real_examples_verbatim(posts):
-    requests = build_requests(_pools(posts), posts, PromptsConfig(), GenerateConfig())
+    requests = build_requests(_pools(posts), posts, PromptsConfig(), _markov())
     user = requests["messages"][0].as_py()[1]["content"]
     for text in posts["text"].to_pylist()[:6]:
         assert text in user
@@ -39,13 +43,11 @@ def test_messages_hold_the_real_examples_verbatim(posts):
 
 
 def test_request_id_is_stable_and_changes_with_what_shapes_the_response(posts):
-    base = build_requests(_pools(posts), posts, PromptsConfig(), GenerateConfig())["request_id"][0]
-    again = build_requests(_pools(posts), posts, PromptsConfig(), GenerateConfig())["request_id"][0]
-    hotter = build_requests(_pools(posts), posts, PromptsConfig(), GenerateConfig(temperature=0.7))
-    reseeded = build_requests(_pools(posts, seed=8), posts, PromptsConfig(), GenerateConfig())
-    more = build_requests(
-        _pools(posts), posts, PromptsConfig(posts_per_platform=4), GenerateConfig()
-    )
+    base = build_requests(_pools(posts), posts, PromptsConfig(), _markov())["request_id"][0]
+    again = build_requests(_pools(posts), posts, PromptsConfig(), _markov())["request_id"][0]
+    hotter = build_requests(_pools(posts), posts, PromptsConfig(), _markov(temperature=0.7))
+    reseeded = build_requests(_pools(posts, seed=8), posts, PromptsConfig(), _markov())
+    more = build_requests(_pools(posts), posts, PromptsConfig(posts_per_platform=4), _markov())
     assert base == again
     assert (
         len({base, hotter["request_id"][0], reseeded["request_id"][0], more["request_id"][0]}) == 4
@@ -58,7 +60,7 @@ def test_template_override_and_its_errors(tmp_path, posts):
         "Be brief.\n---\nTopic posts:\n$examples\nNow $posts_per_platform for $target_list."
     )
     config = PromptsConfig(templates={"mptm": custom})
-    messages = build_requests(_pools(posts), posts, config, GenerateConfig())["messages"][0].as_py()
+    messages = build_requests(_pools(posts), posts, config, _markov())["messages"][0].as_py()
     assert messages[0]["content"] == "Be brief."
     assert messages[1]["content"].endswith("Now 3 for reddit, twitter.")
     custom.write_text("no separator here")
@@ -66,3 +68,31 @@ def test_template_override_and_its_errors(tmp_path, posts):
         load_template("mptm", config)
     with pytest.raises(ConfigError, match=r"prompts\.templates\.mptm: file not found"):
         load_template("mptm", PromptsConfig(templates={"mptm": tmp_path / "gone.txt"}))
+
+
+def test_one_request_per_pool_and_generator_with_distinct_ids(posts):
+    generators = [
+        GeneratorConfig(name="markov", provider=MarkovProviderConfig()),
+        GeneratorConfig(name="gpt", provider={"kind": "openai", "model": "gpt-4o-mini"}),
+        GeneratorConfig(
+            name="gpt_local",
+            provider={
+                "kind": "openai",
+                "model": "gpt-4o-mini",
+                "base_url": "http://localhost:8000/v1",
+            },
+        ),
+    ]
+    requests = build_requests(_pools(posts), posts, PromptsConfig(), generators)
+    assert requests["generator"].to_pylist() == ["markov", "gpt", "gpt_local"]
+    assert len(set(requests["request_id"].to_pylist())) == 3  # base_url is part of the identity
+    # the key's variable name is not: renaming it must not orphan paid answers
+    renamed = [
+        GeneratorConfig(
+            name="gpt", provider={"kind": "openai", "model": "gpt-4o-mini", "api_key_env": "OTHER"}
+        )
+    ]
+    assert (
+        build_requests(_pools(posts), posts, PromptsConfig(), renamed)["request_id"][0]
+        == requests["request_id"][1]
+    )

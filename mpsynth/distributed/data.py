@@ -8,6 +8,8 @@ from typing import Any
 
 import ray
 
+MIN_ROWS_PER_FILE = 100_000  # fewer, larger part files for large outputs
+
 
 def map_parquet(
     source: Path | list[Path],
@@ -29,7 +31,11 @@ def map_parquet(
     the read tasks waiting on CPUs that the actors hold.
     """
     sources = [str(p) for p in source] if isinstance(source, list) else str(source)
-    dataset = ray.data.read_parquet(sources, columns=columns)
+    # A file is read as one block however many row groups it has, and one block feeds one actor:
+    # cutting blocks to the batch size lets every actor work (streaming, no materialisation).
+    dataset = ray.data.read_parquet(sources, columns=columns).repartition(
+        target_num_rows_per_block=batch_size
+    )
     options: dict[str, Any] = {
         "batch_format": "pyarrow",
         "batch_size": batch_size,
@@ -41,4 +47,6 @@ def map_parquet(
     if isinstance(fn, type):
         options["compute"] = ray.data.ActorPoolStrategy(size=actors)
         options["fn_constructor_kwargs"] = constructor_kwargs
-    dataset.map_batches(fn, **options).write_parquet(str(destination))
+    dataset.map_batches(fn, **options).write_parquet(
+        str(destination), min_rows_per_file=MIN_ROWS_PER_FILE
+    )

@@ -1,19 +1,22 @@
 """Generation backends behind one small protocol: a request (chat messages, sampling parameters and
-what the request is for) in, a completion (text, token counts, finish reason) out."""
+what the request is for) in, a completion (text, token counts, finish reason) out. A backend maps its
+SDK's failures onto two kinds: retryable (429, 5xx, timeouts, dropped connections) and fatal."""
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import Any, Protocol
 
-from mpsynth.config import MarkovProviderConfig
+from mpsynth.config import ProviderConfig, RetryConfig
 
 
 @dataclass(frozen=True)
 class GenerationRequest:
     request_id: str
+    generator: str
     strategy: str
     topic: int | None
     target_platforms: list[str]
@@ -27,6 +30,7 @@ class GenerationRequest:
     def from_row(cls, row: dict[str, Any]) -> GenerationRequest:
         return cls(
             request_id=row["request_id"],
+            generator=row["generator"],
             strategy=row["strategy"],
             topic=row["topic"],
             target_platforms=list(row["target_platforms"]),
@@ -48,10 +52,23 @@ class RealCorpus:
 
 @dataclass(frozen=True)
 class Completion:
-    text: str
-    finish_reason: str
+    text: str | None
+    finish_reason: str  # "stop", "length" (truncated), "refusal", or the provider's own word
     prompt_tokens: int
     completion_tokens: int
+
+
+class RetryableProviderError(Exception):
+    """Worth another attempt: rate limited, server error, timeout, dropped connection."""
+
+    def __init__(self, message: str, status: int | None = None, retry_after: float | None = None):
+        super().__init__(message)
+        self.status = status
+        self.retry_after = retry_after
+
+
+class FatalProviderError(Exception):
+    """No retry can fix it (bad key, invalid request, unknown model): the run stops."""
 
 
 class Provider(Protocol):
@@ -60,11 +77,52 @@ class Provider(Protocol):
 
     async def complete(self, request: GenerationRequest) -> Completion: ...
 
+    async def close(self) -> None: ...
 
-def build_provider(config: MarkovProviderConfig, corpus: RealCorpus) -> Provider:
+
+def redact(text: str, secret: str | None) -> str:
+    return text.replace(secret, "***") if secret else text
+
+
+def retry_after_seconds(headers: Any) -> float | None:
+    """Retry-After (seconds or an HTTP date) from a response's headers, if present."""
+    if headers is None:
+        return None
+    value = headers.get("retry-after") or headers.get("Retry-After")
+    if value is None:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        from datetime import UTC, datetime
+
+        return max(0.0, (parsedate_to_datetime(value) - datetime.now(UTC)).total_seconds())
+    except (TypeError, ValueError):
+        return None
+
+
+def build_provider(config: ProviderConfig, retry: RetryConfig, corpus: RealCorpus) -> Provider:
     """The backend a config names; the offline baseline trains on the run's real corpus."""
     match config.kind:
         case "markov":
             from mpsynth.providers.markov import MarkovProvider
 
             return MarkovProvider.from_corpus(config, corpus)
+        case "openai":
+            from mpsynth.providers.openai import OpenAIProvider
+
+            return OpenAIProvider(config, retry)
+        case "anthropic":
+            from mpsynth.providers.anthropic import AnthropicProvider
+
+            return AnthropicProvider(config, retry)
+        case "gemini":
+            from mpsynth.providers.gemini import GeminiProvider
+
+            return GeminiProvider(config, retry)
+        case "vllm":
+            from mpsynth.providers.vllm import VllmProvider
+
+            return VllmProvider(config)

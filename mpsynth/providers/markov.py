@@ -117,3 +117,6 @@ class MarkovProvider:
             prompt_tokens=prompt_words,
             completion_tokens=sum(len(p["text"].split()) for p in posts),
         )
+
+    async def close(self) -> None:
+        return None

@@ -4,7 +4,6 @@ posts for the platforms the request asked for, drop exact duplicates, and record
 from __future__ import annotations
 
 import json
-import re
 from collections import defaultdict
 from dataclasses import dataclass
 
@@ -12,26 +11,7 @@ import pyarrow as pa
 
 from mpsynth import schema
 from mpsynth.platforms import normalise_platform
-
-_FENCE = re.compile(r"^\s*```(?:json)?\s*(.*?)\s*```\s*$", re.DOTALL)
-
-
-class OutputFormatError(ValueError):
-    pass
-
-
-def parse_posts(raw: str) -> list[dict]:
-    """The list of {platform, text} items in a completion: {"posts": [...]} or a bare list,
-    optionally inside a markdown code fence."""
-    fenced = _FENCE.match(raw)
-    try:
-        payload = json.loads(fenced.group(1) if fenced else raw)
-    except json.JSONDecodeError as error:
-        raise OutputFormatError(f"not valid JSON: {error}") from None
-    items = payload.get("posts") if isinstance(payload, dict) else payload
-    if not isinstance(items, list):
-        raise OutputFormatError('expected {"posts": [...]} or a JSON list')
-    return items
+from mpsynth.providers.output import OutputFormatError, parse_posts
 
 
 @dataclass
@@ -45,7 +25,7 @@ def dataset_name(generator: str, strategy: str) -> str:
     return f"{generator}-{strategy}"
 
 
-def postprocess(requests: pa.Table, completions: pa.Table, generator: str) -> PostprocessResult:
+def postprocess(requests: pa.Table, completions: pa.Table) -> PostprocessResult:
     by_request = {row["request_id"]: row for row in completions.to_pylist()}
     posts: dict[str, dict[str, list]] = defaultdict(
         lambda: {name: [] for name in schema.GENERATED_POSTS.names}
@@ -74,7 +54,7 @@ def postprocess(requests: pa.Table, completions: pa.Table, generator: str) -> Po
         except OutputFormatError as error:
             reject(rid, f"unparseable output: {error}", completion["text"])
             continue
-        name = dataset_name(generator, request["strategy"])
+        name = dataset_name(request["generator"], request["strategy"])
         targets = set(request["target_platforms"])
         for index, item in enumerate(items):
             raw_item = json.dumps(item, ensure_ascii=False)
@@ -98,6 +78,7 @@ def postprocess(requests: pa.Table, completions: pa.Table, generator: str) -> Po
                 table["strategy"].append(request["strategy"])
                 table["topic"].append(request["topic"])
                 table["request_id"].append(rid)
+                table["generator"].append(request["generator"])
                 table["provider"].append(completion["provider"])
                 table["model"].append(completion["model"])
                 table["example_ids"].append(request["example_ids"])

@@ -10,7 +10,7 @@ from string import Template
 import pyarrow as pa
 
 from mpsynth import schema
-from mpsynth.config import GenerateConfig, PromptsConfig
+from mpsynth.config import GeneratorConfig, PromptsConfig
 from mpsynth.errors import ConfigError
 from mpsynth.rundir import fingerprint
 
@@ -38,22 +38,45 @@ def format_examples(examples: list[tuple[str, str]]) -> str:
     return "\n\n".join(f"[{platform}] {text}" for platform, text in examples)
 
 
-def generation_params(config: GenerateConfig) -> dict:
-    return {"temperature": config.temperature, "max_tokens": config.max_tokens}
+def generation_params(generator: GeneratorConfig) -> dict:
+    return {"temperature": generator.temperature, "max_tokens": generator.max_tokens}
 
 
-def request_id(provider: str, model: str, params: dict, messages: list[dict], seed: int) -> str:
+def provider_identity(generator: GeneratorConfig) -> dict:
+    """Everything about the backend that can change an answer (not the key, which is a secret)."""
+    return generator.provider.model_dump(mode="json", exclude={"api_key_env"})
+
+
+def request_id(provider: dict, params: dict, messages: list[dict], seed: int) -> str:
     return fingerprint(
-        {"provider": provider, "model": model, "params": params, "messages": messages, "seed": seed}
+        {"provider": provider, "params": params, "messages": messages, "seed": seed}
     )[:32]
+
+
+def build_messages(
+    pool: dict, templates: dict, examples: list[tuple[str, str]], posts_per_platform: int
+) -> list[dict]:
+    system, user = templates[pool["strategy"]]
+    values = {
+        "n_examples": len(examples),
+        "platform_list": ", ".join(sorted({p for p, _ in examples})),
+        "examples": format_examples(examples),
+        "posts_per_platform": posts_per_platform,
+        "target_list": ", ".join(pool["target_platforms"]),
+    }
+    return [
+        {"role": "system", "content": system.safe_substitute(values)},
+        {"role": "user", "content": user.safe_substitute(values)},
+    ]
 
 
 def build_requests(
     pools: pa.Table,
     posts: pa.Table,
     prompts: PromptsConfig,
-    generate: GenerateConfig,
+    generators: list[GeneratorConfig],
 ) -> pa.Table:
+    """One request per pool and generator."""
     text_of = dict(
         zip(posts.column("id").to_pylist(), posts.column("text").to_pylist(), strict=True)
     )
@@ -61,34 +84,25 @@ def build_requests(
         zip(posts.column("id").to_pylist(), posts.column("platform").to_pylist(), strict=True)
     )
     templates = {s: load_template(s, prompts) for s in set(pools.column("strategy").to_pylist())}
-    params = generation_params(generate)
-    params_json = json.dumps(params, sort_keys=True)
-    provider, model = generate.provider.kind, generate.provider.model
     rows: dict[str, list] = {name: [] for name in schema.GENERATION_REQUESTS.names}
-    for pool in pools.to_pylist():
-        system, user = templates[pool["strategy"]]
-        examples = [(platform_of[i], text_of[i]) for i in pool["example_ids"]]
-        values = {
-            "n_examples": len(examples),
-            "platform_list": ", ".join(sorted({p for p, _ in examples})),
-            "examples": format_examples(examples),
-            "posts_per_platform": prompts.posts_per_platform,
-            "target_list": ", ".join(pool["target_platforms"]),
-        }
-        messages = [
-            {"role": "system", "content": system.safe_substitute(values)},
-            {"role": "user", "content": user.safe_substitute(values)},
-        ]
-        rows["request_id"].append(request_id(provider, model, params, messages, pool["seed"]))
-        rows["pool_id"].append(pool["pool_id"])
-        rows["strategy"].append(pool["strategy"])
-        rows["topic"].append(pool["topic"])
-        rows["target_platforms"].append(pool["target_platforms"])
-        rows["posts_per_platform"].append(prompts.posts_per_platform)
-        rows["example_ids"].append(pool["example_ids"])
-        rows["messages"].append(messages)
-        rows["provider"].append(provider)
-        rows["model"].append(model)
-        rows["params_json"].append(params_json)
-        rows["seed"].append(pool["seed"])
+    for generator in generators:
+        params = generation_params(generator)
+        params_json = json.dumps(params, sort_keys=True)
+        identity = provider_identity(generator)
+        for pool in pools.to_pylist():
+            examples = [(platform_of[i], text_of[i]) for i in pool["example_ids"]]
+            messages = build_messages(pool, templates, examples, prompts.posts_per_platform)
+            rows["request_id"].append(request_id(identity, params, messages, pool["seed"]))
+            rows["generator"].append(generator.name)
+            rows["pool_id"].append(pool["pool_id"])
+            rows["strategy"].append(pool["strategy"])
+            rows["topic"].append(pool["topic"])
+            rows["target_platforms"].append(pool["target_platforms"])
+            rows["posts_per_platform"].append(prompts.posts_per_platform)
+            rows["example_ids"].append(pool["example_ids"])
+            rows["messages"].append(messages)
+            rows["provider"].append(generator.provider.kind)
+            rows["model"].append(generator.provider.model)
+            rows["params_json"].append(params_json)
+            rows["seed"].append(pool["seed"])
     return pa.Table.from_pydict(rows, schema=schema.GENERATION_REQUESTS)

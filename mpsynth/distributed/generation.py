@@ -1,0 +1,221 @@
+"""Generation on Ray: one governor actor per generator (rate limits, breaker, budget shared by all its
+workers), async worker actors each running a GenerationEngine, and the driver loop that reports
+progress and re-runs what a dead worker left unfinished."""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections import Counter
+from pathlib import Path
+
+import pyarrow as pa
+import ray
+from ray.exceptions import ActorDiedError, ActorUnavailableError, RayActorError
+
+from mpsynth.config import GeneratorConfig, RayConfig
+from mpsynth.engine import GenerationEngine
+from mpsynth.errors import ProviderError
+from mpsynth.ledger import LedgerWriter, read_ledger, succeeded_ids
+from mpsynth.pricing import Price
+from mpsynth.providers import FatalProviderError, GenerationRequest, RealCorpus, build_provider
+from mpsynth.ratelimit import CircuitOpen, RateGovernor
+
+log = logging.getLogger(__name__)
+MAX_ROUNDS = 3
+WORKER_PREFIX = "mpsynth-generate"
+
+
+@ray.remote(num_cpus=0)
+class GovernorActor:
+    def __init__(self, generator: GeneratorConfig, budget_usd: float | None) -> None:
+        self.governor = RateGovernor(generator.rate, generator.circuit_breaker, budget_usd)
+
+    async def acquire(self, tokens: int, worst_cost_usd: float) -> None:
+        await self.governor.acquire(tokens, worst_cost_usd)
+
+    def settle(
+        self, reserved: int, prompt: int, completion: int, cost: float, worst: float
+    ) -> None:
+        self.governor.settle(reserved, prompt, completion, cost, worst)
+
+    def failed(
+        self, reserved: int, status: int | None, retry_after: float | None, worst: float
+    ) -> None:
+        self.governor.failed(reserved, status, retry_after, worst)
+
+    def request_finished(self, ok: bool) -> None:
+        self.governor.request_finished(ok)
+
+    def snapshot(self) -> dict:
+        return self.governor.snapshot()
+
+
+class RemoteGovernor:
+    """The engine's Governor interface over the shared governor actor."""
+
+    def __init__(self, handle: ray.actor.ActorHandle) -> None:
+        self.handle = handle
+
+    async def acquire(self, tokens: int, worst_cost_usd: float) -> None:
+        await self.handle.acquire.remote(tokens, worst_cost_usd)
+
+    async def settle(
+        self, reserved: int, prompt: int, completion: int, cost: float, worst: float
+    ) -> None:
+        await self.handle.settle.remote(reserved, prompt, completion, cost, worst)
+
+    async def failed(
+        self, reserved: int, status: int | None, retry_after: float | None, worst: float
+    ) -> None:
+        await self.handle.failed.remote(reserved, status, retry_after, worst)
+
+    async def request_finished(self, ok: bool) -> None:
+        await self.handle.request_finished.remote(ok)
+
+
+@ray.remote
+class GenerationWorker:
+    def __init__(
+        self,
+        generator: GeneratorConfig,
+        corpus: RealCorpus,
+        ledger_dir: Path,
+        governor: ray.actor.ActorHandle,
+        price: Price | None,
+        flush_every: int,
+        flush_interval_s: float,
+        seed: int,
+    ) -> None:
+        self.engine = GenerationEngine(
+            build_provider(generator.provider, generator.retry, corpus),
+            generator,
+            RemoteGovernor(governor),
+            LedgerWriter(ledger_dir, flush_every, flush_interval_s),
+            price,
+            seed,
+        )
+
+    async def run(self, rows: list[dict]) -> dict[str, int]:
+        try:
+            return await self.engine.run([GenerationRequest.from_row(row) for row in rows])
+        finally:
+            await self.engine.provider.close()
+
+
+def _worker_options(generator: GeneratorConfig, ray_config: RayConfig, name: str) -> dict:
+    options = {"name": name, "num_cpus": ray_config.actor_num_cpus, "max_restarts": 0}
+    if generator.provider.kind == "vllm":
+        options["num_gpus"] = generator.provider.tensor_parallel_size
+    return options
+
+
+def run_generator(
+    generator: GeneratorConfig,
+    requests: pa.Table,
+    ledger_dir: Path,
+    corpus: RealCorpus,
+    price: Price | None,
+    budget_usd: float | None,
+    ray_config: RayConfig,
+    flush_every: int = 32,
+    flush_interval_s: float = 2.0,
+    progress_interval_s: float = 5.0,
+    seed: int = 0,
+) -> dict[str, float]:
+    """Complete this generator's requests that the ledger does not already hold as successes."""
+    done = succeeded_ids(read_ledger(ledger_dir))
+    pending = [row for row in requests.to_pylist() if row["request_id"] not in done]
+    log.info(
+        "generate %s: %d requests, %d already in the ledger, %d to run",
+        generator.name,
+        requests.num_rows,
+        requests.num_rows - len(pending),
+        len(pending),
+    )
+    totals: Counter[str] = Counter()
+    if not pending:
+        return dict(totals)
+    governor = GovernorActor.remote(generator, budget_usd)
+    started, total = time.monotonic(), len(pending)
+    for round_number in range(1, MAX_ROUNDS + 1):
+        run_id = uuid.uuid4().hex[:8]
+        workers = [
+            GenerationWorker.options(
+                **_worker_options(
+                    generator, ray_config, f"{WORKER_PREFIX}-{generator.name}-{run_id}-{i}"
+                )
+            ).remote(
+                generator,
+                corpus,
+                ledger_dir,
+                governor,
+                price,
+                flush_every,
+                flush_interval_s,
+                seed + i,
+            )
+            for i in range(min(generator.actors, len(pending)))
+        ]
+        running = {
+            worker.run.remote(pending[i :: len(workers)]): worker
+            for i, worker in enumerate(workers)
+        }
+        lost_worker = False
+        try:
+            while running:
+                ready, _ = ray.wait(list(running), num_returns=1, timeout=progress_interval_s)
+                _log_progress(generator.name, ray.get(governor.snapshot.remote()), total, started)
+                for ref in ready:
+                    running.pop(ref)
+                    try:
+                        totals.update(ray.get(ref))
+                    except (ActorDiedError, ActorUnavailableError, RayActorError) as error:
+                        lost_worker = True
+                        log.warning(
+                            "generate %s: a worker died (%s); its unfinished requests will be re-run",
+                            generator.name,
+                            type(error).__name__,
+                        )
+        except (FatalProviderError, CircuitOpen) as error:
+            raise ProviderError(f"generator {generator.name}: {error}") from None
+        finally:
+            for worker in workers:
+                ray.kill(worker)
+        if not lost_worker:
+            break
+        attempted = set(read_ledger(ledger_dir).column("request_id").to_pylist())
+        pending = [row for row in pending if row["request_id"] not in attempted]
+        if not pending:
+            break
+        log.info(
+            "generate %s: round %d re-runs %d requests",
+            generator.name,
+            round_number + 1,
+            len(pending),
+        )
+    snapshot = ray.get(governor.snapshot.remote())
+    ray.kill(governor)
+    totals["rate_limited"] = snapshot["rate_limited"]
+    totals["breaker_trips"] = snapshot["breaker_trips"]
+    return dict(totals)
+
+
+def _log_progress(name: str, snapshot: dict, total: int, started: float) -> None:
+    finished = snapshot["requests_done"] + snapshot["requests_failed"]
+    elapsed = max(1e-9, time.monotonic() - started)
+    rate = finished / elapsed
+    eta = (total - finished) / rate if rate > 0 else float("inf")
+    log.info(
+        "generate %s: %d/%d (%.0f%%) %.1f req/s ETA %s spent $%.4f failed %d 429s %d",
+        name,
+        finished,
+        total,
+        100 * finished / max(1, total),
+        rate,
+        f"{eta:.0f}s" if eta != float("inf") else "?",
+        snapshot["spent_usd"],
+        snapshot["requests_failed"],
+        snapshot["rate_limited"],
+    )

@@ -1,0 +1,213 @@
+"""The generation engine: many requests in flight on one asyncio loop, every attempt cleared by the
+rate governor, retries with jittered exponential backoff (or the server's Retry-After), one repair
+retry for unusable output, and a ledger row for every request. Pure asyncio: Ray runs one engine per
+actor, tests run it in-process."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections import Counter
+from dataclasses import replace
+from typing import Protocol
+
+from mpsynth.config import GeneratorConfig
+from mpsynth.ledger import LedgerWriter
+from mpsynth.pricing import Price
+from mpsynth.providers import (
+    Completion,
+    FatalProviderError,
+    GenerationRequest,
+    Provider,
+    RetryableProviderError,
+)
+from mpsynth.providers.output import REPAIR_PROMPT, OutputFormatError, estimate_tokens, parse_posts
+from mpsynth.ratelimit import BudgetExhausted, RateGovernor
+
+
+class Governor(Protocol):
+    async def acquire(self, tokens: int, worst_cost_usd: float) -> None: ...
+    async def settle(
+        self, reserved: int, prompt: int, completion: int, cost: float, worst: float
+    ) -> None: ...
+    async def failed(
+        self, reserved: int, status: int | None, retry_after: float | None, worst: float
+    ) -> None: ...
+    async def request_finished(self, ok: bool) -> None: ...
+
+
+class LocalGovernor:
+    """A RateGovernor in this process, behind the async Governor interface."""
+
+    def __init__(self, governor: RateGovernor) -> None:
+        self.governor = governor
+
+    async def acquire(self, tokens: int, worst_cost_usd: float) -> None:
+        await self.governor.acquire(tokens, worst_cost_usd)
+
+    async def settle(
+        self, reserved: int, prompt: int, completion: int, cost: float, worst: float
+    ) -> None:
+        self.governor.settle(reserved, prompt, completion, cost, worst)
+
+    async def failed(
+        self, reserved: int, status: int | None, retry_after: float | None, worst: float
+    ) -> None:
+        self.governor.failed(reserved, status, retry_after, worst)
+
+    async def request_finished(self, ok: bool) -> None:
+        self.governor.request_finished(ok)
+
+
+class RetriesExhausted(Exception):
+    pass
+
+
+def backoff_delay(attempt: int, base_s: float, max_s: float, rng: random.Random) -> float:
+    """Full-jitter exponential backoff: uniform in [0, min(max, base * 2^(attempt-1))]."""
+    return rng.uniform(0.0, min(max_s, base_s * 2 ** (attempt - 1)))
+
+
+class GenerationEngine:
+    def __init__(
+        self,
+        provider: Provider,
+        generator: GeneratorConfig,
+        governor: Governor,
+        ledger: LedgerWriter,
+        price: Price | None,
+        seed: int = 0,
+    ) -> None:
+        self.provider = provider
+        self.generator = generator
+        self.governor = governor
+        self.ledger = ledger
+        self.price = price or Price(0.0, 0.0)
+        self.rng = random.Random(seed)
+        self.counts: Counter[str] = Counter()
+
+    async def run(self, requests: list[GenerationRequest]) -> dict[str, int]:
+        """Complete every request (a ledger row each) unless the budget stops new launches; a fatal
+        provider error cancels the rest and propagates."""
+        semaphore = asyncio.Semaphore(self.generator.rate.concurrency)
+
+        async def guarded(request: GenerationRequest) -> None:
+            async with semaphore:
+                await self._complete(request)
+
+        try:
+            async with asyncio.TaskGroup() as group:
+                for request in requests:
+                    group.create_task(guarded(request))
+        except* FatalProviderError as errors:
+            raise errors.exceptions[0] from None
+        finally:
+            self.ledger.flush()
+        return dict(self.counts)
+
+    async def _complete(self, request: GenerationRequest) -> None:
+        started = time.monotonic()
+        totals = Counter()
+        current = request
+        row = {"status": "failed", "text": None, "finish_reason": None, "error": None}
+        try:
+            for phase in ("first", "repair"):
+                completion, attempts, cost = await self._call(current)
+                totals.update(
+                    attempts=attempts,
+                    prompt_tokens=completion.prompt_tokens,
+                    completion_tokens=completion.completion_tokens,
+                )
+                totals["cost_micro_usd"] += round(cost * 1e6)
+                row.update(text=completion.text, finish_reason=completion.finish_reason)
+                if completion.finish_reason == "length":
+                    self.counts["truncated"] += 1
+                if completion.finish_reason == "refusal":
+                    self.counts["refused"] += 1
+                    row["error"] = "refused by the model"
+                    break
+                try:
+                    parse_posts(completion.text)
+                except OutputFormatError as error:
+                    self.counts["parse_failures"] += 1
+                    if phase == "first":
+                        current = self._repair_request(request, completion, str(error))
+                        continue
+                    row["error"] = f"unusable output after a repair retry: {error}"
+                    break
+                row.update(status="ok", error=None)
+                break
+        except BudgetExhausted:
+            self.counts["budget_skipped"] += 1
+            return  # never launched: no ledger row, so a later run with more budget picks it up
+        except RetriesExhausted as error:
+            totals["attempts"] += self.generator.retry.max_attempts
+            row["error"] = str(error)
+        self.counts[row["status"]] += 1
+        self.counts["repaired"] += current is not request
+        await self.governor.request_finished(row["status"] == "ok")
+        self.ledger.add(
+            {
+                "request_id": request.request_id,
+                "generator": request.generator,
+                "provider": self.provider.kind,
+                "model": self.provider.model,
+                **row,
+                "prompt_tokens": totals["prompt_tokens"],
+                "completion_tokens": totals["completion_tokens"],
+                "latency_s": time.monotonic() - started,
+                "attempts": totals["attempts"],
+                "repaired": current is not request,
+                "cost_usd": totals["cost_micro_usd"] / 1e6,
+                "finished_at": time.time(),
+            }
+        )
+
+    @staticmethod
+    def _repair_request(
+        request: GenerationRequest, completion: Completion, error: str
+    ) -> GenerationRequest:
+        return replace(
+            request,
+            messages=[
+                *request.messages,
+                {"role": "assistant", "content": completion.text or ""},
+                {"role": "user", "content": REPAIR_PROMPT.format(error=error)},
+            ],
+        )
+
+    async def _call(self, request: GenerationRequest) -> tuple[Completion, int, float]:
+        """One completion, retried on retryable failures: (completion, attempts, cost)."""
+        retry = self.generator.retry
+        max_tokens = request.params["max_tokens"]
+        prompt_estimate = sum(estimate_tokens(m["content"]) for m in request.messages)
+        reserved = prompt_estimate + max_tokens
+        worst = self.price.cost(prompt_estimate, max_tokens)
+        last: RetryableProviderError | None = None
+        for attempt in range(1, retry.max_attempts + 1):
+            await self.governor.acquire(reserved, worst)
+            try:
+                completion = await self.provider.complete(request)
+            except RetryableProviderError as error:
+                last = error
+                self.counts["retried_attempts"] += 1
+                self.counts["rate_limited"] += error.status == 429
+                await self.governor.failed(reserved, error.status, error.retry_after, worst)
+                if attempt < retry.max_attempts:
+                    delay = (
+                        error.retry_after + self.rng.uniform(0, 0.1)
+                        if error.retry_after is not None
+                        else backoff_delay(attempt, retry.base_delay_s, retry.max_delay_s, self.rng)
+                    )
+                    await asyncio.sleep(delay)
+                continue
+            except FatalProviderError:
+                await self.governor.failed(reserved, None, None, worst)
+                raise
+            cost = self.price.cost(completion.prompt_tokens, completion.completion_tokens)
+            await self.governor.settle(
+                reserved, completion.prompt_tokens, completion.completion_tokens, cost, worst
+            )
+            return completion, attempt, cost
+        raise RetriesExhausted(f"gave up after {retry.max_attempts} attempts: {last}")

@@ -1,0 +1,110 @@
+"""Google Gemini through the google-genai SDK, JSON output constrained by a response schema."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+from mpsynth.config import GeminiProviderConfig, RetryConfig
+from mpsynth.providers import (
+    Completion,
+    FatalProviderError,
+    GenerationRequest,
+    RetryableProviderError,
+    redact,
+    retry_after_seconds,
+)
+from mpsynth.providers.openai import api_key
+from mpsynth.providers.output import posts_schema
+
+FINISH = {
+    "STOP": "stop",
+    "MAX_TOKENS": "length",
+    "SAFETY": "refusal",
+    "PROHIBITED_CONTENT": "refusal",
+}
+
+
+TRANSPORT_MODULES = ("httpx", "httpx2", "httpcore", "httpcore2", "aiohttp")
+
+
+def is_transport_error(error: BaseException) -> bool:
+    """A timeout, dropped connection or garbled body, from whichever HTTP stack the SDK runs on."""
+    module = type(error).__module__.split(".")[0]
+    return module in TRANSPORT_MODULES or isinstance(
+        error, asyncio.TimeoutError | ConnectionError | json.JSONDecodeError
+    )
+
+
+class GeminiProvider:
+    kind = "gemini"
+
+    def __init__(self, config: GeminiProviderConfig, retry: RetryConfig) -> None:
+        from google import genai
+        from google.genai import types
+
+        self.config = config
+        self.model = config.model
+        self._key = api_key(config.api_key_env, "generate.generators[].provider.api_key_env")
+        self.client = genai.Client(
+            api_key=self._key,
+            http_options=types.HttpOptions(
+                base_url=config.base_url, timeout=int(retry.timeout_s * 1000)
+            ),
+        )
+
+    async def complete(self, request: GenerationRequest) -> Completion:
+        from google.genai import errors, types
+
+        system = "\n\n".join(m["content"] for m in request.messages if m["role"] == "system")
+        contents = [
+            types.Content(
+                role="model" if m["role"] == "assistant" else "user",
+                parts=[types.Part(text=m["content"])],
+            )
+            for m in request.messages
+            if m["role"] != "system"
+        ]
+        options = {}
+        if self.config.structured_output == "json_schema":
+            options["response_mime_type"] = "application/json"
+            options["response_json_schema"] = posts_schema(
+                request.target_platforms, request.posts_per_platform
+            )
+        config = types.GenerateContentConfig(
+            system_instruction=system or None,
+            temperature=request.params["temperature"],
+            max_output_tokens=request.params["max_tokens"],
+            seed=request.seed,
+            **options,
+        )
+        try:
+            response = await self.client.aio.models.generate_content(
+                model=self.model, contents=contents, config=config
+            )
+        except errors.APIError as error:
+            message = redact(f"HTTP {error.code}: {error.message}", self._key)
+            headers = getattr(error.response, "headers", None)
+            if error.code == 429 or error.code >= 500 or error.code == 408:
+                raise RetryableProviderError(
+                    message, error.code, retry_after_seconds(headers)
+                ) from None
+            raise FatalProviderError(f"gemini ({self.model}): {message}") from None
+        except Exception as error:
+            if is_transport_error(error):
+                raise RetryableProviderError(f"{type(error).__name__}: {error}") from None
+            raise
+        candidate = response.candidates[0] if response.candidates else None
+        reason = str(
+            candidate.finish_reason.value if candidate and candidate.finish_reason else "STOP"
+        )
+        usage = response.usage_metadata
+        return Completion(
+            text=response.text,
+            finish_reason=FINISH.get(reason, reason.lower()),
+            prompt_tokens=(usage.prompt_token_count or 0) if usage else 0,
+            completion_tokens=(usage.candidates_token_count or 0) if usage else 0,
+        )
+
+    async def close(self) -> None:
+        await self.client.aio.aclose()

@@ -1,0 +1,193 @@
+"""The rate governor shared by every actor of one generator: requests/min and tokens/min, a pause on
+429 honouring Retry-After with an adaptive slow-down, a circuit breaker, and the budget cap.
+
+Pure asyncio (Ray wraps it in one actor per generator). Limits are spaced with GCRA: each grant
+pushes the next free slot forward by 1/rate, with one second of burst allowed, so a minute's limit
+is never spent in its first second.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+
+from mpsynth.config import CircuitBreakerConfig, RateLimitConfig
+
+SLOWDOWN = 0.7  # rate multiplier after a 429
+RECOVERY = 0.02  # multiplier regained per success, back up to 1
+MIN_MULTIPLIER = 0.05
+DEFAULT_429_PAUSE_S = 1.0
+
+
+class BudgetExhausted(Exception):
+    """Launching another request could exceed budget_usd."""
+
+
+class CircuitOpen(Exception):
+    """The provider kept failing through every cool-down: the run gives up on it."""
+
+
+@dataclass
+class GovernorStats:
+    granted: int = 0
+    succeeded: int = 0
+    failed_attempts: int = 0
+    rate_limited: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    spent_usd: float = 0.0
+    reserved_usd: float = 0.0
+    breaker_trips: int = 0
+    requests_done: int = 0
+    requests_failed: int = 0
+
+
+class _Gcra:
+    """Generic cell rate: `amount` units per minute, with a second's worth of burst."""
+
+    def __init__(self, per_minute: float | None) -> None:
+        self.per_minute = per_minute
+        self.next_at = 0.0
+
+    def wait(self, now: float, amount: float, multiplier: float) -> float:
+        if self.per_minute is None:
+            return 0.0
+        rate = self.per_minute * multiplier / 60.0  # units per second
+        burst = max(1.0, rate)  # one second of units
+        earliest = self.next_at - burst / rate
+        return max(0.0, earliest - now)
+
+    def take(self, now: float, amount: float, multiplier: float) -> None:
+        if self.per_minute is not None:
+            rate = self.per_minute * multiplier / 60.0
+            self.next_at = max(self.next_at, now) + amount / rate
+
+    def give_back(self, now: float, amount: float, multiplier: float) -> None:
+        if self.per_minute is not None and amount > 0:
+            rate = self.per_minute * multiplier / 60.0
+            self.next_at = max(now, self.next_at - amount / rate)
+
+
+class RateGovernor:
+    def __init__(
+        self,
+        rate: RateLimitConfig,
+        breaker: CircuitBreakerConfig,
+        budget_usd: float | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], object] = asyncio.sleep,
+    ) -> None:
+        self.requests = _Gcra(rate.requests_per_minute)
+        self.tokens = _Gcra(rate.tokens_per_minute)
+        self.breaker = breaker
+        self.budget_usd = budget_usd
+        self.clock = clock
+        self.sleep = sleep
+        self.multiplier = 1.0
+        self.paused_until = 0.0
+        self.consecutive_failures = 0
+        self.open_until = 0.0
+        self.trips_without_success = 0
+        self.half_open_probe = False
+        self.stats = GovernorStats()
+
+    def _breaker_wait(self, now: float) -> float:
+        if self.open_until > now:
+            return self.open_until - now
+        if self.open_until and self.half_open_probe:
+            return self.breaker.cooldown_s or 0.05  # one probe at a time while half-open
+        return 0.0
+
+    async def acquire(self, tokens: int, worst_cost_usd: float = 0.0) -> None:
+        """Wait until a request of `tokens` (prompt estimate + max_tokens) may be sent, reserving it."""
+        while True:
+            if self.trips_without_success >= self.breaker.max_trips:
+                raise CircuitOpen(
+                    f"the provider failed through {self.trips_without_success} circuit-breaker "
+                    f"cool-downs without a single success"
+                )
+            if (
+                self.budget_usd is not None
+                and self.stats.spent_usd + self.stats.reserved_usd + worst_cost_usd
+                > self.budget_usd
+            ):
+                raise BudgetExhausted(
+                    f"budget_usd={self.budget_usd} reached (spent ${self.stats.spent_usd:.4f})"
+                )
+            now = self.clock()
+            wait = max(
+                self.paused_until - now,
+                self._breaker_wait(now),
+                self.requests.wait(now, 1, self.multiplier),
+                self.tokens.wait(now, tokens, self.multiplier),
+            )
+            if wait <= 0:
+                break
+            await self.sleep(wait)
+        if self.open_until and self.open_until <= now:
+            self.half_open_probe = True  # the breaker lets this one request through to probe
+        self.requests.take(now, 1, self.multiplier)
+        self.tokens.take(now, tokens, self.multiplier)
+        self.stats.granted += 1
+        self.stats.reserved_usd += worst_cost_usd
+
+    def settle(
+        self,
+        reserved_tokens: int,
+        prompt_tokens: int,
+        completion_tokens: int,
+        cost_usd: float,
+        worst_cost_usd: float = 0.0,
+    ) -> None:
+        """A successful attempt: return unused token reservation, book the real cost."""
+        self.tokens.give_back(
+            self.clock(), reserved_tokens - prompt_tokens - completion_tokens, self.multiplier
+        )
+        self.stats.succeeded += 1
+        self.stats.prompt_tokens += prompt_tokens
+        self.stats.completion_tokens += completion_tokens
+        self.stats.spent_usd += cost_usd
+        self.stats.reserved_usd = max(0.0, self.stats.reserved_usd - worst_cost_usd)
+        self.consecutive_failures = 0
+        self.trips_without_success = 0
+        self.open_until = 0.0
+        self.half_open_probe = False
+        self.multiplier = min(1.0, self.multiplier + RECOVERY)
+
+    def failed(
+        self,
+        reserved_tokens: int,
+        status: int | None,
+        retry_after: float | None,
+        worst_cost_usd: float = 0.0,
+    ) -> None:
+        """A failed attempt. A 429 pauses every sender and slows the rate; other failures count
+        towards the breaker."""
+        now = self.clock()
+        self.tokens.give_back(now, reserved_tokens, self.multiplier)
+        self.stats.failed_attempts += 1
+        self.stats.reserved_usd = max(0.0, self.stats.reserved_usd - worst_cost_usd)
+        if status == 429:
+            self.stats.rate_limited += 1
+            pause = retry_after if retry_after is not None else DEFAULT_429_PAUSE_S
+            self.paused_until = max(self.paused_until, now + pause)
+            self.multiplier = max(MIN_MULTIPLIER, self.multiplier * SLOWDOWN)
+            return
+        self.consecutive_failures += 1
+        if self.half_open_probe or self.consecutive_failures >= self.breaker.failures:
+            self.open_until = now + self.breaker.cooldown_s
+            self.half_open_probe = False
+            self.consecutive_failures = 0
+            self.trips_without_success += 1
+            self.stats.breaker_trips += 1
+
+    def request_finished(self, ok: bool) -> None:
+        if ok:
+            self.stats.requests_done += 1
+        else:
+            self.stats.requests_failed += 1
+
+    def snapshot(self) -> dict:
+        return asdict(self.stats)

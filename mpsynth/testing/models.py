@@ -1,0 +1,46 @@
+"""A tiny sentence-transformers model built from a corpus: the real loading code, nothing downloaded."""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from pathlib import Path
+
+SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+
+
+def build_tiny_sentence_transformer(
+    path: Path, texts: list[str], hidden_size: int = 32, vocab_size: int = 2000, seed: int = 0
+) -> Path:
+    """Save a small randomly initialised BERT with a WordPiece vocabulary drawn from `texts`, wrapped
+    as a sentence-transformers model (mean pooling), and return its path. Loading it by path
+    exercises the same code as any hub model, with nothing downloaded."""
+    import torch
+    from sentence_transformers import SentenceTransformer, models
+    from transformers import BertConfig, BertModel, BertTokenizerFast
+
+    torch.manual_seed(seed)
+    words = Counter(w for t in texts for w in re.findall(r"\w+|[^\w\s]", t.lower()))
+    chars = sorted({c for w in words for c in w})
+    vocab = [*SPECIAL_TOKENS, *chars, *(f"##{c}" for c in chars)]
+    vocab += [w for w, _ in words.most_common(max(0, vocab_size - len(vocab))) if w not in vocab]
+    bert_dir = Path(path) / "bert"
+    bert_dir.mkdir(parents=True, exist_ok=True)
+    (bert_dir / "vocab.txt").write_text("\n".join(vocab) + "\n", encoding="utf-8")
+    BertTokenizerFast(vocab_file=str(bert_dir / "vocab.txt"), do_lower_case=True).save_pretrained(
+        bert_dir
+    )
+    config = BertConfig(
+        vocab_size=len(vocab),
+        hidden_size=hidden_size,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=hidden_size * 2,
+        max_position_embeddings=128,
+    )
+    BertModel(config).save_pretrained(bert_dir)
+    transformer = models.Transformer(str(bert_dir), max_seq_length=128)
+    pooling = models.Pooling(transformer.get_embedding_dimension(), pooling_mode="mean")
+    model_dir = Path(path) / "model"
+    SentenceTransformer(modules=[transformer, pooling], device="cpu").save(str(model_dir))
+    return model_dir

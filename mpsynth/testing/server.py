@@ -1,0 +1,386 @@
+"""A local HTTP server speaking provider wire formats, with injectable faults, so that tests and
+benchmarks run the real SDK clients end to end."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import re
+import threading
+import time
+from collections import Counter, deque
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import numpy as np
+
+from mpsynth.providers.output import estimate_tokens
+
+
+def hashed_embedding(text: str, dimensions: int) -> list[float]:
+    """A deterministic bag-of-hashed-words vector: texts sharing words point the same way."""
+    vector = np.zeros(dimensions)
+    for word in re.findall(r"\w+", text.lower()):
+        digest = hashlib.blake2b(word.encode(), digest_size=8).digest()
+        vector[int.from_bytes(digest[:4], "little") % dimensions] += 1 if digest[4] & 1 else -1
+    norm = np.linalg.norm(vector)
+    return (vector / norm if norm else vector).tolist()
+
+
+@dataclass
+class Fault:
+    """One injected misbehaviour, served to the next request: an HTTP `status` (429, 500, ...) with
+    an optional Retry-After, a `delay_s` before answering (a timeout when longer than the client's),
+    a raw HTTP `body`, a model output `content` replacing the answer (malformed JSON), or a
+    `truncate`d answer cut in half and flagged as stopped by the token limit."""
+
+    status: int = 200
+    retry_after: float | None = None
+    delay_s: float = 0.0
+    body: str | None = None
+    content: str | None = None
+    truncate: bool = False
+
+    @property
+    def kind(self) -> str:
+        if self.status != 200:
+            return "status"
+        if self.body is not None:
+            return "body"
+        if self.delay_s:
+            return "delay"
+        return "truncate" if self.truncate else "content"
+
+
+@dataclass
+class ServerLog:
+    requests: list[dict[str, Any]] = field(default_factory=list)
+    usage: Counter = field(default_factory=Counter)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+class _TokenBucket:
+    """Server-side rate limit: `per_minute` requests with one second of burst."""
+
+    def __init__(self, per_minute: float) -> None:
+        self.rate = per_minute / 60.0
+        self.capacity = max(1.0, self.rate)
+        self.level = self.capacity
+        self.updated = time.monotonic()
+        self.lock = threading.Lock()
+
+    def take(self) -> float | None:
+        """None when allowed, else the seconds until a request would be."""
+        with self.lock:
+            now = time.monotonic()
+            self.level = min(self.capacity, self.level + (now - self.updated) * self.rate)
+            self.updated = now
+            if self.level >= 1.0:
+                self.level -= 1.0
+                return None
+            return (1.0 - self.level) / self.rate
+
+
+def _find_schema(node: Any) -> dict | None:
+    """The posts schema wherever a wire format nests it."""
+    if isinstance(node, dict):
+        if "properties" in node and "posts" in node.get("properties", {}):
+            return node
+        for value in node.values():
+            found = _find_schema(value)
+            if found is not None:
+                return found
+    return None
+
+
+_TARGETS = re.compile(
+    r"Write (\d+) new posts for (?:each of these platforms: )?([\w, ]+?)(?: that|\.|$)", re.M
+)
+
+
+def scripted_posts(prompt: str, schema: dict | None) -> list[dict[str, str]]:
+    """A scripted model: the platforms and count the schema (or the prompt) asks for, each post a
+    deterministic choice of words from the prompt's examples."""
+    if schema is not None:
+        posts = schema["properties"]["posts"]
+        platforms = posts["items"]["properties"]["platform"]["enum"]
+        per_platform = posts["minItems"] // max(1, len(platforms))
+    else:
+        match = _TARGETS.search(prompt)
+        per_platform = int(match.group(1)) if match else 1
+        platforms = [p.strip() for p in match.group(2).split(",")] if match else ["twitter"]
+    words = re.findall(r"[#@]?\w+", prompt) or ["post"]
+    out = []
+    for platform in platforms:
+        for k in range(per_platform):
+            digest = hashlib.sha256(f"{prompt}|{platform}|{k}".encode()).digest()
+            rng = np.random.default_rng(int.from_bytes(digest[:8], "little"))
+            count = 6 + int(rng.integers(0, 10))
+            out.append({"platform": platform, "text": " ".join(rng.choice(words, count))})
+    return out
+
+
+class FakeProviderServer:
+    """A local HTTP server speaking the OpenAI (chat completions, embeddings), Anthropic (messages)
+    and Gemini (generateContent) wire formats, so tests and benchmarks run the real SDK clients.
+
+    It answers as a scripted model (see `scripted_posts`), counts tokens with `estimate_tokens`,
+    can hold every answer for `latency_s`, enforce `requests_per_minute` with 429s carrying
+    Retry-After, and serve queued faults (see `Fault`) one per request, in arrival order.
+    """
+
+    def __init__(
+        self,
+        api_key: str = "test-key",
+        dimensions: int = 64,
+        latency_s: float = 0.0,
+        requests_per_minute: float | None = None,
+    ) -> None:
+        self.api_key = api_key
+        self.dimensions = dimensions
+        self.latency_s = latency_s
+        self.limiter = _TokenBucket(requests_per_minute) if requests_per_minute else None
+        self.faults: deque[Fault] = deque()
+        self.log = ServerLog()
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    @property
+    def root_url(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}"
+
+    @property
+    def base_url(self) -> str:
+        """The OpenAI-style base URL (with /v1); Anthropic and Gemini clients take `root_url`."""
+        return f"{self.root_url}/v1"
+
+    def inject(self, *faults: Fault) -> None:
+        self.faults.extend(faults)
+
+    def __enter__(self) -> FakeProviderServer:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    def statuses(self) -> Counter:
+        with self.log.lock:
+            return Counter(r["status"] for r in self.log.requests)
+
+    def _next_fault(self) -> Fault | None:
+        try:
+            return self.faults.popleft()
+        except IndexError:
+            return None
+
+    def _embeddings(self, body: dict[str, Any]) -> dict[str, Any]:
+        inputs = body["input"] if isinstance(body["input"], list) else [body["input"]]
+        dimensions = body.get("dimensions") or self.dimensions
+        tokens = sum(estimate_tokens(t) for t in inputs)
+        return {
+            "object": "list",
+            "model": body["model"],
+            "data": [
+                {"object": "embedding", "index": i, "embedding": hashed_embedding(text, dimensions)}
+                for i, text in enumerate(inputs)
+            ],
+            "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+        }
+
+    @staticmethod
+    def _prompt_texts(kind: str, body: dict[str, Any]) -> list[str]:
+        match kind:
+            case "openai":
+                return [m["content"] for m in body["messages"]]
+            case "anthropic":
+                return ([body["system"]] if body.get("system") else []) + [
+                    m["content"] for m in body["messages"]
+                ]
+            case "gemini":
+                system = body.get("systemInstruction") or body.get("system_instruction") or {}
+                parts = [p["text"] for p in system.get("parts", [])]
+                return parts + [p["text"] for c in body["contents"] for p in c["parts"]]
+        raise ValueError(kind)
+
+    def _chat(
+        self, kind: str, body: dict[str, Any], fault: Fault | None, entry: dict[str, Any]
+    ) -> dict[str, Any]:
+        texts = self._prompt_texts(kind, body)
+        prompt = "\n".join(texts)
+        content = json.dumps(
+            {"posts": scripted_posts(prompt, _find_schema(body))}, ensure_ascii=False
+        )
+        stopped = "stop"
+        if fault is not None and fault.content is not None:
+            content = fault.content
+        if fault is not None and fault.truncate:
+            content, stopped = content[: len(content) // 2], "length"
+        prompt_tokens = sum(estimate_tokens(t) for t in texts)
+        completion_tokens = estimate_tokens(content)
+        entry.update(prompt_tokens=prompt_tokens, completion_tokens=completion_tokens)
+        with self.log.lock:
+            self.log.usage.update(
+                prompt_tokens=prompt_tokens, completion_tokens=completion_tokens, answered=1
+            )
+        match kind:
+            case "openai":
+                return {
+                    "id": "chatcmpl-test",
+                    "object": "chat.completion",
+                    "created": int(time.time()),
+                    "model": body["model"],
+                    "choices": [
+                        {
+                            "index": 0,
+                            "finish_reason": stopped,
+                            "message": {"role": "assistant", "content": content},
+                        }
+                    ],
+                    "usage": {
+                        "prompt_tokens": prompt_tokens,
+                        "completion_tokens": completion_tokens,
+                        "total_tokens": prompt_tokens + completion_tokens,
+                    },
+                }
+            case "anthropic":
+                return {
+                    "id": "msg_test",
+                    "type": "message",
+                    "role": "assistant",
+                    "model": body["model"],
+                    "content": [{"type": "text", "text": content}],
+                    "stop_reason": "end_turn" if stopped == "stop" else "max_tokens",
+                    "stop_sequence": None,
+                    "usage": {"input_tokens": prompt_tokens, "output_tokens": completion_tokens},
+                }
+            case _:
+                return {
+                    "candidates": [
+                        {
+                            "content": {"role": "model", "parts": [{"text": content}]},
+                            "finishReason": "STOP" if stopped == "stop" else "MAX_TOKENS",
+                            "index": 0,
+                        }
+                    ],
+                    "usageMetadata": {
+                        "promptTokenCount": prompt_tokens,
+                        "candidatesTokenCount": completion_tokens,
+                        "totalTokenCount": prompt_tokens + completion_tokens,
+                    },
+                    "modelVersion": "test",
+                }
+
+    def _route(self, path: str) -> str | None:
+        path = path.split("?")[0].rstrip("/")
+        if path.endswith("/embeddings"):
+            return "embeddings"
+        if path.endswith("/chat/completions"):
+            return "openai"
+        if path.endswith("/v1/messages"):
+            return "anthropic"
+        if path.endswith(":generateContent"):
+            return "gemini"
+        return None
+
+    def _authorised(self, kind: str, headers: Any, path: str) -> bool:
+        match kind:
+            case "anthropic":  # x-api-key, or a bearer token as recent SDKs send
+                return self.api_key in (
+                    headers.get("x-api-key"),
+                    (headers.get("Authorization") or "").removeprefix("Bearer "),
+                )
+            case "gemini":
+                return (
+                    headers.get("x-goog-api-key") == self.api_key or f"key={self.api_key}" in path
+                )
+            case _:
+                return headers.get("Authorization") == f"Bearer {self.api_key}"
+
+    def _handler(self) -> type[BaseHTTPRequestHandler]:
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"  # keep-alive, as real APIs do
+
+            def log_message(self, *args: object) -> None:  # keep test output quiet
+                pass
+
+            def _send(
+                self, status: int, payload: str, headers: dict[str, str] | None = None
+            ) -> None:
+                data = payload.encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                for name, value in (headers or {}).items():
+                    self.send_header(name, value)
+                self.end_headers()
+                # the client may have given up first (an injected timeout)
+                with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+                    self.wfile.write(data)
+                with server.log.lock:
+                    self.entry["status"] = status
+
+            def do_POST(self) -> None:
+                raw = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                body = json.loads(raw or b"{}")
+                kind = server._route(self.path)
+                fault = server._next_fault()
+                self.entry = {
+                    "path": self.path,
+                    "kind": kind,
+                    "body": body,
+                    "status": None,
+                    "authorised": server._authorised(kind or "", self.headers, self.path),
+                    "fault": fault.status if fault else None,
+                    "fault_kind": fault.kind if fault else None,
+                }
+                with server.log.lock:
+                    server.log.requests.append(self.entry)
+                time.sleep(server.latency_s + (fault.delay_s if fault else 0.0))
+                if fault is not None and (fault.status != 200 or fault.body is not None):
+                    headers = (
+                        {} if fault.retry_after is None else {"Retry-After": str(fault.retry_after)}
+                    )
+                    error = {
+                        "error": {
+                            "message": f"injected {fault.status}",
+                            "type": "test",
+                            "code": fault.status,
+                        }
+                    }
+                    self._send(fault.status, fault.body or json.dumps(error), headers)
+                    return
+                if server.limiter is not None and (wait := server.limiter.take()) is not None:
+                    error = {
+                        "error": {"message": "rate limit", "type": "rate_limit_error", "code": 429}
+                    }
+                    self._send(429, json.dumps(error), {"Retry-After": f"{wait:.3f}"})
+                    return
+                if kind is None:
+                    self._send(404, json.dumps({"error": {"message": f"no route {self.path}"}}))
+                elif not self.entry["authorised"]:
+                    self._send(
+                        401,
+                        json.dumps(
+                            {
+                                "error": {
+                                    "message": "invalid api key",
+                                    "type": "authentication_error",
+                                    "code": 401,
+                                }
+                            }
+                        ),
+                    )
+                elif kind == "embeddings":
+                    self._send(200, json.dumps(server._embeddings(body)))
+                else:
+                    self._send(200, json.dumps(server._chat(kind, body, fault, self.entry)))
+
+        return Handler

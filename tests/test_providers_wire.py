@@ -1,0 +1,181 @@
+"""The real SDK clients (openai, anthropic, google-genai) against the local fake server: every
+injected fault ends in a correct result or a recorded failure, never a lost or doubled request."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import pytest
+
+from mpsynth.config import GeneratorConfig
+from mpsynth.engine import GenerationEngine, LocalGovernor
+from mpsynth.errors import ConfigError
+from mpsynth.ledger import LedgerWriter, read_ledger
+from mpsynth.pricing import Price
+from mpsynth.providers import FatalProviderError, GenerationRequest, build_provider
+from mpsynth.ratelimit import RateGovernor
+from mpsynth.testing import FakeProviderServer, Fault
+from tests.conftest import first_per_platform
+
+KINDS = ("openai", "anthropic", "gemini")
+
+
+@pytest.fixture(scope="module")
+def requests(demo_rows):
+    """Six requests whose prompts hold real posts."""
+    rows = first_per_platform(demo_rows, 3)
+    examples = "\n\n".join(f"[{r['platform']}] {r['text']}" for r in rows)
+    return [
+        GenerationRequest(
+            request_id=f"req-{i}",
+            generator="g",
+            strategy="mptm",
+            topic=i,
+            target_platforms=["reddit", "twitter"],
+            posts_per_platform=2,
+            example_ids=[r["id"] for r in rows],
+            messages=[
+                {"role": "system", "content": "You write realistic social-media posts."},
+                {
+                    "role": "user",
+                    "content": f"Examples {i}:\n{examples}\nWrite 2 new posts for each of these platforms: reddit, twitter.",
+                },
+            ],
+            params={"temperature": 0.8, "max_tokens": 400},
+            seed=i,
+        )
+        for i in range(6)
+    ]
+
+
+def _generator(kind, server, **overrides):
+    url = server.base_url if kind == "openai" else server.root_url
+    return GeneratorConfig.model_validate(
+        {
+            "name": "g",
+            "provider": {
+                "kind": kind,
+                "model": "test-model",
+                "base_url": url,
+                "api_key_env": "MPSYNTH_KEY",
+            },
+            "retry": {
+                "max_attempts": 4,
+                "base_delay_s": 0.01,
+                "max_delay_s": 0.05,
+                "timeout_s": 1.0,
+            },
+            "circuit_breaker": {"failures": 50, "cooldown_s": 0.1},
+            **overrides,
+        }
+    )
+
+
+PRICE = Price(1.0, 2.0)
+
+
+def _run(generator, requests, tmp_path, price=PRICE):
+    governor = RateGovernor(generator.rate, generator.circuit_breaker)
+    engine = GenerationEngine(
+        build_provider(generator.provider, generator.retry, None),
+        generator,
+        LocalGovernor(governor),
+        LedgerWriter(tmp_path, flush_every=1),
+        price,
+    )
+    counts = asyncio.run(engine.run(requests))
+    return counts, read_ledger(tmp_path), governor
+
+
+@pytest.fixture(autouse=True)
+def _key(monkeypatch):
+    monkeypatch.setenv("MPSYNTH_KEY", "test-key")
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_every_fault_ends_in_a_correct_result(kind, requests, tmp_path):
+    with FakeProviderServer(api_key="test-key") as server:
+        server.inject(
+            Fault(status=429, retry_after=0.05),
+            Fault(status=500),
+            Fault(delay_s=1.5),  # longer than the client's 1 s timeout
+            Fault(
+                content='{"posts": [{"platform": "reddit", "text": "unterminated'
+            ),  # malformed output
+            Fault(truncate=True),
+            Fault(status=200, body="{this is not json"),  # a malformed HTTP body
+        )
+        counts, ledger, governor = _run(_generator(kind, server), requests, tmp_path)
+        # what the server answered, less the answer the client had stopped waiting for (a real
+        # provider may still bill that one: no client can know)
+        answered = [
+            r for r in server.log.requests if "prompt_tokens" in r and r["fault_kind"] != "delay"
+        ]
+    rows = ledger.to_pylist()
+    assert sorted(r["request_id"] for r in rows) == [f"req-{i}" for i in range(6)]  # each once
+    assert all(r["status"] == "ok" for r in rows)
+    for row in rows:
+        posts = json.loads(row["text"])["posts"]
+        assert sorted(p["platform"] for p in posts) == ["reddit", "reddit", "twitter", "twitter"]
+    assert counts["ok"] == 6 and counts["rate_limited"] == 1 and counts["repaired"] == 2
+    assert counts["truncated"] == 1 and counts["parse_failures"] == 2
+    # the ledger's tokens are exactly what the server answered with, and priced from them
+    prompt = sum(r["prompt_tokens"] for r in answered)
+    completion = sum(r["completion_tokens"] for r in answered)
+    assert sum(r["prompt_tokens"] for r in rows) == prompt
+    assert sum(r["completion_tokens"] for r in rows) == completion
+    assert sum(r["cost_usd"] for r in rows) == pytest.approx(
+        (prompt * 1.0 + completion * 2.0) / 1e6
+    )
+    assert governor.stats.requests_done == 6
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_structured_output_schema_reaches_the_wire(kind, requests, tmp_path):
+    with FakeProviderServer(api_key="test-key") as server:
+        _run(_generator(kind, server), requests[:1], tmp_path)
+        body = server.log.requests[0]["body"]
+    schema = {
+        "openai": lambda b: b["response_format"]["json_schema"]["schema"],
+        "anthropic": lambda b: b["output_config"]["format"]["schema"],
+        "gemini": lambda b: b["generationConfig"]["responseJsonSchema"],
+    }[kind](body)
+    items = schema["properties"]["posts"]
+    assert items["items"]["properties"]["platform"]["enum"] == ["reddit", "twitter"]
+    assert items["minItems"] == items["maxItems"] == 4
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_persistent_failures_are_recorded_not_lost(kind, requests, tmp_path):
+    with FakeProviderServer(api_key="test-key") as server:
+        server.inject(*[Fault(status=503)] * 4, *[Fault(content="no json at all")] * 2)
+        one_at_a_time = _generator(kind, server, rate={"concurrency": 1})
+        counts, ledger, _ = _run(one_at_a_time, requests[:2], tmp_path)
+    rows = {r["request_id"]: r for r in ledger.to_pylist()}
+    assert len(rows) == 2 and ledger.num_rows == 2
+    errors = sorted(r["error"] or "" for r in rows.values())
+    assert any(e.startswith("gave up after 4 attempts") for e in errors)
+    assert any(e.startswith("unusable output after a repair retry") for e in errors)
+    unusable = next(r for r in rows.values() if (r["error"] or "").startswith("unusable"))
+    assert unusable["text"] == "no json at all" and unusable["attempts"] == 2  # raw answer kept
+    assert counts["failed"] == 2
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_auth_failure_stops_the_run_without_leaking_the_key(kind, requests, tmp_path, monkeypatch):
+    monkeypatch.setenv("MPSYNTH_KEY", "sk-secret-value-123")
+    with FakeProviderServer(api_key="test-key") as server:
+        with pytest.raises(FatalProviderError) as error:
+            _run(_generator(kind, server), requests, tmp_path)
+        attempts = len(server.log.requests)
+    assert "401" in str(error.value) and "sk-secret-value-123" not in str(error.value)
+    assert attempts <= len(requests)  # no retries of a 401
+
+
+def test_missing_key_is_a_config_error(monkeypatch, tmp_path):
+    monkeypatch.delenv("MPSYNTH_KEY")
+    with FakeProviderServer() as server, pytest.raises(ConfigError, match="MPSYNTH_KEY is not set"):
+        build_provider(
+            _generator("openai", server).provider, _generator("openai", server).retry, None
+        )

@@ -1,0 +1,107 @@
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from mpsynth.config import CircuitBreakerConfig, RateLimitConfig
+from mpsynth.ratelimit import BudgetExhausted, CircuitOpen, RateGovernor
+
+
+class FakeClock:
+    """Time that moves only when the governor sleeps."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        self.now += seconds
+
+
+def _governor(clock, rpm=None, tpm=None, budget=None, **breaker):
+    return RateGovernor(
+        RateLimitConfig(requests_per_minute=rpm, tokens_per_minute=tpm),
+        CircuitBreakerConfig(**breaker),
+        budget,
+        clock=clock,
+        sleep=clock.sleep,
+    )
+
+
+async def _grant_times(governor, clock, n, tokens=1):
+    times = []
+    for _ in range(n):
+        await governor.acquire(tokens)
+        times.append(round(clock(), 6))
+    return times
+
+
+def test_requests_per_minute_spaces_grants_after_one_second_of_burst():
+    clock = FakeClock()
+    governor = _governor(clock, rpm=120)  # 2 per second
+    times = asyncio.run(_grant_times(governor, clock, 8))
+    assert times[:3] == [0.0, 0.0, 0.0]  # the burst: one second's worth (+ the first)
+    assert times[3:] == [0.5, 1.0, 1.5, 2.0, 2.5]
+
+
+def test_tokens_per_minute_and_settling_returns_unused_reservation():
+    clock = FakeClock()
+    governor = _governor(clock, tpm=6000)  # 100 tokens per second
+    asyncio.run(governor.acquire(1000))  # reserves 10 seconds of tokens
+    governor.settle(1000, 100, 100, cost_usd=0.0)  # only 200 used: 8 seconds come back
+    asyncio.run(governor.acquire(100))
+    assert clock() == pytest.approx(1.0)
+    assert governor.stats.prompt_tokens == 100
+
+
+def test_429_pauses_every_sender_and_slows_the_rate():
+    clock = FakeClock()
+    governor = _governor(clock, rpm=600)
+    asyncio.run(governor.acquire(1))
+    governor.failed(1, status=429, retry_after=3.0)
+    asyncio.run(governor.acquire(1))
+    assert clock() >= 3.0
+    assert governor.multiplier == pytest.approx(0.7)
+    assert governor.stats.rate_limited == 1 and governor.stats.breaker_trips == 0
+
+
+def test_breaker_opens_after_consecutive_failures_and_gives_up_after_max_trips():
+    clock = FakeClock()
+    governor = _governor(clock, failures=3, cooldown_s=10.0, max_trips=2)
+    for _ in range(3):
+        asyncio.run(governor.acquire(1))
+        governor.failed(1, status=500, retry_after=None)
+    assert governor.stats.breaker_trips == 1
+    asyncio.run(governor.acquire(1))  # waits out the cool-down, then probes
+    assert clock() == pytest.approx(10.0)
+    governor.failed(1, status=500, retry_after=None)  # the probe fails: open again
+    assert governor.stats.breaker_trips == 2
+    with pytest.raises(CircuitOpen):
+        asyncio.run(governor.acquire(1))
+
+
+def test_a_success_closes_the_breaker():
+    clock = FakeClock()
+    governor = _governor(clock, failures=2, cooldown_s=5.0, max_trips=2)
+    for _ in range(2):
+        asyncio.run(governor.acquire(1))
+        governor.failed(1, status=503, retry_after=None)
+    asyncio.run(governor.acquire(1))
+    governor.settle(1, 1, 0, 0.0)
+    assert governor.trips_without_success == 0 and governor.open_until == 0.0
+    asyncio.run(governor.acquire(1))
+    assert clock() == pytest.approx(5.0)  # no further wait
+
+
+def test_budget_stops_launches_counting_in_flight_worst_cases():
+    clock = FakeClock()
+    governor = _governor(clock, budget=1.0)
+    asyncio.run(governor.acquire(10, worst_cost_usd=0.6))
+    with pytest.raises(BudgetExhausted):
+        asyncio.run(governor.acquire(10, worst_cost_usd=0.6))  # 0.6 in flight + 0.6 > 1.0
+    governor.settle(10, 5, 5, cost_usd=0.1, worst_cost_usd=0.6)
+    asyncio.run(governor.acquire(10, worst_cost_usd=0.6))  # 0.1 spent + 0.6 fits
+    assert governor.stats.spent_usd == pytest.approx(0.1)
