@@ -13,7 +13,7 @@ from dataclasses import replace
 from typing import Protocol
 
 from mpsynth.config import GeneratorConfig
-from mpsynth.ledger import LedgerWriter
+from mpsynth.ledger import Lease, LedgerWriter
 from mpsynth.pricing import Price
 from mpsynth.providers import (
     Completion,
@@ -64,6 +64,10 @@ class RetriesExhausted(Exception):
     pass
 
 
+class Fenced(Exception):
+    """A newer run took over this ledger: this engine must neither launch nor record."""
+
+
 def backoff_delay(attempt: int, base_s: float, max_s: float, rng: random.Random) -> float:
     """Full-jitter exponential backoff: uniform in [0, min(max, base * 2^(attempt-1))]."""
     return rng.uniform(0.0, min(max_s, base_s * 2 ** (attempt - 1)))
@@ -78,7 +82,9 @@ class GenerationEngine:
         ledger: LedgerWriter,
         price: Price | None,
         seed: int = 0,
+        lease: Lease | None = None,
     ) -> None:
+        self.lease = lease
         self.provider = provider
         self.generator = generator
         self.governor = governor
@@ -94,7 +100,10 @@ class GenerationEngine:
 
         async def guarded(request: GenerationRequest) -> None:
             async with semaphore:
-                await self._complete(request)
+                try:
+                    await self._complete(request)
+                except Fenced:
+                    self.counts["fenced"] += 1
 
         try:
             async with asyncio.TaskGroup() as group:
@@ -144,6 +153,7 @@ class GenerationEngine:
         except RetriesExhausted as error:
             totals["attempts"] += self.generator.retry.max_attempts
             row["error"] = str(error)
+        self._check_lease()
         self.counts[row["status"]] += 1
         self.counts["repaired"] += current is not request
         await self.governor.request_finished(row["status"] == "ok")
@@ -163,6 +173,10 @@ class GenerationEngine:
                 "finished_at": time.time(),
             }
         )
+
+    def _check_lease(self) -> None:
+        if self.lease is not None and not self.lease.held():
+            raise Fenced()
 
     @staticmethod
     def _repair_request(
@@ -186,6 +200,7 @@ class GenerationEngine:
         worst = self.price.cost(prompt_estimate, max_tokens)
         last: RetryableProviderError | None = None
         for attempt in range(1, retry.max_attempts + 1):
+            self._check_lease()
             await self.governor.acquire(reserved, worst)
             try:
                 completion = await self.provider.complete(request)

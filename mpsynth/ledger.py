@@ -21,6 +21,29 @@ from mpsynth import schema
 log = logging.getLogger(__name__)
 
 
+class Lease:
+    """Which run owns a ledger now. A new run takes the lease; workers of an earlier run (a killed
+    driver's actors live on for a few seconds) see it gone and stop launching and writing."""
+
+    FILE = "LEASE"
+
+    def __init__(self, directory: Path, token: str) -> None:
+        self.path = Path(directory) / self.FILE
+        self.token = token
+
+    def take(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        scratch = self.path.with_name(f".{self.FILE}.{self.token}.tmp")
+        scratch.write_text(self.token)
+        os.replace(scratch, self.path)
+
+    def held(self) -> bool:
+        try:
+            return self.path.read_text() == self.token
+        except FileNotFoundError:
+            return False
+
+
 class LedgerWriter:
     def __init__(
         self, directory: Path, flush_every: int = 32, flush_interval_s: float = 2.0

@@ -418,6 +418,13 @@ def run_pipeline(
     force = set(force)
     preflight(config)  # before the run directory exists, so a bad input leaves nothing behind
     run = RunDirectory(config.run_dir)
+    with run.exclusive():
+        return _run_stages(config, run, until, force)
+
+
+def _run_stages(
+    config: RunConfig, run: RunDirectory, until: str, force: set[str]
+) -> dict[str, Any]:
     run.initialise(config.to_yaml(), fingerprint(config.model_dump(mode="json")))
     ctx = StageContext(config, run)
     todo = STAGES[: STAGES.index(until) + 1]

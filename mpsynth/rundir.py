@@ -6,6 +6,7 @@ so a crash never leaves a half-written stage that a re-run would mistake for a f
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
@@ -20,8 +21,10 @@ from pathlib import Path
 from typing import Any
 
 from mpsynth import __version__
+from mpsynth.errors import StageError
 
 MANIFEST = "manifest.json"
+LOCK = ".lock"
 RESOLVED_CONFIG = "config.yaml"
 _VERSIONED = ("pyarrow", "ray", "bertopic", "umap-learn", "hdbscan", "scikit-learn", "numpy")
 
@@ -51,6 +54,29 @@ def _write_json_atomic(path: Path, payload: Any) -> None:
 class RunDirectory:
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
+
+    @contextmanager
+    def exclusive(self) -> Iterator[None]:
+        """Hold the run directory for one process at a time (released by the OS if it dies), so two
+        runs can never write the same stages or ledger."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        with (self.root / LOCK).open("a+") as handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                handle.seek(0)
+                raise StageError(
+                    f"run directory {self.root} is in use by another mpsynth process "
+                    f"(pid {handle.read().strip() or '?'})"
+                ) from None
+            handle.seek(0)
+            handle.truncate()
+            handle.write(str(os.getpid()))
+            handle.flush()
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
 
     def stage_dir(self, stage: str) -> Path:
         return self.root / stage

@@ -17,6 +17,40 @@ def test_failed_stage_leaves_nothing_behind(tmp_path):
     assert sorted(p.name for p in run.root.iterdir()) == ["config.yaml", "manifest.json"]
 
 
+def test_a_run_directory_is_held_by_one_process_at_a_time(tmp_path):
+    import subprocess
+    import sys
+
+    from mpsynth.errors import StageError
+
+    run = RunDirectory(tmp_path / "run")
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys, time; from mpsynth.rundir import RunDirectory\n"
+            f"with RunDirectory({str(tmp_path / 'run')!r}).exclusive():\n"
+            "    print('held', flush=True); time.sleep(30)",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        with (
+            pytest.raises(
+                StageError, match=rf"in use by another mpsynth process \(pid {holder.pid}\)"
+            ),
+            run.exclusive(),
+        ):
+            pass
+    finally:
+        holder.kill()
+        holder.wait()
+    with run.exclusive():  # released when its holder died
+        pass
+
+
 def test_finished_stage_is_current_until_its_fingerprint_changes(tmp_path):
     run = RunDirectory(tmp_path / "run")
     run.initialise("seed: 1\n", "abc")

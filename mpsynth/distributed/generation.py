@@ -5,6 +5,7 @@ progress and re-runs what a dead worker left unfinished."""
 from __future__ import annotations
 
 import logging
+import os
 import time
 import uuid
 from collections import Counter
@@ -17,7 +18,7 @@ from ray.exceptions import ActorDiedError, ActorUnavailableError, RayActorError
 from mpsynth.config import GeneratorConfig, RayConfig
 from mpsynth.engine import GenerationEngine
 from mpsynth.errors import ProviderError
-from mpsynth.ledger import LedgerWriter, read_ledger, succeeded_ids
+from mpsynth.ledger import Lease, LedgerWriter, read_ledger, succeeded_ids
 from mpsynth.pricing import Price
 from mpsynth.providers import FatalProviderError, GenerationRequest, RealCorpus, build_provider
 from mpsynth.ratelimit import CircuitOpen, RateGovernor
@@ -87,6 +88,7 @@ class GenerationWorker:
         flush_every: int,
         flush_interval_s: float,
         seed: int,
+        lease_token: str,
     ) -> None:
         self.engine = GenerationEngine(
             build_provider(generator.provider, generator.retry, corpus),
@@ -95,6 +97,7 @@ class GenerationWorker:
             LedgerWriter(ledger_dir, flush_every, flush_interval_s),
             price,
             seed,
+            Lease(ledger_dir, lease_token),
         )
 
     async def run(self, rows: list[dict]) -> dict[str, int]:
@@ -108,6 +111,11 @@ def _worker_options(generator: GeneratorConfig, ray_config: RayConfig, name: str
     options = {"name": name, "num_cpus": ray_config.actor_num_cpus, "max_restarts": 0}
     if generator.provider.kind == "vllm":
         options["num_gpus"] = generator.provider.tensor_parallel_size
+    # Worker processes do not inherit the driver's environment: the one variable naming the key
+    # travels in the actor's runtime_env (held by Ray, never written to the run directory or logs).
+    key_env = getattr(generator.provider, "api_key_env", None)
+    if key_env and os.environ.get(key_env):
+        options["runtime_env"] = {"env_vars": {key_env: os.environ[key_env]}}
     return options
 
 
@@ -138,6 +146,8 @@ def run_generator(
     if not pending:
         return dict(totals)
     governor = GovernorActor.remote(generator, budget_usd)
+    lease = Lease(ledger_dir, uuid.uuid4().hex)
+    lease.take()  # workers of any earlier, dead driver stop here
     started, total = time.monotonic(), len(pending)
     for round_number in range(1, MAX_ROUNDS + 1):
         run_id = uuid.uuid4().hex[:8]
@@ -155,6 +165,7 @@ def run_generator(
                 flush_every,
                 flush_interval_s,
                 seed + i,
+                lease.token,
             )
             for i in range(min(generator.actors, len(pending)))
         ]
@@ -172,6 +183,10 @@ def run_generator(
                     try:
                         totals.update(ray.get(ref))
                     except (ActorDiedError, ActorUnavailableError, RayActorError) as error:
+                        if getattr(error, "actor_init_failed", False):
+                            raise ProviderError(
+                                f"generator {generator.name}: a worker could not start: {error}"
+                            ) from None
                         lost_worker = True
                         log.warning(
                             "generate %s: a worker died (%s); its unfinished requests will be re-run",

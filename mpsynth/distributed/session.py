@@ -19,12 +19,13 @@ def ray_session(config: RayConfig) -> Iterator[None]:
     """Join the configured cluster (or start a local session); shut down only what we started."""
     started = False
     if not ray.is_initialized():
-        # `ray job submit` sets RAY_ADDRESS; otherwise the config decides (None: a local session)
-        address = config.address or os.environ.get("RAY_ADDRESS")
-        log.info("starting Ray (%s)", address or "local")
+        # `ray job submit` sets RAY_ADDRESS; otherwise the config decides. No address means a
+        # private local session ("local"), never a silent join of whatever cluster runs here.
+        address = config.address or os.environ.get("RAY_ADDRESS") or "local"
+        log.info("starting Ray (%s)", address)
         ray.init(
             address=address,
-            num_cpus=None if address else config.num_cpus,
+            num_cpus=config.num_cpus if address == "local" else None,
             include_dashboard=False,
             logging_level=logging.WARNING,
             log_to_driver=True,

@@ -100,9 +100,12 @@ _TARGETS = re.compile(
 )
 
 
+_EXAMPLE = re.compile(r"^\[(\w+)\] (.+)$", re.M)
+
+
 def scripted_posts(prompt: str, schema: dict | None) -> list[dict[str, str]]:
-    """A scripted model: the platforms and count the schema (or the prompt) asks for, each post a
-    deterministic choice of words from the prompt's examples."""
+    """A scripted model: the platforms and count the schema (or the prompt) asks for; each post a
+    deterministic draw of words from the prompt, as many as a real example of that platform has."""
     if schema is not None:
         posts = schema["properties"]["posts"]
         platforms = posts["items"]["properties"]["platform"]["enum"]
@@ -112,12 +115,16 @@ def scripted_posts(prompt: str, schema: dict | None) -> list[dict[str, str]]:
         per_platform = int(match.group(1)) if match else 1
         platforms = [p.strip() for p in match.group(2).split(",")] if match else ["twitter"]
     words = re.findall(r"[#@]?\w+", prompt) or ["post"]
+    examples: dict[str, list[int]] = {}
+    for platform, text in _EXAMPLE.findall(prompt):
+        examples.setdefault(platform, []).append(len(text.split()))
     out = []
     for platform in platforms:
+        lengths = examples.get(platform) or [n for v in examples.values() for n in v] or [10]
         for k in range(per_platform):
             digest = hashlib.sha256(f"{prompt}|{platform}|{k}".encode()).digest()
             rng = np.random.default_rng(int.from_bytes(digest[:8], "little"))
-            count = 6 + int(rng.integers(0, 10))
+            count = max(1, int(lengths[int(rng.integers(0, len(lengths)))]))
             out.append({"platform": platform, "text": " ".join(rng.choice(words, count))})
     return out
 

@@ -1,0 +1,206 @@
+"""Generation through Ray actors against the local fake server: several generators in one run,
+spend from the server's token counts, and crash safety (a worker killed, the driver killed)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+import pytest
+import yaml
+
+from mpsynth.config import load_config
+from mpsynth.ledger import read_ledger
+from mpsynth.pipeline import estimate, run_pipeline
+from mpsynth.testing import FakeProviderServer
+from tests.conftest import DEMO_COLUMNS, REPO, first_per_platform, write_csv
+
+pytestmark = [pytest.mark.slow, pytest.mark.ray]
+PRICE = {"input_per_mtok": 1.0, "output_per_mtok": 2.0}
+
+
+@pytest.fixture(scope="module")
+def ray_local():
+    from mpsynth.config import RayConfig
+    from mpsynth.distributed.session import ray_session
+
+    with ray_session(RayConfig(num_cpus=2)):
+        yield
+
+
+@pytest.fixture(scope="module")
+def server():
+    with FakeProviderServer(api_key="test-key", latency_s=0.25) as fake:
+        yield fake
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory, demo_rows):
+    path = tmp_path_factory.mktemp("data") / "posts.csv"
+    return write_csv(path, first_per_platform(demo_rows, 80), DEMO_COLUMNS)
+
+
+@pytest.fixture(autouse=True)
+def _key(monkeypatch):
+    monkeypatch.setenv("MPSYNTH_TEST_KEY", "test-key")
+
+
+def _config(run_dir, data, server):
+    raw = {
+        "run_dir": str(run_dir),
+        "seed": 5,
+        "ingest": {"inputs": [{"path": str(data)}]},
+        "embed": {"embedder": {"dimensions": 32}},
+        "topics": {"min_cluster_size": 8, "n_neighbors": 10},
+        "evaluate": {"bootstrap_samples": 20},
+        "generate": {
+            "n_posts": 90,
+            "flush_every": 1,
+            "progress_interval_s": 0.5,
+            "prices": {"test-model": PRICE},
+            "generators": [
+                {"name": "markov", "provider": {"kind": "markov"}},
+                {
+                    "name": "fakegpt",
+                    "provider": {
+                        "kind": "openai",
+                        "model": "test-model",
+                        "base_url": server.base_url,
+                        "api_key_env": "MPSYNTH_TEST_KEY",
+                    },
+                    "actors": 2,
+                    "rate": {"concurrency": 1},
+                    "retry": {"base_delay_s": 0.05, "timeout_s": 10},
+                },
+            ],
+        },
+    }
+    path = run_dir.parent / f"{run_dir.name}.yaml"
+    run_dir.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump(raw))
+    return path
+
+
+def _dataset(run_dir, name):
+    return pq.read_table(run_dir / "postprocess" / "synthetic" / f"{name}.parquet").sort_by("id")
+
+
+def _assert_each_request_once(run_dir):
+    requests = pq.read_table(run_dir / "prompts" / "requests.parquet")
+    completions = pq.read_table(run_dir / "generate" / "completions.parquet")
+    assert sorted(completions["request_id"].to_pylist()) == sorted(
+        requests["request_id"].to_pylist()
+    )
+    assert set(completions["status"].to_pylist()) == {"ok"}
+    ledger = read_ledger(run_dir / "ledger" / "fakegpt")
+    ok = ledger.filter(pc.equal(ledger["status"], "ok"))["request_id"].to_pylist()
+    assert len(ok) == len(set(ok))  # no request succeeded twice in the ledger
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory, data, server, ray_local):
+    """An uninterrupted run, and what the server answered for it."""
+    os.environ["MPSYNTH_TEST_KEY"] = "test-key"
+    run_dir = tmp_path_factory.mktemp("reference") / "run"
+    config = load_config(_config(run_dir, data, server))
+    rows = estimate(config)
+    before = server.log.usage.copy()
+    manifest = run_pipeline(config)
+    usage = server.log.usage - before
+    return run_dir, manifest, rows, usage
+
+
+def test_several_generators_write_their_own_datasets(reference):
+    run_dir, _, _, _ = reference
+    names = sorted(p.stem for p in (run_dir / "postprocess" / "synthetic").glob("*.parquet"))
+    assert names == ["fakegpt-mptm", "fakegpt-per_platform", "markov-mptm", "markov-per_platform"]
+    for name in names:
+        table = _dataset(run_dir, name)
+        assert set(table["platform"].to_pylist()) == {"twitter", "reddit", "youtube", "facebook"}
+        assert set(table["generator"].to_pylist()) == {name.split("-")[0]}
+    _assert_each_request_once(run_dir)
+    metrics = pq.read_table(run_dir / "evaluate" / "metrics.parquet")
+    assert set(metrics["dataset"].to_pylist()) == {"real", *names}
+
+
+def test_estimate_and_recorded_spend_agree_with_the_server(reference):
+    _, manifest, rows, usage = reference
+    fakegpt = next(r for r in rows if r["generator"] == "fakegpt")
+    assert fakegpt["prompt_tokens"] == usage["prompt_tokens"]  # same counting as the server's
+    assert fakegpt["expected_completion_tokens"] == pytest.approx(
+        usage["completion_tokens"], rel=0.5
+    )
+    spend = (usage["prompt_tokens"] * 1.0 + usage["completion_tokens"] * 2.0) / 1e6
+    assert manifest["stages"]["generate"]["rows"]["spend_usd"] == pytest.approx(spend, rel=1e-6)
+
+
+def test_killing_a_worker_actor_loses_and_doubles_nothing(
+    tmp_path, data, server, reference, ray_local
+):
+    import ray
+
+    run_dir = tmp_path / "run"
+    ledger_dir = run_dir / "ledger" / "fakegpt"
+    killed = []
+
+    def kill_one_worker():
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and not killed:
+            workers = [
+                n for n in ray.util.list_named_actors() if n.startswith("mpsynth-generate-fakegpt")
+            ]
+            if workers and len(list(ledger_dir.glob("part-*.parquet"))) >= 3:
+                ray.kill(ray.get_actor(workers[0]))
+                killed.append(workers[0])
+            time.sleep(0.1)
+
+    killer = threading.Thread(target=kill_one_worker, daemon=True)
+    killer.start()
+    run_pipeline(load_config(_config(run_dir, data, server)))
+    killer.join(timeout=5)
+    assert killed, "the run finished before a worker could be killed"
+    _assert_each_request_once(run_dir)
+    reference_dir = reference[0]
+    for name in ("fakegpt-mptm", "fakegpt-per_platform"):
+        assert _dataset(run_dir, name).equals(_dataset(reference_dir, name))
+
+
+def test_killing_the_driver_then_rerunning_completes_each_request_once(
+    tmp_path, data, server, reference
+):
+    run_dir = tmp_path / "run"
+    config_path = _config(run_dir, data, server)
+    ledger_dir = run_dir / "ledger" / "fakegpt"
+    driver = subprocess.Popen(
+        [sys.executable, "-m", "mpsynth.cli", "run", str(config_path)],
+        cwd=REPO,
+        env={**os.environ, "MPSYNTH_TEST_KEY": "test-key"},
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline and len(list(ledger_dir.glob("part-*.parquet"))) < 4:
+            assert driver.poll() is None, "the driver ended before it could be killed"
+            time.sleep(0.1)
+    finally:
+        os.killpg(driver.pid, signal.SIGKILL)  # the driver and the Ray processes it started
+        driver.wait()
+    partial = read_ledger(ledger_dir).num_rows
+    requests = pq.read_table(run_dir / "prompts" / "requests.parquet")
+    total = pc.sum(pc.equal(requests["generator"], "fakegpt")).as_py()
+    assert 4 <= partial < total
+    assert not (run_dir / "generate").exists()  # the interrupted stage left nothing half-written
+
+    run_pipeline(load_config(config_path))
+    _assert_each_request_once(run_dir)
+    reference_dir = reference[0]
+    for name in ("fakegpt-mptm", "fakegpt-per_platform", "markov-mptm"):
+        assert _dataset(run_dir, name).equals(_dataset(reference_dir, name))
