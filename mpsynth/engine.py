@@ -96,10 +96,14 @@ class GenerationEngine:
     async def run(self, requests: list[GenerationRequest]) -> dict[str, int]:
         """Complete every request (a ledger row each) unless the budget stops new launches; a fatal
         provider error cancels the rest and propagates."""
-        semaphore = asyncio.Semaphore(self.generator.rate.concurrency)
+        # `concurrency` bounds the calls in flight (self.slots); as many again may wait for their
+        # permit meanwhile, so the governor's round trip overlaps other calls instead of a slot.
+        concurrency = self.generator.rate.concurrency
+        self.slots = asyncio.Semaphore(concurrency)
+        admitted = asyncio.Semaphore(2 * concurrency)
 
         async def guarded(request: GenerationRequest) -> None:
-            async with semaphore:
+            async with admitted:
                 try:
                     await self._complete(request)
                 except Fenced:
@@ -203,7 +207,8 @@ class GenerationEngine:
             self._check_lease()
             await self.governor.acquire(reserved, worst)
             try:
-                completion = await self.provider.complete(request)
+                async with self.slots:
+                    completion = await self.provider.complete(request)
             except RetryableProviderError as error:
                 last = error
                 self.counts["retried_attempts"] += 1

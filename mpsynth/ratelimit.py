@@ -1,5 +1,6 @@
 """The rate governor shared by every actor of one generator: requests/min and tokens/min, a pause on
-429 honouring Retry-After with an adaptive slow-down, a circuit breaker, and the budget cap.
+429 honouring Retry-After with an adaptive slow-down (cut once per congestion event, regrown with
+time, as TCP does), a circuit breaker, and the budget cap.
 
 Pure asyncio (Ray wraps it in one actor per generator). Limits are spaced with GCRA: each grant
 pushes the next free slot forward by 1/rate, with one second of burst allowed, so a minute's limit
@@ -15,8 +16,9 @@ from dataclasses import asdict, dataclass
 
 from mpsynth.config import CircuitBreakerConfig, RateLimitConfig
 
-SLOWDOWN = 0.7  # rate multiplier after a 429
-RECOVERY = 0.02  # multiplier regained per success, back up to 1
+SLOWDOWN = 0.5  # rate multiplier after a 429 ...
+CUT_WINDOW_S = 1.0  # ... once per congestion event: the 429s of one burst count as one
+RECOVERY_PER_S = 0.005  # then the rate grows back by 0.5% a second, up to the configured one
 MIN_MULTIPLIER = 0.05
 DEFAULT_429_PAUSE_S = 1.0
 
@@ -86,6 +88,8 @@ class RateGovernor:
         self.clock = clock
         self.sleep = sleep
         self.multiplier = 1.0
+        self.last_cut = float("-inf")
+        self.last_recovery = clock()
         self.paused_until = 0.0
         self.consecutive_failures = 0
         self.open_until = 0.0
@@ -154,7 +158,11 @@ class RateGovernor:
         self.trips_without_success = 0
         self.open_until = 0.0
         self.half_open_probe = False
-        self.multiplier = min(1.0, self.multiplier + RECOVERY)
+        now = self.clock()
+        self.multiplier = min(
+            1.0, self.multiplier * (1 + RECOVERY_PER_S * (now - self.last_recovery))
+        )
+        self.last_recovery = now
 
     def failed(
         self,
@@ -173,7 +181,10 @@ class RateGovernor:
             self.stats.rate_limited += 1
             pause = retry_after if retry_after is not None else DEFAULT_429_PAUSE_S
             self.paused_until = max(self.paused_until, now + pause)
-            self.multiplier = max(MIN_MULTIPLIER, self.multiplier * SLOWDOWN)
+            if now - self.last_cut >= CUT_WINDOW_S:
+                self.multiplier = max(MIN_MULTIPLIER, self.multiplier * SLOWDOWN)
+                self.last_cut = now
+            self.last_recovery = now
             return
         self.consecutive_failures += 1
         if self.half_open_probe or self.consecutive_failures >= self.breaker.failures:

@@ -149,17 +149,19 @@ def test_structured_output_schema_reaches_the_wire(kind, requests, tmp_path):
 @pytest.mark.parametrize("kind", KINDS)
 def test_persistent_failures_are_recorded_not_lost(kind, requests, tmp_path):
     with FakeProviderServer(api_key="test-key") as server:
-        server.inject(*[Fault(status=503)] * 4, *[Fault(content="no json at all")] * 2)
-        one_at_a_time = _generator(kind, server, rate={"concurrency": 1})
-        counts, ledger, _ = _run(one_at_a_time, requests[:2], tmp_path)
-    rows = {r["request_id"]: r for r in ledger.to_pylist()}
-    assert len(rows) == 2 and ledger.num_rows == 2
-    errors = sorted(r["error"] or "" for r in rows.values())
-    assert any(e.startswith("gave up after 4 attempts") for e in errors)
-    assert any(e.startswith("unusable output after a repair retry") for e in errors)
-    unusable = next(r for r in rows.values() if (r["error"] or "").startswith("unusable"))
-    assert unusable["text"] == "no json at all" and unusable["attempts"] == 2  # raw answer kept
-    assert counts["failed"] == 2
+        server.inject(*[Fault(status=503)] * 4)
+        exhausted, ledger_a, _ = _run(_generator(kind, server), requests[:1], tmp_path / "a")
+        server.inject(*[Fault(content="no json at all")] * 2)
+        unusable, ledger_b, _ = _run(_generator(kind, server), requests[1:2], tmp_path / "b")
+    (gave_up,) = ledger_a.to_pylist()
+    assert gave_up["status"] == "failed" and gave_up["attempts"] == 4
+    assert gave_up["error"].startswith("gave up after 4 attempts: HTTP 503")
+    (bad,) = ledger_b.to_pylist()
+    assert bad["status"] == "failed" and bad["error"].startswith(
+        "unusable output after a repair retry"
+    )
+    assert bad["text"] == "no json at all" and bad["attempts"] == 2  # the raw answer is kept
+    assert exhausted["failed"] == unusable["failed"] == 1
 
 
 @pytest.mark.parametrize("kind", KINDS)

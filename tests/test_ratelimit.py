@@ -64,8 +64,22 @@ def test_429_pauses_every_sender_and_slows_the_rate():
     governor.failed(1, status=429, retry_after=3.0)
     asyncio.run(governor.acquire(1))
     assert clock() >= 3.0
-    assert governor.multiplier == pytest.approx(0.7)
+    assert governor.multiplier == pytest.approx(0.5)
     assert governor.stats.rate_limited == 1 and governor.stats.breaker_trips == 0
+
+
+def test_the_429s_of_one_burst_cut_the_rate_once_and_time_regrows_it():
+    clock = FakeClock()
+    governor = _governor(clock, rpm=600)
+    for _ in range(5):  # five requests of one burst all answered 429
+        governor.failed(1, status=429, retry_after=0.1)
+    assert governor.multiplier == pytest.approx(0.5)
+    clock.now += 2.0
+    governor.failed(1, status=429, retry_after=0.1)  # a new congestion event
+    assert governor.multiplier == pytest.approx(0.25)
+    clock.now += 20.0
+    governor.settle(1, 1, 0, 0.0)
+    assert governor.multiplier == pytest.approx(0.25 * 1.1)  # 0.5% a second for 20 s
 
 
 def test_breaker_opens_after_consecutive_failures_and_gives_up_after_max_trips():

@@ -314,6 +314,9 @@ class FakeProviderServer:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"  # keep-alive, as real APIs do
+            # headers and body go out as two writes: without TCP_NODELAY the body waits ~40 ms
+            # for the client's delayed ACK (Nagle), adding a fixed stall to every answer
+            disable_nagle_algorithm = True
 
             def log_message(self, *args: object) -> None:  # keep test output quiet
                 pass
@@ -347,6 +350,7 @@ class FakeProviderServer:
                     "authorised": server._authorised(kind or "", self.headers, self.path),
                     "fault": fault.status if fault else None,
                     "fault_kind": fault.kind if fault else None,
+                    "received_at": time.time(),
                 }
                 with server.log.lock:
                     server.log.requests.append(self.entry)
