@@ -193,20 +193,20 @@ class OpenAIProviderConfig(_Section):
     structured_output: Literal["json_schema", "json_object", "none"] = "json_schema"
 
 
-class AnthropicProviderConfig(_Section):
+class _HostedProviderConfig(_Section):
+    model: str
+    base_url: str | None = None
+    structured_output: Literal["json_schema", "none"] = "json_schema"
+
+
+class AnthropicProviderConfig(_HostedProviderConfig):
     kind: Literal["anthropic"] = "anthropic"
-    model: str
-    base_url: str | None = None
     api_key_env: str = "ANTHROPIC_API_KEY"
-    structured_output: Literal["json_schema", "none"] = "json_schema"
 
 
-class GeminiProviderConfig(_Section):
+class GeminiProviderConfig(_HostedProviderConfig):
     kind: Literal["gemini"] = "gemini"
-    model: str
-    base_url: str | None = None
     api_key_env: str = "GEMINI_API_KEY"
-    structured_output: Literal["json_schema", "none"] = "json_schema"
 
 
 class VllmProviderConfig(_Section):

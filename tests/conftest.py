@@ -42,3 +42,26 @@ def first_per_platform(rows: list[dict[str, str]], n: int) -> list[dict[str, str
             taken[row["platform"]] = taken.get(row["platform"], 0) + 1
             picked.append(row)
     return picked
+
+
+def ledger_row(
+    request_id: str, status: str = "ok", finished_at: float = 0.0, text: str | None = "t"
+) -> dict:
+    """A row of the completions/ledger schema, for tests that build ledgers by hand."""
+    return {
+        "request_id": request_id,
+        "generator": "markov",
+        "provider": "markov",
+        "model": "m",
+        "status": status,
+        "text": text,
+        "finish_reason": "stop",
+        "prompt_tokens": 1,
+        "completion_tokens": 1,
+        "error": None if status == "ok" else "boom",
+        "latency_s": 0.0,
+        "attempts": 1,
+        "repaired": False,
+        "cost_usd": 0.0,
+        "finished_at": finished_at,
+    }

@@ -3,26 +3,11 @@ from __future__ import annotations
 import time
 
 from mpsynth.ledger import LedgerWriter, read_ledger, settled, succeeded_ids
+from tests.conftest import ledger_row
 
 
 def _row(rid, status, finished_at, text="t"):
-    return {
-        "request_id": rid,
-        "generator": "g",
-        "provider": "openai",
-        "model": "m",
-        "status": status,
-        "text": text,
-        "finish_reason": "stop",
-        "prompt_tokens": 1,
-        "completion_tokens": 1,
-        "error": None if status == "ok" else "boom",
-        "latency_s": 0.1,
-        "attempts": 1,
-        "repaired": False,
-        "cost_usd": 0.0,
-        "finished_at": finished_at,
-    }
+    return ledger_row(rid, status, finished_at, text)
 
 
 def test_rows_flush_into_whole_part_files(tmp_path):

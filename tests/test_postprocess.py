@@ -8,6 +8,7 @@ import pytest
 from mpsynth import schema
 from mpsynth.providers.output import OutputFormatError, parse_posts
 from mpsynth.stages.postprocess import postprocess
+from tests.conftest import ledger_row
 
 
 def test_parse_accepts_object_list_and_fenced_json():
@@ -46,23 +47,7 @@ def _requests(n):
 
 
 def _completion(i, text, status="ok"):
-    return {
-        "request_id": f"req{i:030d}",
-        "generator": "markov",
-        "provider": "markov",
-        "model": "m",
-        "status": status,
-        "text": text,
-        "finish_reason": "stop",
-        "prompt_tokens": 1,
-        "completion_tokens": 1,
-        "error": None if status == "ok" else "boom",
-        "latency_s": 0.0,
-        "attempts": 1,
-        "repaired": False,
-        "cost_usd": 0.0,
-        "finished_at": 0.0,
-    }
+    return ledger_row(f"req{i:030d}", status, text=text)
 
 
 def test_posts_keep_provenance_and_every_rejection_has_a_reason():

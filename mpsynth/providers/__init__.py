@@ -5,6 +5,8 @@ SDK's failures onto two kinds: retryable (429, 5xx, timeouts, dropped connection
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from pathlib import Path
@@ -101,6 +103,31 @@ def retry_after_seconds(headers: Any) -> float | None:
         return max(0.0, (parsedate_to_datetime(value) - datetime.now(UTC)).total_seconds())
     except (TypeError, ValueError):
         return None
+
+
+@contextmanager
+def stainless_errors(sdk: Any, label: str, key: str) -> Iterator[None]:
+    """Map the errors of the openai and anthropic SDKs (one generated hierarchy, same class names)
+    onto retryable and fatal, by status code and type, never by message text."""
+    try:
+        yield
+    except sdk.RateLimitError as error:
+        raise RetryableProviderError(
+            f"429 {error.message}", 429, retry_after_seconds(error.response.headers)
+        ) from None
+    except sdk.APIStatusError as error:
+        message = redact(f"HTTP {error.status_code}: {error.message}", key)
+        if error.status_code >= 500 or error.status_code in (408, 409):
+            raise RetryableProviderError(
+                message, error.status_code, retry_after_seconds(error.response.headers)
+            ) from None
+        raise FatalProviderError(f"{label}: {message}") from None
+    except (sdk.APITimeoutError, sdk.APIConnectionError) as error:
+        raise RetryableProviderError(f"{type(error).__name__}: {error}") from None
+    except sdk.APIResponseValidationError as error:
+        raise RetryableProviderError(f"malformed response: {error}") from None
+    except json.JSONDecodeError as error:  # a response body that is not JSON
+        raise RetryableProviderError(f"malformed response body: {error}") from None
 
 
 def build_provider(config: ProviderConfig, retry: RetryConfig, corpus: RealCorpus) -> Provider:

@@ -2,17 +2,8 @@
 
 from __future__ import annotations
 
-import json
-
 from mpsynth.config import AnthropicProviderConfig, RetryConfig
-from mpsynth.providers import (
-    Completion,
-    FatalProviderError,
-    GenerationRequest,
-    RetryableProviderError,
-    redact,
-    retry_after_seconds,
-)
+from mpsynth.providers import Completion, GenerationRequest, stainless_errors
 from mpsynth.providers.openai import api_key
 from mpsynth.providers.output import posts_schema
 
@@ -46,30 +37,13 @@ class AnthropicProvider:
         if self.config.structured_output == "json_schema":
             schema = posts_schema(request.target_platforms, request.posts_per_platform)
             options["output_config"] = {"format": {"type": "json_schema", "schema": schema}}
-        try:
+        with stainless_errors(anthropic, f"anthropic ({self.model})", self._key):
             response = await self.client.messages.create(
                 model=self.model,
                 messages=messages,
                 max_tokens=request.params["max_tokens"],
                 **options,
             )
-        except anthropic.RateLimitError as error:
-            raise RetryableProviderError(
-                f"429 {error.message}", 429, retry_after_seconds(error.response.headers)
-            ) from None
-        except anthropic.APIStatusError as error:
-            message = redact(f"HTTP {error.status_code}: {error.message}", self._key)
-            if error.status_code >= 500 or error.status_code in (408, 409):
-                raise RetryableProviderError(
-                    message, error.status_code, retry_after_seconds(error.response.headers)
-                ) from None
-            raise FatalProviderError(f"anthropic ({self.model}): {message}") from None
-        except (anthropic.APITimeoutError, anthropic.APIConnectionError) as error:
-            raise RetryableProviderError(f"{type(error).__name__}: {error}") from None
-        except anthropic.APIResponseValidationError as error:
-            raise RetryableProviderError(f"malformed response: {error}") from None
-        except json.JSONDecodeError as error:  # a response body that is not JSON
-            raise RetryableProviderError(f"malformed response body: {error}") from None
         text = "".join(block.text for block in response.content if block.type == "text")
         return Completion(
             text=text,

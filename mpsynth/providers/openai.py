@@ -6,19 +6,11 @@ governor and a 429's Retry-After pauses every actor, not one.
 
 from __future__ import annotations
 
-import json
 import os
 
 from mpsynth.config import OpenAIProviderConfig, RetryConfig
 from mpsynth.errors import ConfigError
-from mpsynth.providers import (
-    Completion,
-    FatalProviderError,
-    GenerationRequest,
-    RetryableProviderError,
-    redact,
-    retry_after_seconds,
-)
+from mpsynth.providers import Completion, GenerationRequest, stainless_errors
 from mpsynth.providers.output import posts_schema
 
 
@@ -62,7 +54,7 @@ class OpenAIProvider:
         response_format = self._response_format(request)
         if response_format is not None:
             options["response_format"] = response_format
-        try:
+        with stainless_errors(openai, f"openai ({self.model})", self._key):
             response = await self.client.chat.completions.create(
                 model=self.model,
                 messages=request.messages,
@@ -71,23 +63,6 @@ class OpenAIProvider:
                 seed=request.seed,
                 **options,
             )
-        except openai.RateLimitError as error:
-            raise RetryableProviderError(
-                f"429 {error.message}", 429, retry_after_seconds(error.response.headers)
-            ) from None
-        except openai.APIStatusError as error:
-            message = redact(f"HTTP {error.status_code}: {error.message}", self._key)
-            if error.status_code >= 500 or error.status_code in (408, 409):
-                raise RetryableProviderError(
-                    message, error.status_code, retry_after_seconds(error.response.headers)
-                ) from None
-            raise FatalProviderError(f"openai ({self.model}): {message}") from None
-        except (openai.APITimeoutError, openai.APIConnectionError) as error:
-            raise RetryableProviderError(f"{type(error).__name__}: {error}") from None
-        except openai.APIResponseValidationError as error:
-            raise RetryableProviderError(f"malformed response: {error}") from None
-        except json.JSONDecodeError as error:  # a response body that is not JSON
-            raise RetryableProviderError(f"malformed response body: {error}") from None
         choice = response.choices[0]
         refusal = getattr(choice.message, "refusal", None)
         usage = response.usage

@@ -54,6 +54,17 @@ def stratified_sample(platforms: np.ndarray, per_platform: int, seed: int) -> np
     return np.sort(np.concatenate(chosen))
 
 
+def _hdbscan_options(config: TopicsConfig) -> dict:
+    """The same clustering on either backend (umap-learn/hdbscan or cuML)."""
+    return {
+        "min_cluster_size": config.min_cluster_size,
+        "min_samples": config.min_samples,
+        "metric": "euclidean",
+        "cluster_selection_method": "eom",
+        "prediction_data": True,
+    }
+
+
 def _cpu_models(config: TopicsConfig, seed: int):
     from hdbscan import HDBSCAN
     from umap import UMAP
@@ -66,14 +77,7 @@ def _cpu_models(config: TopicsConfig, seed: int):
         random_state=seed,
         low_memory=True,
     )
-    hdbscan_model = HDBSCAN(
-        min_cluster_size=config.min_cluster_size,
-        min_samples=config.min_samples,
-        metric="euclidean",
-        cluster_selection_method="eom",
-        prediction_data=True,
-    )
-    return umap_model, hdbscan_model
+    return umap_model, HDBSCAN(**_hdbscan_options(config))
 
 
 def _gpu_models(config: TopicsConfig, n_rows: int, seed: int):
@@ -101,14 +105,7 @@ def _gpu_models(config: TopicsConfig, n_rows: int, seed: int):
         build_algo="nn_descent",
         random_state=seed if n_rows <= GPU_DETERMINISTIC_MAX_ROWS else None,
     )
-    hdbscan_model = HDBSCAN(
-        min_cluster_size=config.min_cluster_size,
-        min_samples=config.min_samples,
-        metric="euclidean",
-        cluster_selection_method="eom",
-        prediction_data=True,
-    )
-    return umap_model, hdbscan_model
+    return umap_model, HDBSCAN(**_hdbscan_options(config))
 
 
 def fit_topics(
