@@ -295,7 +295,13 @@ class GenerateConfig(_Section):
 class EvaluateConfig(_Section):
     bootstrap_samples: Annotated[int, Field(ge=0)] = 200
     confidence: Annotated[float, Field(gt=0.5, lt=1.0)] = 0.95
-    sample_per_platform: Annotated[int, Field(ge=1)] | None = None
+    sample_per_platform: Annotated[int, Field(ge=1)] | None = Field(
+        default=20_000, description="posts per platform and dataset evaluated (None: all of them)"
+    )
+    similarity_thresholds: tuple[Annotated[float, Field(ge=-1.0, le=1.0)], ...] = (0.6, 0.7, 0.8)
+    similarity_pairs: Annotated[int, Field(ge=1)] = 20_000
+    detectability_sample: Annotated[int, Field(ge=10)] = 5_000
+    linguistic_seed: int = 0
 
 
 class ReportConfig(_Section):

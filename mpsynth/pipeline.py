@@ -314,8 +314,10 @@ def run_postprocess(ctx: StageContext, out: Path) -> dict[str, int]:
 
 def run_evaluate(ctx: StageContext, out: Path) -> dict[str, int]:
     from mpsynth.distributed.data import map_parquet
+    from mpsynth.embedders import load_embedder
     from mpsynth.metrics.lexical import add_lexical_features
-    from mpsynth.stages.evaluate import lexical_metrics, sample_per_platform
+    from mpsynth.stages.embed import embeddings_matrix
+    from mpsynth.stages.evaluate import family_metrics, lexical_metrics, sample_per_platform
 
     sources = {schema.REAL: ctx.path("ingest", "posts.parquet")}
     sources.update(
@@ -324,9 +326,12 @@ def run_evaluate(ctx: StageContext, out: Path) -> dict[str, int]:
     evaluate = ctx.config.evaluate
     staged = out / "sampled"
     staged.mkdir()
+    samples = {}
     for number, (name, path) in enumerate(sources.items()):
-        table = pq.read_table(path, columns=["platform", "text"])
+        table = pq.read_table(path, columns=["id", "platform", "text"])
         table = sample_per_platform(table, evaluate.sample_per_platform, ctx.config.seed + number)
+        samples[name] = table
+        table = table.select(["platform", "text"])
         table = table.append_column("dataset", pa.array([name] * table.num_rows, pa.string()))
         pq.write_table(table, staged / f"{number:03d}.parquet")
     map_parquet(
@@ -338,7 +343,26 @@ def run_evaluate(ctx: StageContext, out: Path) -> dict[str, int]:
     )
     shutil.rmtree(staged)  # the features keep every column the report needs
     features = pq.read_table(out / "features")
-    metrics = lexical_metrics(features, evaluate, ctx.config.seed)
+
+    # the real sample's stored embeddings and topics; synthetic posts embedded the same way
+    real_ids = samples[schema.REAL].column("id").to_pylist()
+    real_vectors = embeddings_matrix(
+        _rows_by_id(ctx.path("embed", "embeddings"), real_ids, "embedding").column("embedding")
+    )
+    real_topics = _rows_by_id(ctx.path("topics", "assignments"), real_ids, "topic").column("topic")
+    state = next(iter(ctx.path("embed", ".").glob("*.joblib")), None)
+    families, embedding_map = family_metrics(
+        samples,
+        real_vectors,
+        real_topics.to_numpy(),
+        load_embedder(ctx.config.embed.embedder, state),
+        np.load(ctx.path("topics", "centroids.npy")),
+        ctx.config.topics.outlier_threshold,
+        evaluate,
+        ctx.config.seed,
+    )
+    metrics = pa.concat_tables([lexical_metrics(features, evaluate, ctx.config.seed), families])
+    pq.write_table(embedding_map, out / "map.parquet")
     pq.write_table(metrics, out / "metrics.parquet")
     (out / "metrics.json").write_text(
         json.dumps(metrics.to_pylist(), indent=1, allow_nan=True) + "\n"
@@ -361,6 +385,7 @@ def run_report(ctx: StageContext, out: Path) -> dict[str, int]:
         ctx.config.report.title,
         pq.read_table(ctx.path("evaluate", "metrics.parquet")),
         pq.read_table(ctx.path("evaluate", "features"), columns=["dataset", "platform", "chars"]),
+        pq.read_table(ctx.path("evaluate", "map.parquet")),
         json.loads(ctx.path("ingest", "summary.json").read_text()),
         examples,
         ctx.run.manifest(),

@@ -92,8 +92,23 @@ def test_metrics_and_a_self_contained_report(finished_run):
     # the first 150 IRA tweets of the demo data: URLs in most, as in the whole file
     assert real_share["twitter"] > 0.4 and real_share["reddit"] < 0.05
     assert json.loads((config.run_dir / "evaluate" / "metrics.json").read_text())
+    families = {m["family"] for m in metrics}
+    assert families == {
+        "lexical",
+        "sentiment",
+        "similarity",
+        "linguistic",
+        "topics",
+        "detectability",
+    }
+    synthetic = {m["dataset"] for m in metrics} - {"real"}
+    for dataset in synthetic:  # every comparison is there, for every platform and overall
+        compared = {(m["metric"], m["platform"]) for m in metrics if m["dataset"] == dataset}
+        for platform in ("twitter", "reddit", "youtube", "facebook", "all"):
+            assert ("detectability_auc", platform) in compared
+            assert ("synthetic_with_real_counterpart@0.7", platform) in compared
     page = (config.run_dir / "report" / "report.html").read_text()
-    assert len(re.findall(r'<img alt="plot" src="data:image/png;base64,', page)) >= 2
+    assert len(re.findall(r'<img alt="plot" src="data:image/png;base64,', page)) == 5
     assert not re.search(r'(src|href)="(https?:)?//', page)
 
 

@@ -51,3 +51,74 @@ def lexical_metrics(features: pa.Table, config: EvaluateConfig, seed: int) -> pa
                 rows["ci_high"].append(high)
                 rows["n"].append(int(mask.sum()))
     return pa.Table.from_pydict(rows, schema=schema.METRICS)
+
+
+def family_metrics(
+    samples: dict[str, pa.Table],
+    real_embeddings: np.ndarray,
+    real_topics: np.ndarray,
+    embedder,
+    centroids: np.ndarray,
+    outlier_threshold: float,
+    config: EvaluateConfig,
+    seed: int,
+) -> tuple[pa.Table, pa.Table]:
+    """Sentiment, similarity, topic, linguistic and detectability rows (every set described on its
+    own, every synthetic set compared with the real one, per platform and over all platforms), and
+    the 2-D embedding map."""
+    from mpsynth.metrics.compare import EvalSet, compare, describe
+    from mpsynth.stages.topics import assign_topics
+
+    def as_set(name: str, table: pa.Table, vectors: np.ndarray, topics: np.ndarray) -> EvalSet:
+        return EvalSet(
+            name,
+            table.column("text").to_pylist(),
+            np.asarray(table.column("platform").to_pylist(), dtype=object),
+            vectors,
+            topics,
+        )
+
+    real = as_set(schema.REAL, samples[schema.REAL], real_embeddings, real_topics)
+    synthetic: list = []
+    for name, table in samples.items():
+        if name == schema.REAL:
+            continue
+        vectors = embedder.encode(table.column("text").to_pylist())
+        topics, _ = assign_topics(vectors, centroids, outlier_threshold)
+        synthetic.append(as_set(name, table, vectors, topics))
+    rng = np.random.default_rng(seed)
+    rows: list[dict] = []
+    for platform in [*sorted(set(real.platforms.tolist())), schema.ALL_PLATFORMS]:
+        real_part = real.subset(platform)
+        parts = [p for p in (data.subset(platform) for data in synthetic) if p.texts]
+        size = min(len(p.texts) for p in [real_part, *parts])
+        rows += describe(real_part, platform, config, rng, size)
+        for part in parts:
+            rows += describe(part, platform, config, rng, size)
+            rows += compare(real_part, part, platform, len(centroids), config, seed)
+    return pa.Table.from_pylist(rows, schema=schema.METRICS), embedding_map(
+        [real, *synthetic], seed
+    )
+
+
+MAP_POINTS = 3_000  # per dataset
+
+
+def embedding_map(sets: list, seed: int) -> pa.Table:
+    """2-D coordinates for a picture of every set in one embedding space: PCA fitted on the real set
+    (the first), every set projected onto it; at most MAP_POINTS posts per set."""
+    rng = np.random.default_rng(seed)
+    real = sets[0].embeddings
+    mean = real.mean(axis=0)
+    _, _, axes = np.linalg.svd(real - mean, full_matrices=False)
+    columns: dict[str, list] = {"dataset": [], "platform": [], "x": [], "y": []}
+    for data in sets:
+        rows = np.arange(len(data.texts))
+        if len(rows) > MAP_POINTS:
+            rows = np.sort(rng.choice(rows, MAP_POINTS, replace=False))
+        points = (data.embeddings[rows] - mean) @ axes[:2].T
+        columns["dataset"] += [data.name] * len(rows)
+        columns["platform"] += data.platforms[rows].tolist()
+        columns["x"] += points[:, 0].tolist()
+        columns["y"] += points[:, 1].tolist()
+    return pa.table(columns)

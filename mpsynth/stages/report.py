@@ -84,33 +84,135 @@ def _length_plot(features: pa.Table, datasets: list[str], platforms: list[str]) 
     return _png(figure)
 
 
-def _scorecard(metrics: list[dict], datasets: list[str]) -> str:
-    real = {(m["metric"], m["platform"]): m for m in metrics if m["dataset"] == schema.REAL}
+# What a comparison metric is when the synthetic set is indistinguishable from the real one.
+IDEAL = {
+    "sentiment_js_divergence": 0.0,
+    "topic_js_divergence": 0.0,
+    "real_topics_covered": 1.0,
+    "outlier_share": None,
+    "distinct_topics": None,
+    "detectability_auc": 0.5,
+}
+
+
+def _ideal(metric: str) -> float | None:
+    if "counterpart@" in metric:
+        return 1.0
+    return IDEAL.get(metric)
+
+
+def _scorecard(metrics: list[dict], datasets: list[str], platform: str) -> str:
+    """Every metric on one platform: the real value (or the ideal for comparison metrics) and each
+    synthetic set's value and gap, coloured by how far the gap is."""
     synthetic = [d for d in datasets if d != schema.REAL]
+    by_key = {(m["dataset"], m["metric"]): m for m in metrics if m["platform"] == platform}
+    keys = list(
+        dict.fromkeys((m["family"], m["metric"]) for m in metrics if m["platform"] == platform)
+    )
     head = "".join(f"<th>{html.escape(d)}</th><th>gap</th>" for d in synthetic)
     lines = [
-        f'<table><tr><th class="l">metric</th><th class="l">platform</th><th>real</th>{head}</tr>'
+        f'<table><tr><th class="l">family</th><th class="l">metric</th><th>real</th>{head}</tr>'
     ]
-    by_key = {(m["dataset"], m["metric"], m["platform"]): m for m in metrics}
-    for (metric, platform), base in sorted(real.items(), key=lambda kv: (kv[0][1], kv[0][0])):
+    for family, metric in keys:
+        real = by_key.get((schema.REAL, metric))
+        reference = real["value"] if real else _ideal(metric)
+        shown = (
+            f"{reference:.3f}"
+            if real
+            else (f"ideal {reference:g}" if reference is not None else "–")
+        )
         cells = []
         for dataset in synthetic:
-            other = by_key.get((dataset, metric, platform))
-            if other is None:
+            other = by_key.get((dataset, metric))
+            if other is None or other["value"] != other["value"]:  # missing or NaN
                 cells.append("<td>–</td><td>–</td>")
                 continue
-            gap = other["value"] - base["value"]
-            scale = max(abs(base["value"]), 1e-9)
+            if reference is None:
+                cells.append(f"<td>{other['value']:.3f}</td><td>–</td>")
+                continue
+            gap = other["value"] - reference
+            scale = max(abs(reference), 0.1)
             css = (
                 "good" if abs(gap) <= 0.1 * scale else "warn" if abs(gap) <= 0.5 * scale else "bad"
             )
             cells.append(f'<td>{other["value"]:.3f}</td><td class="{css}">{gap:+.3f}</td>')
         lines.append(
-            f'<tr><td class="l">{metric}</td><td class="l">{html.escape(platform)}</td>'
-            f"<td>{base['value']:.3f}</td>{''.join(cells)}</tr>"
+            f'<tr><td class="l">{family}</td><td class="l">{html.escape(metric)}</td>'
+            f"<td>{shown}</td>{''.join(cells)}</tr>"
         )
     lines.append("</table>")
     return "\n".join(lines)
+
+
+def _grouped_bars(
+    metrics: list[dict], names: list[str], datasets: list[str], platforms: list[str], title: str
+) -> str:
+    figure, axes = plt.subplots(
+        1, len(names), figsize=(4 * len(names), 3.4), sharey=True, squeeze=False
+    )
+    width = 0.8 / max(1, len(datasets))
+    for axis, name in zip(axes[0], names, strict=True):
+        for offset, dataset in enumerate(datasets):
+            found = {
+                m["platform"]: m["value"]
+                for m in metrics
+                if m["metric"] == name and m["dataset"] == dataset
+            }
+            axis.bar(
+                np.arange(len(platforms)) + offset * width,
+                [found.get(p, np.nan) for p in platforms],
+                width,
+                label=dataset,
+            )
+        axis.set_title(f"{title}: {name.removeprefix('share_')}", fontsize=9)
+        axis.set_xticks(
+            np.arange(len(platforms)) + width * (len(datasets) - 1) / 2, platforms, fontsize=8
+        )
+        axis.set_ylim(0, 1)
+    axes[0][0].legend(fontsize=7)
+    figure.tight_layout()
+    return _png(figure)
+
+
+def _coverage_plot(metrics: list[dict], datasets: list[str]) -> str:
+    figure, axes = plt.subplots(1, 2, figsize=(10, 3.4), sharey=True)
+    for axis, direction in zip(
+        axes, ("synthetic_with_real_counterpart", "real_with_synthetic_counterpart"), strict=True
+    ):
+        for dataset in datasets:
+            points = sorted(
+                (float(m["metric"].split("@")[1]), m["value"])
+                for m in metrics
+                if m["dataset"] == dataset
+                and m["platform"] == schema.ALL_PLATFORMS
+                and m["metric"].startswith(direction + "@")
+            )
+            if points:
+                axis.plot(*zip(*points, strict=True), marker="o", label=dataset)
+        axis.set_title(direction.replace("_", " "), fontsize=9)
+        axis.set_xlabel("cosine threshold")
+        axis.set_ylim(0, 1.02)
+    axes[0].legend(fontsize=7)
+    figure.tight_layout()
+    return _png(figure)
+
+
+def _map_plot(embedding_map: pa.Table) -> str:
+    figure, axis = plt.subplots(figsize=(7, 5.5))
+    datasets = embedding_map.column("dataset").to_numpy(zero_copy_only=False)
+    x, y = embedding_map.column("x").to_numpy(), embedding_map.column("y").to_numpy()
+    order = [schema.REAL, *sorted(set(datasets.tolist()) - {schema.REAL})]
+    for index, dataset in enumerate(order):  # C<index>: the same colour as in the other plots
+        mask = datasets == dataset
+        real = {"color": "0.6", "s": 4, "alpha": 0.4}
+        style = real if index == 0 else {"color": f"C{index}", "s": 5, "alpha": 0.6}
+        axis.scatter(x[mask], y[mask], label=dataset, **style)
+    axis.set_title(
+        "real and synthetic posts in one embedding space (PCA of the real set)", fontsize=9
+    )
+    axis.legend(fontsize=7, markerscale=3)
+    figure.tight_layout()
+    return _png(figure)
 
 
 def _counts_table(summary: dict[str, dict[str, int]], columns: list[str]) -> str:
@@ -128,12 +230,14 @@ def render_report(
     title: str,
     metrics: pa.Table,
     features: pa.Table,
+    embedding_map: pa.Table,
     ingest_summary: dict[str, dict[str, int]],
     synthetic_examples: dict[str, list[dict[str, Any]]],
     manifest: dict[str, Any],
 ) -> str:
     rows = metrics.to_pylist()
-    datasets = list(dict.fromkeys(r["dataset"] for r in rows))
+    # a fixed order (and so fixed colours): real first, then the synthetic sets by name
+    datasets = [schema.REAL, *sorted({r["dataset"] for r in rows} - {schema.REAL})]
     platforms = sorted({r["platform"] for r in rows if r["platform"] != schema.ALL_PLATFORMS})
     posts = {
         d: {
@@ -168,9 +272,18 @@ mpsynth {html.escape(str(manifest.get("versions", {}).get("mpsynth", "")))}</p>
 bootstrap confidence intervals.</p>
 {_lexical_plot(rows, datasets, platforms)}
 {_length_plot(features, datasets, platforms)}
-<h2>Scorecard: gap from real</h2>
-<p class="muted">Green: within 10% of the real value; amber: within 50%; red: further.</p>
-{_scorecard(rows, datasets)}
+<h2>Sentiment (VADER)</h2>
+{_grouped_bars(rows, ["share_negative", "share_neutral", "share_positive"], datasets, platforms, "share")}
+<h2>Embedding similarity</h2>
+<p>Share of posts whose nearest post in the other set is at least as similar as each threshold
+(all platforms).</p>
+{_coverage_plot(rows, datasets)}
+{_map_plot(embedding_map)}
+<h2>Scorecard: gap from real, all platforms</h2>
+<p class="muted">Gap: synthetic minus real (or minus the ideal for comparison metrics). Green: within
+10% of the reference; amber: within 50%; red: further.</p>
+{_scorecard(rows, datasets, schema.ALL_PLATFORMS)}
+{"".join(f"<details><summary>{html.escape(p)}</summary>{_scorecard(rows, datasets, p)}</details>" for p in platforms)}
 <h2>Synthetic examples</h2>
 {"".join(example_html)}
 <h2>Stages</h2>

@@ -1,0 +1,149 @@
+"""Real against synthetic, every metric family beyond the lexical one, per platform and over all
+platforms: metric rows ready for the long metrics table."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+
+import numpy as np
+
+from mpsynth import schema
+from mpsynth.config import EvaluateConfig
+from mpsynth.metrics.detectability import detectability_auc
+from mpsynth.metrics.linguistic import linguistic_metrics
+from mpsynth.metrics.sentiment import (
+    CLASSES,
+    class_shares,
+    js_divergence,
+    sentiment_classes,
+    vader_compound,
+)
+from mpsynth.metrics.similarity import mean_within_similarity, nearest_similarity, shares_above
+from mpsynth.metrics.stats import bootstrap_mean_ci
+from mpsynth.metrics.topic_overlap import topic_overlap
+
+
+@dataclass
+class EvalSet:
+    """One dataset's evaluation sample: texts, platforms, unit embeddings and real-topic labels."""
+
+    name: str
+    texts: list[str]
+    platforms: np.ndarray
+    embeddings: np.ndarray
+    topics: np.ndarray
+
+    def subset(self, platform: str) -> EvalSet:
+        if platform == schema.ALL_PLATFORMS:
+            return self
+        mask = self.platforms == platform
+        return EvalSet(
+            self.name,
+            [t for t, keep in zip(self.texts, mask, strict=True) if keep],
+            self.platforms[mask],
+            self.embeddings[mask],
+            self.topics[mask],
+        )
+
+    @cached_property
+    def sentiment(self) -> np.ndarray:
+        """VADER compound score per post."""
+        return vader_compound(self.texts)
+
+
+def _row(family, metric, dataset, platform, value, n, ci=(float("nan"), float("nan"))) -> dict:
+    return {
+        "family": family,
+        "metric": metric,
+        "dataset": dataset,
+        "platform": platform,
+        "topic": None,
+        "value": float(value),
+        "ci_low": float(ci[0]),
+        "ci_high": float(ci[1]),
+        "n": int(n),
+    }
+
+
+def _nonzero(vectors: np.ndarray) -> np.ndarray:
+    """Rows that are not the zero vector: a post with no known terms embeds as zero under LSA and is
+    similar to nothing, not even to itself, so similarity metrics leave it out (and count the rest)."""
+    return vectors[np.linalg.norm(vectors, axis=1) > 0]
+
+
+def describe(
+    data: EvalSet,
+    platform: str,
+    config: EvaluateConfig,
+    rng: np.random.Generator,
+    linguistic_size: int,
+) -> list[dict]:
+    """Metrics of one set on its own (real or synthetic): sentiment shares, diversity, and the
+    linguistic metrics on `linguistic_size` posts (vocabulary grows with the amount of text, so
+    every set on a platform is measured on the same number of posts)."""
+    rows = []
+    classes = sentiment_classes(data.sentiment)
+    for index, label in enumerate(CLASSES):
+        indicator = (classes == index).astype(float)
+        ci = bootstrap_mean_ci(indicator, config.bootstrap_samples, config.confidence, rng)
+        rows.append(
+            _row(
+                "sentiment",
+                f"share_{label}",
+                data.name,
+                platform,
+                indicator.mean(),
+                len(indicator),
+                ci,
+            )
+        )
+    vectors = _nonzero(data.embeddings)
+    diversity = mean_within_similarity(vectors, config.similarity_pairs, rng)
+    rows.append(
+        _row("similarity", "mean_within_similarity", data.name, platform, diversity, len(vectors))
+    )
+    # seeded on its own, so that identical sets are measured on identical posts
+    picker = np.random.default_rng(config.linguistic_seed)
+    chosen = picker.choice(len(data.texts), min(linguistic_size, len(data.texts)), replace=False)
+    texts = [data.texts[i] for i in np.sort(chosen)]
+    rows += [
+        _row("linguistic", metric, data.name, platform, value, len(texts))
+        for metric, value in linguistic_metrics(texts).items()
+    ]
+    return rows
+
+
+def compare(
+    real: EvalSet,
+    synthetic: EvalSet,
+    platform: str,
+    n_topics: int,
+    config: EvaluateConfig,
+    seed: int,
+) -> list[dict]:
+    """How a synthetic set differs from the real one on one platform (or all)."""
+    name, n = synthetic.name, len(synthetic.texts)
+    divergence = js_divergence(
+        class_shares(sentiment_classes(real.sentiment)),
+        class_shares(sentiment_classes(synthetic.sentiment)),
+    )
+    rows = [_row("sentiment", "sentiment_js_divergence", name, platform, divergence, n)]
+    real_vectors, synthetic_vectors = _nonzero(real.embeddings), _nonzero(synthetic.embeddings)
+    for direction, similarity in (
+        ("synthetic_with_real_counterpart", nearest_similarity(synthetic_vectors, real_vectors)),
+        ("real_with_synthetic_counterpart", nearest_similarity(real_vectors, synthetic_vectors)),
+    ):
+        rows += [
+            _row("similarity", f"{direction}@{threshold:g}", name, platform, share, len(similarity))
+            for threshold, share in shares_above(similarity, config.similarity_thresholds).items()
+        ]
+    rows += [
+        _row("topics", metric, name, platform, value, n)
+        for metric, value in topic_overlap(real.topics, synthetic.topics, n_topics).items()
+    ]
+    auc = detectability_auc(
+        real.texts, synthetic.texts, seed, max_per_class=config.detectability_sample
+    )
+    rows.append(_row("detectability", "detectability_auc", name, platform, auc, n))
+    return rows

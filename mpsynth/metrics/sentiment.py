@@ -1,0 +1,45 @@
+"""Sentiment: VADER compound scores -> negative / neutral / positive shares, and how far a synthetic
+set's shares diverge from the real ones (Jensen-Shannon, base 2: 0 same, 1 disjoint)."""
+
+from __future__ import annotations
+
+from functools import cache
+
+import numpy as np
+from scipy.spatial.distance import jensenshannon
+
+CLASSES = ("negative", "neutral", "positive")
+THRESHOLD = 0.05  # VADER's own convention for the compound score
+MAX_CHARS = 5_000  # VADER's cost grows with length: a pathological post is cut, bounding its time
+
+
+@cache
+def _analyzer():
+    from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
+
+    return SentimentIntensityAnalyzer()
+
+
+def vader_compound(texts: list[str]) -> np.ndarray:
+    analyzer = _analyzer()
+    return np.array(
+        [analyzer.polarity_scores(t[:MAX_CHARS])["compound"] for t in texts], dtype=np.float64
+    )
+
+
+def sentiment_classes(compound: np.ndarray) -> np.ndarray:
+    """0 negative, 1 neutral, 2 positive."""
+    return np.where(compound <= -THRESHOLD, 0, np.where(compound >= THRESHOLD, 2, 1))
+
+
+def class_shares(classes: np.ndarray) -> np.ndarray:
+    counts = np.bincount(classes, minlength=len(CLASSES)).astype(np.float64)
+    return counts / max(1.0, counts.sum())
+
+
+def js_divergence(p: np.ndarray, q: np.ndarray) -> float:
+    """Jensen-Shannon divergence in bits (the squared JS distance); 0 for identical distributions."""
+    p, q = np.asarray(p, float), np.asarray(q, float)
+    if p.sum() == 0 or q.sum() == 0:
+        return float("nan")
+    return float(jensenshannon(p, q, base=2) ** 2)

@@ -1,0 +1,98 @@
+"""Real against itself scores as identical; real against a copy stripped of hashtags and URLs moves
+exactly the metrics that should move."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pyarrow as pa
+import pytest
+
+from mpsynth.config import EvaluateConfig, LsaEmbedderConfig
+from mpsynth.embedders.lsa import LsaEmbedder
+from mpsynth.metrics.lexical import add_lexical_features
+from mpsynth.stages.evaluate import family_metrics, lexical_metrics
+from mpsynth.stages.topics import assign_topics
+from tests.conftest import first_per_platform
+
+STRIP = re.compile(r"(?i)(?:https?://|www\.)\S+|#\w+")
+CONFIG = EvaluateConfig(bootstrap_samples=20, similarity_pairs=2_000, detectability_sample=400)
+
+
+@pytest.fixture(scope="module")
+def real(demo_rows):
+    rows = first_per_platform(demo_rows, 150)
+    return pa.table(
+        {
+            "id": [r["id"] for r in rows],
+            "platform": [r["platform"] for r in rows],
+            "text": [r["text"] for r in rows],
+        }
+    )
+
+
+@pytest.fixture(scope="module")
+def metrics(real):
+    texts = real["text"].to_pylist()
+    stripped = [STRIP.sub("", t).strip() or "." for t in texts]
+    embedder = LsaEmbedder.fit(texts, LsaEmbedderConfig(dimensions=32, min_df=1), seed=0)
+    vectors = embedder.encode(texts)
+    centroids = vectors[np.random.default_rng(0).choice(len(vectors), 6, replace=False)]
+    topics, _ = assign_topics(vectors, centroids, 0.0)
+    samples = {
+        "real": real,
+        "copy": real,
+        "stripped": real.set_column(2, "text", pa.array(stripped)),
+    }
+    families, _ = family_metrics(samples, vectors, topics, embedder, centroids, 0.0, CONFIG, seed=0)
+    features = pa.concat_tables(
+        add_lexical_features(t.select(["platform", "text"])).append_column(
+            "dataset", pa.array([n] * t.num_rows)
+        )
+        for n, t in samples.items()
+    )
+    lexical = lexical_metrics(features, CONFIG, seed=0)
+    rows = pa.concat_tables([lexical, families]).to_pylist()
+    return {(r["dataset"], r["metric"], r["platform"]): r["value"] for r in rows}
+
+
+def test_real_against_itself_is_identical(metrics):
+    for (dataset, metric, platform), value in metrics.items():
+        if dataset != "copy":
+            continue
+        if metric.endswith("divergence"):
+            assert value == 0.0, (metric, platform)
+        elif "counterpart@" in metric or metric == "real_topics_covered":
+            assert value == 1.0, (metric, platform)
+        elif metric == "detectability_auc":
+            assert value == pytest.approx(0.5, abs=0.05), platform
+        elif metric == "mean_within_similarity":
+            continue  # a random sample of pairs: compared below within its own spread
+        elif ("real", metric, platform) in metrics:
+            assert value == pytest.approx(metrics[("real", metric, platform)]), (metric, platform)
+    for platform in ("twitter", "all"):
+        assert metrics[("copy", "mean_within_similarity", platform)] == pytest.approx(
+            metrics[("real", "mean_within_similarity", platform)], abs=0.02
+        )
+
+
+def test_stripping_hashtags_and_urls_moves_exactly_those_lexical_metrics(metrics):
+    moved = {
+        "share_with_hashtags",
+        "mean_hashtags",
+        "share_with_urls",
+        "mean_urls",
+        "mean_chars",
+        "mean_words",
+    }
+    still = {"share_with_mentions", "mean_mentions", "share_with_emojis", "mean_emojis"}
+    twitter_real = {m: metrics[("real", m, "twitter")] for m in moved | still}
+    twitter_stripped = {m: metrics[("stripped", m, "twitter")] for m in moved | still}
+    assert twitter_real["share_with_hashtags"] > 0.3 and twitter_real["share_with_urls"] > 0.3
+    for metric in ("share_with_hashtags", "mean_hashtags", "share_with_urls", "mean_urls"):
+        assert twitter_stripped[metric] == 0.0
+    assert twitter_stripped["mean_chars"] < twitter_real["mean_chars"]
+    assert twitter_stripped["mean_words"] < twitter_real["mean_words"]
+    for metric in still:
+        assert twitter_stripped[metric] == twitter_real[metric], metric

@@ -1,0 +1,106 @@
+"""Sentiment, similarity, topic overlap, linguistic and detectability metrics, on real posts with
+values checked by hand, and the identities a fidelity suite must satisfy."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from mpsynth.metrics.detectability import detectability_auc
+from mpsynth.metrics.linguistic import distinct_n, linguistic_metrics, mattr, tokenize
+from mpsynth.metrics.sentiment import class_shares, js_divergence, sentiment_classes, vader_compound
+from mpsynth.metrics.similarity import mean_within_similarity, nearest_similarity, shares_above
+from mpsynth.metrics.topic_overlap import topic_overlap
+
+
+@pytest.fixture(scope="module")
+def by_id(demo_rows):
+    return {r["id"]: r for r in demo_rows}
+
+
+def test_sentiment_classes_of_real_posts(by_id):
+    texts = [by_id[i]["text"] for i in ("10_gop#231", "4MySquad3312143142#2432")]
+    # "desperately need ..." reads negative; "respectful" carries the second one positive
+    assert sentiment_classes(vader_compound(texts)).tolist() == [0, 2]
+    assert sentiment_classes(np.array([-0.05, -0.04, 0.0, 0.04, 0.05])).tolist() == [0, 1, 1, 1, 2]
+
+
+def test_sentiment_guard_bounds_pathological_posts():
+    huge = "terrible awful " * 200_000  # 3 MB of text scores like its first 5,000 characters
+    assert vader_compound([huge])[0] == vader_compound([huge[:5_000]])[0]
+
+
+def test_js_divergence_bounds():
+    assert (
+        js_divergence(class_shares(np.array([0, 1, 2, 2])), class_shares(np.array([2, 2, 1, 0])))
+        == 0.0
+    )
+    assert js_divergence(np.array([1.0, 0, 0]), np.array([0, 0, 1.0])) == pytest.approx(1.0)
+
+
+def test_nearest_similarity_and_thresholds():
+    real = np.array([[1.0, 0.0], [0.0, 1.0]], dtype=np.float32)
+    synthetic = np.array([[0.8, 0.6], [-1.0, 0.0]], dtype=np.float32)
+    sims = nearest_similarity(synthetic, real)
+    np.testing.assert_allclose(sims, [0.8, 0.0], atol=1e-6)
+    assert shares_above(sims, (0.6, 0.7, 0.8, 0.9)) == {0.6: 0.5, 0.7: 0.5, 0.8: 0.5, 0.9: 0.0}
+    assert shares_above(nearest_similarity(real, real), (0.6, 0.7, 0.8)) == {
+        0.6: 1.0,
+        0.7: 1.0,
+        0.8: 1.0,
+    }
+
+
+def test_within_similarity_never_pairs_a_post_with_itself():
+    vectors = np.array([[1.0, 0.0], [0.0, 1.0]], dtype=np.float32)  # orthogonal: every pair is 0
+    assert mean_within_similarity(vectors, 1000, np.random.default_rng(0)) == 0.0
+
+
+def test_topic_overlap_by_hand():
+    real = np.array([0, 0, 1, 2, 2, -1])
+    synthetic = np.array([0, 0, 0, -1])
+    overlap = topic_overlap(real, synthetic, n_topics=3)
+    assert overlap["real_topics_covered"] == pytest.approx(1 / 3)
+    assert overlap["distinct_topics"] == 1.0 and overlap["outlier_share"] == 0.25
+    assert topic_overlap(real, real, 3)["topic_js_divergence"] == 0.0
+
+
+def test_linguistic_counts_on_a_real_post(by_id):
+    text = by_id["10_gop#231"]["text"]  # '@realDonaldTrump We desperately need #TaxReform. Lets ...
+    assert tokenize(text) == [
+        "realdonaldtrump",
+        "we",
+        "desperately",
+        "need",
+        "taxreform",
+        "lets",
+        "get",
+        "it",
+        "done",
+        "mr",
+        "president",
+    ]
+    metrics = linguistic_metrics([text])
+    assert metrics["vocabulary"] == 11 and metrics["pronouns_per_token"] == pytest.approx(1 / 11)
+    assert metrics["share_with_temporal"] == 0.0
+    assert tokenize(by_id["4MySquad3312143142#2432"]["text"])[-1] == "said"  # the URL is left out
+
+
+def test_mattr_distinct_n_and_temporal_by_hand():
+    assert mattr(["a", "b", "a", "b"], window=3) == pytest.approx(2 / 3)
+    assert distinct_n([["a", "b", "a", "b"]], 1) == 0.5
+    assert distinct_n([["a", "b", "a", "b"]], 2) == pytest.approx(2 / 3)
+    texts = ["Vote tomorrow!", "see you at 7pm", "in 2016 they lied", "no time words here"]
+    assert linguistic_metrics(texts)["share_with_temporal"] == 0.75
+
+
+@pytest.mark.slow
+def test_detectability_is_chance_for_real_vs_real_and_high_across_platforms(demo_rows):
+    tweets = [r["text"] for r in demo_rows if r["platform"] == "twitter"]
+    reddit = [r["text"] for r in demo_rows if r["platform"] == "reddit"]
+    rng = np.random.default_rng(1)
+    shuffled = [tweets[i] for i in rng.permutation(len(tweets))]
+    # two random halves of the same real posts: the classifier can only guess
+    assert abs(detectability_auc(shuffled[:500], shuffled[500:], seed=0) - 0.5) < 0.08
+    # Twitter against Reddit is easy: the metric does detect a difference when there is one
+    assert detectability_auc(tweets, reddit, seed=0) > 0.9
