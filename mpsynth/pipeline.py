@@ -317,7 +317,12 @@ def run_evaluate(ctx: StageContext, out: Path) -> dict[str, int]:
     from mpsynth.embedders import load_embedder
     from mpsynth.metrics.lexical import add_lexical_features
     from mpsynth.stages.embed import embeddings_matrix
-    from mpsynth.stages.evaluate import family_metrics, lexical_metrics, sample_per_platform
+    from mpsynth.stages.evaluate import (
+        family_metrics,
+        lexical_metrics,
+        privacy_rows,
+        sample_per_platform,
+    )
 
     sources = {schema.REAL: ctx.path("ingest", "posts.parquet")}
     sources.update(
@@ -328,7 +333,8 @@ def run_evaluate(ctx: StageContext, out: Path) -> dict[str, int]:
     staged.mkdir()
     samples = {}
     for number, (name, path) in enumerate(sources.items()):
-        table = pq.read_table(path, columns=["id", "platform", "text"])
+        extra = ["author"] if name == schema.REAL else ["example_ids"]
+        table = pq.read_table(path, columns=["id", "platform", "text", *extra])
         table = sample_per_platform(table, evaluate.sample_per_platform, ctx.config.seed + number)
         samples[name] = table
         table = table.select(["platform", "text"])
@@ -361,7 +367,23 @@ def run_evaluate(ctx: StageContext, out: Path) -> dict[str, int]:
         evaluate,
         ctx.config.seed,
     )
-    metrics = pa.concat_tables([lexical_metrics(features, evaluate, ctx.config.seed), families])
+    shown = sorted(
+        {
+            i
+            for n, t in samples.items()
+            if n != schema.REAL
+            for ids in t["example_ids"].to_pylist()
+            for i in ids
+        }
+    )
+    examples = _rows_by_id(ctx.path("ingest", "posts.parquet"), shown, "text") if shown else None
+    metrics = pa.concat_tables(
+        [
+            lexical_metrics(features, evaluate, ctx.config.seed),
+            families,
+            privacy_rows(samples, examples),
+        ]
+    )
     pq.write_table(embedding_map, out / "map.parquet")
     pq.write_table(metrics, out / "metrics.parquet")
     (out / "metrics.json").write_text(

@@ -100,6 +100,7 @@ def test_metrics_and_a_self_contained_report(finished_run):
         "linguistic",
         "topics",
         "detectability",
+        "privacy",
     }
     synthetic = {m["dataset"] for m in metrics} - {"real"}
     for dataset in synthetic:  # every comparison is there, for every platform and overall
@@ -107,6 +108,7 @@ def test_metrics_and_a_self_contained_report(finished_run):
         for platform in ("twitter", "reddit", "youtube", "facebook", "all"):
             assert ("detectability_auc", platform) in compared
             assert ("synthetic_with_real_counterpart@0.7", platform) in compared
+            assert ("near_copy_of_examples_share", platform) in compared
     page = (config.run_dir / "report" / "report.html").read_text()
     assert len(re.findall(r'<img alt="plot" src="data:image/png;base64,', page)) == 5
     assert not re.search(r'(src|href)="(https?:)?//', page)

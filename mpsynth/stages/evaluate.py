@@ -122,3 +122,50 @@ def embedding_map(sets: list, seed: int) -> pa.Table:
         columns["x"] += points[:, 0].tolist()
         columns["y"] += points[:, 1].tolist()
     return pa.table(columns)
+
+
+def privacy_rows(samples: dict[str, pa.Table], examples: pa.Table | None) -> pa.Table:
+    """Privacy metrics of every synthetic set, per platform and over all, against an index of the
+    real sample plus every real post a prompt showed (so near copies of examples are always found)."""
+    from mpsynth.metrics.privacy import RealCorpusIndex, privacy_metrics
+
+    real = samples[schema.REAL]
+    ids, texts = real.column("id").to_pylist(), real.column("text").to_pylist()
+    if examples is not None:
+        known = set(ids)
+        for post_id, text in zip(
+            examples.column("id").to_pylist(), examples.column("text").to_pylist(), strict=True
+        ):
+            if post_id not in known:
+                ids.append(post_id)
+                texts.append(text)
+    index = RealCorpusIndex(ids, texts, real.column("author").to_pylist())
+    rows = []
+    for name, table in samples.items():
+        if name == schema.REAL:
+            continue
+        platforms = np.asarray(table.column("platform").to_pylist(), dtype=object)
+        for platform in [*sorted(set(platforms.tolist())), schema.ALL_PLATFORMS]:
+            part = (
+                table
+                if platform == schema.ALL_PLATFORMS
+                else table.filter(pa.array(platforms == platform))
+            )
+            values = privacy_metrics(
+                index, part.column("text").to_pylist(), part.column("example_ids").to_pylist()
+            )
+            rows += [
+                {
+                    "family": "privacy",
+                    "metric": metric,
+                    "dataset": name,
+                    "platform": platform,
+                    "topic": None,
+                    "value": value,
+                    "ci_low": float("nan"),
+                    "ci_high": float("nan"),
+                    "n": part.num_rows,
+                }
+                for metric, value in values.items()
+            ]
+    return pa.Table.from_pylist(rows, schema=schema.METRICS)

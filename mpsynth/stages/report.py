@@ -93,11 +93,14 @@ IDEAL = {
     "distinct_topics": None,
     "detectability_auc": 0.5,
 }
+PRIVACY_IDEAL = 0.0  # no copies, no replayed identifiers
 
 
 def _ideal(metric: str) -> float | None:
     if "counterpart@" in metric:
         return 1.0
+    if metric.startswith(("exact_copy", "near_copy", "replayed_")):
+        return PRIVACY_IDEAL
     return IDEAL.get(metric)
 
 

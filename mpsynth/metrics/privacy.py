@@ -1,0 +1,102 @@
+"""Privacy: does the synthetic set copy or replay real people's posts and identifiers?
+
+Exact copies of real posts; near copies (character-shingle Jaccard >= 0.8) of the few-shot examples
+each request was shown, and of the whole real corpus (MinHash LSH for candidates, exact Jaccard to
+confirm); and real handles, URLs, e-mail addresses and phone numbers replayed.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+
+import numpy as np
+
+SHINGLE = 5
+NEAR_COPY = 0.8
+NUM_PERM = 128
+HANDLE = re.compile(r"(?<![\w.@/])@(\w{1,30})")
+URL = re.compile(r"(?i)(?:https?://|www\.)[^\s<>\"']+")
+EMAIL = re.compile(r"[\w.+-]+@[\w-]+\.[\w.-]+")
+PHONE = re.compile(
+    r"(?<!\w)(?:\+?\d{1,3}[\s.-]?)?(?:\(\d{2,4}\)|\d{2,4})[\s.-]?\d{3,4}[\s.-]?\d{3,4}(?!\w)"
+)
+
+
+def shingles(text: str, size: int = SHINGLE) -> set[str]:
+    text = " ".join(text.lower().split())
+    return {text[i : i + size] for i in range(max(1, len(text) - size + 1))}
+
+
+def jaccard(a: set[str], b: set[str]) -> float:
+    return len(a & b) / len(a | b) if a or b else 1.0
+
+
+def identifiers(texts: Iterable[str]) -> dict[str, set[str]]:
+    found: dict[str, set[str]] = {"handles": set(), "urls": set(), "emails": set(), "phones": set()}
+    for text in texts:
+        found["handles"].update(h.lower() for h in HANDLE.findall(text))
+        found["urls"].update(URL.findall(text))
+        found["emails"].update(e.lower() for e in EMAIL.findall(text))
+        found["phones"].update(re.sub(r"\D", "", p) for p in PHONE.findall(text))
+    return found
+
+
+class RealCorpusIndex:
+    """The real posts, indexed once: exact texts, shingles by id, MinHash LSH, identifiers."""
+
+    def __init__(
+        self, ids: list[str], texts: list[str], authors: Iterable[str | None] = ()
+    ) -> None:
+        from datasketch import MinHash, MinHashLSH
+
+        self._minhash = MinHash
+        self.exact = set(texts)
+        self.text_of = dict(zip(ids, texts, strict=True))
+        self.lsh = MinHashLSH(threshold=NEAR_COPY, num_perm=NUM_PERM)
+        self.shingles: dict[str, set[str]] = {}
+        for post_id, text in self.text_of.items():
+            grams = shingles(text)
+            self.shingles[post_id] = grams
+            self.lsh.insert(post_id, self._signature(grams))
+        self.identifiers = identifiers(texts)
+        self.identifiers["handles"].update(a.lower() for a in authors if a)
+
+    def _signature(self, grams: set[str]):
+        signature = self._minhash(num_perm=NUM_PERM, seed=1)
+        signature.update_batch([g.encode("utf-8") for g in grams])
+        return signature
+
+    def near_copy_of_corpus(self, text: str) -> bool:
+        grams = shingles(text)
+        return any(
+            jaccard(grams, self.shingles[candidate]) >= NEAR_COPY
+            for candidate in self.lsh.query(self._signature(grams))
+        )
+
+    def near_copy_of(self, text: str, example_ids: list[str]) -> bool:
+        grams = shingles(text)
+        return any(
+            jaccard(grams, self.shingles[i]) >= NEAR_COPY for i in example_ids if i in self.shingles
+        )
+
+
+def privacy_metrics(
+    index: RealCorpusIndex, texts: list[str], example_ids: list[list[str]] | None
+) -> dict[str, float]:
+    """Shares of synthetic posts that copy, nearly copy, or replay real identifiers."""
+    if not texts:
+        return {}
+    out = {
+        "exact_copy_share": float(np.mean([t in index.exact for t in texts])),
+        "near_copy_of_corpus_share": float(np.mean([index.near_copy_of_corpus(t) for t in texts])),
+    }
+    if example_ids is not None:
+        out["near_copy_of_examples_share"] = float(
+            np.mean([index.near_copy_of(t, ids) for t, ids in zip(texts, example_ids, strict=True)])
+        )
+    for kind in ("handles", "urls", "emails", "phones"):
+        real = index.identifiers[kind]
+        replayed = [bool(identifiers([t])[kind] & real) for t in texts]
+        out[f"replayed_{kind}_share"] = float(np.mean(replayed))
+    return out
