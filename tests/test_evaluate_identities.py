@@ -61,8 +61,10 @@ def test_real_against_itself_is_identical(metrics):
     for (dataset, metric, platform), value in metrics.items():
         if dataset != "copy":
             continue
-        if metric.endswith("divergence"):
+        if metric.endswith(("divergence", "ks_distance")):
             assert value == 0.0, (metric, platform)
+        elif metric == "hashtag_set_overlap":
+            assert value == 1.0, platform
         elif "counterpart@" in metric or metric == "real_topics_covered":
             assert value == 1.0, (metric, platform)
         elif metric == "detectability_auc":
@@ -96,3 +98,5 @@ def test_stripping_hashtags_and_urls_moves_exactly_those_lexical_metrics(metrics
     assert twitter_stripped["mean_words"] < twitter_real["mean_words"]
     for metric in still:
         assert twitter_stripped[metric] == twitter_real[metric], metric
+    assert metrics[("stripped", "hashtag_set_overlap", "twitter")] == 0.0
+    assert metrics[("stripped", "length_ks_distance", "twitter")] > 0.1

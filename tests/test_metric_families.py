@@ -104,3 +104,15 @@ def test_detectability_is_chance_for_real_vs_real_and_high_across_platforms(demo
     assert abs(detectability_auc(shuffled[:500], shuffled[500:], seed=0) - 0.5) < 0.08
     # Twitter against Reddit is easy: the metric does detect a difference when there is one
     assert detectability_auc(tweets, reddit, seed=0) > 0.9
+
+
+def test_hashtag_sets_and_length_distance_by_hand(by_id):
+    from mpsynth.metrics.lexical import hashtag_overlap, hashtag_set, length_distance
+
+    first = by_id["10_gop#231"]["text"]  # #TaxReform
+    second = by_id["4MySquad3312143142#297"]["text"]  # #USA ... #SoSad #BLM
+    assert hashtag_set([first]) == {"taxreform"}
+    assert hashtag_set([second]) == {"usa", "sosad", "blm"}
+    assert hashtag_overlap(hashtag_set([first, second]), {"blm", "maga"}) == pytest.approx(1 / 5)
+    assert length_distance([first, second], [second, first]) == 0.0
+    assert length_distance(["a" * 10] * 3, ["a" * 100] * 3) == 1.0

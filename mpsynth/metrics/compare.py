@@ -11,6 +11,7 @@ import numpy as np
 from mpsynth import schema
 from mpsynth.config import EvaluateConfig
 from mpsynth.metrics.detectability import detectability_auc
+from mpsynth.metrics.lexical import hashtag_overlap, hashtag_set, length_distance
 from mpsynth.metrics.linguistic import linguistic_metrics
 from mpsynth.metrics.sentiment import (
     CLASSES,
@@ -98,6 +99,16 @@ def describe(
                 ci,
             )
         )
+    rows.append(
+        _row(
+            "lexical",
+            "unique_hashtags_per_100_posts",
+            data.name,
+            platform,
+            100 * len(hashtag_set(data.texts)) / max(1, len(data.texts)),
+            len(data.texts),
+        )
+    )
     vectors = _nonzero(data.embeddings)
     diversity = mean_within_similarity(vectors, config.similarity_pairs, rng)
     rows.append(
@@ -129,6 +140,18 @@ def compare(
         class_shares(sentiment_classes(synthetic.sentiment)),
     )
     rows = [_row("sentiment", "sentiment_js_divergence", name, platform, divergence, n)]
+    overlap = hashtag_overlap(hashtag_set(real.texts), hashtag_set(synthetic.texts))
+    rows.append(_row("lexical", "hashtag_set_overlap", name, platform, overlap, n))
+    rows.append(
+        _row(
+            "lexical",
+            "length_ks_distance",
+            name,
+            platform,
+            length_distance(real.texts, synthetic.texts),
+            n,
+        )
+    )
     real_vectors, synthetic_vectors = _nonzero(real.embeddings), _nonzero(synthetic.embeddings)
     for direction, similarity in (
         ("synthetic_with_real_counterpart", nearest_similarity(synthetic_vectors, real_vectors)),

@@ -3,6 +3,7 @@ batches, and their per-platform aggregates."""
 
 from __future__ import annotations
 
+import re
 from functools import cache
 
 import emoji
@@ -16,6 +17,9 @@ HASHTAG = r"(?:^|[^\p{L}\p{N}_&/#])#[\p{N}_]*\p{L}[\p{L}\p{M}\p{N}_]*"
 MENTION = r"(?:^|[^\p{L}\p{N}_.@/])@[A-Za-z0-9_]{1,30}"
 URL = r"(?i)(?:https?://|www\.)[^\s<>\"']+"
 PATTERNS = {"hashtags": HASHTAG, "mentions": MENTION, "urls": URL}
+# The hashtag pattern for Python's re, where \w is already Unicode-aware; used where the hashtags
+# themselves are needed, not only their counts.
+HASHTAG_TEXT = re.compile(r"(?:^|[^\w&/#])#([\d_]*[^\W\d_]\w*)")
 COUNTED = ("hashtags", "mentions", "urls", "emojis")
 FEATURES = (*COUNTED, "chars", "words")
 
@@ -86,3 +90,22 @@ def lexical_metric_values(features: dict[str, np.ndarray]) -> dict[str, np.ndarr
     values["mean_chars"] = features["chars"].astype(np.float64)
     values["mean_words"] = features["words"].astype(np.float64)
     return values
+
+
+def hashtag_set(texts: list[str]) -> set[str]:
+    """The distinct hashtags (case-folded) used in a set of posts."""
+    return {tag.casefold() for text in texts for tag in HASHTAG_TEXT.findall(text)}
+
+
+def hashtag_overlap(real: set[str], synthetic: set[str]) -> float:
+    """Jaccard overlap of two hashtag sets (1.0 when neither uses any)."""
+    return len(real & synthetic) / len(real | synthetic) if real or synthetic else 1.0
+
+
+def length_distance(real: list[str], synthetic: list[str]) -> float:
+    """Kolmogorov-Smirnov statistic between the length distributions in characters (0: same)."""
+    from scipy.stats import ks_2samp
+
+    if not real or not synthetic:
+        return float("nan")
+    return float(ks_2samp([len(t) for t in real], [len(t) for t in synthetic]).statistic)

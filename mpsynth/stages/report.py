@@ -92,6 +92,8 @@ IDEAL = {
     "outlier_share": None,
     "distinct_topics": None,
     "detectability_auc": 0.5,
+    "hashtag_set_overlap": 1.0,
+    "length_ks_distance": 0.0,
 }
 PRIVACY_IDEAL = 0.0  # no copies, no replayed identifiers
 
