@@ -302,6 +302,10 @@ class EvaluateConfig(_Section):
     similarity_pairs: Annotated[int, Field(ge=1)] = 20_000
     detectability_sample: Annotated[int, Field(ge=10)] = 5_000
     linguistic_seed: int = 0
+    ner_model: str | None = Field(
+        default=None,
+        description="a spaCy pipeline name or path for the entity metrics (None: left out)",
+    )
 
 
 class ReportConfig(_Section):

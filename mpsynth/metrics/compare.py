@@ -3,7 +3,8 @@ platforms: metric rows ready for the long metrics table."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections import Counter
+from dataclasses import dataclass, field
 from functools import cached_property
 
 import numpy as np
@@ -11,6 +12,7 @@ import numpy as np
 from mpsynth import schema
 from mpsynth.config import EvaluateConfig
 from mpsynth.metrics.detectability import detectability_auc
+from mpsynth.metrics.entities import entity_counts, entity_metrics, load_pipeline
 from mpsynth.metrics.lexical import hashtag_overlap, hashtag_set, length_distance
 from mpsynth.metrics.linguistic import linguistic_metrics
 from mpsynth.metrics.sentiment import (
@@ -34,6 +36,7 @@ class EvalSet:
     platforms: np.ndarray
     embeddings: np.ndarray
     topics: np.ndarray
+    _entities: dict = field(default_factory=dict, repr=False)
 
     def subset(self, platform: str) -> EvalSet:
         if platform == schema.ALL_PLATFORMS:
@@ -46,6 +49,12 @@ class EvalSet:
             self.embeddings[mask],
             self.topics[mask],
         )
+
+    def entities(self, pipeline: str) -> Counter:
+        """Entity mentions under a spaCy pipeline, counted once per set."""
+        if pipeline not in self._entities:
+            self._entities[pipeline] = entity_counts(load_pipeline(pipeline), self.texts)
+        return self._entities[pipeline]
 
     @cached_property
     def sentiment(self) -> np.ndarray:
@@ -165,6 +174,13 @@ def compare(
         _row("topics", metric, name, platform, value, n)
         for metric, value in topic_overlap(real.topics, synthetic.topics, n_topics).items()
     ]
+    if config.ner_model is not None:
+        values = entity_metrics(
+            real.entities(config.ner_model), synthetic.entities(config.ner_model)
+        )
+        rows += [
+            _row("entities", metric, name, platform, value, n) for metric, value in values.items()
+        ]
     auc = detectability_auc(
         real.texts, synthetic.texts, seed, max_per_class=config.detectability_sample
     )

@@ -103,6 +103,8 @@ def _ideal(metric: str) -> float | None:
         return 1.0
     if metric.startswith(("exact_copy", "near_copy", "replayed_")):
         return PRIVACY_IDEAL
+    if metric.endswith(("_found", "_rank_correlation")):
+        return 1.0
     return IDEAL.get(metric)
 
 

@@ -4,12 +4,13 @@ OpenAI, Anthropic and Gemini wire formats with injectable faults."""
 
 from __future__ import annotations
 
-from mpsynth.testing.models import build_tiny_sentence_transformer
+from mpsynth.testing.models import build_tiny_ner_pipeline, build_tiny_sentence_transformer
 from mpsynth.testing.server import FakeProviderServer, Fault, hashed_embedding, scripted_posts
 
 __all__ = [
     "FakeProviderServer",
     "Fault",
+    "build_tiny_ner_pipeline",
     "build_tiny_sentence_transformer",
     "hashed_embedding",
     "scripted_posts",

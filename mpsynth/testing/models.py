@@ -44,3 +44,21 @@ def build_tiny_sentence_transformer(
     model_dir = Path(path) / "model"
     SentenceTransformer(modules=[transformer, pooling], device="cpu").save(str(model_dir))
     return model_dir
+
+
+def build_tiny_ner_pipeline(path: Path, entities: dict[str, list[str]], lang: str = "en") -> Path:
+    """Save a small spaCy pipeline whose entity ruler knows `entities` (label -> phrases), and return
+    its path: `spacy.load(path)` then runs the same code as any downloaded pipeline."""
+    import spacy
+
+    nlp = spacy.blank(lang)
+    ruler = nlp.add_pipe("entity_ruler", config={"phrase_matcher_attr": "LOWER"})
+    ruler.add_patterns(
+        [
+            {"label": label, "pattern": phrase}
+            for label, phrases in entities.items()
+            for phrase in phrases
+        ]
+    )
+    nlp.to_disk(path)
+    return Path(path)

@@ -1,0 +1,62 @@
+from __future__ import annotations
+
+from collections import Counter
+
+import pytest
+
+from mpsynth.errors import MissingDependencyError
+from mpsynth.metrics.entities import entity_counts, entity_metrics, load_pipeline
+from mpsynth.testing import build_tiny_ner_pipeline
+
+ENTITIES = {
+    "PERSON": ["Trump", "Donald Trump", "Obama", "Hillary", "Hillary Clinton", "Putin"],
+    "GPE": ["Russia", "America", "USA", "Texas", "Syria"],
+    "ORG": ["CNN", "FBI", "GOP", "NFL"],
+}
+
+
+@pytest.fixture(scope="module")
+def nlp(tmp_path_factory):
+    return load_pipeline(
+        str(build_tiny_ner_pipeline(tmp_path_factory.mktemp("ner") / "pipeline", ENTITIES))
+    )
+
+
+def test_entities_in_real_tweets(nlp, demo_rows):
+    tweets = [r["text"] for r in demo_rows if r["platform"] == "twitter"]
+    counts = entity_counts(nlp, tweets)
+    # checked by grepping the demo tweets: 'Trump' appears in dozens of them, case-insensitively
+    assert counts[("trump", "PERSON")] >= 20
+    assert {label for _, label in counts} <= {"PERSON", "GPE", "ORG"}
+    single = entity_counts(nlp, ["Hillary Clinton met Putin in Syria"])
+    assert single == Counter(
+        {("hillary clinton", "PERSON"): 1, ("putin", "PERSON"): 1, ("syria", "GPE"): 1}
+    )
+
+
+def test_real_against_itself_misses_no_entity(nlp, demo_rows):
+    tweets = [r["text"] for r in demo_rows if r["platform"] == "twitter"]
+    counts = entity_counts(nlp, tweets)
+    metrics = entity_metrics(counts, counts)
+    assert (
+        metrics["top20_real_entities_found"] == 1.0
+        and metrics["bottom20_real_entities_found"] == 1.0
+    )
+    assert metrics["top20_frequency_rank_correlation"] == pytest.approx(1.0)
+    assert all(
+        v == 1.0 for k, v in metrics.items() if k.startswith("top20_") and k.endswith("_found")
+    )
+
+
+def test_entity_metrics_by_hand():
+    real = Counter({("trump", "PERSON"): 5, ("russia", "GPE"): 3, ("cnn", "ORG"): 1})
+    synthetic = Counter({("trump", "PERSON"): 2, ("cnn", "ORG"): 4})
+    metrics = entity_metrics(real, synthetic, top_k=2)
+    assert metrics["top2_real_entities_found"] == 0.5  # trump yes, russia no
+    assert metrics["bottom2_real_entities_found"] == 0.5  # russia no, cnn yes
+    assert metrics["top2_GPE_found"] == 0.0 and metrics["top2_PERSON_found"] == 1.0
+
+
+def test_unknown_pipeline_names_the_setting():
+    with pytest.raises(MissingDependencyError, match=r"evaluate\.ner_model='xx_no_such_pipeline'"):
+        load_pipeline("xx_no_such_pipeline")
