@@ -393,6 +393,7 @@ def run_evaluate(ctx: StageContext, out: Path) -> dict[str, int]:
 
 
 def run_report(ctx: StageContext, out: Path) -> dict[str, int]:
+    from mpsynth.stages.card import render_dataset_card
     from mpsynth.stages.report import render_report
 
     examples = {}
@@ -413,6 +414,18 @@ def run_report(ctx: StageContext, out: Path) -> dict[str, int]:
         ctx.run.manifest(),
     )
     (out / "report.html").write_text(page, encoding="utf-8")
+    counts = {}
+    for path in sorted(ctx.path("postprocess", "synthetic").glob("*.parquet")):
+        platforms = pq.read_table(path, columns=["platform"]).column("platform").value_counts()
+        counts[path.stem] = {v["values"]: v["counts"] for v in platforms.to_pylist()}
+    card = render_dataset_card(
+        ctx.config,
+        pq.read_table(ctx.path("evaluate", "metrics.parquet")).to_pylist(),
+        counts,
+        json.loads(ctx.path("ingest", "summary.json").read_text()),
+        ctx.run.manifest(),
+    )
+    (out / "dataset_card.md").write_text(card, encoding="utf-8")
     return {"bytes": len(page.encode())}
 
 

@@ -111,6 +111,9 @@ def test_metrics_and_a_self_contained_report(finished_run):
             assert ("near_copy_of_examples_share", platform) in compared
     page = (config.run_dir / "report" / "report.html").read_text()
     assert len(re.findall(r'<img alt="plot" src="data:image/png;base64,', page)) == 5
+    card = (config.run_dir / "report" / "dataset_card.md").read_text()
+    assert "| markov-mptm | markov | markov / ngram-markov | mptm |" in card
+    assert "| detectability_auc |" in card and "| near_copy_of_examples_share |" in card
     assert not re.search(r'(src|href)="(https?:)?//', page)
 
 
