@@ -94,7 +94,61 @@ def _stage_command(stage: str) -> click.Command:
 
 
 for _stage in STAGES:
-    cli.add_command(_stage_command(_stage))
+    if _stage != "evaluate":
+        cli.add_command(_stage_command(_stage))
+
+
+@cli.command(name="evaluate")
+@click.argument("config", type=click.Path(dir_okay=False), required=False)
+@click.argument("more_synthetic", nargs=-1, type=click.Path(exists=False))
+@_overrides
+@click.option("--force", is_flag=True, help="re-run evaluate even if it is up to date")
+@click.option("--real", type=click.Path(), help="real posts to compare against (file or folder)")
+@click.option(
+    "--synthetic",
+    "synthetic",
+    multiple=True,
+    type=click.Path(),
+    help="a synthetic dataset (repeatable)",
+)
+@click.option(
+    "--out", type=click.Path(file_okay=False), help="run directory for --real/--synthetic"
+)
+def evaluate_command(
+    config: str | None,
+    more_synthetic: tuple[str, ...],
+    overrides: tuple[str, ...],
+    force: bool,
+    real: str | None,
+    synthetic: tuple[str, ...],
+    out: str | None,
+) -> None:
+    """Run the pipeline up to evaluate (mpsynth evaluate CONFIG), or compare datasets made elsewhere:
+    mpsynth evaluate --real R --synthetic A B C [--out DIR] [CONFIG for the other settings]."""
+    from pathlib import Path
+
+    from mpsynth.config import apply_overrides, build_config
+    from mpsynth.errors import ConfigError
+    from mpsynth.pipeline import evaluate_files
+
+    if real is None:
+        if config is None:
+            raise ConfigError("give a CONFIG, or --real and --synthetic")
+        _run(config, overrides, "evaluate", {"evaluate"} if force else set())
+        return
+    files = [Path(p) for p in (*synthetic, *more_synthetic)]
+    if config is not None and Path(config).suffix.lower() in (".csv", ".jsonl", ".parquet"):
+        files.insert(0, Path(config))  # `--synthetic A B`: B arrives as the first positional
+        config = None
+    raw = {"run_dir": out or "runs/evaluate", "ingest": {"inputs": [{"path": real}]}}
+    if config is not None:
+        import yaml
+
+        raw = {**(yaml.safe_load(Path(config).read_text()) or {}), **raw}
+    evaluate_files(
+        build_config(apply_overrides(raw, list(overrides)), source="evaluate options"), files
+    )
+    log.info("report: %s", Path(raw["run_dir"]) / "report" / "report.html")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -151,8 +151,10 @@ def privacy_rows(samples: dict[str, pa.Table], examples: pa.Table | None) -> pa.
                 if platform == schema.ALL_PLATFORMS
                 else table.filter(pa.array(platforms == platform))
             )
+            shown = part.column("example_ids").to_pylist()
+            # datasets made elsewhere have no record of the examples their prompts showed
             values = privacy_metrics(
-                index, part.column("text").to_pylist(), part.column("example_ids").to_pylist()
+                index, part.column("text").to_pylist(), shown if any(shown) else None
             )
             rows += [
                 {
