@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: demo test lint install clean
+.PHONY: demo test lint install clean browser
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,7 +21,11 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/mpsynth run configs/demo.yaml
 
-test: $(STAMP)
+# the report test takes a screenshot in headless Chromium (Debian's package)
+browser:
+	@command -v chromium >/dev/null || { apt-get update -qq && apt-get install -y -qq chromium >/dev/null; }
+
+test: $(STAMP) browser
 	$(BIN)/ruff check mpsynth tests jobs benchmarks
 	$(BIN)/ruff format --check mpsynth tests jobs benchmarks
 	$(BIN)/pytest -m "not gpu"

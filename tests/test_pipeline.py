@@ -158,3 +158,41 @@ def test_cli_stage_subcommand_runs_up_to_that_stage(tmp_path, demo_rows, ray_loc
     kind = embedded.schema.field("embedding").type
     assert pa.types.is_fixed_size_list(kind) and kind.list_size == 48
     assert kind.value_type == pa.float32()
+
+
+def test_report_renders_in_a_headless_browser(finished_run, tmp_path):
+    """The report is self-contained: opened from disk with the network off, its plots paint."""
+    import shutil
+    import subprocess
+
+    from matplotlib.image import imread
+
+    chromium = shutil.which("chromium")
+    assert chromium, "Debian's chromium is needed (make test installs it)"
+    _, config, _ = finished_run
+    report = config.run_dir / "report" / "report.html"
+    shot = tmp_path / "report.png"
+    subprocess.run(
+        [
+            chromium,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--no-first-run",
+            "--hide-scrollbars",
+            f"--user-data-dir={tmp_path / 'profile'}",
+            "--window-size=1200,2400",
+            f"--screenshot={shot}",
+            report.as_uri(),
+        ],
+        check=True,
+        timeout=120,
+        capture_output=True,
+    )
+    image = imread(shot)
+    assert image.shape[:2] == (2400, 1200)
+    colour = image[..., :3].max(axis=2) - image[..., :3].min(axis=2)
+    assert (colour > 0.3).mean() > 0.02  # the coloured bars and lines of the plots are on screen
