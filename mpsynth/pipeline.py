@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import shutil
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -315,7 +314,7 @@ def run_postprocess(ctx: StageContext, out: Path) -> dict[str, int]:
 def run_evaluate(ctx: StageContext, out: Path) -> dict[str, int]:
     from mpsynth.distributed.data import map_parquet
     from mpsynth.embedders import load_embedder
-    from mpsynth.metrics.lexical import add_lexical_features
+    from mpsynth.metrics.lexical import LexicalFeatures
     from mpsynth.stages.embed import embeddings_matrix
     from mpsynth.stages.evaluate import (
         family_metrics,
@@ -329,25 +328,26 @@ def run_evaluate(ctx: StageContext, out: Path) -> dict[str, int]:
         (p.stem, p) for p in sorted(ctx.path("postprocess", "synthetic").glob("*.parquet"))
     )
     evaluate = ctx.config.evaluate
-    staged = out / "sampled"
-    staged.mkdir()
+    # lexical features on every post (cheap, vectorised, Ray Data); the other families on a
+    # stratified sample per platform (evaluate.sample_per_platform)
     samples = {}
     for number, (name, path) in enumerate(sources.items()):
         extra = ["author"] if name == schema.REAL else ["example_ids"]
         table = pq.read_table(path, columns=["id", "platform", "text", *extra])
-        table = sample_per_platform(table, evaluate.sample_per_platform, ctx.config.seed + number)
-        samples[name] = table
-        table = table.select(["platform", "text"])
-        table = table.append_column("dataset", pa.array([name] * table.num_rows, pa.string()))
-        pq.write_table(table, staged / f"{number:03d}.parquet")
+        samples[name] = sample_per_platform(
+            table, evaluate.sample_per_platform, ctx.config.seed + number
+        )
     map_parquet(
-        sorted(staged.glob("*.parquet")),
+        list(sources.values()),
         out / "features",
-        add_lexical_features,
+        LexicalFeatures,
+        columns=["platform", "text"],
+        constructor_kwargs={"datasets": {str(p.resolve()): n for n, p in sources.items()}},
+        actors=1,
         num_cpus=ctx.config.ray.actor_num_cpus,
-        batch_size=4096,
+        batch_size=8192,
+        include_paths=True,
     )
-    shutil.rmtree(staged)  # the features keep every column the report needs
     features = pq.read_table(out / "features")
 
     # the real sample's stored embeddings and topics; synthetic posts embedded the same way

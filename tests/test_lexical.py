@@ -110,6 +110,15 @@ def test_bootstrap_interval_brackets_the_mean_and_narrows_with_n():
     assert np.isnan(bootstrap_mean_ci(small, 0, 0.95, rng)).all()
 
 
+def test_large_samples_get_the_normal_interval_the_bootstrap_would_give():
+    values = np.random.default_rng(2).binomial(1, 0.3, 10_000).astype(float)
+    resampled = bootstrap_mean_ci(values, 2000, 0.95, np.random.default_rng(3))
+    normal = bootstrap_mean_ci(
+        np.concatenate([values, values[:1]]), 2000, 0.95, np.random.default_rng(3)
+    )
+    np.testing.assert_allclose(normal, resampled, atol=0.002)
+
+
 def test_word_counts_match_python_split_on_every_demo_post(demo_rows):
     texts = [r["text"] for r in demo_rows] + ["", "  ", " padded  words "]
     features = lexical_features(pa.array(texts))

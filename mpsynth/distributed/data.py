@@ -23,6 +23,7 @@ def map_parquet(
     num_cpus: float = 0.5,
     num_gpus: float = 0.0,
     batch_size: int = 1024,
+    include_paths: bool = False,
 ) -> None:
     """Stream `source` through `fn` into Parquet part files under `destination`.
 
@@ -33,9 +34,9 @@ def map_parquet(
     sources = [str(p) for p in source] if isinstance(source, list) else str(source)
     # A file is read as one block however many row groups it has, and one block feeds one actor:
     # cutting blocks to the batch size lets every actor work (streaming, no materialisation).
-    dataset = ray.data.read_parquet(sources, columns=columns).repartition(
-        target_num_rows_per_block=batch_size
-    )
+    dataset = ray.data.read_parquet(
+        sources, columns=columns, include_paths=include_paths
+    ).repartition(target_num_rows_per_block=batch_size)
     options: dict[str, Any] = {
         "batch_format": "pyarrow",
         "batch_size": batch_size,

@@ -4,15 +4,16 @@ platforms: metric rows ready for the long metrics table."""
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from functools import cached_property
+from typing import Any
 
 import numpy as np
 
 from mpsynth import schema
 from mpsynth.config import EvaluateConfig
 from mpsynth.metrics.detectability import detectability_auc
-from mpsynth.metrics.entities import entity_counts, entity_metrics, load_pipeline
+from mpsynth.metrics.entities import entity_metrics, load_pipeline, post_entities
 from mpsynth.metrics.lexical import hashtag_overlap, hashtag_set, length_distance
 from mpsynth.metrics.linguistic import linguistic_metrics
 from mpsynth.metrics.sentiment import (
@@ -29,37 +30,49 @@ from mpsynth.metrics.topic_overlap import topic_overlap
 
 @dataclass
 class EvalSet:
-    """One dataset's evaluation sample: texts, platforms, unit embeddings and real-topic labels."""
+    """One dataset's evaluation sample: texts, platforms, unit embeddings and real-topic labels, and
+    per-post values computed once for the whole set (sentiment, entities) that subsets slice."""
 
     name: str
     texts: list[str]
     platforms: np.ndarray
     embeddings: np.ndarray
     topics: np.ndarray
-    _entities: dict = field(default_factory=dict, repr=False)
+    per_post: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    def _cached(self, key: str, compute: Callable[[], Any]) -> Any:
+        if key not in self.per_post:
+            self.per_post[key] = compute()
+        return self.per_post[key]
+
+    @property
+    def sentiment(self) -> np.ndarray:
+        """VADER compound score per post."""
+        return self._cached("sentiment", lambda: vader_compound(self.texts))
+
+    def entities(self, pipeline: str) -> Counter:
+        """Posts mentioning each entity under a spaCy pipeline."""
+        posts = self._cached(
+            f"entities:{pipeline}", lambda: post_entities(load_pipeline(pipeline), self.texts)
+        )
+        return Counter(entity for mentions in posts for entity in mentions)
 
     def subset(self, platform: str) -> EvalSet:
         if platform == schema.ALL_PLATFORMS:
             return self
         mask = self.platforms == platform
+        rows = np.flatnonzero(mask)
         return EvalSet(
             self.name,
-            [t for t, keep in zip(self.texts, mask, strict=True) if keep],
+            [self.texts[i] for i in rows],
             self.platforms[mask],
             self.embeddings[mask],
             self.topics[mask],
+            {
+                key: value[mask] if isinstance(value, np.ndarray) else [value[i] for i in rows]
+                for key, value in self.per_post.items()
+            },
         )
-
-    def entities(self, pipeline: str) -> Counter:
-        """Entity mentions under a spaCy pipeline, counted once per set."""
-        if pipeline not in self._entities:
-            self._entities[pipeline] = entity_counts(load_pipeline(pipeline), self.texts)
-        return self._entities[pipeline]
-
-    @cached_property
-    def sentiment(self) -> np.ndarray:
-        """VADER compound score per post."""
-        return vader_compound(self.texts)
 
 
 def _row(family, metric, dataset, platform, value, n, ci=(float("nan"), float("nan"))) -> dict:

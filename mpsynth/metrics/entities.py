@@ -28,12 +28,19 @@ def load_pipeline(name_or_path: str):
         ) from None
 
 
+def post_entities(nlp, texts: list[str], batch_size: int = 256) -> list[frozenset]:
+    """Per post, the (entity text case-folded, label) pairs it mentions."""
+    return [
+        frozenset((" ".join(ent.text.split()).casefold(), ent.label_) for ent in doc.ents)
+        for doc in nlp.pipe((t[:MAX_CHARS] for t in texts), batch_size=batch_size)
+    ]
+
+
 def entity_counts(nlp, texts: list[str], batch_size: int = 256) -> Counter:
     """(entity text case-folded, label) -> number of posts mentioning it."""
-    counts: Counter = Counter()
-    for doc in nlp.pipe((t[:MAX_CHARS] for t in texts), batch_size=batch_size):
-        counts.update({(" ".join(ent.text.split()).casefold(), ent.label_) for ent in doc.ents})
-    return counts
+    return Counter(
+        entity for mentions in post_entities(nlp, texts, batch_size) for entity in mentions
+    )
 
 
 def _ranked(counts: Counter) -> list:

@@ -81,6 +81,22 @@ def add_lexical_features(batch: pa.Table) -> pa.Table:
     return batch
 
 
+class LexicalFeatures:
+    """Batch callable for Ray Data: each post's features, its dataset named from the file it was
+    read from (the `path` column Ray Data adds, an absolute path), its text dropped."""
+
+    def __init__(self, datasets: dict[str, str]) -> None:
+        self.datasets = datasets  # absolute file path -> dataset name
+
+    def __call__(self, batch: pa.Table) -> pa.Table:
+        paths = batch.column("path").dictionary_encode().combine_chunks()
+        names = pa.DictionaryArray.from_arrays(
+            paths.indices, pa.array([self.datasets[p] for p in paths.dictionary.to_pylist()])
+        ).cast(pa.string())
+        out = add_lexical_features(batch.select(["platform", "text"])).drop_columns(["text"])
+        return out.append_column("dataset", names)
+
+
 def lexical_metric_values(features: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """Per-post values whose means are the lexical metrics (shares are means of 0/1 indicators)."""
     values = {}

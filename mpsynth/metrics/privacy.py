@@ -81,22 +81,37 @@ class RealCorpusIndex:
         )
 
 
+def privacy_flags(
+    index: RealCorpusIndex, texts: list[str], example_ids: list[list[str]] | None
+) -> dict[str, np.ndarray]:
+    """Per synthetic post: does it copy, nearly copy, or replay real identifiers?"""
+    flags = {
+        "exact_copy_share": np.array([t in index.exact for t in texts], dtype=bool),
+        "near_copy_of_corpus_share": np.array(
+            [index.near_copy_of_corpus(t) for t in texts], dtype=bool
+        ),
+    }
+    if example_ids is not None:
+        flags["near_copy_of_examples_share"] = np.array(
+            [index.near_copy_of(t, ids) for t, ids in zip(texts, example_ids, strict=True)],
+            dtype=bool,
+        )
+    found = [identifiers([t]) for t in texts]
+    for kind in ("handles", "urls", "emails", "phones"):
+        real = index.identifiers[kind]
+        flags[f"replayed_{kind}_share"] = np.array(
+            [bool(f[kind] & real) for f in found], dtype=bool
+        )
+    return flags
+
+
 def privacy_metrics(
     index: RealCorpusIndex, texts: list[str], example_ids: list[list[str]] | None
 ) -> dict[str, float]:
     """Shares of synthetic posts that copy, nearly copy, or replay real identifiers."""
     if not texts:
         return {}
-    out = {
-        "exact_copy_share": float(np.mean([t in index.exact for t in texts])),
-        "near_copy_of_corpus_share": float(np.mean([index.near_copy_of_corpus(t) for t in texts])),
+    return {
+        metric: float(flags.mean())
+        for metric, flags in privacy_flags(index, texts, example_ids).items()
     }
-    if example_ids is not None:
-        out["near_copy_of_examples_share"] = float(
-            np.mean([index.near_copy_of(t, ids) for t, ids in zip(texts, example_ids, strict=True)])
-        )
-    for kind in ("handles", "urls", "emails", "phones"):
-        real = index.identifiers[kind]
-        replayed = [bool(identifiers([t])[kind] & real) for t in texts]
-        out[f"replayed_{kind}_share"] = float(np.mean(replayed))
-    return out

@@ -86,6 +86,10 @@ def family_metrics(
         vectors = embedder.encode(table.column("text").to_pylist())
         topics, _ = assign_topics(vectors, centroids, outlier_threshold)
         synthetic.append(as_set(name, table, vectors, topics))
+    for data in [real, *synthetic]:  # per-post values once per whole set; subsets slice them
+        data.sentiment  # noqa: B018
+        if config.ner_model is not None:
+            data.entities(config.ner_model)
     rng = np.random.default_rng(seed)
     rows: list[dict] = []
     for platform in [*sorted(set(real.platforms.tolist())), schema.ALL_PLATFORMS]:
@@ -127,7 +131,7 @@ def embedding_map(sets: list, seed: int) -> pa.Table:
 def privacy_rows(samples: dict[str, pa.Table], examples: pa.Table | None) -> pa.Table:
     """Privacy metrics of every synthetic set, per platform and over all, against an index of the
     real sample plus every real post a prompt showed (so near copies of examples are always found)."""
-    from mpsynth.metrics.privacy import RealCorpusIndex, privacy_metrics
+    from mpsynth.metrics.privacy import RealCorpusIndex, privacy_flags
 
     real = samples[schema.REAL]
     ids, texts = real.column("id").to_pylist(), real.column("text").to_pylist()
@@ -144,17 +148,17 @@ def privacy_rows(samples: dict[str, pa.Table], examples: pa.Table | None) -> pa.
     for name, table in samples.items():
         if name == schema.REAL:
             continue
+        shown = table.column("example_ids").to_pylist()
+        # datasets made elsewhere have no record of the examples their prompts showed
+        flags = privacy_flags(
+            index, table.column("text").to_pylist(), shown if any(shown) else None
+        )
         platforms = np.asarray(table.column("platform").to_pylist(), dtype=object)
         for platform in [*sorted(set(platforms.tolist())), schema.ALL_PLATFORMS]:
-            part = (
-                table
+            mask = (
+                np.ones(len(platforms), bool)
                 if platform == schema.ALL_PLATFORMS
-                else table.filter(pa.array(platforms == platform))
-            )
-            shown = part.column("example_ids").to_pylist()
-            # datasets made elsewhere have no record of the examples their prompts showed
-            values = privacy_metrics(
-                index, part.column("text").to_pylist(), shown if any(shown) else None
+                else platforms == platform
             )
             rows += [
                 {
@@ -163,11 +167,11 @@ def privacy_rows(samples: dict[str, pa.Table], examples: pa.Table | None) -> pa.
                     "dataset": name,
                     "platform": platform,
                     "topic": None,
-                    "value": value,
+                    "value": float(values[mask].mean()),
                     "ci_low": float("nan"),
                     "ci_high": float("nan"),
-                    "n": part.num_rows,
+                    "n": int(mask.sum()),
                 }
-                for metric, value in values.items()
+                for metric, values in flags.items()
             ]
     return pa.Table.from_pylist(rows, schema=schema.METRICS)
