@@ -292,6 +292,26 @@ class GenerateConfig(_Section):
         return value
 
 
+class VaderSentimentConfig(_Section):
+    kind: Literal["vader"] = "vader"
+
+
+class TransformersSentimentConfig(_Section):
+    """A sequence-classification model whose labels read negative / neutral / positive, by hub name
+    or local path (e.g. cardiffnlp/twitter-roberta-base-sentiment-latest)."""
+
+    kind: Literal["transformers"] = "transformers"
+    model: str
+    batch_size: Annotated[int, Field(ge=1)] = 64
+    max_length: Annotated[int, Field(ge=8)] = 128
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+
+
+SentimentConfig = Annotated[
+    VaderSentimentConfig | TransformersSentimentConfig, Field(discriminator="kind")
+]
+
+
 class EvaluateConfig(_Section):
     bootstrap_samples: Annotated[int, Field(ge=0)] = 200
     confidence: Annotated[float, Field(gt=0.5, lt=1.0)] = 0.95
@@ -302,6 +322,7 @@ class EvaluateConfig(_Section):
     similarity_pairs: Annotated[int, Field(ge=1)] = 20_000
     detectability_sample: Annotated[int, Field(ge=10)] = 5_000
     linguistic_seed: int = 0
+    sentiment: SentimentConfig = VaderSentimentConfig()
     ner_model: str | None = Field(
         default=None,
         description="a spaCy pipeline name or path for the entity metrics (None: left out)",

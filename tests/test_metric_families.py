@@ -116,3 +116,28 @@ def test_hashtag_sets_and_length_distance_by_hand(by_id):
     assert hashtag_overlap(hashtag_set([first, second]), {"blm", "maga"}) == pytest.approx(1 / 5)
     assert length_distance([first, second], [second, first]) == 0.0
     assert length_distance(["a" * 10] * 3, ["a" * 100] * 3) == 1.0
+
+
+def test_transformer_sentiment_model_loads_by_path_offline(tmp_path, demo_rows):
+    from mpsynth.config import TransformersSentimentConfig, VaderSentimentConfig
+    from mpsynth.metrics.sentiment import sentiment_of
+    from mpsynth.testing import build_tiny_sentiment_model
+
+    texts = [r["text"] for r in demo_rows[:200]]
+    # labels in an unusual order and spelling: the mapping goes by name, not position
+    model = build_tiny_sentiment_model(
+        tmp_path / "clf", texts, labels=("Positive", "NEGATIVE", "neutral")
+    )
+    config = TransformersSentimentConfig(model=str(model), device="cpu")
+    classes = sentiment_of(texts, config)
+    assert classes.shape == (200,) and set(classes.tolist()) <= {0, 1, 2}
+    np.testing.assert_array_equal(classes, sentiment_of(texts, config))
+    assert sentiment_of(["I love it"], VaderSentimentConfig()).tolist() == [2]
+
+
+def test_sentiment_labels_map_by_name():
+    from mpsynth.metrics.sentiment import _label_index
+
+    assert [_label_index(x) for x in ("NEGATIVE", "neutral", "Positive", "neg")] == [0, 1, 2, 0]
+    with pytest.raises(ValueError, match="LABEL_0"):
+        _label_index("LABEL_0")  # a model without sentiment label names is refused, not guessed

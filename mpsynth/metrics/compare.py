@@ -16,13 +16,7 @@ from mpsynth.metrics.detectability import detectability_auc
 from mpsynth.metrics.entities import entity_metrics, load_pipeline, post_entities
 from mpsynth.metrics.lexical import hashtag_overlap, hashtag_set, length_distance
 from mpsynth.metrics.linguistic import linguistic_metrics
-from mpsynth.metrics.sentiment import (
-    CLASSES,
-    class_shares,
-    js_divergence,
-    sentiment_classes,
-    vader_compound,
-)
+from mpsynth.metrics.sentiment import CLASSES, class_shares, js_divergence, sentiment_of
 from mpsynth.metrics.similarity import mean_within_similarity, nearest_similarity, shares_above
 from mpsynth.metrics.stats import bootstrap_mean_ci
 from mpsynth.metrics.topic_overlap import topic_overlap
@@ -45,10 +39,11 @@ class EvalSet:
             self.per_post[key] = compute()
         return self.per_post[key]
 
-    @property
-    def sentiment(self) -> np.ndarray:
-        """VADER compound score per post."""
-        return self._cached("sentiment", lambda: vader_compound(self.texts))
+    def sentiment(self, config: Any) -> np.ndarray:
+        """Sentiment class per post (0 negative, 1 neutral, 2 positive) under the configured backend."""
+        return self._cached(
+            f"sentiment:{config.model_dump_json()}", lambda: sentiment_of(self.texts, config)
+        )
 
     def entities(self, pipeline: str) -> Counter:
         """Posts mentioning each entity under a spaCy pipeline."""
@@ -106,7 +101,7 @@ def describe(
     linguistic metrics on `linguistic_size` posts (vocabulary grows with the amount of text, so
     every set on a platform is measured on the same number of posts)."""
     rows = []
-    classes = sentiment_classes(data.sentiment)
+    classes = data.sentiment(config.sentiment)
     for index, label in enumerate(CLASSES):
         indicator = (classes == index).astype(float)
         ci = bootstrap_mean_ci(indicator, config.bootstrap_samples, config.confidence, rng)
@@ -158,8 +153,8 @@ def compare(
     """How a synthetic set differs from the real one on one platform (or all)."""
     name, n = synthetic.name, len(synthetic.texts)
     divergence = js_divergence(
-        class_shares(sentiment_classes(real.sentiment)),
-        class_shares(sentiment_classes(synthetic.sentiment)),
+        class_shares(real.sentiment(config.sentiment)),
+        class_shares(synthetic.sentiment(config.sentiment)),
     )
     rows = [_row("sentiment", "sentiment_js_divergence", name, platform, divergence, n)]
     overlap = hashtag_overlap(hashtag_set(real.texts), hashtag_set(synthetic.texts))

@@ -43,3 +43,41 @@ def js_divergence(p: np.ndarray, q: np.ndarray) -> float:
     if p.sum() == 0 or q.sum() == 0:
         return float("nan")
     return float(jensenshannon(p, q, base=2) ** 2)
+
+
+def _label_index(label: str) -> int:
+    name = label.casefold()
+    for index, prefix in enumerate(("neg", "neu", "pos")):
+        if name.startswith(prefix):
+            return index
+    raise ValueError(f"sentiment model label {label!r} is not negative / neutral / positive")
+
+
+@cache
+def _classifier(model: str, device: str):
+    from transformers import pipeline
+
+    from mpsynth.embedders.sentence_transformers import resolve_device
+
+    try:
+        return pipeline("text-classification", model=model, device=resolve_device(device))
+    except OSError as error:
+        from mpsynth.errors import InputError
+
+        raise InputError(f"evaluate.sentiment.model={model!r}: cannot load: {error}") from None
+
+
+def sentiment_of(texts: list[str], config) -> np.ndarray:
+    """Class per post (0 negative, 1 neutral, 2 positive) from the configured backend."""
+    match config.kind:
+        case "vader":
+            return sentiment_classes(vader_compound(texts))
+        case "transformers":
+            classifier = _classifier(config.model, config.device)
+            outputs = classifier(
+                [t[:MAX_CHARS] for t in texts],
+                batch_size=config.batch_size,
+                truncation=True,
+                max_length=config.max_length,
+            )
+            return np.array([_label_index(o["label"]) for o in outputs], dtype=np.int64)

@@ -87,7 +87,7 @@ def family_metrics(
         topics, _ = assign_topics(vectors, centroids, outlier_threshold)
         synthetic.append(as_set(name, table, vectors, topics))
     for data in [real, *synthetic]:  # per-post values once per whole set; subsets slice them
-        data.sentiment  # noqa: B018
+        data.sentiment(config.sentiment)
         if config.ner_model is not None:
             data.entities(config.ner_model)
     rng = np.random.default_rng(seed)

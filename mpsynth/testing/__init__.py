@@ -4,7 +4,11 @@ OpenAI, Anthropic and Gemini wire formats with injectable faults."""
 
 from __future__ import annotations
 
-from mpsynth.testing.models import build_tiny_ner_pipeline, build_tiny_sentence_transformer
+from mpsynth.testing.models import (
+    build_tiny_ner_pipeline,
+    build_tiny_sentence_transformer,
+    build_tiny_sentiment_model,
+)
 from mpsynth.testing.server import FakeProviderServer, Fault, hashed_embedding, scripted_posts
 
 __all__ = [
@@ -12,6 +16,7 @@ __all__ = [
     "Fault",
     "build_tiny_ner_pipeline",
     "build_tiny_sentence_transformer",
+    "build_tiny_sentiment_model",
     "hashed_embedding",
     "scripted_posts",
 ]

@@ -62,3 +62,38 @@ def build_tiny_ner_pipeline(path: Path, entities: dict[str, list[str]], lang: st
     )
     nlp.to_disk(path)
     return Path(path)
+
+
+def build_tiny_sentiment_model(
+    path: Path,
+    texts: list[str],
+    labels: tuple[str, ...] = ("negative", "neutral", "positive"),
+    seed: int = 0,
+) -> Path:
+    """Save a small randomly initialised BERT sequence classifier with the given labels and a
+    WordPiece vocabulary from `texts`: loading it by path runs the real transformers pipeline code."""
+    import torch
+    from transformers import BertConfig, BertForSequenceClassification, BertTokenizerFast
+
+    torch.manual_seed(seed)
+    words = Counter(w for t in texts for w in re.findall(r"\\w+|[^\\w\\s]", t.lower()))
+    chars = sorted({c for w in words for c in w})
+    vocab = [*SPECIAL_TOKENS, *chars, *(f"##{c}" for c in chars)]
+    vocab += [w for w, _ in words.most_common(2000) if w not in vocab]
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    (path / "vocab.txt").write_text("\\n".join(vocab) + "\\n", encoding="utf-8")
+    BertTokenizerFast(vocab_file=str(path / "vocab.txt"), do_lower_case=True).save_pretrained(path)
+    config = BertConfig(
+        vocab_size=len(vocab),
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=128,
+        num_labels=len(labels),
+        id2label=dict(enumerate(labels)),
+        label2id={label: i for i, label in enumerate(labels)},
+    )
+    BertForSequenceClassification(config).save_pretrained(path)
+    return path
