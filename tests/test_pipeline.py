@@ -101,6 +101,7 @@ def test_metrics_and_a_self_contained_report(finished_run):
         "topics",
         "detectability",
         "privacy",
+        "by_topic",
     }
     synthetic = {m["dataset"] for m in metrics} - {"real"}
     for dataset in synthetic:  # every comparison is there, for every platform and overall
@@ -109,6 +110,9 @@ def test_metrics_and_a_self_contained_report(finished_run):
             assert ("detectability_auc", platform) in compared
             assert ("synthetic_with_real_counterpart@0.7", platform) in compared
             assert ("near_copy_of_examples_share", platform) in compared
+    by_topic = [m for m in metrics if m["family"] == "by_topic"]
+    assert by_topic and all(m["topic"] is not None and m["topic"] >= 0 for m in by_topic)
+    assert {m["dataset"] for m in by_topic} == {"real", *synthetic}
     page = (config.run_dir / "report" / "report.html").read_text()
     assert len(re.findall(r'<img alt="plot" src="data:image/png;base64,', page)) == 5
     card = (config.run_dir / "report" / "dataset_card.md").read_text()

@@ -100,9 +100,50 @@ def family_metrics(
         for part in parts:
             rows += describe(part, platform, config, rng, size)
             rows += compare(real_part, part, platform, len(centroids), config, seed)
+    rows += topic_rows(real, synthetic, config)
     return pa.Table.from_pylist(rows, schema=schema.METRICS), embedding_map(
         [real, *synthetic], seed
     )
+
+
+TOPICS_REPORTED = 10  # the largest real topics get per-topic rows
+
+
+def topic_rows(real, synthetic: list, config: EvaluateConfig) -> list[dict]:
+    """Per topic (the largest real ones, every set placed in the real topic model): the share of
+    posts with each lexical feature and each sentiment, all platforms together."""
+    from mpsynth.metrics.lexical import COUNTED, lexical_features
+    from mpsynth.metrics.sentiment import CLASSES
+
+    labels, sizes = np.unique(real.topics[real.topics >= 0], return_counts=True)
+    largest = labels[np.argsort(-sizes, kind="stable")[:TOPICS_REPORTED]]
+    rows = []
+    for data in [real, *synthetic]:
+        if not data.texts:
+            continue
+        features = data._cached("lexical", lambda d=data: lexical_features(pa.array(d.texts)))
+        classes = data.sentiment(config.sentiment)
+        for topic in largest.tolist():
+            mask = data.topics == topic
+            if not mask.any():
+                continue
+            values = {f"share_with_{k}": (features[k][mask] > 0).mean() for k in COUNTED}
+            values |= {f"share_{c}": (classes[mask] == i).mean() for i, c in enumerate(CLASSES)}
+            rows += [
+                {
+                    "family": "by_topic",
+                    "metric": metric,
+                    "dataset": data.name,
+                    "platform": schema.ALL_PLATFORMS,
+                    "topic": topic,
+                    "value": float(value),
+                    "ci_low": float("nan"),
+                    "ci_high": float("nan"),
+                    "n": int(mask.sum()),
+                }
+                for metric, value in values.items()
+            ]
+    return rows
 
 
 MAP_POINTS = 3_000  # per dataset

@@ -112,10 +112,9 @@ def _scorecard(metrics: list[dict], datasets: list[str], platform: str) -> str:
     """Every metric on one platform: the real value (or the ideal for comparison metrics) and each
     synthetic set's value and gap, coloured by how far the gap is."""
     synthetic = [d for d in datasets if d != schema.REAL]
-    by_key = {(m["dataset"], m["metric"]): m for m in metrics if m["platform"] == platform}
-    keys = list(
-        dict.fromkeys((m["family"], m["metric"]) for m in metrics if m["platform"] == platform)
-    )
+    overall = [m for m in metrics if m["platform"] == platform and m["topic"] is None]
+    by_key = {(m["dataset"], m["metric"]): m for m in overall}
+    keys = list(dict.fromkeys((m["family"], m["metric"]) for m in overall))
     head = "".join(f"<th>{html.escape(d)}</th><th>gap</th>" for d in synthetic)
     lines = [
         f'<table><tr><th class="l">family</th><th class="l">metric</th><th>real</th>{head}</tr>'
@@ -222,6 +221,27 @@ def _map_plot(embedding_map: pa.Table) -> str:
     return _png(figure)
 
 
+TOPIC_METRICS = ("share_with_hashtags", "share_with_urls", "share_with_mentions", "share_negative")
+
+
+def _topic_table(by_topic: list[dict], datasets: list[str]) -> str:
+    """The largest real topics: a few shares per dataset, side by side."""
+    value = {(r["topic"], r["metric"], r["dataset"]): r["value"] for r in by_topic}
+    topics = sorted({r["topic"] for r in by_topic if r["dataset"] == schema.REAL})
+    head = "".join(f"<th>{html.escape(d)}</th>" for d in datasets)
+    lines = [f'<table><tr><th class="l">topic</th><th class="l">metric</th>{head}</tr>']
+    for topic in topics:
+        for metric in TOPIC_METRICS:
+            cells = "".join(
+                f"<td>{value[(topic, metric, d)]:.2f}</td>"
+                if (topic, metric, d) in value
+                else "<td>–</td>"
+                for d in datasets
+            )
+            lines.append(f'<tr><td class="l">{topic}</td><td class="l">{metric}</td>{cells}</tr>')
+    return "\n".join([*lines, "</table>"])
+
+
 def _counts_table(summary: dict[str, dict[str, int]], columns: list[str]) -> str:
     head = "".join(f"<th>{c}</th>" for c in columns)
     body = "".join(
@@ -242,7 +262,9 @@ def render_report(
     synthetic_examples: dict[str, list[dict[str, Any]]],
     manifest: dict[str, Any],
 ) -> str:
-    rows = metrics.to_pylist()
+    every_row = metrics.to_pylist()
+    rows = [r for r in every_row if r["topic"] is None]
+    by_topic = [r for r in every_row if r["topic"] is not None]
     # a fixed order (and so fixed colours): real first, then the synthetic sets by name
     datasets = [schema.REAL, *sorted({r["dataset"] for r in rows} - {schema.REAL})]
     platforms = sorted({r["platform"] for r in rows if r["platform"] != schema.ALL_PLATFORMS})
@@ -291,6 +313,9 @@ bootstrap confidence intervals.</p>
 10% of the reference; amber: within 50%; red: further.</p>
 {_scorecard(rows, datasets, schema.ALL_PLATFORMS)}
 {"".join(f"<details><summary>{html.escape(p)}</summary>{_scorecard(rows, datasets, p)}</details>" for p in platforms)}
+<h2>By topic</h2>
+<p class="muted">The largest real topics; every set's posts placed in the real topic model.</p>
+{_topic_table(by_topic, datasets)}
 <h2>Synthetic examples</h2>
 {"".join(example_html)}
 <h2>Stages</h2>
