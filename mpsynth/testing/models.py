@@ -9,6 +9,14 @@ from pathlib import Path
 SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 
 
+def wordpiece_vocabulary(texts: list[str], size: int) -> list[str]:
+    """Special tokens, every character (alone and as a continuation), then the commonest words."""
+    words = Counter(w for t in texts for w in re.findall(r"\w+|[^\w\s]", t.lower()))
+    chars = sorted({c for w in words for c in w})
+    vocab = [*SPECIAL_TOKENS, *chars, *(f"##{c}" for c in chars)]
+    return vocab + [w for w, _ in words.most_common(max(0, size - len(vocab))) if w not in vocab]
+
+
 def build_tiny_sentence_transformer(
     path: Path, texts: list[str], hidden_size: int = 32, vocab_size: int = 2000, seed: int = 0
 ) -> Path:
@@ -20,10 +28,7 @@ def build_tiny_sentence_transformer(
     from transformers import BertConfig, BertModel, BertTokenizerFast
 
     torch.manual_seed(seed)
-    words = Counter(w for t in texts for w in re.findall(r"\w+|[^\w\s]", t.lower()))
-    chars = sorted({c for w in words for c in w})
-    vocab = [*SPECIAL_TOKENS, *chars, *(f"##{c}" for c in chars)]
-    vocab += [w for w, _ in words.most_common(max(0, vocab_size - len(vocab))) if w not in vocab]
+    vocab = wordpiece_vocabulary(texts, vocab_size)
     bert_dir = Path(path) / "bert"
     bert_dir.mkdir(parents=True, exist_ok=True)
     (bert_dir / "vocab.txt").write_text("\n".join(vocab) + "\n", encoding="utf-8")
@@ -76,13 +81,10 @@ def build_tiny_sentiment_model(
     from transformers import BertConfig, BertForSequenceClassification, BertTokenizerFast
 
     torch.manual_seed(seed)
-    words = Counter(w for t in texts for w in re.findall(r"\\w+|[^\\w\\s]", t.lower()))
-    chars = sorted({c for w in words for c in w})
-    vocab = [*SPECIAL_TOKENS, *chars, *(f"##{c}" for c in chars)]
-    vocab += [w for w, _ in words.most_common(2000) if w not in vocab]
+    vocab = wordpiece_vocabulary(texts, 2000)
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
-    (path / "vocab.txt").write_text("\\n".join(vocab) + "\\n", encoding="utf-8")
+    (path / "vocab.txt").write_text("\n".join(vocab) + "\n", encoding="utf-8")
     BertTokenizerFast(vocab_file=str(path / "vocab.txt"), do_lower_case=True).save_pretrained(path)
     config = BertConfig(
         vocab_size=len(vocab),
