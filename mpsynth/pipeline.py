@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -313,10 +314,10 @@ def run_postprocess(ctx: StageContext, out: Path) -> dict[str, int]:
 
 def run_evaluate(ctx: StageContext, out: Path) -> dict[str, int]:
     from mpsynth.distributed.data import map_parquet
-    from mpsynth.embedders import load_embedder
+    from mpsynth.distributed.session import actor_layout
     from mpsynth.metrics.lexical import LexicalFeatures
-    from mpsynth.stages.embed import embeddings_matrix
     from mpsynth.stages.evaluate import (
+        PostFeatures,
         family_metrics,
         lexical_metrics,
         privacy_rows,
@@ -350,18 +351,51 @@ def run_evaluate(ctx: StageContext, out: Path) -> dict[str, int]:
     )
     features = pq.read_table(out / "features")
 
-    # the real sample's stored embeddings and topics; synthetic posts embedded the same way
-    real_ids = samples[schema.REAL].column("id").to_pylist()
-    real_vectors = embeddings_matrix(
-        _rows_by_id(ctx.path("embed", "embeddings"), real_ids, "embedding").column("embedding")
+    # per-post embedding, sentiment and entities of every sampled post, through Ray Data actors
+    staged = out / "sampled"
+    staged.mkdir()
+    for number, (name, table) in enumerate(samples.items()):
+        rows = pa.table(
+            {
+                "dataset": pa.array([name] * table.num_rows, pa.string()),
+                "row": pa.array(range(table.num_rows), pa.int64()),
+                "text": table.column("text"),
+            }
+        )
+        pq.write_table(rows, staged / f"{number:03d}.parquet")
+    embedder = ctx.config.embed.embedder
+    wants_gpu = (
+        embedder.kind == "sentence-transformers" or evaluate.sentiment.kind == "transformers"
     )
+    actors, gpus = actor_layout(None, None, wants_gpu=wants_gpu)
+    map_parquet(
+        sorted(staged.glob("*.parquet")),
+        out / "post_features",
+        PostFeatures,
+        constructor_kwargs={
+            "embedder": embedder,
+            "state": next(iter(ctx.path("embed", ".").glob("*.joblib")), None),
+            "sentiment": evaluate.sentiment,
+            "ner_model": evaluate.ner_model,
+        },
+        actors=actors,
+        num_cpus=ctx.config.ray.actor_num_cpus,
+        num_gpus=gpus,
+        batch_size=1024,
+    )
+    post_features = pq.read_table(out / "post_features")
+    shutil.rmtree(staged)
+    shutil.rmtree(out / "post_features")  # large (one vector per post) and derivable
+    for name in samples:
+        mine = post_features.filter(pc.equal(post_features.column("dataset"), name)).sort_by("row")
+        for column in mine.column_names:
+            if column not in ("dataset", "row"):
+                samples[name] = samples[name].append_column(column, mine.column(column))
+    real_ids = samples[schema.REAL].column("id").to_pylist()
     real_topics = _rows_by_id(ctx.path("topics", "assignments"), real_ids, "topic").column("topic")
-    state = next(iter(ctx.path("embed", ".").glob("*.joblib")), None)
     families, embedding_map = family_metrics(
         samples,
-        real_vectors,
         real_topics.to_numpy(),
-        load_embedder(ctx.config.embed.embedder, state),
         np.load(ctx.path("topics", "centroids.npy")),
         ctx.config.topics.outlier_threshold,
         evaluate,

@@ -12,7 +12,7 @@ import pytest
 from mpsynth.config import EvaluateConfig, LsaEmbedderConfig
 from mpsynth.embedders.lsa import LsaEmbedder
 from mpsynth.metrics.lexical import add_lexical_features
-from mpsynth.stages.evaluate import family_metrics, lexical_metrics
+from mpsynth.stages.evaluate import PostFeatures, family_metrics, lexical_metrics
 from mpsynth.stages.topics import assign_topics
 from mpsynth.testing import build_tiny_ner_pipeline
 from tests.conftest import first_per_platform
@@ -41,7 +41,9 @@ def metrics(real, tmp_path_factory):
     config = CONFIG.model_copy(update={"ner_model": str(pipeline)})
     texts = real["text"].to_pylist()
     stripped = [STRIP.sub("", t).strip() or "." for t in texts]
-    embedder = LsaEmbedder.fit(texts, LsaEmbedderConfig(dimensions=32, min_df=1), seed=0)
+    lsa = LsaEmbedderConfig(dimensions=32, min_df=1)
+    embedder = LsaEmbedder.fit(texts, lsa, seed=0)
+    state = embedder.save(tmp_path_factory.mktemp("lsa") / "lsa.joblib")
     vectors = embedder.encode(texts)
     centroids = vectors[np.random.default_rng(0).choice(len(vectors), 6, replace=False)]
     topics, _ = assign_topics(vectors, centroids, 0.0)
@@ -50,7 +52,15 @@ def metrics(real, tmp_path_factory):
         "copy": real,
         "stripped": real.set_column(2, "text", pa.array(stripped)),
     }
-    families, _ = family_metrics(samples, vectors, topics, embedder, centroids, 0.0, config, seed=0)
+    post_features = PostFeatures(
+        lsa, state, config.sentiment, config.ner_model
+    )  # the stage's actor
+    for name, table in samples.items():
+        computed = post_features(table.select(["text"]))
+        for column in computed.column_names:
+            table = table.append_column(column, computed.column(column))
+        samples[name] = table
+    families, _ = family_metrics(samples, topics, centroids, 0.0, config, seed=0)
     features = pa.concat_tables(
         add_lexical_features(t.select(["platform", "text"])).append_column(
             "dataset", pa.array([n] * t.num_rows)

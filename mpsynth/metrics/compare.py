@@ -22,6 +22,14 @@ from mpsynth.metrics.stats import bootstrap_mean_ci
 from mpsynth.metrics.topic_overlap import topic_overlap
 
 
+def sentiment_key(config: Any) -> str:
+    return f"sentiment:{config.model_dump_json()}"
+
+
+def entities_key(pipeline: str) -> str:
+    return f"entities:{pipeline}"
+
+
 @dataclass
 class EvalSet:
     """One dataset's evaluation sample: texts, platforms, unit embeddings and real-topic labels, and
@@ -41,14 +49,12 @@ class EvalSet:
 
     def sentiment(self, config: Any) -> np.ndarray:
         """Sentiment class per post (0 negative, 1 neutral, 2 positive) under the configured backend."""
-        return self._cached(
-            f"sentiment:{config.model_dump_json()}", lambda: sentiment_of(self.texts, config)
-        )
+        return self._cached(sentiment_key(config), lambda: sentiment_of(self.texts, config))
 
     def entities(self, pipeline: str) -> Counter:
         """Posts mentioning each entity under a spaCy pipeline."""
         posts = self._cached(
-            f"entities:{pipeline}", lambda: post_entities(load_pipeline(pipeline), self.texts)
+            entities_key(pipeline), lambda: post_entities(load_pipeline(pipeline), self.texts)
         )
         return Counter(entity for mentions in posts for entity in mentions)
 

@@ -3,11 +3,13 @@ set, per platform and over all platforms, with bootstrap confidence intervals.""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pyarrow as pa
 
 from mpsynth import schema
-from mpsynth.config import EvaluateConfig
+from mpsynth.config import EmbedderConfig, EvaluateConfig, SentimentConfig
 from mpsynth.metrics.lexical import FEATURES, lexical_metric_values
 from mpsynth.metrics.stats import bootstrap_mean_ci
 
@@ -53,43 +55,79 @@ def lexical_metrics(features: pa.Table, config: EvaluateConfig, seed: int) -> pa
     return pa.Table.from_pydict(rows, schema=schema.METRICS)
 
 
+class PostFeatures:
+    """Batch callable (Ray Data actor) for the per-post features the sampled families need: the
+    embedding (the run's embedder), the sentiment class (the configured backend) and, with an NER
+    pipeline, the entities mentioned ("LABEL\ttext"). Models load once, in __init__."""
+
+    def __init__(
+        self,
+        embedder: EmbedderConfig,
+        state: Path | None,
+        sentiment: SentimentConfig,
+        ner_model: str | None,
+    ) -> None:
+        from mpsynth.embedders import load_embedder
+
+        self.embedder = load_embedder(embedder, Path(state) if state else None)
+        self.sentiment = sentiment
+        self.ner_model = ner_model
+
+    def __call__(self, batch: pa.Table) -> pa.Table:
+        from mpsynth.metrics.entities import load_pipeline, post_entities
+        from mpsynth.metrics.sentiment import sentiment_of
+        from mpsynth.stages.embed import embeddings_column
+
+        texts = batch.column("text").to_pylist()
+        columns = {name: batch.column(name) for name in batch.column_names if name != "text"}
+        columns["embedding"] = embeddings_column(self.embedder.encode(texts))
+        columns["sentiment"] = pa.array(sentiment_of(texts, self.sentiment), pa.int64())
+        if self.ner_model is not None:
+            mentions = post_entities(load_pipeline(self.ner_model), texts)
+            columns["entities"] = pa.array(
+                [sorted(f"{label}\t{text}" for text, label in m) for m in mentions],
+                pa.list_(pa.string()),
+            )
+        return pa.table(columns)
+
+
 def family_metrics(
     samples: dict[str, pa.Table],
-    real_embeddings: np.ndarray,
     real_topics: np.ndarray,
-    embedder,
     centroids: np.ndarray,
     outlier_threshold: float,
     config: EvaluateConfig,
     seed: int,
 ) -> tuple[pa.Table, pa.Table]:
-    """Sentiment, similarity, topic, linguistic and detectability rows (every set described on its
-    own, every synthetic set compared with the real one, per platform and over all platforms), and
-    the 2-D embedding map."""
-    from mpsynth.metrics.compare import EvalSet, compare, describe
+    """Sentiment, similarity, topic, linguistic, entity and detectability rows (every set described
+    on its own, every synthetic set compared with the real one, per platform and over all
+    platforms), per-topic rows, and the 2-D embedding map. Each sample table carries its posts'
+    PostFeatures columns (embedding, sentiment, entities)."""
+    from mpsynth.metrics.compare import EvalSet, compare, describe, entities_key, sentiment_key
+    from mpsynth.stages.embed import embeddings_matrix
     from mpsynth.stages.topics import assign_topics
 
-    def as_set(name: str, table: pa.Table, vectors: np.ndarray, topics: np.ndarray) -> EvalSet:
-        return EvalSet(
+    def as_set(name: str, table: pa.Table, topics: np.ndarray | None) -> EvalSet:
+        vectors = embeddings_matrix(table.column("embedding"))
+        if topics is None:
+            topics = assign_topics(vectors, centroids, outlier_threshold)[0]
+        data = EvalSet(
             name,
             table.column("text").to_pylist(),
             np.asarray(table.column("platform").to_pylist(), dtype=object),
             vectors,
             topics,
         )
-
-    real = as_set(schema.REAL, samples[schema.REAL], real_embeddings, real_topics)
-    synthetic: list = []
-    for name, table in samples.items():
-        if name == schema.REAL:
-            continue
-        vectors = embedder.encode(table.column("text").to_pylist())
-        topics, _ = assign_topics(vectors, centroids, outlier_threshold)
-        synthetic.append(as_set(name, table, vectors, topics))
-    for data in [real, *synthetic]:  # per-post values once per whole set; subsets slice them
-        data.sentiment(config.sentiment)
+        data.per_post[sentiment_key(config.sentiment)] = table.column("sentiment").to_numpy()
         if config.ner_model is not None:
-            data.entities(config.ner_model)
+            data.per_post[entities_key(config.ner_model)] = [
+                frozenset(tuple(e.split("\t", 1)[::-1]) for e in mentions)
+                for mentions in table.column("entities").to_pylist()
+            ]
+        return data
+
+    real = as_set(schema.REAL, samples[schema.REAL], real_topics)
+    synthetic = [as_set(n, t, None) for n, t in samples.items() if n != schema.REAL]
     rng = np.random.default_rng(seed)
     rows: list[dict] = []
     for platform in [*sorted(set(real.platforms.tolist())), schema.ALL_PLATFORMS]:
