@@ -123,3 +123,19 @@ def test_word_counts_match_python_split_on_every_demo_post(demo_rows):
     texts = [r["text"] for r in demo_rows] + ["", "  ", " padded  words "]
     features = lexical_features(pa.array(texts))
     assert features["words"].tolist() == [len(t.split()) for t in texts]
+
+
+def test_bootstrap_of_a_two_sample_statistic():
+    from mpsynth.metrics.sentiment import class_shares, js_divergence
+    from mpsynth.metrics.stats import bootstrap_statistic_ci
+
+    def divergence(a, b):
+        return js_divergence(class_shares(a), class_shares(b))
+
+    rng = np.random.default_rng(0)
+    same = rng.integers(0, 3, 2000)
+    shifted = np.where(rng.random(2000) < 0.5, 2, rng.integers(0, 3, 2000))  # far more positive
+    low, high = bootstrap_statistic_ci(same, same.copy(), divergence, 200, 0.95, rng)
+    assert 0.0 <= low <= high < 0.01
+    low, high = bootstrap_statistic_ci(same, shifted, divergence, 200, 0.95, rng)
+    assert low > 0.02 and low <= divergence(same, shifted) <= high

@@ -110,6 +110,13 @@ def test_metrics_and_a_self_contained_report(finished_run):
             assert ("detectability_auc", platform) in compared
             assert ("synthetic_with_real_counterpart@0.7", platform) in compared
             assert ("near_copy_of_examples_share", platform) in compared
+    for m in metrics:  # headline comparisons carry an interval around their value
+        if m["platform"] == "all" and m["metric"] in (
+            "detectability_auc",
+            "sentiment_js_divergence",
+            "synthetic_with_real_counterpart@0.7",
+        ):
+            assert m["ci_low"] <= m["value"] <= m["ci_high"], m
     by_topic = [m for m in metrics if m["family"] == "by_topic"]
     assert by_topic and all(m["topic"] is not None and m["topic"] >= 0 for m in by_topic)
     assert {m["dataset"] for m in by_topic} == {"real", *synthetic}

@@ -12,13 +12,13 @@ import numpy as np
 
 from mpsynth import schema
 from mpsynth.config import EvaluateConfig
-from mpsynth.metrics.detectability import detectability_auc
+from mpsynth.metrics.detectability import detectability_folds
 from mpsynth.metrics.entities import entity_metrics, load_pipeline, post_entities
 from mpsynth.metrics.lexical import hashtag_overlap, hashtag_set, length_distance
 from mpsynth.metrics.linguistic import linguistic_metrics
 from mpsynth.metrics.sentiment import CLASSES, class_shares, js_divergence, sentiment_of
 from mpsynth.metrics.similarity import mean_within_similarity, nearest_similarity, shares_above
-from mpsynth.metrics.stats import bootstrap_mean_ci
+from mpsynth.metrics.stats import bootstrap_mean_ci, bootstrap_statistic_ci
 from mpsynth.metrics.topic_overlap import topic_overlap
 
 
@@ -156,16 +156,37 @@ def compare(
     config: EvaluateConfig,
     seed: int,
 ) -> list[dict]:
-    """How a synthetic set differs from the real one on one platform (or all)."""
+    """How a synthetic set differs from the real one on one platform (or all), with intervals:
+    bootstrap over posts for shares and divergences, the fold range for detectability."""
     name, n = synthetic.name, len(synthetic.texts)
-    divergence = js_divergence(
-        class_shares(real.sentiment(config.sentiment)),
-        class_shares(synthetic.sentiment(config.sentiment)),
+    rng = np.random.default_rng(seed)
+    boot = (config.bootstrap_samples, config.confidence, rng)
+
+    def sentiment_divergence(a: np.ndarray, b: np.ndarray) -> float:
+        return js_divergence(class_shares(a), class_shares(b))
+
+    real_classes, synthetic_classes = (
+        real.sentiment(config.sentiment),
+        synthetic.sentiment(config.sentiment),
     )
-    rows = [_row("sentiment", "sentiment_js_divergence", name, platform, divergence, n)]
-    overlap = hashtag_overlap(hashtag_set(real.texts), hashtag_set(synthetic.texts))
-    rows.append(_row("lexical", "hashtag_set_overlap", name, platform, overlap, n))
-    rows.append(
+    rows = [
+        _row(
+            "sentiment",
+            "sentiment_js_divergence",
+            name,
+            platform,
+            sentiment_divergence(real_classes, synthetic_classes),
+            n,
+            bootstrap_statistic_ci(real_classes, synthetic_classes, sentiment_divergence, *boot),
+        ),
+        _row(
+            "lexical",
+            "hashtag_set_overlap",
+            name,
+            platform,
+            hashtag_overlap(hashtag_set(real.texts), hashtag_set(synthetic.texts)),
+            n,
+        ),
         _row(
             "lexical",
             "length_ks_distance",
@@ -173,21 +194,37 @@ def compare(
             platform,
             length_distance(real.texts, synthetic.texts),
             n,
-        )
-    )
+        ),
+    ]
     real_vectors, synthetic_vectors = _nonzero(real.embeddings), _nonzero(synthetic.embeddings)
     for direction, similarity in (
         ("synthetic_with_real_counterpart", nearest_similarity(synthetic_vectors, real_vectors)),
         ("real_with_synthetic_counterpart", nearest_similarity(real_vectors, synthetic_vectors)),
     ):
-        rows += [
-            _row("similarity", f"{direction}@{threshold:g}", name, platform, share, len(similarity))
-            for threshold, share in shares_above(similarity, config.similarity_thresholds).items()
-        ]
-    rows += [
-        _row("topics", metric, name, platform, value, n)
-        for metric, value in topic_overlap(real.topics, synthetic.topics, n_topics).items()
-    ]
+        for threshold, share in shares_above(similarity, config.similarity_thresholds).items():
+            indicator = (similarity >= threshold - 1e-5).astype(float)
+            rows.append(
+                _row(
+                    "similarity",
+                    f"{direction}@{threshold:g}",
+                    name,
+                    platform,
+                    share,
+                    len(similarity),
+                    bootstrap_mean_ci(indicator, *boot),
+                )
+            )
+
+    def topic_divergence(a: np.ndarray, b: np.ndarray) -> float:
+        return topic_overlap(a, b, n_topics)["topic_js_divergence"]
+
+    for metric, value in topic_overlap(real.topics, synthetic.topics, n_topics).items():
+        ci = (
+            bootstrap_statistic_ci(real.topics, synthetic.topics, topic_divergence, *boot)
+            if metric == "topic_js_divergence"
+            else (float("nan"), float("nan"))
+        )
+        rows.append(_row("topics", metric, name, platform, value, n, ci))
     if config.ner_model is not None:
         values = entity_metrics(
             real.entities(config.ner_model), synthetic.entities(config.ner_model)
@@ -195,8 +232,18 @@ def compare(
         rows += [
             _row("entities", metric, name, platform, value, n) for metric, value in values.items()
         ]
-    auc = detectability_auc(
+    folds = detectability_folds(
         real.texts, synthetic.texts, seed, max_per_class=config.detectability_sample
     )
-    rows.append(_row("detectability", "detectability_auc", name, platform, auc, n))
+    rows.append(
+        _row(
+            "detectability",
+            "detectability_auc",
+            name,
+            platform,
+            folds.mean(),
+            n,
+            (folds.min(), folds.max()),
+        )
+    )  # the interval is the range over CV folds
     return rows

@@ -9,6 +9,13 @@ import numpy as np
 def detectability_auc(
     real: list[str], synthetic: list[str], seed: int, folds: int = 5, max_per_class: int = 5_000
 ) -> float:
+    return detectability_folds(real, synthetic, seed, folds, max_per_class).mean()
+
+
+def detectability_folds(
+    real: list[str], synthetic: list[str], seed: int, folds: int = 5, max_per_class: int = 5_000
+) -> np.ndarray:
+    """The cross-validated ROC AUC of each fold (their mean is the detectability)."""
     from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.linear_model import LogisticRegression
     from sklearn.model_selection import StratifiedGroupKFold, cross_val_score
@@ -17,7 +24,7 @@ def detectability_auc(
     rng = np.random.default_rng(seed)
     n = min(len(real), len(synthetic), max_per_class)
     if n < folds:
-        return float("nan")
+        return np.array([float("nan")])
     texts = [real[i] for i in rng.choice(len(real), n, replace=False)]
     texts += [synthetic[i] for i in rng.choice(len(synthetic), n, replace=False)]
     labels = np.array([0] * n + [1] * n)
@@ -29,5 +36,4 @@ def detectability_auc(
     # the other would teach the classifier the labels backwards (AUC near 0 for a set vs itself)
     groups = np.unique(texts, return_inverse=True)[1]
     splits = StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=seed)
-    scores = cross_val_score(model, texts, labels, groups=groups, cv=splits, scoring="roc_auc")
-    return float(np.mean(scores))
+    return cross_val_score(model, texts, labels, groups=groups, cv=splits, scoring="roc_auc")

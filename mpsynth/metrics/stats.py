@@ -30,3 +30,29 @@ def bootstrap_mean_ci(
     tail = (1 - confidence) / 2 * 100
     low, high = np.percentile(means, [tail, 100 - tail])
     return float(low), float(high)
+
+
+def bootstrap_statistic_ci(
+    first: np.ndarray,
+    second: np.ndarray,
+    statistic,
+    samples: int,
+    confidence: float,
+    rng: np.random.Generator,
+) -> tuple[float, float]:
+    """Percentile interval of statistic(first, second) with both samples resampled (for
+    statistics that are not a mean, such as a divergence between two sets)."""
+    if samples == 0 or len(first) == 0 or len(second) == 0:
+        return float("nan"), float("nan")
+    values = np.array(
+        [
+            statistic(
+                first[rng.integers(0, len(first), len(first))],
+                second[rng.integers(0, len(second), len(second))],
+            )
+            for _ in range(samples)
+        ]
+    )
+    tail = (1 - confidence) / 2 * 100
+    low, high = np.nanpercentile(values, [tail, 100 - tail])
+    return float(low), float(high)
