@@ -22,8 +22,8 @@ import pyarrow.parquet as pq
 from mpsynth.config import RayConfig, build_config
 from mpsynth.distributed.session import ray_session
 from mpsynth.embedders.lsa import LsaEmbedder
-from mpsynth.pipeline import StageContext, run_evaluate
 from mpsynth.rundir import RunDirectory
+from mpsynth.runners import StageContext, run_evaluate
 from mpsynth.stages.embed import embeddings_column
 from mpsynth.stages.topics import assign_topics
 
