@@ -53,7 +53,9 @@ def _write_json_atomic(path: Path, payload: Any) -> None:
 
 class RunDirectory:
     def __init__(self, root: Path) -> None:
-        self.root = Path(root)
+        # absolute from the start: stage paths travel to Ray workers, whose working directory
+        # need not be the driver's
+        self.root = Path(root).resolve()
 
     @contextmanager
     def exclusive(self) -> Iterator[None]:

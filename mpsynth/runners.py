@@ -294,7 +294,9 @@ def run_evaluate(ctx: StageContext, out: Path) -> dict[str, int]:
             table, evaluate.sample_per_platform, ctx.config.seed + number
         )
     map_parquet(
-        list(sources.values()),
+        [
+            p.resolve() for p in sources.values()
+        ],  # absolute: Ray reports each row's file path as given
         out / "features",
         LexicalFeatures,
         columns=["platform", "text"],

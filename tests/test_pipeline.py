@@ -207,3 +207,21 @@ def test_report_renders_in_a_headless_browser(finished_run, tmp_path):
     assert image.shape[:2] == (2400, 1200)
     colour = image[..., :3].max(axis=2) - image[..., :3].min(axis=2)
     assert (colour > 0.3).mean() > 0.02  # the coloured bars and lines of the plots are on screen
+
+
+def test_a_relative_run_directory_works_end_to_end(tmp_path, demo_rows, ray_local, monkeypatch):
+    """Paths in the config are relative to where mpsynth runs, as in configs/demo.yaml."""
+    monkeypatch.chdir(tmp_path)
+    write_csv(tmp_path / "posts.csv", first_per_platform(demo_rows, 60), DEMO_COLUMNS)
+    config = {
+        "run_dir": "runs/relative",
+        "seed": 3,
+        "ingest": {"inputs": [{"path": "posts.csv"}]},
+        "embed": {"embedder": {"dimensions": 32}},
+        "topics": {"min_cluster_size": 6, "n_neighbors": 8},
+        "generate": {"n_posts": 40},
+        "evaluate": {"bootstrap_samples": 10},
+    }
+    (tmp_path / "relative.yaml").write_text(yaml.safe_dump(config))
+    assert main(["run", "relative.yaml"]) == 0
+    assert (tmp_path / "runs" / "relative" / "report" / "report.html").is_file()

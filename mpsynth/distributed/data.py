@@ -31,7 +31,12 @@ def map_parquet(
     a function runs as tasks. With `num_gpus=1` each actor owns one GPU. Fractional `num_cpus` keeps a 2-core machine from deadlocking with
     the read tasks waiting on CPUs that the actors hold.
     """
-    sources = [str(p) for p in source] if isinstance(source, list) else str(source)
+    # absolute paths: Ray workers need not share the driver's working directory
+    sources = (
+        [str(Path(p).resolve()) for p in source]
+        if isinstance(source, list)
+        else str(Path(source).resolve())
+    )
     # A file is read as one block however many row groups it has, and one block feeds one actor:
     # cutting blocks to the batch size lets every actor work (streaming, no materialisation).
     dataset = ray.data.read_parquet(
@@ -49,5 +54,5 @@ def map_parquet(
         options["compute"] = ray.data.ActorPoolStrategy(size=actors)
         options["fn_constructor_kwargs"] = constructor_kwargs
     dataset.map_batches(fn, **options).write_parquet(
-        str(destination), min_rows_per_file=MIN_ROWS_PER_FILE
+        str(Path(destination).resolve()), min_rows_per_file=MIN_ROWS_PER_FILE
     )
