@@ -92,15 +92,14 @@ class GenerationEngine:
         self.price = price or Price(0.0, 0.0)
         self.rng = random.Random(seed)
         self.counts: Counter[str] = Counter()
+        self.slots = asyncio.Semaphore(generator.rate.concurrency)  # provider calls in flight
 
     async def run(self, requests: list[GenerationRequest]) -> dict[str, int]:
         """Complete every request (a ledger row each) unless the budget stops new launches; a fatal
         provider error cancels the rest and propagates."""
-        # `concurrency` bounds the calls in flight (self.slots); as many again may wait for their
-        # permit meanwhile, so the governor's round trip overlaps other calls instead of a slot.
-        concurrency = self.generator.rate.concurrency
-        self.slots = asyncio.Semaphore(concurrency)
-        admitted = asyncio.Semaphore(2 * concurrency)
+        # as many requests again as may be in flight wait for their permit meanwhile, so the
+        # governor's round trip overlaps other calls instead of holding a slot
+        admitted = asyncio.Semaphore(2 * self.generator.rate.concurrency)
 
         async def guarded(request: GenerationRequest) -> None:
             async with admitted:

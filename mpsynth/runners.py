@@ -270,6 +270,7 @@ def run_postprocess(ctx: StageContext, out: Path) -> dict[str, int]:
 def run_evaluate(ctx: StageContext, out: Path) -> dict[str, int]:
     from mpsynth.distributed.data import map_parquet
     from mpsynth.distributed.session import actor_layout
+    from mpsynth.embedders import state_path
     from mpsynth.metrics.lexical import LexicalFeatures
     from mpsynth.stages.evaluate import (
         PostFeatures,
@@ -331,7 +332,7 @@ def run_evaluate(ctx: StageContext, out: Path) -> dict[str, int]:
         PostFeatures,
         constructor_kwargs={
             "embedder": embedder,
-            "state": next(iter(ctx.path("embed", ".").glob("*.joblib")), None),
+            "state": state_path(embedder, ctx.run.stage_dir("embed")),
             "sentiment": evaluate.sentiment,
             "ner_model": evaluate.ner_model,
         },

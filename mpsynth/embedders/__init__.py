@@ -28,9 +28,14 @@ def prepare_embedder(
         case "lsa":
             from mpsynth.embedders.lsa import LsaEmbedder
 
-            return LsaEmbedder.fit(texts(), config, seed).save(out_dir / "lsa.joblib")
+            return LsaEmbedder.fit(texts(), config, seed).save(state_path(config, out_dir))
         case "sentence-transformers" | "openai":
             return None
+
+
+def state_path(config: EmbedderConfig, out_dir: Path) -> Path | None:
+    """Where a fitted embedder's state lives in the embed stage's folder (None: nothing fitted)."""
+    return Path(out_dir) / "lsa.joblib" if config.kind == "lsa" else None
 
 
 def load_embedder(config: EmbedderConfig, state: Path | None) -> Embedder:
