@@ -51,6 +51,9 @@ class IngestConfig(_Section):
     platform_aliases: dict[str, str] = Field(
         default_factory=dict, description="extra spellings -> platform, on top of the built-in ones"
     )
+    max_text_chars: Annotated[int, Field(ge=1)] = Field(
+        default=100_000, description="longer posts are quarantined (no platform allows more)"
+    )
 
 
 class LsaEmbedderConfig(_Section):

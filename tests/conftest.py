@@ -10,13 +10,15 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED_DATA = REPO.parent / "shared" / "data"
+# Real posts bundled with the repository (tests/data/ATTRIBUTION.md): the tests never look outside it.
+TEST_DATA = REPO / "tests" / "data"
+DEMO_DATA = REPO / "data" / "demo" / "posts.csv"
 DEMO_COLUMNS = ["platform", "id", "timestamp", "author", "text", "lang", "label"]
 
 
 def read_rows(name: str) -> list[dict[str, str]]:
-    path = SHARED_DATA / name
-    assert path.is_file(), f"the real test data is missing: {path}"
+    """The rows of a bundled file: a name under tests/data/, or "demo" for the demo dataset."""
+    path = DEMO_DATA if name == "demo" else TEST_DATA / name
     with path.open(encoding="utf-8", newline="") as handle:
         return list(csv.DictReader(handle))
 
@@ -31,7 +33,7 @@ def write_csv(path: Path, rows: list[dict[str, str]], columns: list[str]) -> Pat
 
 @pytest.fixture(scope="session")
 def demo_rows() -> list[dict[str, str]]:
-    return read_rows("demo_posts.csv")
+    return read_rows("demo")
 
 
 def first_per_platform(rows: list[dict[str, str]], n: int) -> list[dict[str, str]]:

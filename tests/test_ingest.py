@@ -3,6 +3,7 @@ from __future__ import annotations
 import json
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
@@ -71,18 +72,22 @@ def test_bad_rows_are_quarantined_with_reasons(tmp_path, demo_rows):
     assert read == 21 == kept + quarantined
     assert result.posts.num_rows == kept == 17
     assert result.quarantine.num_rows == quarantined == 4
-    reasons = dict(
-        zip(
-            result.quarantine["source_row"].to_pylist(),
-            result.quarantine["reason"].to_pylist(),
-            strict=True,
-        )
+    # source_row is the row's first line in the file (header = line 1; texts span lines)
+    lines = path.read_bytes().split(b"\n")
+    by_id = {}
+    for row in result.quarantine.to_pylist():
+        assert lines[row["source_row"] - 1].startswith(f"{row['platform'] or ''},".encode())
+        by_id[row["id"]] = row["reason"]
+    first_of_dup = next(r for r in result.posts.to_pylist() if r["id"] == rows[11]["id"])
+    assert by_id[rows[1]["id"]] == "empty text"
+    assert by_id[rows[7]["id"]] == "no platform"
+    assert by_id[rows[12]["id"]] == (
+        f"duplicate id (first seen at {path}:{first_of_dup['source_row']})"
     )
-    assert reasons[2] == "empty text"
-    assert reasons[8] == "no platform"
-    assert reasons[13].startswith("duplicate id (first seen at") and ":12)" in reasons[13]
-    assert reasons[21].startswith("undecodable bytes in column 'text'")
-    assert all(reasons.values())
+    assert by_id["bad-bytes"].startswith("undecodable bytes in column 'text'")
+    assert result.quarantine.filter(pc.equal(result.quarantine["id"], "bad-bytes"))[
+        "source_row"
+    ].to_pylist() == [len(lines) - 1]
 
 
 def test_missing_text_column_names_column_and_file(tmp_path, demo_rows):
@@ -105,7 +110,7 @@ def test_explicitly_mapped_optional_column_must_exist(tmp_path, demo_rows):
 
 
 def test_jsonl_parquet_and_folder_inputs_with_mapping(tmp_path):
-    reddit = read_rows("politics_reddit_meiu22.csv")[:30]
+    reddit = read_rows("goemotions.csv")[:30]
     folder = tmp_path / "in"
     folder.mkdir()
     with (folder / "a.jsonl").open("w", encoding="utf-8") as handle:

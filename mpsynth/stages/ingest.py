@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import csv
+import codecs
 import json
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pyarrow as pa
-import pyarrow.csv as pacsv
-import pyarrow.parquet as pq
 
-from mpsynth import schema
+from mpsynth import readers, schema
 from mpsynth.config import IngestConfig, InputSpec
 from mpsynth.errors import InputError
 from mpsynth.platforms import normalise_platform
@@ -59,25 +57,46 @@ def _wanted_columns(spec: InputSpec) -> dict[str, str]:
     return {name: column for name, column in mapping.items() if column is not None}
 
 
-def _read_header(file: Path, fmt: str) -> list[str]:
+def _header(file: Path, fmt: str) -> list[str]:
+    """The file's column names; InputError when it cannot be read or holds no rows."""
     try:
-        if fmt == "csv":
-            with file.open(encoding="utf-8", errors="replace", newline="") as handle:
-                return next(csv.reader(handle), [])
-        if fmt == "parquet":
-            return pq.read_schema(file).names
-        with file.open("rb") as handle:
-            for line in handle:
-                if line.strip():
-                    record = json.loads(line)
-                    return list(record) if isinstance(record, dict) else []
-        return []
-    except (OSError, ValueError, pa.ArrowException) as error:
+        match fmt:
+            case "csv":
+                header, has_rows = readers.csv_header(file)
+            case "parquet":
+                schema, n_rows = readers.parquet_columns(file)
+                header, has_rows = schema.names, n_rows > 0
+            case _:
+                header, has_rows = _jsonl_header(file)
+    except (OSError, ValueError) as error:
         raise InputError(f"{file}: cannot read: {error}") from None
+    if not has_rows:
+        raise InputError(f"no rows in {file}")
+    return header
+
+
+def _jsonl_header(file: Path) -> tuple[list[str], bool]:
+    """The keys of the first line holding a JSON object (a JSONL file has no header)."""
+    readers.check_encoding(file)
+    with file.open("rb") as handle:
+        seen_row = False
+        for line in handle:
+            line = line.removeprefix(codecs.BOM_UTF8)
+            if not line.strip():
+                continue
+            seen_row = True
+            try:
+                record = json.loads(line)
+            except ValueError:
+                continue  # a broken line is quarantined later; the next may name the columns
+            if isinstance(record, dict):
+                return list(record), True
+    return [], seen_row
 
 
 def check_inputs(config: IngestConfig) -> list[tuple[InputSpec, Path, str]]:
-    """Fail fast, before any work, on a missing file or a missing mapped column (naming both).
+    """Fail fast, before any work, on a missing or empty file, a missing mapped column or a text
+    column that holds no text (naming file and column).
 
     `text` and `platform` (unless fixed) are required; the optional columns are required only when
     the config names them explicitly, so a file without `author` under the default mapping is fine.
@@ -86,89 +105,28 @@ def check_inputs(config: IngestConfig) -> list[tuple[InputSpec, Path, str]]:
     for spec in config.inputs:
         explicit = spec.columns.model_fields_set
         for file, fmt in expand_input(spec):
-            header = _read_header(file, fmt)
-            for name, column in _wanted_columns(spec).items():
+            header = _header(file, fmt)
+            wanted = _wanted_columns(spec)
+            for name, column in wanted.items():
                 required = name in ("text", "platform") or name in explicit
-                if required and column not in header:
+                if required and column not in header and not (fmt == "jsonl" and not header):
                     raise InputError(
                         f"{file}: no column {column!r} (mapped to {name}); columns are {header}"
                     )
+            if fmt == "parquet":
+                readers.check_parquet_types(file, readers.parquet_columns(file)[0], wanted)
             files.append((spec, file, fmt))
     return files
 
 
-def _read_raw(file: Path, fmt: str) -> tuple[dict[str, list], list[str | None]]:
-    """All columns as Python strings (None for nulls), and a per-row byte or JSON error."""
-    if fmt == "csv":
-        names = _read_header(file, fmt)
-        table = pacsv.read_csv(
-            file,
-            parse_options=pacsv.ParseOptions(newlines_in_values=True),
-            convert_options=pacsv.ConvertOptions(
-                column_types={name: pa.binary() for name in names},
-                strings_can_be_null=False,
-            ),
-        )
-        return _decode_binary(table)
-    if fmt == "parquet":
-        table = pq.read_table(file)
-        table = pa.table(
-            {
-                name: col if pa.types.is_binary(col.type) else col.cast(pa.string())
-                for name, col in zip(table.column_names, table.columns, strict=True)
-            }
-        )
-        return _decode_binary(table)
-    return _read_jsonl(file)
-
-
-def _decode_binary(table: pa.Table) -> tuple[dict[str, list], list[str | None]]:
-    columns: dict[str, list] = {}
-    errors: list[str | None] = [None] * table.num_rows
-    for name, column in zip(table.column_names, table.columns, strict=True):
-        if not pa.types.is_binary(column.type):
-            columns[name] = column.to_pylist()
-            continue
-        try:  # fast path: the whole column is valid UTF-8
-            columns[name] = column.cast(pa.string()).to_pylist()
-            continue
-        except pa.ArrowInvalid:
-            pass
-        values = []
-        for row, raw in enumerate(column.to_pylist()):
-            try:
-                values.append(None if raw is None else raw.decode("utf-8"))
-            except UnicodeDecodeError as error:
-                values.append(None)
-                errors[row] = errors[row] or f"undecodable bytes in column {name!r}: {error.reason}"
-        columns[name] = values
-    return columns, errors
-
-
-def _read_jsonl(file: Path) -> tuple[dict[str, list], list[str | None]]:
-    records: list[dict] = []
-    errors: list[str | None] = []
-    with file.open("rb") as handle:
-        for raw in handle:
-            if not raw.strip():
-                continue
-            try:
-                record = json.loads(raw.decode("utf-8"))
-                if not isinstance(record, dict):
-                    raise ValueError("a line must hold a JSON object")
-                records.append(record)
-                errors.append(None)
-            except UnicodeDecodeError as error:
-                records.append({})
-                errors.append(f"undecodable bytes: {error.reason}")
-            except ValueError as error:
-                records.append({})
-                errors.append(f"invalid JSON: {error}")
-    names = list(dict.fromkeys(key for record in records for key in record))
-    columns = {
-        name: [None if r.get(name) is None else str(r[name]) for r in records] for name in names
-    }
-    return columns, errors
+def _read_rows(file: Path, fmt: str, columns: list[str]) -> readers.RawRows:
+    match fmt:
+        case "csv":
+            return readers.read_csv(file, columns)
+        case "parquet":
+            return readers.read_parquet(file, columns)
+        case _:
+            return readers.read_jsonl(file, columns)
 
 
 def ingest(config: IngestConfig) -> IngestResult:
@@ -177,23 +135,24 @@ def ingest(config: IngestConfig) -> IngestResult:
     quarantined: dict[str, list] = {name: [] for name in schema.QUARANTINE.names}
     seen_ids: dict[str, str] = {}
     read, kept_count, bad_count = Counter(), Counter(), Counter()
+    limit = config.max_text_chars
 
     for spec, file, fmt in check_inputs(config):
-        columns, errors = _read_raw(file, fmt)
         wanted = _wanted_columns(spec)
-        n_rows = len(errors)
-        values = {name: columns.get(column, [None] * n_rows) for name, column in wanted.items()}
-        for index in range(n_rows):
-            row_number = index + 1
+        rows = _read_rows(file, fmt, list(dict.fromkeys(wanted.values())))
+        values = {name: rows.columns[column] for name, column in wanted.items()}
+        for index, line in enumerate(rows.lines):
             raw_platform = spec.platform if spec.platform is not None else values["platform"][index]
             platform = normalise_platform(raw_platform, config.platform_aliases)
             text = values["text"][index]
             post_id = values["id"][index] if "id" in values else None
             if not post_id:
-                post_id = f"{file.name}:{row_number}"
-            reason = errors[index]
+                post_id = f"{file.name}:{line}"
+            reason = rows.errors[index]
             if reason is None and (text is None or not text.strip()):
                 reason = "empty text"
+            if reason is None and len(text) > limit:
+                reason = f"text of {len(text):,} characters, over ingest.max_text_chars ({limit:,})"
             if reason is None and platform is None:
                 reason = "no platform"
             if reason is None and post_id in seen_ids:
@@ -204,15 +163,15 @@ def ingest(config: IngestConfig) -> IngestResult:
                 bad_count[platform_key] += 1
                 for name, value in (
                     ("source_file", str(file)),
-                    ("source_row", row_number),
+                    ("source_row", line),
                     ("reason", reason),
                     ("id", post_id),
                     ("platform", platform),
-                    ("text", text),
+                    ("text", rows.raw_text.get(index, text)),
                 ):
                     quarantined[name].append(value)
                 continue
-            seen_ids[post_id] = f"{file}:{row_number}"
+            seen_ids[post_id] = f"{file}:{line}"
             kept_count[platform_key] += 1
             for name in ("timestamp", "author", "label"):
                 kept[name].append((values[name][index] or None) if name in values else None)
@@ -220,7 +179,7 @@ def ingest(config: IngestConfig) -> IngestResult:
             kept["platform"].append(platform)
             kept["text"].append(text)
             kept["source_file"].append(str(file))
-            kept["source_row"].append(row_number)
+            kept["source_row"].append(line)
 
     summary = {
         platform: {
@@ -231,7 +190,11 @@ def ingest(config: IngestConfig) -> IngestResult:
         for platform in sorted(read)
     }
     if not kept["id"]:
-        raise InputError("no usable posts in the inputs: every row was quarantined")
+        reasons = Counter(quarantined["reason"]).most_common(3)
+        raise InputError(
+            "no usable posts in the inputs: every row was quarantined; most common reasons: "
+            + "; ".join(f"{reason} ({n})" for reason, n in reasons)
+        )
     return IngestResult(
         posts=pa.Table.from_pydict(kept, schema=schema.POSTS),
         quarantine=pa.Table.from_pydict(quarantined, schema=schema.QUARANTINE),

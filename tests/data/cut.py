@@ -1,0 +1,53 @@
+"""Cut the bundled test samples from the full public files (run by hand; the tests never read the
+full files). Deterministic: the same source files give the same samples, rows in file order.
+
+    python tests/data/cut.py ../shared/data
+"""
+
+from __future__ import annotations
+
+import csv
+import random
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+
+# output name -> (source file, rows per platform, or None for the first rows of the file)
+SAMPLES = {
+    "ira_tweets.csv": ("politics_twitter_ira.csv", {"twitter": 2000}, "first"),
+    "trac1_aggression.csv": (
+        "aggression_facebook_twitter_trac1.csv",
+        {"facebook": 1500, "twitter": 500},
+        "seeded",
+    ),
+    "goemotions.csv": ("emotion_goemotions.csv", {"reddit": 2000}, "seeded"),
+    "youtube_spam.csv": ("youtube_spam.csv", {"youtube": 1000}, "seeded"),
+}
+
+
+def cut(source: Path, per_platform: dict[str, int], how: str) -> tuple[list[str], list[dict]]:
+    with source.open(encoding="utf-8", newline="") as handle:
+        reader = csv.DictReader(handle)
+        rows = list(reader)
+        columns = list(reader.fieldnames or [])
+    keep: set[int] = set()
+    for platform, n in per_platform.items():
+        positions = [i for i, row in enumerate(rows) if row["platform"] == platform]
+        picked = positions[:n] if how == "first" else random.Random(0).sample(positions, n)
+        keep.update(picked)
+    return columns, [rows[i] for i in sorted(keep)]
+
+
+def main(shared: Path) -> None:
+    for name, (source, per_platform, how) in SAMPLES.items():
+        columns, rows = cut(shared / source, per_platform, how)
+        with (HERE / name).open("w", encoding="utf-8", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=columns)
+            writer.writeheader()
+            writer.writerows(rows)
+        print(f"{name}: {len(rows)} rows from {source}")
+
+
+if __name__ == "__main__":
+    main(Path(sys.argv[1] if len(sys.argv) > 1 else HERE.parents[2] / "shared" / "data"))
