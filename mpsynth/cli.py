@@ -112,6 +112,16 @@ for _stage in STAGES:
     help="a synthetic dataset (repeatable)",
 )
 @click.option(
+    "--synthetic-column",
+    "synthetic_columns",
+    multiple=True,
+    metavar="FIELD=COLUMN",
+    help="the synthetic files' column for a field, e.g. text=body (repeatable)",
+)
+@click.option(
+    "--synthetic-platform", help="one platform for every synthetic row (no platform column)"
+)
+@click.option(
     "--out", type=click.Path(file_okay=False), help="run directory for --real/--synthetic"
 )
 def evaluate_command(
@@ -121,6 +131,8 @@ def evaluate_command(
     force: bool,
     real: str | None,
     synthetic: tuple[str, ...],
+    synthetic_columns: tuple[str, ...],
+    synthetic_platform: str | None,
     out: str | None,
 ) -> None:
     """Run the pipeline up to evaluate (mpsynth evaluate CONFIG), or compare datasets made elsewhere:
@@ -146,9 +158,32 @@ def evaluate_command(
 
         raw = {**(yaml.safe_load(Path(config).read_text()) or {}), **raw}
     evaluate_files(
-        build_config(apply_overrides(raw, list(overrides)), source="evaluate options"), files
+        build_config(apply_overrides(raw, list(overrides)), source="evaluate options"),
+        files,
+        _synthetic_input(synthetic_columns, synthetic_platform),
     )
     log.info("report: %s", Path(raw["run_dir"]) / "report" / "report.html")
+
+
+def _synthetic_input(columns: tuple[str, ...], platform: str | None) -> dict:
+    """--synthetic-column/--synthetic-platform as an ingest input's settings, validated as one."""
+    from mpsynth.config import ColumnMap, InputSpec
+    from mpsynth.errors import ConfigError
+
+    mapping = {}
+    for item in columns:
+        field, sep, column = item.partition("=")
+        if not sep or field not in ColumnMap.model_fields or not column:
+            raise ConfigError(
+                f"--synthetic-column {item!r}: expected FIELD=COLUMN with FIELD one of "
+                f"{', '.join(ColumnMap.model_fields)}"
+            )
+        mapping[field] = column
+    settings: dict = {"columns": mapping} if mapping else {}
+    if platform is not None:
+        settings["platform"] = platform
+    InputSpec.model_validate({"path": ".", **settings})
+    return settings
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -18,7 +18,7 @@ import pyarrow.parquet as pq
 
 from mpsynth import __version__
 from mpsynth.config import RunConfig
-from mpsynth.errors import ConfigError, StageError
+from mpsynth.errors import ConfigError, InputError, StageError
 from mpsynth.rundir import RunDirectory, fingerprint
 from mpsynth.runners import RUNNERS, StageContext, _write, ledger_dir
 from mpsynth.stages import STAGES
@@ -68,15 +68,18 @@ STAGE_INPUTS: dict[str, Callable[[RunConfig], Any]] = {
 RAY_STAGES = {"embed", "topics", "generate", "evaluate"}
 
 
-def preflight(config: RunConfig) -> None:
-    """Every check that needs no work done: inputs and their columns, prompt templates, API keys,
-    prices when a budget is set."""
+def preflight(config: RunConfig, until: str = STAGES[-1]) -> None:
+    """Every check that needs no work done: the run directory, inputs and their columns, prompt
+    templates; API keys and prices only when the run goes as far as generating."""
     from mpsynth.pricing import price_for
     from mpsynth.stages.prompts import load_template
 
+    check_run_dir(config.run_dir)
     check_inputs(config.ingest)
     for strategy in config.pools.strategies:
         load_template(strategy, config.prompts)
+    if STAGES.index(until) < STAGES.index("generate"):
+        return
     for number, generator in enumerate(config.generate.generators):
         env = getattr(generator.provider, "api_key_env", None)
         if env and not os.environ.get(env):
@@ -101,10 +104,15 @@ def run_pipeline(
     if until not in STAGES:
         raise StageError(f"unknown stage {until!r}; stages are {', '.join(STAGES)}")
     force = set(force)
-    preflight(config)  # before the run directory exists, so a bad input leaves nothing behind
+    preflight(config, until)  # before the run directory exists: a bad input leaves nothing behind
     run = RunDirectory(config.run_dir)
-    with run.exclusive():
+    with run.claimed():
         return _run_stages(config, run, until, force)
+
+
+def check_run_dir(run_dir: Path) -> None:
+    if run_dir.exists() and not run_dir.is_dir():
+        raise ConfigError(f"run_dir: {run_dir} is a file, not a folder")
 
 
 def _run_stages(
@@ -171,10 +179,13 @@ def estimate(config: RunConfig) -> list[dict]:
     )
 
 
-def evaluate_files(config: RunConfig, synthetic: list[Path]) -> dict[str, Any]:
+def evaluate_files(
+    config: RunConfig, synthetic: list[Path], synthetic_input: dict[str, Any] | None = None
+) -> dict[str, Any]:
     """Evaluate synthetic datasets made elsewhere (CSV / JSONL / Parquet with text and platform)
     against the config's real input: ingest, embed and topics as usual, the files through the same
-    ingest checks into postprocess/, then evaluate and report."""
+    ingest checks into postprocess/, then evaluate and report. `synthetic_input` maps their columns
+    (`{"columns": {"text": "body"}, "platform": "reddit"}`), as an ingest input does."""
     from mpsynth.config import IngestConfig, InputSpec
     from mpsynth.stages.ingest import ingest
 
@@ -183,19 +194,30 @@ def evaluate_files(config: RunConfig, synthetic: list[Path]) -> dict[str, Any]:
     names = [p.stem for p in synthetic]
     if len(set(names)) != len(names):
         raise StageError(f"synthetic datasets need distinct file names (got {names})")
-    for path in synthetic:
-        check_inputs(IngestConfig(inputs=[InputSpec(path=path)]))
+    specs = [InputSpec(path=path, **(synthetic_input or {})) for path in synthetic]
+    problems = []
+    for spec in specs:  # every bad file at once, not one per attempt
+        try:
+            check_inputs(IngestConfig(inputs=[spec]))
+        except InputError as error:
+            problems.append(str(error))
+    if problems:
+        raise InputError(
+            f"{len(problems)} of {len(specs)} synthetic datasets cannot be read:\n  "
+            + "\n  ".join(problems)
+        )
+    check_run_dir(config.run_dir)
     check_inputs(config.ingest)
     run = RunDirectory(config.run_dir)
-    with run.exclusive():
+    with run.claimed():
         _run_stages(config, run, "topics", set())
         ctx = StageContext(config, run)
         started = time.perf_counter()
         with run.writing("postprocess") as out:
             (out / "synthetic").mkdir()
             rows = {}
-            for path in synthetic:
-                result = ingest(IngestConfig(inputs=[InputSpec(path=path)]))
+            for path, spec in zip(synthetic, specs, strict=True):
+                result = ingest(IngestConfig(inputs=[spec]))
                 posts = result.posts.select(["id", "platform", "text"])
                 posts = posts.append_column(
                     "example_ids",

@@ -80,6 +80,19 @@ class RunDirectory:
             finally:
                 fcntl.flock(handle, fcntl.LOCK_UN)
 
+    @contextmanager
+    def claimed(self) -> Iterator[None]:
+        """`exclusive`, and a folder this run created is removed again if the run fails before any
+        stage is committed: a bad input leaves no skeleton behind."""
+        fresh = not self.root.exists()
+        try:
+            with self.exclusive():
+                yield
+        except BaseException:
+            if fresh and not self.manifest()["stages"]:
+                shutil.rmtree(self.root, ignore_errors=True)
+            raise
+
     def stage_dir(self, stage: str) -> Path:
         return self.root / stage
 

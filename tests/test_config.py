@@ -1,9 +1,11 @@
 from __future__ import annotations
 
+import re
+
 import pydantic
 import pytest
 
-from mpsynth.config import apply_overrides, load_config
+from mpsynth.config import apply_overrides, build_config, load_config
 from mpsynth.errors import ConfigError
 from tests.conftest import REPO
 
@@ -68,3 +70,48 @@ def test_embedder_kind_selects_the_backend_and_defaults_to_lsa():
     assert load_config(DEMO, ["embed.embedder={dimensions: 64}"]).embed.embedder.kind == "lsa"
     with pytest.raises(ConfigError, match=r"embed\.embedder\.lsa\.model: unknown setting"):
         load_config(DEMO, ["embed.embedder={kind: lsa, model: x}"])
+
+
+def test_set_reaches_list_items(tmp_path):
+    config = load_config(
+        DEMO,
+        ["generate.generators.0.temperature=0.5", f"ingest.inputs.0.path={tmp_path / 'x.csv'}"],
+    )
+    assert config.generate.generators[0].temperature == 0.5
+    assert config.generate.generators[0].provider.kind == "markov"  # the rest of the item stays
+    assert config.ingest.inputs[0].path == tmp_path / "x.csv"
+
+
+def test_set_reaches_into_a_default_list_the_config_leaves_out():
+    raw = {"run_dir": "r", "ingest": {"inputs": [{"path": "a.csv"}]}}
+    config = build_config(apply_overrides(raw, ["generate.generators.0.max_tokens=99"]))
+    assert config.generate.generators[0].name == "markov"
+    assert config.generate.generators[0].max_tokens == 99
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        (
+            "generate.generators.3.temperature=1",
+            "generate.generators has 1 item(s); 3 is out of range",
+        ),
+        (
+            "generate.generators.first.temperature=1",
+            "generate.generators is a list; pick an item by number",
+        ),
+    ],
+)
+def test_bad_list_overrides_name_the_list(override, message):
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        load_config(DEMO, [override])
+
+
+def test_unknown_key_lists_the_allowed_keys_of_its_section():
+    with pytest.raises(ConfigError) as error:
+        load_config(DEMO, ["topics.min_clustr_size=3"])
+    assert "topics.min_clustr_size: unknown setting; allowed here: backend," in str(error.value)
+    assert "min_cluster_size" in str(error.value)
+    with pytest.raises(ConfigError) as error:
+        load_config(DEMO, ["generate.generators.0.provider.ordr=3"])
+    assert "allowed here: kind, model, order, max_words, min_training_posts" in str(error.value)
