@@ -36,14 +36,14 @@ _overrides = click.option(
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("-v", "--verbose", is_flag=True, help="debug logging")
+@click.option(
+    "-v", "--verbose", is_flag=True, help="show every library's log lines too (Ray, BERTopic)"
+)
 def cli(verbose: bool) -> None:
     """Synthetic multi-platform social-media datasets from real posts, with fidelity reports."""
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(message)s",
-        datefmt="%H:%M:%S",
-    )
+    from mpsynth import console
+
+    console.setup(verbose)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 

@@ -23,7 +23,7 @@ from mpsynth.providers import (
     RetryableProviderError,
 )
 from mpsynth.providers.output import REPAIR_PROMPT, OutputFormatError, estimate_tokens, parse_posts
-from mpsynth.ratelimit import BudgetExhausted, RateGovernor
+from mpsynth.ratelimit import BudgetExhausted, CircuitOpen, RateGovernor
 
 
 class Governor(Protocol):
@@ -93,6 +93,14 @@ class GenerationEngine:
         self.rng = random.Random(seed)
         self.counts: Counter[str] = Counter()
         self.slots = asyncio.Semaphore(generator.rate.concurrency)  # provider calls in flight
+        self.last_error: str | None = None
+
+    @property
+    def endpoint(self) -> str:
+        """Where the provider sends requests: the SDK client's base URL, else the configured one."""
+        client_url = getattr(getattr(self.provider, "client", None), "base_url", None)
+        configured = getattr(getattr(self.provider, "config", None), "base_url", None)
+        return str(client_url or configured or self.provider.kind)
 
     async def run(self, requests: list[GenerationRequest]) -> dict[str, int]:
         """Complete every request (a ledger row each) unless the budget stops new launches; a fatal
@@ -114,6 +122,10 @@ class GenerationEngine:
                     group.create_task(guarded(request))
         except* FatalProviderError as errors:
             raise errors.exceptions[0] from None
+        except* CircuitOpen as errors:
+            raise CircuitOpen(
+                f"{errors.exceptions[0]}; last error from {self.endpoint}: {self.last_error}"
+            ) from None
         finally:
             self.ledger.flush()
         return dict(self.counts)
@@ -210,6 +222,7 @@ class GenerationEngine:
                     completion = await self.provider.complete(request)
             except RetryableProviderError as error:
                 last = error
+                self.last_error = str(error)
                 self.counts["retried_attempts"] += 1
                 self.counts["rate_limited"] += error.status == 429
                 await self.governor.failed(reserved, error.status, error.retry_after, worst)

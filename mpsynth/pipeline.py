@@ -9,14 +9,15 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from mpsynth import __version__
+from mpsynth import __version__, console
 from mpsynth.config import RunConfig
 from mpsynth.errors import ConfigError, InputError, StageError
 from mpsynth.rundir import RunDirectory, fingerprint
@@ -107,6 +108,7 @@ def run_pipeline(
     preflight(config, until)  # before the run directory exists: a bad input leaves nothing behind
     run = RunDirectory(config.run_dir)
     with run.claimed():
+        console.open_run_log(run.root)
         return _run_stages(config, run, until, force)
 
 
@@ -149,14 +151,15 @@ def _run_stages(
     return run.manifest()
 
 
-def _maybe_ray(config: RunConfig, needed: bool):
+@contextmanager
+def _maybe_ray(config: RunConfig, needed: bool) -> Iterator[None]:
     if not needed:
-        from contextlib import nullcontext
-
-        return nullcontext()
+        yield
+        return
     from mpsynth.distributed.session import ray_session
 
-    return ray_session(config.ray)
+    with console.native_output_to_run_log(), ray_session(config.ray):
+        yield
 
 
 def estimate(config: RunConfig) -> list[dict]:
@@ -210,6 +213,7 @@ def evaluate_files(
     check_inputs(config.ingest)
     run = RunDirectory(config.run_dir)
     with run.claimed():
+        console.open_run_log(run.root)
         _run_stages(config, run, "topics", set())
         ctx = StageContext(config, run)
         started = time.perf_counter()

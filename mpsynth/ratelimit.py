@@ -97,6 +97,12 @@ class RateGovernor:
         self.half_open_probe = False
         self.stats = GovernorStats()
 
+    def _trip_limit(self) -> int:
+        """A provider that has answered before gets `max_trips` cool-downs to recover; one that
+        never has (a wrong URL, a server that is down) gets one cool-down to come up, so a run
+        against it ends in about `cooldown_s`, not `max_trips` times that."""
+        return self.breaker.max_trips if self.stats.succeeded else min(2, self.breaker.max_trips)
+
     def _breaker_wait(self, now: float) -> float:
         if self.open_until > now:
             return self.open_until - now
@@ -107,10 +113,10 @@ class RateGovernor:
     async def acquire(self, tokens: int, worst_cost_usd: float = 0.0) -> None:
         """Wait until a request of `tokens` (prompt estimate + max_tokens) may be sent, reserving it."""
         while True:
-            if self.trips_without_success >= self.breaker.max_trips:
+            if self.trips_without_success >= self._trip_limit():
                 raise CircuitOpen(
                     f"the provider failed through {self.trips_without_success} circuit-breaker "
-                    f"cool-downs without a single success"
+                    f"cool-down(s) without a single success"
                 )
             if (
                 self.budget_usd is not None

@@ -16,7 +16,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from mpsynth import schema
+from mpsynth import console, schema
 from mpsynth.config import RunConfig
 from mpsynth.errors import StageError
 from mpsynth.rundir import RunDirectory
@@ -83,6 +83,7 @@ def run_embed(ctx: StageContext, out: Path) -> dict[str, int]:
         num_cpus=ctx.config.ray.actor_num_cpus,
         num_gpus=gpus,
         batch_size=embed.batch_size,
+        description="embed",
     )
     return {"embeddings": pq.read_table(out / "embeddings", columns=["id"]).num_rows}
 
@@ -107,9 +108,11 @@ def run_topics(ctx: StageContext, out: Path) -> dict[str, int]:
         len(platforms),
         topics.backend,
     )
-    fitted = fit_topics(
-        texts, embeddings_matrix(embedded.column("embedding")), topics, ctx.config.seed
-    )
+    with console.progress("topics: fitting UMAP + HDBSCAN", None, unit="posts"):
+        fitted = fit_topics(
+            texts, embeddings_matrix(embedded.column("embedding")), topics, ctx.config.seed
+        )
+    console.tame_library_loggers()  # BERTopic adds a console handler of its own when built
     np.save(out / "centroids.npy", fitted.centroids)
     fitted.model.save(
         str(out / "bertopic"),
@@ -128,6 +131,7 @@ def run_topics(ctx: StageContext, out: Path) -> dict[str, int]:
         actors=1,
         num_cpus=ctx.config.ray.actor_num_cpus,
         batch_size=topics.assign_batch_size,
+        description="topics: assigning posts",
     )
     assignments = pq.read_table(out / "assignments")
     platform_of = dict(zip(posts.column("id").to_pylist(), platforms.tolist(), strict=True))
@@ -306,6 +310,7 @@ def run_evaluate(ctx: StageContext, out: Path) -> dict[str, int]:
         num_cpus=ctx.config.ray.actor_num_cpus,
         batch_size=8192,
         include_paths=True,
+        description="evaluate: lexical features",
     )
     features = pq.read_table(out / "features")
 
@@ -340,6 +345,7 @@ def run_evaluate(ctx: StageContext, out: Path) -> dict[str, int]:
         num_cpus=ctx.config.ray.actor_num_cpus,
         num_gpus=gpus,
         batch_size=1024,
+        description="evaluate: embeddings, sentiment, entities",
     )
     post_features = pq.read_table(out / "post_features")
     shutil.rmtree(staged)

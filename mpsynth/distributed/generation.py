@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import logging
 import os
-import time
 import uuid
 from collections import Counter
 from pathlib import Path
@@ -15,6 +14,7 @@ import pyarrow as pa
 import ray
 from ray.exceptions import ActorDiedError, ActorUnavailableError, RayActorError
 
+from mpsynth import console
 from mpsynth.config import GeneratorConfig, RayConfig
 from mpsynth.engine import GenerationEngine
 from mpsynth.errors import ProviderError
@@ -25,6 +25,7 @@ from mpsynth.ratelimit import CircuitOpen, RateGovernor
 
 log = logging.getLogger(__name__)
 MAX_ROUNDS = 3
+POLL_S = 0.5  # how often the driver refreshes the progress display
 WORKER_PREFIX = "mpsynth-generate"
 
 
@@ -89,7 +90,10 @@ class GenerationWorker:
         flush_interval_s: float,
         seed: int,
         lease_token: str,
+        secret: Secret | None = None,
     ) -> None:
+        if secret is not None:  # this actor's own process: the provider reads it from there
+            os.environ[secret.env] = secret.reveal()
         self.engine = GenerationEngine(
             build_provider(generator.provider, generator.retry, corpus),
             generator,
@@ -107,15 +111,33 @@ class GenerationWorker:
             await self.engine.provider.close()
 
 
+class Secret:
+    """An API key on its way to a worker actor. Passed as a constructor argument (held in Ray's
+    memory with the actor's task), never in a runtime_env: Ray writes runtime_env contents into
+    its log files. Its repr never shows the value."""
+
+    def __init__(self, env: str, value: str) -> None:
+        self.env = env
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return f"Secret({self.env}=***)"
+
+
+def _secret(generator: GeneratorConfig) -> Secret | None:
+    key_env = getattr(generator.provider, "api_key_env", None)
+    if key_env and os.environ.get(key_env):
+        return Secret(key_env, os.environ[key_env])
+    return None
+
+
 def _worker_options(generator: GeneratorConfig, ray_config: RayConfig, name: str) -> dict:
     options = {"name": name, "num_cpus": ray_config.actor_num_cpus, "max_restarts": 0}
     if generator.provider.kind == "vllm":
         options["num_gpus"] = generator.provider.tensor_parallel_size
-    # Worker processes do not inherit the driver's environment: the one variable naming the key
-    # travels in the actor's runtime_env (held by Ray, never written to the run directory or logs).
-    key_env = getattr(generator.provider, "api_key_env", None)
-    if key_env and os.environ.get(key_env):
-        options["runtime_env"] = {"env_vars": {key_env: os.environ[key_env]}}
     return options
 
 
@@ -148,7 +170,47 @@ def run_generator(
     governor = GovernorActor.remote(generator, budget_usd)
     lease = Lease(ledger_dir, uuid.uuid4().hex)
     lease.take()  # workers of any earlier, dead driver stop here
-    started, total = time.monotonic(), len(pending)
+    with console.progress(
+        f"generate {generator.name}", len(pending), unit="req", interval_s=progress_interval_s
+    ) as shown:
+        totals = _run_rounds(
+            generator,
+            pending,
+            ledger_dir,
+            corpus,
+            governor,
+            price,
+            ray_config,
+            lease,
+            seed,
+            flush_every,
+            flush_interval_s,
+            shown,
+        )
+    snapshot = ray.get(governor.snapshot.remote())
+    ray.kill(governor)
+    totals["rate_limited"] = snapshot["rate_limited"]
+    totals["breaker_trips"] = snapshot["breaker_trips"]
+    return dict(totals)
+
+
+def _run_rounds(
+    generator: GeneratorConfig,
+    pending: list[dict],
+    ledger_dir: Path,
+    corpus: RealCorpus,
+    governor: ray.actor.ActorHandle,
+    price: Price | None,
+    ray_config: RayConfig,
+    lease: Lease,
+    seed: int,
+    flush_every: int,
+    flush_interval_s: float,
+    shown: console.Progress,
+) -> Counter[str]:
+    """Workers over the pending requests; a worker that dies leaves its unfinished requests to the
+    next round."""
+    totals: Counter[str] = Counter()
     for round_number in range(1, MAX_ROUNDS + 1):
         run_id = uuid.uuid4().hex[:8]
         workers = [
@@ -166,6 +228,7 @@ def run_generator(
                 flush_interval_s,
                 seed + i,
                 lease.token,
+                _secret(generator),
             )
             for i in range(min(generator.actors, len(pending)))
         ]
@@ -176,8 +239,8 @@ def run_generator(
         lost_worker = False
         try:
             while running:
-                ready, _ = ray.wait(list(running), num_returns=1, timeout=progress_interval_s)
-                _log_progress(generator.name, ray.get(governor.snapshot.remote()), total, started)
+                ready, _ = ray.wait(list(running), num_returns=1, timeout=POLL_S)
+                _show(shown, ray.get(governor.snapshot.remote()))
                 for ref in ready:
                     running.pop(ref)
                     try:
@@ -194,7 +257,9 @@ def run_generator(
                             type(error).__name__,
                         )
         except (FatalProviderError, CircuitOpen) as error:
-            raise ProviderError(f"generator {generator.name}: {error}") from None
+            # a RayTaskError's text carries the remote traceback: report the cause alone
+            cause = getattr(error, "cause", None) or error
+            raise ProviderError(f"generator {generator.name}: {cause}") from None
         finally:
             for worker in workers:
                 ray.kill(worker)
@@ -210,27 +275,13 @@ def run_generator(
             round_number + 1,
             len(pending),
         )
-    snapshot = ray.get(governor.snapshot.remote())
-    ray.kill(governor)
-    totals["rate_limited"] = snapshot["rate_limited"]
-    totals["breaker_trips"] = snapshot["breaker_trips"]
-    return dict(totals)
+    return totals
 
 
-def _log_progress(name: str, snapshot: dict, total: int, started: float) -> None:
-    finished = snapshot["requests_done"] + snapshot["requests_failed"]
-    elapsed = max(1e-9, time.monotonic() - started)
-    rate = finished / elapsed
-    eta = (total - finished) / rate if rate > 0 else float("inf")
-    log.info(
-        "generate %s: %d/%d (%.0f%%) %.1f req/s ETA %s spent $%.4f failed %d 429s %d",
-        name,
-        finished,
-        total,
-        100 * finished / max(1, total),
-        rate,
-        f"{eta:.0f}s" if eta != float("inf") else "?",
-        snapshot["spent_usd"],
-        snapshot["requests_failed"],
-        snapshot["rate_limited"],
+def _show(shown: console.Progress, snapshot: dict) -> None:
+    shown.update(
+        snapshot["requests_done"] + snapshot["requests_failed"],
+        spent=f"${snapshot['spent_usd']:.4f}",
+        failed=snapshot["requests_failed"],
+        **{"429s": snapshot["rate_limited"]},
     )

@@ -8,7 +8,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import ray
+import ray.data  # configures its console logging on import: before mpsynth re-routes it
 
+from mpsynth import console
 from mpsynth.config import RayConfig
 
 log = logging.getLogger(__name__)
@@ -22,16 +24,22 @@ def ray_session(config: RayConfig) -> Iterator[None]:
         # `ray job submit` sets RAY_ADDRESS; otherwise the config decides. No address means a
         # private local session ("local"), never a silent join of whatever cluster runs here.
         address = config.address or os.environ.get("RAY_ADDRESS") or "local"
+        # nothing reports home unless the user asks: Ray's usage statistics are off by default
+        os.environ["RAY_USAGE_STATS_ENABLED"] = "1" if config.usage_stats else "0"
         log.info("starting Ray (%s)", address)
+        console.tame_library_loggers()  # Ray's own console handlers: into the run log instead
         ray.init(
             address=address,
             num_cpus=config.num_cpus if address == "local" else None,
             include_dashboard=False,
-            logging_level=logging.WARNING,
-            log_to_driver=True,
+            logging_level=logging.DEBUG if console.verbose() else logging.INFO,
+            # worker output stays in Ray's session logs unless -v
+            log_to_driver=console.verbose(),
         )
         started = True
+    console.tame_library_loggers()
     context = ray.data.DataContext.get_current()
+    context.enable_progress_bars = False  # mpsynth shows its own, one per stage
     context.enable_operator_progress_bars = False
     try:
         yield

@@ -123,7 +123,9 @@ def stainless_errors(sdk: Any, label: str, key: str) -> Iterator[None]:
             ) from None
         raise FatalProviderError(f"{label}: {message}") from None
     except (sdk.APITimeoutError, sdk.APIConnectionError) as error:
-        raise RetryableProviderError(f"{type(error).__name__}: {error}") from None
+        # the SDK's own text is bare ("Connection error."): the transport's says what failed
+        cause = f" ({type(error.__cause__).__name__}: {error.__cause__})" if error.__cause__ else ""
+        raise RetryableProviderError(f"{type(error).__name__}: {error}{cause}") from None
     except sdk.APIResponseValidationError as error:
         raise RetryableProviderError(f"malformed response: {error}") from None
     except json.JSONDecodeError as error:  # a response body that is not JSON
