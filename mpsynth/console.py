@@ -237,6 +237,8 @@ class Progress:
 
     def _print_line(self) -> None:
         self._printed_at = time.monotonic()
+        if self.total is None and not self.done:
+            return  # work without a count (a model fit): the stage's own lines say it runs
         rate = self._rate()
         if self.total:
             eta = (self.total - self.done) / rate if rate > 0 else None

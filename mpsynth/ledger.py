@@ -72,7 +72,7 @@ class LedgerWriter:
         table = pa.Table.from_pylist(self.buffer, schema=schema.COMPLETIONS)
         final = self.directory / f"part-{self.prefix}-{self.sequence:06d}.parquet"
         scratch = self.directory / f".{final.name}.tmp"
-        pq.write_table(table, scratch)
+        pq.write_table(schema.described(table), scratch)
         os.replace(scratch, final)
         self.sequence += 1
         self.buffer = []

@@ -112,16 +112,20 @@ def csv_header(file: Path) -> tuple[list[str], bool]:
     """The header's column names, and whether any row follows it."""
     check_encoding(file)
     with _open_text(file) as handle:
-        reader = csv.reader(handle)
+        reader = csv.reader(handle, strict=True)
+        header = _header_row(file, reader)
         try:
-            header = next(reader, [])
             has_rows = any(any(value.strip() for value in row) for row in reader)
-        except csv.Error as error:
-            # a broken row after the header still means the file has rows (quarantined later)
-            if not header:
-                raise InputError(f"{file}: cannot read the CSV header: {error}") from None
-            has_rows = True
+        except csv.Error:
+            has_rows = True  # a broken row is still a row (quarantined when read)
     return [_restore_bytes(name) for name in header], has_rows
+
+
+def _header_row(file: Path, reader) -> list[str]:
+    try:
+        return next(reader, [])
+    except csv.Error as error:
+        raise InputError(f"{file}: the header (line 1) is not valid CSV: {error}") from None
 
 
 def read_csv(file: Path, wanted: list[str]) -> RawRows:
@@ -133,7 +137,7 @@ def read_csv(file: Path, wanted: list[str]) -> RawRows:
     with _open_text(file) as handle:
         lines = _Lines(handle)
         reader = csv.reader(lines, strict=True)
-        header = next(reader, [])
+        header = _header_row(file, reader)
         width = len(header)
         positions = {name: header.index(name) for name in wanted if name in header}
         while True:

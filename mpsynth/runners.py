@@ -38,7 +38,7 @@ class StageContext:
 
 
 def _write(table: pa.Table, path: Path) -> int:
-    pq.write_table(table, path)
+    pq.write_table(schema.described(table), path)
     return table.num_rows
 
 
@@ -304,7 +304,7 @@ def run_evaluate(ctx: StageContext, out: Path) -> dict[str, int]:
         ],  # absolute: Ray reports each row's file path as given
         out / "features",
         LexicalFeatures,
-        columns=["platform", "text"],
+        columns=["id", "platform", "text"],
         constructor_kwargs={"datasets": {str(p.resolve()): n for n, p in sources.items()}},
         actors=1,
         num_cpus=ctx.config.ray.actor_num_cpus,
@@ -312,7 +312,11 @@ def run_evaluate(ctx: StageContext, out: Path) -> dict[str, int]:
         include_paths=True,
         description="evaluate: lexical features",
     )
-    features = pq.read_table(out / "features")
+    # Ray Data writes rows in whatever order its tasks finish: sorted, the bootstrap draws the same
+    # posts on every run, so the same config and seed give the same intervals
+    features = pq.read_table(out / "features").sort_by(
+        [("dataset", "ascending"), ("id", "ascending")]
+    )
 
     # per-post embedding, sentiment and entities of every sampled post, through Ray Data actors
     staged = out / "sampled"
@@ -382,12 +386,24 @@ def run_evaluate(ctx: StageContext, out: Path) -> dict[str, int]:
             privacy_rows(samples, examples),
         ]
     )
-    pq.write_table(embedding_map, out / "map.parquet")
-    pq.write_table(metrics, out / "metrics.parquet")
+    metrics = _nan_as_null(metrics, ["value", "ci_low", "ci_high"])
+    _write(embedding_map, out / "map.parquet")
+    _write(metrics, out / "metrics.parquet")
     (out / "metrics.json").write_text(
-        json.dumps(metrics.to_pylist(), indent=1, allow_nan=True) + "\n"
+        json.dumps(metrics.to_pylist(), indent=1, allow_nan=False) + "\n"
     )
     return {"metrics": metrics.num_rows, "posts": features.num_rows}
+
+
+def _nan_as_null(table: pa.Table, columns: list[str]) -> pa.Table:
+    """A value that cannot be computed is missing (null), not NaN: JSON and other readers agree."""
+    for name in columns:
+        column = table.column(name)
+        position = table.schema.get_field_index(name)
+        table = table.set_column(
+            position, table.schema.field(name), pc.if_else(pc.is_nan(column), None, column)
+        )
+    return table
 
 
 def run_report(ctx: StageContext, out: Path) -> dict[str, int]:

@@ -147,3 +147,78 @@ METRICS = pa.schema(
 
 REAL = "real"
 ALL_PLATFORMS = "all"
+
+
+# What every column of every output table means, stored in the Parquet schema's field metadata
+# (key b"description") so that a file read anywhere explains itself.
+DESCRIPTIONS: dict[str, str] = {
+    "id": "post id: the input's id column, else FILE:LINE; for synthetic posts REQUEST:INDEX",
+    "platform": "platform name, normalised (twitter, reddit, youtube, facebook, ...)",
+    "text": "post text, exactly as read or generated",
+    "timestamp": "the input's timestamp, as given",
+    "author": "the input's author, as given",
+    "label": "the input's label, as given",
+    "source_file": "input file the row was read from",
+    "source_row": "line of the row in its file (1-based, header counted; Parquet: row number)",
+    "reason": "why the row was set aside",
+    "embedding": "unit-length embedding vector of the post (the run's embedder)",
+    "topic": "topic number in the real topic model (-1: outlier; null: none or all topics)",
+    "topic_similarity": "cosine similarity of the post to its topic's centroid",
+    "size": "posts assigned to the topic",
+    "keywords": "the topic's top words (c-TF-IDF)",
+    "platform_counts": "posts of the topic per platform",
+    "representative_ids": "ids of the posts closest to the topic's centroid",
+    "pool_id": "few-shot pool the request draws its examples from",
+    "strategy": "prompting strategy: mptm (one topic, several platforms) or per_platform",
+    "target_platforms": "platforms the request asks posts for",
+    "example_ids": "ids of the real posts the prompt showed as examples",
+    "seed": "seed of the pool draw or the generation request",
+    "messages": "chat messages sent to the model",
+    "posts_per_platform": "posts asked for each target platform",
+    "provider": "generation backend kind (markov, openai, anthropic, gemini, vllm)",
+    "model": "model name as sent to the provider",
+    "params_json": "sampling parameters sent with the request (JSON)",
+    "request_id": "hash of everything that shapes the answer: provider, model, URL, params, messages, seed",
+    "generator": "generator name from the config",
+    "status": "ok, or failed after every retry",
+    "finish_reason": "why the model stopped: stop, length (truncated), refusal, ...",
+    "prompt_tokens": "prompt tokens, as the provider counted them",
+    "completion_tokens": "completion tokens, as the provider counted them",
+    "error": "the last error, for a failed request",
+    "latency_s": "seconds from the first attempt to the answer",
+    "attempts": "calls made, retries and the repair retry included",
+    "repaired": "true when the first answer was unusable and a repair retry was asked for",
+    "cost_usd": "dollars spent on the request at the configured prices",
+    "finished_at": "unix time the request finished",
+    "raw": "the model output that could not be used",
+    "family": "metric family: lexical, sentiment, similarity, topics, linguistic, privacy, ...",
+    "metric": "metric name within its family",
+    "dataset": "real, or the name of a synthetic dataset (GENERATOR-STRATEGY)",
+    "value": "the metric's value (null when it cannot be computed)",
+    "ci_low": "lower bound of the bootstrap confidence interval (null when none)",
+    "ci_high": "upper bound of the bootstrap confidence interval (null when none)",
+    "n": "posts the value is computed on",
+    "hashtags": "hashtags in the post",
+    "mentions": "@mentions in the post",
+    "urls": "URLs in the post",
+    "emojis": "emojis in the post",
+    "chars": "characters in the post",
+    "words": "whitespace-separated words in the post",
+    "path": "file the row was read from",
+    "x": "first coordinate of the 2-D map (PCA of the embeddings, fitted on the real posts)",
+    "y": "second coordinate of the 2-D map",
+}
+
+
+def described(table: pa.Table) -> pa.Table:
+    """The table with each column's description in its field metadata (existing metadata kept)."""
+    fields = []
+    for field in table.schema:
+        text = DESCRIPTIONS.get(field.name)
+        if text is None or (field.metadata and b"description" in field.metadata):
+            fields.append(field)
+            continue
+        fields.append(
+            field.with_metadata({**(field.metadata or {}), b"description": text.encode()})
+        )
+    return table.cast(pa.schema(fields, metadata=table.schema.metadata))

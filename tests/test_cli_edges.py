@@ -32,7 +32,8 @@ def test_fatal_input_error_leaves_no_run_directory(tmp_path, demo_rows, capsys):
     rows = [{**r, "text": "   "} for r in demo_rows[:10]]  # every row quarantined
     config = _config(tmp_path, write_csv(tmp_path / "blank.csv", rows, DEMO_COLUMNS))
     assert main(["ingest", str(config)]) == 2
-    assert "no usable posts in the inputs: every row was quarantined" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert f"no usable posts in {tmp_path / 'blank.csv'}: every row was quarantined" in err
     assert not (tmp_path / "run").exists()
 
 

@@ -13,6 +13,7 @@ import pyarrow.parquet as pq
 import ray
 
 from mpsynth import console
+from mpsynth.schema import described
 
 MIN_ROWS_PER_FILE = 100_000  # fewer, larger part files for large outputs
 POLL_S = 0.25
@@ -42,14 +43,14 @@ class CountedActor:
     def __call__(self, batch: pa.Table, **fn_kwargs: Any) -> pa.Table:
         out = self.fn(batch, **fn_kwargs)
         self.counter.add.remote(batch.num_rows)
-        return out
+        return described(out)
 
 
 def _counted_function(fn: Callable, counter: Any) -> Callable:
     def counted(batch: pa.Table, **fn_kwargs: Any) -> pa.Table:
         out = fn(batch, **fn_kwargs)
         counter.add.remote(batch.num_rows)
-        return out
+        return described(out)
 
     return counted
 

@@ -93,7 +93,7 @@ class LexicalFeatures:
         names = pa.DictionaryArray.from_arrays(
             paths.indices, pa.array([self.datasets[p] for p in paths.dictionary.to_pylist()])
         ).cast(pa.string())
-        out = add_lexical_features(batch.select(["platform", "text"])).drop_columns(["text"])
+        out = add_lexical_features(batch.select(["id", "platform", "text"])).drop_columns(["text"])
         return out.append_column("dataset", names)
 
 

@@ -137,7 +137,8 @@ def ingest(config: IngestConfig) -> IngestResult:
     read, kept_count, bad_count = Counter(), Counter(), Counter()
     limit = config.max_text_chars
 
-    for spec, file, fmt in check_inputs(config):
+    inputs = check_inputs(config)
+    for spec, file, fmt in inputs:
         wanted = _wanted_columns(spec)
         rows = _read_rows(file, fmt, list(dict.fromkeys(wanted.values())))
         values = {name: rows.columns[column] for name, column in wanted.items()}
@@ -191,8 +192,9 @@ def ingest(config: IngestConfig) -> IngestResult:
     }
     if not kept["id"]:
         reasons = Counter(quarantined["reason"]).most_common(3)
+        files = ", ".join(str(file) for _, file, _ in inputs)
         raise InputError(
-            "no usable posts in the inputs: every row was quarantined; most common reasons: "
+            f"no usable posts in {files}: every row was quarantined; most common reasons: "
             + "; ".join(f"{reason} ({n})" for reason, n in reasons)
         )
     return IngestResult(
