@@ -186,6 +186,7 @@ class Progress:
         self._printed_at = self.started
         self._bar = None
         self._task = None
+        self._printed_done: int | None = None
 
     def __enter__(self) -> Progress:
         if interactive():
@@ -239,6 +240,9 @@ class Progress:
         self._printed_at = time.monotonic()
         if self.total is None and not self.done:
             return  # work without a count (a model fit): the stage's own lines say it runs
+        if self._printed_done == self.done and self.done == self.total:
+            return
+        self._printed_done = self.done
         rate = self._rate()
         if self.total:
             eta = (self.total - self.done) / rate if rate > 0 else None

@@ -204,3 +204,37 @@ def test_killing_the_driver_then_rerunning_completes_each_request_once(
     reference_dir = reference[0]
     for name in ("fakegpt-mptm", "fakegpt-per_platform", "markov-mptm"):
         assert _dataset(run_dir, name).equals(_dataset(reference_dir, name))
+
+
+def test_unreachable_base_url_ends_in_one_line_naming_it(tmp_path, data, server, reference, capsys):
+    import socket
+
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{probe.getsockname()[1]}/v1"
+    path = _config(tmp_path / "run", data, server)
+    raw = yaml.safe_load(path.read_text())
+    raw["generate"]["generators"] = [
+        {
+            "name": "nowhere",
+            "provider": {
+                "kind": "openai",
+                "model": "test-model",
+                "base_url": url,
+                "api_key_env": "MPSYNTH_TEST_KEY",
+            },
+            "retry": {"base_delay_s": 0.05},
+            "circuit_breaker": {"cooldown_s": 2.0},
+        }
+    ]
+    path.write_text(yaml.safe_dump(raw))
+    from mpsynth.cli import main
+
+    started = time.monotonic()
+    assert main(["generate", str(path)]) == 2
+    elapsed = time.monotonic() - started
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1, err
+    assert err[0].startswith("error: generator nowhere: the provider failed through 2")
+    assert f"last error from {url}" in err[0] and "ConnectionRefusedError" in err[0]
+    assert elapsed < 60

@@ -6,6 +6,7 @@ import json
 import re
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 import yaml
@@ -225,3 +226,41 @@ def test_a_relative_run_directory_works_end_to_end(tmp_path, demo_rows, ray_loca
     (tmp_path / "relative.yaml").write_text(yaml.safe_dump(config))
     assert main(["run", "relative.yaml"]) == 0
     assert (tmp_path / "runs" / "relative" / "report" / "report.html").is_file()
+
+
+def test_every_output_table_describes_its_columns(finished_run):
+    _, config, _ = finished_run
+    tables = sorted(config.run_dir.rglob("*.parquet"))
+    assert len(tables) >= 15
+    for path in tables:
+        for field in pq.read_schema(path):
+            if field.name == "path":
+                continue  # Ray Data's own column on rows read with include_paths
+            assert (field.metadata or {}).get(b"description"), f"{path}: {field.name}"
+
+
+def test_metrics_are_strict_json_and_missing_values_are_null(finished_run):
+    _, config, _ = finished_run
+    text = (config.run_dir / "evaluate" / "metrics.json").read_text()
+    rows = json.loads(text, parse_constant=lambda name: pytest.fail(f"{name} in metrics.json"))
+    table = pq.read_table(config.run_dir / "evaluate" / "metrics.parquet")
+    for name in ("value", "ci_low", "ci_high"):
+        assert not pc.any(pc.is_nan(table[name])).as_py()
+    assert table["ci_low"].null_count > 0  # metrics without an interval say so with null
+    assert sum(row["ci_low"] is None for row in rows) == table["ci_low"].null_count
+
+
+def test_the_same_config_and_seed_give_identical_metrics(finished_run):
+    config_path, config, _ = finished_run
+    run_pipeline(load_config(config_path))  # other tests may have left another config's run
+    first = pq.read_table(config.run_dir / "evaluate" / "metrics.parquet")
+    run_pipeline(load_config(config_path), until="evaluate", force={"evaluate"})
+    second = pq.read_table(config.run_dir / "evaluate" / "metrics.parquet")
+    assert first.num_rows == second.num_rows
+    assert first.equals(second)  # values and intervals alike
+
+
+def test_ray_usage_statistics_are_off_unless_asked_for(ray_local):
+    from ray._common.usage import usage_lib
+
+    assert not usage_lib.usage_stats_enabled()

@@ -14,7 +14,7 @@ from mpsynth.errors import ConfigError
 from mpsynth.ledger import LedgerWriter, read_ledger
 from mpsynth.pricing import Price
 from mpsynth.providers import FatalProviderError, GenerationRequest, build_provider
-from mpsynth.ratelimit import RateGovernor
+from mpsynth.ratelimit import CircuitOpen, RateGovernor
 from mpsynth.testing import FakeProviderServer, Fault
 from tests.conftest import first_per_platform
 
@@ -181,3 +181,27 @@ def test_missing_key_is_a_config_error(monkeypatch, tmp_path):
         build_provider(
             _generator("openai", server).provider, _generator("openai", server).retry, None
         )
+
+
+@pytest.mark.parametrize("kind", ("openai", "anthropic"))
+def test_unreachable_server_ends_with_the_url_and_the_connection_error(kind, requests, tmp_path):
+    import socket
+
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    url = f"http://127.0.0.1:{port}/v1"
+    generator = GeneratorConfig.model_validate(
+        {
+            "name": "g",
+            "provider": {"kind": kind, "model": "m", "base_url": url, "api_key_env": "MPSYNTH_KEY"},
+            "retry": {"base_delay_s": 0.01, "max_delay_s": 0.02},
+            "circuit_breaker": {"failures": 3, "cooldown_s": 0.2},
+        }
+    )
+    with pytest.raises(CircuitOpen) as error:
+        _run(generator, requests, tmp_path)
+    message = str(error.value)
+    assert f"last error from {url}" in message.replace(f"{url}/", url)
+    assert "ConnectError" in message and "ConnectionRefusedError: [Errno 111]" in message
+    assert "Traceback" not in message

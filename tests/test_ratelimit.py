@@ -119,3 +119,32 @@ def test_budget_stops_launches_counting_in_flight_worst_cases():
     governor.settle(10, 5, 5, cost_usd=0.1, worst_cost_usd=0.6)
     asyncio.run(governor.acquire(10, worst_cost_usd=0.6))  # 0.1 spent + 0.6 fits
     assert governor.stats.spent_usd == pytest.approx(0.1)
+
+
+def test_a_provider_that_never_answered_gets_one_cool_down_with_the_defaults():
+    """Default breaker (10 failures, 30 s, 5 trips): an unreachable server ends the run after the
+    first cool-down's probe fails (about 30 s), not after five cool-downs."""
+    clock = FakeClock()
+    governor = _governor(clock)
+    for _ in range(10):
+        asyncio.run(governor.acquire(1))
+        governor.failed(1, status=None, retry_after=None)
+    asyncio.run(governor.acquire(1))  # the probe, after the cool-down
+    governor.failed(1, status=None, retry_after=None)
+    with pytest.raises(CircuitOpen, match="2 circuit-breaker cool-down"):
+        asyncio.run(governor.acquire(1))
+    assert clock() == pytest.approx(30.0)
+
+
+def test_a_provider_that_answered_before_gets_every_cool_down():
+    clock = FakeClock()
+    governor = _governor(clock, failures=1, cooldown_s=1.0, max_trips=4)
+    asyncio.run(governor.acquire(1))
+    governor.settle(1, 1, 0, 0.0)
+    for _ in range(3):
+        asyncio.run(governor.acquire(1))
+        governor.failed(1, status=503, retry_after=None)
+    asyncio.run(governor.acquire(1))  # three trips without success: still under max_trips
+    governor.failed(1, status=503, retry_after=None)
+    with pytest.raises(CircuitOpen):
+        asyncio.run(governor.acquire(1))

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pyarrow as pa
 import ray
-from ray.exceptions import ActorDiedError, ActorUnavailableError, RayActorError
+from ray.exceptions import ActorDiedError, ActorUnavailableError, RayActorError, RayTaskError
 
 from mpsynth import console
 from mpsynth.config import GeneratorConfig, RayConfig
@@ -61,7 +61,12 @@ class RemoteGovernor:
         self.handle = handle
 
     async def acquire(self, tokens: int, worst_cost_usd: float) -> None:
-        await self.handle.acquire.remote(tokens, worst_cost_usd)
+        try:
+            await self.handle.acquire.remote(tokens, worst_cost_usd)
+        except RayTaskError as error:
+            # the governor's own exception (budget reached, breaker open), not Ray's wrapping of it
+            # with the remote traceback in its text
+            raise error.cause from None
 
     async def settle(
         self, reserved: int, prompt: int, completion: int, cost: float, worst: float

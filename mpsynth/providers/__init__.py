@@ -124,12 +124,30 @@ def stainless_errors(sdk: Any, label: str, key: str) -> Iterator[None]:
         raise FatalProviderError(f"{label}: {message}") from None
     except (sdk.APITimeoutError, sdk.APIConnectionError) as error:
         # the SDK's own text is bare ("Connection error."): the transport's says what failed
-        cause = f" ({type(error.__cause__).__name__}: {error.__cause__})" if error.__cause__ else ""
-        raise RetryableProviderError(f"{type(error).__name__}: {error}{cause}") from None
+        raise RetryableProviderError(
+            f"{type(error).__name__}: {error}{_transport_cause(error)}"
+        ) from None
     except sdk.APIResponseValidationError as error:
         raise RetryableProviderError(f"malformed response: {error}") from None
     except json.JSONDecodeError as error:  # a response body that is not JSON
         raise RetryableProviderError(f"malformed response body: {error}") from None
+
+
+def _transport_cause(error: BaseException) -> str:
+    """The innermost cause of a connection error ("[Errno 111] Connection refused"), which the
+    SDK and HTTP layers above it each wrap in a vaguer message of their own."""
+    chain = []
+    seen = error.__cause__ or error.__context__
+    while seen is not None and len(chain) < 8:
+        chain.append(seen)
+        seen = seen.__cause__ or seen.__context__
+    if not chain:
+        return ""
+    first, last = chain[0], chain[-1]
+    text = f"{type(first).__name__}: {first}"
+    if last is not first:
+        text += f"; {type(last).__name__}: {last}"
+    return f" ({text})"
 
 
 def build_provider(config: ProviderConfig, retry: RetryConfig, corpus: RealCorpus) -> Provider:
