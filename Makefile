@@ -5,6 +5,9 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
+# nothing reports home: library telemetry off (Ray's usage statistics are off in mpsynth's config)
+export HF_HUB_DISABLE_TELEMETRY := 1
+export DO_NOT_TRACK := 1
 
 .PHONY: demo test lint install clean browser
 

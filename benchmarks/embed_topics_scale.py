@@ -31,7 +31,9 @@ from mpsynth.embedders import load_embedder, prepare_embedder
 from mpsynth.stages.embed import EmbedBatch, embeddings_matrix
 from mpsynth.stages.topics import AssignTopics, fit_topics, stratified_sample
 
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared" / "data"  # the full public files, beside a development checkout
+BUNDLED = [REPO / "data" / "demo" / "posts.csv", *sorted((REPO / "tests" / "data").glob("*.csv"))]
 FILES = (
     "politics_twitter_ira.csv",
     "politics_reddit_meiu22.csv",
@@ -73,10 +75,21 @@ class PeakMemory:
         self.peak = max(self.peak, self._sample())
 
 
-def real_corpus() -> tuple[list[str], list[str]]:
+def real_corpus(data_dir: Path | None = None) -> tuple[list[str], list[str]]:
+    """Posts from the full public files in `data_dir` (default ../shared/data); when that folder
+    is absent, from the samples bundled with the repository, and the benchmark says so."""
+    data_dir = data_dir or SHARED
+    paths = [data_dir / name for name in FILES]
+    missing = [p for p in paths if not p.is_file()]
+    if missing:
+        print(
+            f"{missing[0]} not found: resampling the bundled samples (data/demo, tests/data) "
+            f"instead; give --data DIR for the full files"
+        )
+        paths = BUNDLED
     texts, platforms = [], []
-    for name in FILES:
-        with (SHARED / name).open(encoding="utf-8", newline="") as handle:
+    for path in paths:
+        with path.open(encoding="utf-8", newline="") as handle:
             for row in csv.DictReader(handle):
                 if row["text"].strip():
                     texts.append(row["text"])
@@ -197,8 +210,9 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=4096)
     parser.add_argument("--lsa-fit-sample", type=int, default=200_000)
     parser.add_argument("--fit-sample-per-platform", type=int, default=10_000)
+    parser.add_argument("--data", type=Path, help=f"folder of the full files (default {SHARED})")
     args = parser.parse_args()
-    corpus = real_corpus()
+    corpus = real_corpus(args.data)
     print(f"real posts to resample from: {len(corpus[0]):,} ({', '.join(FILES)})")
     print(f"machine: {psutil.cpu_count()} CPUs, {gib(psutil.virtual_memory().total)} RAM")
     results = []

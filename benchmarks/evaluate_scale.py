@@ -49,8 +49,11 @@ def resampled(texts, platforms, n, seed, prefix):
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--posts", type=int, default=1_000_000)
+    parser.add_argument(
+        "--data", type=Path, help="folder of the full files (default ../shared/data)"
+    )
     args = parser.parse_args()
-    texts, platforms = real_corpus()
+    texts, platforms = real_corpus(args.data)
     with tempfile.TemporaryDirectory() as tmp, ray_session(RayConfig()):
         root = Path(tmp) / "run"
         config = build_config({"run_dir": str(root), "ingest": {"inputs": [{"path": tmp}]}})

@@ -45,6 +45,7 @@ def cli(verbose: bool) -> None:
 
     console.setup(verbose)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")  # nothing reports home unless asked
 
 
 @cli.command()

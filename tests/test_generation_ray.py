@@ -238,3 +238,13 @@ def test_unreachable_base_url_ends_in_one_line_naming_it(tmp_path, data, server,
     assert err[0].startswith("error: generator nowhere: the provider failed through 2")
     assert f"last error from {url}" in err[0] and "ConnectionRefusedError" in err[0]
     assert elapsed < 60
+
+
+def test_estimate_needs_no_key(reference, data, server, monkeypatch, capsys):
+    run_dir, _, rows, _ = reference
+    monkeypatch.delenv("MPSYNTH_TEST_KEY")
+    from mpsynth.cli import main
+
+    assert main(["estimate", str(run_dir.parent / f"{run_dir.name}.yaml")]) == 0
+    printed = capsys.readouterr().out
+    assert "fakegpt" in printed and "test-model" in printed
