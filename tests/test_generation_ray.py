@@ -241,7 +241,7 @@ def test_unreachable_base_url_ends_in_one_line_naming_it(tmp_path, data, server,
 
 
 def test_estimate_needs_no_key(reference, data, server, monkeypatch, capsys):
-    run_dir, _, rows, _ = reference
+    run_dir = reference[0]
     monkeypatch.delenv("MPSYNTH_TEST_KEY")
     from mpsynth.cli import main
 
