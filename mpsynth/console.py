@@ -92,6 +92,8 @@ def setup(verbose: bool = False) -> None:
     root.handlers = [h for h in root.handlers if not getattr(h, "_mpsynth", False)]
     root.setLevel(logging.DEBUG if verbose else logging.INFO)
     _run_log._mpsynth = True  # type: ignore[attr-defined]
+    # libraries' debug records (Ray Data dumps its whole context at DEBUG) only with -v
+    _run_log.setLevel(logging.DEBUG if verbose else logging.INFO)
     root.addHandler(_run_log)
     console = _Stderr()
     console.setFormatter(_OwnLines() if not verbose else logging.Formatter(_FORMAT))
