@@ -418,9 +418,16 @@ def run_report(ctx: StageContext, out: Path) -> dict[str, int]:
             if len(by_platform.setdefault(row["platform"], [])) < 3:
                 by_platform[row["platform"]].append(row)
         examples[path.stem] = [row for rows in by_platform.values() for row in rows]
+    # null (cannot be computed) is NaN to the plotting and table code
+    metrics = pq.read_table(ctx.path("evaluate", "metrics.parquet"))
+    for name in ("value", "ci_low", "ci_high"):
+        position = metrics.schema.get_field_index(name)
+        metrics = metrics.set_column(
+            position, metrics.schema.field(name), pc.fill_null(metrics[name], float("nan"))
+        )
     page = render_report(
         ctx.config.report.title,
-        pq.read_table(ctx.path("evaluate", "metrics.parquet")),
+        metrics,
         pq.read_table(ctx.path("evaluate", "features"), columns=["dataset", "platform", "chars"]),
         pq.read_table(ctx.path("evaluate", "map.parquet")),
         json.loads(ctx.path("ingest", "summary.json").read_text()),
@@ -434,7 +441,7 @@ def run_report(ctx: StageContext, out: Path) -> dict[str, int]:
         counts[path.stem] = {v["values"]: v["counts"] for v in platforms.to_pylist()}
     card = render_dataset_card(
         ctx.config,
-        pq.read_table(ctx.path("evaluate", "metrics.parquet")).to_pylist(),
+        metrics.to_pylist(),
         counts,
         json.loads(ctx.path("ingest", "summary.json").read_text()),
         ctx.run.manifest(),

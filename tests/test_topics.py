@@ -63,13 +63,11 @@ def test_gpu_backend_without_cuml_names_the_install_command():
 
 
 @pytest.mark.slow
-def test_political_twitter_and_reddit_topics_mix_and_pools_follow_them():
-    """Real IRA tweets and MEIU22 Reddit posts (1,500 each): topics span both platforms, and every
-    MPTM pool's examples share one topic and cover each platform that topic holds."""
-    rows = (
-        read_rows("politics_twitter_ira.csv")[:1500]
-        + read_rows("politics_reddit_meiu22.csv")[:1500]
-    )
+def test_political_twitter_and_facebook_topics_mix_and_pools_follow_them():
+    """Real IRA tweets and TRAC-1 Facebook comments on politics (1,500 each): topics span both
+    platforms, and every MPTM pool's examples share one topic and cover each platform it holds."""
+    facebook = [r for r in read_rows("trac1_aggression.csv") if r["platform"] == "facebook"]
+    rows = read_rows("ira_tweets.csv")[:1500] + facebook[:1500]
     texts = [r["text"] for r in rows]
     ids = [r["id"] for r in rows]
     platforms = [r["platform"] for r in rows]
@@ -81,7 +79,7 @@ def test_political_twitter_and_reddit_topics_mix_and_pools_follow_them():
     for label, platform in zip(labels.tolist(), platforms, strict=True):
         if label >= 0:
             per_topic.setdefault(label, set()).add(platform)
-    mixed = [t for t, p in per_topic.items() if p == {"twitter", "reddit"}]
+    mixed = [t for t, p in per_topic.items() if p == {"twitter", "facebook"}]
     assert len(per_topic) >= 5 and len(mixed) >= 2
 
     pools = build_pools(
