@@ -22,7 +22,7 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/mpsynth run configs/demo.yaml
+	@$(BIN)/mpsynth run configs/demo.yaml
 
 # the report test takes a screenshot in headless Chromium (Debian's package)
 browser:

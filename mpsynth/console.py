@@ -196,21 +196,32 @@ class Progress:
             from rich.progress import (
                 BarColumn,
                 MofNCompleteColumn,
+                SpinnerColumn,
                 TextColumn,
                 TimeElapsedColumn,
                 TimeRemainingColumn,
             )
             from rich.progress import Progress as RichProgress
 
+            if self.total is None:  # work without a count (a model fit): a spinner and the time
+                columns = (
+                    SpinnerColumn(),
+                    TextColumn("[bold]{task.description}"),
+                    TimeElapsedColumn(),
+                )
+            else:
+                columns = (
+                    TextColumn("[bold]{task.description}"),
+                    BarColumn(),
+                    MofNCompleteColumn(),
+                    TextColumn("{task.fields[rate]}"),
+                    TextColumn("ETA"),
+                    TimeRemainingColumn(),
+                    TimeElapsedColumn(),
+                    TextColumn("{task.fields[extra]}"),
+                )
             self._bar = RichProgress(
-                TextColumn("[bold]{task.description}"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                TextColumn("{task.fields[rate]}"),
-                TextColumn("ETA"),
-                TimeRemainingColumn(),
-                TimeElapsedColumn(),
-                TextColumn("{task.fields[extra]}"),
+                *columns,
                 console=Console(file=sys.stdout),
                 transient=False,
                 refresh_per_second=4,
