@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
-# nothing reports home: library telemetry off (Ray's usage statistics are off in mpsynth's config)
+# nothing reports home: library telemetry off (mpsynth turns Ray's usage statistics off itself)
 export HF_HUB_DISABLE_TELEMETRY := 1
 export DO_NOT_TRACK := 1
 

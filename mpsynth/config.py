@@ -343,9 +343,6 @@ class RayConfig(_Section):
     address: str | None = Field(default=None, description="None starts a local session")
     num_cpus: Annotated[int, Field(ge=1)] | None = None
     actor_num_cpus: Annotated[float, Field(gt=0.0)] = 0.5
-    usage_stats: bool = Field(
-        default=False, description="let a Ray session mpsynth starts send Ray's usage statistics"
-    )
 
 
 class RunConfig(_Section):

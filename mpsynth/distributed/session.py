@@ -24,8 +24,8 @@ def ray_session(config: RayConfig) -> Iterator[None]:
         # `ray job submit` sets RAY_ADDRESS; otherwise the config decides. No address means a
         # private local session ("local"), never a silent join of whatever cluster runs here.
         address = config.address or os.environ.get("RAY_ADDRESS") or "local"
-        # nothing reports home unless the user asks: Ray's usage statistics are off by default
-        os.environ["RAY_USAGE_STATS_ENABLED"] = "1" if config.usage_stats else "0"
+        # nothing reports home unless the user asks (by setting the variable to 1 themselves)
+        os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
         log.info("starting Ray (%s)", address)
         console.tame_library_loggers()  # Ray's own console handlers: into the run log instead
         ray.init(
