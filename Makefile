@@ -29,13 +29,13 @@ browser:
 	@command -v chromium >/dev/null || { apt-get update -qq && apt-get install -y -qq chromium >/dev/null; }
 
 test: $(STAMP) browser
-	$(BIN)/ruff check mpsynth tests jobs benchmarks
-	$(BIN)/ruff format --check mpsynth tests jobs benchmarks
+	$(BIN)/ruff check mpsynth tests jobs benchmarks scripts
+	$(BIN)/ruff format --check mpsynth tests jobs benchmarks scripts
 	$(BIN)/pytest -m "not gpu"
 
 lint: $(STAMP)
-	$(BIN)/ruff check --fix mpsynth tests jobs benchmarks
-	$(BIN)/ruff format mpsynth tests jobs benchmarks
+	$(BIN)/ruff check --fix mpsynth tests jobs benchmarks scripts
+	$(BIN)/ruff format mpsynth tests jobs benchmarks scripts
 
 clean:
 	rm -rf $(VENV) runs

@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import copy
-import json
-import types
-import typing
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -19,6 +15,7 @@ from pydantic import (
     model_validator,
 )
 
+from mpsynth import settings
 from mpsynth.errors import ConfigError
 
 Strategy = Literal["mptm", "per_platform"]
@@ -369,140 +366,15 @@ def _defaults() -> dict[str, Any]:
 
 
 def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
-    """Apply `dotted.key=value` overrides (values parsed as YAML) to a raw config mapping. A number
-    picks a list item (`generate.generators.0.temperature=0.5`); a section or list the config leaves
-    out starts from its default."""
-    defaults: dict[str, Any] | None = None
-    for override in overrides:
-        key, sep, value = override.partition("=")
-        if not sep or not key.strip():
-            raise ConfigError(
-                f"override {override!r}: expected KEY=VALUE, e.g. generate.n_posts=200"
-            )
-        parts = key.strip().split(".")
-        node: Any = raw
-        default: Any = None
-        for depth, part in enumerate(parts):
-            where = ".".join(parts[: depth + 1])
-            last = depth == len(parts) - 1
-            if isinstance(node, list):
-                if not part.isdigit():
-                    raise ConfigError(
-                        f"override {override!r}: {'.'.join(parts[:depth])} is a list; "
-                        f"pick an item by number (0 to {len(node) - 1})"
-                    )
-                index = int(part)
-                if index >= len(node):
-                    raise ConfigError(
-                        f"override {override!r}: {'.'.join(parts[:depth])} has {len(node)} "
-                        f"item(s); {index} is out of range"
-                    )
-                if last:
-                    node[index] = yaml.safe_load(value)
-                    break
-                node, default = node[index], None
-                continue
-            if not isinstance(node, dict):
-                raise ConfigError(
-                    f"override {override!r}: {'.'.join(parts[:depth])} is not a section"
-                )
-            if last:
-                node[part] = yaml.safe_load(value)
-                break
-            if part not in node:
-                if defaults is None:
-                    defaults = _defaults()
-                default = _lookup(defaults, parts[: depth + 1])
-                # the next part indexes a list the config leaves out: start from the default list
-                node[part] = copy.deepcopy(default) if isinstance(default, list) else {}
-            if node[part] is None:
-                node[part] = {}
-            if not isinstance(node[part], dict | list):
-                raise ConfigError(f"override {override!r}: {where} is not a section")
-            node = node[part]
-    return raw
-
-
-def _lookup(tree: Any, parts: list[str]) -> Any:
-    for part in parts:
-        if isinstance(tree, dict):
-            tree = tree.get(part)
-        elif isinstance(tree, list) and part.isdigit() and int(part) < len(tree):
-            tree = tree[int(part)]
-        else:
-            return None
-    return tree
-
-
-def _section_type(annotation: Any) -> Any:
-    """Unwrap Annotated and Optional to the model (or container) inside."""
-    while typing.get_origin(annotation) is typing.Annotated:
-        annotation = typing.get_args(annotation)[0]
-    args = [a for a in typing.get_args(annotation) if a is not type(None)]
-    if typing.get_origin(annotation) in (typing.Union, types.UnionType) and len(args) == 1:
-        return _section_type(args[0])
-    return annotation
-
-
-def _allowed_keys(loc: tuple) -> list[str] | None:
-    """The settings a section allows, following a location through lists and `kind` unions."""
-    current: Any = RunConfig
-    for part in loc:
-        current = _section_type(current)
-        origin = typing.get_origin(current)
-        if origin in (list, tuple) and isinstance(part, int):
-            current = typing.get_args(current)[0]
-            continue
-        if origin is dict:
-            current = typing.get_args(current)[-1]
-            continue
-        if origin in (typing.Union, types.UnionType):
-            members = [_section_type(a) for a in typing.get_args(current)]
-            tagged = [
-                m
-                for m in members
-                if isinstance(m, type)
-                and issubclass(m, BaseModel)
-                and "kind" in m.model_fields
-                and m.model_fields["kind"].default == part
-            ]
-            if tagged:
-                current = tagged[0]
-                continue
-            return None
-        if isinstance(current, type) and issubclass(current, BaseModel):
-            if part not in current.model_fields:
-                return None
-            current = current.model_fields[part].annotation
-            continue
-        return None
-    current = _section_type(current)
-    if isinstance(current, type) and issubclass(current, BaseModel):
-        return list(current.model_fields)
-    return None
-
-
-def _describe(error: ValidationError) -> str:
-    lines = []
-    for item in error.errors():
-        key = ".".join(str(part) for part in item["loc"]) or "(top level)"
-        if item["type"] == "extra_forbidden":
-            allowed = _allowed_keys(tuple(item["loc"][:-1]))
-            hint = f"; allowed here: {', '.join(allowed)}" if allowed else ""
-            lines.append(f"{key}: unknown setting{hint}")
-        elif item["type"] == "missing":
-            lines.append(f"{key}: required setting is missing")
-        else:
-            given = json.dumps(item.get("input"), default=str)
-            lines.append(f"{key}: {item['msg']} (got {given})")
-    return "\n  ".join(lines)
+    """`--set` overrides applied to a raw config mapping (see mpsynth.settings)."""
+    return settings.apply_overrides(raw, overrides, _defaults)
 
 
 def build_config(raw: dict[str, Any], source: str = "config") -> RunConfig:
     try:
         return RunConfig.model_validate(raw)
     except ValidationError as error:
-        raise ConfigError(f"invalid {source}:\n  {_describe(error)}") from None
+        raise ConfigError(f"invalid {source}:\n  {settings.describe(error, RunConfig)}") from None
 
 
 def load_config(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> RunConfig:

@@ -386,24 +386,13 @@ def run_evaluate(ctx: StageContext, out: Path) -> dict[str, int]:
             privacy_rows(samples, examples),
         ]
     )
-    metrics = _nan_as_null(metrics, ["value", "ci_low", "ci_high"])
+    metrics = schema.nan_as_null(metrics, schema.METRIC_VALUES)
     _write(embedding_map, out / "map.parquet")
     _write(metrics, out / "metrics.parquet")
     (out / "metrics.json").write_text(
         json.dumps(metrics.to_pylist(), indent=1, allow_nan=False) + "\n"
     )
     return {"metrics": metrics.num_rows, "posts": features.num_rows}
-
-
-def _nan_as_null(table: pa.Table, columns: list[str]) -> pa.Table:
-    """A value that cannot be computed is missing (null), not NaN: JSON and other readers agree."""
-    for name in columns:
-        column = table.column(name)
-        position = table.schema.get_field_index(name)
-        table = table.set_column(
-            position, table.schema.field(name), pc.if_else(pc.is_nan(column), None, column)
-        )
-    return table
 
 
 def run_report(ctx: StageContext, out: Path) -> dict[str, int]:
@@ -419,12 +408,9 @@ def run_report(ctx: StageContext, out: Path) -> dict[str, int]:
                 by_platform[row["platform"]].append(row)
         examples[path.stem] = [row for rows in by_platform.values() for row in rows]
     # null (cannot be computed) is NaN to the plotting and table code
-    metrics = pq.read_table(ctx.path("evaluate", "metrics.parquet"))
-    for name in ("value", "ci_low", "ci_high"):
-        position = metrics.schema.get_field_index(name)
-        metrics = metrics.set_column(
-            position, metrics.schema.field(name), pc.fill_null(metrics[name], float("nan"))
-        )
+    metrics = schema.null_as_nan(
+        pq.read_table(ctx.path("evaluate", "metrics.parquet")), schema.METRIC_VALUES
+    )
     page = render_report(
         ctx.config.report.title,
         metrics,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 POSTS = pa.schema(
     [
@@ -145,6 +146,8 @@ METRICS = pa.schema(
     ]
 )
 
+METRIC_VALUES = ("value", "ci_low", "ci_high")
+
 REAL = "real"
 ALL_PLATFORMS = "all"
 
@@ -222,3 +225,20 @@ def described(table: pa.Table) -> pa.Table:
             field.with_metadata({**(field.metadata or {}), b"description": text.encode()})
         )
     return table.cast(pa.schema(fields, metadata=table.schema.metadata))
+
+
+def nan_as_null(table: pa.Table, columns: tuple[str, ...]) -> pa.Table:
+    """A value that cannot be computed is missing (null), not NaN, so JSON and every reader agree."""
+    return _replace(table, columns, lambda c: pc.if_else(pc.is_nan(c), None, c))
+
+
+def null_as_nan(table: pa.Table, columns: tuple[str, ...]) -> pa.Table:
+    """The other way, for numeric code (plots, tables) that treats a missing value as NaN."""
+    return _replace(table, columns, lambda c: pc.fill_null(c, float("nan")))
+
+
+def _replace(table: pa.Table, columns: tuple[str, ...], change) -> pa.Table:
+    for name in columns:
+        position = table.schema.get_field_index(name)
+        table = table.set_column(position, table.schema.field(name), change(table[name]))
+    return table

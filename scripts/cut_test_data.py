@@ -1,7 +1,7 @@
 """Cut the bundled test samples from the full public files (run by hand; the tests never read the
 full files). Deterministic: the same source files give the same samples, rows in file order.
 
-    python tests/data/cut.py ../shared/data
+    python scripts/cut_test_data.py PATH/TO/FULL/FILES
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import random
 import sys
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
+HERE = Path(__file__).resolve().parents[1] / "tests" / "data"
 
 # output name -> (source file, rows per platform, or None for the first rows of the file)
 SAMPLES = {
@@ -39,9 +39,9 @@ def cut(source: Path, per_platform: dict[str, int], how: str) -> tuple[list[str]
     return columns, [rows[i] for i in sorted(keep)]
 
 
-def main(shared: Path) -> None:
+def main(source_dir: Path) -> None:
     for name, (source, per_platform, how) in SAMPLES.items():
-        columns, rows = cut(shared / source, per_platform, how)
+        columns, rows = cut(source_dir / source, per_platform, how)
         with (HERE / name).open("w", encoding="utf-8", newline="") as handle:
             writer = csv.DictWriter(handle, fieldnames=columns)
             writer.writeheader()
@@ -50,4 +50,6 @@ def main(shared: Path) -> None:
 
 
 if __name__ == "__main__":
-    main(Path(sys.argv[1] if len(sys.argv) > 1 else HERE.parents[2] / "shared" / "data"))
+    if len(sys.argv) != 2:
+        sys.exit(f"usage: {sys.argv[0]} FOLDER-OF-THE-FULL-FILES")
+    main(Path(sys.argv[1]))
