@@ -118,18 +118,20 @@ def map_parquet(
         work = _counted_function(fn, counter)
     output = dataset.map_batches(work, **options)
     total = parquet_rows(source)
-    with (
-        console.progress(description or getattr(fn, "__name__", "rows"), total) as shown,
-        ThreadPoolExecutor(1) as pool,
-    ):
-        writing = pool.submit(
-            output.write_parquet,
-            str(Path(destination).resolve()),
-            min_rows_per_file=MIN_ROWS_PER_FILE,
-        )
-        while not writing.done():
-            time.sleep(POLL_S)
+    try:
+        with (
+            console.progress(description or getattr(fn, "__name__", "rows"), total) as shown,
+            ThreadPoolExecutor(1) as pool,
+        ):
+            writing = pool.submit(
+                output.write_parquet,
+                str(Path(destination).resolve()),
+                min_rows_per_file=MIN_ROWS_PER_FILE,
+            )
+            while not writing.done():
+                time.sleep(POLL_S)
+                shown.update(ray.get(counter.total.remote()))
+            writing.result()  # the pass's own error, if it failed
             shown.update(ray.get(counter.total.remote()))
-        writing.result()  # the pass's own error, if it failed
-        shown.update(ray.get(counter.total.remote()))
-    ray.kill(counter)
+    finally:
+        ray.kill(counter)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from mpsynth import readers, schema
+from mpsynth import console, readers, schema
 from mpsynth.config import IngestConfig, InputSpec
 from mpsynth.errors import InputError
 from mpsynth.platforms import normalise_platform
@@ -18,6 +18,7 @@ from mpsynth.platforms import normalise_platform
 SUFFIX_FORMATS = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".parquet": "parquet"}
 FIELDS = ("id", "platform", "text", "timestamp", "author", "label")
 NO_PLATFORM = "(none)"
+PROGRESS_EVERY = 50_000  # rows between progress updates
 
 
 @dataclass
@@ -142,45 +143,53 @@ def ingest(config: IngestConfig) -> IngestResult:
         wanted = _wanted_columns(spec)
         rows = _read_rows(file, fmt, list(dict.fromkeys(wanted.values())))
         values = {name: rows.columns[column] for name, column in wanted.items()}
-        for index, line in enumerate(rows.lines):
-            raw_platform = spec.platform if spec.platform is not None else values["platform"][index]
-            platform = normalise_platform(raw_platform, config.platform_aliases)
-            text = values["text"][index]
-            post_id = values["id"][index] if "id" in values else None
-            if not post_id:
-                post_id = f"{file.name}:{line}"
-            reason = rows.errors[index]
-            if reason is None and (text is None or not text.strip()):
-                reason = "empty text"
-            if reason is None and len(text) > limit:
-                reason = f"text of {len(text):,} characters, over ingest.max_text_chars ({limit:,})"
-            if reason is None and platform is None:
-                reason = "no platform"
-            if reason is None and post_id in seen_ids:
-                reason = f"duplicate id (first seen at {seen_ids[post_id]})"
-            platform_key = platform or NO_PLATFORM
-            read[platform_key] += 1
-            if reason is not None:
-                bad_count[platform_key] += 1
-                for name, value in (
-                    ("source_file", str(file)),
-                    ("source_row", line),
-                    ("reason", reason),
-                    ("id", post_id),
-                    ("platform", platform),
-                    ("text", rows.raw_text.get(index, text)),
-                ):
-                    quarantined[name].append(value)
-                continue
-            seen_ids[post_id] = f"{file}:{line}"
-            kept_count[platform_key] += 1
-            for name in ("timestamp", "author", "label"):
-                kept[name].append((values[name][index] or None) if name in values else None)
-            kept["id"].append(post_id)
-            kept["platform"].append(platform)
-            kept["text"].append(text)
-            kept["source_file"].append(str(file))
-            kept["source_row"].append(line)
+        with console.progress(f"ingest {file.name}", len(rows)) as shown:
+            for index, line in enumerate(rows.lines):
+                if index % PROGRESS_EVERY == 0:
+                    shown.update(index)
+                raw_platform = (
+                    spec.platform if spec.platform is not None else values["platform"][index]
+                )
+                platform = normalise_platform(raw_platform, config.platform_aliases)
+                text = values["text"][index]
+                post_id = values["id"][index] if "id" in values else None
+                if not post_id:
+                    post_id = f"{file.name}:{line}"
+                reason = rows.errors[index]
+                if reason is None and (text is None or not text.strip()):
+                    reason = "empty text"
+                if reason is None and len(text) > limit:
+                    reason = (
+                        f"text of {len(text):,} characters, over ingest.max_text_chars ({limit:,})"
+                    )
+                if reason is None and platform is None:
+                    reason = "no platform"
+                if reason is None and post_id in seen_ids:
+                    reason = f"duplicate id (first seen at {seen_ids[post_id]})"
+                platform_key = platform or NO_PLATFORM
+                read[platform_key] += 1
+                if reason is not None:
+                    bad_count[platform_key] += 1
+                    for name, value in (
+                        ("source_file", str(file)),
+                        ("source_row", line),
+                        ("reason", reason),
+                        ("id", post_id),
+                        ("platform", platform),
+                        ("text", rows.raw_text.get(index, text)),
+                    ):
+                        quarantined[name].append(value)
+                    continue
+                seen_ids[post_id] = f"{file}:{line}"
+                kept_count[platform_key] += 1
+                for name in ("timestamp", "author", "label"):
+                    kept[name].append((values[name][index] or None) if name in values else None)
+                kept["id"].append(post_id)
+                kept["platform"].append(platform)
+                kept["text"].append(text)
+                kept["source_file"].append(str(file))
+                kept["source_row"].append(line)
+            shown.update(len(rows))
 
     summary = {
         platform: {
