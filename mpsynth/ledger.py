@@ -31,11 +31,21 @@ class Lease:
         self.path = Path(directory) / self.FILE
         self.token = token
 
-    def take(self) -> None:
+    def take(self) -> bool:
+        """Take the lease; True when another run still held it (a driver that died: its workers may
+        still be finishing)."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        previous = self.path.read_text() if self.path.is_file() else None
         scratch = self.path.with_name(f".{self.FILE}.{self.token}.tmp")
         scratch.write_text(self.token)
         os.replace(scratch, self.path)
+        return previous is not None and previous != self.token
+
+    def release(self) -> None:
+        """Give the lease up after a run whose workers are all stopped (the next run need not wait
+        for stragglers)."""
+        if self.held():
+            self.path.unlink(missing_ok=True)
 
     def held(self) -> bool:
         try:
@@ -46,8 +56,13 @@ class Lease:
 
 class LedgerWriter:
     def __init__(
-        self, directory: Path, flush_every: int = 32, flush_interval_s: float = 2.0
+        self,
+        directory: Path,
+        flush_every: int = 32,
+        flush_interval_s: float = 2.0,
+        lease: Lease | None = None,
     ) -> None:
+        self.lease = lease  # rows buffered by a run that lost the lease are never written
         self.directory = Path(directory)
         self.directory.mkdir(parents=True, exist_ok=True)
         self.flush_every = flush_every
@@ -68,6 +83,9 @@ class LedgerWriter:
     def flush(self) -> None:
         self.last_flush = time.monotonic()
         if not self.buffer:
+            return
+        if self.lease is not None and not self.lease.held():
+            self.buffer = []  # a newer run owns the ledger and will ask for these itself
             return
         table = pa.Table.from_pylist(self.buffer, schema=schema.COMPLETIONS)
         final = self.directory / f"part-{self.prefix}-{self.sequence:06d}.parquet"

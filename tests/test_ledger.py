@@ -54,3 +54,21 @@ def test_time_based_flush(tmp_path):
     time.sleep(0.02)
     writer.add(_row("b", "ok", 2.0))
     assert len(list(tmp_path.glob("part-*.parquet"))) == 1
+
+
+def test_rows_buffered_by_a_run_that_lost_the_lease_are_never_written(tmp_path):
+    """A dead driver's worker may hold answers it checked the lease for before a new run took
+    over; the new run asks for those itself, so writing them would record a request twice."""
+    from mpsynth.ledger import Lease
+
+    old = Lease(tmp_path, "old")
+    assert old.take() is False  # nobody held it
+    writer = LedgerWriter(tmp_path, flush_every=1000, flush_interval_s=3600, lease=old)
+    writer.add(ledger_row("a"))
+    new = Lease(tmp_path, "new")
+    assert new.take() is True  # the old run never released it: its workers may still write
+    writer.add(ledger_row("b"))
+    writer.flush()
+    assert read_ledger(tmp_path).num_rows == 0
+    new.release()
+    assert not new.held() and Lease(tmp_path, "next").take() is False

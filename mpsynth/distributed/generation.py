@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 import uuid
 from collections import Counter
 from pathlib import Path
@@ -26,6 +27,7 @@ from mpsynth.ratelimit import CircuitOpen, RateGovernor
 log = logging.getLogger(__name__)
 MAX_ROUNDS = 3
 POLL_S = 0.5  # how often the driver refreshes the progress display
+LEASE_GRACE_S = 1.0  # after taking over a ledger, before reading it
 WORKER_PREFIX = "mpsynth-generate"
 
 
@@ -103,7 +105,7 @@ class GenerationWorker:
             build_provider(generator.provider, generator.retry, corpus),
             generator,
             RemoteGovernor(governor),
-            LedgerWriter(ledger_dir, flush_every, flush_interval_s),
+            LedgerWriter(ledger_dir, flush_every, flush_interval_s, Lease(ledger_dir, lease_token)),
             price,
             seed,
             Lease(ledger_dir, lease_token),
@@ -160,6 +162,10 @@ def run_generator(
     seed: int = 0,
 ) -> dict[str, float]:
     """Complete this generator's requests that the ledger does not already hold as successes."""
+    lease = Lease(ledger_dir, uuid.uuid4().hex)
+    if lease.take():  # workers of an earlier, dead driver stop launching and writing from here
+        # ... except a write that passed its lease check just before: let it land, then read
+        time.sleep(LEASE_GRACE_S)
     done = succeeded_ids(read_ledger(ledger_dir))
     pending = [row for row in requests.to_pylist() if row["request_id"] not in done]
     log.info(
@@ -171,29 +177,31 @@ def run_generator(
     )
     totals: Counter[str] = Counter()
     if not pending:
+        lease.release()
         return dict(totals)
     governor = GovernorActor.remote(generator, budget_usd)
-    lease = Lease(ledger_dir, uuid.uuid4().hex)
-    lease.take()  # workers of any earlier, dead driver stop here
-    with console.progress(
-        f"generate {generator.name}", len(pending), unit="req", interval_s=progress_interval_s
-    ) as shown:
-        totals = _run_rounds(
-            generator,
-            pending,
-            ledger_dir,
-            corpus,
-            governor,
-            price,
-            ray_config,
-            lease,
-            seed,
-            flush_every,
-            flush_interval_s,
-            shown,
-        )
-    snapshot = ray.get(governor.snapshot.remote())
-    ray.kill(governor)
+    try:
+        with console.progress(
+            f"generate {generator.name}", len(pending), unit="req", interval_s=progress_interval_s
+        ) as shown:
+            totals = _run_rounds(
+                generator,
+                pending,
+                ledger_dir,
+                corpus,
+                governor,
+                price,
+                ray_config,
+                lease,
+                seed,
+                flush_every,
+                flush_interval_s,
+                shown,
+            )
+        snapshot = ray.get(governor.snapshot.remote())
+    finally:
+        ray.kill(governor)
+        lease.release()  # every worker of this run has been killed by now
     totals["rate_limited"] = snapshot["rate_limited"]
     totals["breaker_trips"] = snapshot["breaker_trips"]
     return dict(totals)
