@@ -17,9 +17,8 @@ import pyarrow.parquet as pq
 
 from mpsynth.errors import InputError
 
-csv.field_size_limit(
-    sys.maxsize
-)  # a post of several MB is a post (or a quarantined row), not a crash
+# a post of several MB is a post (or a quarantined row), not a crash
+csv.field_size_limit(sys.maxsize)
 
 _OTHER_BOMS = {
     codecs.BOM_UTF32_LE: "UTF-32",

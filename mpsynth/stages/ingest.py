@@ -58,15 +58,17 @@ def _wanted_columns(spec: InputSpec) -> dict[str, str]:
     return {name: column for name, column in mapping.items() if column is not None}
 
 
-def _header(file: Path, fmt: str) -> list[str]:
-    """The file's column names; InputError when it cannot be read or holds no rows."""
+def _header(file: Path, fmt: str, wanted: dict[str, str]) -> list[str]:
+    """The file's column names; InputError when it cannot be read, holds no rows, or (Parquet) a
+    mapped column holds the wrong type."""
     try:
         match fmt:
             case "csv":
                 header, has_rows = readers.csv_header(file)
             case "parquet":
-                schema, n_rows = readers.parquet_columns(file)
-                header, has_rows = schema.names, n_rows > 0
+                columns, n_rows = readers.parquet_columns(file)
+                readers.check_parquet_types(file, columns, wanted)
+                header, has_rows = columns.names, n_rows > 0
             case _:
                 header, has_rows = _jsonl_header(file)
     except (OSError, ValueError) as error:
@@ -106,16 +108,14 @@ def check_inputs(config: IngestConfig) -> list[tuple[InputSpec, Path, str]]:
     for spec in config.inputs:
         explicit = spec.columns.model_fields_set
         for file, fmt in expand_input(spec):
-            header = _header(file, fmt)
             wanted = _wanted_columns(spec)
+            header = _header(file, fmt, wanted)
             for name, column in wanted.items():
                 required = name in ("text", "platform") or name in explicit
                 if required and column not in header and not (fmt == "jsonl" and not header):
                     raise InputError(
                         f"{file}: no column {column!r} (mapped to {name}); columns are {header}"
                     )
-            if fmt == "parquet":
-                readers.check_parquet_types(file, readers.parquet_columns(file)[0], wanted)
             files.append((spec, file, fmt))
     return files
 
