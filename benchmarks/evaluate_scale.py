@@ -22,8 +22,9 @@ import pyarrow.parquet as pq
 from mpsynth.config import RayConfig, build_config
 from mpsynth.distributed.session import ray_session
 from mpsynth.embedders.lsa import LsaEmbedder
+from mpsynth.evaluation_runners import run_evaluate
 from mpsynth.rundir import RunDirectory
-from mpsynth.runners import StageContext, run_evaluate
+from mpsynth.stage_context import StageContext
 from mpsynth.stages.embed import embeddings_column
 from mpsynth.stages.topics import assign_topics
 

@@ -21,7 +21,8 @@ from mpsynth import __version__, console
 from mpsynth.config import RunConfig
 from mpsynth.errors import ConfigError, InputError, StageError
 from mpsynth.rundir import RunDirectory, fingerprint
-from mpsynth.runners import RUNNERS, StageContext, _write, ledger_dir
+from mpsynth.runners import RUNNERS, ledger_dir
+from mpsynth.stage_context import StageContext, write_table
 from mpsynth.stages import STAGES
 from mpsynth.stages.ingest import check_inputs, expand_input
 
@@ -227,9 +228,9 @@ def evaluate_files(
                     "example_ids",
                     pa.array([[] for _ in range(posts.num_rows)], pa.list_(pa.string())),
                 )
-                rows[path.stem] = _write(posts, out / "synthetic" / f"{path.stem}.parquet")
+                rows[path.stem] = write_table(posts, out / "synthetic" / f"{path.stem}.parquet")
                 if result.quarantine.num_rows:
-                    _write(result.quarantine, out / f"quarantine-{path.stem}.parquet")
+                    write_table(result.quarantine, out / f"quarantine-{path.stem}.parquet")
                     log.warning("%s: %d rows quarantined", path, result.quarantine.num_rows)
         files = [
             {"path": str(p), "size": p.stat().st_size, "mtime_ns": p.stat().st_mtime_ns}

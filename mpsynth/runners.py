@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
-import shutil
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -17,29 +15,11 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from mpsynth import console, schema
-from mpsynth.config import RunConfig
-from mpsynth.errors import StageError
+from mpsynth.evaluation_runners import run_evaluate, run_report
 from mpsynth.rundir import RunDirectory
+from mpsynth.stage_context import StageContext, rows_by_id, write_table
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class StageContext:
-    config: RunConfig
-    run: RunDirectory
-
-    def path(self, stage: str, name: str) -> Path:
-        """An upstream stage's output, with a clear error when that stage has not run."""
-        path = self.run.stage_dir(stage) / name
-        if not path.exists():
-            raise StageError(f"{path} is missing: run the '{stage}' stage first (mpsynth {stage})")
-        return path
-
-
-def _write(table: pa.Table, path: Path) -> int:
-    pq.write_table(schema.described(table), path)
-    return table.num_rows
 
 
 def run_ingest(ctx: StageContext, out: Path) -> dict[str, int]:
@@ -50,8 +30,8 @@ def run_ingest(ctx: StageContext, out: Path) -> dict[str, int]:
     for platform, counts in result.summary.items():
         log.info("ingest %-10s read %7d  kept %7d  quarantined %6d", platform, *counts.values())
     return {
-        "posts": _write(result.posts, out / "posts.parquet"),
-        "quarantined": _write(result.quarantine, out / "quarantine.parquet"),
+        "posts": write_table(result.posts, out / "posts.parquet"),
+        "quarantined": write_table(result.quarantine, out / "quarantine.parquet"),
     }
 
 
@@ -100,8 +80,8 @@ def run_topics(ctx: StageContext, out: Path) -> dict[str, int]:
     platforms = np.asarray(posts.column("platform").to_pylist(), dtype=object)
     sample = stratified_sample(platforms, topics.fit_sample_per_platform, ctx.config.seed)
     sample_ids = posts.column("id").take(pa.array(sample)).to_pylist()
-    texts = _rows_by_id(posts_path, sample_ids, "text").column("text").to_pylist()
-    embedded = _rows_by_id(embeddings_dir, sample_ids, "embedding")
+    texts = rows_by_id(posts_path, sample_ids, "text").column("text").to_pylist()
+    embedded = rows_by_id(embeddings_dir, sample_ids, "embedding")
     log.info(
         "topics: fitting on %d of %d posts (%s backend)",
         len(sample),
@@ -136,7 +116,7 @@ def run_topics(ctx: StageContext, out: Path) -> dict[str, int]:
     assignments = pq.read_table(out / "assignments")
     platform_of = dict(zip(posts.column("id").to_pylist(), platforms.tolist(), strict=True))
     table = topics_table(fitted.keywords, assignments, platform_of, topics.representative_posts)
-    _write(table, out / "topics.parquet")
+    write_table(table, out / "topics.parquet")
     mixed = sum(1 for r in table.to_pylist() if r["topic"] >= 0 and len(r["platform_counts"]) > 1)
     outliers = int(pc.sum(pc.equal(assignments.column("topic"), -1)).as_py() or 0)
     log.info(
@@ -154,13 +134,6 @@ def run_topics(ctx: StageContext, out: Path) -> dict[str, int]:
     }
 
 
-def _rows_by_id(path: Path, ids: list[str], column: str) -> pa.Table:
-    """The rows of `ids` from a Parquet file or folder, in the order of `ids`."""
-    table = pq.read_table(path, columns=["id", column], filters=[("id", "in", ids)])
-    position = {post_id: i for i, post_id in enumerate(table.column("id").to_pylist())}
-    return table.take(pa.array([position[i] for i in ids]))
-
-
 def run_pools(ctx: StageContext, out: Path) -> dict[str, int]:
     from mpsynth.stages.pools import build_pools
 
@@ -172,7 +145,7 @@ def run_pools(ctx: StageContext, out: Path) -> dict[str, int]:
         ctx.config.prompts.posts_per_platform,
         ctx.config.seed,
     )
-    return {"pools": _write(pools, out / "pools.parquet")}
+    return {"pools": write_table(pools, out / "pools.parquet")}
 
 
 def run_prompts(ctx: StageContext, out: Path) -> dict[str, int]:
@@ -184,7 +157,7 @@ def run_prompts(ctx: StageContext, out: Path) -> dict[str, int]:
         ctx.config.prompts,
         ctx.config.generate.generators,
     )
-    return {"requests": _write(requests, out / "requests.parquet")}
+    return {"requests": write_table(requests, out / "requests.parquet")}
 
 
 def ledger_dir(run: RunDirectory, generator: str) -> Path:
@@ -245,7 +218,7 @@ def run_generate(ctx: StageContext, out: Path) -> dict[str, Any]:
             )
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     completions = pa.Table.from_pylist(rows, schema=schema.COMPLETIONS)
-    _write(completions, out / "completions.parquet")
+    write_table(completions, out / "completions.parquet")
     return {
         "completions": completions.num_rows,
         "failed": sum(s["failed"] for s in summary.values()),
@@ -263,177 +236,12 @@ def run_postprocess(ctx: StageContext, out: Path) -> dict[str, int]:
     )
     (out / "synthetic").mkdir()
     rows = {
-        name: _write(t, out / "synthetic" / f"{name}.parquet")
+        name: write_table(t, out / "synthetic" / f"{name}.parquet")
         for name, t in result.datasets.items()
     }
-    rows["rejected"] = _write(result.rejected, out / "rejected.parquet")
+    rows["rejected"] = write_table(result.rejected, out / "rejected.parquet")
     (out / "summary.json").write_text(json.dumps(result.counts, indent=2) + "\n")
     return rows
-
-
-def run_evaluate(ctx: StageContext, out: Path) -> dict[str, int]:
-    from mpsynth.distributed.data import map_parquet
-    from mpsynth.distributed.session import actor_layout
-    from mpsynth.embedders import state_path
-    from mpsynth.metrics.lexical import LexicalFeatures
-    from mpsynth.stages.evaluate import (
-        PostFeatures,
-        family_metrics,
-        lexical_metrics,
-        privacy_rows,
-        sample_per_platform,
-    )
-
-    sources = {schema.REAL: ctx.path("ingest", "posts.parquet")}
-    sources.update(
-        (p.stem, p) for p in sorted(ctx.path("postprocess", "synthetic").glob("*.parquet"))
-    )
-    evaluate = ctx.config.evaluate
-    # lexical features on every post (cheap, vectorised, Ray Data); the other families on a
-    # stratified sample per platform (evaluate.sample_per_platform)
-    samples = {}
-    for number, (name, path) in enumerate(sources.items()):
-        extra = ["author"] if name == schema.REAL else ["example_ids"]
-        table = pq.read_table(path, columns=["id", "platform", "text", *extra])
-        samples[name] = sample_per_platform(
-            table, evaluate.sample_per_platform, ctx.config.seed + number
-        )
-    map_parquet(
-        [
-            p.resolve() for p in sources.values()
-        ],  # absolute: Ray reports each row's file path as given
-        out / "features",
-        LexicalFeatures,
-        columns=["id", "platform", "text"],
-        constructor_kwargs={"datasets": {str(p.resolve()): n for n, p in sources.items()}},
-        actors=1,
-        num_cpus=ctx.config.ray.actor_num_cpus,
-        batch_size=8192,
-        include_paths=True,
-        description="evaluate: lexical features",
-    )
-    # Ray Data writes rows in whatever order its tasks finish: sorted, the bootstrap draws the same
-    # posts on every run, so the same config and seed give the same intervals
-    features = pq.read_table(out / "features").sort_by(
-        [("dataset", "ascending"), ("id", "ascending")]
-    )
-
-    # per-post embedding, sentiment and entities of every sampled post, through Ray Data actors
-    staged = out / "sampled"
-    staged.mkdir()
-    for number, (name, table) in enumerate(samples.items()):
-        rows = pa.table(
-            {
-                "dataset": pa.array([name] * table.num_rows, pa.string()),
-                "row": pa.array(range(table.num_rows), pa.int64()),
-                "text": table.column("text"),
-            }
-        )
-        pq.write_table(rows, staged / f"{number:03d}.parquet")
-    embedder = ctx.config.embed.embedder
-    wants_gpu = (
-        embedder.kind == "sentence-transformers" or evaluate.sentiment.kind == "transformers"
-    )
-    actors, gpus = actor_layout(None, None, wants_gpu=wants_gpu)
-    map_parquet(
-        sorted(staged.glob("*.parquet")),
-        out / "post_features",
-        PostFeatures,
-        constructor_kwargs={
-            "embedder": embedder,
-            "state": state_path(embedder, ctx.run.stage_dir("embed")),
-            "sentiment": evaluate.sentiment,
-            "ner_model": evaluate.ner_model,
-        },
-        actors=actors,
-        num_cpus=ctx.config.ray.actor_num_cpus,
-        num_gpus=gpus,
-        batch_size=1024,
-        description="evaluate: embeddings, sentiment, entities",
-    )
-    post_features = pq.read_table(out / "post_features")
-    shutil.rmtree(staged)
-    shutil.rmtree(out / "post_features")  # large (one vector per post) and derivable
-    for name in samples:
-        mine = post_features.filter(pc.equal(post_features.column("dataset"), name)).sort_by("row")
-        for column in mine.column_names:
-            if column not in ("dataset", "row"):
-                samples[name] = samples[name].append_column(column, mine.column(column))
-    real_ids = samples[schema.REAL].column("id").to_pylist()
-    real_topics = _rows_by_id(ctx.path("topics", "assignments"), real_ids, "topic").column("topic")
-    families, embedding_map = family_metrics(
-        samples,
-        real_topics.to_numpy(),
-        np.load(ctx.path("topics", "centroids.npy")),
-        ctx.config.topics.outlier_threshold,
-        evaluate,
-        ctx.config.seed,
-    )
-    shown = sorted(
-        {
-            i
-            for n, t in samples.items()
-            if n != schema.REAL
-            for ids in t["example_ids"].to_pylist()
-            for i in ids
-        }
-    )
-    examples = _rows_by_id(ctx.path("ingest", "posts.parquet"), shown, "text") if shown else None
-    metrics = pa.concat_tables(
-        [
-            lexical_metrics(features, evaluate, ctx.config.seed),
-            families,
-            privacy_rows(samples, examples),
-        ]
-    )
-    metrics = schema.nan_as_null(metrics, schema.METRIC_VALUES)
-    _write(embedding_map, out / "map.parquet")
-    _write(metrics, out / "metrics.parquet")
-    (out / "metrics.json").write_text(
-        json.dumps(metrics.to_pylist(), indent=1, allow_nan=False) + "\n"
-    )
-    return {"metrics": metrics.num_rows, "posts": features.num_rows}
-
-
-def run_report(ctx: StageContext, out: Path) -> dict[str, int]:
-    from mpsynth.stages.card import render_dataset_card
-    from mpsynth.stages.report import render_report
-
-    examples = {}
-    for path in sorted(ctx.path("postprocess", "synthetic").glob("*.parquet")):
-        table = pq.read_table(path, columns=["platform", "text"]).to_pylist()
-        by_platform: dict[str, list] = {}
-        for row in table:
-            if len(by_platform.setdefault(row["platform"], [])) < 3:
-                by_platform[row["platform"]].append(row)
-        examples[path.stem] = [row for rows in by_platform.values() for row in rows]
-    # null (cannot be computed) is NaN to the plotting and table code
-    metrics = schema.null_as_nan(
-        pq.read_table(ctx.path("evaluate", "metrics.parquet")), schema.METRIC_VALUES
-    )
-    page = render_report(
-        ctx.config.report.title,
-        metrics,
-        pq.read_table(ctx.path("evaluate", "features"), columns=["dataset", "platform", "chars"]),
-        pq.read_table(ctx.path("evaluate", "map.parquet")),
-        json.loads(ctx.path("ingest", "summary.json").read_text()),
-        examples,
-        ctx.run.manifest(),
-    )
-    (out / "report.html").write_text(page, encoding="utf-8")
-    counts = {}
-    for path in sorted(ctx.path("postprocess", "synthetic").glob("*.parquet")):
-        platforms = pq.read_table(path, columns=["platform"]).column("platform").value_counts()
-        counts[path.stem] = {v["values"]: v["counts"] for v in platforms.to_pylist()}
-    card = render_dataset_card(
-        ctx.config,
-        metrics.to_pylist(),
-        counts,
-        json.loads(ctx.path("ingest", "summary.json").read_text()),
-        ctx.run.manifest(),
-    )
-    (out / "dataset_card.md").write_text(card, encoding="utf-8")
-    return {"bytes": len(page.encode())}
 
 
 RUNNERS: dict[str, Callable[[StageContext, Path], dict[str, Any]]] = {
