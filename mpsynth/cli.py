@@ -15,13 +15,13 @@ from mpsynth.stages import STAGES
 log = logging.getLogger("mpsynth")
 
 
-def _run(config_path: str, overrides: tuple[str, ...], until: str, force: set[str]) -> None:
+def _run(config_path: str, overrides: tuple[str, ...], until: str | None, force: set[str]) -> None:
     from mpsynth.pipeline import run_pipeline
 
     config = load_config(config_path, overrides)
     run_pipeline(config, until=until, force=force)
     log.info("run directory: %s", config.run_dir)
-    if until == STAGES[-1]:
+    if until in (None, "report"):
         log.info("report: %s", config.run_dir / "report" / "report.html")
 
 
@@ -54,7 +54,7 @@ def cli(verbose: bool) -> None:
 @click.option("--force", is_flag=True, help="re-run every stage, even those up to date")
 def run(config: str, overrides: tuple[str, ...], force: bool) -> None:
     """Run the whole pipeline (stages whose inputs and config are unchanged are skipped)."""
-    _run(config, overrides, STAGES[-1], set(STAGES) if force else set())
+    _run(config, overrides, None, set(STAGES) if force else set())
 
 
 @cli.command(name="estimate")

@@ -18,8 +18,12 @@ from pydantic import (
 from mpsynth import settings
 from mpsynth.errors import ConfigError
 
-Strategy = Literal["mptm", "per_platform"]
-STRATEGIES: tuple[Strategy, ...] = ("mptm", "per_platform")
+TopicStrategy = Literal["mptm", "per_platform"]
+STRATEGIES: tuple[TopicStrategy, ...] = ("mptm", "per_platform")
+LabelStrategy = Literal["shap_guided", "naive"]
+LABEL_STRATEGIES: tuple[LabelStrategy, ...] = ("shap_guided", "naive")
+Strategy = TopicStrategy | LabelStrategy
+Pipeline = Literal["mptm", "labelled"]
 
 
 class _Section(BaseModel):
@@ -35,6 +39,7 @@ class ColumnMap(_Section):
     timestamp: str | None = "timestamp"
     author: str | None = "author"
     label: str | None = "label"
+    split: str | None = "split"
 
 
 class InputSpec(_Section):
@@ -157,7 +162,7 @@ class TopicsConfig(_Section):
 
 
 class PoolsConfig(_Section):
-    strategies: Annotated[list[Strategy], Field(min_length=1)] = list(STRATEGIES)
+    strategies: Annotated[list[TopicStrategy], Field(min_length=1)] = list(STRATEGIES)
     examples_per_prompt: Annotated[int, Field(ge=1, le=100)] = 9
     include_outliers: bool = False
 
@@ -170,7 +175,9 @@ class PoolsConfig(_Section):
 
 
 class PromptsConfig(_Section):
-    posts_per_platform: Annotated[int, Field(ge=1, le=50)] = 3
+    posts_per_platform: Annotated[int, Field(ge=1, le=50)] = Field(
+        default=3, description="posts asked for each target platform (labelled runs: per request)"
+    )
     templates: dict[Strategy, Path] = Field(
         default_factory=dict, description="strategy -> template file replacing the packaged one"
     )
@@ -184,6 +191,10 @@ class MarkovProviderConfig(_Section):
     order: Annotated[int, Field(ge=1, le=4)] = 2
     max_words: Annotated[int, Field(ge=3, le=500)] = 80
     min_training_posts: Annotated[int, Field(ge=1)] = 20
+    cue_boost: Annotated[float, Field(ge=1.0)] = Field(
+        default=5.0,
+        description="labelled runs: how much likelier a transition to a cue word is (1: no steering)",
+    )
 
 
 class OpenAIProviderConfig(_Section):
@@ -332,6 +343,102 @@ class EvaluateConfig(_Section):
     )
 
 
+class SplitConfig(_Section):
+    """Where the seed, reserve, validation and test posts of a labelled run come from."""
+
+    mode: Literal["auto", "column", "random"] = Field(
+        default="auto",
+        description="column: the input's split column; random: a seeded stratified split; "
+        "auto: the column when every post has one, else random",
+    )
+    values: dict[str, Literal["train", "validation", "test"]] = Field(
+        default_factory=dict,
+        description="input split value -> role, on top of train/val/valid/validation/dev/test",
+    )
+    validation_fraction: Annotated[float, Field(gt=0.0, lt=0.5)] = 0.1
+    test_fraction: Annotated[float, Field(gt=0.0, lt=0.5)] = 0.2
+    seed_size: Annotated[int, Field(ge=10)] | None = Field(
+        default=1000,
+        description="training posts that form the real seed (stratified); the rest of the "
+        "training split is the reserve of 'more real posts' (None: all of it, no reserve)",
+    )
+
+
+class CuesConfig(_Section):
+    """The classifier trained on the real seed and the cue words explained from it."""
+
+    classifiers: Annotated[list[Literal["logistic", "xgboost"]], Field(min_length=1)] = [
+        "logistic",
+        "xgboost",
+    ]
+    top_k: Annotated[int, Field(ge=1, le=200)] = Field(
+        default=15, description="cue words kept per class"
+    )
+    prompt_cues: Annotated[int, Field(ge=1, le=200)] = Field(
+        default=10, description="cue words shown in each SHAP-guided prompt"
+    )
+    max_features: Annotated[int, Field(ge=100)] = 20_000
+    min_df: Annotated[int, Field(ge=1)] = 2
+    shap_sample: Annotated[int, Field(ge=10)] = Field(
+        default=2000, description="training posts explained with SHAP (a stratified sample)"
+    )
+
+
+class UtilityConfig(_Section):
+    """Train on the real seed plus added posts, test on the real test split."""
+
+    added: Annotated[list[Annotated[int, Field(ge=1)]], Field(min_length=1)] = [
+        250,
+        500,
+        1000,
+        1500,
+        2000,
+    ]
+    repeats: Annotated[int, Field(ge=1)] = Field(
+        default=5, description="seeds per cell (different draws of the added posts)"
+    )
+    bootstrap_samples: Annotated[int, Field(ge=0)] = 1000
+    confidence: Annotated[float, Field(gt=0.5, lt=1.0)] = 0.95
+
+
+class LabelledConfig(_Section):
+    """A labelled run (pipeline: labelled): single-label classes, splits, cues, generation
+    targets and the utility protocol."""
+
+    separator: str | None = Field(
+        default=None, description="separator of a multi-label column (GoEmotions: ';')"
+    )
+    mapping: str | dict[str, str] = Field(
+        default_factory=dict,
+        description="input label -> class (a packaged mapping by name, e.g. goemotions_ekman); "
+        "labels left out are kept as they are",
+    )
+    classes: list[str] | None = Field(
+        default=None, description="keep only these classes (None: every class found)"
+    )
+    strategies: Annotated[list[LabelStrategy], Field(min_length=1)] = list(LABEL_STRATEGIES)
+    targets: Literal["balance", "proportional", "equal"] | dict[str, int] = Field(
+        default="balance",
+        description="posts per class and strategy: balance (every class up to the seed's "
+        "majority first, the rest spread evenly), proportional, equal, or counts per class",
+    )
+    filter_threshold: Annotated[float, Field(gt=0.0, le=1.0)] | None = Field(
+        default=None,
+        description="keep a generated post only when the seed classifier gives its class at "
+        "least this probability (None: no filter)",
+    )
+    split: SplitConfig = SplitConfig()
+    cues: CuesConfig = CuesConfig()
+    utility: UtilityConfig = UtilityConfig()
+
+    @field_validator("strategies")
+    @classmethod
+    def _unique(cls, value: list[LabelStrategy]) -> list[LabelStrategy]:
+        if len(set(value)) != len(value):
+            raise ValueError("each strategy may be listed once")
+        return value
+
+
 class ReportConfig(_Section):
     title: str = "mpsynth fidelity report"
 
@@ -345,15 +452,27 @@ class RayConfig(_Section):
 class RunConfig(_Section):
     run_dir: Path
     seed: int = 0
+    pipeline: Pipeline = Field(
+        default="mptm",
+        description="mptm: topic-based multi-platform generation; labelled: SHAP-guided labelled "
+        "posts judged by a classifier trained on them",
+    )
     ingest: IngestConfig
     embed: EmbedConfig = EmbedConfig()
     topics: TopicsConfig = TopicsConfig()
     pools: PoolsConfig = PoolsConfig()
     prompts: PromptsConfig = PromptsConfig()
     generate: GenerateConfig = GenerateConfig()
+    labelled: LabelledConfig = LabelledConfig()
     evaluate: EvaluateConfig = EvaluateConfig()
     report: ReportConfig = ReportConfig()
     ray: RayConfig = RayConfig()
+
+    def strategies(self) -> list[Strategy]:
+        """The prompting strategies this run's pipeline uses."""
+        return list(
+            self.labelled.strategies if self.pipeline == "labelled" else self.pools.strategies
+        )
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)

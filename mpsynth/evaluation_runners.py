@@ -156,6 +156,7 @@ def run_report(ctx: StageContext, out: Path) -> dict[str, int]:
     metrics = schema.null_as_nan(
         pq.read_table(ctx.path("evaluate", "metrics.parquet")), schema.METRIC_VALUES
     )
+    sections = _utility_section(ctx) if ctx.has("utility") else ""
     page = render_report(
         ctx.config.report.title,
         metrics,
@@ -164,6 +165,7 @@ def run_report(ctx: StageContext, out: Path) -> dict[str, int]:
         json.loads(ctx.path("ingest", "summary.json").read_text()),
         examples,
         ctx.run.manifest(),
+        sections,
     )
     (out / "report.html").write_text(page, encoding="utf-8")
     counts = {}
@@ -179,3 +181,18 @@ def run_report(ctx: StageContext, out: Path) -> dict[str, int]:
     )
     (out / "dataset_card.md").write_text(card, encoding="utf-8")
     return {"bytes": len(page.encode())}
+
+
+def _utility_section(ctx: StageContext) -> str:
+    from mpsynth.stages.report import png
+    from mpsynth.stages.utility_report import render_utility
+
+    return render_utility(
+        pq.read_table(ctx.path("utility", "summary.parquet")),
+        pq.read_table(ctx.path("cues", "cues.parquet")),
+        pq.read_table(ctx.path("utility", "linguistic.parquet")),
+        json.loads(ctx.path("utility", "utility.json").read_text()),
+        json.loads(ctx.path("cues", "classifier.json").read_text()),
+        json.loads(ctx.path("labels", "summary.json").read_text()),
+        png,
+    )

@@ -1,7 +1,10 @@
-"""The pipeline runner: stages in order, each skipped when its inputs and config are unchanged.
+"""The pipeline runner: the config's stages in order, each skipped when its inputs and config are
+unchanged.
 
-A stage's fingerprint hashes its own config, the seed, the mpsynth version and the fingerprint of the
-stage before it, so a change anywhere upstream re-runs everything downstream and nothing else.
+Which stages run, and which runner each uses, follows from the config's `pipeline` (PIPELINES in
+mpsynth.stages, runners here). A stage's fingerprint hashes its own config, the seed, the mpsynth
+version and the fingerprint of the stage before it, so a change anywhere upstream re-runs everything
+downstream and nothing else.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from mpsynth.errors import ConfigError, InputError, StageError
 from mpsynth.rundir import RunDirectory, fingerprint
 from mpsynth.runners import RUNNERS, ledger_dir
 from mpsynth.stage_context import StageContext, write_table
-from mpsynth.stages import STAGES
+from mpsynth.stages import PIPELINES
 from mpsynth.stages.ingest import check_inputs, expand_input
 
 log = logging.getLogger(__name__)
@@ -65,22 +68,87 @@ STAGE_INPUTS: dict[str, Callable[[RunConfig], Any]] = {
     "evaluate": lambda c: {"evaluate": c.evaluate.model_dump(mode="json"), "seed": c.seed},
     "report": lambda c: {"report": c.report.model_dump(mode="json")},
 }
+Runner = Callable[[StageContext, Path], dict[str, Any]]
 
 
-RAY_STAGES = {"embed", "topics", "generate", "evaluate"}
+def _labelled_runners() -> tuple[dict[str, Runner], dict[str, Callable[[RunConfig], Any]]]:
+    from mpsynth import labelled_runners as lr
+
+    runners = {
+        **RUNNERS,
+        "labels": lr.run_labels,
+        "cues": lr.run_cues,
+        "pools": lr.run_class_pools,
+        "postprocess": lr.run_labelled_postprocess,
+        "utility": lr.run_utility,
+    }
+    labelled = lambda c: c.labelled  # noqa: E731
+    inputs = {
+        **STAGE_INPUTS,
+        "labels": lambda c: {
+            "labels": labelled(c).model_dump(
+                mode="json", include={"separator", "mapping", "classes", "split"}
+            ),
+            "seed": c.seed,
+        },
+        "cues": lambda c: {"cues": labelled(c).cues.model_dump(mode="json"), "seed": c.seed},
+        "pools": lambda c: {
+            "labelled": labelled(c).model_dump(mode="json", include={"strategies", "targets"}),
+            "examples_per_prompt": c.pools.examples_per_prompt,
+            "prompt_cues": labelled(c).cues.prompt_cues,
+            "n_posts": c.generate.n_posts,
+            "posts_per_request": c.prompts.posts_per_platform,
+            "seed": c.seed,
+        },
+        "postprocess": lambda c: {"filter_threshold": labelled(c).filter_threshold},
+        "utility": lambda c: {
+            "utility": labelled(c).utility.model_dump(mode="json"),
+            "seed": c.seed,
+        },
+    }
+    return runners, inputs
 
 
-def preflight(config: RunConfig, until: str = STAGES[-1]) -> None:
+def stage_plan(config: RunConfig) -> list[tuple[str, Runner, Callable[[RunConfig], Any]]]:
+    """The config's stages in order, each with its runner and what its output depends on."""
+    runners, inputs = (RUNNERS, STAGE_INPUTS) if config.pipeline == "mptm" else _labelled_runners()
+    return [(name, runners[name], inputs[name]) for name in PIPELINES[config.pipeline]]
+
+
+def check_stage(config: RunConfig, stage: str | None) -> str:
+    """`stage`, or the pipeline's last, checked against the config's pipeline."""
+    stages = PIPELINES[config.pipeline]
+    if stage is None:
+        return stages[-1]
+    if stage not in stages:
+        raise StageError(
+            f"stage {stage!r} is not part of the {config.pipeline} pipeline; its stages are "
+            f"{', '.join(stages)}"
+        )
+    return stage
+
+
+RAY_STAGES = {"embed", "topics", "generate", "utility", "evaluate"}
+
+
+def preflight(config: RunConfig, until: str | None = None) -> None:
     """Every check that needs no work done: the run directory, inputs and their columns, prompt
     templates; API keys and prices only when the run goes as far as generating."""
     from mpsynth.pricing import price_for
+    from mpsynth.stages.labels import label_mapping
     from mpsynth.stages.prompts import load_template
 
+    stages = PIPELINES[config.pipeline]
+    until = check_stage(config, until)
     check_run_dir(config.run_dir)
     check_inputs(config.ingest)
-    for strategy in config.pools.strategies:
+    for strategy in config.strategies():
         load_template(strategy, config.prompts)
-    if STAGES.index(until) < STAGES.index("generate"):
+    if config.pipeline == "labelled":
+        label_mapping(config.labelled)
+        if not any(spec.columns.label for spec in config.ingest.inputs):
+            raise ConfigError("a labelled run needs a label column: ingest.inputs.N.columns.label")
+    if stages.index(until) < stages.index("generate"):
         return
     for number, generator in enumerate(config.generate.generators):
         env = getattr(generator.provider, "api_key_env", None)
@@ -100,11 +168,11 @@ def preflight(config: RunConfig, until: str = STAGES[-1]) -> None:
 
 
 def run_pipeline(
-    config: RunConfig, until: str = STAGES[-1], force: Iterable[str] = ()
+    config: RunConfig, until: str | None = None, force: Iterable[str] = ()
 ) -> dict[str, Any]:
-    """Run the stages up to `until`, skipping those already current; return the manifest."""
-    if until not in STAGES:
-        raise StageError(f"unknown stage {until!r}; stages are {', '.join(STAGES)}")
+    """Run the config's stages up to `until` (None: all of them), skipping those already current;
+    return the manifest."""
+    until = check_stage(config, until)
     force = set(force)
     preflight(config, until)  # before the run directory exists: a bad input leaves nothing behind
     run = RunDirectory(config.run_dir)
@@ -123,30 +191,32 @@ def _run_stages(
 ) -> dict[str, Any]:
     run.initialise(config.to_yaml(), fingerprint(config.model_dump(mode="json")))
     ctx = StageContext(config, run)
-    todo = STAGES[: STAGES.index(until) + 1]
+    stages = stage_plan(config)
+    names = [name for name, _, _ in stages]
+    todo = stages[: names.index(until) + 1]
     plan, upstream, stale = [], "", False
-    for stage in todo:
+    for stage, runner, inputs in todo:
         upstream = fingerprint(
             {
                 "stage": stage,
                 "version": __version__,
-                "inputs": STAGE_INPUTS[stage](config),
+                "inputs": inputs(config),
                 "up": upstream,
             }
         )
         # once a stage re-runs, everything after it re-runs too
         stale = stale or stage in force or not run.is_current(stage, upstream)
-        plan.append((stage, upstream, stale))
-    needs_ray = any(run_it and stage in RAY_STAGES for stage, _, run_it in plan)
+        plan.append((stage, runner, upstream, stale))
+    needs_ray = any(run_it and stage in RAY_STAGES for stage, _, _, run_it in plan)
     with _maybe_ray(config, needs_ray):
-        for stage, stage_fingerprint, run_it in plan:
+        for stage, runner, stage_fingerprint, run_it in plan:
             if not run_it:
                 log.info("%-11s up to date, skipped", stage)
                 continue
             started = time.perf_counter()
             log.info("%-11s running", stage)
             with run.writing(stage) as out:
-                rows = RUNNERS[stage](ctx, out)
+                rows = runner(ctx, out)
             run.record(stage, stage_fingerprint, started, rows)
             log.info("%-11s done in %.1fs %s", stage, time.perf_counter() - started, rows)
     return run.manifest()

@@ -175,6 +175,7 @@ def run_generate(ctx: StageContext, out: Path) -> dict[str, Any]:
     corpus = RealCorpus(  # what the offline baseline trains on
         posts=ctx.path("ingest", "posts.parquet").resolve(),
         assignments=ctx.path("topics", "assignments").resolve(),
+        labels=ctx.path("labels", "labels.parquet").resolve() if ctx.has("labels") else None,
     )
     requests = pq.read_table(ctx.path("prompts", "requests.parquet"))
     summary, rows, spend = {}, [], 0.0

@@ -13,6 +13,7 @@ POSTS = pa.schema(
         pa.field("timestamp", pa.string()),
         pa.field("author", pa.string()),
         pa.field("label", pa.string()),
+        pa.field("split", pa.string()),
         pa.field("source_file", pa.string(), nullable=False),
         pa.field("source_row", pa.int64(), nullable=False),
     ]
@@ -65,6 +66,8 @@ SAMPLE_POOLS = pa.schema(
         pa.field("target_platforms", pa.list_(pa.string()), nullable=False),
         pa.field("example_ids", pa.list_(pa.string()), nullable=False),
         pa.field("seed", pa.int64(), nullable=False),
+        pa.field("label", pa.string()),  # labelled runs: the class asked for
+        pa.field("cues", pa.list_(pa.string()), nullable=False),  # labelled runs: cue words
     ]
 )
 
@@ -85,6 +88,8 @@ GENERATION_REQUESTS = pa.schema(
         pa.field("model", pa.string(), nullable=False),
         pa.field("params_json", pa.string(), nullable=False),
         pa.field("seed", pa.int64(), nullable=False),
+        pa.field("label", pa.string()),
+        pa.field("cues", pa.list_(pa.string()), nullable=False),
     ]
 )
 
@@ -121,6 +126,7 @@ GENERATED_POSTS = pa.schema(
         pa.field("model", pa.string(), nullable=False),
         pa.field("example_ids", pa.list_(pa.string()), nullable=False),
         pa.field("seed", pa.int64(), nullable=False),
+        pa.field("label", pa.string()),  # labelled runs: the class the post was asked for
     ]
 )
 
@@ -160,7 +166,8 @@ DESCRIPTIONS: dict[str, str] = {
     "text": "post text, exactly as read or generated",
     "timestamp": "the input's timestamp, as given",
     "author": "the input's author, as given",
-    "label": "the input's label, as given",
+    "label": "the input's label, as given (labelled runs: the label after the run's rules)",
+    "split": "the input's split, as given (labelled runs: seed, reserve, validation or test)",
     "source_file": "input file the row was read from",
     "source_row": "line of the row in its file (1-based, header counted; Parquet: row number)",
     "reason": "why the row was set aside",
@@ -172,7 +179,9 @@ DESCRIPTIONS: dict[str, str] = {
     "platform_counts": "posts of the topic per platform",
     "representative_ids": "ids of the posts closest to the topic's centroid",
     "pool_id": "few-shot pool the request draws its examples from",
-    "strategy": "prompting strategy: mptm (one topic, several platforms) or per_platform",
+    "strategy": "prompting strategy: mptm (one topic, several platforms), per_platform, "
+    "shap_guided (class examples and cue words) or naive (the class name alone)",
+    "cues": "cue words the prompt showed for its class (SHAP and TF-IDF, from the real seed)",
     "target_platforms": "platforms the request asks posts for",
     "example_ids": "ids of the real posts the prompt showed as examples",
     "seed": "seed of the pool draw or the generation request",
@@ -208,6 +217,24 @@ DESCRIPTIONS: dict[str, str] = {
     "chars": "characters in the post",
     "words": "whitespace-separated words in the post",
     "path": "file the row was read from",
+    "added": "posts added to the real seed (0: the seed alone)",
+    "repeat": "repeat number: which seeded draw of the added posts",
+    "train_posts": "posts the classifier trained on",
+    "macro_f1": "macro-F1 on the real test split",
+    "f1": "F1 on the real test split (cells: per class, in the order of the run's classes)",
+    "predictions": "predicted class index for every test post, in test order",
+    "seconds": "seconds the cell took (fit and predict)",
+    "class": "class the F1 is for (null: macro-F1 over every class)",
+    "repeat_sd": "standard deviation of the F1 over repeats",
+    "repeat_min": "lowest F1 over repeats",
+    "repeat_max": "highest F1 over repeats",
+    "repeats": "repeats averaged",
+    "word": "cue word (a token of the classifier's vocabulary)",
+    "rank": "the word's rank among its class's cues (1: strongest)",
+    "score": "cue score: the mean of its SHAP and TF-IDF-differential scores, each over the class's best",
+    "shap": "mean SHAP value toward the class over the class's seed posts",
+    "tfidf_diff": "the class's mean TF-IDF of the word minus the other classes'",
+    "source": "which ranking put the word among the class's top: shap, tfidf, both or combined",
     "x": "first coordinate of the 2-D map (PCA of the embeddings, fitted on the real posts)",
     "y": "second coordinate of the 2-D map",
 }

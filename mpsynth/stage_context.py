@@ -21,6 +21,12 @@ class StageContext:
     config: RunConfig
     run: RunDirectory
 
+    def has(self, stage: str) -> bool:
+        """Whether this run's pipeline includes `stage`."""
+        from mpsynth.stages import PIPELINES
+
+        return stage in PIPELINES[self.config.pipeline]
+
     def path(self, stage: str, name: str) -> Path:
         """An upstream stage's output, with a clear error when that stage has not run."""
         path = self.run.stage_dir(stage) / name

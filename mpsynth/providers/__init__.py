@@ -27,6 +27,8 @@ class GenerationRequest:
     messages: list[dict[str, str]]
     params: dict[str, Any]
     seed: int
+    label: str | None = None  # labelled runs: the class asked for
+    cues: tuple[str, ...] = ()  # labelled runs: the cue words the prompt shows
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> GenerationRequest:
@@ -41,6 +43,8 @@ class GenerationRequest:
             messages=list(row["messages"]),
             params=json.loads(row["params_json"]),
             seed=row["seed"],
+            label=row.get("label"),
+            cues=tuple(row.get("cues") or ()),
         )
 
 
@@ -49,7 +53,8 @@ class RealCorpus:
     """Where a run keeps its real posts and their topic assignments."""
 
     posts: Path
-    assignments: Path
+    assignments: Path | None = None
+    labels: Path | None = None  # labelled runs: id, label, split (the seed is what trains)
 
 
 @dataclass(frozen=True)

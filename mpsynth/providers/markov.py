@@ -1,5 +1,17 @@
-"""The offline baseline: a word n-gram Markov chain trained on the real posts of the request's topic
-and target platform, answering in the same JSON the LLM providers are asked for.
+"""The offline baseline: a word n-gram Markov chain trained on real posts, answering in the same JSON
+the LLM providers are asked for.
+
+- Topic requests (mptm, per_platform): a chain over the real posts of the request's topic and
+  target platform (the whole platform when the topic holds too few).
+- Labelled requests: only the run's seed posts train (never the test split).
+  shap_guided: a chain over the seed posts of the requested class (of order 1 when the class has
+  fewer than 100 seed posts), steered toward the prompt's cue words (each transition to a cue word
+  weighs `cue_boost` times its count).
+  naive: the prompt names the class and nothing else, so the chain is the whole seed, every class
+  mixed, steered only toward words that start like the class name ("optim" for optimism). An LLM
+  knows what a class name means and this stand-in knows only the word: naive Markov output is a
+  lower bound for naive LLM output, while shap_guided Markov output resembles resampled seed posts
+  of the class (on-label and in the corpus's words, but no new content).
 
 Written here rather than taken from markovify, which samples from the global `random` module: with
 many requests in flight, per-request seeds would not give reproducible posts.
@@ -8,7 +20,9 @@ many requests in flight, per-request seeds would not give reproducible posts.
 from __future__ import annotations
 
 import json
+import re
 from collections import Counter, defaultdict
+from functools import partial
 
 import numpy as np
 import pyarrow.parquet as pq
@@ -18,6 +32,33 @@ from mpsynth.providers import Completion, GenerationRequest, RealCorpus
 
 BEGIN, END = "\x02", "\x03"
 MAX_TRIES = 10
+SMALL_CLASS = 100  # seed posts below which a class's chain is of order 1
+_EDGE_PUNCTUATION = re.compile(r"^\W+|\W+$")
+
+
+def bare(word: str) -> str:
+    """A word as cue lists spell it: lower case, no punctuation at its edges."""
+    return _EDGE_PUNCTUATION.sub("", word.lower())
+
+
+def _starts_with(stem: str, word: str) -> bool:
+    return bool(stem) and word.startswith(stem)
+
+
+class Steering:
+    """Transition weights of one chain with chosen words made `factor` times likelier."""
+
+    def __init__(self, wanted, factor: float) -> None:
+        self.wanted = wanted  # a predicate on bare words
+        self.factor = factor
+        self._cumulative: dict[tuple[str, ...], np.ndarray] = {}
+
+    def cumulative(self, chain: MarkovChain, state: tuple[str, ...]) -> np.ndarray:
+        if state not in self._cumulative:
+            choices, counts = chain.choices[state], chain.counts[state]
+            boost = np.array([self.factor if self.wanted(bare(w)) else 1.0 for w in choices])
+            self._cumulative[state] = np.cumsum(counts * boost)
+        return self._cumulative[state]
 
 
 class MarkovChain:
@@ -28,19 +69,27 @@ class MarkovChain:
             words = [BEGIN] * order + post.split() + [END]
             for i in range(order, len(words)):
                 counts[tuple(words[i - order : i])][words[i]] += 1
-        self.transitions = {
-            state: (list(c), np.cumsum(list(c.values()), dtype=np.float64))
-            for state, c in counts.items()
+        self.choices = {state: list(c) for state, c in counts.items()}
+        self.counts = {
+            state: np.array(list(c.values()), dtype=np.float64) for state, c in counts.items()
         }
+        self.cumulatives = {state: np.cumsum(c) for state, c in self.counts.items()}
         self.training = {" ".join(post.split()) for post in posts}
 
-    def sample(self, rng: np.random.Generator, max_words: int) -> str:
+    def sample(
+        self, rng: np.random.Generator, max_words: int, steering: Steering | None = None
+    ) -> str:
         """A new post; re-drawn (a few times) when it reproduces a training post verbatim."""
         text = ""
         for _ in range(MAX_TRIES):
             state, words = (BEGIN,) * self.order, []
             while len(words) < max_words:
-                choices, cumulative = self.transitions[state]
+                choices = self.choices[state]
+                cumulative = (
+                    self.cumulatives[state]
+                    if steering is None
+                    else steering.cumulative(self, state)
+                )
                 word = choices[
                     int(np.searchsorted(cumulative, rng.random() * cumulative[-1], "right"))
                 ]
@@ -72,20 +121,69 @@ class MarkovProvider:
             self._by_topic_platform[(topic, platform)].append(text)
             self._by_platform[platform].append(text)
         self._chains: dict[tuple[int | None, str], MarkovChain] = {}
+        self._by_label: dict[str, list[str]] = defaultdict(list)
+        self._label_chains: dict[str | None, MarkovChain] = {}
+        self._steering: dict[tuple, Steering] = {}
+
+    def learn_labels(self, texts: list[str], labels: list[str]) -> None:
+        """The seed posts of a labelled run, by class."""
+        for text, label in zip(texts, labels, strict=True):
+            self._by_label[label].append(text)
 
     @classmethod
     def from_corpus(cls, config: MarkovProviderConfig, corpus: RealCorpus) -> MarkovProvider:
         posts = pq.read_table(corpus.posts, columns=["id", "platform", "text"])
-        assignments = pq.read_table(corpus.assignments, columns=["id", "topic"])
-        topic_of = dict(
-            zip(assignments["id"].to_pylist(), assignments["topic"].to_pylist(), strict=True)
-        )
-        return cls(
+        topic_of = {}
+        if corpus.assignments is not None:
+            assignments = pq.read_table(corpus.assignments, columns=["id", "topic"])
+            topic_of = dict(
+                zip(assignments["id"].to_pylist(), assignments["topic"].to_pylist(), strict=True)
+            )
+        provider = cls(
             config,
             posts["text"].to_pylist(),
             posts["platform"].to_pylist(),
             [topic_of.get(i, -1) for i in posts["id"].to_pylist()],
         )
+        if corpus.labels is not None:
+            seed = pq.read_table(
+                corpus.labels, columns=["id", "label"], filters=[("split", "=", "seed")]
+            )
+            text_of = dict(zip(posts["id"].to_pylist(), posts["text"].to_pylist(), strict=True))
+            provider.learn_labels(
+                [text_of[i] for i in seed["id"].to_pylist()], seed["label"].to_pylist()
+            )
+        return provider
+
+    def label_chain(self, label: str | None) -> MarkovChain:
+        """The chain of a class's seed posts; None: every seed post, all classes mixed."""
+        if label not in self._label_chains:
+            posts = (
+                self._by_label.get(label, [])
+                if label is not None
+                else [t for texts in self._by_label.values() for t in texts]
+            )
+            if not posts:
+                raise ValueError(f"no seed posts of class {label!r} to learn from")
+            # a higher order on a few dozen posts mostly replays them: drop to words in pairs
+            order = self.config.order if len(posts) >= SMALL_CLASS else 1
+            self._label_chains[label] = MarkovChain(posts, order)
+        return self._label_chains[label]
+
+    def labelled_sample(self, request: GenerationRequest, rng: np.random.Generator) -> str:
+        if request.strategy == "naive":
+            chain = self.label_chain(None)
+            stem = bare(request.label or "")[:5]
+            key = ("naive", request.label)
+            wanted = partial(_starts_with, stem)
+        else:
+            chain = self.label_chain(request.label)
+            key = ("cues", request.label, request.cues)
+            cues = frozenset(request.cues)
+            wanted = cues.__contains__
+        if key not in self._steering:
+            self._steering[key] = Steering(wanted, self.config.cue_boost)
+        return chain.sample(rng, self.config.max_words, self._steering[key])
 
     def chain(self, topic: int | None, platform: str) -> MarkovChain:
         """The chain for a topic on a platform; the whole platform when that topic holds too few
@@ -105,7 +203,9 @@ class MarkovProvider:
         posts = [
             {
                 "platform": platform,
-                "text": self.chain(request.topic, platform).sample(rng, self.config.max_words),
+                "text": self.labelled_sample(request, rng)
+                if request.label is not None
+                else self.chain(request.topic, platform).sample(rng, self.config.max_words),
             }
             for platform in request.target_platforms
             for _ in range(request.posts_per_platform)

@@ -16,7 +16,7 @@ from mpsynth.errors import InputError
 from mpsynth.platforms import normalise_platform
 
 SUFFIX_FORMATS = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".parquet": "parquet"}
-FIELDS = ("id", "platform", "text", "timestamp", "author", "label")
+FIELDS = ("id", "platform", "text", "timestamp", "author", "label", "split")
 NO_PLATFORM = "(none)"
 PROGRESS_EVERY = 50_000  # rows between progress updates
 
@@ -182,7 +182,7 @@ def ingest(config: IngestConfig) -> IngestResult:
                     continue
                 seen_ids[post_id] = f"{file}:{line}"
                 kept_count[platform_key] += 1
-                for name in ("timestamp", "author", "label"):
+                for name in ("timestamp", "author", "label", "split"):
                     kept[name].append((values[name][index] or None) if name in values else None)
                 kept["id"].append(post_id)
                 kept["platform"].append(platform)

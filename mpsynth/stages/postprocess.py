@@ -83,6 +83,7 @@ def postprocess(requests: pa.Table, completions: pa.Table) -> PostprocessResult:
                 table["model"].append(completion["model"])
                 table["example_ids"].append(request["example_ids"])
                 table["seed"].append(request["seed"])
+                table["label"].append(request["label"])
                 counts[f"kept: {name}"] += 1
     return PostprocessResult(
         datasets={

@@ -63,6 +63,8 @@ def build_messages(
         "examples": format_examples(examples),
         "posts_per_platform": posts_per_platform,
         "target_list": ", ".join(pool["target_platforms"]),
+        "label": pool.get("label") or "",
+        "cues": ", ".join(pool.get("cues") or []),
     }
     return [
         {"role": "system", "content": system.safe_substitute(values)},
@@ -105,4 +107,6 @@ def build_requests(
             rows["model"].append(generator.provider.model)
             rows["params_json"].append(params_json)
             rows["seed"].append(pool["seed"])
+            rows["label"].append(pool["label"])
+            rows["cues"].append(pool["cues"])
     return pa.Table.from_pydict(rows, schema=schema.GENERATION_REQUESTS)

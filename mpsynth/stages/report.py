@@ -29,7 +29,7 @@ padding:.2rem .6rem;margin:.3rem 0}.muted{color:#777;font-size:.85rem}
 """
 
 
-def _png(figure: plt.Figure) -> str:
+def png(figure: plt.Figure) -> str:
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
     plt.close(figure)
@@ -65,7 +65,7 @@ def _lexical_plot(metrics: list[dict], datasets: list[str], platforms: list[str]
         axis.set_ylim(0, 1)
     axes.flat[0].legend(fontsize=8)
     figure.tight_layout()
-    return _png(figure)
+    return png(figure)
 
 
 def _length_plot(features: pa.Table, datasets: list[str], platforms: list[str]) -> str:
@@ -81,7 +81,7 @@ def _length_plot(features: pa.Table, datasets: list[str], platforms: list[str]) 
         axis.set_xticks(range(1, len(datasets) + 1), datasets, rotation=30, ha="right", fontsize=7)
         axis.set_title(f"{platform}: length (chars)", fontsize=9)
     figure.tight_layout()
-    return _png(figure)
+    return png(figure)
 
 
 # What a comparison metric is when the synthetic set is indistinguishable from the real one.
@@ -177,7 +177,7 @@ def _grouped_bars(
         axis.set_ylim(0, 1)
     axes[0][0].legend(fontsize=7)
     figure.tight_layout()
-    return _png(figure)
+    return png(figure)
 
 
 def _coverage_plot(metrics: list[dict], datasets: list[str]) -> str:
@@ -200,7 +200,7 @@ def _coverage_plot(metrics: list[dict], datasets: list[str]) -> str:
         axis.set_ylim(0, 1.02)
     axes[0].legend(fontsize=7)
     figure.tight_layout()
-    return _png(figure)
+    return png(figure)
 
 
 def _map_plot(embedding_map: pa.Table) -> str:
@@ -218,7 +218,7 @@ def _map_plot(embedding_map: pa.Table) -> str:
     )
     axis.legend(fontsize=7, markerscale=3)
     figure.tight_layout()
-    return _png(figure)
+    return png(figure)
 
 
 TOPIC_METRICS = ("share_with_hashtags", "share_with_urls", "share_with_mentions", "share_negative")
@@ -261,7 +261,10 @@ def render_report(
     ingest_summary: dict[str, dict[str, int]],
     synthetic_examples: dict[str, list[dict[str, Any]]],
     manifest: dict[str, Any],
+    sections: str = "",
 ) -> str:
+    """The page; `sections` is HTML the run's pipeline adds after the counts (a labelled run's
+    utility results)."""
     every_row = metrics.to_pylist()
     rows = [r for r in every_row if r["topic"] is None]
     by_topic = [r for r in every_row if r["topic"] is not None]
@@ -294,6 +297,7 @@ def render_report(
 mpsynth {html.escape(str(manifest.get("versions", {}).get("mpsynth", "")))}</p>
 <h2>Posts per platform</h2>
 {_counts_table(posts, platforms)}
+{sections}
 <h2>Real input</h2>
 {_counts_table(ingest_summary, ["read", "kept", "quarantined"])}
 <h2>Lexical features</h2>
