@@ -181,17 +181,9 @@ def run_labelled_postprocess(ctx: StageContext, out: Path) -> dict[str, Any]:
     return rows
 
 
-def run_utility(ctx: StageContext, out: Path) -> dict[str, Any]:
-    from mpsynth.distributed.tasks import map_tasks
-    from mpsynth.stages.utility import (
-        CELLS_SCHEMA,
-        GridData,
-        Labelled,
-        linguistic_by_class,
-        plan_cells,
-        run_cell,
-        summarise,
-    )
+def grid_data(ctx: StageContext):
+    """What every cell of the utility grid reads: seed, reserve, test and synthetic posts."""
+    from mpsynth.stages.utility import GridData, Labelled
 
     labelled = ctx.config.labelled
     chosen = json.loads(ctx.path("cues", "classifier.json").read_text())
@@ -200,9 +192,6 @@ def run_utility(ctx: StageContext, out: Path) -> dict[str, Any]:
     def part(texts: list[str], labels: list[str]) -> Labelled:
         return Labelled(texts, np.array([classes.index(label) for label in labels], dtype=np.int64))
 
-    seed = part(*labelled_texts(ctx, ("seed",))[1:])
-    reserve = part(*labelled_texts(ctx, ("reserve",))[1:])
-    test = part(*labelled_texts(ctx, ("test",))[1:])
     synthetic = {}
     for path in sorted(ctx.path("postprocess", "synthetic").glob("*.parquet")):
         table = pq.read_table(path, columns=["text", "label"])
@@ -210,16 +199,37 @@ def run_utility(ctx: StageContext, out: Path) -> dict[str, Any]:
             table.column("text").to_pylist(), table.column("label").to_pylist()
         )
     targets = json.loads(ctx.path("pools", "targets.json").read_text())
-    data = GridData(
+    return GridData(
         classes=classes,
         kind=chosen["chosen"],
-        seed=seed,
-        reserve=reserve,
-        test=test,
+        seed=part(*labelled_texts(ctx, ("seed",))[1:]),
+        reserve=part(*labelled_texts(ctx, ("reserve",))[1:]),
+        test=part(*labelled_texts(ctx, ("test",))[1:]),
         synthetic=synthetic,
         real_mix={classes.index(c): n for c, n in targets.items()},
         max_features=labelled.cues.max_features,
         min_df=labelled.cues.min_df,
+    )
+
+
+def run_utility(ctx: StageContext, out: Path) -> dict[str, Any]:
+    from mpsynth.distributed.tasks import map_tasks
+    from mpsynth.stages.utility import (
+        CELLS_SCHEMA,
+        linguistic_by_class,
+        plan_cells,
+        run_cell,
+        summarise,
+    )
+
+    labelled = ctx.config.labelled
+    data = grid_data(ctx)
+    seed, reserve, test, synthetic, classes = (
+        data.seed,
+        data.reserve,
+        data.test,
+        data.synthetic,
+        data.classes,
     )
     cells, skipped = plan_cells(
         data, labelled.utility.added, labelled.utility.repeats, ctx.config.seed

@@ -69,3 +69,65 @@ def test_small_topic_falls_back_to_the_whole_platform(demo_rows):
     platform = rows[0]["platform"]
     assert len(provider.chain(7, platform).training) > 3
     assert provider.chain(None, platform).training == provider.chain(7, platform).training
+
+
+def _labelled_provider(rows, cue_boost=5.0) -> MarkovProvider:
+    provider = MarkovProvider(
+        MarkovProviderConfig(cue_boost=cue_boost),
+        [r["text"] for r in rows],
+        [r["platform"] for r in rows],
+        [-1] * len(rows),
+    )
+    provider.learn_labels([r["text"] for r in rows], [r["label"] for r in rows])
+    return provider
+
+
+def _labelled_posts(provider, strategy, label, cues=(), seeds=range(40)) -> list[str]:
+    posts = []
+    for seed in seeds:
+        request = _request(
+            strategy=strategy,
+            topic=None,
+            target_platforms=["facebook"],
+            posts_per_platform=5,
+            label=label,
+            cues=tuple(cues),
+            seed=seed,
+        )
+        posts += [
+            p["text"] for p in json.loads(asyncio.run(provider.complete(request)).text)["posts"]
+        ]
+    return posts
+
+
+def _trac_seed():
+    from tests.conftest import read_rows
+
+    return [r for r in read_rows("trac1_aggression.csv") if r["split"] == "train"]
+
+
+def test_shap_guided_posts_come_from_the_class_and_lean_on_its_cues():
+    from mpsynth.providers.markov import bare
+
+    rows = _trac_seed()
+    oag_words = {w for r in rows if r["label"] == "OAG" for w in r["text"].split()}
+    cues = ("pakistan", "muslims", "shame")
+    steered = _labelled_posts(_labelled_provider(rows), "shap_guided", "OAG", cues)
+    plain = _labelled_posts(_labelled_provider(rows, cue_boost=1.0), "shap_guided", "OAG", cues)
+    assert all(set(p.split()) <= oag_words for p in steered)  # the class's own chain
+
+    def cue_rate(posts):
+        words = [bare(w) for p in posts for w in p.split()]
+        return sum(w in cues for w in words) / len(words)
+
+    assert cue_rate(steered) > 1.5 * cue_rate(plain) > 0
+
+
+def test_naive_posts_mix_every_class():
+    rows = _trac_seed()
+    naive = _labelled_posts(_labelled_provider(rows), "naive", "OAG")
+    only_elsewhere = {w for r in rows if r["label"] != "OAG" for w in r["text"].split()} - {
+        w for r in rows if r["label"] == "OAG" for w in r["text"].split()
+    }
+    # words no OAG post holds: the naive chain draws on the whole seed
+    assert sum(bool(set(p.split()) & only_elsewhere) for p in naive) > len(naive) / 4

@@ -14,7 +14,7 @@ import yaml
 from mpsynth.cli import main
 from mpsynth.config import load_config
 from mpsynth.pipeline import run_pipeline
-from mpsynth.stages import STAGES
+from mpsynth.stages import PIPELINES
 from tests.conftest import DEMO_COLUMNS, first_per_platform, write_csv
 
 pytestmark = [pytest.mark.slow, pytest.mark.ray]
@@ -65,7 +65,7 @@ def test_every_platform_gets_synthetic_posts_with_provenance(finished_run):
         assert set(table["platform"].to_pylist()) == {"twitter", "reddit", "youtube", "facebook"}
         assert table.num_rows >= 100
         assert all(len(ids) == 9 for ids in table["example_ids"].to_pylist())
-    assert list(manifest["stages"]) == list(STAGES)
+    assert list(manifest["stages"]) == list(PIPELINES["mptm"])
     assert manifest["stages"]["ingest"]["rows"] == {"posts": 600, "quarantined": 0}
 
 

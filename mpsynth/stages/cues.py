@@ -2,8 +2,8 @@
 
 Every candidate classifier is fitted on the real seed and scored on the validation split (macro-F1);
 the best is explained with SHAP (the linear explainer for logistic regression, the tree explainer
-for xgboost) on a stratified sample of seed posts. A word's SHAP score for a class is its mean SHAP
-value toward that class over the class's posts; its TF-IDF differential is the class's mean TF-IDF
+for xgboost) on a stratified sample of seed posts. A word's SHAP score for a class is the sum of its
+SHAP values toward that class in the class's posts that hold it, over the class's posts; its TF-IDF differential is the class's mean TF-IDF
 minus the other classes' mean. Both are scaled to the class's best word and averaged; stop words and
 numbers are left out. The test split is never read here.
 """
@@ -86,13 +86,20 @@ def extract_cues(
     y = np.array([classes.index(label) for label in labels])
     explained = _stratified(y, config.shap_sample, seed)
     values = shap_matrix(model, [texts[i] for i in explained])
+    # only words a post holds: SHAP also credits a class for the absence of other classes' words
+    # (a linear model's value is coef * (x - mean x)), which is no cue to write with
+    present = (model.features([texts[i] for i in explained]) > 0).toarray()
     tfidf = model.features(texts)
     vocabulary = model.vocabulary()
     keep = np.array([is_cue_word(w) for w in vocabulary])
     rows: dict[str, list] = {name: [] for name in CUES_SCHEMA.names}
     for c, label in enumerate(classes):
         mine = y[explained] == c
-        shap_score = values[mine, :, c].mean(axis=0) if mine.any() else np.zeros(len(vocabulary))
+        shap_score = (
+            (values[mine, :, c] * present[mine]).mean(axis=0)
+            if mine.any()
+            else np.zeros(len(vocabulary))
+        )
         inside = np.asarray(tfidf[y == c].mean(axis=0)).ravel()
         outside = np.asarray(tfidf[y != c].mean(axis=0)).ravel()
         diff = inside - outside

@@ -1,0 +1,147 @@
+"""The labelled pipeline end to end on the bundled TRAC-1 sample, from the shipped config and one
+command, with a canary word planted in every test-split post: it must reach no training set, cue
+table, pool, request or synthetic post."""
+
+from __future__ import annotations
+
+import json
+
+import pyarrow.parquet as pq
+import pytest
+
+from mpsynth.cli import main
+from mpsynth.config import load_config
+from mpsynth.labelled_runners import grid_data, seed_classifier
+from mpsynth.rundir import RunDirectory
+from mpsynth.stage_context import StageContext
+from mpsynth.stages import PIPELINES
+from mpsynth.stages.utility import plan_cells, training_set
+from tests.conftest import REPO, read_rows, write_csv
+
+pytestmark = [pytest.mark.slow, pytest.mark.ray]
+CANARY = "zqxcanary"
+COLUMNS = ["platform", "id", "timestamp", "author", "text", "lang", "label", "split"]
+
+
+@pytest.fixture(scope="module")
+def labelled_run(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("labelled")
+    rows = read_rows("trac1_aggression.csv")
+    for number, row in enumerate(rows):
+        if row["split"].startswith("test"):
+            row["text"] = f"{row['text']} {CANARY}{number}"
+    data = write_csv(tmp / "trac.csv", rows, COLUMNS)
+    overrides = [
+        f"run_dir={tmp / 'run'}",
+        f"ingest.inputs.0.path={data}",
+        "generate.n_posts=300",
+        "labelled.split.seed_size=400",
+        "labelled.filter_threshold=0.35",
+        "labelled.utility.added=[100, 200]",
+        "labelled.utility.repeats=2",
+        "labelled.utility.bootstrap_samples=200",
+        "evaluate.bootstrap_samples=20",
+        "ray.num_cpus=2",
+    ]
+    args = ["run", str(REPO / "configs" / "aggression.yaml")]
+    for item in overrides:
+        args += ["--set", item]
+    assert main(args) == 0
+    config = load_config(REPO / "configs" / "aggression.yaml", overrides)
+    return config, StageContext(config, RunDirectory(config.run_dir)), args
+
+
+def _test_ids(config) -> set[str]:
+    labels = pq.read_table(config.run_dir / "labels" / "labels.parquet")
+    return {i for i, s in zip(labels["id"].to_pylist(), labels["split"].to_pylist()) if s == "test"}
+
+
+def test_every_stage_of_the_labelled_pipeline_ran(labelled_run):
+    config, _, _ = labelled_run
+    manifest = json.loads((config.run_dir / "manifest.json").read_text())
+    assert list(manifest["stages"]) == list(PIPELINES["labelled"])
+    assert len(_test_ids(config)) == 586  # test_fb + test_tw
+
+
+def test_the_test_split_reaches_no_training_cue_pool_request_or_post(labelled_run):
+    config, ctx, _ = labelled_run
+    test_ids = _test_ids(config)
+    root = config.run_dir
+    cues = pq.read_table(root / "cues" / "cues.parquet")["word"].to_pylist()
+    assert not [w for w in cues if CANARY in w]
+    assert not [w for w in seed_classifier(ctx).vocabulary() if CANARY in w]
+    pools = pq.read_table(root / "pools" / "pools.parquet")
+    shown = {i for ids in pools["example_ids"].to_pylist() for i in ids}
+    assert shown and not shown & test_ids
+    requests = pq.read_table(root / "prompts" / "requests.parquet")
+    messages = json.dumps(requests["messages"].to_pylist())
+    assert "Words that set" in messages and CANARY not in messages
+    for path in (root / "postprocess" / "synthetic").glob("*.parquet"):
+        assert not [t for t in pq.read_table(path)["text"].to_pylist() if CANARY in t]
+    data = grid_data(ctx)
+    assert all(CANARY in t for t in data.test.texts)
+    cells, _ = plan_cells(data, config.labelled.utility.added, 2, config.seed)
+    for cell in cells:
+        texts, _ = training_set(data, cell)
+        assert not [t for t in texts if CANARY in t], cell
+
+
+def test_utility_grid_covers_every_strategy_with_intervals(labelled_run):
+    config, _, _ = labelled_run
+    summary = pq.read_table(config.run_dir / "utility" / "summary.parquet").to_pylist()
+    strategies = {r["strategy"] for r in summary}
+    assert strategies == {
+        "seed only",
+        "real",
+        "+markov-naive",
+        "+markov-shap_guided",
+        "markov-naive alone",
+        "markov-shap_guided alone",
+    }
+    classes = {r["class"] for r in summary}
+    assert classes == {None, "CAG", "NAG", "OAG"}
+    for row in summary:
+        assert 0 <= row["ci_low"] <= row["f1"] <= row["ci_high"] <= 1
+    info = json.loads((config.run_dir / "utility" / "utility.json").read_text())
+    assert info["minority"] == "OAG" and info["posts"]["test"] == 586
+
+
+def test_cue_guided_posts_carry_their_label_better_than_naive_ones(labelled_run):
+    """The offline baseline gives the strategies a real difference: the label filter (the seed
+    classifier's probability for the intended class >= 0.35) keeps far more shap_guided posts."""
+    config, _, _ = labelled_run
+    summary = json.loads((config.run_dir / "postprocess" / "summary.json").read_text())
+    kept_share = {}
+    for name in ("markov-shap_guided", "markov-naive"):
+        dropped = sum(summary["label_filter"]["dropped"][name].values())
+        kept = summary[f"kept: {name}"]  # counted before the filter
+        kept_share[name] = 1 - dropped / kept
+    assert kept_share["markov-shap_guided"] > kept_share["markov-naive"] + 0.15, kept_share
+
+
+def test_the_label_filter_drops_and_counts_per_class(labelled_run):
+    config, _, _ = labelled_run
+    summary = json.loads((config.run_dir / "postprocess" / "summary.json").read_text())
+    dropped = summary["label_filter"]["dropped"]
+    assert summary["label_filter"]["threshold"] == 0.35
+    assert sum(dropped["markov-naive"].values()) > sum(dropped["markov-shap_guided"].values())
+    rejected = pq.read_table(config.run_dir / "postprocess" / "rejected.parquet")
+    reasons = [r for r in rejected["reason"].to_pylist() if r.startswith("label filter")]
+    assert len(reasons) == sum(sum(d.values()) for d in dropped.values())
+
+
+def test_the_report_shows_the_utility_plot_table_and_cues(labelled_run):
+    config, _, _ = labelled_run
+    page = (config.run_dir / "report" / "report.html").read_text()
+    section = page.split("<h2>Utility")[1].split("<h2>Real input")[0]
+    assert section.count("<img") == 1
+    assert "F1 of OAG" in section and "Cue words" in section and "cues removed" in section
+    assert "Linguistic richness per class" in section
+
+
+def test_a_second_run_skips_every_stage(labelled_run, caplog):
+    _, _, args = labelled_run
+    with caplog.at_level("INFO", logger="mpsynth"):
+        assert main(args) == 0
+    skipped = [r.getMessage() for r in caplog.records if "up to date, skipped" in r.getMessage()]
+    assert len(skipped) == len(PIPELINES["labelled"])

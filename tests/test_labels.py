@@ -1,0 +1,123 @@
+"""Classes and splits of a labelled run, on the bundled GoEmotions and TRAC-1 samples."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import pyarrow as pa
+import pytest
+
+from mpsynth.config import LabelledConfig
+from mpsynth.errors import ConfigError, InputError
+from mpsynth.stages.labels import (
+    GOEMOTIONS_EKMAN,
+    assign_labels,
+    class_targets,
+    label_mapping,
+    single_label,
+)
+from tests.conftest import read_rows
+
+
+def _posts(rows, split=True) -> pa.Table:
+    return pa.table(
+        {
+            "id": [r["id"] for r in rows],
+            "label": [r["label"] for r in rows],
+            "split": [r["split"] if split else None for r in rows],
+        }
+    )
+
+
+def test_ekman_grouping_keeps_one_class_and_names_the_clash():
+    assert single_label("desire;optimism", ";", GOEMOTIONS_EKMAN) == "joy"
+    assert single_label("grief;sadness", ";", GOEMOTIONS_EKMAN) == "sadness"
+    assert single_label("", ";", GOEMOTIONS_EKMAN) is None
+    with pytest.raises(ValueError, match="anger and joy"):
+        single_label("annoyance;amusement", ";", GOEMOTIONS_EKMAN)
+
+
+def test_goemotions_multi_label_rows_are_dropped_and_counted():
+    rows = read_rows("goemotions.csv")
+    config = LabelledConfig(
+        separator=";", mapping="goemotions_ekman", split={"values": {}, "seed_size": 300}
+    )
+    result = assign_labels(_posts(rows), config, seed=1)
+    # independently: rows whose emotions fall in more than one Ekman group
+    expected = sum(len({GOEMOTIONS_EKMAN[e] for e in r["label"].split(";")}) > 1 for r in rows)
+    assert expected > 100
+    assert result.summary["dropped"] == {"multi-label": expected}
+    assert result.dropped.num_rows == expected
+    assert result.labels.num_rows == len(rows) - expected
+    assert set(result.labels["label"].to_pylist()) <= set(GOEMOTIONS_EKMAN.values())
+    roles = Counter(result.labels["split"].to_pylist())
+    assert roles["seed"] == 300
+    published_train = sum(
+        r["split"] == "train" and len({GOEMOTIONS_EKMAN[e] for e in r["label"].split(";")}) == 1
+        for r in rows
+    )
+    assert roles["seed"] + roles["reserve"] == published_train
+
+
+def test_trac_split_values_must_be_mapped_and_then_are_kept():
+    rows = read_rows("trac1_aggression.csv")
+    with pytest.raises(InputError, match=r"test_fb.*labelled\.split\.values"):
+        assign_labels(_posts(rows), LabelledConfig(), seed=0)
+    config = LabelledConfig(split={"values": {"test_fb": "test", "test_tw": "test"}})
+    result = assign_labels(_posts(rows), config, seed=0)
+    role_of = dict(zip(result.labels["id"].to_pylist(), result.labels["split"].to_pylist()))
+    for row in rows:
+        published = row["split"]
+        role = role_of[row["id"]]
+        assert role == "test" if published.startswith("test") else role != "test"
+        assert (role == "validation") == (published == "dev")
+
+
+def test_a_random_split_is_stratified_seeded_and_disjoint():
+    rows = read_rows("trac1_aggression.csv")
+    config = LabelledConfig(split={"mode": "random", "seed_size": 200, "test_fraction": 0.25})
+    first = assign_labels(_posts(rows, split=False), config, seed=5)
+    again = assign_labels(_posts(rows, split=False), config, seed=5)
+    assert first.labels.equals(again.labels)
+    roles = Counter(first.labels["split"].to_pylist())
+    assert roles["test"] == pytest.approx(0.25 * len(rows), abs=2)
+    assert roles["seed"] == 200
+    overall = Counter(r["label"] for r in rows)
+    test_labels = Counter(
+        label
+        for label, role in zip(first.labels["label"].to_pylist(), first.labels["split"].to_pylist())
+        if role == "test"
+    )
+    for label, count in overall.items():  # stratified: each class's share within a point or two
+        assert test_labels[label] / roles["test"] == pytest.approx(count / len(rows), abs=0.02)
+
+
+def test_a_mixed_split_column_is_refused():
+    rows = read_rows("trac1_aggression.csv")[:50]
+    table = _posts(rows).set_column(2, "split", pa.array([None] * 10 + ["train"] * 40))
+    with pytest.raises(InputError, match="10 of 50 labelled posts have no split"):
+        assign_labels(table, LabelledConfig(), seed=0)
+
+
+def test_unknown_packaged_mapping_is_a_config_error():
+    with pytest.raises(ConfigError, match="goemotions_ekman"):
+        label_mapping(LabelledConfig(mapping="ekman"))
+
+
+def test_balance_targets_fill_up_to_the_majority_then_spread():
+    seed = {"anger": 430, "joy": 217, "optimism": 90, "sadness": 263}
+    targets = class_targets(seed, "balance", 2000)
+    assert sum(targets.values()) == 2000
+    for label in seed:  # seed plus targets: every class even
+        assert seed[label] + targets[label] == pytest.approx(430 + 320, abs=1)
+    short = class_targets(seed, "balance", 360)
+    assert short["anger"] == 0 and short["optimism"] > short["joy"] > short["sadness"]
+    assert class_targets(seed, "equal", 8) == dict.fromkeys(seed, 2)
+    assert class_targets(seed, {"joy": 5}, 100) == {
+        "anger": 0,
+        "joy": 5,
+        "optimism": 0,
+        "sadness": 0,
+    }
+    with pytest.raises(ConfigError, match="no class"):
+        class_targets(seed, {"fear": 5}, 100)

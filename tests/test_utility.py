@@ -1,0 +1,127 @@
+"""The utility grid's parts: draws, cells, F1 from confusion counts, bootstrap summaries."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+import pytest
+from sklearn.metrics import f1_score
+
+from mpsynth.stages.utility import (
+    CELLS_SCHEMA,
+    REAL,
+    SEED_ONLY,
+    Cell,
+    GridData,
+    Labelled,
+    draw,
+    f1_from_codes,
+    linguistic_by_class,
+    plan_cells,
+    run_cell,
+    summarise,
+    training_set,
+)
+from tests.conftest import read_rows
+
+
+@pytest.fixture(scope="module")
+def grid() -> GridData:
+    rows = read_rows("trac1_aggression.csv")
+    classes = ["CAG", "NAG", "OAG"]
+
+    def part(subset):
+        return Labelled(
+            [r["text"] for r in subset], np.array([classes.index(r["label"]) for r in subset])
+        )
+
+    train = [r for r in rows if r["split"] == "train"]
+    test = [r for r in rows if r["split"].startswith("test")]
+    return GridData(
+        classes=classes,
+        kind="logistic",
+        seed=part(train[:400]),
+        reserve=part(train[400:]),
+        test=part(test),
+        # a stand-in synthetic set: the dev posts, every OAG post repeated to make it lopsided
+        synthetic={"dev": part([r for r in rows if r["split"] == "dev"])},
+        real_mix={0: 1, 1: 1, 2: 2},
+        max_features=20_000,
+        min_df=2,
+    )
+
+
+def test_f1_from_codes_matches_scikit_learn():
+    rng = np.random.default_rng(0)
+    truth = rng.integers(0, 4, size=(6, 300))
+    predicted = np.where(rng.random((6, 300)) < 0.6, truth, rng.integers(0, 4, size=(6, 300)))
+    predicted[0] = 0  # a row where three classes are never predicted
+    ours = f1_from_codes(truth * 4 + predicted, 4)
+    for row in range(6):
+        expected = f1_score(
+            truth[row], predicted[row], labels=[0, 1, 2, 3], average=None, zero_division=0
+        )
+        np.testing.assert_allclose(ours[row], expected)
+
+
+def test_draw_follows_the_mix_and_fills_a_short_class():
+    labels = np.array([0] * 50 + [1] * 30 + [2] * 5)
+    source = Labelled([str(i) for i in range(len(labels))], labels)
+    rng = np.random.default_rng(1)
+    picked = draw(source, 40, np.array([1.0, 1.0, 2.0]), rng)  # wants 10, 10, 20: class 2 has 5
+    assert len(picked) == 40 and len(set(picked.tolist())) == 40
+    counts = np.bincount(labels[picked], minlength=3)
+    assert counts[2] == 5 and counts[0] >= 10 and counts[1] >= 10
+
+
+def test_plan_skips_counts_a_source_cannot_supply(grid):
+    cells, skipped = plan_cells(grid, [100, 5000], repeats=2, seed=0)
+    strategies = {c.strategy for c in cells}
+    assert strategies == {SEED_ONLY, REAL, "+dev", "dev alone"}
+    assert {c.added for c in cells if c.strategy != SEED_ONLY} == {100}
+    assert len(cells) == 1 + 3 * 2
+    assert len(skipped) == 3 and all("5000" in note for note in skipped)
+    assert len({c.seed for c in cells}) == len(cells)  # every draw its own seed
+
+
+def test_training_sets_hold_the_seed_plus_the_draw_or_the_draw_alone(grid):
+    added = training_set(grid, Cell("+dev", 100, 0, 7))
+    alone = training_set(grid, Cell("dev alone", 100, 0, 7))
+    real = training_set(grid, Cell(REAL, 100, 0, 7))
+    assert len(added[0]) == len(grid.seed.texts) + 100
+    assert added[0][: len(grid.seed.texts)] == grid.seed.texts
+    assert alone[0] == added[0][len(grid.seed.texts) :]  # same seed, same draw
+    real_added = real[1][len(grid.seed.texts) :]
+    assert np.bincount(real_added, minlength=3).tolist() == [25, 25, 50]  # real_mix 1:1:2
+    test_texts = set(grid.test.texts)
+    for texts, _ in (added, alone, real):
+        assert not test_texts & set(texts)
+
+
+def test_cells_score_on_the_test_split_and_summaries_bracket_the_mean(grid):
+    cells = [Cell(SEED_ONLY, 0, 0, 0)] + [Cell(REAL, 300, r, 10 + r) for r in range(3)]
+    results = [run_cell(c, grid) for c in cells]
+    for result in results:
+        assert len(result["predictions"]) == len(grid.test.texts)
+        assert result["macro_f1"] == pytest.approx(np.mean(result["f1"]))
+    table = pa.Table.from_pylist(results, schema=CELLS_SCHEMA)
+    summary = summarise(table, grid.test.labels, grid.classes, 300, 0.95, seed=0).to_pylist()
+    macro = {r["strategy"]: r for r in summary if r["class"] is None}
+    assert macro[REAL]["repeats"] == 3 and macro[SEED_ONLY]["repeats"] == 1
+    assert macro[REAL]["f1"] == pytest.approx(np.mean([r["macro_f1"] for r in results[1:]]))
+    for row in summary:
+        assert row["ci_low"] <= row["f1"] <= row["ci_high"]
+    assert macro[SEED_ONLY]["repeat_sd"] is None and macro[REAL]["repeat_sd"] >= 0
+    # 300 more real posts help a 400-post seed
+    assert macro[REAL]["f1"] > macro[SEED_ONLY]["f1"]
+
+
+def test_linguistic_measures_compare_equal_sized_samples(grid):
+    table = linguistic_by_class(
+        {"real": grid.seed, "dev": grid.synthetic["dev"]}, grid.classes, per_class=80, seed=0
+    ).to_pylist()
+    for label in grid.classes:
+        sizes = {r["n"] for r in table if r["class"] == label}
+        assert len(sizes) == 1 and sizes.pop() <= 80
+    metrics = {r["metric"] for r in table}
+    assert {"vocabulary", "mattr", "pronouns_per_token", "share_with_temporal"} <= metrics
