@@ -53,7 +53,11 @@ def labelled_run(tmp_path_factory):
 
 def _test_ids(config) -> set[str]:
     labels = pq.read_table(config.run_dir / "labels" / "labels.parquet")
-    return {i for i, s in zip(labels["id"].to_pylist(), labels["split"].to_pylist()) if s == "test"}
+    return {
+        i
+        for i, s in zip(labels["id"].to_pylist(), labels["split"].to_pylist(), strict=True)
+        if s == "test"
+    }
 
 
 def test_every_stage_of_the_labelled_pipeline_ran(labelled_run):

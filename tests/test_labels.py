@@ -65,7 +65,9 @@ def test_trac_split_values_must_be_mapped_and_then_are_kept():
         assign_labels(_posts(rows), LabelledConfig(), seed=0)
     config = LabelledConfig(split={"values": {"test_fb": "test", "test_tw": "test"}})
     result = assign_labels(_posts(rows), config, seed=0)
-    role_of = dict(zip(result.labels["id"].to_pylist(), result.labels["split"].to_pylist()))
+    role_of = dict(
+        zip(result.labels["id"].to_pylist(), result.labels["split"].to_pylist(), strict=True)
+    )
     for row in rows:
         published = row["split"]
         role = role_of[row["id"]]
@@ -85,7 +87,9 @@ def test_a_random_split_is_stratified_seeded_and_disjoint():
     overall = Counter(r["label"] for r in rows)
     test_labels = Counter(
         label
-        for label, role in zip(first.labels["label"].to_pylist(), first.labels["split"].to_pylist())
+        for label, role in zip(
+            first.labels["label"].to_pylist(), first.labels["split"].to_pylist(), strict=True
+        )
         if role == "test"
     )
     for label, count in overall.items():  # stratified: each class's share within a point or two
