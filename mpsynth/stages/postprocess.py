@@ -83,7 +83,7 @@ def postprocess(requests: pa.Table, completions: pa.Table) -> PostprocessResult:
                 table["model"].append(completion["model"])
                 table["example_ids"].append(request["example_ids"])
                 table["seed"].append(request["seed"])
-                table["label"].append(request["label"])
+                table["label"].append(request.get("label"))
                 counts[f"kept: {name}"] += 1
     return PostprocessResult(
         datasets={

@@ -107,6 +107,6 @@ def build_requests(
             rows["model"].append(generator.provider.model)
             rows["params_json"].append(params_json)
             rows["seed"].append(pool["seed"])
-            rows["label"].append(pool["label"])
-            rows["cues"].append(pool["cues"])
+            rows["label"].append(pool.get("label"))
+            rows["cues"].append(pool.get("cues") or [])
     return pa.Table.from_pydict(rows, schema=schema.GENERATION_REQUESTS)
