@@ -178,6 +178,9 @@ def run_report(ctx: StageContext, out: Path) -> dict[str, int]:
         counts,
         json.loads(ctx.path("ingest", "summary.json").read_text()),
         ctx.run.manifest(),
+        pq.read_table(ctx.path("utility", "summary.parquet")).to_pylist()
+        if ctx.has("utility")
+        else None,
     )
     (out / "dataset_card.md").write_text(card, encoding="utf-8")
     return {"bytes": len(page.encode())}

@@ -141,13 +141,15 @@ def preflight(config: RunConfig, until: str | None = None) -> None:
     stages = PIPELINES[config.pipeline]
     until = check_stage(config, until)
     check_run_dir(config.run_dir)
-    check_inputs(config.ingest)
+    labelled = config.pipeline == "labelled"
+    for number, spec in enumerate(config.ingest.inputs):
+        if labelled and spec.columns.label is None:
+            raise ConfigError(f"ingest.inputs.{number}.columns.label: a labelled run needs labels")
+    check_inputs(config.ingest, required=("label",) if labelled else ())
     for strategy in config.strategies():
         load_template(strategy, config.prompts)
-    if config.pipeline == "labelled":
+    if labelled:
         label_mapping(config.labelled)
-        if not any(spec.columns.label for spec in config.ingest.inputs):
-            raise ConfigError("a labelled run needs a label column: ingest.inputs.N.columns.label")
     if stages.index(until) < stages.index("generate"):
         return
     for number, generator in enumerate(config.generate.generators):

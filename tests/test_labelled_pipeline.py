@@ -141,6 +141,9 @@ def test_the_report_shows_the_utility_plot_table_and_cues(labelled_run):
     assert section.count("<img") == 1
     assert "F1 of OAG" in section and "Cue words" in section and "cues removed" in section
     assert "Linguistic richness per class" in section
+    card = (config.run_dir / "report" / "dataset_card.md").read_text()
+    assert "## Utility for a classifier" in card
+    assert "| seed + markov-shap_guided |" in card and "| markov-naive alone |" in card
 
 
 def test_a_second_run_skips_every_stage(labelled_run, caplog):

@@ -125,3 +125,32 @@ def test_balance_targets_fill_up_to_the_majority_then_spread():
     }
     with pytest.raises(ConfigError, match="no class"):
         class_targets(seed, {"fear": 5}, 100)
+
+
+def _config(tmp_path, data, **extra):
+    from mpsynth.config import build_config
+
+    return build_config(
+        {"run_dir": str(tmp_path / "run"), "ingest": {"inputs": [{"path": str(data)}]}, **extra}
+    )
+
+
+def test_a_labelled_run_without_a_label_column_stops_before_any_work(tmp_path):
+    from mpsynth.pipeline import preflight
+    from tests.conftest import TEST_DATA
+
+    config = _config(tmp_path, TEST_DATA / "ira_tweets.csv", pipeline="labelled")
+    with pytest.raises(InputError, match=r"ira_tweets.csv: no column 'label' \(mapped to label\)"):
+        preflight(config)
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_stage_outside_the_runs_pipeline_is_named(tmp_path):
+    from mpsynth.errors import StageError
+    from mpsynth.pipeline import run_pipeline
+    from tests.conftest import TEST_DATA
+
+    config = _config(tmp_path, TEST_DATA / "trac1_aggression.csv")
+    with pytest.raises(StageError, match=r"'cues' is not part of the mptm pipeline; its stages"):
+        run_pipeline(config, until="cues")
+    assert not (tmp_path / "run").exists()

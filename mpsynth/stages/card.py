@@ -30,7 +30,10 @@ def render_dataset_card(
     synthetic_counts: dict[str, dict[str, int]],
     ingest_summary: dict[str, dict[str, int]],
     manifest: dict[str, Any],
+    utility: list[dict] | None = None,
 ) -> str:
+    """The card; `utility` (a labelled run's utility summary rows) adds what the synthetic sets
+    do for a classifier tested on real posts."""
     generators = {g.name: g for g in config.generate.generators}
     overall = {
         (m["dataset"], m["metric"]): m["value"]
@@ -64,6 +67,7 @@ def render_dataset_card(
         "carries its provenance: request id, provider, model, strategy, topic, the ids of the real "
         "examples its prompt showed, and the seed.",
         "",
+        *(_labelled_lines(config, utility) if utility is not None else []),
         "## Source data",
         "",
         f"Real posts read from {', '.join(f'`{i.path}`' for i in config.ingest.inputs)}:",
@@ -114,3 +118,46 @@ def render_dataset_card(
         "",
     ]
     return "\n".join(lines)
+
+
+def _labelled_lines(config: RunConfig, utility: list[dict]) -> list[str]:
+    """Labelled strategies, and macro-F1 on the real test split at the largest count every
+    strategy reached."""
+    macro = [r for r in utility if r["class"] is None]
+    baseline = next((r for r in macro if r["added"] == 0), None)
+    strategies = sorted({r["strategy"] for r in macro if r["added"] > 0})
+    common = [
+        n
+        for n in sorted({r["added"] for r in macro if r["added"] > 0})
+        if all(any(r["strategy"] == s and r["added"] == n for r in macro) for s in strategies)
+    ]
+    lines = [
+        "Labelled posts: `shap_guided` prompts show real posts of the class and the words that drive "
+        "a classifier toward it (SHAP and TF-IDF differential keywords); `naive` prompts name the "
+        "class alone. Each post carries its intended class in the `label` column.",
+        "",
+        "## Utility for a classifier",
+        "",
+    ]
+    if baseline is None or not common:
+        return [*lines, "No utility cell covers every strategy; see the report.", ""]
+    count = common[-1]
+    lines += [
+        f"Macro-F1 on the real test split: the classifier trained on the real seed alone "
+        f"({baseline['f1']:.3f}), and with {count:,} posts added (mean over repeats, bootstrap "
+        f"interval over test posts):",
+        "",
+        "| training data | macro-F1 | interval |",
+        "|---|---|---|",
+    ]
+    for strategy in strategies:
+        row = next(r for r in macro if r["strategy"] == strategy and r["added"] == count)
+        interval = "–" if row["ci_low"] is None else f"{row['ci_low']:.3f} – {row['ci_high']:.3f}"
+        lines.append(f"| {_training_data(strategy)} | {row['f1']:.3f} | {interval} |")
+    return [*lines, "", "Per-class F1 and every added count are in `report.html`.", ""]
+
+
+def _training_data(strategy: str) -> str:
+    if strategy == "real":
+        return "seed + real posts"
+    return f"seed + {strategy[1:]}" if strategy.startswith("+") else strategy

@@ -97,12 +97,15 @@ def _jsonl_header(file: Path) -> tuple[list[str], bool]:
     return [], seen_row
 
 
-def check_inputs(config: IngestConfig) -> list[tuple[InputSpec, Path, str]]:
+def check_inputs(
+    config: IngestConfig, required: tuple[str, ...] = ()
+) -> list[tuple[InputSpec, Path, str]]:
     """Fail fast, before any work, on a missing or empty file, a missing mapped column or a text
     column that holds no text (naming file and column).
 
     `text` and `platform` (unless fixed) are required; the optional columns are required only when
-    the config names them explicitly, so a file without `author` under the default mapping is fine.
+    the config names them explicitly (or the run needs them: `required`, the label of a labelled
+    run), so a file without `author` under the default mapping is fine.
     """
     files = []
     for spec in config.inputs:
@@ -111,8 +114,8 @@ def check_inputs(config: IngestConfig) -> list[tuple[InputSpec, Path, str]]:
             wanted = _wanted_columns(spec)
             header = _header(file, fmt, wanted)
             for name, column in wanted.items():
-                required = name in ("text", "platform") or name in explicit
-                if required and column not in header and not (fmt == "jsonl" and not header):
+                needed = name in ("text", "platform", *required) or name in explicit
+                if needed and column not in header and not (fmt == "jsonl" and not header):
                     raise InputError(
                         f"{file}: no column {column!r} (mapped to {name}); columns are {header}"
                     )
