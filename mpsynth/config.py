@@ -416,6 +416,10 @@ class LabelledConfig(_Section):
     classes: list[str] | None = Field(
         default=None, description="keep only these classes (None: every class found)"
     )
+    descriptions: dict[str, str] = Field(
+        default_factory=dict,
+        description="class -> how prompts name it (OAG: overtly aggressive); default the class",
+    )
     strategies: Annotated[list[LabelStrategy], Field(min_length=1)] = list(LABEL_STRATEGIES)
     targets: Literal["balance", "proportional", "equal"] | dict[str, int] = Field(
         default="balance",

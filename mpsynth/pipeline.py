@@ -100,6 +100,10 @@ def _labelled_runners() -> tuple[dict[str, Runner], dict[str, Callable[[RunConfi
             "posts_per_request": c.prompts.posts_per_platform,
             "seed": c.seed,
         },
+        "prompts": lambda c: {
+            **STAGE_INPUTS["prompts"](c),
+            "descriptions": labelled(c).descriptions,
+        },
         "postprocess": lambda c: {"filter_threshold": labelled(c).filter_threshold},
         "utility": lambda c: {
             "utility": labelled(c).utility.model_dump(mode="json"),

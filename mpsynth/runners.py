@@ -156,6 +156,7 @@ def run_prompts(ctx: StageContext, out: Path) -> dict[str, int]:
         pq.read_table(ctx.path("ingest", "posts.parquet"), columns=["id", "platform", "text"]),
         ctx.config.prompts,
         ctx.config.generate.generators,
+        ctx.config.labelled.descriptions if ctx.has("labels") else None,
     )
     return {"requests": write_table(requests, out / "requests.parquet")}
 

@@ -80,6 +80,7 @@ def test_the_test_split_reaches_no_training_cue_pool_request_or_post(labelled_ru
     requests = pq.read_table(root / "prompts" / "requests.parquet")
     messages = json.dumps(requests["messages"].to_pylist())
     assert "Words that set" in messages and CANARY not in messages
+    assert 'labelled \\"overtly aggressive\\"' in messages  # classes as the config names them
     for path in (root / "postprocess" / "synthetic").glob("*.parquet"):
         assert not [t for t in pq.read_table(path)["text"].to_pylist() if CANARY in t]
     data = grid_data(ctx)

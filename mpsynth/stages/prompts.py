@@ -54,7 +54,11 @@ def request_id(provider: dict, params: dict, messages: list[dict], seed: int) ->
 
 
 def build_messages(
-    pool: dict, templates: dict, examples: list[tuple[str, str]], posts_per_platform: int
+    pool: dict,
+    templates: dict,
+    examples: list[tuple[str, str]],
+    posts_per_platform: int,
+    descriptions: dict[str, str] | None = None,
 ) -> list[dict]:
     system, user = templates[pool["strategy"]]
     values = {
@@ -63,7 +67,8 @@ def build_messages(
         "examples": format_examples(examples),
         "posts_per_platform": posts_per_platform,
         "target_list": ", ".join(pool["target_platforms"]),
-        "label": pool.get("label") or "",
+        # a labelled run's class, as the prompt names it ("overtly aggressive" for OAG)
+        "label": (descriptions or {}).get(pool.get("label") or "", pool.get("label") or ""),
         "cues": ", ".join(pool.get("cues") or []),
     }
     return [
@@ -77,8 +82,9 @@ def build_requests(
     posts: pa.Table,
     prompts: PromptsConfig,
     generators: list[GeneratorConfig],
+    descriptions: dict[str, str] | None = None,
 ) -> pa.Table:
-    """One request per pool and generator."""
+    """One request per pool and generator; `descriptions` names a labelled run's classes."""
     text_of = dict(
         zip(posts.column("id").to_pylist(), posts.column("text").to_pylist(), strict=True)
     )
@@ -93,7 +99,9 @@ def build_requests(
         identity = provider_identity(generator)
         for pool in pools.to_pylist():
             examples = [(platform_of[i], text_of[i]) for i in pool["example_ids"]]
-            messages = build_messages(pool, templates, examples, prompts.posts_per_platform)
+            messages = build_messages(
+                pool, templates, examples, prompts.posts_per_platform, descriptions
+            )
             rows["request_id"].append(request_id(identity, params, messages, pool["seed"]))
             rows["generator"].append(generator.name)
             rows["pool_id"].append(pool["pool_id"])
