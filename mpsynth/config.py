@@ -72,8 +72,9 @@ class LsaEmbedderConfig(_Section):
 
 
 class SentenceTransformersEmbedderConfig(_Section):
-    """Any sentence-transformers model, by hub name or local path (a multilingual one for
-    non-English data, e.g. sentence-transformers/paraphrase-multilingual-MiniLM-L12-v2)."""
+    """A sentence-transformers model: all-MiniLM-L6-v2 (the default) comes installed with mpsynth
+    and is verified by hash; any other by local path (a multilingual one for non-English data,
+    e.g. a saved copy of paraphrase-multilingual-MiniLM-L12-v2). Nothing is downloaded."""
 
     kind: Literal["sentence-transformers"] = "sentence-transformers"
     model: str = "sentence-transformers/all-MiniLM-L6-v2"
@@ -327,6 +328,11 @@ SentimentConfig = Annotated[
 
 
 class EvaluateConfig(_Section):
+    embedder: EmbedderConfig | None = Field(
+        default_factory=SentenceTransformersEmbedderConfig,
+        description="the space of the embedding similarity and the map: a pretrained model "
+        "(default all-MiniLM-L6-v2, packaged); null: the run's own embed.embedder",
+    )
     bootstrap_samples: Annotated[int, Field(ge=0)] = 200
     confidence: Annotated[float, Field(gt=0.5, lt=1.0)] = 0.95
     sample_per_platform: Annotated[int, Field(ge=1)] | None = Field(
@@ -341,6 +347,13 @@ class EvaluateConfig(_Section):
         default=None,
         description="a spaCy pipeline name or path for the entity metrics (None: left out)",
     )
+
+    @field_validator("embedder")
+    @classmethod
+    def _pretrained(cls, value: Any) -> Any:
+        if value is not None and value.kind == "lsa":
+            raise ValueError("LSA is fitted by the embed stage: set null to use the run's LSA space")
+        return value
 
 
 class SplitConfig(_Section):

@@ -76,8 +76,10 @@ def run_evaluate(ctx: StageContext, out: Path) -> dict[str, int]:
         )
         pq.write_table(rows, staged / f"{number:03d}.parquet")
     embedder = ctx.config.embed.embedder
+    similarity = evaluate.embedder
     wants_gpu = (
-        embedder.kind == "sentence-transformers" or evaluate.sentiment.kind == "transformers"
+        "sentence-transformers" in (embedder.kind, similarity and similarity.kind)
+        or evaluate.sentiment.kind == "transformers"
     )
     actors, gpus = actor_layout(None, None, wants_gpu=wants_gpu)
     map_parquet(
@@ -89,6 +91,7 @@ def run_evaluate(ctx: StageContext, out: Path) -> dict[str, int]:
             "state": state_path(embedder, ctx.run.stage_dir("embed")),
             "sentiment": evaluate.sentiment,
             "ner_model": evaluate.ner_model,
+            "similarity_embedder": similarity,
         },
         actors=actors,
         num_cpus=ctx.config.ray.actor_num_cpus,

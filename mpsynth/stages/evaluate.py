@@ -57,8 +57,10 @@ def lexical_metrics(features: pa.Table, config: EvaluateConfig, seed: int) -> pa
 
 class PostFeatures:
     """Batch callable (Ray Data actor) for the per-post features the sampled families need: the
-    embedding (the run's embedder), the sentiment class (the configured backend) and, with an NER
-    pipeline, the entities mentioned ("LABEL\ttext"). Models load once, in __init__."""
+    embedding in the similarity space (evaluate.embedder), the embedding in the run's topic space
+    when that differs (`topic_embedding`, to place posts in the real topics), the sentiment class
+    (the configured backend) and, with an NER pipeline, the entities mentioned ("LABEL\ttext").
+    Models load once, in __init__."""
 
     def __init__(
         self,
@@ -66,10 +68,16 @@ class PostFeatures:
         state: Path | None,
         sentiment: SentimentConfig,
         ner_model: str | None,
+        similarity_embedder: EmbedderConfig | None = None,
     ) -> None:
         from mpsynth.embedders import load_embedder
 
         self.embedder = load_embedder(embedder, Path(state) if state else None)
+        self.similarity = (
+            load_embedder(similarity_embedder, None)
+            if similarity_embedder is not None and similarity_embedder != embedder
+            else None
+        )
         self.sentiment = sentiment
         self.ner_model = ner_model
 
@@ -80,7 +88,12 @@ class PostFeatures:
 
         texts = batch.column("text").to_pylist()
         columns = {name: batch.column(name) for name in batch.column_names if name != "text"}
-        columns["embedding"] = embeddings_column(self.embedder.encode(texts))
+        topic_space = embeddings_column(self.embedder.encode(texts))
+        if self.similarity is None:
+            columns["embedding"] = topic_space
+        else:
+            columns["embedding"] = embeddings_column(self.similarity.encode(texts))
+            columns["topic_embedding"] = topic_space
         columns["sentiment"] = pa.array(sentiment_of(texts, self.sentiment), pa.int64())
         if self.ner_model is not None:
             mentions = post_entities(load_pipeline(self.ner_model), texts)
@@ -110,7 +123,12 @@ def family_metrics(
     def as_set(name: str, table: pa.Table, topics: np.ndarray | None) -> EvalSet:
         vectors = embeddings_matrix(table.column("embedding"))
         if topics is None:
-            topics = assign_topics(vectors, centroids, outlier_threshold)[0]
+            topic_space = (
+                embeddings_matrix(table.column("topic_embedding"))
+                if "topic_embedding" in table.column_names
+                else vectors
+            )
+            topics = assign_topics(topic_space, centroids, outlier_threshold)[0]
         data = EvalSet(
             name,
             table.column("text").to_pylist(),
