@@ -352,7 +352,9 @@ class EvaluateConfig(_Section):
     @classmethod
     def _pretrained(cls, value: Any) -> Any:
         if value is not None and value.kind == "lsa":
-            raise ValueError("LSA is fitted by the embed stage: set null to use the run's LSA space")
+            raise ValueError(
+                "LSA is fitted by the embed stage: set null to use the run's LSA space"
+            )
         return value
 
 

@@ -5,7 +5,12 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from mpsynth.metrics.lexical import add_lexical_features, lexical_features, lexical_metric_values
+from mpsynth.metrics.lexical import (
+    add_lexical_features,
+    emojis_in,
+    lexical_features,
+    lexical_metric_values,
+)
 from mpsynth.metrics.stats import bootstrap_mean_ci
 
 # Real posts from the demo data, counted by hand.
@@ -15,7 +20,7 @@ HAND_COUNTED = {
     "4MySquad3312143142#297": (3, 2, 0, 0, 21),
     "4MySquad3312143142#2432": (0, 0, 1, 0, 13),
     "Crystal1Johnson#6226": (0, 0, 1, 3, 13),  # 👑 ❤️ 🎉
-    "debesstrs#8413": (0, 0, 1, 4, 17),  # 😠 💸 ↔ 💯
+    "debesstrs#8413": (0, 0, 1, 3, 17),  # 😠 💸 💯; a bare ↔ is text (UTS #51)
     "AnaaisLEC#2110": (0, 0, 0, 2, 16),  # 👍 🇺🇸 (a flag is one emoji)
 }
 
@@ -56,12 +61,30 @@ def test_patterns_do_not_fire_inside_words(text, hashtags, mentions):
     assert (features["hashtags"][0], features["mentions"][0]) == (hashtags, mentions)
 
 
-def test_vectorised_emoji_count_equals_the_library_on_every_demo_post(demo_rows):
+def test_vectorised_emoji_count_equals_the_per_post_rule_on_every_demo_post(demo_rows):
     texts = [r["text"] for r in demo_rows]
     features = lexical_features(pa.chunked_array([pa.array(texts[:2000]), pa.array(texts[2000:])]))
-    expected = np.array([emoji.emoji_count(t) for t in texts])
+    expected = np.array([len(emojis_in(t)) for t in texts])
     assert expected.sum() > 100  # the check means something only if emojis are there
     np.testing.assert_array_equal(features["emojis"], expected)
+    # the library counts text-default symbols too: the rule differs from it on real posts
+    assert sum(emoji.emoji_count(t) for t in texts) > expected.sum()
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("© 2020 ® ™ ↔ ❤", []),  # text-default symbols written as text
+        ("©\ufe0f ❤\ufe0f ↔\ufe0f", ["©\ufe0f", "❤\ufe0f", "↔\ufe0f"]),  # with VS16: emoji
+        ("family 👩\u200d👩\u200d👧 here", ["👩\u200d👩\u200d👧"]),  # a ZWJ sequence is one
+        ("press 1\ufe0f\u20e3 or #\ufe0f\u20e3", ["1\ufe0f\u20e3", "#\ufe0f\u20e3"]),  # keycaps
+        ("🇺🇸🇬🇧 👍🏽", ["🇺🇸", "🇬🇧", "👍🏽"]),  # flags, a skin tone joins its emoji
+        ("😀😀", ["😀", "😀"]),
+    ],
+)
+def test_emojis_follow_unicode_rules(text, expected):
+    assert emojis_in(text) == expected
+    assert lexical_features(pa.array([text]))["emojis"][0] == len(expected)
 
 
 def test_batch_function_adds_one_column_per_feature(hand_rows):
@@ -76,6 +99,7 @@ def test_batch_function_adds_one_column_per_feature(hand_rows):
         "mentions",
         "urls",
         "emojis",
+        "cashtags",
         "chars",
         "words",
     ]

@@ -3,7 +3,6 @@ batches, and their per-platform aggregates."""
 
 from __future__ import annotations
 
-import re
 from functools import cache
 
 import emoji
@@ -11,17 +10,10 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-# RE2 patterns (pyarrow's regex engine). The leading group keeps a match from starting inside a
-# word, so "a#b", e-mail addresses and "&#39;" entities are not counted.
-HASHTAG = r"(?:^|[^\p{L}\p{N}_&/#])#[\p{N}_]*\p{L}[\p{L}\p{M}\p{N}_]*"
-MENTION = r"(?:^|[^\p{L}\p{N}_.@/])@[A-Za-z0-9_]{1,30}"
-URL = r"(?i)(?:https?://|www\.)[^\s<>\"']+"
-PATTERNS = {"hashtags": HASHTAG, "mentions": MENTION, "urls": URL}
-# The hashtag pattern for Python's re, where \w is already Unicode-aware; used where the hashtags
-# themselves are needed, not only their counts.
-HASHTAG_TEXT = re.compile(r"(?:^|[^\w&/#])#([\d_]*[^\W\d_]\w*)")
+from mpsynth.metrics.extraction import extract
+
 COUNTED = ("hashtags", "mentions", "urls", "emojis")
-FEATURES = (*COUNTED, "chars", "words")
+FEATURES = (*COUNTED, "cashtags", "chars", "words")
 
 
 @cache
@@ -43,24 +35,39 @@ def _emoji_candidate_class() -> str:
     )
 
 
+UNQUALIFIED = emoji.STATUS["unqualified"]
+
+
+def emojis_in(text: str) -> list[str]:
+    """The emojis of a post by Unicode's rules (UTS #51, through the emoji library's data): a ZWJ
+    sequence, a flag or a keycap is one emoji; a symbol whose default presentation is text (©, ®,
+    ™, ↔, ❤) counts only with the emoji variation selector (U+FE0F) after it."""
+    found = []
+    for token in emoji.analyze(text, join_emoji=True):
+        match = token.value
+        status = (match.data or {}).get("status")
+        if len(match.emoji) == 1 and status == UNQUALIFIED:
+            continue  # a text-default symbol written as text
+        found.append(match.emoji)
+    return found
+
+
 def count_emojis(texts: pa.Array) -> np.ndarray:
     counts = np.zeros(len(texts), dtype=np.int64)
     candidates = pc.match_substring_regex(texts, _emoji_candidate_class()).fill_null(False)
     for index in np.flatnonzero(candidates.to_numpy(zero_copy_only=False)):
-        counts[index] = emoji.emoji_count(texts[int(index)].as_py())
+        counts[index] = len(emojis_in(texts[int(index)].as_py()))
     return counts
 
 
-def lexical_features(texts: pa.Array | pa.ChunkedArray) -> dict[str, np.ndarray]:
-    """Per-post counts, one int64 array per feature in FEATURES."""
+def lexical_features(
+    texts: pa.Array | pa.ChunkedArray, platforms: pa.Array | pa.ChunkedArray | None = None
+) -> dict[str, np.ndarray]:
+    """Per-post counts, one int64 array per feature in FEATURES (hashtags, mentions, URLs and
+    cashtags by mpsynth.metrics.extraction, mentions by each post's platform rule)."""
     if isinstance(texts, pa.ChunkedArray):
         texts = texts.combine_chunks()
-    features = {
-        name: pc.count_substring_regex(texts, pattern)
-        .to_numpy(zero_copy_only=False)
-        .astype(np.int64)
-        for name, pattern in PATTERNS.items()
-    }
+    features = dict(extract(texts, platforms).counts)
     features["emojis"] = count_emojis(texts)
     features["chars"] = pc.utf8_length(texts).to_numpy(zero_copy_only=False).astype(np.int64)
     # trimmed first: Arrow yields an empty token for leading or trailing whitespace
@@ -71,12 +78,13 @@ def lexical_features(texts: pa.Array | pa.ChunkedArray) -> dict[str, np.ndarray]
         .to_numpy(zero_copy_only=False)
         .astype(np.int64)
     )
-    return features
+    return {name: features[name] for name in FEATURES}
 
 
 def add_lexical_features(batch: pa.Table) -> pa.Table:
     """Batch function (Ray Data's map_batches protocol): the batch plus one column per feature."""
-    for name, values in lexical_features(batch.column("text")).items():
+    platforms = batch.column("platform") if "platform" in batch.column_names else None
+    for name, values in lexical_features(batch.column("text"), platforms).items():
         batch = batch.append_column(name, pa.array(values, pa.int64()))
     return batch
 
@@ -109,8 +117,13 @@ def lexical_metric_values(features: dict[str, np.ndarray]) -> dict[str, np.ndarr
 
 
 def hashtag_set(texts: list[str]) -> set[str]:
-    """The distinct hashtags (case-folded) used in a set of posts."""
-    return {tag.casefold() for text in texts for tag in HASHTAG_TEXT.findall(text)}
+    """The distinct hashtags (case-folded) used in a set of posts: the same extraction that
+    counts them."""
+    if not texts:
+        return set()
+    tags = extract(texts, values=True).values
+    assert tags is not None
+    return {tag.casefold() for post in tags["hashtags"] for tag in post}
 
 
 def hashtag_overlap(real: set[str], synthetic: set[str]) -> float:

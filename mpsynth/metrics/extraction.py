@@ -1,0 +1,310 @@
+"""Hashtags, mentions, URLs and cashtags by the rules twitter-text publishes for every port (its
+extraction conformance suite: tests/data/twitter-text/extract.yml), plus the platforms' own handle
+rules the suite does not cover. One extraction gives every count, set and per-post value.
+
+Vectorised: a batch's texts are joined with newlines and each pattern runs once over the joined text
+(a newline is a boundary to every rule, so no entity spans two posts); match positions map back to
+posts by binary search. Only posts that hold the entity's sign ("#", "@", "$", ".") are joined, a
+cheap Arrow filter first. Rules as in twitter-text:
+
+- hashtag: "#" or "＃" after a start, a variation selector or any character that is not a hashtag
+  character or "&"; then letters, marks, digits, "_" and a few joiners, at least one letter or mark;
+  not followed by another hash sign or "://".
+- mention: "@" or "＠" not after a letter, digit or one of _!#$%&*@ (but "RT@x" and "RT:@x" count);
+  1-20 of [A-Za-z0-9_], optionally a "/list"; not followed by "@", an accented Latin letter or "://".
+  Platform handles: YouTube handles take 3-30 letters (any script), digits, "_", "-" and ".";
+  Instagram handles 1-30 of [A-Za-z0-9_.], not ending in ".".
+- cashtag: "$" at a start or after a space, 1-6 letters with an optional ".xx" or "_xx", then a
+  space, punctuation or the end.
+- URL: with http(s):// or bare ("example.com/x", "bit.ly"), a domain ending in a known top-level
+  domain (mpsynth/metrics/tlds.txt), optional port, path (balanced parentheses, no trailing
+  punctuation) and query. A bare domain must be ASCII and not follow "-", "_", "." or "/". t.co links
+  end at their slug.
+- Hashtags, mentions and cashtags inside a URL are not counted.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cache
+from importlib import resources
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import regex
+
+KINDS = ("hashtags", "mentions", "urls", "cashtags")
+
+SPACES = "\t\n\x0b\x0c\r \x85\xa0\u1680\u180e\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
+PUNCT = r"!'#%&()*+,\\\-./:;<=>?@\[\]^_{|}~$"
+INVALID = "\ufffe\ufeff\uffff\u202a-\u202e"
+LATIN_ACCENTS = (
+    "\xc0-\xd6\xd8-\xf6\xf8-\xff\u0100-\u024f\u0253\u0254\u0256\u0257\u0259\u025b\u0263\u0268"
+    "\u026f\u0272\u0289\u028b\u02bb\u0300-\u036f\u1e00-\u1eff"
+)
+CYRILLIC = "\u0400-\u04ff"
+
+HASHTAG_CHAR = (
+    r"[\p{L}\p{M}\p{Nd}_\u200c\u200d\ua67e\u05be\u05f3\u05f4\uff5e\u301c\u309b\u309c\u30a0"
+    r"\u30fb\u3003\u0f0b\u0f0c\u00b7]"
+)
+HASHTAG = regex.compile(
+    rf"(?:^|[\ufe0e\ufe0f]|(?!{HASHTAG_CHAR}|&).)[#＃](?![\ufe0f\u20e3])"
+    rf"(?>(?P<value>{HASHTAG_CHAR}*[\p{{L}}\p{{M}}]{HASHTAG_CHAR}*))(?![#＃]|://)",
+    regex.MULTILINE | regex.DOTALL,
+)
+MENTION_BEFORE = r"(?:^|[^a-zA-Z0-9_!#$%&*@＠]|(?:^|[^a-zA-Z0-9_+~.\-])(?:rt|RT|rT|Rt):?)"
+MENTION_AFTER = rf"(?![@＠{LATIN_ACCENTS}]|://)"
+MENTIONS = {
+    "twitter": regex.compile(
+        rf"{MENTION_BEFORE}[@＠]"
+        rf"(?>(?P<value>[a-zA-Z0-9_]{{1,20}})(?:/[a-zA-Z][a-zA-Z0-9_\-]{{0,24}})?){MENTION_AFTER}",
+        regex.MULTILINE,
+    ),
+    # YouTube handles: 3-30 characters, letters of any script, digits, "_", "-" and "."
+    "youtube": regex.compile(
+        r"(?:^|(?<=[^\p{L}\p{M}\p{Nd}_.\-@＠]))[@＠](?P<value>[\p{L}\p{M}\p{Nd}_\-.]{3,30})"
+        r"(?<![.\-])(?![\p{L}\p{M}\p{Nd}_@＠]|://)",
+        regex.MULTILINE,
+    ),
+    # Instagram handles: 1-30 of letters, digits, "_" and ".", never ending in "."
+    "instagram": regex.compile(
+        r"(?:^|(?<=[^a-zA-Z0-9_.@＠]))[@＠](?P<value>[a-zA-Z0-9_.]{0,29}[a-zA-Z0-9_])"
+        r"(?![a-zA-Z0-9_@＠]|\.[a-zA-Z0-9_]|://)",
+        regex.MULTILINE,
+    ),
+}
+CASHTAG = regex.compile(
+    rf"(?:^|[{SPACES}])\$(?P<value>[a-z]{{1,6}}(?:[._][a-z]{{1,2}})?)(?=$|\s|[{PUNCT}])",
+    regex.IGNORECASE | regex.MULTILINE,
+)
+# the sign a post must hold for an entity of each kind to be possible
+# (atomic groups above: a rejected entity is not shortened until the check after it passes)
+SIGNS = {"hashtags": "[#＃]", "mentions": "[@＠]", "cashtags": r"\$", "urls": r"\."}
+
+
+@cache
+def top_level_domains() -> dict[str, list[str]]:
+    """{"country": [...], "generic": [...]} from the packaged list."""
+    sections: dict[str, list[str]] = {}
+    current = None
+    text = resources.files("mpsynth.metrics").joinpath("tlds.txt").read_text("utf-8")
+    for line in text.splitlines():
+        if not line or line.startswith("#"):
+            continue
+        if line.startswith("["):
+            current = sections.setdefault(line.strip("[]"), [])
+        elif current is not None:
+            current.append(line)
+    return sections
+
+
+def _alternation(words: list[str]) -> str:
+    return "|".join(regex.escape(w) for w in sorted(words, key=lambda w: (-len(w), w)))
+
+
+@dataclass(frozen=True)
+class UrlPatterns:
+    url: regex.Pattern
+    ascii_domain: regex.Pattern
+    tco: regex.Pattern
+
+
+@cache
+def url_patterns() -> UrlPatterns:
+    tlds = top_level_domains()
+    end = r"(?=[^0-9a-z@+\-]|$)"
+    gtld = rf"(?:(?:{_alternation(tlds['generic'])}){end})"
+    cctld = rf"(?:(?:{_alternation(tlds['country'])}){end})"
+    punycode = r"(?:xn--[\-0-9a-z]+)"
+    dc = rf"[^{PUNCT}{SPACES}{INVALID}]"
+    subdomain = rf"(?:(?:{dc}(?:[_\-]|{dc})*)?{dc}\.)"
+    domain_name = rf"(?:(?:{dc}(?:-|{dc})*)?{dc}\.)"
+    domain = rf"(?:{subdomain}*{domain_name}(?:{gtld}|{cctld}|{punycode}))"
+    pc_ = rf"[a-z{CYRILLIC}0-9!*';:=+,.$/%#\[\]\-\u2013_~@|&{LATIN_ACCENTS}]"
+    balanced = rf"\((?:{pc_}+|(?:{pc_}*\({pc_}+\){pc_}*))\)"
+    path_end = rf"(?:[+\-a-z{CYRILLIC}0-9=_#/{LATIN_ACCENTS}]|{balanced})"
+    path = rf"(?:(?:{pc_}*(?:{balanced}{pc_}*)*{path_end})|(?:@{pc_}+/))"
+    query = r"[a-z0-9!?*'@();:&=+$/%#\[\]\-_.,~|]"
+    query_end = r"[a-z0-9\-_&=#/]"
+    flags = regex.IGNORECASE | regex.MULTILINE
+    return UrlPatterns(
+        url=regex.compile(
+            rf"(?P<before>[^A-Za-z0-9@＠$#＃{INVALID}]|^)"
+            rf"(?P<url>(?P<protocol>https?://)?(?P<domain>{domain})(?::[0-9]+)?"
+            rf"(?P<path>/{path}*)?(?:\?{query}*{query_end})?)",
+            flags,
+        ),
+        ascii_domain=regex.compile(
+            rf"(?:(?:[\-a-z0-9{LATIN_ACCENTS}]+)\.)+(?:{gtld}|{cctld}|{punycode})", flags
+        ),
+        tco=regex.compile(r"^https?://t\.co/([a-z0-9]+)", regex.IGNORECASE),
+    )
+
+
+MAX_URL_LENGTH = 4096
+MAX_TCO_SLUG = 40
+
+
+def _ascii_length(domain: str) -> int | None:
+    """The domain's length in ASCII (punycode), None when it has no valid ASCII form."""
+    try:
+        return len(domain.encode("idna"))
+    except UnicodeError:
+        try:
+            import idna
+
+            return len(idna.encode(domain, uts46=True))
+        except (ImportError, idna.IDNAError, UnicodeError):
+            return None
+
+
+def url_spans(text: str) -> list[tuple[int, int, str]]:
+    """(start, end, url) of every URL in `text`, by twitter-text's rules."""
+    patterns = url_patterns()
+    found = []
+    for match in patterns.url.finditer(text):
+        url, protocol, domain = match["url"], match["protocol"], match["domain"]
+        start, end = match.start("url"), match.end("url")
+        ascii_length = _ascii_length(domain)
+        if not ascii_length:
+            continue
+        if len(protocol or "https://") + len(url) - len(domain) + ascii_length > MAX_URL_LENGTH:
+            continue
+        if protocol:
+            tco = patterns.tco.match(url)
+            if tco:
+                if len(tco.group(1)) > MAX_TCO_SLUG:
+                    continue
+                url, end = tco.group(0), start + len(tco.group(0))
+            found.append((start, end, url))
+            continue
+        if regex.search(r"[\-_./]$", match["before"]):
+            continue
+        last = None
+        for ascii_match in patterns.ascii_domain.finditer(domain):
+            last = (start + ascii_match.start(), start + ascii_match.end(), ascii_match.group(0))
+            found.append(last)
+        if last is not None and match["path"]:
+            found[-1] = (last[0], end, text[last[0] : end])
+    return found
+
+
+@dataclass
+class Extracted:
+    """Per post, the entities found: counts always, values (the text of each) when asked for."""
+
+    counts: dict[str, np.ndarray]
+    values: dict[str, list[list[str]]] | None
+
+
+def extract(
+    texts: pa.Array | pa.ChunkedArray | list[str],
+    platforms: pa.Array | pa.ChunkedArray | list[str] | None = None,
+    values: bool = False,
+) -> Extracted:
+    """Hashtags, mentions, URLs and cashtags of every post. Mentions follow each post's platform
+    rule (MENTIONS; Twitter's for the others)."""
+    texts = _array(texts)
+    n = len(texts)
+    counts = {kind: np.zeros(n, dtype=np.int64) for kind in KINDS}
+    found: dict[str, list[list[str]]] | None = (
+        {kind: [[] for _ in range(n)] for kind in KINDS} if values else None
+    )
+    # URLs first: the other entities inside a URL do not count
+    url_rows, joined, offsets = _joined(texts, SIGNS["urls"])
+    url_starts: list[int] = []
+    url_ends: list[int] = []
+    for start, end, url in url_spans(joined):
+        url_starts.append(start)
+        url_ends.append(end)
+        _record(url_rows, offsets, start, url, counts["urls"], found and found["urls"])
+    starts, ends = np.asarray(url_starts, dtype=np.int64), np.asarray(url_ends, dtype=np.int64)
+    url_row = url_rows[np.searchsorted(offsets, starts, "right") - 1] if len(starts) else starts
+    url_offsets = offsets[np.searchsorted(offsets, starts, "right") - 1] if len(starts) else starts
+
+    def inside_url(row: int, position: int) -> bool:
+        """Whether a post-relative position lies inside one of that post's URLs."""
+        if not len(starts):
+            return False
+        mine = np.flatnonzero(url_row == row)
+        relative_starts = starts[mine] - url_offsets[mine]
+        relative_ends = ends[mine] - url_offsets[mine]
+        return bool(((relative_starts <= position) & (position < relative_ends)).any())
+
+    def run(kind: str, pattern: regex.Pattern, rows_filter: np.ndarray | None = None) -> None:
+        rows, text, starts_ = _joined(texts, SIGNS[kind], rows_filter)
+        for match in pattern.finditer(text):
+            position = match.start("value") - 1  # the sign
+            index = int(np.searchsorted(starts_, position, "right") - 1)
+            row = int(rows[index])
+            if len(starts) and inside_url(row, position - int(starts_[index])):
+                continue
+            _record(rows, starts_, position, match["value"], counts[kind], found and found[kind])
+
+    run("hashtags", HASHTAG)
+    run("cashtags", CASHTAG)
+    rules = _mention_rules(platforms, n)
+    for rule, rows_filter in rules.items():
+        run("mentions", MENTIONS[rule], rows_filter)
+    return Extracted(counts, found)
+
+
+def _array(texts) -> pa.Array:
+    if isinstance(texts, pa.ChunkedArray):
+        return texts.combine_chunks()
+    if isinstance(texts, pa.Array):
+        return texts
+    return pa.array(texts, pa.string())
+
+
+def _mention_rules(platforms, n: int) -> dict[str, np.ndarray | None]:
+    """Mention rule -> the rows it applies to (None: every row)."""
+    if platforms is None:
+        return {"twitter": None}
+    names = np.asarray(_array(platforms).to_pylist(), dtype=object)
+    rules: dict[str, np.ndarray | None] = {}
+    special = np.zeros(n, dtype=bool)
+    for rule in MENTIONS:
+        if rule == "twitter":
+            continue
+        mine = names == rule
+        if mine.any():
+            rules[rule] = mine
+            special |= mine
+    if not special.any():
+        return {"twitter": None}
+    if (~special).any():
+        rules["twitter"] = ~special
+    return rules
+
+
+def _joined(
+    texts: pa.Array, sign: str, rows_filter: np.ndarray | None = None
+) -> tuple[np.ndarray, str, np.ndarray]:
+    """(rows, joined text, start offset of each row in it) of the posts holding `sign`."""
+    holds = pc.match_substring_regex(texts, sign).fill_null(False).to_numpy(zero_copy_only=False)
+    if rows_filter is not None:
+        holds &= rows_filter
+    rows = np.flatnonzero(holds)
+    chosen = texts.take(pa.array(rows, pa.int64())) if len(rows) < len(texts) else texts
+    lengths = pc.utf8_length(chosen).to_numpy(zero_copy_only=False).astype(np.int64)
+    offsets = np.zeros(len(rows), dtype=np.int64)
+    if len(rows):
+        offsets[1:] = np.cumsum(lengths[:-1] + 1)
+    return rows, "\n".join(chosen.to_pylist()), offsets
+
+
+def _record(rows, offsets, position, value, counts, values) -> None:
+    row = int(rows[np.searchsorted(offsets, position, "right") - 1])
+    counts[row] += 1
+    if values is not None:
+        values[row].append(value)
+
+
+def entities(text: str, platform: str | None = None) -> dict[str, list[str]]:
+    """The entities of one post, in order of appearance (for tests and the report)."""
+    result = extract([text], None if platform is None else [platform], values=True)
+    assert result.values is not None
+    return {kind: result.values[kind][0] for kind in KINDS}
