@@ -25,6 +25,7 @@ cheap Arrow filter first. Rules as in twitter-text:
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
@@ -49,12 +50,15 @@ HASHTAG_CHAR = (
     r"[\p{L}\p{M}\p{Nd}_\u200c\u200d\ua67e\u05be\u05f3\u05f4\uff5e\u301c\u309b\u309c\u30a0"
     r"\u30fb\u3003\u0f0b\u0f0c\u00b7]"
 )
+# Every pattern starts at its sign, the character before it checked by a lookbehind, so the engine
+# skips to the next sign instead of trying a match at every position.
+HASHTAG_CHAR_INNER = HASHTAG_CHAR[1:-1]
 HASHTAG = regex.compile(
-    rf"(?:^|[\ufe0e\ufe0f]|(?!{HASHTAG_CHAR}|&).)[#＃](?![\ufe0f\u20e3])"
+    rf"(?:(?<![{HASHTAG_CHAR_INNER}&])|(?<=[\ufe0e\ufe0f]))[#＃](?![\ufe0f\u20e3])"
     rf"(?>(?P<value>{HASHTAG_CHAR}*[\p{{L}}\p{{M}}]{HASHTAG_CHAR}*))(?![#＃]|://)",
     regex.MULTILINE | regex.DOTALL,
 )
-MENTION_BEFORE = r"(?:^|[^a-zA-Z0-9_!#$%&*@＠]|(?:^|[^a-zA-Z0-9_+~.\-])(?:rt|RT|rT|Rt):?)"
+MENTION_BEFORE = r"(?:(?<![a-zA-Z0-9_!#$%&*@＠])|(?<=(?:^|[^a-zA-Z0-9_+~.\-])(?:rt|RT|rT|Rt):?))"
 MENTION_AFTER = rf"(?![@＠{LATIN_ACCENTS}]|://)"
 MENTIONS = {
     "twitter": regex.compile(
@@ -64,19 +68,19 @@ MENTIONS = {
     ),
     # YouTube handles: 3-30 characters, letters of any script, digits, "_", "-" and "."
     "youtube": regex.compile(
-        r"(?:^|(?<=[^\p{L}\p{M}\p{Nd}_.\-@＠]))[@＠](?P<value>[\p{L}\p{M}\p{Nd}_\-.]{3,30})"
+        r"(?<![\p{L}\p{M}\p{Nd}_.\-@＠])[@＠](?P<value>[\p{L}\p{M}\p{Nd}_\-.]{3,30})"
         r"(?<![.\-])(?![\p{L}\p{M}\p{Nd}_@＠]|://)",
         regex.MULTILINE,
     ),
     # Instagram handles: 1-30 of letters, digits, "_" and ".", never ending in "."
     "instagram": regex.compile(
-        r"(?:^|(?<=[^a-zA-Z0-9_.@＠]))[@＠](?P<value>[a-zA-Z0-9_.]{0,29}[a-zA-Z0-9_])"
+        r"(?<![a-zA-Z0-9_.@＠])[@＠](?P<value>[a-zA-Z0-9_.]{0,29}[a-zA-Z0-9_])"
         r"(?![a-zA-Z0-9_@＠]|\.[a-zA-Z0-9_]|://)",
         regex.MULTILINE,
     ),
 }
 CASHTAG = regex.compile(
-    rf"(?:^|[{SPACES}])\$(?P<value>[a-z]{{1,6}}(?:[._][a-z]{{1,2}})?)(?=$|\s|[{PUNCT}])",
+    rf"(?<![^{SPACES}])\$(?P<value>[a-z]{{1,6}}(?:[._][a-z]{{1,2}})?)(?=$|\s|[{PUNCT}])",
     regex.IGNORECASE | regex.MULTILINE,
 )
 # the sign a post must hold for an entity of each kind to be possible
@@ -101,14 +105,15 @@ def top_level_domains() -> dict[str, list[str]]:
 
 
 def _alternation(words: list[str]) -> str:
-    return "|".join(regex.escape(w) for w in sorted(words, key=lambda w: (-len(w), w)))
+    return "|".join(re.escape(w) for w in sorted(words, key=lambda w: (-len(w), w)))
 
 
 @dataclass(frozen=True)
-class UrlPatterns:
-    url: regex.Pattern
-    ascii_domain: regex.Pattern
-    tco: regex.Pattern
+class UrlPatterns:  # Python's re: no Unicode properties needed, and its literal alternations
+    url: re.Pattern  # (the TLD list) run several times faster than the regex module's
+    ascii_domain: re.Pattern
+    tco: re.Pattern
+    tld_dot: re.Pattern  # "." and a known TLD: where every URL must pass
 
 
 @cache
@@ -119,8 +124,10 @@ def url_patterns() -> UrlPatterns:
     cctld = rf"(?:(?:{_alternation(tlds['country'])}){end})"
     punycode = r"(?:xn--[\-0-9a-z]+)"
     dc = rf"[^{PUNCT}{SPACES}{INVALID}]"
-    subdomain = rf"(?:(?:{dc}(?:[_\-]|{dc})*)?{dc}\.)"
-    domain_name = rf"(?:(?:{dc}(?:-|{dc})*)?{dc}\.)"
+    # a label: domain characters with inner "-" (and "_" in subdomains), then "."; possessive,
+    # since a label cannot hold a ".", so giving characters back never helps a match
+    subdomain = rf"(?:{dc}(?:[_\-]*+{dc})*+\.)"
+    domain_name = rf"(?:{dc}(?:-*+{dc})*+\.)"
     domain = rf"(?:{subdomain}*{domain_name}(?:{gtld}|{cctld}|{punycode}))"
     pc_ = rf"[a-z{CYRILLIC}0-9!*';:=+,.$/%#\[\]\-\u2013_~@|&{LATIN_ACCENTS}]"
     balanced = rf"\((?:{pc_}+|(?:{pc_}*\({pc_}+\){pc_}*))\)"
@@ -128,18 +135,20 @@ def url_patterns() -> UrlPatterns:
     path = rf"(?:(?:{pc_}*(?:{balanced}{pc_}*)*{path_end})|(?:@{pc_}+/))"
     query = r"[a-z0-9!?*'@();:&=+$/%#\[\]\-_.,~|]"
     query_end = r"[a-z0-9\-_&=#/]"
-    flags = regex.IGNORECASE | regex.MULTILINE
+    flags = re.MULTILINE  # the text is lower-cased (ASCII) first: see url_spans
     return UrlPatterns(
-        url=regex.compile(
+        url=re.compile(
             rf"(?P<before>[^A-Za-z0-9@＠$#＃{INVALID}]|^)"
             rf"(?P<url>(?P<protocol>https?://)?(?P<domain>{domain})(?::[0-9]+)?"
             rf"(?P<path>/{path}*)?(?:\?{query}*{query_end})?)",
             flags,
         ),
-        ascii_domain=regex.compile(
-            rf"(?:(?:[\-a-z0-9{LATIN_ACCENTS}]+)\.)+(?:{gtld}|{cctld}|{punycode})", flags
+        ascii_domain=re.compile(
+            rf"(?:(?:[\-a-z0-9{LATIN_ACCENTS}]+)\.)+(?:{gtld}|{cctld}|{punycode})",
+            flags,
         ),
-        tco=regex.compile(r"^https?://t\.co/([a-z0-9]+)", regex.IGNORECASE),
+        tco=re.compile(r"^https?://t\.co/([a-z0-9]+)"),
+        tld_dot=re.compile(rf"\.(?:{gtld}|{cctld}|xn--)", flags),
     )
 
 
@@ -160,9 +169,49 @@ def _ascii_length(domain: str) -> int | None:
             return None
 
 
+WHITESPACE = re.compile(rf"[{SPACES}]")
+
+
 def url_spans(text: str) -> list[tuple[int, int, str]]:
-    """(start, end, url) of every URL in `text`, by twitter-text's rules."""
+    """(start, end, url) of every URL in `text`, by twitter-text's rules.
+
+    A URL holds a "." and a known TLD and no whitespace, so the full pattern runs only over the
+    whitespace-delimited runs around such a dot (a run starts after whitespace, where the rules
+    see the same boundary as in the whole text), not at every position of the text. The patterns
+    run on a copy with ASCII letters lower-cased (same length, so spans carry over): matching
+    case-insensitively would cost the TLD alternation its fast path."""
     patterns = url_patterns()
+    lowered = text.translate(ASCII_LOWER)
+    found: list[tuple[int, int, str]] = []
+    covered = -1
+    for dot in patterns.tld_dot.finditer(lowered):
+        if dot.start() < covered:
+            continue  # inside a run already searched
+        begin = _run_start(lowered, dot.start())
+        covered = _run_end(lowered, dot.start())
+        found += [
+            (begin + start, begin + stop, text[begin + start : begin + stop])
+            for start, stop in _url_spans_in(lowered[begin:covered], patterns)
+        ]
+    return found
+
+
+ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
+
+
+def _run_start(text: str, position: int) -> int:
+    start = position
+    while start > 0 and not WHITESPACE.match(text, start - 1):
+        start -= 1
+    return start
+
+
+def _run_end(text: str, position: int) -> int:
+    found = WHITESPACE.search(text, position)
+    return found.start() if found else len(text)
+
+
+def _url_spans_in(text: str, patterns: UrlPatterns) -> list[tuple[int, int]]:
     found = []
     for match in patterns.url.finditer(text):
         url, protocol, domain = match["url"], match["protocol"], match["domain"]
@@ -177,17 +226,17 @@ def url_spans(text: str) -> list[tuple[int, int, str]]:
             if tco:
                 if len(tco.group(1)) > MAX_TCO_SLUG:
                     continue
-                url, end = tco.group(0), start + len(tco.group(0))
-            found.append((start, end, url))
+                end = start + len(tco.group(0))
+            found.append((start, end))
             continue
-        if regex.search(r"[\-_./]$", match["before"]):
+        if match["before"] in ("-", "_", ".", "/"):
             continue
         last = None
         for ascii_match in patterns.ascii_domain.finditer(domain):
-            last = (start + ascii_match.start(), start + ascii_match.end(), ascii_match.group(0))
+            last = (start + ascii_match.start(), start + ascii_match.end())
             found.append(last)
         if last is not None and match["path"]:
-            found[-1] = (last[0], end, text[last[0] : end])
+            found[-1] = (last[0], end)
     return found
 
 
