@@ -339,7 +339,6 @@ class EvaluateConfig(_Section):
         default=20_000, description="posts per platform and dataset evaluated (None: all of them)"
     )
     similarity_thresholds: tuple[Annotated[float, Field(ge=-1.0, le=1.0)], ...] = (0.6, 0.7, 0.8)
-    similarity_pairs: Annotated[int, Field(ge=1)] = 20_000
     detectability_sample: Annotated[int, Field(ge=10)] = 5_000
     linguistic_seed: int = 0
     sentiment: SentimentConfig = VaderSentimentConfig()

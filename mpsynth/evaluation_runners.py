@@ -51,7 +51,7 @@ def run_evaluate(ctx: StageContext, out: Path) -> dict[str, int]:
         LexicalFeatures,
         columns=["id", "platform", "text"],
         constructor_kwargs={"datasets": {str(p.resolve()): n for n, p in sources.items()}},
-        actors=1,
+        actors=actor_layout(None, 0.0, wants_gpu=False)[0],  # one per CPU
         num_cpus=ctx.config.ray.actor_num_cpus,
         batch_size=8192,
         include_paths=True,

@@ -18,7 +18,7 @@ from mpsynth.testing import build_tiny_ner_pipeline
 from tests.conftest import first_per_platform
 
 STRIP = re.compile(r"(?i)(?:https?://|www\.)\S+|#\w+")
-CONFIG = EvaluateConfig(bootstrap_samples=20, similarity_pairs=2_000, detectability_sample=400)
+CONFIG = EvaluateConfig(bootstrap_samples=20, detectability_sample=400)
 
 
 @pytest.fixture(scope="module")

@@ -53,7 +53,16 @@ def test_nearest_similarity_and_thresholds():
 
 def test_within_similarity_never_pairs_a_post_with_itself():
     vectors = np.array([[1.0, 0.0], [0.0, 1.0]], dtype=np.float32)  # orthogonal: every pair is 0
-    assert mean_within_similarity(vectors, 1000, np.random.default_rng(0)) == 0.0
+    assert mean_within_similarity(vectors) == 0.0
+
+
+def test_within_similarity_is_the_exact_mean_over_every_pair():
+    rng = np.random.default_rng(3)
+    vectors = rng.normal(size=(300, 16))
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    gram = vectors @ vectors.T
+    brute = (gram.sum() - np.trace(gram)) / (300 * 299)
+    assert mean_within_similarity(vectors) == pytest.approx(brute, abs=1e-12)
 
 
 def test_topic_overlap_by_hand():

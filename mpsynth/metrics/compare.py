@@ -133,7 +133,7 @@ def describe(
         )
     )
     vectors = _nonzero(data.embeddings)
-    diversity = mean_within_similarity(vectors, config.similarity_pairs, rng)
+    diversity = mean_within_similarity(vectors)
     rows.append(
         _row("similarity", "mean_within_similarity", data.name, platform, diversity, len(vectors))
     )

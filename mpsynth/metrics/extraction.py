@@ -113,7 +113,6 @@ class UrlPatterns:  # Python's re: no Unicode properties needed, and its literal
     url: re.Pattern  # (the TLD list) run several times faster than the regex module's
     ascii_domain: re.Pattern
     tco: re.Pattern
-    tld_dot: re.Pattern  # "." and a known TLD: where every URL must pass
 
 
 @cache
@@ -148,7 +147,6 @@ def url_patterns() -> UrlPatterns:
             flags,
         ),
         tco=re.compile(r"^https?://t\.co/([a-z0-9]+)"),
-        tld_dot=re.compile(rf"\.(?:{gtld}|{cctld}|xn--)", flags),
     )
 
 
@@ -170,6 +168,14 @@ def _ascii_length(domain: str) -> int | None:
 
 
 WHITESPACE = re.compile(rf"[{SPACES}]")
+# where a TLD may follow a dot: an ASCII run (the TLD must be all of it, given what may not follow
+# a TLD) or a non-ASCII character (a TLD in another script may be a prefix of a longer run)
+TLD_CANDIDATE = re.compile(r"\.(?:([a-z0-9@+\-]+)|[^\x00-\x7f])")
+
+
+@cache
+def known_tlds() -> frozenset[str]:
+    return frozenset(tld for tlds in top_level_domains().values() for tld in tlds)
 
 
 def url_spans(text: str) -> list[tuple[int, int, str]]:
@@ -181,12 +187,17 @@ def url_spans(text: str) -> list[tuple[int, int, str]]:
     run on a copy with ASCII letters lower-cased (same length, so spans carry over): matching
     case-insensitively would cost the TLD alternation its fast path."""
     patterns = url_patterns()
-    lowered = text.translate(ASCII_LOWER)
+    known = known_tlds()
+    # UTF-8 bytes of non-ASCII characters hold no ASCII letters: bytes.lower() changes A-Z only
+    lowered = text.encode("utf-8", "surrogatepass").lower().decode("utf-8", "surrogatepass")
     found: list[tuple[int, int, str]] = []
     covered = -1
-    for dot in patterns.tld_dot.finditer(lowered):
+    for dot in TLD_CANDIDATE.finditer(lowered):
         if dot.start() < covered:
             continue  # inside a run already searched
+        word = dot.group(1)
+        if word is not None and word not in known and not word.startswith("xn--"):
+            continue  # an ASCII TLD is the whole run of [a-z0-9@+-] after its dot
         begin = _run_start(lowered, dot.start())
         covered = _run_end(lowered, dot.start())
         found += [
@@ -194,9 +205,6 @@ def url_spans(text: str) -> list[tuple[int, int, str]]:
             for start, stop in _url_spans_in(lowered[begin:covered], patterns)
         ]
     return found
-
-
-ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
 
 
 def _run_start(text: str, position: int) -> int:
@@ -261,43 +269,52 @@ def extract(
     found: dict[str, list[list[str]]] | None = (
         {kind: [[] for _ in range(n)] for kind in KINDS} if values else None
     )
-    # URLs first: the other entities inside a URL do not count
+    # every entity as (row, position in its post); URLs first: the others inside one do not count
     url_rows, joined, offsets = _joined(texts, SIGNS["urls"])
-    url_starts: list[int] = []
-    url_ends: list[int] = []
-    for start, end, url in url_spans(joined):
-        url_starts.append(start)
-        url_ends.append(end)
-        _record(url_rows, offsets, start, url, counts["urls"], found and found["urls"])
-    starts, ends = np.asarray(url_starts, dtype=np.int64), np.asarray(url_ends, dtype=np.int64)
-    url_row = url_rows[np.searchsorted(offsets, starts, "right") - 1] if len(starts) else starts
-    url_offsets = offsets[np.searchsorted(offsets, starts, "right") - 1] if len(starts) else starts
+    spans = url_spans(joined)
+    url_starts = np.array([start for start, _, _ in spans], dtype=np.int64)
+    row_index = np.searchsorted(offsets, url_starts, "right") - 1
+    url_row = url_rows[row_index]
+    # URLs as intervals on one axis: row * STRIDE + position (posts are shorter than STRIDE)
+    url_from = url_row * STRIDE + (url_starts - offsets[row_index])
+    url_to = url_from + np.array([end - start for start, end, _ in spans], dtype=np.int64)
+    _tally(url_row, [url for _, _, url in spans], counts["urls"], found and found["urls"])
 
-    def inside_url(row: int, position: int) -> bool:
-        """Whether a post-relative position lies inside one of that post's URLs."""
-        if not len(starts):
-            return False
-        mine = np.flatnonzero(url_row == row)
-        relative_starts = starts[mine] - url_offsets[mine]
-        relative_ends = ends[mine] - url_offsets[mine]
-        return bool(((relative_starts <= position) & (position < relative_ends)).any())
-
-    def run(kind: str, pattern: regex.Pattern, rows_filter: np.ndarray | None = None) -> None:
-        rows, text, starts_ = _joined(texts, SIGNS[kind], rows_filter)
-        for match in pattern.finditer(text):
-            position = match.start("value") - 1  # the sign
-            index = int(np.searchsorted(starts_, position, "right") - 1)
-            row = int(rows[index])
-            if len(starts) and inside_url(row, position - int(starts_[index])):
-                continue
-            _record(rows, starts_, position, match["value"], counts[kind], found and found[kind])
+    def run(kind: str, pattern, rows_filter: np.ndarray | None = None) -> None:
+        rows, text, starts = _joined(texts, SIGNS[kind], rows_filter)
+        matches = [(m.start("value") - 1, m["value"]) for m in pattern.finditer(text)]
+        if not matches:
+            return
+        signs = np.array([position for position, _ in matches], dtype=np.int64)
+        index = np.searchsorted(starts, signs, "right") - 1
+        row = rows[index]
+        keep = ~_inside(row * STRIDE + (signs - starts[index]), url_from, url_to)
+        kept = [value for (_, value), k in zip(matches, keep, strict=True) if k]
+        _tally(row[keep], kept, counts[kind], found and found[kind])
 
     run("hashtags", HASHTAG)
     run("cashtags", CASHTAG)
-    rules = _mention_rules(platforms, n)
-    for rule, rows_filter in rules.items():
+    for rule, rows_filter in _mention_rules(platforms, n).items():
         run("mentions", MENTIONS[rule], rows_filter)
     return Extracted(counts, found)
+
+
+STRIDE = 1 << 32
+
+
+def _inside(points: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
+    """Whether each point lies in one of the intervals [starts, ends) (sorted, disjoint)."""
+    if not len(starts):
+        return np.zeros(len(points), dtype=bool)
+    index = np.searchsorted(starts, points, "right") - 1
+    return (index >= 0) & (points < ends[np.maximum(index, 0)])
+
+
+def _tally(rows: np.ndarray, values: list[str], counts: np.ndarray, found) -> None:
+    np.add.at(counts, rows, 1)
+    if found is not None:
+        for row, value in zip(rows.tolist(), values, strict=True):
+            found[row].append(value)
 
 
 def _array(texts) -> pa.Array:
@@ -343,13 +360,6 @@ def _joined(
     if len(rows):
         offsets[1:] = np.cumsum(lengths[:-1] + 1)
     return rows, "\n".join(chosen.to_pylist()), offsets
-
-
-def _record(rows, offsets, position, value, counts, values) -> None:
-    row = int(rows[np.searchsorted(offsets, position, "right") - 1])
-    counts[row] += 1
-    if values is not None:
-        values[row].append(value)
 
 
 def entities(text: str, platform: str | None = None) -> dict[str, list[str]]:

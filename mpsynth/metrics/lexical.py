@@ -3,6 +3,7 @@ batches, and their per-platform aggregates."""
 
 from __future__ import annotations
 
+import re
 from functools import cache
 
 import emoji
@@ -17,9 +18,8 @@ FEATURES = (*COUNTED, "cashtags", "chars", "words")
 
 
 @cache
-def _emoji_candidate_class() -> str:
-    """An RE2 character class of every non-ASCII code point found in any emoji the emoji library
-    knows: a post that matches nothing in it holds no emoji, so only the rest need exact counting."""
+def _emoji_ranges() -> list[tuple[int, int]]:
+    """Every non-ASCII code point found in any emoji the emoji library knows, as ranges."""
     points = sorted({ord(ch) for key in emoji.EMOJI_DATA for ch in key if ord(ch) > 127})
     ranges, start, prev = [], points[0], points[0]
     for point in points[1:]:
@@ -28,11 +28,30 @@ def _emoji_candidate_class() -> str:
             start = point
         prev = point
     ranges.append((start, prev))
+    return ranges
+
+
+@cache
+def _emoji_candidate_class() -> str:
+    """An RE2 character class of those code points: a post that matches nothing in it holds no
+    emoji, so only the rest need exact counting."""
     return (
         "["
-        + "".join(f"\\x{{{a:x}}}" if a == b else f"\\x{{{a:x}}}-\\x{{{b:x}}}" for a, b in ranges)
+        + "".join(
+            f"\\x{{{a:x}}}" if a == b else f"\\x{{{a:x}}}-\\x{{{b:x}}}" for a, b in _emoji_ranges()
+        )
         + "]"
     )
+
+
+@cache
+def _emoji_runs() -> re.Pattern:
+    """Runs of characters that can make up an emoji (a keycap's ASCII base first): every emoji
+    lies inside one, so only the runs need the library's (per-character) tokenizer."""
+    characters = "".join(
+        f"\\U{a:08x}" if a == b else f"\\U{a:08x}-\\U{b:08x}" for a, b in _emoji_ranges()
+    )
+    return re.compile(rf"[0-9#*]?[{characters}]+")
 
 
 UNQUALIFIED = emoji.STATUS["unqualified"]
@@ -55,8 +74,10 @@ def emojis_in(text: str) -> list[str]:
 def count_emojis(texts: pa.Array) -> np.ndarray:
     counts = np.zeros(len(texts), dtype=np.int64)
     candidates = pc.match_substring_regex(texts, _emoji_candidate_class()).fill_null(False)
+    runs = _emoji_runs()
     for index in np.flatnonzero(candidates.to_numpy(zero_copy_only=False)):
-        counts[index] = len(emojis_in(texts[int(index)].as_py()))
+        text = texts[int(index)].as_py()
+        counts[index] = sum(len(emojis_in(run)) for run in runs.findall(text))
     return counts
 
 
