@@ -7,6 +7,7 @@ from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -24,6 +25,12 @@ LabelStrategy = Literal["shap_guided", "naive"]
 LABEL_STRATEGIES: tuple[LabelStrategy, ...] = ("shap_guided", "naive")
 Strategy = TopicStrategy | LabelStrategy
 Pipeline = Literal["mptm", "labelled"]
+
+
+def _listed_once(value: list[str]) -> list[str]:
+    if len(set(value)) != len(value):
+        raise ValueError("each strategy may be listed once")
+    return value
 
 
 class _Section(BaseModel):
@@ -163,16 +170,11 @@ class TopicsConfig(_Section):
 
 
 class PoolsConfig(_Section):
-    strategies: Annotated[list[TopicStrategy], Field(min_length=1)] = list(STRATEGIES)
+    strategies: Annotated[
+        list[TopicStrategy], Field(min_length=1), AfterValidator(_listed_once)
+    ] = list(STRATEGIES)
     examples_per_prompt: Annotated[int, Field(ge=1, le=100)] = 9
     include_outliers: bool = False
-
-    @field_validator("strategies")
-    @classmethod
-    def _unique(cls, value: list[Strategy]) -> list[Strategy]:
-        if len(set(value)) != len(value):
-            raise ValueError("each strategy may be listed once")
-        return value
 
 
 class PromptsConfig(_Section):
@@ -434,7 +436,9 @@ class LabelledConfig(_Section):
         default_factory=dict,
         description="class -> how prompts name it (OAG: overtly aggressive); default the class",
     )
-    strategies: Annotated[list[LabelStrategy], Field(min_length=1)] = list(LABEL_STRATEGIES)
+    strategies: Annotated[
+        list[LabelStrategy], Field(min_length=1), AfterValidator(_listed_once)
+    ] = list(LABEL_STRATEGIES)
     targets: Literal["balance", "proportional", "equal"] | dict[str, int] = Field(
         default="balance",
         description="posts per class and strategy: balance (every class up to the seed's "
@@ -448,13 +452,6 @@ class LabelledConfig(_Section):
     split: SplitConfig = SplitConfig()
     cues: CuesConfig = CuesConfig()
     utility: UtilityConfig = UtilityConfig()
-
-    @field_validator("strategies")
-    @classmethod
-    def _unique(cls, value: list[LabelStrategy]) -> list[LabelStrategy]:
-        if len(set(value)) != len(value):
-            raise ValueError("each strategy may be listed once")
-        return value
 
 
 class ReportConfig(_Section):
