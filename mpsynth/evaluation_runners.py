@@ -98,6 +98,7 @@ def run_evaluate(ctx: StageContext, out: Path) -> dict[str, int]:
         num_gpus=gpus,
         batch_size=1024,
         description="evaluate: embeddings, sentiment, entities",
+        preserve_order=True,  # the same batches every run: identical embeddings, identical metrics
     )
     post_features = pq.read_table(out / "post_features")
     shutil.rmtree(staged)

@@ -78,13 +78,16 @@ def map_parquet(
     batch_size: int = 1024,
     include_paths: bool = False,
     description: str | None = None,
+    preserve_order: bool = False,
 ) -> None:
     """Stream `source` through `fn` into Parquet part files under `destination`, with a progress
     display named `description` (rows done of the source's rows).
 
     A class runs as a pool of `actors` long-lived actors (it loads its model once in __init__);
     a function runs as tasks. With `num_gpus=1` each actor owns one GPU. Fractional `num_cpus` keeps a 2-core machine from deadlocking with
-    the read tasks waiting on CPUs that the actors hold.
+    the read tasks waiting on CPUs that the actors hold. `preserve_order` keeps rows in source
+    order, and so every batch's rows the same from run to run: a neural model's output for a post
+    varies in the last bits with the other posts padded into its batch.
     """
     # absolute paths: Ray workers need not share the driver's working directory
     sources = (
@@ -118,6 +121,8 @@ def map_parquet(
         work = _counted_function(fn, counter)
     output = dataset.map_batches(work, **options)
     total = parquet_rows(source)
+    execution = ray.data.DataContext.get_current().execution_options
+    ordered_before, execution.preserve_order = execution.preserve_order, preserve_order
     try:
         with (
             console.progress(description or getattr(fn, "__name__", "rows"), total) as shown,
@@ -134,4 +139,5 @@ def map_parquet(
             writing.result()  # the pass's own error, if it failed
             shown.update(ray.get(counter.total.remote()))
     finally:
+        execution.preserve_order = ordered_before
         ray.kill(counter)
