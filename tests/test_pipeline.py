@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
@@ -257,7 +258,15 @@ def test_the_same_config_and_seed_give_identical_metrics(finished_run):
     run_pipeline(load_config(config_path), until="evaluate", force={"evaluate"})
     second = pq.read_table(config.run_dir / "evaluate" / "metrics.parquet")
     assert first.num_rows == second.num_rows
-    assert first.equals(second)  # values and intervals alike
+    numbers = ("value", "ci_low", "ci_high")
+    rest = [c for c in first.column_names if c not in numbers]
+    assert first.select(rest).equals(second.select(rest))
+    # values and intervals alike, up to the last bits of MiniLM's CPU arithmetic (a diversity
+    # differed in its 9th decimal between two runs)
+    for column in numbers:
+        a = first[column].to_numpy(zero_copy_only=False).astype(float)
+        b = second[column].to_numpy(zero_copy_only=False).astype(float)
+        np.testing.assert_allclose(a, b, rtol=1e-7, atol=1e-9, equal_nan=True)
 
 
 def test_ray_usage_statistics_are_off_unless_asked_for(ray_local):
