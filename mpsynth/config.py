@@ -8,8 +8,6 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import (
     AfterValidator,
-    BaseModel,
-    ConfigDict,
     Field,
     ValidationError,
     field_validator,
@@ -17,27 +15,17 @@ from pydantic import (
 )
 
 from mpsynth import settings
+from mpsynth.config_base import Section, listed_once
 from mpsynth.errors import ConfigError
+from mpsynth.labelled_config import LabelledConfig, LabelStrategy
 
 TopicStrategy = Literal["mptm", "per_platform"]
 STRATEGIES: tuple[TopicStrategy, ...] = ("mptm", "per_platform")
-LabelStrategy = Literal["shap_guided", "naive"]
-LABEL_STRATEGIES: tuple[LabelStrategy, ...] = ("shap_guided", "naive")
 Strategy = TopicStrategy | LabelStrategy
 Pipeline = Literal["mptm", "labelled"]
 
 
-def _listed_once(value: list[str]) -> list[str]:
-    if len(set(value)) != len(value):
-        raise ValueError("each strategy may be listed once")
-    return value
-
-
-class _Section(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-
-class ColumnMap(_Section):
+class ColumnMap(Section):
     """Which input column holds each field; None means the input has no such column."""
 
     text: str = "text"
@@ -49,7 +37,7 @@ class ColumnMap(_Section):
     split: str | None = "split"
 
 
-class InputSpec(_Section):
+class InputSpec(Section):
     path: Path
     format: Literal["auto", "csv", "jsonl", "parquet"] = "auto"
     platform: str | None = Field(
@@ -58,7 +46,7 @@ class InputSpec(_Section):
     columns: ColumnMap = ColumnMap()
 
 
-class IngestConfig(_Section):
+class IngestConfig(Section):
     inputs: Annotated[list[InputSpec], Field(min_length=1)]
     platform_aliases: dict[str, str] = Field(
         default_factory=dict, description="extra spellings -> platform, on top of the built-in ones"
@@ -68,7 +56,7 @@ class IngestConfig(_Section):
     )
 
 
-class LsaEmbedderConfig(_Section):
+class LsaEmbedderConfig(Section):
     """TF-IDF + truncated SVD fitted on the real corpus, L2-normalised."""
 
     kind: Literal["lsa"] = "lsa"
@@ -78,7 +66,7 @@ class LsaEmbedderConfig(_Section):
     fit_sample: Annotated[int, Field(ge=100)] = 200_000
 
 
-class SentenceTransformersEmbedderConfig(_Section):
+class SentenceTransformersEmbedderConfig(Section):
     """A sentence-transformers model: all-MiniLM-L6-v2 (the default) comes installed with mpsynth
     and is verified by hash; any other by local path (a multilingual one for non-English data,
     e.g. a saved copy of paraphrase-multilingual-MiniLM-L12-v2). Nothing is downloaded."""
@@ -91,7 +79,7 @@ class SentenceTransformersEmbedderConfig(_Section):
     max_seq_length: Annotated[int, Field(ge=8)] | None = None
 
 
-class OpenAIEmbedderConfig(_Section):
+class OpenAIEmbedderConfig(Section):
     """OpenAI (or any OpenAI-compatible server's) embeddings endpoint."""
 
     kind: Literal["openai"] = "openai"
@@ -110,7 +98,7 @@ EmbedderConfig = Annotated[
 ]
 
 
-class EmbedConfig(_Section):
+class EmbedConfig(Section):
     embedder: EmbedderConfig = LsaEmbedderConfig()
 
     @model_validator(mode="before")
@@ -131,7 +119,7 @@ class EmbedConfig(_Section):
     )
 
 
-class VectorizerConfig(_Section):
+class VectorizerConfig(Section):
     """The bag of words behind each topic's keywords (c-TF-IDF)."""
 
     stop_words: str | None = Field(
@@ -154,7 +142,7 @@ class VectorizerConfig(_Section):
         return value
 
 
-class TopicsConfig(_Section):
+class TopicsConfig(Section):
     backend: Literal["cpu", "gpu"] = "cpu"
     fit_sample_per_platform: Annotated[int, Field(ge=10)] = 25_000
     outlier_threshold: Annotated[float, Field(ge=-1.0, le=1.0)] = 0.25
@@ -169,15 +157,15 @@ class TopicsConfig(_Section):
     assign_batch_size: Annotated[int, Field(ge=1)] = 8192
 
 
-class PoolsConfig(_Section):
-    strategies: Annotated[
-        list[TopicStrategy], Field(min_length=1), AfterValidator(_listed_once)
-    ] = list(STRATEGIES)
+class PoolsConfig(Section):
+    strategies: Annotated[list[TopicStrategy], Field(min_length=1), AfterValidator(listed_once)] = (
+        Field(default_factory=lambda: list(STRATEGIES))
+    )
     examples_per_prompt: Annotated[int, Field(ge=1, le=100)] = 9
     include_outliers: bool = False
 
 
-class PromptsConfig(_Section):
+class PromptsConfig(Section):
     posts_per_platform: Annotated[int, Field(ge=1, le=50)] = Field(
         default=3, description="posts asked for each target platform (labelled runs: per request)"
     )
@@ -186,7 +174,7 @@ class PromptsConfig(_Section):
     )
 
 
-class MarkovProviderConfig(_Section):
+class MarkovProviderConfig(Section):
     """The offline baseline: a word n-gram Markov chain trained on the pool's topic and platform."""
 
     kind: Literal["markov"] = "markov"
@@ -200,7 +188,7 @@ class MarkovProviderConfig(_Section):
     )
 
 
-class OpenAIProviderConfig(_Section):
+class OpenAIProviderConfig(Section):
     """OpenAI, or any OpenAI-compatible server (vLLM, llama.cpp, Ollama) through base_url."""
 
     kind: Literal["openai"] = "openai"
@@ -210,7 +198,7 @@ class OpenAIProviderConfig(_Section):
     structured_output: Literal["json_schema", "json_object", "none"] = "json_schema"
 
 
-class _HostedProviderConfig(_Section):
+class _HostedProviderConfig(Section):
     model: str
     base_url: str | None = None
     structured_output: Literal["json_schema", "none"] = "json_schema"
@@ -226,7 +214,7 @@ class GeminiProviderConfig(_HostedProviderConfig):
     api_key_env: str = "GEMINI_API_KEY"
 
 
-class VllmProviderConfig(_Section):
+class VllmProviderConfig(Section):
     """A vLLM engine inside each generation actor, one per GPU set (install the `vllm` extra)."""
 
     kind: Literal["vllm"] = "vllm"
@@ -247,7 +235,7 @@ ProviderConfig = Annotated[
 ]
 
 
-class RateLimitConfig(_Section):
+class RateLimitConfig(Section):
     """Limits shared by every actor of a generator (None: unlimited)."""
 
     requests_per_minute: Annotated[float, Field(gt=0)] | None = None
@@ -255,14 +243,14 @@ class RateLimitConfig(_Section):
     concurrency: Annotated[int, Field(ge=1)] = 16  # requests in flight per actor
 
 
-class RetryConfig(_Section):
+class RetryConfig(Section):
     max_attempts: Annotated[int, Field(ge=1)] = 6
     base_delay_s: Annotated[float, Field(ge=0.0)] = 1.0
     max_delay_s: Annotated[float, Field(ge=0.0)] = 60.0
     timeout_s: Annotated[float, Field(gt=0.0)] = 120.0
 
 
-class CircuitBreakerConfig(_Section):
+class CircuitBreakerConfig(Section):
     """Stop sending for `cooldown_s` after `failures` failed attempts in a row (429s excluded);
     give up on the run after `max_trips` trips with no success in between."""
 
@@ -271,7 +259,7 @@ class CircuitBreakerConfig(_Section):
     max_trips: Annotated[int, Field(ge=1)] = 5
 
 
-class GeneratorConfig(_Section):
+class GeneratorConfig(Section):
     name: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.]+$")]
     provider: ProviderConfig
     temperature: Annotated[float, Field(ge=0.0, le=2.0)] = 1.0
@@ -282,12 +270,12 @@ class GeneratorConfig(_Section):
     circuit_breaker: CircuitBreakerConfig = CircuitBreakerConfig()
 
 
-class PriceConfig(_Section):
+class PriceConfig(Section):
     input_per_mtok: Annotated[float, Field(ge=0.0)]
     output_per_mtok: Annotated[float, Field(ge=0.0)]
 
 
-class GenerateConfig(_Section):
+class GenerateConfig(Section):
     n_posts: Annotated[int, Field(ge=1)] = 400
     generators: Annotated[list[GeneratorConfig], Field(min_length=1)] = Field(
         default_factory=lambda: [GeneratorConfig(name="markov", provider=MarkovProviderConfig())]
@@ -309,11 +297,11 @@ class GenerateConfig(_Section):
         return value
 
 
-class VaderSentimentConfig(_Section):
+class VaderSentimentConfig(Section):
     kind: Literal["vader"] = "vader"
 
 
-class TransformersSentimentConfig(_Section):
+class TransformersSentimentConfig(Section):
     """A sequence-classification model whose labels read negative / neutral / positive, by hub name
     or local path (e.g. cardiffnlp/twitter-roberta-base-sentiment-latest)."""
 
@@ -329,7 +317,7 @@ SentimentConfig = Annotated[
 ]
 
 
-class EvaluateConfig(_Section):
+class EvaluateConfig(Section):
     embedder: EmbedderConfig | None = Field(
         default_factory=SentenceTransformersEmbedderConfig,
         description="the space of the embedding similarity and the map: a pretrained model "
@@ -359,112 +347,17 @@ class EvaluateConfig(_Section):
         return value
 
 
-class SplitConfig(_Section):
-    """Where the seed, reserve, validation and test posts of a labelled run come from."""
-
-    mode: Literal["auto", "column", "random"] = Field(
-        default="auto",
-        description="column: the input's split column; random: a seeded stratified split; "
-        "auto: the column when every post has one, else random",
-    )
-    values: dict[str, Literal["train", "validation", "test"]] = Field(
-        default_factory=dict,
-        description="input split value -> role, on top of train/val/valid/validation/dev/test",
-    )
-    validation_fraction: Annotated[float, Field(gt=0.0, lt=0.5)] = 0.1
-    test_fraction: Annotated[float, Field(gt=0.0, lt=0.5)] = 0.2
-    seed_size: Annotated[int, Field(ge=10)] | None = Field(
-        default=1000,
-        description="training posts that form the real seed (stratified); the rest of the "
-        "training split is the reserve of 'more real posts' (None: all of it, no reserve)",
-    )
-
-
-class CuesConfig(_Section):
-    """The classifier trained on the real seed and the cue words explained from it."""
-
-    classifiers: Annotated[list[Literal["logistic", "xgboost"]], Field(min_length=1)] = [
-        "logistic",
-        "xgboost",
-    ]
-    top_k: Annotated[int, Field(ge=1, le=200)] = Field(
-        default=15, description="cue words kept per class"
-    )
-    prompt_cues: Annotated[int, Field(ge=1, le=200)] = Field(
-        default=10, description="cue words shown in each SHAP-guided prompt"
-    )
-    max_features: Annotated[int, Field(ge=100)] = 20_000
-    min_df: Annotated[int, Field(ge=1)] = 2
-    shap_sample: Annotated[int, Field(ge=10)] = Field(
-        default=2000, description="training posts explained with SHAP (a stratified sample)"
-    )
-
-
-class UtilityConfig(_Section):
-    """Train on the real seed plus added posts, test on the real test split."""
-
-    added: Annotated[list[Annotated[int, Field(ge=1)]], Field(min_length=1)] = [
-        250,
-        500,
-        1000,
-        1500,
-        2000,
-    ]
-    repeats: Annotated[int, Field(ge=1)] = Field(
-        default=5, description="seeds per cell (different draws of the added posts)"
-    )
-    bootstrap_samples: Annotated[int, Field(ge=0)] = 1000
-    confidence: Annotated[float, Field(gt=0.5, lt=1.0)] = 0.95
-
-
-class LabelledConfig(_Section):
-    """A labelled run (pipeline: labelled): single-label classes, splits, cues, generation
-    targets and the utility protocol."""
-
-    separator: str | None = Field(
-        default=None, description="separator of a multi-label column (GoEmotions: ';')"
-    )
-    mapping: str | dict[str, str] = Field(
-        default_factory=dict,
-        description="input label -> class (a packaged mapping by name, e.g. goemotions_ekman); "
-        "labels left out are kept as they are",
-    )
-    classes: list[str] | None = Field(
-        default=None, description="keep only these classes (None: every class found)"
-    )
-    descriptions: dict[str, str] = Field(
-        default_factory=dict,
-        description="class -> how prompts name it (OAG: overtly aggressive); default the class",
-    )
-    strategies: Annotated[
-        list[LabelStrategy], Field(min_length=1), AfterValidator(_listed_once)
-    ] = list(LABEL_STRATEGIES)
-    targets: Literal["balance", "proportional", "equal"] | dict[str, int] = Field(
-        default="balance",
-        description="posts per class and strategy: balance (every class up to the seed's "
-        "majority first, the rest spread evenly), proportional, equal, or counts per class",
-    )
-    filter_threshold: Annotated[float, Field(gt=0.0, le=1.0)] | None = Field(
-        default=None,
-        description="keep a generated post only when the seed classifier gives its class at "
-        "least this probability (None: no filter)",
-    )
-    split: SplitConfig = SplitConfig()
-    cues: CuesConfig = CuesConfig()
-    utility: UtilityConfig = UtilityConfig()
-
-
-class ReportConfig(_Section):
+class ReportConfig(Section):
     title: str = "mpsynth fidelity report"
 
 
-class RayConfig(_Section):
+class RayConfig(Section):
     address: str | None = Field(default=None, description="None starts a local session")
     num_cpus: Annotated[int, Field(ge=1)] | None = None
     actor_num_cpus: Annotated[float, Field(gt=0.0)] = 0.5
 
 
-class RunConfig(_Section):
+class RunConfig(Section):
     run_dir: Path
     seed: int = 0
     pipeline: Pipeline = Field(

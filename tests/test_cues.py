@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from mpsynth.classifier import TextClassifier
-from mpsynth.config import CuesConfig
+from mpsynth.labelled_config import CuesConfig
 from mpsynth.stages.cues import build_cues, extract_cues, remove_words, shap_matrix
 from tests.conftest import read_rows
 

@@ -7,8 +7,8 @@ from collections import Counter
 import pyarrow as pa
 import pytest
 
-from mpsynth.config import LabelledConfig
 from mpsynth.errors import ConfigError, InputError
+from mpsynth.labelled_config import LabelledConfig
 from mpsynth.stages.labels import (
     GOEMOTIONS_EKMAN,
     assign_labels,

@@ -17,7 +17,7 @@ import numpy as np
 import pyarrow as pa
 
 from mpsynth.classifier import TextClassifier, is_cue_word, macro_f1
-from mpsynth.config import CuesConfig
+from mpsynth.labelled_config import CuesConfig
 
 CUES_SCHEMA = pa.schema(
     [

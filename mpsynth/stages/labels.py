@@ -23,8 +23,8 @@ import numpy as np
 import pyarrow as pa
 from sklearn.model_selection import train_test_split
 
-from mpsynth.config import LabelledConfig
 from mpsynth.errors import ConfigError, InputError
+from mpsynth.labelled_config import LabelledConfig
 
 ROLES = ("seed", "reserve", "validation", "test")
 TRAINING_ROLES = frozenset({"seed", "reserve", "validation"})  # what training may ever see
@@ -105,13 +105,13 @@ def single_label(raw: str | None, separator: str | None, mapping: dict[str, str]
 
 
 @dataclass
-class Labelled:
+class Assigned:
     labels: pa.Table  # id, label, split (one of ROLES)
     dropped: pa.Table  # id, label, reason
     summary: dict
 
 
-def assign_labels(posts: pa.Table, config: LabelledConfig, seed: int) -> Labelled:
+def assign_labels(posts: pa.Table, config: LabelledConfig, seed: int) -> Assigned:
     """Classes and roles for every post that has exactly one class."""
     mapping = label_mapping(config)
     wanted = set(config.classes) if config.classes is not None else None
@@ -154,7 +154,7 @@ def assign_labels(posts: pa.Table, config: LabelledConfig, seed: int) -> Labelle
         },
         "dropped": dict(Counter(r.split(":")[0] for r in dropped["reason"])),
     }
-    return Labelled(table, pa.Table.from_pydict(dropped, schema=DROPPED_SCHEMA), summary)
+    return Assigned(table, pa.Table.from_pydict(dropped, schema=DROPPED_SCHEMA), summary)
 
 
 def _roles(
