@@ -82,31 +82,30 @@ def _labelled_runners() -> tuple[dict[str, Runner], dict[str, Callable[[RunConfi
         "postprocess": lr.run_labelled_postprocess,
         "utility": lr.run_utility,
     }
-    labelled = lambda c: c.labelled  # noqa: E731
     inputs = {
         **STAGE_INPUTS,
         "labels": lambda c: {
-            "labels": labelled(c).model_dump(
+            "labels": c.labelled.model_dump(
                 mode="json", include={"separator", "mapping", "classes", "split"}
             ),
             "seed": c.seed,
         },
-        "cues": lambda c: {"cues": labelled(c).cues.model_dump(mode="json"), "seed": c.seed},
+        "cues": lambda c: {"cues": c.labelled.cues.model_dump(mode="json"), "seed": c.seed},
         "pools": lambda c: {
-            "labelled": labelled(c).model_dump(mode="json", include={"strategies", "targets"}),
+            "labelled": c.labelled.model_dump(mode="json", include={"strategies", "targets"}),
             "examples_per_prompt": c.pools.examples_per_prompt,
-            "prompt_cues": labelled(c).cues.prompt_cues,
+            "prompt_cues": c.labelled.cues.prompt_cues,
             "n_posts": c.generate.n_posts,
             "posts_per_request": c.prompts.posts_per_platform,
             "seed": c.seed,
         },
         "prompts": lambda c: {
             **STAGE_INPUTS["prompts"](c),
-            "descriptions": labelled(c).descriptions,
+            "descriptions": c.labelled.descriptions,
         },
-        "postprocess": lambda c: {"filter_threshold": labelled(c).filter_threshold},
+        "postprocess": lambda c: {"filter_threshold": c.labelled.filter_threshold},
         "utility": lambda c: {
-            "utility": labelled(c).utility.model_dump(mode="json"),
+            "utility": c.labelled.utility.model_dump(mode="json"),
             "seed": c.seed,
         },
     }
