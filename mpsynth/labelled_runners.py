@@ -43,11 +43,9 @@ def _counts_text(counts: dict[str, int]) -> str:
     return " ".join(f"{label} {n}" for label, n in counts.items())
 
 
-def labelled_texts(
-    ctx: StageContext, roles: tuple[str, ...]
-) -> tuple[list[str], list[str], list[str]]:
-    """(ids, texts, labels) of the posts with one of `roles`, read through a filter on the split,
-    so a role left out (the test split) is never loaded."""
+def labelled_texts(ctx: StageContext, roles: tuple[str, ...]) -> tuple[list[str], list[str]]:
+    """(texts, labels) of the posts with one of `roles`, read through a filter on the split, so a
+    role left out (the test split) is never loaded."""
     labels = pq.read_table(
         ctx.path("labels", "labels.parquet"), filters=[("split", "in", list(roles))]
     )
@@ -58,15 +56,15 @@ def labelled_texts(
     text_of = dict(
         zip(posts.column("id").to_pylist(), posts.column("text").to_pylist(), strict=True)
     )
-    return ids, [text_of[i] for i in ids], labels.column("label").to_pylist()
+    return [text_of[i] for i in ids], labels.column("label").to_pylist()
 
 
 def run_cues(ctx: StageContext, out: Path) -> dict[str, Any]:
     from mpsynth.stages.cues import build_cues
 
     config = ctx.config.labelled.cues
-    _, seed_texts, seed_labels = labelled_texts(ctx, ("seed",))
-    _, val_texts, val_labels = labelled_texts(ctx, ("validation",))
+    seed_texts, seed_labels = labelled_texts(ctx, ("seed",))
+    val_texts, val_labels = labelled_texts(ctx, ("validation",))
     description = f"cues: fitting {', '.join(config.classifiers)} on {len(seed_texts)} seed posts"
     with console.progress(description, None, unit="models"):
         result = build_cues(seed_texts, seed_labels, val_texts, val_labels, config, ctx.config.seed)
@@ -92,7 +90,7 @@ def seed_classifier(ctx: StageContext) -> TextClassifier:
     """The cues stage's chosen classifier, fitted again on the seed (seeded, so the same model)."""
     chosen = json.loads(ctx.path("cues", "classifier.json").read_text())
     cues = ctx.config.labelled.cues
-    _, texts, labels = labelled_texts(ctx, ("seed",))
+    texts, labels = labelled_texts(ctx, ("seed",))
     model = TextClassifier(
         chosen["chosen"], chosen["classes"], ctx.config.seed, cues.max_features, cues.min_df
     )
@@ -202,9 +200,9 @@ def grid_data(ctx: StageContext):
     return GridData(
         classes=classes,
         kind=chosen["chosen"],
-        seed=part(*labelled_texts(ctx, ("seed",))[1:]),
-        reserve=part(*labelled_texts(ctx, ("reserve",))[1:]),
-        test=part(*labelled_texts(ctx, ("test",))[1:]),
+        seed=part(*labelled_texts(ctx, ("seed",))),
+        reserve=part(*labelled_texts(ctx, ("reserve",))),
+        test=part(*labelled_texts(ctx, ("test",))),
         synthetic=synthetic,
         real_mix={classes.index(c): n for c, n in targets.items()},
         max_features=labelled.cues.max_features,

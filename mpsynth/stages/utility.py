@@ -14,6 +14,7 @@ bootstrap over test posts (the same resamples for every cell), spread over repea
 
 from __future__ import annotations
 
+import time
 import zlib
 from dataclasses import dataclass
 
@@ -144,8 +145,6 @@ def training_set(data: GridData, cell: Cell) -> tuple[list[str], np.ndarray]:
 
 def run_cell(cell: Cell, data: GridData) -> dict:
     """Train on the cell's training set, predict the real test split."""
-    import time
-
     started = time.perf_counter()
     texts, labels = training_set(data, cell)
     model = TextClassifier(data.kind, data.classes, 0, data.max_features, data.min_df)
