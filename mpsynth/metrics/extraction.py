@@ -362,6 +362,20 @@ def _joined(
     return rows, "\n".join(chosen.to_pylist()), offsets
 
 
+def entity_spans(text: str, platform: str | None = None) -> list[tuple[int, int, str]]:
+    """(start, end, kind) of every entity of one post, in order, by the rules `extract` counts
+    with: a mention's span is its sign and handle, a hashtag's or cashtag's its sign and value."""
+    urls = [(start, end, "urls") for start, end, _ in url_spans(text)]
+    found = list(urls)
+    mention = MENTIONS.get(platform or "", MENTIONS["twitter"])
+    for kind, pattern in (("hashtags", HASHTAG), ("cashtags", CASHTAG), ("mentions", mention)):
+        for match in pattern.finditer(text):
+            sign = match.start("value") - 1
+            if not any(start <= sign < end for start, end, _ in urls):
+                found.append((sign, match.end("value"), kind))
+    return sorted(found)
+
+
 def entities(text: str, platform: str | None = None) -> dict[str, list[str]]:
     """The entities of one post, in order of appearance (for tests and the report)."""
     result = extract([text], None if platform is None else [platform], values=True)

@@ -13,6 +13,7 @@ from mpsynth import schema
 from mpsynth.config import GeneratorConfig, PromptsConfig
 from mpsynth.errors import ConfigError
 from mpsynth.rundir import fingerprint
+from mpsynth.stages.pseudonymise import Pseudonymiser, guard_applies
 
 SEPARATOR = "\n---\n"
 
@@ -83,8 +84,10 @@ def build_requests(
     prompts: PromptsConfig,
     generators: list[GeneratorConfig],
     descriptions: dict[str, str] | None = None,
+    guard: Pseudonymiser | None = None,
 ) -> pa.Table:
-    """One request per pool and generator; `descriptions` names a labelled run's classes."""
+    """One request per pool and generator; `descriptions` names a labelled run's classes. With a
+    `guard`, examples shown to the generators `prompts.privacy_guard` covers are pseudonymised."""
     text_of = dict(
         zip(posts.column("id").to_pylist(), posts.column("text").to_pylist(), strict=True)
     )
@@ -97,8 +100,12 @@ def build_requests(
         params = generation_params(generator)
         params_json = json.dumps(params, sort_keys=True)
         identity = provider_identity(generator)
+        masked = guard is not None and guard_applies(prompts.privacy_guard, generator.provider.kind)
         for pool in pools.to_pylist():
-            examples = [(platform_of[i], text_of[i]) for i in pool["example_ids"]]
+            examples = [
+                (platform_of[i], guard(text_of[i], platform_of[i]) if masked else text_of[i])
+                for i in pool["example_ids"]
+            ]
             messages = build_messages(
                 pool, templates, examples, prompts.posts_per_platform, descriptions
             )

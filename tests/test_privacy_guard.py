@@ -1,0 +1,162 @@
+"""The privacy guard: real handles, e-mails, phone numbers and URLs in few-shot examples never reach
+a hosted provider; what the model sees keeps their shape."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+
+import pyarrow as pa
+import pytest
+
+from mpsynth import schema
+from mpsynth.config import GeneratorConfig, PromptsConfig
+from mpsynth.engine import GenerationEngine, LocalGovernor
+from mpsynth.ledger import LedgerWriter, read_ledger
+from mpsynth.metrics.extraction import extract
+from mpsynth.pricing import Price
+from mpsynth.providers import GenerationRequest, build_provider
+from mpsynth.ratelimit import RateGovernor
+from mpsynth.stages.prompts import build_requests
+from mpsynth.stages.pseudonymise import KINDS, Pseudonymiser
+from mpsynth.testing import FakeProviderServer
+from tests.conftest import read_rows
+
+HOSTED = ("openai", "anthropic", "gemini")
+
+
+def test_every_kind_is_replaced_by_a_consistent_placeholder_of_the_same_shape():
+    guard = Pseudonymiser(seed=7)
+    text = (
+        "RT @JohnDoe: call (415) 555-2671 or +44 20 7946 0958, write to john.doe@gmail.com, "
+        "see bit.ly/abc and https://t.co/xyz123 cc @JohnDoe @jane_x"
+    )
+    masked = guard(text, "twitter")
+    for real in ("JohnDoe", "jane_x", "415", "7946", "john.doe", "gmail", "bit.ly", "t.co/xyz123"):
+        assert real not in masked, real
+    handles = re.findall(r"@user_[0-9a-f]{8}", masked)
+    assert len(handles) == 3 and handles[0] == handles[1] != handles[2]  # same person, same name
+    assert re.search(r"user_[0-9a-f]{8}@example\.com", masked)
+    assert re.search(r"(?<!/)example\.com/[0-9a-f]{8}", masked)  # bare stays bare
+    assert re.search(r"https://example\.com/[0-9a-f]{8}", masked)
+    assert len(re.findall(r"555-01\d\d", masked)) == 2
+    # the lexical features see the same numbers of mentions and URLs as before
+    before, after = extract([text]).counts, extract([masked]).counts
+    assert after["mentions"][0] == before["mentions"][0] == 3
+    assert after["urls"][0] == before["urls"][0] == 2
+    assert guard.summary() == {
+        "masked emails": 1, "masked distinct emails": 1,
+        "masked urls": 2, "masked distinct urls": 2,
+        "masked handles": 3, "masked distinct handles": 2,
+        "masked phones": 2, "masked distinct phones": 2,
+    }  # fmt: skip
+    # consistent within a run (the same seed), different in another
+    assert Pseudonymiser(seed=7)(text, "twitter") == masked
+    assert Pseudonymiser(seed=8)(text, "twitter") != masked
+    assert guard("no identifiers: 2016, 12.5% and 3-2", None) == "no identifiers: 2016, 12.5% and 3-2"
+
+
+def test_platform_handle_rules_apply():
+    guard = Pseudonymiser(seed=0)
+    assert "Пользователь" not in guard("спасибо @Пользователь-1 за видео", "youtube")
+    assert "maria.rossi" not in guard("ciao @maria.rossi!", "instagram")
+
+
+@pytest.fixture(scope="module")
+def real_posts():
+    """Real posts holding every kind of identifier (IRA tweets, TRAC-1 comments)."""
+    guard = Pseudonymiser(seed=0)
+    picked: dict[str, list[dict]] = {kind: [] for kind in KINDS}
+    for name in ("ira_tweets.csv", "trac1_aggression.csv"):
+        for row in read_rows(name):
+            kinds = {kind for _, _, kind in guard.spans(row["text"], row["platform"])}
+            for kind in kinds:
+                if len(picked[kind]) < 4:
+                    picked[kind].append(row)
+    rows = list({r["id"]: r for kind in KINDS for r in picked[kind]}.values())
+    assert all(picked[kind] for kind in KINDS)
+    identifiers = {
+        row["text"][start:end]
+        for row in rows
+        for start, end, _ in guard.spans(row["text"], row["platform"])
+    }
+    return rows, identifiers
+
+
+def _generator(kind, server=None):
+    provider = {"kind": kind, "model": "test-model"}
+    if server is not None:
+        url = server.base_url if kind == "openai" else server.root_url
+        provider |= {"base_url": url, "api_key_env": "MPSYNTH_KEY"}
+    return GeneratorConfig.model_validate({"name": f"g_{kind}", "provider": provider})
+
+
+def _requests(rows, generators, setting="auto"):
+    posts = pa.table(
+        {k: [r[k] for r in rows] for k in ("id", "platform", "text")}, schema=None
+    )
+    ids = [r["id"] for r in rows]
+    pools = pa.Table.from_pylist(
+        [
+            {
+                "pool_id": f"p{i}",
+                "strategy": "mptm",
+                "topic": i,
+                "target_platforms": ["facebook", "twitter"],
+                "example_ids": ids[i : i + 9],
+                "seed": i,
+                "label": None,
+                "cues": [],
+            }
+            for i in range(0, len(ids), 9)
+        ],
+        schema=schema.SAMPLE_POOLS,
+    )
+    guard = Pseudonymiser(seed=0)
+    config = PromptsConfig(privacy_guard=setting)
+    return build_requests(pools, posts, config, generators, guard=guard), guard
+
+
+def _texts(requests, generator: str) -> str:
+    rows = [r for r in requests.to_pylist() if r["generator"] == generator]
+    return json.dumps([r["messages"] for r in rows], ensure_ascii=False)
+
+
+def _leaks(identifiers: set[str], text: str) -> list[str]:
+    return [i for i in identifiers if re.search(re.escape(i) + r"(?![\w.])", text, re.IGNORECASE)]
+
+
+@pytest.mark.parametrize("kind", HOSTED)
+def test_no_real_identifier_reaches_a_hosted_provider(kind, real_posts, tmp_path, monkeypatch):
+    monkeypatch.setenv("MPSYNTH_KEY", "test-key")
+    rows, identifiers = real_posts
+    with FakeProviderServer(api_key="test-key") as server:
+        generator = _generator(kind, server)
+        requests, guard = _requests(rows, [generator, _generator("markov")])
+        engine = GenerationEngine(
+            build_provider(generator.provider, generator.retry, None),
+            generator,
+            LocalGovernor(RateGovernor(generator.rate, generator.circuit_breaker)),
+            LedgerWriter(tmp_path, flush_every=1),
+            Price(1.0, 2.0),
+        )
+        sent = [GenerationRequest.from_row(r) for r in requests.to_pylist()]
+        sent = [r for r in sent if r.generator == generator.name]
+        asyncio.run(engine.run(sent))
+        bodies = json.dumps([r["body"] for r in server.log.requests], ensure_ascii=False)
+        received = len(server.log.requests)
+    assert received == len(sent) and len(read_ledger(tmp_path)) == len(sent)
+    assert "user_" in bodies and "example.com/" in bodies  # the examples did go out, masked
+    assert _leaks(identifiers, bodies) == []
+    # the local generator's prompts are not masked (auto), and hold the real identifiers
+    assert _leaks(identifiers, _texts(requests, "g_markov"))
+    assert guard.masked["handles"] and guard.masked["emails"] and guard.masked["phones"]
+
+
+def test_the_guard_can_be_turned_off_and_on(real_posts):
+    rows, identifiers = real_posts
+    requests, guard = _requests(rows, [_generator("openai")], setting="off")
+    assert _leaks(identifiers, _texts(requests, "g_openai")) and not any(guard.masked.values())
+    requests, _ = _requests(rows, [_generator("markov")], setting="on")
+    assert _leaks(identifiers, _texts(requests, "g_markov")) == []
