@@ -182,6 +182,8 @@ def test_onnx_backends_match_pytorch_and_cache_the_export(tiny_model, texts, tmp
 
 
 def test_onnx_backend_refuses_cuda(tiny_model):
-    config = SentenceTransformersEmbedderConfig(model=str(tiny_model), backend="onnx", device="cuda")
+    config = SentenceTransformersEmbedderConfig(
+        model=str(tiny_model), backend="onnx", device="cuda"
+    )
     with pytest.raises(ConfigError, match="runs on CPU"):
         load_embedder(config, None)

@@ -54,7 +54,9 @@ def test_every_kind_is_replaced_by_a_consistent_placeholder_of_the_same_shape():
     # consistent within a run (the same seed), different in another
     assert Pseudonymiser(seed=7)(text, "twitter") == masked
     assert Pseudonymiser(seed=8)(text, "twitter") != masked
-    assert guard("no identifiers: 2016, 12.5% and 3-2", None) == "no identifiers: 2016, 12.5% and 3-2"
+    assert (
+        guard("no identifiers: 2016, 12.5% and 3-2", None) == "no identifiers: 2016, 12.5% and 3-2"
+    )
 
 
 def test_platform_handle_rules_apply():
@@ -93,9 +95,7 @@ def _generator(kind, server=None):
 
 
 def _requests(rows, generators, setting="auto"):
-    posts = pa.table(
-        {k: [r[k] for r in rows] for k in ("id", "platform", "text")}, schema=None
-    )
+    posts = pa.table({k: [r[k] for r in rows] for k in ("id", "platform", "text")}, schema=None)
     ids = [r["id"] for r in rows]
     pools = pa.Table.from_pylist(
         [
