@@ -185,6 +185,25 @@ class PromptsConfig(Section):
     )
 
 
+class CopiesConfig(Section):
+    """Which copies the copy filter drops after generation (the evaluation's measures)."""
+
+    exact_copies: bool = Field(default=True, description="the exact text of any real post")
+    near_copies_of_examples: bool = Field(
+        default=True, description="shingle Jaccard >= 0.8 with an example its prompt showed"
+    )
+    near_copies_of_corpus: bool = Field(
+        default=True, description="shingle Jaccard >= 0.8 with any real post"
+    )
+    near_duplicates: bool = Field(
+        default=True, description="shingle Jaccard >= 0.8 with an earlier post of the same set"
+    )
+
+
+class PostprocessConfig(Section):
+    copies: CopiesConfig = CopiesConfig()
+
+
 class MarkovProviderConfig(Section):
     """The offline baseline: a word n-gram Markov chain trained on the pool's topic and platform."""
 
@@ -382,6 +401,7 @@ class RunConfig(Section):
     pools: PoolsConfig = PoolsConfig()
     prompts: PromptsConfig = PromptsConfig()
     generate: GenerateConfig = GenerateConfig()
+    postprocess: PostprocessConfig = PostprocessConfig()
     labelled: LabelledConfig = LabelledConfig()
     evaluate: EvaluateConfig = EvaluateConfig()
     report: ReportConfig = ReportConfig()

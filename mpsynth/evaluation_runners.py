@@ -161,7 +161,13 @@ def run_report(ctx: StageContext, out: Path) -> dict[str, int]:
     metrics = schema.null_as_nan(
         pq.read_table(ctx.path("evaluate", "metrics.parquet")), schema.METRIC_VALUES
     )
-    sections = _utility_section(ctx) if ctx.has("utility") else ""
+    from mpsynth.stages.report import steps_section
+
+    copies = json.loads(ctx.path("postprocess", "summary.json").read_text()).get("copies", {})
+    masked = ctx.run.manifest()["stages"].get("prompts", {}).get("rows", {})
+    sections = steps_section(copies, {k: v for k, v in masked.items() if k.startswith("masked")})
+    if ctx.has("utility"):
+        sections += _utility_section(ctx)
     page = render_report(
         ctx.config.report.title,
         metrics,
@@ -186,6 +192,8 @@ def run_report(ctx: StageContext, out: Path) -> dict[str, int]:
         pq.read_table(ctx.path("utility", "summary.parquet")).to_pylist()
         if ctx.has("utility")
         else None,
+        copies,
+        {k: v for k, v in masked.items() if k.startswith("masked")},
     )
     (out / "dataset_card.md").write_text(card, encoding="utf-8")
     return {"bytes": len(page.encode())}

@@ -251,14 +251,61 @@ def run_postprocess(ctx: StageContext, out: Path) -> dict[str, int]:
         pq.read_table(ctx.path("prompts", "requests.parquet")),
         pq.read_table(ctx.path("generate", "completions.parquet")),
     )
+    datasets, rejected, copies = drop_copies(ctx, result.datasets)
     (out / "synthetic").mkdir()
     rows = {
-        name: write_table(t, out / "synthetic" / f"{name}.parquet")
-        for name, t in result.datasets.items()
+        name: write_table(t, out / "synthetic" / f"{name}.parquet") for name, t in datasets.items()
     }
-    rows["rejected"] = write_table(result.rejected, out / "rejected.parquet")
-    (out / "summary.json").write_text(json.dumps(result.counts, indent=2) + "\n")
+    rows["rejected"] = write_table(
+        pa.concat_tables([result.rejected, *rejected]), out / "rejected.parquet"
+    )
+    summary = {**result.counts, "copies": copies}
+    (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     return rows
+
+
+def drop_copies(
+    ctx: StageContext, datasets: dict[str, pa.Table]
+) -> tuple[dict[str, pa.Table], list[pa.Table], dict[str, dict[str, int]]]:
+    """The copy filter (postprocess.copies) over every synthetic set: (kept sets, rejected rows,
+    counts per set)."""
+    from mpsynth.metrics.privacy import RealCorpusIndex
+    from mpsynth.stages.copies import REASONS, copy_reasons, tally
+
+    config = ctx.config.postprocess.copies
+    if not any(config.model_dump().values()) or not datasets:
+        return datasets, [], {}
+    real = pq.read_table(ctx.path("ingest", "posts.parquet"), columns=["id", "text", "author"])
+    index = RealCorpusIndex(
+        real.column("id").to_pylist(),
+        real.column("text").to_pylist(),
+        real.column("author").to_pylist(),
+    )
+    kept, rejected, counts = {}, [], {}
+    for name, table in datasets.items():
+        reasons = copy_reasons(
+            index, table.column("text").to_pylist(), table.column("example_ids").to_pylist(), config
+        )
+        counts[name] = tally(reasons)
+        dropped = [i for i, r in enumerate(reasons) if r is not None]
+        kept[name] = table.filter(pa.array([r is None for r in reasons]))
+        rejected.append(
+            pa.table(
+                {
+                    "request_id": table.column("request_id").take(dropped),
+                    "reason": [REASONS[reasons[i]] for i in dropped],
+                    "raw": table.column("text").take(dropped),
+                },
+                schema=schema.REJECTED_OUTPUTS,
+            )
+        )
+        log.info(
+            "postprocess %s: copy filter dropped %s of %d",
+            name,
+            ", ".join(f"{counts[name][r]} {r.replace('_', ' ')}" for r in REASONS),
+            len(reasons),
+        )
+    return kept, rejected, counts
 
 
 RUNNERS: dict[str, Callable[[StageContext, Path], dict[str, Any]]] = {

@@ -61,10 +61,12 @@ def test_every_platform_gets_synthetic_posts_with_provenance(finished_run):
     synthetic = config.run_dir / "postprocess" / "synthetic"
     names = sorted(p.stem for p in synthetic.glob("*.parquet"))
     assert names == ["markov-mptm", "markov-per_platform"]
+    copies = json.loads((config.run_dir / "postprocess" / "summary.json").read_text())["copies"]
     for name in names:
         table = pq.read_table(synthetic / f"{name}.parquet")
         assert set(table["platform"].to_pylist()) == {"twitter", "reddit", "youtube", "facebook"}
-        assert table.num_rows >= 100
+        # n_posts 120 generated; the copy filter then drops what replays the 600 real posts
+        assert copies[name]["before"] >= 100 and table.num_rows == copies[name]["kept"] >= 80
         assert all(len(ids) == 9 for ids in table["example_ids"].to_pylist())
     assert list(manifest["stages"]) == list(PIPELINES["mptm"])
     assert manifest["stages"]["ingest"]["rows"] == {"posts": 600, "quarantined": 0}
@@ -273,3 +275,27 @@ def test_ray_usage_statistics_are_off_unless_asked_for(ray_local):
     from ray._common.usage import usage_lib
 
     assert not usage_lib.usage_stats_enabled()
+
+
+def test_the_copy_filter_leaves_no_copies_and_accounts_for_every_post(finished_run):
+    _, config, _ = finished_run
+    summary = json.loads((config.run_dir / "postprocess" / "summary.json").read_text())
+    copies = summary["copies"]
+    rejected = pq.read_table(config.run_dir / "postprocess" / "rejected.parquet").to_pylist()
+    filtered = [r for r in rejected if r["reason"].startswith("copy filter")]
+    assert set(copies) == {"markov-mptm", "markov-per_platform"}
+    for name, counts in copies.items():
+        kept = pq.read_table(config.run_dir / "postprocess" / "synthetic" / f"{name}.parquet")
+        dropped = counts["before"] - counts["kept"]
+        assert kept.num_rows == counts["kept"]
+        assert dropped == sum(v for k, v in counts.items() if k not in ("before", "kept"))
+    # the offline chain replays real posts: something was dropped, each with its reason
+    assert len(filtered) == sum(c["before"] - c["kept"] for c in copies.values()) > 0
+    metrics = pq.read_table(config.run_dir / "evaluate" / "metrics.parquet").to_pylist()
+    exact = [m["value"] for m in metrics if m["metric"] == "exact_copy_share"]
+    assert exact and all(v == 0 for v in exact)
+    page = (config.run_dir / "report" / "report.html").read_text()
+    assert "<h2>Copy filter</h2>" in page and "near duplicate" in page
+    card = (config.run_dir / "report" / "dataset_card.md").read_text()
+    assert "Copy filter: on (exact copies, near copies of examples" in card
+    assert "Privacy guard: not used" in card  # the offline generator is local

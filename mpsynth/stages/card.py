@@ -31,6 +31,8 @@ def render_dataset_card(
     ingest_summary: dict[str, dict[str, int]],
     manifest: dict[str, Any],
     utility: list[dict] | None = None,
+    copies: dict[str, dict[str, int]] | None = None,
+    masked: dict[str, int] | None = None,
 ) -> str:
     """The card; `utility` (a labelled run's utility summary rows) adds what the synthetic sets
     do for a classifier tested on real posts."""
@@ -68,6 +70,7 @@ def render_dataset_card(
         "examples its prompt showed, and the seed.",
         "",
         *(_labelled_lines(config, utility) if utility is not None else []),
+        *_steps_lines(config, copies or {}, masked or {}),
         "## Source data",
         "",
         f"Real posts read from {', '.join(f'`{i.path}`' for i in config.ingest.inputs)}:",
@@ -118,6 +121,55 @@ def render_dataset_card(
         "",
     ]
     return "\n".join(lines)
+
+
+def _steps_lines(
+    config: RunConfig, copies: dict[str, dict[str, int]], masked: dict[str, int]
+) -> list[str]:
+    """Which of the post-processing and privacy steps ran, and what they did."""
+    from mpsynth.stages.copies import REASONS
+    from mpsynth.stages.pseudonymise import guard_applies
+
+    lines = ["## Post-processing and privacy steps", ""]
+    on = [k.replace("_", " ") for k, v in config.postprocess.copies.model_dump().items() if v]
+    if copies:
+        lines += [
+            f"Copy filter: on ({', '.join(on)}).",
+            "",
+            "| dataset | before | "
+            + " | ".join(r.replace("_", " ") for r in REASONS)
+            + " | kept |",
+            "|---|---|" + "---|" * len(REASONS) + "---|",
+            *(
+                f"| {name} | {c['before']:,} | "
+                + " | ".join(f"{c[r]:,}" for r in REASONS)
+                + f" | {c['kept']:,} |"
+                for name, c in sorted(copies.items())
+            ),
+            "",
+        ]
+    else:
+        lines += ["Copy filter: off.", ""]
+    guarded = [
+        g.name
+        for g in config.generate.generators
+        if guard_applies(config.prompts.privacy_guard, g.provider.kind)
+    ]
+    if guarded:
+        kinds = ("handles", "urls", "emails", "phones")
+        lines += [
+            f"Privacy guard: on for {', '.join(guarded)}: real handles, URLs, e-mail addresses and "
+            "phone numbers in the examples were replaced by placeholders before the prompts left ("
+            + ", ".join(f"{masked.get(f'masked {k}', 0):,} {k}" for k in kinds)
+            + ").",
+            "",
+        ]
+    else:
+        lines += [
+            "Privacy guard: not used (no hosted provider, or `prompts.privacy_guard: off`).",
+            "",
+        ]
+    return lines
 
 
 def _labelled_lines(config: RunConfig, utility: list[dict]) -> list[str]:

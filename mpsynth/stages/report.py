@@ -59,7 +59,9 @@ def _lexical_plot(metrics: list[dict], datasets: list[str], platforms: list[str]
                     for p in platforms
                 ]
             ).T
-            axis.bar(x, values, width, yerr=np.nan_to_num(errors), capsize=2, label=dataset)
+            # a percentile interval may sit just off its estimate on small samples: no bar below 0
+            errors = np.clip(np.nan_to_num(errors), 0.0, None)
+            axis.bar(x, values, width, yerr=errors, capsize=2, label=dataset)
         axis.set_title(f"share of posts with {feature}")
         axis.set_xticks(np.arange(len(platforms)) + width * (len(datasets) - 1) / 2, platforms)
         axis.set_ylim(0, 1)
@@ -251,6 +253,41 @@ def _counts_table(summary: dict[str, dict[str, int]], columns: list[str]) -> str
         for key, values in summary.items()
     )
     return f'<table><tr><th class="l"></th>{head}</tr>{body}</table>'
+
+
+def steps_section(copies: dict[str, dict[str, int]], masked: dict[str, int]) -> str:
+    """What postprocessing dropped from each synthetic set, and what the privacy guard kept out of
+    the prompts (empty when neither ran)."""
+    from mpsynth.stages.copies import REASONS
+
+    parts = []
+    if copies:
+        columns = [c.replace("_", " ") for c in ["before", *REASONS, "kept"]]
+        spaced = {n: {k.replace("_", " "): v for k, v in c.items()} for n, c in copies.items()}
+        parts += [
+            "<h2>Copy filter</h2>",
+            "<p>Synthetic posts dropped after generation because they copy a real post, nearly "
+            "copy (character 5-shingle Jaccard &ge; 0.8) the examples their prompt showed or any "
+            "real post, or nearly repeat an earlier post of the same set.</p>",
+            _counts_table(spaced, columns),
+        ]
+    if masked:
+        parts += [
+            "<h2>Privacy guard</h2>",
+            "<p>Identifiers replaced by placeholders in the few-shot examples sent to hosted "
+            "providers (occurrences; distinct values).</p>",
+            _counts_table(
+                {
+                    kind: {
+                        "occurrences": masked.get(f"masked {kind}", 0),
+                        "distinct": masked.get(f"masked distinct {kind}", 0),
+                    }
+                    for kind in ("handles", "urls", "emails", "phones")
+                },
+                ["occurrences", "distinct"],
+            ),
+        ]
+    return "\n".join(parts)
 
 
 def render_report(
