@@ -160,12 +160,31 @@ class TopicsConfig(Section):
     assign_batch_size: Annotated[int, Field(ge=1)] = 8192
 
 
+class CompositionConfig(Section):
+    """How many accepted posts each platform x topic cell gets (per-platform sets: each platform)."""
+
+    enabled: bool = Field(
+        default=True,
+        description="cells follow targets and deficit rounds fill what postprocessing dropped "
+        "(false: requests per topic in proportion to its size, equal per platform)",
+    )
+    platforms: Literal["real", "equal"] | dict[str, Annotated[float, Field(ge=0)]] = Field(
+        default="real",
+        description="each platform's share of n_posts: real (as in the real posts), equal, or "
+        "{platform: weight}; within a platform, topics follow its real posts",
+    )
+    max_rounds: Annotated[int, Field(ge=0, le=20)] = Field(
+        default=3, description="deficit rounds after postprocessing (0: report the shortfall only)"
+    )
+
+
 class PoolsConfig(Section):
     strategies: Annotated[list[TopicStrategy], Field(min_length=1), AfterValidator(listed_once)] = (
         Field(default_factory=lambda: list(STRATEGIES))
     )
     examples_per_prompt: Annotated[int, Field(ge=1, le=100)] = 9
     include_outliers: bool = False
+    composition: CompositionConfig = CompositionConfig()
 
 
 class PromptsConfig(Section):

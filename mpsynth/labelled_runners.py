@@ -16,7 +16,7 @@ import pyarrow.parquet as pq
 
 from mpsynth import console, schema
 from mpsynth.classifier import TextClassifier
-from mpsynth.runners import run_postprocess
+from mpsynth.postprocess_runners import run_postprocess
 from mpsynth.stage_context import StageContext, write_table
 
 log = logging.getLogger(__name__)

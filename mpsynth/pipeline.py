@@ -64,7 +64,11 @@ STAGE_INPUTS: dict[str, Callable[[RunConfig], Any]] = {
         "generators": [g.model_dump(mode="json") for g in c.generate.generators],
     },
     "generate": lambda c: {"generate": c.generate.model_dump(mode="json")},
-    "postprocess": lambda c: {},
+    "postprocess": lambda c: {
+        "postprocess": c.postprocess.model_dump(mode="json"),
+        "prompts": c.prompts.model_dump(mode="json"),  # deficit rounds build prompts
+        "generate": c.generate.model_dump(mode="json"),  # ... and generate them
+    },
     "evaluate": lambda c: {"evaluate": c.evaluate.model_dump(mode="json"), "seed": c.seed},
     "report": lambda c: {"report": c.report.model_dump(mode="json")},
 }
@@ -103,7 +107,10 @@ def _labelled_runners() -> tuple[dict[str, Runner], dict[str, Callable[[RunConfi
             **STAGE_INPUTS["prompts"](c),
             "descriptions": c.labelled.descriptions,
         },
-        "postprocess": lambda c: {"filter_threshold": c.labelled.filter_threshold},
+        "postprocess": lambda c: {
+            **STAGE_INPUTS["postprocess"](c),
+            "filter_threshold": c.labelled.filter_threshold,
+        },
         "utility": lambda c: {
             "utility": c.labelled.utility.model_dump(mode="json"),
             "seed": c.seed,
@@ -131,7 +138,7 @@ def check_stage(config: RunConfig, stage: str | None) -> str:
     return stage
 
 
-RAY_STAGES = {"embed", "topics", "generate", "utility", "evaluate"}
+RAY_STAGES = {"embed", "topics", "generate", "postprocess", "utility", "evaluate"}
 
 
 def preflight(config: RunConfig, until: str | None = None) -> None:

@@ -16,6 +16,7 @@ import pyarrow.parquet as pq
 
 from mpsynth import console, schema
 from mpsynth.evaluation_runners import run_evaluate, run_report
+from mpsynth.postprocess_runners import run_postprocess
 from mpsynth.rundir import RunDirectory
 from mpsynth.stage_context import StageContext, rows_by_id, write_table
 
@@ -137,7 +138,7 @@ def run_topics(ctx: StageContext, out: Path) -> dict[str, int]:
 def run_pools(ctx: StageContext, out: Path) -> dict[str, int]:
     from mpsynth.stages.pools import build_pools
 
-    pools = build_pools(
+    pools, targets = build_pools(
         pq.read_table(ctx.path("ingest", "posts.parquet"), columns=["id", "platform"]),
         pq.read_table(ctx.path("topics", "assignments")),
         ctx.config.pools,
@@ -145,7 +146,10 @@ def run_pools(ctx: StageContext, out: Path) -> dict[str, int]:
         ctx.config.prompts.posts_per_platform,
         ctx.config.seed,
     )
-    return {"pools": write_table(pools, out / "pools.parquet")}
+    return {
+        "pools": write_table(pools, out / "pools.parquet"),
+        "cells": write_table(targets, out / "targets.parquet"),
+    }
 
 
 def run_prompts(ctx: StageContext, out: Path) -> dict[str, int]:
@@ -181,40 +185,53 @@ def ledger_dir(run: RunDirectory, generator: str) -> Path:
     return run.root / "ledger" / generator
 
 
-def run_generate(ctx: StageContext, out: Path) -> dict[str, Any]:
+def generate_requests(
+    ctx: StageContext, number: int, requests: pa.Table
+) -> tuple[list[dict], dict[str, float]]:
+    """Complete one generator's requests through its ledger: (the settled ledger row of each
+    request that has one, this run's counts). The generator is the config's `number`th."""
     from mpsynth.distributed.generation import run_generator
     from mpsynth.ledger import read_ledger, settled
     from mpsynth.pricing import price_for
     from mpsynth.providers import RealCorpus
 
     generate = ctx.config.generate
+    generator = generate.generators[number]
     corpus = RealCorpus(  # what the offline baseline trains on
         posts=ctx.path("ingest", "posts.parquet").resolve(),
         assignments=ctx.path("topics", "assignments").resolve(),
         labels=ctx.path("labels", "labels.parquet").resolve() if ctx.has("labels") else None,
     )
+    directory = ledger_dir(ctx.run, generator.name)
+    counts = run_generator(
+        generator,
+        requests,
+        directory,
+        corpus,
+        price_for(generator, generate.prices),
+        generate.budget_usd,
+        ctx.config.ray,
+        generate.flush_every,
+        generate.flush_interval_s,
+        generate.progress_interval_s,
+        seed=ctx.config.seed + 1000 * number,
+    )
+    latest = settled(read_ledger(directory))
+    wanted = requests.column("request_id").to_pylist()
+    return [latest[rid] for rid in wanted if rid in latest], counts
+
+
+def run_generate(ctx: StageContext, out: Path) -> dict[str, Any]:
+    from mpsynth.ledger import read_ledger
+
+    generate = ctx.config.generate
     requests = pq.read_table(ctx.path("prompts", "requests.parquet"))
     summary, rows, spend = {}, [], 0.0
     for number, generator in enumerate(generate.generators):
         mine = requests.filter(pc.equal(requests.column("generator"), generator.name))
-        directory = ledger_dir(ctx.run, generator.name)
-        counts = run_generator(
-            generator,
-            mine,
-            directory,
-            corpus,
-            price_for(generator, generate.prices),
-            generate.budget_usd,
-            ctx.config.ray,
-            generate.flush_every,
-            generate.flush_interval_s,
-            generate.progress_interval_s,
-            seed=ctx.config.seed + 1000 * number,
-        )
-        ledger = read_ledger(directory)
-        latest = settled(ledger)
+        mine_rows, counts = generate_requests(ctx, number, mine)
+        ledger = read_ledger(ledger_dir(ctx.run, generator.name))
         wanted = mine.column("request_id").to_pylist()
-        mine_rows = [latest[rid] for rid in wanted if rid in latest]
         generator_spend = float(pc.sum(ledger.column("cost_usd")).as_py() or 0.0)
         spend += generator_spend
         rows.extend(mine_rows)
@@ -242,70 +259,6 @@ def run_generate(ctx: StageContext, out: Path) -> dict[str, Any]:
         "missing": sum(s["missing"] for s in summary.values()),
         "spend_usd": round(spend, 6),
     }
-
-
-def run_postprocess(ctx: StageContext, out: Path) -> dict[str, int]:
-    from mpsynth.stages.postprocess import postprocess
-
-    result = postprocess(
-        pq.read_table(ctx.path("prompts", "requests.parquet")),
-        pq.read_table(ctx.path("generate", "completions.parquet")),
-    )
-    datasets, rejected, copies = drop_copies(ctx, result.datasets)
-    (out / "synthetic").mkdir()
-    rows = {
-        name: write_table(t, out / "synthetic" / f"{name}.parquet") for name, t in datasets.items()
-    }
-    rows["rejected"] = write_table(
-        pa.concat_tables([result.rejected, *rejected]), out / "rejected.parquet"
-    )
-    summary = {**result.counts, "copies": copies}
-    (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
-    return rows
-
-
-def drop_copies(
-    ctx: StageContext, datasets: dict[str, pa.Table]
-) -> tuple[dict[str, pa.Table], list[pa.Table], dict[str, dict[str, int]]]:
-    """The copy filter (postprocess.copies) over every synthetic set: (kept sets, rejected rows,
-    counts per set)."""
-    from mpsynth.metrics.privacy import RealCorpusIndex
-    from mpsynth.stages.copies import REASONS, copy_reasons, tally
-
-    config = ctx.config.postprocess.copies
-    if not any(config.model_dump().values()) or not datasets:
-        return datasets, [], {}
-    real = pq.read_table(ctx.path("ingest", "posts.parquet"), columns=["id", "text", "author"])
-    index = RealCorpusIndex(
-        real.column("id").to_pylist(),
-        real.column("text").to_pylist(),
-        real.column("author").to_pylist(),
-    )
-    kept, rejected, counts = {}, [], {}
-    for name, table in datasets.items():
-        reasons = copy_reasons(
-            index, table.column("text").to_pylist(), table.column("example_ids").to_pylist(), config
-        )
-        counts[name] = tally(reasons)
-        dropped = [i for i, r in enumerate(reasons) if r is not None]
-        kept[name] = table.filter(pa.array([r is None for r in reasons]))
-        rejected.append(
-            pa.table(
-                {
-                    "request_id": table.column("request_id").take(dropped),
-                    "reason": [REASONS[reasons[i]] for i in dropped],
-                    "raw": table.column("text").take(dropped),
-                },
-                schema=schema.REJECTED_OUTPUTS,
-            )
-        )
-        log.info(
-            "postprocess %s: copy filter dropped %s of %d",
-            name,
-            ", ".join(f"{counts[name][r]} {r.replace('_', ' ')}" for r in REASONS),
-            len(reasons),
-        )
-    return kept, rejected, counts
 
 
 RUNNERS: dict[str, Callable[[StageContext, Path], dict[str, Any]]] = {

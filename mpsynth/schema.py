@@ -210,6 +210,8 @@ DESCRIPTIONS: dict[str, str] = {
     "ci_low": "lower bound of the bootstrap confidence interval (null when none)",
     "ci_high": "upper bound of the bootstrap confidence interval (null when none)",
     "n": "posts the value is computed on",
+    "target": "composition: accepted synthetic posts wanted in the cell (platform x topic)",
+    "real": "composition: real posts in the cell",
     "hashtags": "hashtags in the post (twitter-text's rules; mpsynth.metrics.extraction)",
     "cashtags": "cashtags ($TSLA) in the post",
     "mentions": "@mentions in the post (the platform's handle rule)",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections import Counter
 
 import numpy as np
 import pyarrow as pa
@@ -61,12 +62,14 @@ def test_every_platform_gets_synthetic_posts_with_provenance(finished_run):
     synthetic = config.run_dir / "postprocess" / "synthetic"
     names = sorted(p.stem for p in synthetic.glob("*.parquet"))
     assert names == ["markov-mptm", "markov-per_platform"]
-    copies = json.loads((config.run_dir / "postprocess" / "summary.json").read_text())["copies"]
+    summary = json.loads((config.run_dir / "postprocess" / "summary.json").read_text())
     for name in names:
         table = pq.read_table(synthetic / f"{name}.parquet")
         assert set(table["platform"].to_pylist()) == {"twitter", "reddit", "youtube", "facebook"}
-        # n_posts 120 generated; the copy filter then drops what replays the 600 real posts
-        assert copies[name]["before"] >= 100 and table.num_rows == copies[name]["kept"] >= 80
+        # n_posts 120 wanted; deficit rounds refill what the copy filter drops
+        composition = summary["composition"][name]
+        assert composition["target"] == 120
+        assert table.num_rows == composition["accepted"] == 120 - composition["shortfall"] >= 100
         assert all(len(ids) == 9 for ids in table["example_ids"].to_pylist())
     assert list(manifest["stages"]) == list(PIPELINES["mptm"])
     assert manifest["stages"]["ingest"]["rows"] == {"posts": 600, "quarantined": 0}
@@ -284,10 +287,8 @@ def test_the_copy_filter_leaves_no_copies_and_accounts_for_every_post(finished_r
     rejected = pq.read_table(config.run_dir / "postprocess" / "rejected.parquet").to_pylist()
     filtered = [r for r in rejected if r["reason"].startswith("copy filter")]
     assert set(copies) == {"markov-mptm", "markov-per_platform"}
-    for name, counts in copies.items():
-        kept = pq.read_table(config.run_dir / "postprocess" / "synthetic" / f"{name}.parquet")
+    for counts in copies.values():  # over every round
         dropped = counts["before"] - counts["kept"]
-        assert kept.num_rows == counts["kept"]
         assert dropped == sum(v for k, v in counts.items() if k not in ("before", "kept"))
     # the offline chain replays real posts: something was dropped, each with its reason
     assert len(filtered) == sum(c["before"] - c["kept"] for c in copies.values()) > 0
@@ -299,3 +300,31 @@ def test_the_copy_filter_leaves_no_copies_and_accounts_for_every_post(finished_r
     card = (config.run_dir / "report" / "dataset_card.md").read_text()
     assert "Copy filter: on (exact copies, near copies of examples" in card
     assert "Privacy guard: not used" in card  # the offline generator is local
+
+
+def test_composition_follows_the_real_cells_with_deficit_rounds(finished_run):
+    _, config, _ = finished_run
+    run = config.run_dir
+    targets = pq.read_table(run / "pools" / "targets.parquet").to_pylist()
+    summary = json.loads((run / "postprocess" / "summary.json").read_text())["composition"]
+    for name, strategy in (("markov-mptm", "mptm"), ("markov-per_platform", "per_platform")):
+        wanted = {
+            (t["topic"], t["platform"]): t["target"] for t in targets if t["strategy"] == strategy
+        }
+        assert sum(wanted.values()) == 120
+        table = pq.read_table(run / "postprocess" / "synthetic" / f"{name}.parquet")
+        topics = table["topic"].to_pylist() if strategy == "mptm" else [None] * table.num_rows
+        held = Counter(zip(topics, table["platform"].to_pylist(), strict=True))
+        assert all(held[cell] <= n for cell, n in wanted.items())  # never beyond a target
+        assert set(held) <= set(wanted)
+        report = summary[name]
+        lacking = sum(max(0, n - held[cell]) for cell, n in wanted.items())
+        assert report["shortfall"] == lacking
+        assert report["accepted"] >= report["accepted_first_round"] - report["surplus_trimmed"]
+        assert report["js"] <= report["js_first_round"] + 1e-9
+    # the copy filter left the first round short, so a deficit round ran and asked for more
+    mptm = summary["markov-mptm"]
+    assert mptm["rounds"] >= 1 and mptm["requests_added"] > 0
+    rejected = pq.read_table(run / "postprocess" / "rejected.parquet")["reason"].to_pylist()
+    trimmed = sum(r.startswith("composition:") for r in rejected)
+    assert trimmed == sum(r["surplus_trimmed"] for r in summary.values())

@@ -6,8 +6,8 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from mpsynth.config import PoolsConfig
-from mpsynth.stages.pools import build_pools, largest_remainder, spread_examples
+from mpsynth.config import CompositionConfig, PoolsConfig
+from mpsynth.stages.pools import build_pools, cell_targets, largest_remainder, spread_examples
 from tests.conftest import first_per_platform
 
 
@@ -33,9 +33,14 @@ def corpus(demo_rows):
     return posts, assignments
 
 
+def _legacy(strategies):
+    """Requests per topic by its size, every platform of the topic targeted (no composition)."""
+    return PoolsConfig(strategies=strategies, composition=CompositionConfig(enabled=False))
+
+
 def test_mptm_examples_share_one_topic_and_cover_its_platforms(corpus):
     posts, assignments = corpus
-    pools = build_pools(posts, assignments, PoolsConfig(strategies=["mptm"]), 300, 3, seed=1)
+    pools, _ = build_pools(posts, assignments, _legacy(["mptm"]), 300, 3, seed=1)
     topic_of = dict(
         zip(assignments["id"].to_pylist(), assignments["topic"].to_pylist(), strict=True)
     )
@@ -57,7 +62,7 @@ def test_mptm_examples_share_one_topic_and_cover_its_platforms(corpus):
 
 def test_mptm_requests_follow_topic_sizes_and_skip_outliers(corpus):
     posts, assignments = corpus
-    pools = build_pools(posts, assignments, PoolsConfig(strategies=["mptm"]), 600, 3, seed=1)
+    pools, _ = build_pools(posts, assignments, _legacy(["mptm"]), 600, 3, seed=1)
     per_topic = Counter(pools["topic"].to_pylist())
     assert -1 not in per_topic
     # synthetic posts per topic = requests x 3 posts x platforms; sizes are 47, 27, 26, 40 posts
@@ -70,7 +75,7 @@ def test_mptm_requests_follow_topic_sizes_and_skip_outliers(corpus):
 
 def test_outliers_can_be_included(corpus):
     posts, assignments = corpus
-    pools = build_pools(
+    pools, _ = build_pools(
         posts, assignments, PoolsConfig(strategies=["mptm"], include_outliers=True), 600, 3, 1
     )
     assert -1 in set(pools["topic"].to_pylist())
@@ -78,9 +83,7 @@ def test_outliers_can_be_included(corpus):
 
 def test_per_platform_pools_hold_one_platform(corpus):
     posts, assignments = corpus
-    pools = build_pools(
-        posts, assignments, PoolsConfig(strategies=["per_platform"]), 120, 3, seed=2
-    )
+    pools, _ = build_pools(posts, assignments, _legacy(["per_platform"]), 120, 3, seed=2)
     platform_of = dict(zip(posts["id"].to_pylist(), posts["platform"].to_pylist(), strict=True))
     assert pools.num_rows == 40
     assert Counter(p[0] for p in pools["target_platforms"].to_pylist()) == {
@@ -97,9 +100,10 @@ def test_per_platform_pools_hold_one_platform(corpus):
 def test_pools_are_deterministic_per_seed(corpus):
     posts, assignments = corpus
     config = PoolsConfig()
-    first = build_pools(posts, assignments, config, 200, 3, seed=5)
-    assert first.equals(build_pools(posts, assignments, config, 200, 3, seed=5))
-    assert not first.equals(build_pools(posts, assignments, config, 200, 3, seed=6))
+    first, targets = build_pools(posts, assignments, config, 200, 3, seed=5)
+    again, same_targets = build_pools(posts, assignments, config, 200, 3, seed=5)
+    assert first.equals(again) and targets.equals(same_targets)
+    assert not first.equals(build_pools(posts, assignments, config, 200, 3, seed=6)[0])
 
 
 def test_largest_remainder_sums_exactly():
@@ -113,3 +117,46 @@ def test_spread_examples_is_even_and_capped():
     assert spread_examples({"a": 100, "b": 1}, 9) == {"a": 8, "b": 1}
     assert spread_examples({"a": 2, "b": 1}, 9) == {"a": 2, "b": 1}
     assert sum(spread_examples({"a": 5, "b": 5, "c": 5, "d": 5}, 9).values()) == 9
+
+
+def test_cell_targets_follow_the_real_cells_or_the_given_platform_shares():
+    real = {(0, "twitter"): 60, (0, "facebook"): 2, (1, "twitter"): 38, (1, "reddit"): 100}
+    targets = cell_targets(real, 100, CompositionConfig())
+    assert sum(targets.values()) == 100
+    assert targets == {
+        (0, "twitter"): 30,
+        (0, "facebook"): 1,
+        (1, "twitter"): 19,
+        (1, "reddit"): 50,
+    }
+    equal = cell_targets(real, 90, CompositionConfig(platforms="equal"))
+    by_platform = Counter()
+    for (_, platform), n in equal.items():
+        by_platform[platform] += n
+    assert by_platform == {"twitter": 30, "facebook": 30, "reddit": 30}
+    assert equal[(0, "twitter")] == 18 and equal[(1, "twitter")] == 12  # twitter's own topic mix
+    given = cell_targets(real, 10, CompositionConfig(platforms={"reddit": 1}))
+    assert given[(1, "reddit")] == 10 and sum(given.values()) == 10
+    with pytest.raises(Exception, match="names mastodon, which the real posts lack"):
+        cell_targets(real, 10, CompositionConfig(platforms={"mastodon": 1}))
+
+
+@pytest.mark.parametrize("strategy", ["mptm", "per_platform"])
+def test_requests_ask_for_each_cells_target_and_no_more_than_one_request_over(corpus, strategy):
+    posts, assignments = corpus
+    pools, targets = build_pools(posts, assignments, PoolsConfig(strategies=[strategy]), 200, 3, 4)
+    wanted = {(t["topic"], t["platform"]): t["target"] for t in targets.to_pylist()}
+    assert sum(wanted.values()) == 200
+    asked: Counter = Counter()
+    for pool in pools.to_pylist():
+        for platform in pool["target_platforms"]:
+            asked[(pool["topic"], platform)] += 3
+        assert len(pool["example_ids"]) == 9
+    for cell, n in wanted.items():
+        assert n <= asked[cell] < n + 3, (cell, n, asked[cell])
+    assert set(asked) <= set(wanted)
+    if strategy == "mptm":  # topic 0: facebook 20 posts, twitter 14, reddit 13
+        topic0 = [p["target_platforms"] for p in pools.to_pylist() if p["topic"] == 0]
+        named = Counter(name for targets in topic0 for name in targets)
+        assert named["facebook"] > named["twitter"] >= named["reddit"]
+        assert len(topic0) == named["facebook"]  # the largest cell is in every request

@@ -82,7 +82,7 @@ def test_political_twitter_and_facebook_topics_mix_and_pools_follow_them():
     mixed = [t for t, p in per_topic.items() if p == {"twitter", "facebook"}]
     assert len(per_topic) >= 5 and len(mixed) >= 2
 
-    pools = build_pools(
+    pools, _ = build_pools(
         pa.table({"id": ids, "platform": platforms}),
         pa.table({"id": ids, "topic": labels}),
         PoolsConfig(strategies=["mptm"]),

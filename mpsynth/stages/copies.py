@@ -24,18 +24,28 @@ def copy_reasons(
     texts: list[str],
     example_ids: list[list[str]],
     config: CopiesConfig,
+    earlier: list[str] = (),
 ) -> list[str | None]:
     """Per synthetic post (in order): why it is dropped (a key of REASONS), or None to keep it.
-    A near duplicate is judged against the posts kept before it, so one of each group stays."""
+    A near duplicate is judged against the posts kept before it (and the `earlier` posts of the
+    same set, kept in a previous round), so one of each group stays."""
     from datasketch import MinHash, MinHashLSH
+
+    def signature_of(grams: set[str]) -> MinHash:
+        signature = MinHash(num_perm=NUM_PERM, seed=1)
+        signature.update_batch([g.encode("utf-8") for g in grams])
+        return signature
 
     kept = MinHashLSH(threshold=NEAR_COPY, num_perm=NUM_PERM)
     kept_shingles: dict[int, set[str]] = {}
+    if config.near_duplicates:
+        for position, text in enumerate(earlier, start=-len(earlier)):
+            kept_shingles[position] = shingles(text)
+            kept.insert(str(position), signature_of(kept_shingles[position]))
     reasons: list[str | None] = []
     for position, (text, examples) in enumerate(zip(texts, example_ids, strict=True)):
         grams = shingles(text)
-        signature = MinHash(num_perm=NUM_PERM, seed=1)
-        signature.update_batch([g.encode("utf-8") for g in grams])
+        signature = signature_of(grams)
         reason = None
         if config.exact_copies and text in index.exact:
             reason = "exact_copy"
