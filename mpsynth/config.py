@@ -221,6 +221,11 @@ class CopiesConfig(Section):
 
 class PostprocessConfig(Section):
     copies: CopiesConfig = CopiesConfig()
+    calibrate: bool = Field(
+        default=True,
+        description="also write each set calibrated (<set>-calibrated): every platform's share "
+        "of posts with hashtags, mentions, URLs and emojis brought to the real share",
+    )
 
 
 class MarkovProviderConfig(Section):

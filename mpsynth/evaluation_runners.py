@@ -163,11 +163,12 @@ def run_report(ctx: StageContext, out: Path) -> dict[str, int]:
     )
     from mpsynth.stages.report import steps_section
 
-    copies = json.loads(ctx.path("postprocess", "summary.json").read_text()).get("copies", {})
+    postprocessed = json.loads(ctx.path("postprocess", "summary.json").read_text())
+    copies, composition = postprocessed.get("copies", {}), postprocessed.get("composition", {})
     masked = ctx.run.manifest()["stages"].get("prompts", {}).get("rows", {})
-    sections = steps_section(copies, {k: v for k, v in masked.items() if k.startswith("masked")})
-    if ctx.has("utility"):
-        sections += _utility_section(ctx)
+    masked = {k: v for k, v in masked.items() if k.startswith("masked")}
+    steps = steps_section(copies, masked, composition)
+    sections = _utility_section(ctx) if ctx.has("utility") else ""
     page = render_report(
         ctx.config.report.title,
         metrics,
@@ -177,6 +178,7 @@ def run_report(ctx: StageContext, out: Path) -> dict[str, int]:
         examples,
         ctx.run.manifest(),
         sections,
+        steps,
     )
     (out / "report.html").write_text(page, encoding="utf-8")
     counts = {}
@@ -193,7 +195,8 @@ def run_report(ctx: StageContext, out: Path) -> dict[str, int]:
         if ctx.has("utility")
         else None,
         copies,
-        {k: v for k, v in masked.items() if k.startswith("masked")},
+        masked,
+        composition,
     )
     (out / "dataset_card.md").write_text(card, encoding="utf-8")
     return {"bytes": len(page.encode())}

@@ -37,6 +37,8 @@ def run_postprocess(ctx: StageContext, out: Path) -> dict[str, int]:
         datasets, summary["composition"] = fill_cells(
             ctx, index, pq.read_table(targets_path), datasets, rejected, copies
         )
+    if ctx.config.postprocess.calibrate and datasets:
+        datasets, summary["calibration"] = calibrate_sets(ctx, datasets, out / "calibration")
     (out / "synthetic").mkdir()
     rows = {
         name: write_table(t, out / "synthetic" / f"{name}.parquet") for name, t in datasets.items()
@@ -46,6 +48,48 @@ def run_postprocess(ctx: StageContext, out: Path) -> dict[str, int]:
     )
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     return rows
+
+
+CALIBRATED = "-calibrated"
+
+
+def calibrate_sets(
+    ctx: StageContext, datasets: dict[str, pa.Table], out: Path
+) -> tuple[dict[str, pa.Table], dict[str, Any]]:
+    """Every set as it is and calibrated (`<name>-calibrated`); the changes of each post in
+    out/<name>.parquet; per set, platform and kind: the real share and the share before and
+    after."""
+    from mpsynth.stages.calibrate import calibrate, profile
+
+    posts = pq.read_table(ctx.path("ingest", "posts.parquet"), columns=["id", "platform", "text"])
+    assignments = pq.read_table(ctx.path("topics", "assignments"))
+    topic_of = dict(
+        zip(
+            assignments.column("id").to_pylist(),
+            assignments.column("topic").to_pylist(),
+            strict=True,
+        )
+    )
+    profiles = profile(
+        posts.column("text").to_pylist(),
+        posts.column("platform").to_pylist(),
+        [topic_of.get(i) for i in posts.column("id").to_pylist()],
+    )
+    out.mkdir()
+    result, shares = dict(datasets), {}
+    for number, (name, table) in enumerate(sorted(datasets.items())):
+        calibrated = calibrate(table, profiles, seed=ctx.config.seed + number)
+        result[name + CALIBRATED] = calibrated.table
+        write_table(calibrated.changes, out / f"{name}.parquet")
+        shares[name] = calibrated.shares
+        log.info(
+            "postprocess %s: calibration changed %d posts (%d entities added, %d removed)",
+            name,
+            len(set(calibrated.changes.column("id").to_pylist())),
+            calibrated.changes.column("action").to_pylist().count("added"),
+            calibrated.changes.column("action").to_pylist().count("removed"),
+        )
+    return result, shares
 
 
 def real_index(ctx: StageContext) -> RealCorpusIndex | None:

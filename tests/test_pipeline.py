@@ -61,13 +61,18 @@ def test_every_platform_gets_synthetic_posts_with_provenance(finished_run):
     _, config, manifest = finished_run
     synthetic = config.run_dir / "postprocess" / "synthetic"
     names = sorted(p.stem for p in synthetic.glob("*.parquet"))
-    assert names == ["markov-mptm", "markov-per_platform"]
+    assert names == [
+        "markov-mptm",
+        "markov-mptm-calibrated",
+        "markov-per_platform",
+        "markov-per_platform-calibrated",
+    ]
     summary = json.loads((config.run_dir / "postprocess" / "summary.json").read_text())
     for name in names:
         table = pq.read_table(synthetic / f"{name}.parquet")
         assert set(table["platform"].to_pylist()) == {"twitter", "reddit", "youtube", "facebook"}
         # n_posts 120 wanted; deficit rounds refill what the copy filter drops
-        composition = summary["composition"][name]
+        composition = summary["composition"][name.removesuffix("-calibrated")]
         assert composition["target"] == 120
         assert table.num_rows == composition["accepted"] == 120 - composition["shortfall"] >= 100
         assert all(len(ids) == 9 for ids in table["example_ids"].to_pylist())
@@ -328,3 +333,44 @@ def test_composition_follows_the_real_cells_with_deficit_rounds(finished_run):
     rejected = pq.read_table(run / "postprocess" / "rejected.parquet")["reason"].to_pylist()
     trimmed = sum(r.startswith("composition:") for r in rejected)
     assert trimmed == sum(r["surplus_trimmed"] for r in summary.values())
+    page = (run / "report" / "report.html").read_text()
+    assert "<h2>Composition</h2>" in page and "deficit rounds" in page
+    card = (run / "report" / "dataset_card.md").read_text()
+    assert "Composition: on (platform shares: real" in card
+    assert f"| markov-mptm | 120 | {mptm['accepted']} | {mptm['rounds']} |" in card
+
+
+def test_calibrated_sets_hold_the_real_shares_and_record_every_change(finished_run):
+    _, config, _ = finished_run
+    run = config.run_dir
+    calibration = json.loads((run / "postprocess" / "summary.json").read_text())["calibration"]
+    metrics = pq.read_table(run / "evaluate" / "metrics.parquet").to_pylist()
+    share = {
+        (m["dataset"], m["platform"], m["metric"]): (m["value"], m["n"])
+        for m in metrics
+        if m["family"] == "lexical" and m["metric"].startswith("share_with_")
+    }
+    for name in ("markov-mptm", "markov-per_platform"):
+        changes = pq.read_table(run / "postprocess" / "calibration" / f"{name}.parquet")
+        plain = pq.read_table(run / "postprocess" / "synthetic" / f"{name}.parquet")
+        calibrated = pq.read_table(run / "postprocess" / "synthetic" / f"{name}-calibrated.parquet")
+        assert plain["id"].equals(calibrated["id"])  # the same posts, some texts changed
+        differ = {
+            i
+            for i, a, b in zip(
+                plain["id"].to_pylist(),
+                plain["text"].to_pylist(),
+                calibrated["text"].to_pylist(),
+                strict=True,
+            )
+            if a != b
+        }
+        assert differ == set(changes["id"].to_pylist())
+        for platform, kinds in calibration[name].items():
+            for kind, shares in kinds.items():
+                # the evaluation measures what calibration aimed at, on every post of the set
+                value, n = share[(f"{name}-calibrated", platform, f"share_with_{kind}")]
+                assert value == pytest.approx(shares["after"])
+                real, _ = share[("real", platform, f"share_with_{kind}")]
+                assert abs(value - shares["real"]) <= 1 / n + 1e-9
+                assert abs(shares["real"] - real) < 0.1  # the evaluation's real sample

@@ -61,13 +61,18 @@ def emojis_in(text: str) -> list[str]:
     """The emojis of a post by Unicode's rules (UTS #51, through the emoji library's data): a ZWJ
     sequence, a flag or a keycap is one emoji; a symbol whose default presentation is text (©, ®,
     ™, ↔, ❤) counts only with the emoji variation selector (U+FE0F) after it."""
+    return [value for _, _, value in emoji_spans(text)]
+
+
+def emoji_spans(text: str) -> list[tuple[int, int, str]]:
+    """(start, end, emoji) of every emoji of a post, by the rules of `emojis_in`."""
     found = []
     for token in emoji.analyze(text, join_emoji=True):
         match = token.value
         status = (match.data or {}).get("status")
         if len(match.emoji) == 1 and status == UNQUALIFIED:
             continue  # a text-default symbol written as text
-        found.append(match.emoji)
+        found.append((match.start, match.end, match.emoji))
     return found
 
 

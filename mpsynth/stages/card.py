@@ -33,6 +33,7 @@ def render_dataset_card(
     utility: list[dict] | None = None,
     copies: dict[str, dict[str, int]] | None = None,
     masked: dict[str, int] | None = None,
+    composition: dict[str, dict[str, Any]] | None = None,
 ) -> str:
     """The card; `utility` (a labelled run's utility summary rows) adds what the synthetic sets
     do for a classifier tested on real posts."""
@@ -70,7 +71,7 @@ def render_dataset_card(
         "examples its prompt showed, and the seed.",
         "",
         *(_labelled_lines(config, utility) if utility is not None else []),
-        *_steps_lines(config, copies or {}, masked or {}),
+        *_steps_lines(config, copies or {}, masked or {}, composition or {}),
         "## Source data",
         "",
         f"Real posts read from {', '.join(f'`{i.path}`' for i in config.ingest.inputs)}:",
@@ -124,13 +125,34 @@ def render_dataset_card(
 
 
 def _steps_lines(
-    config: RunConfig, copies: dict[str, dict[str, int]], masked: dict[str, int]
+    config: RunConfig,
+    copies: dict[str, dict[str, int]],
+    masked: dict[str, int],
+    composition: dict[str, dict[str, Any]],
 ) -> list[str]:
     """Which of the post-processing and privacy steps ran, and what they did."""
     from mpsynth.stages.copies import REASONS
     from mpsynth.stages.pseudonymise import guard_applies
 
     lines = ["## Post-processing and privacy steps", ""]
+    if composition:
+        shares = config.pools.composition.platforms
+        lines += [
+            f"Composition: on (platform shares: {shares}; up to "
+            f"{config.pools.composition.max_rounds} deficit rounds). Accepted posts per platform x "
+            "topic cell follow the real posts scaled to n_posts.",
+            "",
+            "| dataset | target | accepted | deficit rounds | shortfall | JS first round | JS |",
+            "|---|---|---|---|---|---|---|",
+            *(
+                f"| {name} | {c['target']:,} | {c['accepted']:,} | {c['rounds']} | "
+                f"{c['shortfall']:,} | {_js(c['js_first_round'])} | {_js(c['js'])} |"
+                for name, c in sorted(composition.items())
+            ),
+            "",
+        ]
+    else:
+        lines += ["Composition: off (requests per topic by its size, equal per platform).", ""]
     on = [k.replace("_", " ") for k, v in config.postprocess.copies.model_dump().items() if v]
     if copies:
         lines += [
@@ -170,6 +192,10 @@ def _steps_lines(
             "",
         ]
     return lines
+
+
+def _js(value: float | None) -> str:
+    return "–" if value is None else f"{value:.4f}"
 
 
 def _labelled_lines(config: RunConfig, utility: list[dict]) -> list[str]:

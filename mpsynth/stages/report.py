@@ -255,12 +255,45 @@ def _counts_table(summary: dict[str, dict[str, int]], columns: list[str]) -> str
     return f'<table><tr><th class="l"></th>{head}</tr>{body}</table>'
 
 
-def steps_section(copies: dict[str, dict[str, int]], masked: dict[str, int]) -> str:
-    """What postprocessing dropped from each synthetic set, and what the privacy guard kept out of
-    the prompts (empty when neither ran)."""
+COMPOSITION_COLUMNS = {
+    "target": "target",
+    "accepted_first_round": "first round",
+    "rounds": "deficit rounds",
+    "requests_added": "requests added",
+    "surplus_trimmed": "surplus trimmed",
+    "accepted": "accepted",
+    "shortfall": "shortfall",
+    "js_first_round": "JS first round",
+    "js": "JS",
+}
+
+
+def steps_section(
+    copies: dict[str, dict[str, int]],
+    masked: dict[str, int],
+    composition: dict[str, dict[str, Any]] | None = None,
+) -> str:
+    """What postprocessing dropped from each synthetic set, how it met the composition targets,
+    and what the privacy guard kept out of the prompts (empty when none of them ran)."""
     from mpsynth.stages.copies import REASONS
 
     parts = []
+    if composition:
+        head = "".join(f"<th>{label}</th>" for label in COMPOSITION_COLUMNS.values())
+        body = "".join(
+            f'<tr><td class="l">{html.escape(name)}</td>'
+            + "".join(f"<td>{_cell(row.get(key))}</td>" for key in COMPOSITION_COLUMNS)
+            + "</tr>"
+            for name, row in sorted(composition.items())
+        )
+        parts += [
+            "<h2>Composition</h2>",
+            "<p>Accepted posts per platform x topic cell (per-platform sets: per platform) against "
+            "targets from the real posts scaled to n_posts; deficit rounds request what the short "
+            "cells lack, and posts beyond a cell's target are trimmed. JS: Jensen-Shannon "
+            "divergence (base 2) between the real and synthetic cell distributions.</p>",
+            f'<table><tr><th class="l"></th>{head}</tr>{body}</table>',
+        ]
     if copies:
         columns = [c.replace("_", " ") for c in ["before", *REASONS, "kept"]]
         spaced = {n: {k.replace("_", " "): v for k, v in c.items()} for n, c in copies.items()}
@@ -290,6 +323,12 @@ def steps_section(copies: dict[str, dict[str, int]], masked: dict[str, int]) -> 
     return "\n".join(parts)
 
 
+def _cell(value: Any) -> str:
+    if value is None:
+        return "–"
+    return f"{value:.4f}" if isinstance(value, float) else f"{value:,}"
+
+
 def render_report(
     title: str,
     metrics: pa.Table,
@@ -299,9 +338,10 @@ def render_report(
     synthetic_examples: dict[str, list[dict[str, Any]]],
     manifest: dict[str, Any],
     sections: str = "",
+    steps: str = "",
 ) -> str:
     """The page; `sections` is HTML the run's pipeline adds after the counts (a labelled run's
-    utility results)."""
+    utility results), `steps` what postprocessing and the privacy guard did (after the topics)."""
     every_row = metrics.to_pylist()
     rows = [r for r in every_row if r["topic"] is None]
     by_topic = [r for r in every_row if r["topic"] is not None]
@@ -357,6 +397,7 @@ bootstrap confidence intervals.</p>
 <h2>By topic</h2>
 <p class="muted">The largest real topics; every set's posts placed in the real topic model.</p>
 {_topic_table(by_topic, datasets)}
+{steps}
 <h2>Synthetic examples</h2>
 {"".join(example_html)}
 <h2>Stages</h2>
