@@ -37,7 +37,8 @@ def run_postprocess(ctx: StageContext, out: Path) -> dict[str, int]:
         datasets, summary["composition"] = fill_cells(
             ctx, index, pq.read_table(targets_path), datasets, rejected, copies
         )
-    if ctx.config.postprocess.calibrate and datasets:
+    # labelled runs judge sets by a classifier's F1: calibrated copies would double the grid
+    if ctx.config.postprocess.calibrate and datasets and not ctx.has("labels"):
         datasets, summary["calibration"] = calibrate_sets(ctx, datasets, out / "calibration")
     (out / "synthetic").mkdir()
     rows = {
