@@ -32,7 +32,7 @@ def run_postprocess(ctx: StageContext, out: Path) -> dict[str, int]:
     index = real_index(ctx)
     datasets, rejected, copies = drop_copies(ctx, index, result.datasets)
     summary: dict[str, Any] = {**result.counts, "copies": copies}
-    targets_path = ctx.path("pools", "targets.parquet")
+    targets_path = ctx.run.stage_dir("pools") / "targets.parquet"  # labelled pools have none
     if targets_path.is_file() and pq.read_metadata(targets_path).num_rows:
         datasets, summary["composition"] = fill_cells(
             ctx, index, pq.read_table(targets_path), datasets, rejected, copies

@@ -37,7 +37,7 @@ def labelled_run(tmp_path_factory):
         "generate.n_posts=300",
         "labelled.split.seed_size=400",
         "labelled.filter_threshold=0.35",
-        "labelled.utility.added=[100, 200]",
+        "labelled.utility.added=[80, 200]",  # naive keeps ~100 posts past the filters
         "labelled.utility.repeats=2",
         "labelled.utility.bootstrap_samples=200",
         "evaluate.bootstrap_samples=20",
