@@ -9,7 +9,7 @@ export TRANSFORMERS_OFFLINE := 1
 export HF_HUB_DISABLE_TELEMETRY := 1
 export DO_NOT_TRACK := 1
 
-.PHONY: demo test lint install clean browser
+.PHONY: demo test lint install clean browser wheel
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -37,5 +37,9 @@ lint: $(STAMP)
 	$(BIN)/ruff check --fix mpsynth tests jobs benchmarks scripts
 	$(BIN)/ruff format mpsynth tests jobs benchmarks scripts
 
+# what cluster.yaml installs on every node (file_mounts copies dist/ there)
+wheel: $(STAMP)
+	$(BIN)/pip wheel -q --no-deps -w dist .
+
 clean:
-	rm -rf $(VENV) runs
+	rm -rf $(VENV) runs dist
