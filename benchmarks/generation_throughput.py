@@ -63,7 +63,9 @@ def demo_requests(n: int) -> pa.Table:
     return pa.Table.from_pylist(out, schema=schema.GENERATION_REQUESTS)
 
 
-def scenario(name, server, requests, rpm, actors, concurrency, latency_s, ledger_dir) -> dict:
+def scenario(
+    name, server, requests, rpm, actors, concurrency, latency_s, ledger_dir, server_rpm=None
+) -> dict:
     generator = GeneratorConfig.model_validate(
         {
             "name": "bench",
@@ -94,7 +96,11 @@ def scenario(name, server, requests, rpm, actors, concurrency, latency_s, ledger
     first = min(e["received_at"] for e in entries)
     last = max(ledger["finished_at"].to_pylist())
     achieved = requests.num_rows / (last - first)
-    ceiling = min(rpm / 60 if rpm else float("inf"), actors * concurrency / latency_s)
+    ceiling = min(
+        rpm / 60 if rpm else float("inf"),
+        server_rpm / 60 if server_rpm else float("inf"),
+        actors * concurrency / latency_s,
+    )
     limited = sum(1 for e in entries if e["status"] == 429)
     return {
         "scenario": name,
@@ -168,23 +174,30 @@ def main() -> None:
                     work / "b",
                 )
             )
-        with FakeProviderServer(
-            api_key="bench-key", latency_s=args.latency, requests_per_minute=600
-        ) as strict:
-            results.append(
-                scenario(
-                    "server limit 600/min, configured 1200/min",
-                    strict,
-                    demo_requests(n),
-                    1200,
-                    2,
-                    16,
-                    args.latency,
-                    work / "c",
+        for stated in (False, True):
+            with FakeProviderServer(
+                api_key="bench-key",
+                latency_s=args.latency,
+                requests_per_minute=600,
+                state_limits=stated,
+            ) as strict:
+                results.append(
+                    scenario(
+                        "server 600/min, config 1200/min, "
+                        + ("limit in headers" if stated else "no headers"),
+                        strict,
+                        demo_requests(n),
+                        1200,
+                        2,
+                        16,
+                        args.latency,
+                        work / f"c{stated}",
+                        server_rpm=600,
+                    )
                 )
-            )
         print(
-            f"latency {args.latency}s per request; ceiling = min(configured rate, actors x concurrency / latency)"
+            f"latency {args.latency}s per request; ceiling = min(configured rate, the server's limit, "
+            "actors x concurrency / latency)"
         )
         print(
             f"{'scenario':<44}{'requests':>9}{'ok':>6}{'req/s':>8}{'ceiling':>9}{'ratio':>7}{'HTTP calls':>11}{'429s':>6}{'429 share':>10}"

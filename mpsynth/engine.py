@@ -22,6 +22,7 @@ from mpsynth.providers import (
     Provider,
     RetryableProviderError,
 )
+from mpsynth.providers.limits import StatedLimits
 from mpsynth.providers.output import REPAIR_PROMPT, OutputFormatError, estimate_tokens, parse_posts
 from mpsynth.ratelimit import BudgetExhausted, CircuitOpen, RateGovernor
 
@@ -29,7 +30,13 @@ from mpsynth.ratelimit import BudgetExhausted, CircuitOpen, RateGovernor
 class Governor(Protocol):
     async def acquire(self, tokens: int, worst_cost_usd: float) -> None: ...
     async def settle(
-        self, reserved: int, prompt: int, completion: int, cost: float, worst: float
+        self,
+        reserved: int,
+        prompt: int,
+        completion: int,
+        cost: float,
+        worst: float,
+        limits: StatedLimits | None = None,
     ) -> None: ...
     async def failed(
         self, reserved: int, status: int | None, retry_after: float | None, worst: float
@@ -47,9 +54,15 @@ class LocalGovernor:
         await self.governor.acquire(tokens, worst_cost_usd)
 
     async def settle(
-        self, reserved: int, prompt: int, completion: int, cost: float, worst: float
+        self,
+        reserved: int,
+        prompt: int,
+        completion: int,
+        cost: float,
+        worst: float,
+        limits: StatedLimits | None = None,
     ) -> None:
-        self.governor.settle(reserved, prompt, completion, cost, worst)
+        self.governor.settle(reserved, prompt, completion, cost, worst, limits)
 
     async def failed(
         self, reserved: int, status: int | None, retry_after: float | None, worst: float
@@ -239,7 +252,12 @@ class GenerationEngine:
                 raise
             cost = self.price.cost(completion.prompt_tokens, completion.completion_tokens)
             await self.governor.settle(
-                reserved, completion.prompt_tokens, completion.completion_tokens, cost, worst
+                reserved,
+                completion.prompt_tokens,
+                completion.completion_tokens,
+                cost,
+                worst,
+                completion.limits or None,
             )
             return completion, attempt, cost
         raise RetriesExhausted(f"gave up after {retry.max_attempts} attempts: {last}")

@@ -4,7 +4,10 @@ time, as TCP does), a circuit breaker, and the budget cap.
 
 Pure asyncio (Ray wraps it in one actor per generator). Limits are spaced with GCRA: each grant
 pushes the next free slot forward by 1/rate, with one second of burst allowed, so a minute's limit
-is never spent in its first second.
+is never spent in its first second. Where the provider states its limits in response headers
+(OpenAI's x-ratelimit-limit-*, Anthropic's anthropic-ratelimit-*-limit), the rates are sized to
+them, below the configured ceiling, so a config that overstates the limit does not learn it from
+429s.
 """
 
 from __future__ import annotations
@@ -15,12 +18,14 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
 from mpsynth.config import CircuitBreakerConfig, RateLimitConfig
+from mpsynth.providers.limits import StatedLimits
 
 SLOWDOWN = 0.5  # rate multiplier after a 429 ...
 CUT_WINDOW_S = 1.0  # ... once per congestion event: the 429s of one burst count as one
 RECOVERY_PER_S = 0.005  # then the rate grows back by 0.5% a second, up to the configured one
 MIN_MULTIPLIER = 0.05
 DEFAULT_429_PAUSE_S = 1.0
+HEADROOM = 0.95  # of a stated limit: the provider's window and ours never line up exactly
 
 
 class BudgetExhausted(Exception):
@@ -44,6 +49,8 @@ class GovernorStats:
     breaker_trips: int = 0
     requests_done: int = 0
     requests_failed: int = 0
+    learned_requests_per_minute: float | None = None  # sized from the provider's headers
+    learned_tokens_per_minute: float | None = None
 
 
 class _Gcra:
@@ -81,6 +88,7 @@ class RateGovernor:
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], object] = asyncio.sleep,
     ) -> None:
+        self.rate = rate
         self.requests = _Gcra(rate.requests_per_minute)
         self.tokens = _Gcra(rate.tokens_per_minute)
         self.breaker = breaker
@@ -150,8 +158,12 @@ class RateGovernor:
         completion_tokens: int,
         cost_usd: float,
         worst_cost_usd: float = 0.0,
+        limits: StatedLimits | None = None,
     ) -> None:
-        """A successful attempt: return unused token reservation, book the real cost."""
+        """A successful attempt: return unused token reservation, book the real cost, and size
+        the rates to the limits the provider stated (never above the configured ceiling)."""
+        if limits:
+            self.learn(limits)
         self.tokens.give_back(
             self.clock(), reserved_tokens - prompt_tokens - completion_tokens, self.multiplier
         )
@@ -169,6 +181,20 @@ class RateGovernor:
             1.0, self.multiplier * (1 + RECOVERY_PER_S * (now - self.last_recovery))
         )
         self.last_recovery = now
+
+    def learn(self, limits: StatedLimits) -> None:
+        """Requests and tokens per minute: HEADROOM of what the provider states, at most the
+        configured rate (the ceiling); a limit it does not state stays as configured."""
+        for gcra, ceiling, stated, name in (
+            (self.requests, self.rate.requests_per_minute, limits.requests_per_minute, "requests"),
+            (self.tokens, self.rate.tokens_per_minute, limits.tokens_per_minute, "tokens"),
+        ):
+            if stated is None:
+                continue
+            sized = stated * HEADROOM if ceiling is None else min(ceiling, stated * HEADROOM)
+            if sized != gcra.per_minute:
+                gcra.per_minute = sized
+                setattr(self.stats, f"learned_{name}_per_minute", sized)
 
     def failed(
         self,

@@ -22,6 +22,7 @@ from mpsynth.errors import ProviderError
 from mpsynth.ledger import Lease, LedgerWriter, read_ledger, succeeded_ids
 from mpsynth.pricing import Price
 from mpsynth.providers import FatalProviderError, GenerationRequest, RealCorpus, build_provider
+from mpsynth.providers.limits import StatedLimits
 from mpsynth.ratelimit import CircuitOpen, RateGovernor
 
 log = logging.getLogger(__name__)
@@ -40,9 +41,15 @@ class GovernorActor:
         await self.governor.acquire(tokens, worst_cost_usd)
 
     def settle(
-        self, reserved: int, prompt: int, completion: int, cost: float, worst: float
+        self,
+        reserved: int,
+        prompt: int,
+        completion: int,
+        cost: float,
+        worst: float,
+        limits: StatedLimits | None = None,
     ) -> None:
-        self.governor.settle(reserved, prompt, completion, cost, worst)
+        self.governor.settle(reserved, prompt, completion, cost, worst, limits)
 
     def failed(
         self, reserved: int, status: int | None, retry_after: float | None, worst: float
@@ -71,9 +78,15 @@ class RemoteGovernor:
             raise error.cause from None
 
     async def settle(
-        self, reserved: int, prompt: int, completion: int, cost: float, worst: float
+        self,
+        reserved: int,
+        prompt: int,
+        completion: int,
+        cost: float,
+        worst: float,
+        limits: StatedLimits | None = None,
     ) -> None:
-        await self.handle.settle.remote(reserved, prompt, completion, cost, worst)
+        await self.handle.settle.remote(reserved, prompt, completion, cost, worst, limits)
 
     async def failed(
         self, reserved: int, status: int | None, retry_after: float | None, worst: float

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from mpsynth.config import ProviderConfig, RetryConfig
+from mpsynth.providers.limits import StatedLimits
 
 
 @dataclass(frozen=True)
@@ -63,6 +64,7 @@ class Completion:
     finish_reason: str  # "stop", "length" (truncated), "refusal", or the provider's own word
     prompt_tokens: int
     completion_tokens: int
+    limits: StatedLimits | None = None  # what the response's headers say the limits are
 
 
 class RetryableProviderError(Exception):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from mpsynth.config import AnthropicProviderConfig, RetryConfig
 from mpsynth.providers import Completion, GenerationRequest, stainless_errors
+from mpsynth.providers.limits import stated_limits
 from mpsynth.providers.openai import api_key
 from mpsynth.providers.output import posts_schema
 
@@ -38,18 +39,20 @@ class AnthropicProvider:
             schema = posts_schema(request.target_platforms, request.posts_per_platform)
             options["output_config"] = {"format": {"type": "json_schema", "schema": schema}}
         with stainless_errors(anthropic, f"anthropic ({self.model})", self._key):
-            response = await self.client.messages.create(
+            raw = await self.client.messages.with_raw_response.create(
                 model=self.model,
                 messages=messages,
                 max_tokens=request.params["max_tokens"],
                 **options,
             )
+            response = await raw.parse()
         text = "".join(block.text for block in response.content if block.type == "text")
         return Completion(
             text=text,
             finish_reason=FINISH.get(response.stop_reason or "", response.stop_reason or "stop"),
             prompt_tokens=response.usage.input_tokens,
             completion_tokens=response.usage.output_tokens,
+            limits=stated_limits(raw.headers),
         )
 
     async def close(self) -> None:

@@ -11,6 +11,7 @@ import os
 from mpsynth.config import OpenAIProviderConfig, RetryConfig
 from mpsynth.errors import ConfigError
 from mpsynth.providers import Completion, GenerationRequest, stainless_errors
+from mpsynth.providers.limits import stated_limits
 from mpsynth.providers.output import posts_schema
 
 
@@ -55,7 +56,7 @@ class OpenAIProvider:
         if response_format is not None:
             options["response_format"] = response_format
         with stainless_errors(openai, f"openai ({self.model})", self._key):
-            response = await self.client.chat.completions.create(
+            raw = await self.client.chat.completions.with_raw_response.create(
                 model=self.model,
                 messages=request.messages,
                 temperature=request.params["temperature"],
@@ -63,6 +64,7 @@ class OpenAIProvider:
                 seed=request.seed,
                 **options,
             )
+            response = raw.parse()
         choice = response.choices[0]
         refusal = getattr(choice.message, "refusal", None)
         usage = response.usage
@@ -71,6 +73,7 @@ class OpenAIProvider:
             finish_reason="refusal" if refusal else (choice.finish_reason or "stop"),
             prompt_tokens=usage.prompt_tokens if usage else 0,
             completion_tokens=usage.completion_tokens if usage else 0,
+            limits=stated_limits(raw.headers),
         )
 
     async def close(self) -> None:

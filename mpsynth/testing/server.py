@@ -82,6 +82,28 @@ class _TokenBucket:
                 return None
             return (1.0 - self.level) / self.rate
 
+    def headers(self, kind: str | None) -> dict[str, str]:
+        """The limit, what is left of it and when it is whole again, in `kind`'s headers."""
+        with self.lock:
+            per_minute = self.rate * 60.0
+            remaining = int(self.level / self.capacity * per_minute)
+            full_in = (self.capacity - self.level) / self.rate
+        match kind:
+            case "openai":
+                return {
+                    "x-ratelimit-limit-requests": f"{per_minute:.0f}",
+                    "x-ratelimit-remaining-requests": str(remaining),
+                    "x-ratelimit-reset-requests": f"{full_in * 1000:.0f}ms",
+                }
+            case "anthropic":
+                reset = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + full_in))
+                return {
+                    "anthropic-ratelimit-requests-limit": f"{per_minute:.0f}",
+                    "anthropic-ratelimit-requests-remaining": str(remaining),
+                    "anthropic-ratelimit-requests-reset": reset,
+                }
+        return {}  # Gemini states no limits in its headers
+
 
 def _find_schema(node: Any) -> dict | None:
     """The posts schema wherever a wire format nests it."""
@@ -135,7 +157,9 @@ class FakeProviderServer:
 
     It answers as a scripted model (see `scripted_posts`), counts tokens with `estimate_tokens`,
     can hold every answer for `latency_s`, enforce `requests_per_minute` with 429s carrying
-    Retry-After, and serve queued faults (see `Fault`) one per request, in arrival order.
+    Retry-After, and serve queued faults (see `Fault`) one per request, in arrival order. With
+    `state_limits` (and a limit), OpenAI and Anthropic answers carry that provider's rate-limit
+    headers, as the real services send them.
     """
 
     def __init__(
@@ -144,8 +168,10 @@ class FakeProviderServer:
         dimensions: int = 64,
         latency_s: float = 0.0,
         requests_per_minute: float | None = None,
+        state_limits: bool = True,
     ) -> None:
         self.api_key = api_key
+        self.state_limits = state_limits
         self.dimensions = dimensions
         self.latency_s = latency_s
         self.limiter = _TokenBucket(requests_per_minute) if requests_per_minute else None
@@ -368,11 +394,16 @@ class FakeProviderServer:
                     }
                     self._send(fault.status, fault.body or json.dumps(error), headers)
                     return
+                limits = (
+                    server.limiter.headers(kind)
+                    if server.limiter is not None and server.state_limits
+                    else {}
+                )
                 if server.limiter is not None and (wait := server.limiter.take()) is not None:
                     error = {
                         "error": {"message": "rate limit", "type": "rate_limit_error", "code": 429}
                     }
-                    self._send(429, json.dumps(error), {"Retry-After": f"{wait:.3f}"})
+                    self._send(429, json.dumps(error), {"Retry-After": f"{wait:.3f}", **limits})
                     return
                 if kind is None:
                     self._send(404, json.dumps({"error": {"message": f"no route {self.path}"}}))
@@ -392,6 +423,6 @@ class FakeProviderServer:
                 elif kind == "embeddings":
                     self._send(200, json.dumps(server._embeddings(body)))
                 else:
-                    self._send(200, json.dumps(server._chat(kind, body, fault, self.entry)))
+                    self._send(200, json.dumps(server._chat(kind, body, fault, self.entry)), limits)
 
         return Handler

@@ -1,0 +1,91 @@
+"""Rate limits learned from the providers' headers: parsed as each provider sends them, the
+governor sized to them below the configured ceiling, and the real SDKs carry them from the wire."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from mpsynth.config import CircuitBreakerConfig, GeneratorConfig, RateLimitConfig
+from mpsynth.engine import GenerationEngine, LocalGovernor
+from mpsynth.ledger import LedgerWriter
+from mpsynth.pricing import Price
+from mpsynth.providers import GenerationRequest, build_provider
+from mpsynth.providers.limits import StatedLimits, stated_limits
+from mpsynth.ratelimit import HEADROOM, RateGovernor
+from mpsynth.testing import FakeProviderServer
+
+
+def test_each_providers_headers_parse():
+    openai = {"X-RateLimit-Limit-Requests": "500", "x-ratelimit-limit-tokens": "30000"}
+    assert stated_limits(openai) == StatedLimits(500.0, 30000.0)
+    anthropic = {
+        "anthropic-ratelimit-requests-limit": "50",
+        "anthropic-ratelimit-tokens-limit": "8000",
+    }
+    assert stated_limits(anthropic) == StatedLimits(50.0, 8000.0)
+    assert not stated_limits({"x-ratelimit-limit-requests": "soon", "date": "x"})
+    assert not stated_limits(None) and not stated_limits({"x-ratelimit-limit-requests": "0"})
+
+
+@pytest.mark.parametrize(
+    ("configured", "stated", "expected"),
+    [(1200, 600, 600 * HEADROOM), (None, 600, 600 * HEADROOM), (300, 600, 300)],
+)
+def test_the_governor_takes_the_stated_limit_below_its_ceiling(configured, stated, expected):
+    governor = RateGovernor(
+        RateLimitConfig(requests_per_minute=configured, tokens_per_minute=10_000),
+        CircuitBreakerConfig(),
+    )
+    governor.settle(100, 10, 10, 0.0, limits=StatedLimits(requests_per_minute=stated))
+    assert governor.requests.per_minute == pytest.approx(expected)
+    assert governor.tokens.per_minute == 10_000  # not stated: as configured
+    governor.settle(100, 10, 10, 0.0, limits=StatedLimits(tokens_per_minute=50_000))
+    assert governor.tokens.per_minute == 10_000  # stated above the ceiling: the ceiling holds
+
+
+@pytest.mark.parametrize("kind", ["openai", "anthropic", "gemini"])
+def test_the_sdks_bring_the_stated_limit_to_the_governor(kind, tmp_path, monkeypatch):
+    monkeypatch.setenv("MPSYNTH_KEY", "test-key")
+    with FakeProviderServer(api_key="test-key", requests_per_minute=600) as server:
+        url = server.base_url if kind == "openai" else server.root_url
+        generator = GeneratorConfig.model_validate(
+            {
+                "name": "g",
+                "provider": {
+                    "kind": kind,
+                    "model": "m",
+                    "base_url": url,
+                    "api_key_env": "MPSYNTH_KEY",
+                },
+                "rate": {"requests_per_minute": 1200},
+            }
+        )
+        governor = RateGovernor(generator.rate, generator.circuit_breaker)
+        engine = GenerationEngine(
+            build_provider(generator.provider, generator.retry, None),
+            generator,
+            LocalGovernor(governor),
+            LedgerWriter(tmp_path, flush_every=1),
+            Price(1.0, 1.0),
+        )
+        request = GenerationRequest(
+            request_id="r1",
+            generator="g",
+            strategy="mptm",
+            topic=0,
+            target_platforms=["twitter"],
+            posts_per_platform=1,
+            example_ids=[],
+            messages=[{"role": "user", "content": "Write 1 post for twitter."}],
+            params={"temperature": 0.7, "max_tokens": 100},
+            seed=1,
+        )
+        asyncio.run(engine.run([request]))
+    if kind == "gemini":  # Gemini states no limits: the configured rate stands
+        assert governor.requests.per_minute == 1200
+        assert governor.stats.learned_requests_per_minute is None
+    else:
+        assert governor.requests.per_minute == pytest.approx(600 * HEADROOM)
+        assert governor.stats.learned_requests_per_minute == pytest.approx(600 * HEADROOM)
