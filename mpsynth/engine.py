@@ -22,22 +22,13 @@ from mpsynth.providers import (
     Provider,
     RetryableProviderError,
 )
-from mpsynth.providers.limits import StatedLimits
 from mpsynth.providers.output import REPAIR_PROMPT, OutputFormatError, estimate_tokens, parse_posts
-from mpsynth.ratelimit import BudgetExhausted, CircuitOpen, RateGovernor
+from mpsynth.ratelimit import BudgetExhausted, CircuitOpen, RateGovernor, Settlement
 
 
 class Governor(Protocol):
     async def acquire(self, tokens: int, worst_cost_usd: float) -> None: ...
-    async def settle(
-        self,
-        reserved: int,
-        prompt: int,
-        completion: int,
-        cost: float,
-        worst: float,
-        limits: StatedLimits | None = None,
-    ) -> None: ...
+    async def settle(self, attempt: Settlement) -> None: ...
     async def failed(
         self, reserved: int, status: int | None, retry_after: float | None, worst: float
     ) -> None: ...
@@ -53,16 +44,8 @@ class LocalGovernor:
     async def acquire(self, tokens: int, worst_cost_usd: float) -> None:
         await self.governor.acquire(tokens, worst_cost_usd)
 
-    async def settle(
-        self,
-        reserved: int,
-        prompt: int,
-        completion: int,
-        cost: float,
-        worst: float,
-        limits: StatedLimits | None = None,
-    ) -> None:
-        self.governor.settle(reserved, prompt, completion, cost, worst, limits)
+    async def settle(self, attempt: Settlement) -> None:
+        self.governor.settled(attempt)
 
     async def failed(
         self, reserved: int, status: int | None, retry_after: float | None, worst: float
@@ -252,12 +235,14 @@ class GenerationEngine:
                 raise
             cost = self.price.cost(completion.prompt_tokens, completion.completion_tokens)
             await self.governor.settle(
-                reserved,
-                completion.prompt_tokens,
-                completion.completion_tokens,
-                cost,
-                worst,
-                completion.limits or None,
+                Settlement(
+                    reserved,
+                    completion.prompt_tokens,
+                    completion.completion_tokens,
+                    cost,
+                    worst,
+                    completion.limits or None,
+                )
             )
             return completion, attempt, cost
         raise RetriesExhausted(f"gave up after {retry.max_attempts} attempts: {last}")

@@ -79,6 +79,18 @@ class _Gcra:
             self.next_at = max(now, self.next_at - amount / rate)
 
 
+@dataclass(frozen=True)
+class Settlement:
+    """A successful attempt, as the engine reports it to the governor."""
+
+    reserved_tokens: int
+    prompt_tokens: int
+    completion_tokens: int
+    cost_usd: float
+    worst_cost_usd: float = 0.0
+    limits: StatedLimits | None = None  # what the response's headers stated
+
+
 class RateGovernor:
     def __init__(
         self,
@@ -181,6 +193,16 @@ class RateGovernor:
             1.0, self.multiplier * (1 + RECOVERY_PER_S * (now - self.last_recovery))
         )
         self.last_recovery = now
+
+    def settled(self, attempt: Settlement) -> None:
+        self.settle(
+            attempt.reserved_tokens,
+            attempt.prompt_tokens,
+            attempt.completion_tokens,
+            attempt.cost_usd,
+            attempt.worst_cost_usd,
+            attempt.limits,
+        )
 
     def learn(self, limits: StatedLimits) -> None:
         """Requests and tokens per minute: HEADROOM of what the provider states, at most the

@@ -67,3 +67,25 @@ def ledger_row(
         "cost_usd": 0.0,
         "finished_at": finished_at,
     }
+
+
+def run_engine(generator, requests, ledger_dir, price):
+    """Complete `requests` with the generator's real provider client in this process: (the engine's
+    counts, the ledger, the governor)."""
+    import asyncio
+
+    from mpsynth.engine import GenerationEngine, LocalGovernor
+    from mpsynth.ledger import LedgerWriter, read_ledger
+    from mpsynth.providers import build_provider
+    from mpsynth.ratelimit import RateGovernor
+
+    governor = RateGovernor(generator.rate, generator.circuit_breaker)
+    engine = GenerationEngine(
+        build_provider(generator.provider, generator.retry, None),
+        generator,
+        LocalGovernor(governor),
+        LedgerWriter(ledger_dir, flush_every=1),
+        price,
+    )
+    counts = asyncio.run(engine.run(requests))
+    return counts, read_ledger(ledger_dir), governor

@@ -3,7 +3,6 @@ a hosted provider; what the model sees keeps their shape."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import re
 
@@ -12,16 +11,13 @@ import pytest
 
 from mpsynth import schema
 from mpsynth.config import GeneratorConfig, PromptsConfig
-from mpsynth.engine import GenerationEngine, LocalGovernor
-from mpsynth.ledger import LedgerWriter, read_ledger
 from mpsynth.metrics.extraction import extract
 from mpsynth.pricing import Price
-from mpsynth.providers import GenerationRequest, build_provider
-from mpsynth.ratelimit import RateGovernor
+from mpsynth.providers import GenerationRequest
 from mpsynth.stages.prompts import build_requests
 from mpsynth.stages.pseudonymise import KINDS, Pseudonymiser
 from mpsynth.testing import FakeProviderServer
-from tests.conftest import read_rows
+from tests.conftest import read_rows, run_engine
 
 HOSTED = ("openai", "anthropic", "gemini")
 
@@ -134,19 +130,12 @@ def test_no_real_identifier_reaches_a_hosted_provider(kind, real_posts, tmp_path
     with FakeProviderServer(api_key="test-key") as server:
         generator = _generator(kind, server)
         requests, guard = _requests(rows, [generator, _generator("markov")])
-        engine = GenerationEngine(
-            build_provider(generator.provider, generator.retry, None),
-            generator,
-            LocalGovernor(RateGovernor(generator.rate, generator.circuit_breaker)),
-            LedgerWriter(tmp_path, flush_every=1),
-            Price(1.0, 2.0),
-        )
         sent = [GenerationRequest.from_row(r) for r in requests.to_pylist()]
         sent = [r for r in sent if r.generator == generator.name]
-        asyncio.run(engine.run(sent))
+        _, ledger, _ = run_engine(generator, sent, tmp_path, Price(1.0, 2.0))
         bodies = json.dumps([r["body"] for r in server.log.requests], ensure_ascii=False)
         received = len(server.log.requests)
-    assert received == len(sent) and len(read_ledger(tmp_path)) == len(sent)
+    assert received == len(sent) and len(ledger) == len(sent)
     assert "user_" in bodies and "example.com/" in bodies  # the examples did go out, masked
     assert _leaks(identifiers, bodies) == []
     # the local generator's prompts are not masked (auto), and hold the real identifiers

@@ -3,20 +3,17 @@ injected fault ends in a correct result or a recorded failure, never a lost or d
 
 from __future__ import annotations
 
-import asyncio
 import json
 
 import pytest
 
 from mpsynth.config import GeneratorConfig
-from mpsynth.engine import GenerationEngine, LocalGovernor
 from mpsynth.errors import ConfigError
-from mpsynth.ledger import LedgerWriter, read_ledger
 from mpsynth.pricing import Price
 from mpsynth.providers import FatalProviderError, GenerationRequest, build_provider
-from mpsynth.ratelimit import CircuitOpen, RateGovernor
+from mpsynth.ratelimit import CircuitOpen
 from mpsynth.testing import FakeProviderServer, Fault
-from tests.conftest import first_per_platform
+from tests.conftest import first_per_platform, run_engine
 
 KINDS = ("openai", "anthropic", "gemini")
 
@@ -76,16 +73,7 @@ PRICE = Price(1.0, 2.0)
 
 
 def _run(generator, requests, tmp_path, price=PRICE):
-    governor = RateGovernor(generator.rate, generator.circuit_breaker)
-    engine = GenerationEngine(
-        build_provider(generator.provider, generator.retry, None),
-        generator,
-        LocalGovernor(governor),
-        LedgerWriter(tmp_path, flush_every=1),
-        price,
-    )
-    counts = asyncio.run(engine.run(requests))
-    return counts, read_ledger(tmp_path), governor
+    return run_engine(generator, requests, tmp_path, price)
 
 
 @pytest.fixture(autouse=True)

@@ -3,18 +3,15 @@ governor sized to them below the configured ceiling, and the real SDKs carry the
 
 from __future__ import annotations
 
-import asyncio
-
 import pytest
 
 from mpsynth.config import CircuitBreakerConfig, GeneratorConfig, RateLimitConfig
-from mpsynth.engine import GenerationEngine, LocalGovernor
-from mpsynth.ledger import LedgerWriter
 from mpsynth.pricing import Price
-from mpsynth.providers import GenerationRequest, build_provider
+from mpsynth.providers import GenerationRequest
 from mpsynth.providers.limits import StatedLimits, stated_limits
 from mpsynth.ratelimit import HEADROOM, RateGovernor
 from mpsynth.testing import FakeProviderServer
+from tests.conftest import run_engine
 
 
 def test_each_providers_headers_parse():
@@ -62,14 +59,6 @@ def test_the_sdks_bring_the_stated_limit_to_the_governor(kind, tmp_path, monkeyp
                 "rate": {"requests_per_minute": 1200},
             }
         )
-        governor = RateGovernor(generator.rate, generator.circuit_breaker)
-        engine = GenerationEngine(
-            build_provider(generator.provider, generator.retry, None),
-            generator,
-            LocalGovernor(governor),
-            LedgerWriter(tmp_path, flush_every=1),
-            Price(1.0, 1.0),
-        )
         request = GenerationRequest(
             request_id="r1",
             generator="g",
@@ -82,7 +71,7 @@ def test_the_sdks_bring_the_stated_limit_to_the_governor(kind, tmp_path, monkeyp
             params={"temperature": 0.7, "max_tokens": 100},
             seed=1,
         )
-        asyncio.run(engine.run([request]))
+        *_, governor = run_engine(generator, [request], tmp_path, Price(1.0, 1.0))
     if kind == "gemini":  # Gemini states no limits: the configured rate stands
         assert governor.requests.per_minute == 1200
         assert governor.stats.learned_requests_per_minute is None

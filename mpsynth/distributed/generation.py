@@ -22,8 +22,7 @@ from mpsynth.errors import ProviderError
 from mpsynth.ledger import Lease, LedgerWriter, read_ledger, succeeded_ids
 from mpsynth.pricing import Price
 from mpsynth.providers import FatalProviderError, GenerationRequest, RealCorpus, build_provider
-from mpsynth.providers.limits import StatedLimits
-from mpsynth.ratelimit import CircuitOpen, RateGovernor
+from mpsynth.ratelimit import CircuitOpen, RateGovernor, Settlement
 
 log = logging.getLogger(__name__)
 MAX_ROUNDS = 3
@@ -40,16 +39,8 @@ class GovernorActor:
     async def acquire(self, tokens: int, worst_cost_usd: float) -> None:
         await self.governor.acquire(tokens, worst_cost_usd)
 
-    def settle(
-        self,
-        reserved: int,
-        prompt: int,
-        completion: int,
-        cost: float,
-        worst: float,
-        limits: StatedLimits | None = None,
-    ) -> None:
-        self.governor.settle(reserved, prompt, completion, cost, worst, limits)
+    def settle(self, attempt: Settlement) -> None:
+        self.governor.settled(attempt)
 
     def failed(
         self, reserved: int, status: int | None, retry_after: float | None, worst: float
@@ -77,16 +68,8 @@ class RemoteGovernor:
             # with the remote traceback in its text
             raise error.cause from None
 
-    async def settle(
-        self,
-        reserved: int,
-        prompt: int,
-        completion: int,
-        cost: float,
-        worst: float,
-        limits: StatedLimits | None = None,
-    ) -> None:
-        await self.handle.settle.remote(reserved, prompt, completion, cost, worst, limits)
+    async def settle(self, attempt: Settlement) -> None:
+        await self.handle.settle.remote(attempt)
 
     async def failed(
         self, reserved: int, status: int | None, retry_after: float | None, worst: float
