@@ -161,7 +161,7 @@ def run_report(ctx: StageContext, out: Path) -> dict[str, int]:
     metrics = schema.null_as_nan(
         pq.read_table(ctx.path("evaluate", "metrics.parquet")), schema.METRIC_VALUES
     )
-    from mpsynth.stages.report import steps_section
+    from mpsynth.stages.steps_report import steps_section
 
     postprocessed = json.loads(ctx.path("postprocess", "summary.json").read_text())
     copies, composition = postprocessed.get("copies", {}), postprocessed.get("composition", {})

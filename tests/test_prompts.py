@@ -3,8 +3,9 @@ from __future__ import annotations
 import pyarrow as pa
 import pytest
 
-from mpsynth.config import GeneratorConfig, MarkovProviderConfig, PromptsConfig
+from mpsynth.config import GeneratorConfig, PromptsConfig
 from mpsynth.errors import ConfigError
+from mpsynth.generation_config import MarkovProviderConfig
 from mpsynth.stages.prompts import build_requests, load_template
 from tests.conftest import first_per_platform
 

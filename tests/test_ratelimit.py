@@ -4,7 +4,7 @@ import asyncio
 
 import pytest
 
-from mpsynth.config import CircuitBreakerConfig, RateLimitConfig
+from mpsynth.generation_config import CircuitBreakerConfig, RateLimitConfig
 from mpsynth.ratelimit import BudgetExhausted, CircuitOpen, RateGovernor
 
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from mpsynth.config import CircuitBreakerConfig, GeneratorConfig, RateLimitConfig
+from mpsynth.config import GeneratorConfig
+from mpsynth.generation_config import CircuitBreakerConfig, RateLimitConfig
 from mpsynth.pricing import Price
 from mpsynth.providers import GenerationRequest
 from mpsynth.providers.limits import StatedLimits, stated_limits

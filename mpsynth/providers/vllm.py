@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import asyncio
 
-from mpsynth.config import VllmProviderConfig
 from mpsynth.errors import MissingDependencyError
+from mpsynth.generation_config import VllmProviderConfig
 from mpsynth.providers import Completion, GenerationRequest
 from mpsynth.providers.output import posts_schema
 

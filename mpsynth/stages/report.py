@@ -244,7 +244,7 @@ def _topic_table(by_topic: list[dict], datasets: list[str]) -> str:
     return "\n".join([*lines, "</table>"])
 
 
-def _counts_table(summary: dict[str, dict[str, int]], columns: list[str]) -> str:
+def counts_table(summary: dict[str, dict[str, int]], columns: list[str]) -> str:
     head = "".join(f"<th>{c}</th>" for c in columns)
     body = "".join(
         f'<tr><td class="l">{html.escape(key)}</td>'
@@ -253,80 +253,6 @@ def _counts_table(summary: dict[str, dict[str, int]], columns: list[str]) -> str
         for key, values in summary.items()
     )
     return f'<table><tr><th class="l"></th>{head}</tr>{body}</table>'
-
-
-COMPOSITION_COLUMNS = {
-    "target": "target",
-    "accepted_first_round": "first round",
-    "rounds": "deficit rounds",
-    "requests_added": "requests added",
-    "surplus_trimmed": "surplus trimmed",
-    "accepted": "accepted",
-    "shortfall": "shortfall",
-    "js_first_round": "JS first round",
-    "js": "JS",
-}
-
-
-def steps_section(
-    copies: dict[str, dict[str, int]],
-    masked: dict[str, int],
-    composition: dict[str, dict[str, Any]] | None = None,
-) -> str:
-    """What postprocessing dropped from each synthetic set, how it met the composition targets,
-    and what the privacy guard kept out of the prompts (empty when none of them ran)."""
-    from mpsynth.stages.copies import REASONS
-
-    parts = []
-    if composition:
-        head = "".join(f"<th>{label}</th>" for label in COMPOSITION_COLUMNS.values())
-        body = "".join(
-            f'<tr><td class="l">{html.escape(name)}</td>'
-            + "".join(f"<td>{_cell(row.get(key))}</td>" for key in COMPOSITION_COLUMNS)
-            + "</tr>"
-            for name, row in sorted(composition.items())
-        )
-        parts += [
-            "<h2>Composition</h2>",
-            "<p>Accepted posts per platform x topic cell (per-platform sets: per platform) against "
-            "targets from the real posts scaled to n_posts; deficit rounds request what the short "
-            "cells lack, and posts beyond a cell's target are trimmed. JS: Jensen-Shannon "
-            "divergence (base 2) between the real and synthetic cell distributions.</p>",
-            f'<table><tr><th class="l"></th>{head}</tr>{body}</table>',
-        ]
-    if copies:
-        columns = [c.replace("_", " ") for c in ["before", *REASONS, "kept"]]
-        spaced = {n: {k.replace("_", " "): v for k, v in c.items()} for n, c in copies.items()}
-        parts += [
-            "<h2>Copy filter</h2>",
-            "<p>Synthetic posts dropped after generation because they copy a real post, nearly "
-            "copy (character 5-shingle Jaccard &ge; 0.8) the examples their prompt showed or any "
-            "real post, or nearly repeat an earlier post of the same set.</p>",
-            _counts_table(spaced, columns),
-        ]
-    if masked:
-        parts += [
-            "<h2>Privacy guard</h2>",
-            "<p>Identifiers replaced by placeholders in the few-shot examples sent to hosted "
-            "providers (occurrences; distinct values).</p>",
-            _counts_table(
-                {
-                    kind: {
-                        "occurrences": masked.get(f"masked {kind}", 0),
-                        "distinct": masked.get(f"masked distinct {kind}", 0),
-                    }
-                    for kind in ("handles", "urls", "emails", "phones")
-                },
-                ["occurrences", "distinct"],
-            ),
-        ]
-    return "\n".join(parts)
-
-
-def _cell(value: Any) -> str:
-    if value is None:
-        return "–"
-    return f"{value:.4f}" if isinstance(value, float) else f"{value:,}"
 
 
 def render_report(
@@ -373,10 +299,10 @@ def render_report(
 <p class="muted">config hash {html.escape(str(manifest.get("config_hash", ""))[:12])} ·
 mpsynth {html.escape(str(manifest.get("versions", {}).get("mpsynth", "")))}</p>
 <h2>Posts per platform</h2>
-{_counts_table(posts, platforms)}
+{counts_table(posts, platforms)}
 {sections}
 <h2>Real input</h2>
-{_counts_table(ingest_summary, ["read", "kept", "quarantined"])}
+{counts_table(ingest_summary, ["read", "kept", "quarantined"])}
 <h2>Lexical features</h2>
 <p>Share of posts with at least one of each feature, per platform, with
 bootstrap confidence intervals.</p>
@@ -401,6 +327,6 @@ bootstrap confidence intervals.</p>
 <h2>Synthetic examples</h2>
 {"".join(example_html)}
 <h2>Stages</h2>
-{_counts_table(stage_rows, ["seconds"])}
+{counts_table(stage_rows, ["seconds"])}
 </body></html>
 """
