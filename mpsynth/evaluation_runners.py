@@ -163,11 +163,13 @@ def run_report(ctx: StageContext, out: Path) -> dict[str, int]:
     )
     from mpsynth.stages.steps_report import steps_section
 
-    postprocessed = json.loads(ctx.path("postprocess", "summary.json").read_text())
-    copies, composition = postprocessed.get("copies", {}), postprocessed.get("composition", {})
+    summary = ctx.run.stage_dir("postprocess") / "summary.json"  # none for external sets
+    postprocessed = json.loads(summary.read_text()) if summary.is_file() else None
+    copies = None if postprocessed is None else postprocessed.get("copies", {})
+    composition = (postprocessed or {}).get("composition", {})
     masked = ctx.run.manifest()["stages"].get("prompts", {}).get("rows", {})
     masked = {k: v for k, v in masked.items() if k.startswith("masked")}
-    steps = steps_section(copies, masked, composition)
+    steps = steps_section(copies or {}, masked, composition)
     sections = _utility_section(ctx) if ctx.has("utility") else ""
     page = render_report(
         ctx.config.report.title,

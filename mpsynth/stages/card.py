@@ -71,7 +71,12 @@ def render_dataset_card(
         "examples its prompt showed, and the seed.",
         "",
         *(_labelled_lines(config, utility) if utility is not None else []),
-        *_steps_lines(config, copies or {}, masked or {}, composition or {}),
+        # sets made elsewhere (mpsynth evaluate) went through none of these steps
+        *(
+            _steps_lines(config, copies, masked or {}, composition or {})
+            if copies is not None
+            else []
+        ),
         "## Source data",
         "",
         f"Real posts read from {', '.join(f'`{i.path}`' for i in config.ingest.inputs)}:",
