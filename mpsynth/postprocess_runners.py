@@ -186,6 +186,7 @@ def fill_cells(
             "requests_added": 0,
         }
     max_rounds = ctx.config.pools.composition.max_rounds
+    real = None  # the real posts and their cells, read when a round first needs them
     for round_number in range(1, max_rounds + 1):
         short = {
             name: lack
@@ -204,8 +205,9 @@ def fill_cells(
             max_rounds,
             ", ".join(f"{name} lacks {sum(lack.values()):,}" for name, lack in short.items()),
         )
+        real = real or _real_cells(ctx)
         for name, lack in short.items():
-            new, requests = _deficit_round(ctx, name, strategy_of[name], lack, round_number)
+            new, requests = _deficit_round(ctx, real, name, strategy_of[name], lack, round_number)
             new, dropped, counted = drop_copies(ctx, index, new, earlier=datasets)
             rejected.extend(dropped)
             for counts in counted.values():
@@ -254,13 +256,27 @@ def _rounded(value: float) -> float | None:
     return None if np.isnan(value) else round(float(value), 6)
 
 
+def _real_cells(ctx: StageContext) -> tuple[pa.Table, Any]:
+    """(the real posts' id, platform and text; their RealCells)."""
+    from mpsynth.stages.pools import RealCells
+
+    posts = pq.read_table(ctx.path("ingest", "posts.parquet"), columns=["id", "platform", "text"])
+    assignments = pq.read_table(ctx.path("topics", "assignments"))
+    return posts, RealCells.build(posts, assignments, ctx.config.pools.include_outliers)
+
+
 def _deficit_round(
-    ctx: StageContext, name: str, strategy: str, lack: dict, round_number: int
+    ctx: StageContext,
+    real: tuple[pa.Table, Any],
+    name: str,
+    strategy: str,
+    lack: dict,
+    round_number: int,
 ) -> tuple[dict[str, pa.Table], int]:
     """Request what one set's short cells lack; the parsed posts of the answers, and how many
     requests were made."""
     from mpsynth.runners import generate_requests
-    from mpsynth.stages.pools import RealCells, draws_for_cells, pools_table
+    from mpsynth.stages.pools import draws_for_cells, pools_table
     from mpsynth.stages.postprocess import postprocess
     from mpsynth.stages.prompts import build_requests
     from mpsynth.stages.pseudonymise import Pseudonymiser
@@ -268,10 +284,7 @@ def _deficit_round(
     config = ctx.config
     generator_name = name.split("-", 1)[0]
     number = next(i for i, g in enumerate(config.generate.generators) if g.name == generator_name)
-    posts = pq.read_table(ctx.path("ingest", "posts.parquet"), columns=["id", "platform", "text"])
-    cells = RealCells.build(
-        posts, pq.read_table(ctx.path("topics", "assignments")), config.pools.include_outliers
-    )
+    posts, cells = real
     rng = np.random.default_rng(
         [config.seed, round_number, number, config.strategies().index(strategy)]
     )
