@@ -120,7 +120,8 @@ def reference(tmp_path_factory, data, server, ray_local):
 def test_several_generators_write_their_own_datasets(reference):
     run_dir, _, _, _ = reference
     names = sorted(p.stem for p in (run_dir / "postprocess" / "synthetic").glob("*.parquet"))
-    assert names == ["fakegpt-mptm", "fakegpt-per_platform", "markov-mptm", "markov-per_platform"]
+    sets = ["fakegpt-mptm", "fakegpt-per_platform", "markov-mptm", "markov-per_platform"]
+    assert names == sorted([*sets, *(f"{s}-calibrated" for s in sets)])
     for name in names:
         table = _dataset(run_dir, name)
         assert set(table["platform"].to_pylist()) == {"twitter", "reddit", "youtube", "facebook"}
