@@ -26,6 +26,7 @@ RECOVERY_PER_S = 0.005  # then the rate grows back by 0.5% a second, up to the c
 MIN_MULTIPLIER = 0.05
 DEFAULT_429_PAUSE_S = 1.0
 HEADROOM = 0.95  # of a stated limit: the provider's window and ours never line up exactly
+LEARNED_GRACE_S = 2.0  # after a stated limit is learned, 429s of earlier requests do not cut
 
 
 class BudgetExhausted(Exception):
@@ -109,6 +110,7 @@ class RateGovernor:
         self.sleep = sleep
         self.multiplier = 1.0
         self.last_cut = float("-inf")
+        self.learned_at = float("-inf")  # when a stated limit last changed a rate
         self.last_recovery = clock()
         self.paused_until = 0.0
         self.consecutive_failures = 0
@@ -217,6 +219,9 @@ class RateGovernor:
             if sized != gcra.per_minute:
                 gcra.per_minute = sized
                 setattr(self.stats, f"learned_{name}_per_minute", sized)
+                # the slow-down guessed at a limit the provider has now stated: drop the guess
+                self.multiplier = 1.0
+                self.last_recovery = self.learned_at = self.clock()
 
     def failed(
         self,
@@ -235,7 +240,8 @@ class RateGovernor:
             self.stats.rate_limited += 1
             pause = retry_after if retry_after is not None else DEFAULT_429_PAUSE_S
             self.paused_until = max(self.paused_until, now + pause)
-            if now - self.last_cut >= CUT_WINDOW_S:
+            # 429s of requests sent before a stated limit was learned say nothing new
+            if now - self.last_cut >= CUT_WINDOW_S and now - self.learned_at >= LEARNED_GRACE_S:
                 self.multiplier = max(MIN_MULTIPLIER, self.multiplier * SLOWDOWN)
                 self.last_cut = now
             self.last_recovery = now

@@ -79,3 +79,24 @@ def test_the_sdks_bring_the_stated_limit_to_the_governor(kind, tmp_path, monkeyp
     else:
         assert governor.requests.per_minute == pytest.approx(600 * HEADROOM)
         assert governor.stats.learned_requests_per_minute == pytest.approx(600 * HEADROOM)
+
+
+def test_a_stated_limit_replaces_the_slow_down_429s_caused():
+    governor = RateGovernor(RateLimitConfig(requests_per_minute=1200), CircuitBreakerConfig())
+    governor.failed(1, 429, 0.1)  # the configured rate overshot: the rate is cut
+    assert governor.multiplier < 1.0
+    governor.settle(1, 1, 0, 0.0, limits=StatedLimits(requests_per_minute=600))
+    assert governor.multiplier == 1.0 and governor.requests.per_minute == 600 * HEADROOM
+
+
+def test_429s_of_requests_sent_before_the_limit_was_learned_do_not_cut_it():
+    now = [0.0]
+    governor = RateGovernor(
+        RateLimitConfig(requests_per_minute=1200), CircuitBreakerConfig(), clock=lambda: now[0]
+    )
+    governor.settle(1, 1, 0, 0.0, limits=StatedLimits(requests_per_minute=600))
+    governor.failed(1, 429, 0.1)  # a request of the first burst
+    assert governor.multiplier == 1.0 and governor.paused_until == 0.1  # paused, not slowed
+    now[0] = 5.0
+    governor.failed(1, 429, 0.1)  # the stated limit itself is exceeded: slow down
+    assert governor.multiplier < 1.0
