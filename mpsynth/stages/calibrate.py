@@ -43,8 +43,7 @@ def spans(text: str, platform: str | None, kind: str) -> list[tuple[int, int]]:
     """Where the entities of one kind are in a post, by the lexical features' rules."""
     if kind == "emojis":
         return [(start, end) for start, end, _ in emoji_spans(text)]
-    wanted = "mentions" if kind == "mentions" else kind
-    return [(s, e) for s, e, k in entity_spans(text, platform) if k == wanted]
+    return [(s, e) for s, e, k in entity_spans(text, platform) if k == kind]
 
 
 @dataclass
@@ -74,7 +73,7 @@ def profile(
         by_platform.setdefault(platform, []).append(row)
     profiles = {}
     for platform, rows in sorted(by_platform.items()):
-        kinds, found = {}, PlatformProfile(len(rows), {})
+        found = PlatformProfile(len(rows), {})
         for kind in KINDS:
             counts, places = [], np.zeros(3)
             for row in rows:
@@ -100,12 +99,11 @@ def profile(
                             found.urls.append((scheme or "", domain, max(0, len(path) - 1)))
                         case "emojis":
                             found.emojis[value] += 1
-            kinds[kind] = KindProfile(
+            found.kinds[kind] = KindProfile(
                 len(counts) / len(rows),
                 counts,
                 places / places.sum() if places.sum() else np.array([0.0, 0.0, 1.0]),
             )
-        found.kinds = kinds
         profiles[platform] = found
     return profiles
 
