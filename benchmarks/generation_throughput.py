@@ -21,8 +21,8 @@ from mpsynth import schema
 from mpsynth.config import GeneratorConfig, RayConfig, load_config
 from mpsynth.distributed.generation import run_generator
 from mpsynth.distributed.session import ray_session
-from mpsynth.ledger import read_ledger
-from mpsynth.pricing import Price
+from mpsynth.generation.ledger import read_ledger
+from mpsynth.generation.pricing import Price
 from mpsynth.testing import FakeProviderServer
 
 REPO = Path(__file__).resolve().parents[1]

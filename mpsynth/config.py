@@ -17,7 +17,7 @@ from pydantic import (
 from mpsynth import settings
 from mpsynth.config_base import Section, listed_once
 from mpsynth.errors import ConfigError
-from mpsynth.generation_config import (
+from mpsynth.generation.config import (
     CircuitBreakerConfig,
     MarkovProviderConfig,
     ProviderConfig,

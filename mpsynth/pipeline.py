@@ -144,7 +144,7 @@ RAY_STAGES = {"embed", "topics", "generate", "postprocess", "utility", "evaluate
 def preflight(config: RunConfig, until: str | None = None) -> None:
     """Every check that needs no work done: the run directory, inputs and their columns, prompt
     templates; API keys and prices only when the run goes as far as generating."""
-    from mpsynth.pricing import price_for
+    from mpsynth.generation.pricing import price_for
     from mpsynth.stages.labels import label_mapping
     from mpsynth.stages.prompts import load_template
 
@@ -247,8 +247,8 @@ def _maybe_ray(config: RunConfig, needed: bool) -> Iterator[None]:
 
 def estimate(config: RunConfig) -> list[dict]:
     """Run the cheap stages up to prompts (skipping current ones) and price the generation."""
-    from mpsynth.ledger import read_ledger, succeeded_ids
-    from mpsynth.pricing import estimate_generation
+    from mpsynth.generation.ledger import read_ledger, succeeded_ids
+    from mpsynth.generation.pricing import estimate_generation
 
     run_pipeline(config, until="prompts")
     run = RunDirectory(config.run_dir)

@@ -191,8 +191,8 @@ def generate_requests(
     """Complete one generator's requests through its ledger: (the settled ledger row of each
     request that has one, this run's counts). The generator is the config's `number`th."""
     from mpsynth.distributed.generation import run_generator
-    from mpsynth.ledger import read_ledger, settled
-    from mpsynth.pricing import price_for
+    from mpsynth.generation.ledger import read_ledger, settled
+    from mpsynth.generation.pricing import price_for
     from mpsynth.providers import RealCorpus
 
     generate = ctx.config.generate
@@ -222,7 +222,7 @@ def generate_requests(
 
 
 def run_generate(ctx: StageContext, out: Path) -> dict[str, Any]:
-    from mpsynth.ledger import read_ledger
+    from mpsynth.generation.ledger import read_ledger
 
     generate = ctx.config.generate
     requests = pq.read_table(ctx.path("prompts", "requests.parquet"))

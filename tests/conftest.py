@@ -74,10 +74,10 @@ def run_engine(generator, requests, ledger_dir, price):
     counts, the ledger, the governor)."""
     import asyncio
 
-    from mpsynth.engine import GenerationEngine, LocalGovernor
-    from mpsynth.ledger import LedgerWriter, read_ledger
+    from mpsynth.generation.engine import GenerationEngine, LocalGovernor
+    from mpsynth.generation.ledger import LedgerWriter, read_ledger
+    from mpsynth.generation.ratelimit import RateGovernor
     from mpsynth.providers import build_provider
-    from mpsynth.ratelimit import RateGovernor
 
     governor = RateGovernor(generator.rate, generator.circuit_breaker)
     engine = GenerationEngine(

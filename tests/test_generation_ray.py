@@ -17,7 +17,7 @@ import pytest
 import yaml
 
 from mpsynth.config import load_config
-from mpsynth.ledger import read_ledger
+from mpsynth.generation.ledger import read_ledger
 from mpsynth.pipeline import estimate, run_pipeline
 from mpsynth.testing import FakeProviderServer
 from tests.conftest import DEMO_COLUMNS, REPO, first_per_platform, write_csv

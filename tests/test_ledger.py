@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import time
 
-from mpsynth.ledger import LedgerWriter, read_ledger, settled, succeeded_ids
+from mpsynth.generation.ledger import LedgerWriter, read_ledger, settled, succeeded_ids
 from tests.conftest import ledger_row
 
 
@@ -59,7 +59,7 @@ def test_time_based_flush(tmp_path):
 def test_rows_buffered_by_a_run_that_lost_the_lease_are_never_written(tmp_path):
     """A dead driver's worker may hold answers it checked the lease for before a new run took
     over; the new run asks for those itself, so writing them would record a request twice."""
-    from mpsynth.ledger import Lease
+    from mpsynth.generation.ledger import Lease
 
     old = Lease(tmp_path, "old")
     assert old.take() is False  # nobody held it

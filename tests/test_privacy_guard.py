@@ -11,8 +11,8 @@ import pytest
 
 from mpsynth import schema
 from mpsynth.config import GeneratorConfig, PromptsConfig
+from mpsynth.generation.pricing import Price
 from mpsynth.metrics.extraction import extract
-from mpsynth.pricing import Price
 from mpsynth.providers import GenerationRequest
 from mpsynth.stages.prompts import build_requests
 from mpsynth.stages.pseudonymise import KINDS, Pseudonymiser

@@ -5,7 +5,7 @@ import pytest
 
 from mpsynth.config import GeneratorConfig, PromptsConfig
 from mpsynth.errors import ConfigError
-from mpsynth.generation_config import MarkovProviderConfig
+from mpsynth.generation.config import MarkovProviderConfig
 from mpsynth.stages.prompts import build_requests, load_template
 from tests.conftest import first_per_platform
 

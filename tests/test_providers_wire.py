@@ -9,9 +9,9 @@ import pytest
 
 from mpsynth.config import GeneratorConfig
 from mpsynth.errors import ConfigError
-from mpsynth.pricing import Price
+from mpsynth.generation.pricing import Price
+from mpsynth.generation.ratelimit import CircuitOpen
 from mpsynth.providers import FatalProviderError, GenerationRequest, build_provider
-from mpsynth.ratelimit import CircuitOpen
 from mpsynth.testing import FakeProviderServer, Fault
 from tests.conftest import first_per_platform, run_engine
 

@@ -4,8 +4,8 @@ import asyncio
 
 import pytest
 
-from mpsynth.generation_config import CircuitBreakerConfig, RateLimitConfig
-from mpsynth.ratelimit import BudgetExhausted, CircuitOpen, RateGovernor
+from mpsynth.generation.config import CircuitBreakerConfig, RateLimitConfig
+from mpsynth.generation.ratelimit import BudgetExhausted, CircuitOpen, RateGovernor
 
 
 class FakeClock:

@@ -6,11 +6,11 @@ from __future__ import annotations
 import pytest
 
 from mpsynth.config import GeneratorConfig
-from mpsynth.generation_config import CircuitBreakerConfig, RateLimitConfig
-from mpsynth.pricing import Price
+from mpsynth.generation.config import CircuitBreakerConfig, RateLimitConfig
+from mpsynth.generation.pricing import Price
+from mpsynth.generation.ratelimit import HEADROOM, RateGovernor
 from mpsynth.providers import GenerationRequest
 from mpsynth.providers.limits import StatedLimits, stated_limits
-from mpsynth.ratelimit import HEADROOM, RateGovernor
 from mpsynth.testing import FakeProviderServer
 from tests.conftest import run_engine
 

@@ -17,12 +17,12 @@ from ray.exceptions import ActorDiedError, ActorUnavailableError, RayActorError,
 
 from mpsynth import console
 from mpsynth.config import GeneratorConfig, RayConfig
-from mpsynth.engine import GenerationEngine
 from mpsynth.errors import ProviderError
-from mpsynth.ledger import Lease, LedgerWriter, read_ledger, succeeded_ids
-from mpsynth.pricing import Price
+from mpsynth.generation.engine import GenerationEngine
+from mpsynth.generation.ledger import Lease, LedgerWriter, read_ledger, succeeded_ids
+from mpsynth.generation.pricing import Price
+from mpsynth.generation.ratelimit import CircuitOpen, RateGovernor, Settlement
 from mpsynth.providers import FatalProviderError, GenerationRequest, RealCorpus, build_provider
-from mpsynth.ratelimit import CircuitOpen, RateGovernor, Settlement
 
 log = logging.getLogger(__name__)
 MAX_ROUNDS = 3

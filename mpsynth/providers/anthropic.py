@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from mpsynth.generation_config import AnthropicProviderConfig, RetryConfig
+from mpsynth.generation.config import AnthropicProviderConfig, RetryConfig
 from mpsynth.providers import Completion, GenerationRequest, stainless_errors
 from mpsynth.providers.limits import stated_limits
 from mpsynth.providers.openai import api_key

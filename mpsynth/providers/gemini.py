@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 
-from mpsynth.generation_config import GeminiProviderConfig, RetryConfig
+from mpsynth.generation.config import GeminiProviderConfig, RetryConfig
 from mpsynth.providers import (
     Completion,
     FatalProviderError,

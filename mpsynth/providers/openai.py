@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 
 from mpsynth.errors import ConfigError
-from mpsynth.generation_config import OpenAIProviderConfig, RetryConfig
+from mpsynth.generation.config import OpenAIProviderConfig, RetryConfig
 from mpsynth.providers import Completion, GenerationRequest, stainless_errors
 from mpsynth.providers.limits import stated_limits
 from mpsynth.providers.output import posts_schema

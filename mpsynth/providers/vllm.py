@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 
 from mpsynth.errors import MissingDependencyError
-from mpsynth.generation_config import VllmProviderConfig
+from mpsynth.generation.config import VllmProviderConfig
 from mpsynth.providers import Completion, GenerationRequest
 from mpsynth.providers.output import posts_schema
 

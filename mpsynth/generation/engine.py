@@ -13,8 +13,9 @@ from dataclasses import replace
 from typing import Protocol
 
 from mpsynth.config import GeneratorConfig
-from mpsynth.ledger import Lease, LedgerWriter
-from mpsynth.pricing import Price
+from mpsynth.generation.ledger import Lease, LedgerWriter
+from mpsynth.generation.pricing import Price
+from mpsynth.generation.ratelimit import BudgetExhausted, CircuitOpen, RateGovernor, Settlement
 from mpsynth.providers import (
     Completion,
     FatalProviderError,
@@ -23,7 +24,6 @@ from mpsynth.providers import (
     RetryableProviderError,
 )
 from mpsynth.providers.output import REPAIR_PROMPT, OutputFormatError, estimate_tokens, parse_posts
-from mpsynth.ratelimit import BudgetExhausted, CircuitOpen, RateGovernor, Settlement
 
 
 class Governor(Protocol):
