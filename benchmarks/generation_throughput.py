@@ -64,7 +64,16 @@ def demo_requests(n: int) -> pa.Table:
 
 
 def scenario(
-    name, server, requests, rpm, actors, concurrency, latency_s, ledger_dir, server_rpm=None
+    name,
+    server,
+    requests,
+    rpm,
+    actors,
+    concurrency,
+    latency_s,
+    ledger_dir,
+    server_rpm=None,
+    probe_first=True,
 ) -> dict:
     generator = GeneratorConfig.model_validate(
         {
@@ -76,7 +85,11 @@ def scenario(
                 "api_key_env": KEY_ENV,
             },
             "actors": actors,
-            "rate": {"requests_per_minute": rpm, "concurrency": concurrency},
+            "rate": {
+                "requests_per_minute": rpm,
+                "concurrency": concurrency,
+                "probe_first": probe_first,
+            },
             "retry": {"max_attempts": 10, "base_delay_s": 0.2, "timeout_s": 30},
         }
     )
@@ -174,7 +187,12 @@ def main() -> None:
                     work / "b",
                 )
             )
-        for stated in (False, True):
+        mismatched = [
+            (False, False, "no headers"),
+            (True, False, "headers, no probe"),
+            (True, True, "headers + probe_first"),
+        ]
+        for stated, probe, label in mismatched:
             with FakeProviderServer(
                 api_key="bench-key",
                 latency_s=args.latency,
@@ -183,16 +201,16 @@ def main() -> None:
             ) as strict:
                 results.append(
                     scenario(
-                        "server 600/min, config 1200/min, "
-                        + ("limit in headers" if stated else "no headers"),
+                        f"server 600/min, config 1200/min, {label}",
                         strict,
                         demo_requests(n),
                         1200,
                         2,
                         16,
                         args.latency,
-                        work / f"c{stated}",
+                        work / f"c{stated}{probe}",
                         server_rpm=600,
+                        probe_first=probe,
                     )
                 )
         print(
@@ -200,11 +218,11 @@ def main() -> None:
             "actors x concurrency / latency)"
         )
         print(
-            f"{'scenario':<44}{'requests':>9}{'ok':>6}{'req/s':>8}{'ceiling':>9}{'ratio':>7}{'HTTP calls':>11}{'429s':>6}{'429 share':>10}"
+            f"{'scenario':<52}{'requests':>9}{'ok':>6}{'req/s':>8}{'ceiling':>9}{'ratio':>7}{'HTTP calls':>11}{'429s':>6}{'429 share':>10}"
         )
         for r in results:
             print(
-                f"{r['scenario']:<44}{r['requests']:>9}{r['ok']:>6}{r['achieved']:>8.2f}{r['ceiling']:>9.2f}"
+                f"{r['scenario']:<52}{r['requests']:>9}{r['ok']:>6}{r['achieved']:>8.2f}{r['ceiling']:>9.2f}"
                 f"{r['ratio']:>7.2f}{r['http_requests']:>11}{r['answered_429']:>6}{r['share_429']:>10.1%}"
             )
         if not args.skip_demo:

@@ -21,9 +21,9 @@ class FakeClock:
         self.now += seconds
 
 
-def _governor(clock, rpm=None, tpm=None, budget=None, **breaker):
+def _governor(clock, rpm=None, tpm=None, budget=None, probe_first=False, **breaker):
     return RateGovernor(
-        RateLimitConfig(requests_per_minute=rpm, tokens_per_minute=tpm),
+        RateLimitConfig(requests_per_minute=rpm, tokens_per_minute=tpm, probe_first=probe_first),
         CircuitBreakerConfig(**breaker),
         budget,
         clock=clock,
@@ -148,3 +148,33 @@ def test_a_provider_that_answered_before_gets_every_cool_down():
     governor.failed(1, status=503, retry_after=None)
     with pytest.raises(CircuitOpen):
         asyncio.run(governor.acquire(1))
+
+
+class YieldingClock(FakeClock):
+    async def sleep(self, seconds: float) -> None:
+        self.now += seconds
+        await asyncio.sleep(0)  # let the other tasks run, as a real sleep would
+
+
+def test_probe_first_grants_nothing_else_until_the_first_answer():
+    clock = YieldingClock()
+    governor = _governor(clock, rpm=1200, probe_first=True)
+
+    async def scenario():
+        await governor.acquire(1)  # the probe
+        assert clock() == 0.0
+        waiting = asyncio.ensure_future(governor.acquire(1))
+        for _ in range(50):  # fake time passes while the probe is out: no second grant
+            await asyncio.sleep(0)
+        assert not waiting.done() and governor.stats.granted == 1
+        governor.failed(1, 500, None)  # the probe failed: the next request probes in its place
+        await waiting
+        assert governor.stats.granted == 2 and governor.probing
+        governor.settle(1, 1, 0, 0.0)  # an answer: the gate opens for good
+        assert not governor.probing
+        before = clock()
+        for _ in range(5):
+            await governor.acquire(1)
+        assert clock() == before  # the burst goes out at once
+
+    asyncio.run(scenario())

@@ -77,6 +77,11 @@ class RateLimitConfig(Section):
     requests_per_minute: Annotated[float, Field(gt=0)] | None = None
     tokens_per_minute: Annotated[float, Field(gt=0)] | None = None
     concurrency: Annotated[int, Field(ge=1)] = 16  # requests in flight per actor
+    probe_first: bool = Field(
+        default=True,
+        description="send one request and wait for its answer before the rest, so the limits the "
+        "provider states in its headers size the rate before the first burst",
+    )
 
 
 class RetryConfig(Section):

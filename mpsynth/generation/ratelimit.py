@@ -7,7 +7,8 @@ pushes the next free slot forward by 1/rate, with one second of burst allowed, s
 is never spent in its first second. Where the provider states its limits in response headers
 (OpenAI's x-ratelimit-limit-*, Anthropic's anthropic-ratelimit-*-limit), the rates are sized to
 them, below the configured ceiling, so a config that overstates the limit does not learn it from
-429s.
+429s. With `probe_first` the first request goes alone: nothing else is granted until it is answered,
+so a stated limit is known before the first burst (one round trip at the start of a run).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ CUT_WINDOW_S = 1.0  # ... once per congestion event: the 429s of one burst count
 RECOVERY_PER_S = 0.005  # then the rate grows back by 0.5% a second, up to the configured one
 MIN_MULTIPLIER = 0.05
 DEFAULT_429_PAUSE_S = 1.0
+PROBE_POLL_S = 0.02  # how often requests waiting behind the probe look again
 HEADROOM = 0.95  # of a stated limit: the provider's window and ours never line up exactly
 LEARNED_GRACE_S = 2.0  # after a stated limit is learned, 429s of earlier requests do not cut
 
@@ -117,6 +119,8 @@ class RateGovernor:
         self.open_until = 0.0
         self.trips_without_success = 0
         self.half_open_probe = False
+        self.probing = rate.probe_first  # until the first answer: one request at a time
+        self.probe_out = False
         self.stats = GovernorStats()
 
     def _trip_limit(self) -> int:
@@ -154,12 +158,14 @@ class RateGovernor:
                 self._breaker_wait(now),
                 self.requests.wait(now, 1, self.multiplier),
                 self.tokens.wait(now, tokens, self.multiplier),
+                PROBE_POLL_S if self.probing and self.probe_out else 0.0,
             )
             if wait <= 0:
                 break
             await self.sleep(wait)
         if self.open_until and self.open_until <= now:
             self.half_open_probe = True  # the breaker lets this one request through to probe
+        self.probe_out = self.probing
         self.requests.take(now, 1, self.multiplier)
         self.tokens.take(now, tokens, self.multiplier)
         self.stats.granted += 1
@@ -178,6 +184,7 @@ class RateGovernor:
         the rates to the limits the provider stated (never above the configured ceiling)."""
         if limits:
             self.learn(limits)
+        self.probing = self.probe_out = False
         self.tokens.give_back(
             self.clock(), reserved_tokens - prompt_tokens - completion_tokens, self.multiplier
         )
@@ -233,6 +240,7 @@ class RateGovernor:
         """A failed attempt. A 429 pauses every sender and slows the rate; other failures count
         towards the breaker."""
         now = self.clock()
+        self.probe_out = False  # the next request probes in its place
         self.tokens.give_back(now, reserved_tokens, self.multiplier)
         self.stats.failed_attempts += 1
         self.stats.reserved_usd = max(0.0, self.stats.reserved_usd - worst_cost_usd)
