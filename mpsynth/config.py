@@ -327,10 +327,38 @@ class ReportConfig(Section):
     title: str = "mpsynth fidelity report"
 
 
+RAY_WORK_STAGES = ("embed", "topics", "generate", "utility", "evaluate")  # postprocess: as generate
+
+
 class RayConfig(Section):
     address: str | None = Field(default=None, description="None starts a local session")
     num_cpus: Annotated[int, Field(ge=1)] | None = None
     actor_num_cpus: Annotated[float, Field(gt=0.0)] = 0.5
+    stage_resources: dict[str, dict[str, Annotated[float, Field(gt=0.0)]]] = Field(
+        default_factory=dict,
+        description="per stage, the custom Ray resources each of its actors and tasks asks for, "
+        "so the stage lands on the node type that declares them (cluster.yaml: gpu_worker, "
+        "cpu_worker)",
+    )
+
+    @field_validator("stage_resources")
+    @classmethod
+    def _known_stages(cls, value: dict[str, dict[str, float]]) -> dict[str, dict[str, float]]:
+        for stage, resources in value.items():
+            if stage not in RAY_WORK_STAGES:
+                raise ValueError(
+                    f"{stage!r} runs no Ray work; stages that do: {', '.join(RAY_WORK_STAGES)}"
+                )
+            for name in resources:
+                if name in ("CPU", "GPU", "memory", "object_store_memory"):
+                    raise ValueError(
+                        f"{stage}.{name}: set CPUs and GPUs with ray.actor_num_cpus and the "
+                        "stage's own gpus_per_actor; stage_resources is for custom resources"
+                    )
+        return value
+
+    def resources_for(self, stage: str) -> dict[str, float]:
+        return dict(self.stage_resources.get(stage, {}))
 
 
 class RunConfig(Section):

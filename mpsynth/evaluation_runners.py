@@ -53,6 +53,7 @@ def run_evaluate(ctx: StageContext, out: Path) -> dict[str, int]:
         constructor_kwargs={"datasets": {str(p.resolve()): n for n, p in sources.items()}},
         actors=actor_layout(None, 0.0, wants_gpu=False)[0],  # one per CPU
         num_cpus=ctx.config.ray.actor_num_cpus,
+        resources=ctx.config.ray.resources_for("evaluate"),
         batch_size=8192,
         include_paths=True,
         description="evaluate: lexical features",
@@ -97,6 +98,7 @@ def run_evaluate(ctx: StageContext, out: Path) -> dict[str, int]:
         actors=actors,
         num_cpus=ctx.config.ray.actor_num_cpus,
         num_gpus=gpus,
+        resources=ctx.config.ray.resources_for("evaluate"),
         batch_size=1024,
         description="evaluate: embeddings, sentiment, entities",
         preserve_order=True,  # the same batches every run: identical embeddings, identical metrics

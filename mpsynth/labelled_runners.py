@@ -243,7 +243,14 @@ def run_utility(ctx: StageContext, out: Path) -> dict[str, Any]:
         len(test.texts),
     )
     started = time.perf_counter()
-    results = map_tasks(run_cell, cells, data, 1.0, "utility: training classifiers")
+    results = map_tasks(
+        run_cell,
+        cells,
+        data,
+        1.0,
+        "utility: training classifiers",
+        resources=ctx.config.ray.resources_for("utility"),
+    )
     seconds = time.perf_counter() - started
     table = pa.Table.from_pylist(results, schema=CELLS_SCHEMA)
     summary = summarise(

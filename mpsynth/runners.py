@@ -63,6 +63,7 @@ def run_embed(ctx: StageContext, out: Path) -> dict[str, int]:
         actors=actors,
         num_cpus=ctx.config.ray.actor_num_cpus,
         num_gpus=gpus,
+        resources=ctx.config.ray.resources_for("embed"),
         batch_size=embed.batch_size,
         description="embed",
     )
@@ -89,10 +90,23 @@ def run_topics(ctx: StageContext, out: Path) -> dict[str, int]:
         len(platforms),
         topics.backend,
     )
+    matrix = embeddings_matrix(embedded.column("embedding"))
     with console.progress("topics: fitting UMAP + HDBSCAN", None, unit="posts"):
-        fitted = fit_topics(
-            texts, embeddings_matrix(embedded.column("embedding")), topics, ctx.config.seed
-        )
+        if topics.backend == "gpu":  # cuML on a GPU worker: the driver's node may have none
+            from mpsynth.distributed.tasks import run_remote
+
+            fitted = run_remote(
+                fit_topics,
+                texts,
+                matrix,
+                topics,
+                ctx.config.seed,
+                num_cpus=ctx.config.ray.actor_num_cpus,
+                num_gpus=1,
+                resources=ctx.config.ray.resources_for("topics"),
+            )
+        else:
+            fitted = fit_topics(texts, matrix, topics, ctx.config.seed)
     console.tame_library_loggers()  # BERTopic adds a console handler of its own when built
     np.save(out / "centroids.npy", fitted.centroids)
     fitted.model.save(
@@ -111,6 +125,7 @@ def run_topics(ctx: StageContext, out: Path) -> dict[str, int]:
         },
         actors=1,
         num_cpus=ctx.config.ray.actor_num_cpus,
+        resources=ctx.config.ray.resources_for("topics"),
         batch_size=topics.assign_batch_size,
         description="topics: assigning posts",
     )

@@ -14,6 +14,9 @@ import jsonschema
 import pytest
 import yaml
 
+from mpsynth.config import load_config
+from mpsynth.errors import ConfigError
+
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -54,3 +57,58 @@ def test_nodes_install_the_wheel_built_from_this_checkout(cluster, tmp_path):
     names = set(zipfile.ZipFile(wheel).namelist())
     assert "mpsynth/metrics/tlds.txt" in names and "mpsynth/templates/mptm.txt" in names
     assert "mpsynth/pipeline.py" in names
+
+
+def test_the_cluster_run_config_asks_for_what_the_node_types_declare(cluster):
+    config = load_config(REPO / "configs" / "cluster_run.yaml")
+    nodes = cluster["available_node_types"]
+    declared = {name for node in nodes.values() for name in node["resources"]}
+    gpu_declared = {
+        name
+        for node in nodes.values()
+        if node["resources"].get("GPU")
+        for name in node["resources"]
+    }
+    for stage in ("embed", "topics", "generate", "evaluate"):
+        asked = config.ray.resources_for(stage)
+        assert asked and set(asked) <= declared, stage
+    assert set(config.ray.resources_for("embed")) <= gpu_declared  # the model stages on GPUs
+    assert config.topics.backend == "gpu" and config.embed.gpus_per_actor == 1
+    assert set(config.ray.resources_for("generate")).isdisjoint(gpu_declared)  # API calls off them
+
+
+@pytest.mark.parametrize(
+    ("stage_resources", "message"),
+    [
+        ({"ingest": {"cpu_worker": 1}}, "runs no Ray work"),
+        ({"embed": {"GPU": 1}}, "custom resources"),
+    ],
+)
+def test_stage_resources_name_ray_stages_and_custom_resources(stage_resources, message):
+    with pytest.raises(ConfigError, match=message):
+        load_config(
+            REPO / "configs" / "demo.yaml", [f"ray.stage_resources={json.dumps(stage_resources)}"]
+        )
+
+
+@pytest.mark.ray
+def test_stage_work_lands_where_its_custom_resource_is():
+    """map_tasks and run_remote ask for the stage's resource: a node that declares it runs them,
+    holding it while they run."""
+    import ray
+
+    from mpsynth.distributed.tasks import map_tasks, run_remote
+
+    def held(item, shared):
+        return {"item": item, **ray.get_runtime_context().get_assigned_resources()}
+
+    ray.init(num_cpus=2, resources={"cpu_worker": 4}, include_dashboard=False)
+    try:
+        results = map_tasks(held, [1, 2], None, 0.5, "check", resources={"cpu_worker": 1})
+        assert [r["item"] for r in results] == [1, 2]
+        assert all(r["cpu_worker"] == 1 for r in results)
+        assert (
+            run_remote(held, 3, None, num_cpus=0.5, resources={"cpu_worker": 2})["cpu_worker"] == 2
+        )
+    finally:
+        ray.shutdown()

@@ -75,6 +75,7 @@ def map_parquet(
     actors: int = 1,
     num_cpus: float = 0.5,
     num_gpus: float = 0.0,
+    resources: dict[str, float] | None = None,
     batch_size: int = 1024,
     include_paths: bool = False,
     description: str | None = None,
@@ -84,8 +85,9 @@ def map_parquet(
     display named `description` (rows done of the source's rows).
 
     A class runs as a pool of `actors` long-lived actors (it loads its model once in __init__);
-    a function runs as tasks. With `num_gpus=1` each actor owns one GPU. Fractional `num_cpus` keeps a 2-core machine from deadlocking with
-    the read tasks waiting on CPUs that the actors hold. `preserve_order` keeps rows in source
+    a function runs as tasks. With `num_gpus=1` each actor owns one GPU; `resources` (custom Ray
+    resources) place the work on the node type that declares them. Fractional `num_cpus` keeps a
+    2-core machine from deadlocking with the read tasks waiting on CPUs that the actors hold. `preserve_order` keeps rows in source
     order, and so every batch's rows the same from run to run: a neural model's output for a post
     varies in the last bits with the other posts padded into its batch.
     """
@@ -108,6 +110,8 @@ def map_parquet(
     }
     if num_gpus:
         options["num_gpus"] = num_gpus
+    if resources:
+        options["resources"] = resources  # the node type that declares them (cluster.yaml)
     counter = RowCounter.remote()
     if isinstance(fn, type):
         options["compute"] = ray.data.ActorPoolStrategy(size=actors)

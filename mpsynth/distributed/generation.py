@@ -138,7 +138,12 @@ def _secret(generator: GeneratorConfig) -> Secret | None:
 
 
 def _worker_options(generator: GeneratorConfig, ray_config: RayConfig, name: str) -> dict:
-    options = {"name": name, "num_cpus": ray_config.actor_num_cpus, "max_restarts": 0}
+    options = {
+        "name": name,
+        "num_cpus": ray_config.actor_num_cpus,
+        "max_restarts": 0,
+        "resources": ray_config.resources_for("generate"),
+    }
     if generator.provider.kind == "vllm":
         options["num_gpus"] = generator.provider.tensor_parallel_size
     return options

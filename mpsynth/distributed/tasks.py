@@ -1,4 +1,5 @@
-"""Independent pure-function work items (the utility grid's cells) as Ray tasks, with progress."""
+"""Pure functions as Ray tasks: independent work items (the utility grid's cells) with progress, and
+one call placed where its resources are (a GPU topic fit on a GPU worker)."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ def map_tasks(
     num_cpus: float,
     description: str,
     unit: str = "cells",
+    resources: dict[str, float] | None = None,
 ) -> list[dict]:
     """`fn(item, shared)` for every item, one Ray task each; results in the order of `items`.
 
@@ -26,7 +28,7 @@ def map_tasks(
     `num_cpus` each, so a 2-core machine runs as many at a time as that allows; results are
     gathered as they finish, for the progress display.
     """
-    remote = ray.remote(num_cpus=num_cpus, max_retries=2)(fn)
+    remote = ray.remote(num_cpus=num_cpus, max_retries=2, resources=resources or {})(fn)
     shared_ref = ray.put(shared)
     pending = {remote.remote(item, shared_ref): index for index, item in enumerate(items)}
     results: list[dict | None] = [None] * len(items)
@@ -37,3 +39,16 @@ def map_tasks(
                 results[pending.pop(ref)] = ray.get(ref)
                 bar.update(advance=1)
     return [r for r in results if r is not None]
+
+
+def run_remote(
+    fn: Callable[..., Any],
+    *args: Any,
+    num_cpus: float,
+    num_gpus: float = 0.0,
+    resources: dict[str, float] | None = None,
+) -> Any:
+    """`fn(*args)` as one Ray task on a node that has what it asks for (the driver's own node may
+    have no GPU: a cluster's head usually has none)."""
+    remote = ray.remote(num_cpus=num_cpus, num_gpus=num_gpus, resources=resources or {})(fn)
+    return ray.get(remote.remote(*args))
