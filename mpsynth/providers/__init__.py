@@ -67,6 +67,16 @@ class Completion:
     limits: StatedLimits | None = None  # what the response's headers say the limits are
 
 
+@dataclass(frozen=True)
+class BatchState:
+    """Where a provider's batch stands: ended (answered, failed, expired or cancelled, with the
+    provider's word for it in `status`) and how many of its requests are done."""
+
+    ended: bool
+    status: str
+    done: int = 0
+
+
 class RetryableProviderError(Exception):
     """Worth another attempt: rate limited, server error, timeout, dropped connection."""
 

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
 
 from mpsynth.generation.config import GeminiProviderConfig, RetryConfig
 from mpsynth.providers import (
+    BatchState,
     Completion,
     FatalProviderError,
     GenerationRequest,
@@ -24,6 +28,12 @@ FINISH = {
     "PROHIBITED_CONTENT": "refusal",
 }
 
+ENDED_STATES = (
+    "JOB_STATE_SUCCEEDED",
+    "JOB_STATE_FAILED",
+    "JOB_STATE_CANCELLED",
+    "JOB_STATE_EXPIRED",
+)
 
 TRANSPORT_MODULES = ("httpx", "httpx2", "httpcore", "httpcore2", "aiohttp")
 
@@ -53,8 +63,9 @@ class GeminiProvider:
             ),
         )
 
-    async def complete(self, request: GenerationRequest) -> Completion:
-        from google.genai import errors, types
+    def inputs(self, request: GenerationRequest) -> tuple[list, Any]:
+        """(contents, config), as the live call and a batch's inline request both send them."""
+        from google.genai import types
 
         system = "\n\n".join(m["content"] for m in request.messages if m["role"] == "system")
         contents = [
@@ -78,10 +89,15 @@ class GeminiProvider:
             seed=request.seed,
             **options,
         )
+        return contents, config
+
+    @contextmanager
+    def _errors(self, label: str) -> Iterator[None]:
+        """The SDK's failures as retryable (429, 5xx, 408, transport) or fatal."""
+        from google.genai import errors
+
         try:
-            response = await self.client.aio.models.generate_content(
-                model=self.model, contents=contents, config=config
-            )
+            yield
         except errors.APIError as error:
             message = redact(f"HTTP {error.code}: {error.message}", self._key)
             headers = getattr(error.response, "headers", None)
@@ -89,11 +105,14 @@ class GeminiProvider:
                 raise RetryableProviderError(
                     message, error.code, retry_after_seconds(headers)
                 ) from None
-            raise FatalProviderError(f"gemini ({self.model}): {message}") from None
+            raise FatalProviderError(f"{label} ({self.model}): {message}") from None
         except Exception as error:
             if is_transport_error(error):
                 raise RetryableProviderError(f"{type(error).__name__}: {error}") from None
             raise
+
+    @staticmethod
+    def completion(response: Any) -> Completion:
         candidate = response.candidates[0] if response.candidates else None
         reason = str(
             candidate.finish_reason.value if candidate and candidate.finish_reason else "STOP"
@@ -105,6 +124,61 @@ class GeminiProvider:
             prompt_tokens=(usage.prompt_token_count or 0) if usage else 0,
             completion_tokens=(usage.candidates_token_count or 0) if usage else 0,
         )
+
+    async def complete(self, request: GenerationRequest) -> Completion:
+        contents, config = self.inputs(request)
+        with self._errors("gemini"):
+            response = await self.client.aio.models.generate_content(
+                model=self.model, contents=contents, config=config
+            )
+        return self.completion(response)
+
+    # batch mode: inline requests, half the price, answered within 24 hours
+
+    async def submit_batch(self, requests: list[GenerationRequest], key: str) -> str:
+        inline = []
+        for request in requests:
+            contents, config = self.inputs(request)
+            inline.append(
+                {
+                    "contents": contents,
+                    "config": config,
+                    "metadata": {"request_id": request.request_id},
+                }
+            )
+        with self._errors("gemini batch"):
+            job = await self.client.aio.batches.create(
+                model=self.model, src=inline, config={"display_name": key}
+            )
+        return job.name
+
+    async def find_batch(self, key: str) -> str | None:
+        """The batch job whose display name is `key`, if the provider has one."""
+        with self._errors("gemini batch"):
+            async for job in await self.client.aio.batches.list():
+                if job.display_name == key:
+                    return job.name
+        return None
+
+    async def batch_state(self, batch_id: str) -> BatchState:
+        with self._errors("gemini batch"):
+            job = await self.client.aio.batches.get(name=batch_id)
+        state = str(job.state.value if job.state else "JOB_STATE_UNSPECIFIED")
+        return BatchState(state in ENDED_STATES, state)
+
+    async def batch_results(self, batch_id: str) -> dict[str, Completion | str]:
+        with self._errors("gemini batch"):
+            job = await self.client.aio.batches.get(name=batch_id)
+        out: dict[str, Completion | str] = {}
+        for item in (job.dest.inlined_responses if job.dest else None) or []:
+            request_id = (item.metadata or {}).get("request_id")
+            if request_id is None:
+                continue
+            if item.error is not None or item.response is None:
+                out[request_id] = redact(f"batch item failed: {item.error}", self._key)
+            else:
+                out[request_id] = self.completion(item.response)
+        return out
 
     async def close(self) -> None:
         await self.client.aio.aclose()

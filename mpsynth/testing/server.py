@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from mpsynth.providers.output import estimate_tokens
+from mpsynth.testing.batches import BatchEndpoints
 
 
 def hashed_embedding(text: str, dimensions: int) -> list[float]:
@@ -159,7 +160,9 @@ class FakeProviderServer:
     can hold every answer for `latency_s`, enforce `requests_per_minute` with 429s carrying
     Retry-After, and serve queued faults (see `Fault`) one per request, in arrival order. With
     `state_limits` (and a limit), OpenAI and Anthropic answers carry that provider's rate-limit
-    headers, as the real services send them.
+    headers, as the real services send them. The batch endpoints (see `BatchEndpoints`) answer a
+    batch `batch_delay_s` after it is created; each answered item is logged like a live request,
+    with `batch` set to its batch's id.
     """
 
     def __init__(
@@ -169,6 +172,7 @@ class FakeProviderServer:
         latency_s: float = 0.0,
         requests_per_minute: float | None = None,
         state_limits: bool = True,
+        batch_delay_s: float = 0.2,
     ) -> None:
         self.api_key = api_key
         self.state_limits = state_limits
@@ -177,6 +181,7 @@ class FakeProviderServer:
         self.limiter = _TokenBucket(requests_per_minute) if requests_per_minute else None
         self.faults: deque[Fault] = deque()
         self.log = ServerLog()
+        self.batches = BatchEndpoints(self._batch_answer, lambda: self.root_url, batch_delay_s)
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
@@ -309,6 +314,13 @@ class FakeProviderServer:
                     "modelVersion": "test",
                 }
 
+    def _batch_answer(self, kind: str, body: dict[str, Any]) -> dict[str, Any]:
+        entry = {"path": "batch", "kind": kind, "body": body, "status": 200, "batch": True}
+        entry["received_at"] = time.time()
+        with self.log.lock:
+            self.log.requests.append(entry)
+        return self._chat(kind, body, None, entry)
+
     def _route(self, path: str) -> str | None:
         path = path.split("?")[0].rstrip("/")
         if path.endswith("/embeddings"):
@@ -348,11 +360,15 @@ class FakeProviderServer:
                 pass
 
             def _send(
-                self, status: int, payload: str, headers: dict[str, str] | None = None
+                self,
+                status: int,
+                payload: str,
+                headers: dict[str, str] | None = None,
+                content_type: str = "application/json",
             ) -> None:
                 data = payload.encode()
                 self.send_response(status)
-                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Type", content_type)
                 self.send_header("Content-Length", str(len(data)))
                 for name, value in (headers or {}).items():
                     self.send_header(name, value)
@@ -363,8 +379,28 @@ class FakeProviderServer:
                 with server.log.lock:
                     self.entry["status"] = status
 
+            def _batch(self, method: str, raw: bytes) -> bool:
+                """Serve a batch route; False when the path is not one."""
+                kind = BatchEndpoints.kind_of(self.path)
+                if kind is None:
+                    return False
+                self.entry = {"path": self.path, "kind": f"{kind}-batch", "status": None}
+                if not server._authorised(kind, self.headers, self.path):
+                    self._send(401, json.dumps({"error": {"message": "invalid api key"}}))
+                    return True
+                reply = server.batches.handle(method, self.path, self.headers, raw)
+                self._send(reply.status, reply.body, content_type=reply.content_type)
+                return True
+
+            def do_GET(self) -> None:
+                if not self._batch("GET", b""):
+                    self.entry = {"status": None}
+                    self._send(404, json.dumps({"error": {"message": f"no route {self.path}"}}))
+
             def do_POST(self) -> None:
                 raw = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                if self._batch("POST", raw):
+                    return
                 body = json.loads(raw or b"{}")
                 kind = server._route(self.path)
                 fault = server._next_fault()
