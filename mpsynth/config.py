@@ -18,6 +18,7 @@ from mpsynth import settings
 from mpsynth.config_base import Section, listed_once
 from mpsynth.errors import ConfigError
 from mpsynth.generation.config import (
+    BatchConfig,
     CircuitBreakerConfig,
     MarkovProviderConfig,
     ProviderConfig,
@@ -244,6 +245,21 @@ class GeneratorConfig(Section):
     rate: RateLimitConfig = RateLimitConfig()
     retry: RetryConfig = RetryConfig()
     circuit_breaker: CircuitBreakerConfig = CircuitBreakerConfig()
+    mode: Literal["live", "batch"] = Field(
+        default="live",
+        description="live: one call per request; batch: the provider's batch API (openai, "
+        "anthropic, gemini), at the batch price",
+    )
+    batch: BatchConfig = BatchConfig()
+
+    @model_validator(mode="after")
+    def _batch_needs_a_batch_api(self) -> GeneratorConfig:
+        if self.mode == "batch" and self.provider.kind not in ("openai", "anthropic", "gemini"):
+            raise ValueError(
+                f"mode: batch needs an openai, anthropic or gemini provider, not "
+                f"{self.provider.kind}"
+            )
+        return self
 
 
 class PriceConfig(Section):

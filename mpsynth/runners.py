@@ -218,19 +218,33 @@ def generate_requests(
         labels=ctx.path("labels", "labels.parquet").resolve() if ctx.has("labels") else None,
     )
     directory = ledger_dir(ctx.run, generator.name)
-    counts = run_generator(
-        generator,
-        requests,
-        directory,
-        corpus,
-        price_for(generator, generate.prices),
-        generate.budget_usd,
-        ctx.config.ray,
-        generate.flush_every,
-        generate.flush_interval_s,
-        generate.progress_interval_s,
-        seed=ctx.config.seed + 1000 * number,
-    )
+    price = price_for(generator, generate.prices)
+    if generator.mode == "batch":
+        from mpsynth.generation.batch import run_batches
+
+        counts = run_batches(
+            generator,
+            requests,
+            directory,
+            corpus,
+            price,
+            generate.budget_usd,
+            generate.progress_interval_s,
+        )
+    else:
+        counts = run_generator(
+            generator,
+            requests,
+            directory,
+            corpus,
+            price,
+            generate.budget_usd,
+            ctx.config.ray,
+            generate.flush_every,
+            generate.flush_interval_s,
+            generate.progress_interval_s,
+            seed=ctx.config.seed + 1000 * number,
+        )
     latest = settled(read_ledger(directory))
     wanted = requests.column("request_id").to_pylist()
     return [latest[rid] for rid in wanted if rid in latest], counts

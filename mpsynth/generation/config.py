@@ -98,3 +98,15 @@ class CircuitBreakerConfig(Section):
     failures: Annotated[int, Field(ge=1)] = 10
     cooldown_s: Annotated[float, Field(ge=0.0)] = 30.0
     max_trips: Annotated[int, Field(ge=1)] = 5
+
+
+class BatchConfig(Section):
+    """mode: batch. The provider's batch API: half the price, answered within 24 hours."""
+
+    max_requests: Annotated[int, Field(ge=1, le=50_000)] = Field(
+        default=10_000, description="requests per batch (OpenAI takes up to 50,000 per file)"
+    )
+    poll_interval_s: Annotated[float, Field(gt=0.0)] = 60.0
+    price_factor: Annotated[float, Field(gt=0.0, le=1.0)] = Field(
+        default=0.5, description="the batch price as a share of the live price (0.5 at all three)"
+    )

@@ -8,6 +8,7 @@ from __future__ import annotations
 import email.parser
 import email.policy
 import json
+import re
 import threading
 import time
 import uuid
@@ -56,21 +57,28 @@ class BatchEndpoints:
         self.lock = threading.Lock()
 
     @staticmethod
-    def kind_of(path: str) -> str | None:
-        """The provider a batch route belongs to, or None for a route that is not one."""
+    def kind_of(path: str, headers: Any) -> str | None:
+        """The provider a batch route belongs to, or None for a route that is not one. Gemini and
+        OpenAI share `/v1/batches`: Gemini's client is told apart by its key header."""
         path = path.split("?")[0].rstrip("/")
-        if path.startswith("/v1/messages/batches"):
+        if re.match(r"^/v1[a-z0-9]*/messages/batches", path):
             return "anthropic"
-        if path.endswith(":batchGenerateContent") or path.startswith("/v1beta/batches"):
+        gemini = headers.get("x-goog-api-key") is not None or "key=" in path
+        if path.endswith(":batchGenerateContent") or (
+            gemini and re.match(r"^/v1[a-z0-9]*/batches", path)
+        ):
             return "gemini"
-        if path.startswith(("/v1/files", "/v1/batches")):
+        if re.match(r"^/v1/(files|batches)", path):
             return "openai"
         return None
 
     def handle(self, method: str, path: str, headers: Any, raw: bytes) -> Reply:
+        kind = self.kind_of(path, headers)
         path = path.split("?")[0].rstrip("/")
         with self.lock:
             try:
+                if kind == "gemini":
+                    return self._route_gemini(method, path.strip("/").split("/")[1:], raw)
                 return self._route(method, path, headers, raw)
             except KeyError as missing:
                 return Reply(404, json.dumps({"error": {"message": f"not found: {missing}"}}))
@@ -100,14 +108,19 @@ class BatchEndpoints:
                 batch = self._ready(self.batches[batch_id])
                 lines = [json.dumps(r) for r in batch.results or []]
                 return Reply(200, "\n".join(lines) + "\n", "application/binary")
-            case "POST", ["v1beta", "models", target] if target.endswith(":batchGenerateContent"):
-                return self._create_gemini(target.split(":")[0], json.loads(raw))
-            case "GET", ["v1beta", "batches"]:
-                jobs = [self._gemini(self._ready(b)) for b in self._of("gemini")]
-                return Reply(200, json.dumps({"batches": jobs}))
-            case "GET", ["v1beta", "batches", batch_id]:
-                return Reply(200, json.dumps(self._gemini(self._ready(self.batches[batch_id]))))
         return Reply(404, json.dumps({"error": {"message": f"no batch route {method} {path}"}}))
+
+    def _route_gemini(self, method: str, parts: list[str], raw: bytes) -> Reply:
+        """Gemini's routes, after the API version (v1, v1beta)."""
+        match method, parts:
+            case "POST", ["models", target] if target.endswith(":batchGenerateContent"):
+                return self._create_gemini(target.split(":")[0], json.loads(raw))
+            case "GET", ["batches"]:
+                jobs = [self._gemini(self._ready(b)) for b in self._of("gemini")]
+                return Reply(200, json.dumps({"operations": jobs}))
+            case "GET", ["batches", batch_id]:
+                return Reply(200, json.dumps(self._gemini(self._ready(self.batches[batch_id]))))
+        return Reply(404, json.dumps({"error": {"message": f"no batch route {method} {parts}"}}))
 
     def _of(self, kind: str) -> list[FakeBatch]:
         return [self.batches[i] for i in self.created if self.batches[i].kind == kind]

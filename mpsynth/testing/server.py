@@ -381,7 +381,7 @@ class FakeProviderServer:
 
             def _batch(self, method: str, raw: bytes) -> bool:
                 """Serve a batch route; False when the path is not one."""
-                kind = BatchEndpoints.kind_of(self.path)
+                kind = BatchEndpoints.kind_of(self.path, self.headers)
                 if kind is None:
                     return False
                 self.entry = {"path": self.path, "kind": f"{kind}-batch", "status": None}
