@@ -43,7 +43,9 @@ def identifiers(texts: Iterable[str]) -> dict[str, set[str]]:
 
 
 class RealCorpusIndex:
-    """The real posts, indexed once: exact texts, shingles by id, MinHash LSH, identifiers."""
+    """The real posts, indexed once: exact texts, MinHash LSH, identifiers. Shingles are worked out
+    again for the few candidates a query returns rather than kept for every post: kept, they would
+    take some 20 KB a post (20 GB for a million posts)."""
 
     def __init__(
         self, ids: list[str], texts: list[str], authors: Iterable[str | None] = ()
@@ -54,11 +56,8 @@ class RealCorpusIndex:
         self.exact = set(texts)
         self.text_of = dict(zip(ids, texts, strict=True))
         self.lsh = MinHashLSH(threshold=NEAR_COPY, num_perm=NUM_PERM)
-        self.shingles: dict[str, set[str]] = {}
         for post_id, text in self.text_of.items():
-            grams = shingles(text)
-            self.shingles[post_id] = grams
-            self.lsh.insert(post_id, self._signature(grams))
+            self.lsh.insert(post_id, self._signature(shingles(text)))
         self.identifiers = identifiers(texts)
         self.identifiers["handles"].update(a.lower() for a in authors if a)
 
@@ -70,14 +69,16 @@ class RealCorpusIndex:
     def near_copy_of_corpus(self, text: str) -> bool:
         grams = shingles(text)
         return any(
-            jaccard(grams, self.shingles[candidate]) >= NEAR_COPY
+            jaccard(grams, shingles(self.text_of[candidate])) >= NEAR_COPY
             for candidate in self.lsh.query(self._signature(grams))
         )
 
     def near_copy_of(self, text: str, example_ids: list[str]) -> bool:
         grams = shingles(text)
         return any(
-            jaccard(grams, self.shingles[i]) >= NEAR_COPY for i in example_ids if i in self.shingles
+            jaccard(grams, shingles(self.text_of[i])) >= NEAR_COPY
+            for i in example_ids
+            if i in self.text_of
         )
 
 

@@ -1,0 +1,226 @@
+"""The whole pipeline at 100k and 1M posts resampled from the real files, on this machine.
+
+Each size: a corpus built by `mpsynth.testing.corpus` from the public files in ../shared/data (or
+--data DIR; the bundled samples when neither is there), then `mpsynth run` in-process: the LSA
+embedder (the fast one), topics fitted on a stratified sample, generation through the real OpenAI
+SDK against the local server (short fixed latency), n_posts scaled with the corpus, the evaluation's
+per-post families on a sample per platform. Printed per stage: seconds, posts per second, peak memory
+(PSS of this process and every Ray process, so shared object-store pages count once), and the
+1M/100k cost ratio (linear is 10); then the object store's spill.
+
+    .venv/bin/python benchmarks/pipeline_scale.py                      # 100k and 1M
+    .venv/bin/python benchmarks/pipeline_scale.py --sizes 100000       # one size
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import re
+import tempfile
+import threading
+import time
+from datetime import datetime
+from pathlib import Path
+
+import psutil
+import yaml
+
+from mpsynth.config import RayConfig, load_config
+from mpsynth.distributed.session import ray_session
+from mpsynth.pipeline import run_pipeline
+from mpsynth.stages import PIPELINES
+from mpsynth.testing import FakeProviderServer
+from mpsynth.testing.corpus import build_corpus, real_posts
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared" / "data"
+FILES = (
+    "politics_twitter_ira.csv",
+    "politics_reddit_meiu22.csv",
+    "aggression_facebook_twitter_trac1.csv",
+    "youtube_spam.csv",
+)
+BUNDLED = [REPO / "data" / "demo" / "posts.csv"]
+KEY_ENV = "MPSYNTH_SCALE_KEY"
+
+
+class MemoryTrace:
+    """Summed PSS of this process and its descendants, sampled every `interval_s`, with times."""
+
+    def __init__(self, interval_s: float = 0.5) -> None:
+        self.interval_s = interval_s
+        self.samples: list[tuple[float, int]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _sample(self) -> int:
+        me = psutil.Process()
+        total = 0
+        for process in [me, *me.children(recursive=True)]:
+            with contextlib.suppress(psutil.NoSuchProcess, psutil.AccessDenied):
+                total += process.memory_full_info().pss
+        return total
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.samples.append((time.time(), self._sample()))
+            self._stop.wait(self.interval_s)
+
+    def peak(self, start: float = 0.0, end: float = float("inf")) -> int:
+        return max((m for t, m in self.samples if start <= t <= end), default=0)
+
+    def __enter__(self) -> MemoryTrace:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def spilled_mib() -> float:
+    """What the object store has spilled to disk so far (Ray's memory summary)."""
+    from ray._private.internal_api import memory_summary
+
+    found = re.search(r"Spilled (\d+) MiB", memory_summary(stats_only=True))
+    return float(found.group(1)) if found else 0.0
+
+
+def run_size(n: int, real, server: FakeProviderServer, args, work: Path) -> dict:
+    corpus = work / f"corpus-{n}.parquet"
+    started = time.perf_counter()
+    per_platform = build_corpus(real, n, corpus, seed=n)
+    built_s = time.perf_counter() - started
+    config_path = work / f"scale-{n}.yaml"
+    config_path.write_text(
+        yaml.safe_dump(
+            {
+                "run_dir": str(work / f"run-{n}"),
+                "seed": 13,
+                "ingest": {"inputs": [{"path": str(corpus)}]},
+                "embed": {
+                    "embedder": {"kind": "lsa", "dimensions": 128, "fit_sample": 100_000},
+                    "batch_size": 8192,
+                },
+                "topics": {
+                    "fit_sample_per_platform": args.fit_sample_per_platform,
+                    "min_cluster_size": 40,
+                },
+                "pools": {"strategies": ["mptm", "per_platform"]},
+                "generate": {
+                    "n_posts": max(200, n // args.posts_per_generated),
+                    "generators": [
+                        {
+                            "name": "api",
+                            "provider": {
+                                "kind": "openai",
+                                "model": "gpt-4o-mini",
+                                "base_url": server.base_url,
+                                "api_key_env": KEY_ENV,
+                            },
+                            "actors": 2,
+                            "rate": {"concurrency": 32},
+                        }
+                    ],
+                },
+                "evaluate": {
+                    "sample_per_platform": args.evaluate_sample,
+                    "bootstrap_samples": 200,
+                },
+            }
+        )
+    )
+    config = load_config(config_path)
+    spilled_before = spilled_mib()
+    with MemoryTrace() as memory:
+        started = time.perf_counter()
+        manifest = run_pipeline(config)
+        total_s = time.perf_counter() - started
+    stages = {}
+    for stage in PIPELINES["mptm"]:
+        entry = manifest["stages"][stage]
+        end = datetime.fromisoformat(entry["finished"]).timestamp()
+        stages[stage] = {
+            "seconds": entry["seconds"],
+            "peak": memory.peak(end - entry["seconds"] - 1.0, end + 1.0),
+            "rows": entry["rows"],
+        }
+    return {
+        "posts": n,
+        "per_platform": per_platform,
+        "corpus_s": built_s,
+        "total_s": total_s,
+        "peak": memory.peak(),
+        "spilled_mib": spilled_mib() - spilled_before,
+        "stages": stages,
+        "requests": manifest["stages"]["prompts"]["rows"]["requests"],
+    }
+
+
+def gib(n_bytes: float) -> str:
+    return f"{n_bytes / 2**30:.2f}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000])
+    parser.add_argument("--data", type=Path, default=SHARED)
+    parser.add_argument("--fit-sample-per-platform", type=int, default=5_000)
+    parser.add_argument("--evaluate-sample", type=int, default=2_000)
+    parser.add_argument(
+        "--posts-per-generated", type=int, default=100, help="n_posts = corpus size / this"
+    )
+    parser.add_argument("--latency", type=float, default=0.05)
+    parser.add_argument("--work", type=Path, default=None, help="keep the runs here")
+    parser.add_argument("--json", type=Path, default=None, help="write the results here too")
+    args = parser.parse_args()
+    paths = [args.data / name for name in FILES]
+    if not all(p.is_file() for p in paths):
+        print(f"{args.data} lacks the public files: resampling the bundled demo posts instead")
+        paths = BUNDLED
+    os.environ[KEY_ENV] = "scale-key"
+    cpu = psutil.cpu_count()
+    memory = psutil.virtual_memory().total
+    print(
+        f"machine: {cpu} CPUs, {gib(memory)} GiB memory; real files: {', '.join(p.name for p in paths)}"
+    )
+    real = real_posts(paths)
+    print(f"real posts after ingest: {real.num_rows:,}")
+    results = []
+    with (
+        tempfile.TemporaryDirectory(dir=args.work) as tmp,
+        ray_session(RayConfig()),
+        FakeProviderServer(api_key="scale-key", latency_s=args.latency) as server,
+    ):
+        for n in args.sizes:
+            result = run_size(n, real, server, args, Path(tmp))
+            results.append(result)
+            print(
+                f"\n{n:,} posts: {result['total_s']:.0f} s in all, peak {gib(result['peak'])} GiB, "
+                f"spilled {result['spilled_mib']:.0f} MiB, {result['requests']:,} requests "
+                f"(corpus built in {result['corpus_s']:.0f} s)"
+            )
+            print(f"{'stage':<12}{'seconds':>9}{'posts/s':>10}{'peak GiB':>10}")
+            for stage, s in result["stages"].items():
+                rate = n / s["seconds"] if s["seconds"] else float("inf")
+                print(f"{stage:<12}{s['seconds']:>9.1f}{rate:>10.0f}{gib(s['peak']):>10}")
+    if len(results) > 1:
+        small, large = results[0], results[-1]
+        scale = large["posts"] / small["posts"]
+        print(f"\ncost ratio {large['posts']:,} / {small['posts']:,} posts (linear is {scale:g})")
+        print(f"{'stage':<12}{'small s':>9}{'large s':>9}{'ratio':>8}")
+        for stage in small["stages"]:
+            a, b = small["stages"][stage]["seconds"], large["stages"][stage]["seconds"]
+            print(f"{stage:<12}{a:>9.1f}{b:>9.1f}{(b / a if a else float('nan')):>8.1f}")
+        print(
+            f"{'all':<12}{small['total_s']:>9.1f}{large['total_s']:>9.1f}{large['total_s'] / small['total_s']:>8.1f}"
+        )
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
