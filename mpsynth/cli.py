@@ -20,9 +20,10 @@ def _run(config_path: str, overrides: tuple[str, ...], until: str | None, force:
 
     config = load_config(config_path, overrides)
     run_pipeline(config, until=until, force=force)
-    log.info("run directory: %s", config.run_dir)
+    run_dir = str(config.run_dir).rstrip("/")
+    log.info("run directory: %s", run_dir)
     if until in (None, "report"):
-        log.info("report: %s", config.run_dir / "report" / "report.html")
+        log.info("report: %s/report/report.html", run_dir)
 
 
 _config = click.argument("config", type=click.Path(dir_okay=False))

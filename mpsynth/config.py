@@ -8,6 +8,7 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import (
     AfterValidator,
+    BeforeValidator,
     Field,
     ValidationError,
     field_validator,
@@ -45,8 +46,20 @@ class ColumnMap(Section):
     split: str | None = "split"
 
 
+def _location(value: Any) -> Any:
+    """A remote URI (s3://, gs://, ...) stays a string; anything else is a local path."""
+    from mpsynth.storage import is_remote
+
+    if isinstance(value, str) and is_remote(value):
+        return value
+    return Path(value) if isinstance(value, str) else value
+
+
+Location = Annotated[Path | str, BeforeValidator(_location)]
+
+
 class InputSpec(Section):
-    path: Path
+    path: Location = Field(description="a file or folder, or a file's URI (s3://bucket/posts.csv)")
     format: Literal["auto", "csv", "jsonl", "parquet"] = "auto"
     platform: str | None = Field(
         default=None, description="a fixed platform for every row (the platform column is ignored)"
@@ -378,7 +391,9 @@ class RayConfig(Section):
 
 
 class RunConfig(Section):
-    run_dir: Path
+    run_dir: Location = Field(
+        description="a local folder, or a URI (s3://bucket/runs/name) worked on through a local mirror"
+    )
     seed: int = 0
     pipeline: Pipeline = Field(
         default="mptm",

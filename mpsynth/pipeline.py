@@ -28,6 +28,7 @@ from mpsynth.runners import RUNNERS, ledger_dir
 from mpsynth.stage_context import StageContext, write_table
 from mpsynth.stages import PIPELINES
 from mpsynth.stages.ingest import check_inputs, expand_input
+from mpsynth.storage import is_remote
 
 log = logging.getLogger(__name__)
 
@@ -36,8 +37,9 @@ def _input_files(config: RunConfig) -> list[dict[str, Any]]:
     files = []
     for spec in config.ingest.inputs:
         for file, _ in expand_input(spec):
-            stat = file.stat()
-            files.append({"path": str(file), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns})
+            stat = file.stat()  # a remote file's local copy carries the remote's mtime
+            name = spec.path if is_remote(spec.path) else file
+            files.append({"path": str(name), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns})
     return files
 
 
@@ -187,13 +189,18 @@ def run_pipeline(
     until = check_stage(config, until)
     force = set(force)
     preflight(config, until)  # before the run directory exists: a bad input leaves nothing behind
-    run = RunDirectory(config.run_dir)
+    run = RunDirectory.open(config.run_dir)
     with run.claimed():
         console.open_run_log(run.root)
-        return _run_stages(config, run, until, force)
+        try:
+            return _run_stages(config, run, until, force)
+        finally:
+            run.push_log()
 
 
-def check_run_dir(run_dir: Path) -> None:
+def check_run_dir(run_dir: Path | str) -> None:
+    if is_remote(run_dir):
+        return  # a prefix on object storage is never a file in the way
     if run_dir.exists() and not run_dir.is_dir():
         raise ConfigError(f"run_dir: {run_dir} is a file, not a folder")
 
@@ -251,7 +258,7 @@ def estimate(config: RunConfig) -> list[dict]:
     from mpsynth.generation.pricing import estimate_generation
 
     run_pipeline(config, until="prompts")
-    run = RunDirectory(config.run_dir)
+    run = RunDirectory.open(config.run_dir, pull=False)
     done = {
         g.name: succeeded_ids(read_ledger(ledger_dir(run, g.name)))
         for g in config.generate.generators
@@ -294,7 +301,7 @@ def evaluate_files(
         )
     check_run_dir(config.run_dir)
     check_inputs(config.ingest)
-    run = RunDirectory(config.run_dir)
+    run = RunDirectory.open(config.run_dir)
     with run.claimed():
         console.open_run_log(run.root)
         _run_stages(config, run, "topics", set())

@@ -1,7 +1,9 @@
 """The run directory: one folder per stage, the resolved config, and a manifest of what ran.
 
 A stage writes into a hidden scratch folder that is renamed into place only when the stage succeeds,
-so a crash never leaves a half-written stage that a re-run would mistake for a finished one.
+so a crash never leaves a half-written stage that a re-run would mistake for a finished one. A run
+directory on object storage is worked on through a local mirror (mpsynth.storage): each finished
+stage is pushed, then the manifest that commits it.
 """
 
 from __future__ import annotations
@@ -18,10 +20,13 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mpsynth import __version__
 from mpsynth.errors import StageError
+
+if TYPE_CHECKING:
+    from mpsynth.storage import RemoteRun
 
 MANIFEST = "manifest.json"
 LOCK = ".lock"
@@ -52,10 +57,37 @@ def _write_json_atomic(path: Path, payload: Any) -> None:
 
 
 class RunDirectory:
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, remote: RemoteRun | None = None) -> None:
         # absolute from the start: stage paths travel to Ray workers, whose working directory
         # need not be the driver's
         self.root = Path(root).resolve()
+        self.remote = remote  # a run directory on object storage, `root` its local mirror
+
+    @classmethod
+    def open(cls, location: Path | str, pull: bool = True) -> RunDirectory:
+        """A local run directory, or the mirror of a remote one, brought up to date with it."""
+        from mpsynth.storage import RemoteRun, is_remote
+
+        if not is_remote(location):
+            return cls(Path(location))
+        remote = RemoteRun(str(location))
+        if pull:
+            remote.pull()
+        return cls(remote.local, remote)
+
+    @property
+    def location(self) -> str:
+        """Where the run directory is, as the user named it."""
+        return self.remote.uri if self.remote else str(self.root)
+
+    def _push(self, path: Path) -> None:
+        if self.remote is not None and path.is_file():
+            self.remote.push_file(path)
+
+    def push_log(self) -> None:
+        from mpsynth.console import LOG_FILE
+
+        self._push(self.root / LOG_FILE)
 
     @contextmanager
     def exclusive(self) -> Iterator[None]:
@@ -120,6 +152,8 @@ class RunDirectory:
         manifest.update(config_hash=config_hash, versions=package_versions(), updated=_now())
         manifest.setdefault("created", _now())
         _write_json_atomic(self.manifest_path, manifest)
+        self._push(self.root / RESOLVED_CONFIG)
+        self._push(self.manifest_path)
 
     @contextmanager
     def writing(self, stage: str) -> Iterator[Path]:
@@ -149,6 +183,9 @@ class RunDirectory:
         }
         manifest["updated"] = _now()
         _write_json_atomic(self.manifest_path, manifest)
+        if self.remote is not None:  # the stage's files first; the manifest commits them
+            self.remote.push_stage(stage)
+            self.remote.push_file(self.manifest_path)
 
 
 def _now() -> str:

@@ -209,6 +209,7 @@ def generate_requests(
     from mpsynth.generation.ledger import read_ledger, settled
     from mpsynth.generation.pricing import price_for
     from mpsynth.providers import RealCorpus
+    from mpsynth.storage import LedgerMirror
 
     generate = ctx.config.generate
     generator = generate.generators[number]
@@ -219,6 +220,7 @@ def generate_requests(
     )
     directory = ledger_dir(ctx.run, generator.name)
     price = price_for(generator, generate.prices)
+    mirror = LedgerMirror(ctx.run.remote.uri) if ctx.run.remote else None
     if generator.mode == "batch":
         from mpsynth.generation.batch import run_batches
 
@@ -230,6 +232,7 @@ def generate_requests(
             price,
             generate.budget_usd,
             generate.progress_interval_s,
+            mirror,
         )
     else:
         counts = run_generator(
@@ -244,6 +247,7 @@ def generate_requests(
             generate.flush_interval_s,
             generate.progress_interval_s,
             seed=ctx.config.seed + 1000 * number,
+            mirror=mirror,
         )
     latest = settled(read_ledger(directory))
     wanted = requests.column("request_id").to_pylist()

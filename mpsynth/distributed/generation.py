@@ -23,6 +23,7 @@ from mpsynth.generation.ledger import Lease, LedgerWriter, read_ledger, succeede
 from mpsynth.generation.pricing import Price
 from mpsynth.generation.ratelimit import CircuitOpen, RateGovernor, Settlement
 from mpsynth.providers import FatalProviderError, GenerationRequest, RealCorpus, build_provider
+from mpsynth.storage import LedgerMirror
 
 log = logging.getLogger(__name__)
 MAX_ROUNDS = 3
@@ -94,6 +95,7 @@ class GenerationWorker:
         seed: int,
         lease_token: str,
         secret: Secret | None = None,
+        mirror: LedgerMirror | None = None,
     ) -> None:
         if secret is not None:  # this actor's own process: the provider reads it from there
             os.environ[secret.env] = secret.reveal()
@@ -101,7 +103,9 @@ class GenerationWorker:
             build_provider(generator.provider, generator.retry, corpus),
             generator,
             RemoteGovernor(governor),
-            LedgerWriter(ledger_dir, flush_every, flush_interval_s, Lease(ledger_dir, lease_token)),
+            LedgerWriter(
+                ledger_dir, flush_every, flush_interval_s, Lease(ledger_dir, lease_token), mirror
+            ),
             price,
             seed,
             Lease(ledger_dir, lease_token),
@@ -161,8 +165,10 @@ def run_generator(
     flush_interval_s: float = 2.0,
     progress_interval_s: float = 5.0,
     seed: int = 0,
+    mirror: LedgerMirror | None = None,
 ) -> dict[str, float]:
-    """Complete this generator's requests that the ledger does not already hold as successes."""
+    """Complete this generator's requests that the ledger does not already hold as successes
+    (each ledger part also pushed to `mirror`, a remote run directory's ledger)."""
     lease = Lease(ledger_dir, uuid.uuid4().hex)
     if lease.take():  # workers of an earlier, dead driver stop launching and writing from here
         # ... except a write that passed its lease check just before: let it land, then read
@@ -198,6 +204,7 @@ def run_generator(
                 flush_every,
                 flush_interval_s,
                 shown,
+                mirror,
             )
         snapshot = ray.get(governor.snapshot.remote())
     finally:
@@ -221,6 +228,7 @@ def _run_rounds(
     flush_every: int,
     flush_interval_s: float,
     shown: console.Progress,
+    mirror: LedgerMirror | None = None,
 ) -> Counter[str]:
     """Workers over the pending requests; a worker that dies leaves its unfinished requests to the
     next round."""
@@ -243,6 +251,7 @@ def _run_rounds(
                 seed + i,
                 lease.token,
                 _secret(generator),
+                mirror,
             )
             for i in range(min(generator.actors, len(pending)))
         ]

@@ -45,6 +45,7 @@ from mpsynth.providers import (
     build_provider,
 )
 from mpsynth.providers.output import OutputFormatError, estimate_tokens, parse_posts
+from mpsynth.storage import LedgerMirror
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -71,8 +72,9 @@ class BatchRecord:
 class BatchRecords:
     """The batch records of one generator's ledger, each written atomically."""
 
-    def __init__(self, ledger_dir: Path) -> None:
+    def __init__(self, ledger_dir: Path, mirror: LedgerMirror | None = None) -> None:
         self.directory = Path(ledger_dir) / "batches"
+        self.mirror = mirror
 
     def load(self) -> list[BatchRecord]:
         if not self.directory.is_dir():
@@ -91,6 +93,8 @@ class BatchRecords:
         scratch = self.directory / f".{record.key}.{uuid.uuid4().hex[:8]}.tmp"
         scratch.write_text(json.dumps(asdict(record), indent=1))
         os.replace(scratch, final)
+        if self.mirror is not None:
+            self.mirror.push(final)
 
     def drop(self, record: BatchRecord) -> None:
         (self.directory / f"{record.key}.json").unlink(missing_ok=True)
@@ -109,9 +113,10 @@ def run_batches(
     price: Price | None,
     budget_usd: float | None,
     progress_interval_s: float = 5.0,
+    mirror: LedgerMirror | None = None,
 ) -> dict[str, float]:
     """Complete this generator's requests that the ledger lacks through its provider's batch API;
-    returns this run's counts."""
+    returns this run's counts. Ledger parts and batch records also go to `mirror`."""
     if generator.provider.kind not in BATCH_KINDS:
         raise ProviderError(
             f"generator {generator.name}: mode=batch needs an openai, anthropic or gemini provider"
@@ -127,6 +132,7 @@ def run_batches(
             budget_usd,
             lease,
             progress_interval_s,
+            mirror,
         )
         return asyncio.run(runner.run(requests))
     finally:
@@ -143,6 +149,7 @@ class BatchRunner:
         budget_usd: float | None,
         lease: Lease,
         progress_interval_s: float,
+        mirror: LedgerMirror | None = None,
     ) -> None:
         self.generator = generator
         self.settings = generator.batch
@@ -151,8 +158,8 @@ class BatchRunner:
         self.price = price
         self.budget_usd = budget_usd
         self.lease = lease
-        self.records = BatchRecords(ledger_dir)
-        self.ledger = LedgerWriter(ledger_dir, flush_every=10**9, lease=lease)
+        self.records = BatchRecords(ledger_dir, mirror)
+        self.ledger = LedgerWriter(ledger_dir, flush_every=10**9, lease=lease, mirror=mirror)
         self.progress_interval_s = progress_interval_s
         self.rng = random.Random(0)
         self.counts: Counter[str] = Counter()

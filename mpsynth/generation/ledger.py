@@ -12,11 +12,15 @@ import os
 import time
 import uuid
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from mpsynth import schema
+
+if TYPE_CHECKING:
+    from mpsynth.storage import LedgerMirror
 
 log = logging.getLogger(__name__)
 
@@ -61,8 +65,10 @@ class LedgerWriter:
         flush_every: int = 32,
         flush_interval_s: float = 2.0,
         lease: Lease | None = None,
+        mirror: LedgerMirror | None = None,
     ) -> None:
         self.lease = lease  # rows buffered by a run that lost the lease are never written
+        self.mirror = mirror  # a remote run directory's ledger: each part goes up once written
         self.directory = Path(directory)
         self.directory.mkdir(parents=True, exist_ok=True)
         self.flush_every = flush_every
@@ -92,6 +98,8 @@ class LedgerWriter:
         scratch = self.directory / f".{final.name}.tmp"
         pq.write_table(schema.described(table), scratch)
         os.replace(scratch, final)
+        if self.mirror is not None:
+            self.mirror.push(final)
         self.sequence += 1
         self.buffer = []
 

@@ -29,8 +29,14 @@ class IngestResult:
 
 
 def expand_input(spec: InputSpec) -> list[tuple[Path, str]]:
-    """The files an input names (a file, or every supported file under a folder) and their formats."""
+    """The files an input names (a file, or every supported file under a folder) and their formats;
+    a remote file (s3://...) as its local copy."""
+    from mpsynth.storage import is_remote, local_input
+
     path = spec.path
+    if is_remote(path):
+        local = local_input(str(path), "ingest.inputs[].path")
+        return [(local, spec.format if spec.format != "auto" else _format_of(local))]
     if not path.exists():
         raise InputError(f"input not found: {path}")
     if path.is_dir():
@@ -39,15 +45,16 @@ def expand_input(spec: InputSpec) -> list[tuple[Path, str]]:
             raise InputError(f"input folder {path} holds no .csv, .jsonl or .parquet files")
     else:
         files = [path]
-    resolved = []
-    for file in files:
-        fmt = spec.format if spec.format != "auto" else SUFFIX_FORMATS.get(file.suffix.lower())
-        if fmt is None:
-            raise InputError(
-                f"{file}: cannot tell the format from the suffix; set format: csv|jsonl|parquet"
-            )
-        resolved.append((file, fmt))
-    return resolved
+    return [(file, spec.format if spec.format != "auto" else _format_of(file)) for file in files]
+
+
+def _format_of(file: Path) -> str:
+    fmt = SUFFIX_FORMATS.get(file.suffix.lower())
+    if fmt is None:
+        raise InputError(
+            f"{file}: cannot tell the format from the suffix; set format: csv|jsonl|parquet"
+        )
+    return fmt
 
 
 def _wanted_columns(spec: InputSpec) -> dict[str, str]:
