@@ -11,11 +11,9 @@ and every Ray process, sampled twice a second, so shared object-store pages are 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import csv
 import shutil
 import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -30,6 +28,7 @@ from mpsynth.distributed.session import actor_layout, ray_session
 from mpsynth.embedders import load_embedder, prepare_embedder
 from mpsynth.stages.embed import EmbedBatch, embeddings_matrix
 from mpsynth.stages.topics import AssignTopics, fit_topics, stratified_sample
+from mpsynth.testing.memory import MemoryTrace
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared" / "data"  # the full public files, beside a development checkout
@@ -43,36 +42,7 @@ FILES = (
 )
 
 
-class PeakMemory:
-    """Peak of the summed PSS of this process and all its descendants (Ray's raylet and workers)."""
-
-    def __init__(self, interval_s: float = 0.5) -> None:
-        self.interval_s = interval_s
-        self.peak = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _sample(self) -> int:
-        me = psutil.Process()
-        total = 0
-        for process in [me, *me.children(recursive=True)]:
-            with contextlib.suppress(psutil.NoSuchProcess, psutil.AccessDenied):
-                total += process.memory_full_info().pss
-        return total
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            self.peak = max(self.peak, self._sample())
-            self._stop.wait(self.interval_s)
-
-    def __enter__(self) -> PeakMemory:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
-        self.peak = max(self.peak, self._sample())
+PeakMemory = MemoryTrace  # evaluate_scale.py imports it under this name
 
 
 def real_corpus(data_dir: Path | None = None) -> tuple[list[str], list[str]]:
@@ -135,7 +105,7 @@ def run_size(n: int, corpus, args, work: Path) -> dict:
         ):
             embedder.encode(batch.column("text").to_pylist())
         result["in_process_s"] = time.perf_counter() - started
-    result["in_process_peak"] = memory.peak
+    result["in_process_peak"] = memory.peak()
 
     embeddings = work / f"embeddings_{n}"
     actors, _ = actor_layout(None, 0.0, wants_gpu=False)
@@ -152,7 +122,7 @@ def run_size(n: int, corpus, args, work: Path) -> dict:
             batch_size=args.batch_size,
         )
         result["ray_s"] = time.perf_counter() - started
-    result["ray_peak"] = memory.peak
+    result["ray_peak"] = memory.peak()
     result["actors"] = actors
 
     topics = TopicsConfig(fit_sample_per_platform=args.fit_sample_per_platform)
@@ -171,7 +141,7 @@ def run_size(n: int, corpus, args, work: Path) -> dict:
         result["fit_rows"] = len(sample)
         result["topics"] = len(fitted.centroids)
         del texts, vectors
-    result["fit_peak"] = memory.peak
+    result["fit_peak"] = memory.peak()
 
     with PeakMemory() as memory:
         started = time.perf_counter()
@@ -190,7 +160,7 @@ def run_size(n: int, corpus, args, work: Path) -> dict:
         assigned = pq.read_table(work / f"assignments_{n}", columns=["topic"])
         result["assign_s"] = time.perf_counter() - started
         result["outlier_share"] = float(np.mean(assigned["topic"].to_numpy() < 0))
-    result["assign_peak"] = memory.peak
+    result["assign_peak"] = memory.peak()
     # a spot check that the Ray pass wrote the vectors the in-process encoder gives
     first = pq.read_table(embeddings).slice(0, 1)
     text = pq.read_table(

@@ -133,7 +133,7 @@ def main() -> None:
         print(
             f"evaluate: {args.posts:,} real + {args.posts:,} synthetic posts in {elapsed:.1f} s "
             f"= {total / elapsed:,.0f} posts/s; {rows['metrics']} metric rows ({', '.join(families)}); "
-            f"peak memory {memory.peak / 2**30:.2f} GiB"
+            f"peak memory {memory.peak() / 2**30:.2f} GiB"
         )
         print(
             "lexical features on every post; the other families on 20,000 posts per platform and dataset"

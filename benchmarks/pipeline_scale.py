@@ -15,12 +15,10 @@ per-post families on a sample per platform. Printed per stage: seconds, posts pe
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import re
 import tempfile
-import threading
 import time
 from datetime import datetime
 from pathlib import Path
@@ -34,6 +32,7 @@ from mpsynth.pipeline import run_pipeline
 from mpsynth.stages import PIPELINES
 from mpsynth.testing import FakeProviderServer
 from mpsynth.testing.corpus import build_corpus, real_posts
+from mpsynth.testing.memory import MemoryTrace
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared" / "data"
@@ -45,40 +44,6 @@ FILES = (
 )
 BUNDLED = [REPO / "data" / "demo" / "posts.csv"]
 KEY_ENV = "MPSYNTH_SCALE_KEY"
-
-
-class MemoryTrace:
-    """Summed PSS of this process and its descendants, sampled every `interval_s`, with times."""
-
-    def __init__(self, interval_s: float = 0.5) -> None:
-        self.interval_s = interval_s
-        self.samples: list[tuple[float, int]] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _sample(self) -> int:
-        me = psutil.Process()
-        total = 0
-        for process in [me, *me.children(recursive=True)]:
-            with contextlib.suppress(psutil.NoSuchProcess, psutil.AccessDenied):
-                total += process.memory_full_info().pss
-        return total
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            self.samples.append((time.time(), self._sample()))
-            self._stop.wait(self.interval_s)
-
-    def peak(self, start: float = 0.0, end: float = float("inf")) -> int:
-        return max((m for t, m in self.samples if start <= t <= end), default=0)
-
-    def __enter__(self) -> MemoryTrace:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
 
 
 def spilled_mib() -> float:

@@ -89,3 +89,32 @@ def run_engine(generator, requests, ledger_dir, price):
     )
     counts = asyncio.run(engine.run(requests))
     return counts, read_ledger(ledger_dir), governor
+
+
+def hosted_run_config(run_dir, data, base_url: str, key_env: str, **generator) -> dict:
+    """A small mptm run whose one generator (`hosted`) is the local server behind the OpenAI SDK."""
+    return {
+        "run_dir": str(run_dir),
+        "ingest": {"inputs": [{"path": str(data)}]},
+        "embed": {"embedder": {"dimensions": 16}},
+        "topics": {"min_cluster_size": 6, "n_neighbors": 8},
+        "pools": {"strategies": ["mptm"]},
+        "generate": {
+            "n_posts": 24,
+            "generators": [fake_openai_generator("hosted", base_url, key_env, **generator)],
+        },
+        "evaluate": {"bootstrap_samples": 10},
+    }
+
+
+def fake_openai_generator(name: str, base_url: str, key_env: str, **extra) -> dict:
+    return {
+        "name": name,
+        "provider": {
+            "kind": "openai",
+            "model": "test-model",
+            "base_url": base_url,
+            "api_key_env": key_env,
+        },
+        **extra,
+    }

@@ -16,7 +16,7 @@ import pytest
 import yaml
 
 from mpsynth.testing import FakeProviderServer
-from tests.conftest import DEMO_COLUMNS, first_per_platform, write_csv
+from tests.conftest import DEMO_COLUMNS, first_per_platform, hosted_run_config, write_csv
 
 pytestmark = [pytest.mark.slow, pytest.mark.ray]
 OWN_LINE = re.compile(r"^\d\d:\d\d:\d\d (?!error)")
@@ -37,30 +37,7 @@ def test_hosted_run_console_is_mpsynth_only_and_the_key_is_on_no_disk(tmp_path, 
     with FakeProviderServer(api_key=key) as server:
         config = tmp_path / "config.yaml"
         config.write_text(
-            yaml.safe_dump(
-                {
-                    "run_dir": str(run_dir),
-                    "ingest": {"inputs": [{"path": str(data)}]},
-                    "embed": {"embedder": {"dimensions": 16}},
-                    "topics": {"min_cluster_size": 6, "n_neighbors": 8},
-                    "pools": {"strategies": ["mptm"]},
-                    "generate": {
-                        "n_posts": 24,
-                        "generators": [
-                            {
-                                "name": "hosted",
-                                "provider": {
-                                    "kind": "openai",
-                                    "model": "test-model",
-                                    "base_url": server.base_url,
-                                    "api_key_env": "MPSYNTH_E2E_KEY",
-                                },
-                            }
-                        ],
-                    },
-                    "evaluate": {"bootstrap_samples": 10},
-                }
-            )
+            yaml.safe_dump(hosted_run_config(run_dir, data, server.base_url, "MPSYNTH_E2E_KEY"))
         )
         env = {**os.environ, "MPSYNTH_E2E_KEY": key, "RAY_TMPDIR": str(ray_tmp)}
         env.pop("RAY_ADDRESS", None)

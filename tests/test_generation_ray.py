@@ -20,7 +20,7 @@ from mpsynth.config import load_config
 from mpsynth.generation.ledger import read_ledger
 from mpsynth.pipeline import estimate, run_pipeline
 from mpsynth.testing import FakeProviderServer
-from tests.conftest import DEMO_COLUMNS, REPO, first_per_platform, write_csv
+from tests.conftest import DEMO_COLUMNS, REPO, fake_openai_generator, first_per_platform, write_csv
 
 pytestmark = [pytest.mark.slow, pytest.mark.ray]
 PRICE = {"input_per_mtok": 1.0, "output_per_mtok": 2.0}
@@ -67,18 +67,14 @@ def _config(run_dir, data, server):
             "prices": {"test-model": PRICE},
             "generators": [
                 {"name": "markov", "provider": {"kind": "markov"}},
-                {
-                    "name": "fakegpt",
-                    "provider": {
-                        "kind": "openai",
-                        "model": "test-model",
-                        "base_url": server.base_url,
-                        "api_key_env": "MPSYNTH_TEST_KEY",
-                    },
-                    "actors": 2,
-                    "rate": {"concurrency": 1},
-                    "retry": {"base_delay_s": 0.05, "timeout_s": 10},
-                },
+                fake_openai_generator(
+                    "fakegpt",
+                    server.base_url,
+                    "MPSYNTH_TEST_KEY",
+                    actors=2,
+                    rate={"concurrency": 1},
+                    retry={"base_delay_s": 0.05, "timeout_s": 10},
+                ),
             ],
         },
     }

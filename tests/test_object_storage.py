@@ -25,7 +25,7 @@ from mpsynth.errors import InputError
 from mpsynth.rundir import RunDirectory
 from mpsynth.storage import is_remote
 from mpsynth.testing import FakeProviderServer
-from tests.conftest import DEMO_COLUMNS, REPO, first_per_platform, write_csv
+from tests.conftest import DEMO_COLUMNS, REPO, fake_openai_generator, first_per_platform, write_csv
 
 BUCKET = "mpsynth-test"
 
@@ -142,18 +142,14 @@ def _config(path, run_dir, data, server):
             "flush_every": 1,
             "progress_interval_s": 0.5,
             "generators": [
-                {
-                    "name": "fakegpt",
-                    "provider": {
-                        "kind": "openai",
-                        "model": "test-model",
-                        "base_url": server.base_url,
-                        "api_key_env": "MPSYNTH_TEST_KEY",
-                    },
-                    "actors": 2,
-                    "rate": {"concurrency": 1},
-                    "retry": {"base_delay_s": 0.05, "timeout_s": 10},
-                }
+                fake_openai_generator(
+                    "fakegpt",
+                    server.base_url,
+                    "MPSYNTH_TEST_KEY",
+                    actors=2,
+                    rate={"concurrency": 1},
+                    retry={"base_delay_s": 0.05, "timeout_s": 10},
+                )
             ],
         },
     }

@@ -24,7 +24,7 @@ import yaml
 
 from mpsynth.stages import PIPELINES
 from mpsynth.testing import FakeProviderServer
-from tests.conftest import DEMO_COLUMNS, first_per_platform, write_csv
+from tests.conftest import DEMO_COLUMNS, first_per_platform, hosted_run_config, write_csv
 
 pytestmark = [pytest.mark.slow, pytest.mark.ray]
 REPO = Path(__file__).resolve().parents[1]
@@ -108,30 +108,7 @@ def test_the_demo_runs_as_a_submitted_job(tmp_path, demo_rows, ray_head):
     with FakeProviderServer(api_key=key) as server:
         config = tmp_path / "job.yaml"
         config.write_text(
-            yaml.safe_dump(
-                {
-                    "run_dir": str(run_dir),
-                    "ingest": {"inputs": [{"path": str(data)}]},
-                    "embed": {"embedder": {"dimensions": 16}},
-                    "topics": {"min_cluster_size": 6, "n_neighbors": 8},
-                    "pools": {"strategies": ["mptm"]},
-                    "generate": {
-                        "n_posts": 24,
-                        "generators": [
-                            {
-                                "name": "hosted",
-                                "provider": {
-                                    "kind": "openai",
-                                    "model": "test-model",
-                                    "base_url": server.base_url,
-                                    "api_key_env": "MPSYNTH_JOB_KEY",
-                                },
-                            }
-                        ],
-                    },
-                    "evaluate": {"bootstrap_samples": 10},
-                }
-            )
+            yaml.safe_dump(hosted_run_config(run_dir, data, server.base_url, "MPSYNTH_JOB_KEY"))
         )
         submitted = subprocess.run(
             [
