@@ -207,7 +207,7 @@ def generate_requests(
     request that has one, this run's counts). The generator is the config's `number`th."""
     from mpsynth.distributed.generation import run_generator
     from mpsynth.generation.ledger import read_ledger, settled
-    from mpsynth.generation.pricing import price_for
+    from mpsynth.generation.pricing import run_price
     from mpsynth.providers import RealCorpus
     from mpsynth.storage import LedgerMirror
 
@@ -219,7 +219,7 @@ def generate_requests(
         labels=ctx.path("labels", "labels.parquet").resolve() if ctx.has("labels") else None,
     )
     directory = ledger_dir(ctx.run, generator.name)
-    price = price_for(generator, generate.prices)
+    price = run_price(generator, generate.prices)
     mirror = LedgerMirror(ctx.run.remote.uri) if ctx.run.remote else None
     if generator.mode == "batch":
         from mpsynth.generation.batch import run_batches

@@ -11,16 +11,24 @@ import pyarrow.compute as pc
 import pytest
 
 from mpsynth import schema
-from mpsynth.config import GeneratorConfig
+from mpsynth.config import GeneratorConfig, PriceConfig
 from mpsynth.generation import batch as batch_mode
 from mpsynth.generation.batch import BatchRecords, run_batches
 from mpsynth.generation.ledger import read_ledger
-from mpsynth.generation.pricing import Price
+from mpsynth.generation.pricing import Price, run_price
 from mpsynth.testing import FakeProviderServer
 from tests.conftest import first_per_platform
 
 KINDS = ("openai", "anthropic", "gemini")
-PRICE = Price(1.0, 2.0)
+PRICE = Price(1.0, 2.0)  # the live price
+PRICES = {"test-model": PriceConfig(input_per_mtok=1.0, output_per_mtok=2.0)}
+
+
+def _run(generator, requests, ledger_dir, budget=None):
+    """run_batches as the generate stage calls it: at the generator's batch price."""
+    price = run_price(generator, PRICES)
+    assert price == Price(0.5, 1.0)  # half the live price
+    return run_batches(generator, requests, ledger_dir, None, price, budget)
 
 
 @pytest.fixture(autouse=True)
@@ -99,8 +107,8 @@ def _check_ledger(ledger, requests):
 def test_every_request_is_answered_once_at_the_batch_price(kind, requests, tmp_path):
     ledger_dir = tmp_path / "ledger"
     with FakeProviderServer(api_key="test-key", batch_delay_s=0.2) as server:
-        counts = run_batches(_generator(kind, server), requests, ledger_dir, None, PRICE, None)
-        again = run_batches(_generator(kind, server), requests, ledger_dir, None, PRICE, None)
+        counts = _run(_generator(kind, server), requests, ledger_dir)
+        again = _run(_generator(kind, server), requests, ledger_dir)
         usage = server.log.usage
         created = list(server.batches.created)
         answered = _answered(server)
@@ -129,10 +137,10 @@ def test_a_driver_dying_between_submit_and_collect_resumes_the_same_batches(
         with monkeypatch.context() as patched:
             patched.setattr(batch_mode.BatchRunner, "_collect_all", dies)
             with pytest.raises(KeyboardInterrupt):
-                run_batches(_generator(kind, server), requests, ledger_dir, None, PRICE, None)
+                _run(_generator(kind, server), requests, ledger_dir)
         assert read_ledger(ledger_dir).num_rows == 0
         assert all(r.live for r in BatchRecords(ledger_dir).load())
-        counts = run_batches(_generator(kind, server), requests, ledger_dir, None, PRICE, None)
+        counts = _run(_generator(kind, server), requests, ledger_dir)
         created = list(server.batches.created)
         answered = _answered(server)
     assert (
@@ -161,8 +169,8 @@ def test_a_submission_whose_id_was_never_recorded(kind, requests, tmp_path, monk
         with monkeypatch.context() as patched:
             patched.setattr(BatchRecords, "save", dies_after_submit)
             with pytest.raises(KeyboardInterrupt):
-                run_batches(generator, requests, ledger_dir, None, PRICE, None)
-        counts = run_batches(generator, requests, ledger_dir, None, PRICE, None)
+                _run(generator, requests, ledger_dir)
+        counts = _run(generator, requests, ledger_dir)
         created = list(server.batches.created)
         answered = _answered(server)
     if kind == "anthropic":
@@ -179,7 +187,7 @@ def test_a_budget_bounds_what_is_submitted(requests, tmp_path):
         generator = _generator("openai", server)
         # room for about three requests' worst case at the batch price
         one = 0.5 * PRICE.cost(900, 400)
-        counts = run_batches(generator, requests, tmp_path, None, PRICE, 3 * one)
+        counts = _run(generator, requests, tmp_path, 3 * one)
     assert 1 <= counts["ok"] <= 4 and counts["budget_skipped"] == 10 - counts["ok"]
     assert pc.sum(read_ledger(tmp_path).column("cost_usd")).as_py() <= 3 * one
 
@@ -189,3 +197,17 @@ def test_batch_mode_needs_a_provider_with_a_batch_api():
         GeneratorConfig.model_validate(
             {"name": "m", "provider": {"kind": "markov"}, "mode": "batch"}
         )
+
+
+def test_the_estimate_prices_a_batch_generator_at_the_batch_price(requests, demo_rows):
+    from mpsynth.generation.pricing import estimate_generation
+
+    posts = pa.table({"id": [r["id"] for r in demo_rows], "text": [r["text"] for r in demo_rows]})
+    with FakeProviderServer(api_key="test-key") as server:
+        batch = _generator("openai", server)
+        live = batch.model_copy(update={"mode": "live"})
+    (as_batch,) = estimate_generation(requests, posts, [batch], PRICES, {})
+    (as_live,) = estimate_generation(requests, posts, [live], PRICES, {})
+    assert as_batch["prompt_tokens"] == as_live["prompt_tokens"] > 0
+    assert as_batch["expected_usd"] == pytest.approx(0.5 * as_live["expected_usd"])
+    assert as_batch["max_usd"] == pytest.approx(0.5 * as_live["max_usd"])

@@ -100,11 +100,6 @@ class BatchRecords:
         (self.directory / f"{record.key}.json").unlink(missing_ok=True)
 
 
-def batch_price(price: Price | None, discount: float) -> Price:
-    base = price or Price(0.0, 0.0)
-    return Price(base.input_per_mtok * discount, base.output_per_mtok * discount)
-
-
 def run_batches(
     generator: GeneratorConfig,
     requests: pa.Table,
@@ -115,8 +110,9 @@ def run_batches(
     progress_interval_s: float = 5.0,
     mirror: LedgerMirror | None = None,
 ) -> dict[str, float]:
-    """Complete this generator's requests that the ledger lacks through its provider's batch API;
-    returns this run's counts. Ledger parts and batch records also go to `mirror`."""
+    """Complete this generator's requests that the ledger lacks through its provider's batch API,
+    spending at `price` (the batch price: pricing.run_price); returns this run's counts. Ledger
+    parts and batch records also go to `mirror`."""
     if generator.provider.kind not in BATCH_KINDS:
         raise ProviderError(
             f"generator {generator.name}: mode=batch needs an openai, anthropic or gemini provider"
@@ -128,7 +124,7 @@ def run_batches(
             generator,
             ledger_dir,
             build_provider(generator.provider, generator.retry, corpus),
-            batch_price(price, generator.batch.price_factor),
+            price or Price(0.0, 0.0),
             budget_usd,
             lease,
             progress_interval_s,

@@ -61,6 +61,15 @@ def price_for(generator: GeneratorConfig, overrides: Mapping[str, PriceConfig]) 
     return None
 
 
+def run_price(generator: GeneratorConfig, overrides: Mapping[str, PriceConfig]) -> Price | None:
+    """What the generator's tokens cost in the mode it runs in: batch mode at the batch price."""
+    price = price_for(generator, overrides)
+    if price is None or generator.mode != "batch":
+        return price
+    factor = generator.batch.price_factor
+    return Price(price.input_per_mtok * factor, price.output_per_mtok * factor)
+
+
 JSON_TOKENS_PER_POST = 12  # {"platform": "...", "text": "..."} around each post
 
 
@@ -79,7 +88,7 @@ def estimate_generation(
     )
     rows = []
     for generator in generators:
-        price = price_for(generator, overrides)
+        price = run_price(generator, overrides)
         todo = prompt = expected = maximum = 0
         count = 0
         for request in requests.filter(
