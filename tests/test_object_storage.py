@@ -159,6 +159,7 @@ def _config(path, run_dir, data, server):
 
 @pytest.mark.slow
 @pytest.mark.ray
+@pytest.mark.timeout(900)  # three runs of the pipeline: the killed one, its resumption, a local one
 def test_a_run_on_s3_killed_mid_generate_resumes_from_a_fresh_machine(
     s3, tmp_path, demo_rows, monkeypatch
 ):

@@ -100,6 +100,7 @@ def _wait_for_jobs_api(ray: Path, address: str, env: dict, head: subprocess.Pope
     raise AssertionError(f"the head's job API did not come up at {address}")
 
 
+@pytest.mark.timeout(900)  # a head node's start, then the whole pipeline as a job
 def test_the_demo_runs_as_a_submitted_job(tmp_path, demo_rows, ray_head):
     address, env, ray_temp = ray_head
     key = env["MPSYNTH_JOB_KEY"]
