@@ -190,10 +190,18 @@ def run_pipeline(
     force = set(force)
     preflight(config, until)  # before the run directory exists: a bad input leaves nothing behind
     run = RunDirectory.open(config.run_dir)
+    with _claimed(run):
+        return _run_stages(config, run, until, force)
+
+
+@contextmanager
+def _claimed(run: RunDirectory) -> Iterator[None]:
+    """The run directory held by this process, its log open; the log pushed at the end when the
+    run directory is remote."""
     with run.claimed():
         console.open_run_log(run.root)
         try:
-            return _run_stages(config, run, until, force)
+            yield
         finally:
             run.push_log()
 
@@ -302,8 +310,7 @@ def evaluate_files(
     check_run_dir(config.run_dir)
     check_inputs(config.ingest)
     run = RunDirectory.open(config.run_dir)
-    with run.claimed():
-        console.open_run_log(run.root)
+    with _claimed(run):
         _run_stages(config, run, "topics", set())
         ctx = StageContext(config, run)
         started = time.perf_counter()
@@ -334,4 +341,4 @@ def evaluate_files(
                 run.record(
                     stage, fingerprint({"external": files, "stage": stage}), started, stage_rows
                 )
-    return run.manifest()
+        return run.manifest()
