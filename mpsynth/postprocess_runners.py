@@ -15,7 +15,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from mpsynth import schema
+from mpsynth import console, schema
 from mpsynth.metrics.privacy import RealCorpusIndex
 from mpsynth.stage_context import StageContext, write_table
 
@@ -71,6 +71,7 @@ def calibrate_sets(
             strict=True,
         )
     )
+    log.info("postprocess: profiling the entities of %d real posts for calibration", posts.num_rows)
     profiles = profile(
         posts.column("text").to_pylist(),
         posts.column("platform").to_pylist(),
@@ -98,11 +99,13 @@ def real_index(ctx: StageContext) -> RealCorpusIndex | None:
     if not any(ctx.config.postprocess.copies.model_dump().values()):
         return None
     real = pq.read_table(ctx.path("ingest", "posts.parquet"), columns=["id", "text", "author"])
-    return RealCorpusIndex(
-        real.column("id").to_pylist(),
-        real.column("text").to_pylist(),
-        real.column("author").to_pylist(),
-    )
+    with console.progress("postprocess: indexing real posts", real.num_rows, "posts") as shown:
+        return RealCorpusIndex(
+            real.column("id").to_pylist(),
+            real.column("text").to_pylist(),
+            real.column("author").to_pylist(),
+            progress=lambda done: shown.update(done=done),
+        )
 
 
 def drop_copies(

@@ -6,7 +6,9 @@ import pyarrow as pa
 import pytest
 
 from mpsynth.metrics.lexical import (
+    UNQUALIFIED,
     add_lexical_features,
+    emoji_spans,
     emojis_in,
     lexical_features,
     lexical_metric_values,
@@ -61,14 +63,28 @@ def test_patterns_do_not_fire_inside_words(text, hashtags, mentions):
     assert (features["hashtags"][0], features["mentions"][0]) == (hashtags, mentions)
 
 
-def test_vectorised_emoji_count_equals_the_per_post_rule_on_every_demo_post(demo_rows):
+def whole_text_emoji_spans(text):
+    """The rule applied by the emoji library's tokenizer to the whole post, character by character."""
+    found = []
+    for token in emoji.analyze(text, join_emoji=True):
+        match = token.value
+        if len(match.emoji) == 1 and (match.data or {}).get("status") == UNQUALIFIED:
+            continue
+        found.append((match.start, match.end, match.emoji))
+    return found
+
+
+def test_emoji_spans_and_vectorised_counts_equal_the_whole_text_rule_on_every_demo_post(
+    demo_rows,
+):
     texts = [r["text"] for r in demo_rows]
+    expected = [whole_text_emoji_spans(t) for t in texts]
+    assert sum(map(len, expected)) > 100  # the check means something only if emojis are there
+    assert [emoji_spans(t) for t in texts] == expected  # runs only: same emojis, same offsets
     features = lexical_features(pa.chunked_array([pa.array(texts[:2000]), pa.array(texts[2000:])]))
-    expected = np.array([len(emojis_in(t)) for t in texts])
-    assert expected.sum() > 100  # the check means something only if emojis are there
-    np.testing.assert_array_equal(features["emojis"], expected)
+    np.testing.assert_array_equal(features["emojis"], [len(found) for found in expected])
     # the library counts text-default symbols too: the rule differs from it on real posts
-    assert sum(emoji.emoji_count(t) for t in texts) > expected.sum()
+    assert sum(emoji.emoji_count(t) for t in texts) > sum(map(len, expected))
 
 
 @pytest.mark.parametrize(

@@ -65,24 +65,25 @@ def emojis_in(text: str) -> list[str]:
 
 
 def emoji_spans(text: str) -> list[tuple[int, int, str]]:
-    """(start, end, emoji) of every emoji of a post, by the rules of `emojis_in`."""
+    """(start, end, emoji) of every emoji of a post, by the rules of `emojis_in`. Only the runs of
+    characters that can make up an emoji go through the library's per-character tokenizer."""
     found = []
-    for token in emoji.analyze(text, join_emoji=True):
-        match = token.value
-        status = (match.data or {}).get("status")
-        if len(match.emoji) == 1 and status == UNQUALIFIED:
-            continue  # a text-default symbol written as text
-        found.append((match.start, match.end, match.emoji))
+    for run in _emoji_runs().finditer(text):
+        offset = run.start()
+        for token in emoji.analyze(run.group(), join_emoji=True):
+            match = token.value
+            status = (match.data or {}).get("status")
+            if len(match.emoji) == 1 and status == UNQUALIFIED:
+                continue  # a text-default symbol written as text
+            found.append((offset + match.start, offset + match.end, match.emoji))
     return found
 
 
 def count_emojis(texts: pa.Array) -> np.ndarray:
     counts = np.zeros(len(texts), dtype=np.int64)
     candidates = pc.match_substring_regex(texts, _emoji_candidate_class()).fill_null(False)
-    runs = _emoji_runs()
     for index in np.flatnonzero(candidates.to_numpy(zero_copy_only=False)):
-        text = texts[int(index)].as_py()
-        counts[index] = sum(len(emojis_in(run)) for run in runs.findall(text))
+        counts[index] = len(emoji_spans(texts[int(index)].as_py()))
     return counts
 
 

@@ -46,6 +46,16 @@ def spans(text: str, platform: str | None, kind: str) -> list[tuple[int, int]]:
     return [(s, e) for s, e, k in entity_spans(text, platform) if k == kind]
 
 
+def spans_by_kind(text: str, platform: str | None) -> dict[str, list[tuple[int, int]]]:
+    """`spans` of every kind at once: the post is read once for its entities, once for emojis."""
+    found: dict[str, list[tuple[int, int]]] = {kind: [] for kind in KINDS}
+    for start, end, kind in entity_spans(text, platform):
+        if kind in found:
+            found[kind].append((start, end))
+    found["emojis"] = [(start, end) for start, end, _ in emoji_spans(text)]
+    return found
+
+
 @dataclass
 class KindProfile:
     share: float  # of posts with at least one
@@ -74,11 +84,12 @@ def profile(
     profiles = {}
     for platform, rows in sorted(by_platform.items()):
         found = PlatformProfile(len(rows), {})
+        located_in = [spans_by_kind(texts[row], platform) for row in rows]
         for kind in KINDS:
             counts, places = [], np.zeros(3)
-            for row in rows:
+            for row, located_by_kind in zip(rows, located_in, strict=True):
                 text = texts[row]
-                located = spans(text, platform, kind)
+                located = located_by_kind[kind]
                 if not located:
                     continue
                 counts.append(len(located))
