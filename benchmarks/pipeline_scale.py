@@ -15,6 +15,7 @@ per-post families on a sample per platform. Printed per stage: seconds, posts pe
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import re
@@ -155,8 +156,12 @@ def main() -> None:
     real = real_posts(paths)
     print(f"real posts after ingest: {real.num_rows:,}")
     results = []
+    if args.work:
+        args.work.mkdir(parents=True, exist_ok=True)
     with (
-        tempfile.TemporaryDirectory(dir=args.work) as tmp,
+        contextlib.nullcontext(str(args.work))
+        if args.work
+        else tempfile.TemporaryDirectory() as tmp,
         ray_session(RayConfig()),
         FakeProviderServer(api_key="scale-key", latency_s=args.latency) as server,
     ):
