@@ -2,6 +2,11 @@ from __future__ import annotations
 
 import csv
 import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -118,3 +123,39 @@ def fake_openai_generator(name: str, base_url: str, key_env: str, **extra) -> di
         },
         **extra,
     }
+
+
+def slow_fake_openai_generator(base_url: str) -> dict:
+    """`fakegpt`: two worker actors sending one request at a time each, so a run can be killed
+    between its answers."""
+    return fake_openai_generator(
+        "fakegpt",
+        base_url,
+        "MPSYNTH_TEST_KEY",
+        actors=2,
+        rate={"concurrency": 1},
+        retry={"base_delay_s": 0.05, "timeout_s": 10},
+    )
+
+
+def kill_run_when(
+    config_path: Path, ready: Callable[[], bool], env: dict[str, str], timeout_s: float
+) -> None:
+    """Start `mpsynth run` in a process group of its own, wait until `ready()`, then SIGKILL the
+    group: the driver and every Ray process it started, with no chance to clean up."""
+    driver = subprocess.Popen(
+        [sys.executable, "-m", "mpsynth.cli", "run", str(config_path)],
+        cwd=REPO,
+        env={**os.environ, **env},
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline and not ready():
+            assert driver.poll() is None, "the driver ended before it could be killed"
+            time.sleep(0.2)
+    finally:
+        os.killpg(driver.pid, signal.SIGKILL)
+        driver.wait()

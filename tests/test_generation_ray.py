@@ -5,9 +5,6 @@ from __future__ import annotations
 
 import os
 import re
-import signal
-import subprocess
-import sys
 import threading
 import time
 
@@ -20,7 +17,13 @@ from mpsynth.config import load_config
 from mpsynth.generation.ledger import read_ledger
 from mpsynth.pipeline import estimate, run_pipeline
 from mpsynth.testing import FakeProviderServer
-from tests.conftest import DEMO_COLUMNS, REPO, fake_openai_generator, first_per_platform, write_csv
+from tests.conftest import (
+    DEMO_COLUMNS,
+    first_per_platform,
+    kill_run_when,
+    slow_fake_openai_generator,
+    write_csv,
+)
 
 pytestmark = [pytest.mark.slow, pytest.mark.ray]
 PRICE = {"input_per_mtok": 1.0, "output_per_mtok": 2.0}
@@ -67,14 +70,7 @@ def _config(run_dir, data, server):
             "prices": {"test-model": PRICE},
             "generators": [
                 {"name": "markov", "provider": {"kind": "markov"}},
-                fake_openai_generator(
-                    "fakegpt",
-                    server.base_url,
-                    "MPSYNTH_TEST_KEY",
-                    actors=2,
-                    rate={"concurrency": 1},
-                    retry={"base_delay_s": 0.05, "timeout_s": 10},
-                ),
+                slow_fake_openai_generator(server.base_url),
             ],
         },
     }
@@ -175,22 +171,12 @@ def test_killing_the_driver_then_rerunning_completes_each_request_once(
     run_dir = tmp_path / "run"
     config_path = _config(run_dir, data, server)
     ledger_dir = run_dir / "ledger" / "fakegpt"
-    driver = subprocess.Popen(
-        [sys.executable, "-m", "mpsynth.cli", "run", str(config_path)],
-        cwd=REPO,
-        env={**os.environ, "MPSYNTH_TEST_KEY": "test-key"},
-        start_new_session=True,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+    kill_run_when(
+        config_path,
+        lambda: len(list(ledger_dir.glob("part-*.parquet"))) >= 4,
+        {"MPSYNTH_TEST_KEY": "test-key"},
+        timeout_s=240,
     )
-    try:
-        deadline = time.monotonic() + 240
-        while time.monotonic() < deadline and len(list(ledger_dir.glob("part-*.parquet"))) < 4:
-            assert driver.poll() is None, "the driver ended before it could be killed"
-            time.sleep(0.1)
-    finally:
-        os.killpg(driver.pid, signal.SIGKILL)  # the driver and the Ray processes it started
-        driver.wait()
     partial = read_ledger(ledger_dir).num_rows
     requests = pq.read_table(run_dir / "prompts" / "requests.parquet")
     total = pc.sum(pc.equal(requests["generator"], "fakegpt")).as_py()

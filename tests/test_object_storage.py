@@ -7,9 +7,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
-import subprocess
-import sys
 import time
 import urllib.request
 
@@ -25,7 +22,14 @@ from mpsynth.errors import InputError
 from mpsynth.rundir import RunDirectory
 from mpsynth.storage import is_remote
 from mpsynth.testing import FakeProviderServer
-from tests.conftest import DEMO_COLUMNS, REPO, fake_openai_generator, first_per_platform, write_csv
+from tests.conftest import (
+    DEMO_COLUMNS,
+    REPO,
+    first_per_platform,
+    kill_run_when,
+    slow_fake_openai_generator,
+    write_csv,
+)
 
 BUCKET = "mpsynth-test"
 
@@ -141,16 +145,7 @@ def _config(path, run_dir, data, server):
             "n_posts": 90,
             "flush_every": 1,
             "progress_interval_s": 0.5,
-            "generators": [
-                fake_openai_generator(
-                    "fakegpt",
-                    server.base_url,
-                    "MPSYNTH_TEST_KEY",
-                    actors=2,
-                    rate={"concurrency": 1},
-                    retry={"base_delay_s": 0.05, "timeout_s": 10},
-                )
-            ],
+            "generators": [slow_fake_openai_generator(server.base_url)],
         },
     }
     path.write_text(yaml.safe_dump(raw))
@@ -174,25 +169,12 @@ def test_a_run_on_s3_killed_mid_generate_resumes_from_a_fresh_machine(
     prefix = f"{BUCKET}/runs/killed"
     with FakeProviderServer(api_key="test-key", latency_s=0.25) as server:
         config_path = _config(tmp_path / "s3.yaml", remote, f"s3://{BUCKET}/data/posts.csv", server)
-        driver = subprocess.Popen(
-            [sys.executable, "-m", "mpsynth.cli", "run", str(config_path)],
-            cwd=REPO,
-            env={**os.environ, "RAY_TMPDIR": "/tmp"},
-            start_new_session=True,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
+        kill_run_when(
+            config_path,
+            lambda: sum(f.startswith("ledger/fakegpt/part-") for f in _files(s3, prefix)) >= 4,
+            {"RAY_TMPDIR": "/tmp"},
+            timeout_s=300,
         )
-        try:
-            deadline = time.monotonic() + 300
-            while time.monotonic() < deadline:
-                parts = [f for f in _files(s3, prefix) if f.startswith("ledger/fakegpt/part-")]
-                if len(parts) >= 4:
-                    break
-                assert driver.poll() is None, "the driver ended before it could be killed"
-                time.sleep(0.2)
-        finally:
-            os.killpg(driver.pid, signal.SIGKILL)  # the driver and the Ray processes it started
-            driver.wait()
         before = set(_files(s3, prefix))
         assert "generate/completions.parquet" not in before  # generate never committed
         committed = load_manifest(s3, prefix)["stages"]
