@@ -31,6 +31,7 @@ browser:
 test: $(STAMP) browser
 	$(BIN)/ruff check mpsynth tests jobs benchmarks scripts
 	$(BIN)/ruff format --check mpsynth tests jobs benchmarks scripts
+	$(BIN)/lint-imports
 	$(BIN)/pytest -m "not gpu"
 
 lint: $(STAMP)

@@ -20,8 +20,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from mpsynth.config import RunConfig
-from mpsynth.pipeline import run_pipeline
-from mpsynth.stages.calibrate import KINDS, calibrate, profile, spans
+from mpsynth.orchestration.pipeline import run_pipeline
+from mpsynth.stages.postprocess.calibrate import KINDS, calibrate, profile, spans
 
 REPO = Path(__file__).resolve().parents[1]
 FILES = ("politics_twitter_ira.csv", "politics_reddit_meiu22.csv")

@@ -22,10 +22,10 @@ import pyarrow.parquet as pq
 from mpsynth.config import RayConfig, build_config
 from mpsynth.distributed.session import ray_session
 from mpsynth.embedders.lsa import LsaEmbedder
-from mpsynth.evaluation_runners import run_evaluate
-from mpsynth.rundir import RunDirectory
-from mpsynth.stage_context import StageContext
+from mpsynth.rundir.context import StageContext
+from mpsynth.rundir.directory import RunDirectory
 from mpsynth.stages.embed import embeddings_column
+from mpsynth.stages.evaluate.runner import run_evaluate
 from mpsynth.stages.topics import assign_topics
 
 try:  # run as a script from the repository root

@@ -19,8 +19,8 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from mpsynth import schema
 from mpsynth.config import GeneratorConfig, RayConfig, load_config
+from mpsynth.core import schema
 from mpsynth.distributed.generation import run_generator
 from mpsynth.distributed.session import ray_session
 from mpsynth.generation.ledger import read_ledger
@@ -132,7 +132,7 @@ def scenario(
 
 def demo_estimate(server: FakeProviderServer, work: Path) -> None:
     """`mpsynth estimate` on the demo config with a generator on the fake server, then the run."""
-    from mpsynth.pipeline import estimate, run_pipeline
+    from mpsynth.orchestration.pipeline import estimate, run_pipeline
 
     provider = f"{{kind: openai, model: gpt-4o-mini, base_url: '{server.base_url}', api_key_env: {KEY_ENV}}}"
     generator = f"{{name: fake, provider: {provider}, actors: 2, rate: {{concurrency: 8}}}}"
@@ -163,7 +163,7 @@ def demo_estimate(server: FakeProviderServer, work: Path) -> None:
 def demo_batch(server: FakeProviderServer, work: Path) -> None:
     """The demo with its generator in batch mode on the fake server: the spend the run records
     against the server's tokens at the live and the batch price."""
-    from mpsynth.pipeline import run_pipeline
+    from mpsynth.orchestration.pipeline import run_pipeline
 
     provider = f"{{kind: openai, model: gpt-4o-mini, base_url: '{server.base_url}', api_key_env: {KEY_ENV}}}"
     generator = f"{{name: fakebatch, provider: {provider}, mode: batch, batch: {{max_requests: 100, poll_interval_s: 0.5}}}}"

@@ -18,8 +18,8 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 
 from mpsynth.config import IngestConfig
-from mpsynth.readers import read_csv
-from mpsynth.stages.ingest import ingest
+from mpsynth.stages.ingest.normalise import ingest
+from mpsynth.stages.ingest.readers import read_csv
 
 REPO = Path(__file__).resolve().parents[1]
 COLUMNS = ["platform", "id", "timestamp", "author", "text", "lang", "label"]

@@ -28,9 +28,9 @@ import psutil
 import yaml
 
 from mpsynth.config import RayConfig, load_config
+from mpsynth.config.run import PIPELINES
 from mpsynth.distributed.session import ray_session
-from mpsynth.pipeline import run_pipeline
-from mpsynth.stages import PIPELINES
+from mpsynth.orchestration.pipeline import run_pipeline
 from mpsynth.testing import FakeProviderServer
 from mpsynth.testing.corpus import build_corpus, real_posts
 from mpsynth.testing.memory import MemoryTrace

@@ -21,7 +21,7 @@ import numpy as np
 from mpsynth.config import RayConfig
 from mpsynth.distributed.session import ray_session
 from mpsynth.distributed.tasks import map_tasks
-from mpsynth.stages.utility import REAL, Cell, GridData, Labelled, run_cell
+from mpsynth.labelled.utility import REAL, Cell, GridData, Labelled, run_cell
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -1,4 +1,4 @@
-"""The `mpsynth` command: a thin layer over mpsynth.pipeline."""
+"""The `mpsynth` command: a thin layer over mpsynth.orchestration."""
 
 from __future__ import annotations
 
@@ -9,14 +9,14 @@ import sys
 import click
 
 from mpsynth.config import load_config
-from mpsynth.errors import MpsynthError
-from mpsynth.stages import STAGES
+from mpsynth.config.run import STAGES
+from mpsynth.core.errors import MpsynthError
 
 log = logging.getLogger("mpsynth")
 
 
 def _run(config_path: str, overrides: tuple[str, ...], until: str | None, force: set[str]) -> None:
-    from mpsynth.pipeline import run_pipeline
+    from mpsynth.orchestration.pipeline import run_pipeline
 
     config = load_config(config_path, overrides)
     run_pipeline(config, until=until, force=force)
@@ -42,7 +42,7 @@ _overrides = click.option(
 )
 def cli(verbose: bool) -> None:
     """Synthetic multi-platform social-media datasets from real posts, with fidelity reports."""
-    from mpsynth import console
+    from mpsynth.core import console
 
     console.setup(verbose)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -63,7 +63,7 @@ def run(config: str, overrides: tuple[str, ...], force: bool) -> None:
 @_overrides
 def estimate_command(config: str, overrides: tuple[str, ...]) -> None:
     """Print requests, tokens and dollars per generator before anything is generated."""
-    from mpsynth.pipeline import estimate
+    from mpsynth.orchestration.pipeline import estimate
 
     rows = estimate(load_config(config, overrides))
     click.echo(
@@ -142,8 +142,8 @@ def evaluate_command(
     from pathlib import Path
 
     from mpsynth.config import apply_overrides, build_config
-    from mpsynth.errors import ConfigError
-    from mpsynth.pipeline import evaluate_files
+    from mpsynth.core.errors import ConfigError
+    from mpsynth.orchestration.pipeline import evaluate_files
 
     if real is None:
         if config is None:
@@ -170,7 +170,7 @@ def evaluate_command(
 def _synthetic_input(columns: tuple[str, ...], platform: str | None) -> dict:
     """--synthetic-column/--synthetic-platform as an ingest input's settings, validated as one."""
     from mpsynth.config import ColumnMap, InputSpec
-    from mpsynth.errors import ConfigError
+    from mpsynth.core.errors import ConfigError
 
     mapping = {}
     for item in columns:

@@ -10,8 +10,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
 
-from mpsynth import schema
 from mpsynth.config import GeneratorConfig, PriceConfig
+from mpsynth.core import schema
 from mpsynth.generation import batch as batch_mode
 from mpsynth.generation.batch import BatchRecords, run_batches
 from mpsynth.generation.ledger import read_ledger

@@ -9,7 +9,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from mpsynth.stages.calibrate import KINDS, calibrate, profile, spans
+from mpsynth.stages.postprocess.calibrate import KINDS, calibrate, profile, spans
 from tests.conftest import read_rows
 
 

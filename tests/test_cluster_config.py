@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from mpsynth.config import load_config
-from mpsynth.errors import ConfigError
+from mpsynth.core.errors import ConfigError
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -56,7 +56,7 @@ def test_nodes_install_the_wheel_built_from_this_checkout(cluster, tmp_path):
     (wheel,) = tmp_path.glob("mpsynth-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
     assert "mpsynth/metrics/tlds.txt" in names and "mpsynth/templates/mptm.txt" in names
-    assert "mpsynth/pipeline.py" in names
+    assert "mpsynth/orchestration/pipeline.py" in names
 
 
 def test_the_cluster_run_config_asks_for_what_the_node_types_declare(cluster):

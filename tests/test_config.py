@@ -6,7 +6,7 @@ import pydantic
 import pytest
 
 from mpsynth.config import apply_overrides, build_config, load_config
-from mpsynth.errors import ConfigError
+from mpsynth.core.errors import ConfigError
 from tests.conftest import REPO
 
 DEMO = REPO / "configs" / "demo.yaml"

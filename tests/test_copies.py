@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from mpsynth.config import CopiesConfig
 from mpsynth.metrics.privacy import RealCorpusIndex
-from mpsynth.stages.copies import copy_reasons, tally
+from mpsynth.stages.postprocess.copies import copy_reasons, tally
 
 REAL = {
     "r1": "The senate vote on the border bill is set for Thursday, call your representative today",

@@ -10,7 +10,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from mpsynth.config import IngestConfig
-from mpsynth.stages.ingest import ingest
+from mpsynth.stages.ingest.normalise import ingest
 from mpsynth.testing.corpus import build_corpus, real_posts
 
 DEMO = Path(__file__).resolve().parents[1] / "data" / "demo" / "posts.csv"

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from mpsynth.classifier import TextClassifier
-from mpsynth.labelled_config import CuesConfig
-from mpsynth.stages.cues import build_cues, extract_cues, remove_words, shap_matrix
+from mpsynth.config.labelled import CuesConfig
+from mpsynth.labelled.classifier import TextClassifier
+from mpsynth.labelled.cues import build_cues, extract_cues, remove_words, shap_matrix
 from tests.conftest import read_rows
 
 

@@ -9,8 +9,8 @@ from mpsynth.config import (
     OpenAIEmbedderConfig,
     SentenceTransformersEmbedderConfig,
 )
+from mpsynth.core.errors import ConfigError, InputError, MissingDependencyError, ProviderError
 from mpsynth.embedders import load_embedder, prepare_embedder
-from mpsynth.errors import ConfigError, InputError, MissingDependencyError, ProviderError
 from mpsynth.stages.embed import EmbedBatch, embeddings_matrix
 from mpsynth.testing import (
     FakeProviderServer,

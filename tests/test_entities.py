@@ -4,7 +4,7 @@ from collections import Counter
 
 import pytest
 
-from mpsynth.errors import MissingDependencyError
+from mpsynth.core.errors import MissingDependencyError
 from mpsynth.metrics.entities import entity_counts, entity_metrics, load_pipeline
 from mpsynth.testing import build_tiny_ner_pipeline
 

@@ -12,7 +12,7 @@ import pytest
 from mpsynth.config import EvaluateConfig, LsaEmbedderConfig
 from mpsynth.embedders.lsa import LsaEmbedder
 from mpsynth.metrics.lexical import add_lexical_features
-from mpsynth.stages.evaluate import PostFeatures, family_metrics, lexical_metrics
+from mpsynth.stages.evaluate.aggregate import PostFeatures, family_metrics, lexical_metrics
 from mpsynth.stages.topics import assign_topics
 from mpsynth.testing import build_tiny_ner_pipeline
 from tests.conftest import first_per_platform

@@ -15,7 +15,7 @@ import yaml
 
 from mpsynth.config import load_config
 from mpsynth.generation.ledger import read_ledger
-from mpsynth.pipeline import estimate, run_pipeline
+from mpsynth.orchestration.pipeline import estimate, run_pipeline
 from mpsynth.testing import FakeProviderServer
 from tests.conftest import (
     DEMO_COLUMNS,

@@ -8,9 +8,9 @@ import pyarrow.parquet as pq
 import pytest
 
 from mpsynth.config import IngestConfig
-from mpsynth.errors import InputError
-from mpsynth.platforms import normalise_platform
-from mpsynth.stages.ingest import ingest
+from mpsynth.core.errors import InputError
+from mpsynth.core.platforms import normalise_platform
+from mpsynth.stages.ingest.normalise import ingest
 from tests.conftest import DEMO_COLUMNS, first_per_platform, read_rows, write_csv
 
 

@@ -11,8 +11,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from mpsynth.config import IngestConfig
-from mpsynth.errors import InputError
-from mpsynth.stages.ingest import check_inputs, ingest
+from mpsynth.core.errors import InputError
+from mpsynth.stages.ingest.normalise import check_inputs, ingest
 from tests.conftest import DEMO_COLUMNS, first_per_platform, write_csv
 
 

@@ -16,8 +16,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from mpsynth.config import IngestConfig
-from mpsynth.errors import InputError
-from mpsynth.stages.ingest import ingest
+from mpsynth.core.errors import InputError
+from mpsynth.stages.ingest.normalise import ingest
 
 FUZZ = settings(
     max_examples=300,

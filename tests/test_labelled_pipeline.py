@@ -11,11 +11,11 @@ import pytest
 
 from mpsynth.cli import main
 from mpsynth.config import load_config
-from mpsynth.labelled_runners import grid_data, seed_classifier
-from mpsynth.rundir import RunDirectory
-from mpsynth.stage_context import StageContext
-from mpsynth.stages import PIPELINES
-from mpsynth.stages.utility import plan_cells, training_set
+from mpsynth.config.run import PIPELINES
+from mpsynth.labelled.cues import seed_classifier
+from mpsynth.labelled.utility import grid_data, plan_cells, training_set
+from mpsynth.rundir.context import StageContext
+from mpsynth.rundir.directory import RunDirectory
 from tests.conftest import REPO, read_rows, write_csv
 
 pytestmark = [pytest.mark.slow, pytest.mark.ray]

@@ -7,9 +7,9 @@ from collections import Counter
 import pyarrow as pa
 import pytest
 
-from mpsynth.errors import ConfigError, InputError
-from mpsynth.labelled_config import LabelledConfig
-from mpsynth.stages.labels import (
+from mpsynth.config.labelled import LabelledConfig
+from mpsynth.core.errors import ConfigError, InputError
+from mpsynth.labelled.labels import (
     GOEMOTIONS_EKMAN,
     assign_labels,
     class_targets,
@@ -136,7 +136,7 @@ def _config(tmp_path, data, **extra):
 
 
 def test_a_labelled_run_without_a_label_column_stops_before_any_work(tmp_path):
-    from mpsynth.pipeline import preflight
+    from mpsynth.orchestration.pipeline import preflight
     from tests.conftest import TEST_DATA
 
     config = _config(tmp_path, TEST_DATA / "ira_tweets.csv", pipeline="labelled")
@@ -146,8 +146,8 @@ def test_a_labelled_run_without_a_label_column_stops_before_any_work(tmp_path):
 
 
 def test_a_stage_outside_the_runs_pipeline_is_named(tmp_path):
-    from mpsynth.errors import StageError
-    from mpsynth.pipeline import run_pipeline
+    from mpsynth.core.errors import StageError
+    from mpsynth.orchestration.pipeline import run_pipeline
     from tests.conftest import TEST_DATA
 
     config = _config(tmp_path, TEST_DATA / "trac1_aggression.csv")

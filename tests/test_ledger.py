@@ -39,7 +39,7 @@ def test_settled_prefers_the_first_success_over_later_failures():
     ]
     import pyarrow as pa
 
-    from mpsynth import schema
+    from mpsynth.core import schema
 
     table = pa.Table.from_pylist(writers, schema=schema.COMPLETIONS)
     best = settled(table)

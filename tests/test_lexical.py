@@ -166,8 +166,8 @@ def test_word_counts_match_python_split_on_every_demo_post(demo_rows):
 
 
 def test_bootstrap_of_a_two_sample_statistic():
-    from mpsynth.metrics.sentiment import class_shares, js_divergence
-    from mpsynth.metrics.stats import bootstrap_statistic_ci
+    from mpsynth.metrics.sentiment import class_shares
+    from mpsynth.metrics.stats import bootstrap_statistic_ci, js_divergence
 
     def divergence(a, b):
         return js_divergence(class_shares(a), class_shares(b))

@@ -5,7 +5,7 @@ import json
 
 import numpy as np
 
-from mpsynth.generation.config import MarkovProviderConfig
+from mpsynth.config.generation import MarkovProviderConfig
 from mpsynth.providers import GenerationRequest
 from mpsynth.providers.markov import BEGIN, MarkovChain, MarkovProvider
 from tests.conftest import first_per_platform

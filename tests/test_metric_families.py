@@ -8,8 +8,9 @@ import pytest
 
 from mpsynth.metrics.detectability import detectability_auc
 from mpsynth.metrics.linguistic import distinct_n, linguistic_metrics, mattr, tokenize
-from mpsynth.metrics.sentiment import class_shares, js_divergence, sentiment_classes, vader_compound
+from mpsynth.metrics.sentiment import class_shares, sentiment_classes, vader_compound
 from mpsynth.metrics.similarity import mean_within_similarity, nearest_similarity, shares_above
+from mpsynth.metrics.stats import js_divergence
 from mpsynth.metrics.topic_overlap import topic_overlap
 
 

@@ -18,9 +18,9 @@ import pytest
 import yaml
 
 from mpsynth.config import load_config
-from mpsynth.errors import InputError
-from mpsynth.rundir import RunDirectory
-from mpsynth.storage import is_remote
+from mpsynth.core.errors import InputError
+from mpsynth.core.locations import is_remote
+from mpsynth.rundir.directory import RunDirectory
 from mpsynth.testing import FakeProviderServer
 from tests.conftest import (
     DEMO_COLUMNS,
@@ -113,8 +113,8 @@ def test_a_stage_counts_once_the_remote_manifest_says_so(s3):
 
 
 def test_a_remote_input_is_read_and_fingerprinted_by_its_uri(s3, tmp_path, demo_rows):
-    from mpsynth.pipeline import _input_files
-    from mpsynth.stages.ingest import ingest
+    from mpsynth.orchestration.plan import _input_files
+    from mpsynth.stages.ingest.normalise import ingest
 
     local = write_csv(tmp_path / "posts.csv", first_per_platform(demo_rows, 5), DEMO_COLUMNS)
     _put(s3, f"{BUCKET}/inputs/posts.csv", local.read_bytes())
@@ -160,7 +160,7 @@ def test_a_run_on_s3_killed_mid_generate_resumes_from_a_fresh_machine(
 ):
     from mpsynth.config import RayConfig
     from mpsynth.distributed.session import ray_session
-    from mpsynth.pipeline import run_pipeline
+    from mpsynth.orchestration.pipeline import run_pipeline
 
     monkeypatch.setenv("MPSYNTH_TEST_KEY", "test-key")
     data = write_csv(tmp_path / "posts.csv", first_per_platform(demo_rows, 80), DEMO_COLUMNS)

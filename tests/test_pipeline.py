@@ -15,8 +15,8 @@ import yaml
 
 from mpsynth.cli import main
 from mpsynth.config import load_config
-from mpsynth.pipeline import run_pipeline
-from mpsynth.stages import PIPELINES
+from mpsynth.config.run import PIPELINES
+from mpsynth.orchestration.pipeline import run_pipeline
 from tests.conftest import DEMO_COLUMNS, first_per_platform, write_csv
 
 pytestmark = [pytest.mark.slow, pytest.mark.ray]

@@ -5,9 +5,9 @@ import json
 import pyarrow as pa
 import pytest
 
-from mpsynth import schema
+from mpsynth.core import schema
 from mpsynth.providers.output import OutputFormatError, parse_posts
-from mpsynth.stages.postprocess import postprocess
+from mpsynth.stages.postprocess.parse import postprocess
 from tests.conftest import ledger_row
 
 

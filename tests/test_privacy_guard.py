@@ -9,13 +9,13 @@ import re
 import pyarrow as pa
 import pytest
 
-from mpsynth import schema
 from mpsynth.config import GeneratorConfig, PromptsConfig
+from mpsynth.core import schema
 from mpsynth.generation.pricing import Price
 from mpsynth.metrics.extraction import extract
 from mpsynth.providers import GenerationRequest
-from mpsynth.stages.prompts import build_requests
-from mpsynth.stages.pseudonymise import KINDS, Pseudonymiser
+from mpsynth.stages.prompts.build import build_requests
+from mpsynth.stages.prompts.guard import KINDS, Pseudonymiser
 from mpsynth.testing import FakeProviderServer
 from tests.conftest import read_rows, run_engine
 

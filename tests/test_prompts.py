@@ -4,9 +4,9 @@ import pyarrow as pa
 import pytest
 
 from mpsynth.config import GeneratorConfig, PromptsConfig
-from mpsynth.errors import ConfigError
-from mpsynth.generation.config import MarkovProviderConfig
-from mpsynth.stages.prompts import build_requests, load_template
+from mpsynth.config.generation import MarkovProviderConfig
+from mpsynth.core.errors import ConfigError
+from mpsynth.stages.prompts.build import build_requests, load_template
 from tests.conftest import first_per_platform
 
 

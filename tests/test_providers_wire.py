@@ -8,7 +8,7 @@ import json
 import pytest
 
 from mpsynth.config import GeneratorConfig
-from mpsynth.errors import ConfigError
+from mpsynth.core.errors import ConfigError
 from mpsynth.generation.pricing import Price
 from mpsynth.generation.ratelimit import CircuitOpen
 from mpsynth.providers import FatalProviderError, GenerationRequest, build_provider

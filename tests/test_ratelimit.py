@@ -4,7 +4,7 @@ import asyncio
 
 import pytest
 
-from mpsynth.generation.config import CircuitBreakerConfig, RateLimitConfig
+from mpsynth.config.generation import CircuitBreakerConfig, RateLimitConfig
 from mpsynth.generation.ratelimit import BudgetExhausted, CircuitOpen, RateGovernor
 
 

@@ -22,7 +22,7 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
-from mpsynth.stages import PIPELINES
+from mpsynth.config.run import PIPELINES
 from mpsynth.testing import FakeProviderServer
 from tests.conftest import DEMO_COLUMNS, first_per_platform, hosted_run_config, write_csv
 

@@ -4,7 +4,8 @@ import time
 
 import pytest
 
-from mpsynth.rundir import RunDirectory, fingerprint
+from mpsynth.core.fingerprint import fingerprint
+from mpsynth.rundir.directory import RunDirectory
 
 
 def test_failed_stage_leaves_nothing_behind(tmp_path):
@@ -21,14 +22,14 @@ def test_a_run_directory_is_held_by_one_process_at_a_time(tmp_path):
     import subprocess
     import sys
 
-    from mpsynth.errors import StageError
+    from mpsynth.core.errors import StageError
 
     run = RunDirectory(tmp_path / "run")
     holder = subprocess.Popen(
         [
             sys.executable,
             "-c",
-            "import sys, time; from mpsynth.rundir import RunDirectory\n"
+            "import sys, time; from mpsynth.rundir.directory import RunDirectory\n"
             f"with RunDirectory({str(tmp_path / 'run')!r}).exclusive():\n"
             "    print('held', flush=True); time.sleep(30)",
         ],

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from mpsynth.config import GeneratorConfig
-from mpsynth.generation.config import CircuitBreakerConfig, RateLimitConfig
+from mpsynth.config.generation import CircuitBreakerConfig, RateLimitConfig
 from mpsynth.generation.pricing import Price
 from mpsynth.generation.ratelimit import HEADROOM, RateGovernor
 from mpsynth.providers import GenerationRequest

@@ -7,8 +7,8 @@ import pyarrow as pa
 import pytest
 
 from mpsynth.config import LsaEmbedderConfig, PoolsConfig, TopicsConfig, VectorizerConfig
+from mpsynth.core.errors import MissingDependencyError
 from mpsynth.embedders.lsa import LsaEmbedder
-from mpsynth.errors import MissingDependencyError
 from mpsynth.stages.embed import embeddings_column
 from mpsynth.stages.pools import build_pools
 from mpsynth.stages.topics import (

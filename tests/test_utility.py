@@ -7,7 +7,7 @@ import pyarrow as pa
 import pytest
 from sklearn.metrics import f1_score
 
-from mpsynth.stages.utility import (
+from mpsynth.labelled.utility import (
     CELLS_SCHEMA,
     REAL,
     SEED_ONLY,

@@ -12,8 +12,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import ray
 
-from mpsynth import console
-from mpsynth.schema import described
+from mpsynth.core import console
+from mpsynth.core.schema import described
 
 MIN_ROWS_PER_FILE = 100_000  # fewer, larger part files for large outputs
 POLL_S = 0.25

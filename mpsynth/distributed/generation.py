@@ -15,15 +15,14 @@ import pyarrow as pa
 import ray
 from ray.exceptions import ActorDiedError, ActorUnavailableError, RayActorError, RayTaskError
 
-from mpsynth import console
 from mpsynth.config import GeneratorConfig, RayConfig
-from mpsynth.errors import ProviderError
+from mpsynth.core import console
+from mpsynth.core.errors import ProviderError
 from mpsynth.generation.engine import GenerationEngine
-from mpsynth.generation.ledger import Lease, LedgerWriter, read_ledger, succeeded_ids
+from mpsynth.generation.ledger import Lease, LedgerWriter, Mirror, read_ledger, succeeded_ids
 from mpsynth.generation.pricing import Price
 from mpsynth.generation.ratelimit import CircuitOpen, RateGovernor, Settlement
 from mpsynth.providers import FatalProviderError, GenerationRequest, RealCorpus, build_provider
-from mpsynth.storage import LedgerMirror
 
 log = logging.getLogger(__name__)
 MAX_ROUNDS = 3
@@ -95,7 +94,7 @@ class GenerationWorker:
         seed: int,
         lease_token: str,
         secret: Secret | None = None,
-        mirror: LedgerMirror | None = None,
+        mirror: Mirror | None = None,
     ) -> None:
         if secret is not None:  # this actor's own process: the provider reads it from there
             os.environ[secret.env] = secret.reveal()
@@ -165,7 +164,7 @@ def run_generator(
     flush_interval_s: float = 2.0,
     progress_interval_s: float = 5.0,
     seed: int = 0,
-    mirror: LedgerMirror | None = None,
+    mirror: Mirror | None = None,
 ) -> dict[str, float]:
     """Complete this generator's requests that the ledger does not already hold as successes
     (each ledger part also pushed to `mirror`, a remote run directory's ledger)."""
@@ -228,7 +227,7 @@ def _run_rounds(
     flush_every: int,
     flush_interval_s: float,
     shown: console.Progress,
-    mirror: LedgerMirror | None = None,
+    mirror: Mirror | None = None,
 ) -> Counter[str]:
     """Workers over the pending requests; a worker that dies leaves its unfinished requests to the
     next round."""

@@ -10,8 +10,8 @@ from contextlib import contextmanager
 import ray
 import ray.data  # configures its console logging on import: before mpsynth re-routes it
 
-from mpsynth import console
 from mpsynth.config import RayConfig
+from mpsynth.core import console
 
 log = logging.getLogger(__name__)
 

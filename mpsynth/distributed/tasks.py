@@ -8,7 +8,7 @@ from typing import Any, TypeVar
 
 import ray
 
-from mpsynth import console
+from mpsynth.core import console
 
 Item = TypeVar("Item")
 

@@ -12,7 +12,7 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.preprocessing import normalize
 
 from mpsynth.config import LsaEmbedderConfig
-from mpsynth.errors import InputError
+from mpsynth.core.errors import InputError
 
 
 class LsaEmbedder:

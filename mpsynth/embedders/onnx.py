@@ -22,8 +22,8 @@ from pathlib import Path
 import numpy as np
 
 from mpsynth.config import SentenceTransformersEmbedderConfig
+from mpsynth.core.errors import ConfigError, MissingDependencyError
 from mpsynth.embedders.sentence_transformers import load_sentence_transformer, weights_sha256
-from mpsynth.errors import ConfigError, MissingDependencyError
 
 POOLING = ("mean", "cls")
 INPUTS = ("input_ids", "attention_mask", "token_type_ids")

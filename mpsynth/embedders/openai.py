@@ -12,7 +12,7 @@ import os
 import numpy as np
 
 from mpsynth.config import OpenAIEmbedderConfig
-from mpsynth.errors import ConfigError, ProviderError
+from mpsynth.core.errors import ConfigError, ProviderError
 
 
 class OpenAIEmbedder:

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from mpsynth.config import SentenceTransformersEmbedderConfig
-from mpsynth.errors import InputError, MissingDependencyError
+from mpsynth.core.errors import InputError, MissingDependencyError
 
 
 @dataclass(frozen=True)

@@ -30,11 +30,11 @@ from typing import Any, TypeVar
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from mpsynth import console
 from mpsynth.config import GeneratorConfig
-from mpsynth.errors import ProviderError
+from mpsynth.core import console
+from mpsynth.core.errors import ProviderError
 from mpsynth.generation.engine import backoff_delay
-from mpsynth.generation.ledger import Lease, LedgerWriter, read_ledger, succeeded_ids
+from mpsynth.generation.ledger import Lease, LedgerWriter, Mirror, read_ledger, succeeded_ids
 from mpsynth.generation.pricing import Price
 from mpsynth.providers import (
     Completion,
@@ -45,7 +45,6 @@ from mpsynth.providers import (
     build_provider,
 )
 from mpsynth.providers.output import OutputFormatError, estimate_tokens, parse_posts
-from mpsynth.storage import LedgerMirror
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -72,7 +71,7 @@ class BatchRecord:
 class BatchRecords:
     """The batch records of one generator's ledger, each written atomically."""
 
-    def __init__(self, ledger_dir: Path, mirror: LedgerMirror | None = None) -> None:
+    def __init__(self, ledger_dir: Path, mirror: Mirror | None = None) -> None:
         self.directory = Path(ledger_dir) / "batches"
         self.mirror = mirror
 
@@ -108,7 +107,7 @@ def run_batches(
     price: Price | None,
     budget_usd: float | None,
     progress_interval_s: float = 5.0,
-    mirror: LedgerMirror | None = None,
+    mirror: Mirror | None = None,
 ) -> dict[str, float]:
     """Complete this generator's requests that the ledger lacks through its provider's batch API,
     spending at `price` (the batch price: pricing.run_price); returns this run's counts. Ledger
@@ -145,7 +144,7 @@ class BatchRunner:
         budget_usd: float | None,
         lease: Lease,
         progress_interval_s: float,
-        mirror: LedgerMirror | None = None,
+        mirror: Mirror | None = None,
     ) -> None:
         self.generator = generator
         self.settings = generator.batch

@@ -12,17 +12,21 @@ import os
 import time
 import uuid
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from mpsynth import schema
-
-if TYPE_CHECKING:
-    from mpsynth.storage import LedgerMirror
+from mpsynth.core import schema
 
 log = logging.getLogger(__name__)
+
+
+class Mirror(Protocol):
+    """Where a ledger's files go besides the local folder, each the moment it is written (a remote
+    run directory's ledger: mpsynth.rundir.storage.LedgerMirror)."""
+
+    def push(self, local: Path) -> None: ...
 
 
 class Lease:
@@ -65,7 +69,7 @@ class LedgerWriter:
         flush_every: int = 32,
         flush_interval_s: float = 2.0,
         lease: Lease | None = None,
-        mirror: LedgerMirror | None = None,
+        mirror: Mirror | None = None,
     ) -> None:
         self.lease = lease  # rows buffered by a run that lost the lease are never written
         self.mirror = mirror  # a remote run directory's ledger: each part goes up once written

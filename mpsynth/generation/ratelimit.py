@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
-from mpsynth.generation.config import CircuitBreakerConfig, RateLimitConfig
+from mpsynth.config.generation import CircuitBreakerConfig, RateLimitConfig
 from mpsynth.providers.limits import StatedLimits
 
 SLOWDOWN = 0.5  # rate multiplier after a 429 ...

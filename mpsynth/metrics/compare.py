@@ -10,15 +10,15 @@ from typing import Any
 
 import numpy as np
 
-from mpsynth import schema
 from mpsynth.config import EvaluateConfig
+from mpsynth.core import schema
 from mpsynth.metrics.detectability import detectability_folds
 from mpsynth.metrics.entities import entity_metrics, load_pipeline, post_entities
 from mpsynth.metrics.lexical import hashtag_overlap, hashtag_set, length_distance
 from mpsynth.metrics.linguistic import linguistic_metrics
-from mpsynth.metrics.sentiment import CLASSES, class_shares, js_divergence, sentiment_of
+from mpsynth.metrics.sentiment import CLASSES, class_shares, sentiment_of
 from mpsynth.metrics.similarity import mean_within_similarity, nearest_similarity, shares_above
-from mpsynth.metrics.stats import bootstrap_mean_ci, bootstrap_statistic_ci
+from mpsynth.metrics.stats import bootstrap_mean_ci, bootstrap_statistic_ci, js_divergence
 from mpsynth.metrics.topic_overlap import topic_overlap
 
 

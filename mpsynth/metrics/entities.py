@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections import Counter
 from functools import cache
 
-from mpsynth.errors import MissingDependencyError
+from mpsynth.core.errors import MissingDependencyError
 
 TOP_K = 20
 MAX_CHARS = 5_000  # a pathological post is cut, bounding its time in the pipeline

@@ -6,7 +6,6 @@ from __future__ import annotations
 from functools import cache
 
 import numpy as np
-from scipy.spatial.distance import jensenshannon
 
 CLASSES = ("negative", "neutral", "positive")
 THRESHOLD = 0.05  # VADER's own convention for the compound score
@@ -37,14 +36,6 @@ def class_shares(classes: np.ndarray) -> np.ndarray:
     return counts / max(1.0, counts.sum())
 
 
-def js_divergence(p: np.ndarray, q: np.ndarray) -> float:
-    """Jensen-Shannon divergence in bits (the squared JS distance); 0 for identical distributions."""
-    p, q = np.asarray(p, float), np.asarray(q, float)
-    if p.sum() == 0 or q.sum() == 0:
-        return float("nan")
-    return float(jensenshannon(p, q, base=2) ** 2)
-
-
 def _label_index(label: str) -> int:
     name = label.casefold()
     for index, prefix in enumerate(("neg", "neu", "pos")):
@@ -62,7 +53,7 @@ def _classifier(model: str, device: str):
     try:
         return pipeline("text-classification", model=model, device=resolve_device(device))
     except OSError as error:
-        from mpsynth.errors import InputError
+        from mpsynth.core.errors import InputError
 
         raise InputError(f"evaluate.sentiment.model={model!r}: cannot load: {error}") from None
 

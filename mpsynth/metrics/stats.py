@@ -1,8 +1,10 @@
-"""Statistics shared by the metric families: bootstrap confidence intervals."""
+"""Statistics shared by the metric families and the stages: bootstrap confidence intervals and the
+Jensen-Shannon divergence."""
 
 from __future__ import annotations
 
 import numpy as np
+from scipy.spatial.distance import jensenshannon
 
 _CHUNK_CELLS = 4_000_000  # resampled indices held in memory at once
 NORMAL_ABOVE = 10_000  # above this many values the bootstrap of a mean is the normal interval
@@ -56,3 +58,11 @@ def bootstrap_statistic_ci(
     tail = (1 - confidence) / 2 * 100
     low, high = np.nanpercentile(values, [tail, 100 - tail])
     return float(low), float(high)
+
+
+def js_divergence(p: np.ndarray, q: np.ndarray) -> float:
+    """Jensen-Shannon divergence in bits (the squared JS distance); 0 for identical distributions."""
+    p, q = np.asarray(p, float), np.asarray(q, float)
+    if p.sum() == 0 or q.sum() == 0:
+        return float("nan")
+    return float(jensenshannon(p, q, base=2) ** 2)

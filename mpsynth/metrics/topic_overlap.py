@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from mpsynth.metrics.sentiment import js_divergence
+from mpsynth.metrics.stats import js_divergence
 
 
 def topic_distribution(labels: np.ndarray, n_topics: int) -> np.ndarray:

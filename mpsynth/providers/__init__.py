@@ -12,7 +12,7 @@ from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import Any, Protocol
 
-from mpsynth.generation.config import ProviderConfig, RetryConfig
+from mpsynth.config.generation import ProviderConfig, RetryConfig
 from mpsynth.providers.limits import StatedLimits
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from mpsynth.generation.config import AnthropicProviderConfig, RetryConfig
+from mpsynth.config.generation import AnthropicProviderConfig, RetryConfig
 from mpsynth.providers import BatchState, Completion, GenerationRequest, redact, stainless_errors
 from mpsynth.providers.limits import stated_limits
 from mpsynth.providers.openai import api_key

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from mpsynth.generation.config import GeminiProviderConfig, RetryConfig
+from mpsynth.config.generation import GeminiProviderConfig, RetryConfig
 from mpsynth.providers import (
     BatchState,
     Completion,

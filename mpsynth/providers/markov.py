@@ -27,7 +27,7 @@ from functools import partial
 import numpy as np
 import pyarrow.parquet as pq
 
-from mpsynth.generation.config import MarkovProviderConfig
+from mpsynth.config.generation import MarkovProviderConfig
 from mpsynth.providers import Completion, GenerationRequest, RealCorpus
 
 BEGIN, END = "\x02", "\x03"

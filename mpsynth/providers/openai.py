@@ -10,8 +10,8 @@ import json
 import os
 from typing import Any
 
-from mpsynth.errors import ConfigError
-from mpsynth.generation.config import OpenAIProviderConfig, RetryConfig
+from mpsynth.config.generation import OpenAIProviderConfig, RetryConfig
+from mpsynth.core.errors import ConfigError
 from mpsynth.providers import BatchState, Completion, GenerationRequest, redact, stainless_errors
 from mpsynth.providers.limits import stated_limits
 from mpsynth.providers.output import posts_schema

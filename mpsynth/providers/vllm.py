@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import asyncio
 
-from mpsynth.errors import MissingDependencyError
-from mpsynth.generation.config import VllmProviderConfig
+from mpsynth.config.generation import VllmProviderConfig
+from mpsynth.core.errors import MissingDependencyError
 from mpsynth.providers import Completion, GenerationRequest
 from mpsynth.providers.output import posts_schema
 

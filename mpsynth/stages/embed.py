@@ -3,14 +3,17 @@ through Ray Data, with this module's callable class as the actor)."""
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.parquet as pq
 
-from mpsynth import schema
 from mpsynth.config import EmbedderConfig
+from mpsynth.core import schema
 from mpsynth.embedders import load_embedder
+from mpsynth.rundir.context import StageContext
 
 
 def embeddings_column(vectors: np.ndarray) -> pa.FixedSizeListArray:
@@ -38,3 +41,40 @@ class EmbedBatch:
             [batch.column("id"), embeddings_column(vectors)],
             schema=schema.embeddings_schema(vectors.shape[1]),
         )
+
+
+log = logging.getLogger(__name__)
+
+
+def run_embed(ctx: StageContext, out: Path) -> dict[str, int]:
+    from mpsynth.distributed.data import map_parquet
+    from mpsynth.distributed.session import actor_layout
+    from mpsynth.embedders import prepare_embedder, uses_gpu
+    from mpsynth.stages.embed import EmbedBatch
+
+    embed = ctx.config.embed
+    posts_path = ctx.path("ingest", "posts.parquet")
+    state = prepare_embedder(
+        embed.embedder,
+        lambda: pq.read_table(posts_path, columns=["text"]).column("text").to_pylist(),
+        ctx.config.seed,
+        out,
+    )
+    actors, gpus = actor_layout(
+        embed.actors, embed.gpus_per_actor, wants_gpu=uses_gpu(embed.embedder)
+    )
+    log.info("embed: %d actor(s), %g GPU each", actors, gpus)
+    map_parquet(
+        posts_path,
+        out / "embeddings",
+        EmbedBatch,
+        columns=["id", "text"],
+        constructor_kwargs={"config": embed.embedder, "state": state},
+        actors=actors,
+        num_cpus=ctx.config.ray.actor_num_cpus,
+        num_gpus=gpus,
+        resources=ctx.config.ray.resources_for("embed"),
+        batch_size=embed.batch_size,
+        description="embed",
+    )
+    return {"embeddings": pq.read_table(out / "embeddings", columns=["id"]).num_rows}

@@ -7,15 +7,19 @@ is a cheap streaming pass, and the same centroids place synthetic posts in the r
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
-from mpsynth import schema
 from mpsynth.config import TopicsConfig, VectorizerConfig
-from mpsynth.errors import InputError, MissingDependencyError
+from mpsynth.core import console, schema
+from mpsynth.core.errors import InputError, MissingDependencyError
+from mpsynth.rundir.context import StageContext, rows_by_id, write_table
 from mpsynth.stages.embed import embeddings_matrix
 
 OUTLIER = -1
@@ -210,3 +214,86 @@ def topics_table(
         rows["platform_counts"].append(list(zip(values.tolist(), counts.tolist(), strict=True)))
         rows["representative_ids"].append(ids[closest].tolist())
     return pa.Table.from_pydict(rows, schema=schema.TOPICS)
+
+
+log = logging.getLogger(__name__)
+
+
+def run_topics(ctx: StageContext, out: Path) -> dict[str, int]:
+    from mpsynth.distributed.data import map_parquet
+    from mpsynth.stages.embed import embeddings_matrix
+    from mpsynth.stages.topics import AssignTopics, fit_topics, stratified_sample, topics_table
+
+    topics = ctx.config.topics
+    posts_path = ctx.path("ingest", "posts.parquet")
+    embeddings_dir = ctx.path("embed", "embeddings")
+    posts = pq.read_table(posts_path, columns=["id", "platform"])
+    platforms = np.asarray(posts.column("platform").to_pylist(), dtype=object)
+    sample = stratified_sample(platforms, topics.fit_sample_per_platform, ctx.config.seed)
+    sample_ids = posts.column("id").take(pa.array(sample)).to_pylist()
+    texts = rows_by_id(posts_path, sample_ids, "text").column("text").to_pylist()
+    embedded = rows_by_id(embeddings_dir, sample_ids, "embedding")
+    log.info(
+        "topics: fitting on %d of %d posts (%s backend)",
+        len(sample),
+        len(platforms),
+        topics.backend,
+    )
+    matrix = embeddings_matrix(embedded.column("embedding"))
+    with console.progress("topics: fitting UMAP + HDBSCAN", None, unit="posts"):
+        if topics.backend == "gpu":  # cuML on a GPU worker: the driver's node may have none
+            from mpsynth.distributed.tasks import run_remote
+
+            fitted = run_remote(
+                fit_topics,
+                texts,
+                matrix,
+                topics,
+                ctx.config.seed,
+                num_cpus=ctx.config.ray.actor_num_cpus,
+                num_gpus=1,
+                resources=ctx.config.ray.resources_for("topics"),
+            )
+        else:
+            fitted = fit_topics(texts, matrix, topics, ctx.config.seed)
+    console.tame_library_loggers()  # BERTopic adds a console handler of its own when built
+    np.save(out / "centroids.npy", fitted.centroids)
+    fitted.model.save(
+        str(out / "bertopic"),
+        serialization="safetensors",
+        save_ctfidf=True,
+        save_embedding_model=False,
+    )
+    map_parquet(
+        embeddings_dir,
+        out / "assignments",
+        AssignTopics,
+        constructor_kwargs={
+            "centroids_path": out / "centroids.npy",
+            "threshold": topics.outlier_threshold,
+        },
+        actors=1,
+        num_cpus=ctx.config.ray.actor_num_cpus,
+        resources=ctx.config.ray.resources_for("topics"),
+        batch_size=topics.assign_batch_size,
+        description="topics: assigning posts",
+    )
+    assignments = pq.read_table(out / "assignments")
+    platform_of = dict(zip(posts.column("id").to_pylist(), platforms.tolist(), strict=True))
+    table = topics_table(fitted.keywords, assignments, platform_of, topics.representative_posts)
+    write_table(table, out / "topics.parquet")
+    mixed = sum(1 for r in table.to_pylist() if r["topic"] >= 0 and len(r["platform_counts"]) > 1)
+    outliers = int(pc.sum(pc.equal(assignments.column("topic"), -1)).as_py() or 0)
+    log.info(
+        "topics: %d topics (%d span several platforms), %d outliers",
+        len(fitted.centroids),
+        mixed,
+        outliers,
+    )
+    return {
+        "assignments": assignments.num_rows,
+        "topics": len(fitted.centroids),
+        "mixed_platform_topics": mixed,
+        "outliers": outliers,
+        "fit_sample": len(sample),
+    }

@@ -4,12 +4,13 @@ OpenAI, Anthropic and Gemini wire formats with injectable faults."""
 
 from __future__ import annotations
 
+from mpsynth.testing.answers import Fault, hashed_embedding, scripted_posts
 from mpsynth.testing.models import (
     build_tiny_ner_pipeline,
     build_tiny_sentence_transformer,
     build_tiny_sentiment_model,
 )
-from mpsynth.testing.server import FakeProviderServer, Fault, hashed_embedding, scripted_posts
+from mpsynth.testing.server import FakeProviderServer
 
 __all__ = [
     "FakeProviderServer",

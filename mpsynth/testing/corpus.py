@@ -24,7 +24,7 @@ COLUMNS = ["id", "platform", "text", "timestamp", "author"]
 
 def real_posts(paths: Sequence[Path]) -> pa.Table:
     """The posts mpsynth's ingest keeps from `paths` (labels dropped: a corpus for the mptm run)."""
-    from mpsynth.stages.ingest import ingest
+    from mpsynth.stages.ingest.normalise import ingest
 
     config = IngestConfig.model_validate(
         {"inputs": [{"path": str(p), "columns": {"label": None}} for p in paths]}

@@ -1,0 +1,103 @@
+"""The config of a labelled run (`pipeline: labelled`): classes, splits, cues, generation targets and
+the utility protocol."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, Field
+
+from mpsynth.config.base import Section, listed_once
+
+LabelStrategy = Literal["shap_guided", "naive"]
+LABEL_STRATEGIES: tuple[LabelStrategy, ...] = ("shap_guided", "naive")
+
+
+class SplitConfig(Section):
+    """Where the seed, reserve, validation and test posts of a labelled run come from."""
+
+    mode: Literal["auto", "column", "random"] = Field(
+        default="auto",
+        description="column: the input's split column; random: a seeded stratified split; "
+        "auto: the column when every post has one, else random",
+    )
+    values: dict[str, Literal["train", "validation", "test"]] = Field(
+        default_factory=dict,
+        description="input split value -> role, on top of train/val/valid/validation/dev/test",
+    )
+    validation_fraction: Annotated[float, Field(gt=0.0, lt=0.5)] = 0.1
+    test_fraction: Annotated[float, Field(gt=0.0, lt=0.5)] = 0.2
+    seed_size: Annotated[int, Field(ge=10)] | None = Field(
+        default=1000,
+        description="training posts that form the real seed (stratified); the rest of the "
+        "training split is the reserve of 'more real posts' (None: all of it, no reserve)",
+    )
+
+
+class CuesConfig(Section):
+    """The classifier trained on the real seed and the cue words explained from it."""
+
+    classifiers: Annotated[list[Literal["logistic", "xgboost"]], Field(min_length=1)] = Field(
+        default_factory=lambda: ["logistic", "xgboost"]
+    )
+    top_k: Annotated[int, Field(ge=1, le=200)] = Field(
+        default=15, description="cue words kept per class"
+    )
+    prompt_cues: Annotated[int, Field(ge=1, le=200)] = Field(
+        default=10, description="cue words shown in each SHAP-guided prompt"
+    )
+    max_features: Annotated[int, Field(ge=100)] = 20_000
+    min_df: Annotated[int, Field(ge=1)] = 2
+    shap_sample: Annotated[int, Field(ge=10)] = Field(
+        default=2000, description="training posts explained with SHAP (a stratified sample)"
+    )
+
+
+class UtilityConfig(Section):
+    """Train on the real seed plus added posts, test on the real test split."""
+
+    added: Annotated[list[Annotated[int, Field(ge=1)]], Field(min_length=1)] = Field(
+        default_factory=lambda: [250, 500, 1000, 1500, 2000]
+    )
+    repeats: Annotated[int, Field(ge=1)] = Field(
+        default=5, description="seeds per cell (different draws of the added posts)"
+    )
+    bootstrap_samples: Annotated[int, Field(ge=0)] = 1000
+    confidence: Annotated[float, Field(gt=0.5, lt=1.0)] = 0.95
+
+
+class LabelledConfig(Section):
+    """A labelled run (pipeline: labelled): single-label classes, splits, cues, generation
+    targets and the utility protocol."""
+
+    separator: str | None = Field(
+        default=None, description="separator of a multi-label column (GoEmotions: ';')"
+    )
+    mapping: str | dict[str, str] = Field(
+        default_factory=dict,
+        description="input label -> class (a packaged mapping by name, e.g. goemotions_ekman); "
+        "labels left out are kept as they are",
+    )
+    classes: list[str] | None = Field(
+        default=None, description="keep only these classes (None: every class found)"
+    )
+    descriptions: dict[str, str] = Field(
+        default_factory=dict,
+        description="class -> how prompts name it (OAG: overtly aggressive); default the class",
+    )
+    strategies: Annotated[list[LabelStrategy], Field(min_length=1), AfterValidator(listed_once)] = (
+        Field(default_factory=lambda: list(LABEL_STRATEGIES))
+    )
+    targets: Literal["balance", "proportional", "equal"] | dict[str, int] = Field(
+        default="balance",
+        description="posts per class and strategy: balance (every class up to the seed's "
+        "majority first, the rest spread evenly), proportional, equal, or counts per class",
+    )
+    filter_threshold: Annotated[float, Field(gt=0.0, le=1.0)] | None = Field(
+        default=None,
+        description="keep a generated post only when the seed classifier gives its class at "
+        "least this probability (None: no filter)",
+    )
+    split: SplitConfig = SplitConfig()
+    cues: CuesConfig = CuesConfig()
+    utility: UtilityConfig = UtilityConfig()

@@ -1,0 +1,133 @@
+"""The run config: every section together, which stages each pipeline has, YAML loading and --set
+overrides."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import (
+    Field,
+    ValidationError,
+)
+
+from mpsynth.config import settings
+from mpsynth.config.base import Section
+from mpsynth.config.generation import (
+    GenerateConfig,
+)
+from mpsynth.config.labelled import LabelledConfig
+from mpsynth.config.sections import (
+    EmbedConfig,
+    EvaluateConfig,
+    IngestConfig,
+    Location,
+    Pipeline,
+    PoolsConfig,
+    PostprocessConfig,
+    PromptsConfig,
+    RayConfig,
+    ReportConfig,
+    Strategy,
+    TopicsConfig,
+)
+from mpsynth.core.errors import ConfigError
+
+
+class RunConfig(Section):
+    run_dir: Location = Field(
+        description="a local folder, or a URI (s3://bucket/runs/name) worked on through a local mirror"
+    )
+    seed: int = 0
+    pipeline: Pipeline = Field(
+        default="mptm",
+        description="mptm: topic-based multi-platform generation; labelled: SHAP-guided labelled "
+        "posts judged by a classifier trained on them",
+    )
+    ingest: IngestConfig
+    embed: EmbedConfig = EmbedConfig()
+    topics: TopicsConfig = TopicsConfig()
+    pools: PoolsConfig = PoolsConfig()
+    prompts: PromptsConfig = PromptsConfig()
+    generate: GenerateConfig = GenerateConfig()
+    postprocess: PostprocessConfig = PostprocessConfig()
+    labelled: LabelledConfig = LabelledConfig()
+    evaluate: EvaluateConfig = EvaluateConfig()
+    report: ReportConfig = ReportConfig()
+    ray: RayConfig = RayConfig()
+
+    def strategies(self) -> list[Strategy]:
+        """The prompting strategies this run's pipeline uses."""
+        return list(
+            self.labelled.strategies if self.pipeline == "labelled" else self.pools.strategies
+        )
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)
+
+
+def _defaults() -> dict[str, Any]:
+    """Every setting's default, as plain data (for overrides that reach into absent sections)."""
+    minimal = {"run_dir": ".", "ingest": {"inputs": [{"path": "."}]}}
+    return RunConfig.model_validate(minimal).model_dump(mode="json")
+
+
+def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """`--set` overrides applied to a raw config mapping (see mpsynth.config.settings)."""
+    return settings.apply_overrides(raw, overrides, _defaults)
+
+
+def build_config(raw: dict[str, Any], source: str = "config") -> RunConfig:
+    try:
+        return RunConfig.model_validate(raw)
+    except ValidationError as error:
+        raise ConfigError(f"invalid {source}:\n  {settings.describe(error, RunConfig)}") from None
+
+
+def load_config(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> RunConfig:
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file not found: {path}")
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as error:
+        raise ConfigError(f"{path}: not valid YAML: {error}") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: the top level must be a mapping of settings")
+    return build_config(apply_overrides(raw, list(overrides)), source=str(path))
+
+
+PIPELINES: dict[str, tuple[str, ...]] = {
+    "mptm": (
+        "ingest",
+        "embed",
+        "topics",
+        "pools",
+        "prompts",
+        "generate",
+        "postprocess",
+        "evaluate",
+        "report",
+    ),
+    "labelled": (
+        "ingest",
+        "labels",
+        "embed",
+        "topics",
+        "cues",
+        "pools",
+        "prompts",
+        "generate",
+        "postprocess",
+        "utility",
+        "evaluate",
+        "report",
+    ),
+}
+
+
+# every stage name, in pipeline order (one CLI subcommand each)
+STAGES: tuple[str, ...] = tuple(
+    dict.fromkeys(name for stages in PIPELINES.values() for name in stages)
+)

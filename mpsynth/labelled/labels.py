@@ -1,0 +1,295 @@
+"""Labels: one class per post and the split it belongs to, for a labelled run.
+
+A multi-label input (GoEmotions' ";"-joined emotions) becomes one class by the config's mapping (for
+example the Ekman grouping); a post whose labels map to more than one class, or to none, is left
+out and counted. Each post gets one role:
+
+- seed: the small real training set everything is learnt from (classifier, cues, pools, the
+  offline generator);
+- reserve: the rest of the training split, the "more real posts" the utility protocol adds;
+- validation: model selection only;
+- test: the utility protocol's test set, never read by training, cues, pools or prompts.
+
+The roles come from the input's split column (train/validation/test, its values mapped) or, without
+one, from a seeded stratified split. Pure logic: a table in, tables out.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+from sklearn.model_selection import train_test_split
+
+from mpsynth.config.labelled import LabelledConfig
+from mpsynth.core.errors import ConfigError, InputError
+from mpsynth.rundir.context import StageContext, write_table
+
+ROLES = ("seed", "reserve", "validation", "test")
+TRAINING_ROLES = frozenset({"seed", "reserve", "validation"})  # what training may ever see
+SPLIT_VALUES = {
+    "train": "train",
+    "training": "train",
+    "val": "validation",
+    "valid": "validation",
+    "validation": "validation",
+    "dev": "validation",
+    "test": "test",
+}
+
+# GoEmotions' 27 emotions grouped into Ekman's six plus neutral (Demszky et al., 2020, table 9).
+GOEMOTIONS_EKMAN = {
+    **dict.fromkeys(["anger", "annoyance", "disapproval"], "anger"),
+    "disgust": "disgust",
+    **dict.fromkeys(["fear", "nervousness"], "fear"),
+    **dict.fromkeys(
+        [
+            "joy",
+            "amusement",
+            "approval",
+            "excitement",
+            "gratitude",
+            "love",
+            "optimism",
+            "relief",
+            "pride",
+            "admiration",
+            "desire",
+            "caring",
+        ],
+        "joy",
+    ),
+    **dict.fromkeys(["sadness", "disappointment", "embarrassment", "grief", "remorse"], "sadness"),
+    **dict.fromkeys(["surprise", "realization", "confusion", "curiosity"], "surprise"),
+    "neutral": "neutral",
+}
+MAPPINGS: dict[str, dict[str, str]] = {"goemotions_ekman": GOEMOTIONS_EKMAN}
+
+LABELS_SCHEMA = pa.schema(
+    [
+        pa.field("id", pa.string(), nullable=False),
+        pa.field("label", pa.string(), nullable=False),
+        pa.field("split", pa.string(), nullable=False),
+    ]
+)
+DROPPED_SCHEMA = pa.schema(
+    [
+        pa.field("id", pa.string(), nullable=False),
+        pa.field("label", pa.string()),
+        pa.field("reason", pa.string(), nullable=False),
+    ]
+)
+
+
+def label_mapping(config: LabelledConfig) -> dict[str, str]:
+    if isinstance(config.mapping, dict):
+        return dict(config.mapping)
+    if config.mapping not in MAPPINGS:
+        raise ConfigError(
+            f"labelled.mapping: no packaged mapping {config.mapping!r} "
+            f"(packaged: {', '.join(sorted(MAPPINGS))}; or give label: class pairs)"
+        )
+    return MAPPINGS[config.mapping]
+
+
+def single_label(raw: str | None, separator: str | None, mapping: dict[str, str]) -> str | None:
+    """The post's one class, or None with no label; raises ValueError when it maps to several."""
+    if raw is None or not raw.strip():
+        return None
+    parts = raw.split(separator) if separator else [raw]
+    classes = {mapping.get(p.strip(), p.strip()) for p in parts if p.strip()}
+    if len(classes) > 1:
+        raise ValueError(" and ".join(sorted(classes)))
+    return classes.pop() if classes else None
+
+
+@dataclass
+class Assigned:
+    labels: pa.Table  # id, label, split (one of ROLES)
+    dropped: pa.Table  # id, label, reason
+    summary: dict
+
+
+def assign_labels(posts: pa.Table, config: LabelledConfig, seed: int) -> Assigned:
+    """Classes and roles for every post that has exactly one class."""
+    mapping = label_mapping(config)
+    wanted = set(config.classes) if config.classes is not None else None
+    ids, labels, splits = [], [], []
+    dropped: dict[str, list] = {"id": [], "label": [], "reason": []}
+    for post_id, raw, split in zip(
+        posts.column("id").to_pylist(),
+        posts.column("label").to_pylist(),
+        posts.column("split").to_pylist(),
+        strict=True,
+    ):
+        try:
+            label = single_label(raw, config.separator, mapping)
+            reason = None if label is not None else "no label"
+        except ValueError as several:
+            label, reason = None, f"multi-label: {several}"
+        if label is not None and wanted is not None and label not in wanted:
+            reason = "class not in labelled.classes"
+        if reason is not None:
+            dropped["id"].append(post_id)
+            dropped["label"].append(raw)
+            dropped["reason"].append(reason)
+            continue
+        ids.append(post_id)
+        labels.append(label)
+        splits.append(split)
+    if wanted is not None and (missing := wanted - set(labels)):
+        raise InputError(f"labelled.classes: no post has class {', '.join(sorted(missing))}")
+    if len(set(labels)) < 2:
+        raise InputError(
+            f"a labelled run needs at least two classes; found {sorted(set(labels))} "
+            f"(is ingest's label column right?)"
+        )
+    roles = _roles(np.array(labels, dtype=object), splits, config, seed)
+    table = pa.table({"id": ids, "label": labels, "split": roles.tolist()}, schema=LABELS_SCHEMA)
+    summary = {
+        "classes": {
+            role: dict(sorted(Counter(np.array(labels, dtype=object)[roles == role]).items()))
+            for role in ROLES
+        },
+        "dropped": dict(Counter(r.split(":")[0] for r in dropped["reason"])),
+    }
+    return Assigned(table, pa.Table.from_pydict(dropped, schema=DROPPED_SCHEMA), summary)
+
+
+def _roles(
+    labels: np.ndarray, splits: list[str | None], config: LabelledConfig, seed: int
+) -> np.ndarray:
+    split = config.split
+    present = [s is not None and s.strip() != "" for s in splits]
+    mode = split.mode
+    if mode == "auto":
+        if all(present):
+            mode = "column"
+        elif not any(present):
+            mode = "random"
+        else:
+            raise InputError(
+                f"{present.count(False)} of {len(present)} labelled posts have no split value: "
+                f"fill the split column, or set labelled.split.mode: random"
+            )
+    n = len(labels)
+    base = np.empty(n, dtype=object)
+    if mode == "column":
+        known = {**SPLIT_VALUES, **split.values}
+        unknown = sorted({s for s in splits if s is None or s.strip().lower() not in known})
+        if unknown:
+            raise InputError(
+                f"split values {unknown} are not train, validation or test: map them with "
+                f"labelled.split.values (e.g. {{{unknown[0]!s}: test}})"
+            )
+        base[:] = [known[s.strip().lower()] for s in splits]
+    else:
+        everything = np.arange(n)
+        rest, test = train_test_split(
+            everything, test_size=split.test_fraction, stratify=labels, random_state=seed
+        )
+        train, validation = train_test_split(
+            rest,
+            test_size=split.validation_fraction / (1 - split.test_fraction),
+            stratify=labels[rest],
+            random_state=seed + 1,
+        )
+        base[train], base[validation], base[test] = "train", "validation", "test"
+    for role in ("train", "validation", "test"):
+        if not (base == role).any():
+            raise InputError(f"no labelled post falls in the {role} split")
+    roles = base.copy()
+    train = np.flatnonzero(base == "train")
+    roles[train] = "seed"
+    if split.seed_size is not None and split.seed_size < len(train):
+        _, reserve = train_test_split(
+            train,
+            train_size=split.seed_size,
+            stratify=_stratifiable(labels[train]),
+            random_state=seed + 2,
+        )
+        roles[reserve] = "reserve"
+    return roles
+
+
+def _stratifiable(labels: np.ndarray) -> np.ndarray | None:
+    """Stratify unless a class is too rare to (scikit-learn needs two posts of each)."""
+    counts = Counter(labels.tolist())
+    return labels if min(counts.values()) >= 2 else None
+
+
+def class_targets(
+    seed_counts: dict[str, int],
+    targets: str | dict[str, int],
+    n_posts: int,
+) -> dict[str, int]:
+    """Synthetic posts to generate per class and strategy."""
+    from mpsynth.stages.pools import largest_remainder
+
+    classes = sorted(seed_counts)
+    if isinstance(targets, dict):
+        unknown = sorted(set(targets) - set(classes))
+        if unknown:
+            raise ConfigError(f"labelled.targets: no class {unknown} (classes: {classes})")
+        return {c: int(targets.get(c, 0)) for c in classes}
+    sizes = np.array([seed_counts[c] for c in classes], dtype=float)
+    match targets:
+        case "proportional":
+            counts = largest_remainder(sizes, n_posts)
+        case "equal":
+            counts = largest_remainder(np.ones(len(classes)), n_posts)
+        case _:  # balance: every class up to the majority first, the rest spread evenly
+            deficit = sizes.max() - sizes
+            if n_posts <= deficit.sum():
+                counts = largest_remainder(deficit, n_posts)
+            else:
+                counts = deficit.astype(np.int64) + largest_remainder(
+                    np.ones(len(classes)), n_posts - int(deficit.sum())
+                )
+    return dict(zip(classes, (int(c) for c in counts), strict=True))
+
+
+log = logging.getLogger(__name__)
+
+
+def run_labels(ctx: StageContext, out: Path) -> dict[str, int]:
+    from mpsynth.labelled.labels import assign_labels
+
+    posts = pq.read_table(ctx.path("ingest", "posts.parquet"), columns=["id", "label", "split"])
+    result = assign_labels(posts, ctx.config.labelled, ctx.config.seed)
+    (out / "summary.json").write_text(json.dumps(result.summary, indent=2) + "\n")
+    for role, counts in result.summary["classes"].items():
+        log.info("labels %-10s %6d  %s", role, sum(counts.values()), class_counts_text(counts))
+    if result.dropped.num_rows:
+        log.info(
+            "labels: %d posts left out (%s)", result.dropped.num_rows, result.summary["dropped"]
+        )
+    counts = {role: sum(c.values()) for role, c in result.summary["classes"].items()}
+    write_table(result.dropped, out / "dropped.parquet")
+    return {"labelled": write_table(result.labels, out / "labels.parquet"), **counts}
+
+
+def class_counts_text(counts: dict[str, int]) -> str:
+    return " ".join(f"{label} {n}" for label, n in counts.items())
+
+
+def labelled_texts(ctx: StageContext, roles: tuple[str, ...]) -> tuple[list[str], list[str]]:
+    """(texts, labels) of the posts with one of `roles`, read through a filter on the split, so a
+    role left out (the test split) is never loaded."""
+    labels = pq.read_table(
+        ctx.path("labels", "labels.parquet"), filters=[("split", "in", list(roles))]
+    )
+    ids = labels.column("id").to_pylist()
+    posts = pq.read_table(
+        ctx.path("ingest", "posts.parquet"), columns=["id", "text"], filters=[("id", "in", ids)]
+    )
+    text_of = dict(
+        zip(posts.column("id").to_pylist(), posts.column("text").to_pylist(), strict=True)
+    )
+    return [text_of[i] for i in ids], labels.column("label").to_pylist()

@@ -1,0 +1,124 @@
+"""Class pools for a labelled run: per class and strategy (shap_guided, naive), examples from the
+real seed, request counts from the class targets."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from mpsynth.core import schema
+from mpsynth.core.errors import InputError
+from mpsynth.labelled.labels import class_counts_text
+from mpsynth.rundir.context import StageContext, write_table
+from mpsynth.stages.pools import largest_remainder
+
+log = logging.getLogger(__name__)
+
+
+def run_class_pools(ctx: StageContext, out: Path) -> dict[str, int]:
+    from mpsynth.labelled.labels import class_targets
+    from mpsynth.labelled.pools import build_class_pools
+
+    labelled = ctx.config.labelled
+    labels = pq.read_table(ctx.path("labels", "labels.parquet"), filters=[("split", "=", "seed")])
+    posts = pq.read_table(
+        ctx.path("ingest", "posts.parquet"),
+        columns=["id", "platform"],
+        filters=[("id", "in", labels.column("id").to_pylist())],
+    )
+    seed_counts = {
+        v["values"]: v["counts"] for v in labels.column("label").value_counts().to_pylist()
+    }
+    targets = class_targets(seed_counts, labelled.targets, ctx.config.generate.n_posts)
+    log.info("pools: posts to generate per strategy  %s", class_counts_text(targets))
+    (out / "targets.json").write_text(json.dumps(targets, indent=2) + "\n")
+    pools = build_class_pools(
+        labels,
+        dict(
+            zip(posts.column("id").to_pylist(), posts.column("platform").to_pylist(), strict=True)
+        ),
+        pq.read_table(ctx.path("cues", "cues.parquet")),
+        labelled.strategies,
+        targets,
+        ctx.config.pools.examples_per_prompt,
+        ctx.config.prompts.posts_per_platform,
+        labelled.cues.prompt_cues,
+        ctx.config.seed,
+    )
+    return {"pools": write_table(pools, out / "pools.parquet")}
+
+
+def build_class_pools(
+    labels: pa.Table,
+    platforms: dict[str, str],
+    cues: pa.Table,
+    strategies: list[str],
+    targets: dict[str, int],
+    examples_per_prompt: int,
+    posts_per_request: int,
+    prompt_cues: int,
+    seed: int,
+) -> pa.Table:
+    """Pools of a labelled run, one row per request, from the seed posts only.
+
+    Per class, `targets[class]` posts (rounded up to whole requests) for every strategy, spread
+    over the platforms in proportion to the class's seed posts. shap_guided pools show examples of
+    the class (of the request's platform first) and its top cue words; naive pools show nothing but
+    the class name.
+    """
+    seed_rows = [r for r in labels.to_pylist() if r["split"] == "seed"]
+    members: dict[str, dict[str, list[str]]] = defaultdict(lambda: defaultdict(list))
+    for row in seed_rows:
+        members[row["label"]][platforms[row["id"]]].append(row["id"])
+    cue_words: dict[str, list[str]] = defaultdict(list)
+    for row in sorted(cues.to_pylist(), key=lambda r: (r["label"], r["rank"])):
+        if len(cue_words[row["label"]]) < prompt_cues:
+            cue_words[row["label"]].append(row["word"])
+    rows: dict[str, list] = {name: [] for name in schema.SAMPLE_POOLS.names}
+    for index, strategy in enumerate(strategies):
+        rng = np.random.default_rng([seed, 100 + index])
+        number = 0
+        for label in sorted(targets):
+            by_platform = members.get(label)
+            if not by_platform:
+                raise InputError(f"class {label!r} has no seed posts to build pools from")
+            names = sorted(by_platform)
+            requests = -(-targets[label] // posts_per_request)
+            per_platform = largest_remainder(
+                np.array([len(by_platform[p]) for p in names]), requests
+            )
+            for platform, count in zip(names, per_platform, strict=True):
+                for _ in range(count):
+                    examples, shown_cues = [], []
+                    if strategy == "shap_guided":
+                        examples = _class_examples(by_platform, platform, examples_per_prompt, rng)
+                        shown_cues = cue_words.get(label, [])
+                    rows["pool_id"].append(f"{strategy}-{number:06d}")
+                    rows["strategy"].append(strategy)
+                    rows["topic"].append(None)
+                    rows["target_platforms"].append([platform])
+                    rows["example_ids"].append(examples)
+                    rows["seed"].append(int(rng.integers(0, 2**31 - 1)))
+                    rows["label"].append(label)
+                    rows["cues"].append(shown_cues)
+                    number += 1
+    return pa.Table.from_pydict(rows, schema=schema.SAMPLE_POOLS)
+
+
+def _class_examples(
+    by_platform: dict[str, list[str]], platform: str, k: int, rng: np.random.Generator
+) -> list[str]:
+    """k seed posts of the class: the request's platform first, other platforms to fill up."""
+    own = by_platform[platform]
+    chosen = [own[i] for i in sorted(rng.choice(len(own), min(k, len(own)), replace=False))]
+    if len(chosen) < k:
+        others = [i for p in sorted(by_platform) if p != platform for i in by_platform[p]]
+        extra = rng.choice(len(others), min(k - len(chosen), len(others)), replace=False)
+        chosen.extend(others[i] for i in sorted(extra))
+    return chosen

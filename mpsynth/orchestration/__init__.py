@@ -1,0 +1,1 @@
+"""Orchestration: `plan` (each pipeline's stages, their runners and fingerprint inputs) and\n`pipeline` (preflight, running the stages in order with skipping and locking, estimate,\nevaluating synthetic files made elsewhere). The CLI and the job entrypoints call this package.\n"""

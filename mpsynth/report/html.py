@@ -1,0 +1,332 @@
+"""Report: one self-contained HTML page (plots inlined as PNG data URIs, no external resources)."""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import numpy as np
+import pyarrow as pa
+
+from mpsynth.core import schema
+from mpsynth.metrics.lexical import COUNTED
+
+STYLE = """
+body{font-family:system-ui,sans-serif;margin:2rem auto;max-width:1100px;color:#222;padding:0 1rem}
+h1{font-size:1.6rem}h2{margin-top:2.2rem;border-bottom:1px solid #ddd;padding-bottom:.3rem}
+table{border-collapse:collapse;font-size:.85rem;margin:.5rem 0}
+th,td{border:1px solid #ddd;padding:.25rem .5rem;text-align:right}
+th{background:#f4f4f4}td.l,th.l{text-align:left}
+.good{background:#e6f4ea}.warn{background:#fef7e0}.bad{background:#fce8e6}
+img{max-width:100%}.post{font-size:.85rem;white-space:pre-wrap;border-left:3px solid #ccc;
+padding:.2rem .6rem;margin:.3rem 0}.muted{color:#777;font-size:.85rem}
+"""
+
+
+def png(figure: plt.Figure) -> str:
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
+    plt.close(figure)
+    return f'<img alt="plot" src="data:image/png;base64,{base64.b64encode(buffer.getvalue()).decode()}">'
+
+
+def _lexical_plot(metrics: list[dict], datasets: list[str], platforms: list[str]) -> str:
+    figure, axes = plt.subplots(2, 2, figsize=(11, 7), sharey=True)
+    width = 0.8 / max(1, len(datasets))
+    for axis, feature in zip(axes.flat, COUNTED, strict=True):
+        for offset, dataset in enumerate(datasets):
+            found = {
+                m["platform"]: m
+                for m in metrics
+                if m["metric"] == f"share_with_{feature}" and m["dataset"] == dataset
+            }
+            x = np.arange(len(platforms)) + offset * width
+            values = [found[p]["value"] if p in found else np.nan for p in platforms]
+            errors = np.array(
+                [
+                    [
+                        found[p]["value"] - found[p]["ci_low"],
+                        found[p]["ci_high"] - found[p]["value"],
+                    ]
+                    if p in found and found[p]["ci_low"] is not None
+                    else [0.0, 0.0]
+                    for p in platforms
+                ]
+            ).T
+            # a percentile interval may sit just off its estimate on small samples: no bar below 0
+            errors = np.clip(np.nan_to_num(errors), 0.0, None)
+            axis.bar(x, values, width, yerr=errors, capsize=2, label=dataset)
+        axis.set_title(f"share of posts with {feature}")
+        axis.set_xticks(np.arange(len(platforms)) + width * (len(datasets) - 1) / 2, platforms)
+        axis.set_ylim(0, 1)
+    axes.flat[0].legend(fontsize=8)
+    figure.tight_layout()
+    return png(figure)
+
+
+def _length_plot(features: pa.Table, datasets: list[str], platforms: list[str]) -> str:
+    figure, axes = plt.subplots(
+        1, len(platforms), figsize=(3.2 * len(platforms), 3.4), squeeze=False
+    )
+    dataset_col = np.asarray(features.column("dataset").to_pylist(), dtype=object)
+    platform_col = np.asarray(features.column("platform").to_pylist(), dtype=object)
+    chars = features.column("chars").to_numpy()
+    for axis, platform in zip(axes[0], platforms, strict=True):
+        data = [chars[(dataset_col == d) & (platform_col == platform)] for d in datasets]
+        axis.boxplot([d if len(d) else [np.nan] for d in data], showfliers=False)
+        axis.set_xticks(range(1, len(datasets) + 1), datasets, rotation=30, ha="right", fontsize=7)
+        axis.set_title(f"{platform}: length (chars)", fontsize=9)
+    figure.tight_layout()
+    return png(figure)
+
+
+# What a comparison metric is when the synthetic set is indistinguishable from the real one.
+IDEAL = {
+    "sentiment_js_divergence": 0.0,
+    "topic_js_divergence": 0.0,
+    "real_topics_covered": 1.0,
+    "outlier_share": None,
+    "distinct_topics": None,
+    "detectability_auc": 0.5,
+    "hashtag_set_overlap": 1.0,
+    "length_ks_distance": 0.0,
+}
+PRIVACY_IDEAL = 0.0  # no copies, no replayed identifiers
+
+
+def _ideal(metric: str) -> float | None:
+    if "counterpart@" in metric:
+        return 1.0
+    if metric.startswith(("exact_copy", "near_copy", "replayed_")):
+        return PRIVACY_IDEAL
+    if metric.endswith(("_found", "_rank_correlation")):
+        return 1.0
+    return IDEAL.get(metric)
+
+
+def _scorecard(metrics: list[dict], datasets: list[str], platform: str) -> str:
+    """Every metric on one platform: the real value (or the ideal for comparison metrics) and each
+    synthetic set's value and gap, coloured by how far the gap is."""
+    synthetic = [d for d in datasets if d != schema.REAL]
+    overall = [m for m in metrics if m["platform"] == platform and m["topic"] is None]
+    by_key = {(m["dataset"], m["metric"]): m for m in overall}
+    keys = list(dict.fromkeys((m["family"], m["metric"]) for m in overall))
+    head = "".join(f"<th>{html.escape(d)}</th><th>gap</th>" for d in synthetic)
+    lines = [
+        f'<table><tr><th class="l">family</th><th class="l">metric</th><th>real</th>{head}</tr>'
+    ]
+    for family, metric in keys:
+        real = by_key.get((schema.REAL, metric))
+        reference = real["value"] if real else _ideal(metric)
+        shown = (
+            f"{reference:.3f}"
+            if real
+            else (f"ideal {reference:g}" if reference is not None else "–")
+        )
+        cells = []
+        for dataset in synthetic:
+            other = by_key.get((dataset, metric))
+            if other is None or other["value"] != other["value"]:  # missing or NaN
+                cells.append("<td>–</td><td>–</td>")
+                continue
+            if reference is None:
+                cells.append(f"<td>{other['value']:.3f}</td><td>–</td>")
+                continue
+            gap = other["value"] - reference
+            scale = max(abs(reference), 0.1)
+            css = (
+                "good" if abs(gap) <= 0.1 * scale else "warn" if abs(gap) <= 0.5 * scale else "bad"
+            )
+            cells.append(f'<td>{other["value"]:.3f}</td><td class="{css}">{gap:+.3f}</td>')
+        lines.append(
+            f'<tr><td class="l">{family}</td><td class="l">{html.escape(metric)}</td>'
+            f"<td>{shown}</td>{''.join(cells)}</tr>"
+        )
+    lines.append("</table>")
+    return "\n".join(lines)
+
+
+def _grouped_bars(
+    metrics: list[dict], names: list[str], datasets: list[str], platforms: list[str], title: str
+) -> str:
+    figure, axes = plt.subplots(
+        1, len(names), figsize=(4 * len(names), 3.4), sharey=True, squeeze=False
+    )
+    width = 0.8 / max(1, len(datasets))
+    for axis, name in zip(axes[0], names, strict=True):
+        for offset, dataset in enumerate(datasets):
+            found = {
+                m["platform"]: m["value"]
+                for m in metrics
+                if m["metric"] == name and m["dataset"] == dataset
+            }
+            axis.bar(
+                np.arange(len(platforms)) + offset * width,
+                [found.get(p, np.nan) for p in platforms],
+                width,
+                label=dataset,
+            )
+        axis.set_title(f"{title}: {name.removeprefix('share_')}", fontsize=9)
+        axis.set_xticks(
+            np.arange(len(platforms)) + width * (len(datasets) - 1) / 2, platforms, fontsize=8
+        )
+        axis.set_ylim(0, 1)
+    axes[0][0].legend(fontsize=7)
+    figure.tight_layout()
+    return png(figure)
+
+
+def _coverage_plot(metrics: list[dict], datasets: list[str]) -> str:
+    figure, axes = plt.subplots(1, 2, figsize=(10, 3.4), sharey=True)
+    for axis, direction in zip(
+        axes, ("synthetic_with_real_counterpart", "real_with_synthetic_counterpart"), strict=True
+    ):
+        for dataset in datasets:
+            points = sorted(
+                (float(m["metric"].split("@")[1]), m["value"])
+                for m in metrics
+                if m["dataset"] == dataset
+                and m["platform"] == schema.ALL_PLATFORMS
+                and m["metric"].startswith(direction + "@")
+            )
+            if points:
+                axis.plot(*zip(*points, strict=True), marker="o", label=dataset)
+        axis.set_title(direction.replace("_", " "), fontsize=9)
+        axis.set_xlabel("cosine threshold")
+        axis.set_ylim(0, 1.02)
+    axes[0].legend(fontsize=7)
+    figure.tight_layout()
+    return png(figure)
+
+
+def _map_plot(embedding_map: pa.Table) -> str:
+    figure, axis = plt.subplots(figsize=(7, 5.5))
+    datasets = embedding_map.column("dataset").to_numpy(zero_copy_only=False)
+    x, y = embedding_map.column("x").to_numpy(), embedding_map.column("y").to_numpy()
+    order = [schema.REAL, *sorted(set(datasets.tolist()) - {schema.REAL})]
+    for index, dataset in enumerate(order):  # C<index>: the same colour as in the other plots
+        mask = datasets == dataset
+        real = {"color": "0.6", "s": 4, "alpha": 0.4}
+        style = real if index == 0 else {"color": f"C{index}", "s": 5, "alpha": 0.6}
+        axis.scatter(x[mask], y[mask], label=dataset, **style)
+    axis.set_title(
+        "real and synthetic posts in one embedding space (PCA of the real set)", fontsize=9
+    )
+    axis.legend(fontsize=7, markerscale=3)
+    figure.tight_layout()
+    return png(figure)
+
+
+TOPIC_METRICS = ("share_with_hashtags", "share_with_urls", "share_with_mentions", "share_negative")
+
+
+def _topic_table(by_topic: list[dict], datasets: list[str]) -> str:
+    """The largest real topics: a few shares per dataset, side by side."""
+    value = {(r["topic"], r["metric"], r["dataset"]): r["value"] for r in by_topic}
+    topics = sorted({r["topic"] for r in by_topic if r["dataset"] == schema.REAL})
+    head = "".join(f"<th>{html.escape(d)}</th>" for d in datasets)
+    lines = [f'<table><tr><th class="l">topic</th><th class="l">metric</th>{head}</tr>']
+    for topic in topics:
+        for metric in TOPIC_METRICS:
+            cells = "".join(
+                f"<td>{value[(topic, metric, d)]:.2f}</td>"
+                if (topic, metric, d) in value
+                else "<td>–</td>"
+                for d in datasets
+            )
+            lines.append(f'<tr><td class="l">{topic}</td><td class="l">{metric}</td>{cells}</tr>')
+    return "\n".join([*lines, "</table>"])
+
+
+def counts_table(summary: dict[str, dict[str, int]], columns: list[str]) -> str:
+    head = "".join(f"<th>{c}</th>" for c in columns)
+    body = "".join(
+        f'<tr><td class="l">{html.escape(key)}</td>'
+        + "".join(f"<td>{values.get(c, 0):,}</td>" for c in columns)
+        + "</tr>"
+        for key, values in summary.items()
+    )
+    return f'<table><tr><th class="l"></th>{head}</tr>{body}</table>'
+
+
+def render_report(
+    title: str,
+    metrics: pa.Table,
+    features: pa.Table,
+    embedding_map: pa.Table,
+    ingest_summary: dict[str, dict[str, int]],
+    synthetic_examples: dict[str, list[dict[str, Any]]],
+    manifest: dict[str, Any],
+    sections: str = "",
+    steps: str = "",
+) -> str:
+    """The page; `sections` is HTML the run's pipeline adds after the counts (a labelled run's
+    utility results), `steps` what postprocessing and the privacy guard did (after the topics)."""
+    every_row = metrics.to_pylist()
+    rows = [r for r in every_row if r["topic"] is None]
+    by_topic = [r for r in every_row if r["topic"] is not None]
+    # a fixed order (and so fixed colours): real first, then the synthetic sets by name
+    datasets = [schema.REAL, *sorted({r["dataset"] for r in rows} - {schema.REAL})]
+    platforms = sorted({r["platform"] for r in rows if r["platform"] != schema.ALL_PLATFORMS})
+    posts = {
+        d: {
+            p: next((r["n"] for r in rows if r["dataset"] == d and r["platform"] == p), 0)
+            for p in platforms
+        }
+        for d in datasets
+    }
+    example_html = []
+    for dataset, examples in synthetic_examples.items():
+        example_html.append(f"<h3>{html.escape(dataset)}</h3>")
+        example_html.extend(
+            f'<div class="post"><b>{html.escape(e["platform"])}</b> · {html.escape(e["text"])}</div>'
+            for e in examples
+        )
+    stage_rows = {
+        name: {"seconds": entry.get("seconds", 0)}
+        for name, entry in manifest.get("stages", {}).items()
+    }
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>
+<style>{STYLE}</style></head><body>
+<h1>{html.escape(title)}</h1>
+<p class="muted">config hash {html.escape(str(manifest.get("config_hash", ""))[:12])} ·
+mpsynth {html.escape(str(manifest.get("versions", {}).get("mpsynth", "")))}</p>
+<h2>Posts per platform</h2>
+{counts_table(posts, platforms)}
+{sections}
+<h2>Real input</h2>
+{counts_table(ingest_summary, ["read", "kept", "quarantined"])}
+<h2>Lexical features</h2>
+<p>Share of posts with at least one of each feature, per platform, with
+bootstrap confidence intervals.</p>
+{_lexical_plot(rows, datasets, platforms)}
+{_length_plot(features, datasets, platforms)}
+<h2>Sentiment (VADER)</h2>
+{_grouped_bars(rows, ["share_negative", "share_neutral", "share_positive"], datasets, platforms, "share")}
+<h2>Embedding similarity</h2>
+<p>Share of posts whose nearest post in the other set is at least as similar as each threshold
+(all platforms).</p>
+{_coverage_plot(rows, datasets)}
+{_map_plot(embedding_map)}
+<h2>Scorecard: gap from real, all platforms</h2>
+<p class="muted">Gap: synthetic minus real (or minus the ideal for comparison metrics). Green: within
+10% of the reference; amber: within 50%; red: further.</p>
+{_scorecard(rows, datasets, schema.ALL_PLATFORMS)}
+{"".join(f"<details><summary>{html.escape(p)}</summary>{_scorecard(rows, datasets, p)}</details>" for p in platforms)}
+<h2>By topic</h2>
+<p class="muted">The largest real topics; every set's posts placed in the real topic model.</p>
+{_topic_table(by_topic, datasets)}
+{steps}
+<h2>Synthetic examples</h2>
+{"".join(example_html)}
+<h2>Stages</h2>
+{counts_table(stage_rows, ["seconds"])}
+</body></html>
+"""

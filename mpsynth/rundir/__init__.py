@@ -1,0 +1,1 @@
+"""The run directory and what a stage runner works in: `directory` (folders per stage, manifest,\natomic commits, locks), `storage` (a run directory on object storage through a local mirror),\n`context` (the config, the directory and upstream outputs by name, handed to every runner).\n"""

@@ -1,0 +1,47 @@
+"""What a stage runner works with: the run's config and directory, upstream outputs found by name
+(with a clear error when a stage has not run), and writing its own tables with their column
+descriptions."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from mpsynth.config import RunConfig
+from mpsynth.core import schema
+from mpsynth.core.errors import StageError
+from mpsynth.rundir.directory import RunDirectory
+
+
+@dataclass
+class StageContext:
+    config: RunConfig
+    run: RunDirectory
+
+    def has(self, stage: str) -> bool:
+        """Whether this run's pipeline includes `stage`."""
+        from mpsynth.config.run import PIPELINES
+
+        return stage in PIPELINES[self.config.pipeline]
+
+    def path(self, stage: str, name: str) -> Path:
+        """An upstream stage's output, with a clear error when that stage has not run."""
+        path = self.run.stage_dir(stage) / name
+        if not path.exists():
+            raise StageError(f"{path} is missing: run the '{stage}' stage first (mpsynth {stage})")
+        return path
+
+
+def write_table(table: pa.Table, path: Path) -> int:
+    pq.write_table(schema.described(table), path)
+    return table.num_rows
+
+
+def rows_by_id(path: Path, ids: list[str], column: str) -> pa.Table:
+    """The rows of `ids` from a Parquet file or folder, in the order of `ids`."""
+    table = pq.read_table(path, columns=["id", column], filters=[("id", "in", ids)])
+    position = {post_id: i for i, post_id in enumerate(table.column("id").to_pylist())}
+    return table.take(pa.array([position[i] for i in ids]))

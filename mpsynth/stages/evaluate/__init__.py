@@ -1,0 +1,1 @@
+"""Evaluate: real against every synthetic set.\n\n`aggregate` turns per-post features into metric rows with bootstrap intervals; `runner` computes\nthe features in Ray Data and writes the metrics table.\n"""

@@ -1,0 +1,147 @@
+"""The evaluate stage's runner: lexical features on every post through Ray Data, the other metric
+families on a stratified sample, written as one long metrics table."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from mpsynth.core import schema
+from mpsynth.rundir.context import StageContext, rows_by_id, write_table
+
+
+def run_evaluate(ctx: StageContext, out: Path) -> dict[str, int]:
+    from mpsynth.distributed.data import map_parquet
+    from mpsynth.distributed.session import actor_layout
+    from mpsynth.embedders import state_path, uses_gpu
+    from mpsynth.metrics.lexical import LexicalFeatures
+    from mpsynth.stages.evaluate.aggregate import (
+        PostFeatures,
+        family_metrics,
+        lexical_metrics,
+        privacy_rows,
+        sample_per_platform,
+    )
+
+    sources = {schema.REAL: ctx.path("ingest", "posts.parquet")}
+    sources.update(
+        (p.stem, p) for p in sorted(ctx.path("postprocess", "synthetic").glob("*.parquet"))
+    )
+    evaluate = ctx.config.evaluate
+    # lexical features on every post (cheap, vectorised, Ray Data); the other families on a
+    # stratified sample per platform (evaluate.sample_per_platform)
+    samples = {}
+    for number, (name, path) in enumerate(sources.items()):
+        extra = ["author"] if name == schema.REAL else ["example_ids"]
+        table = pq.read_table(path, columns=["id", "platform", "text", *extra])
+        samples[name] = sample_per_platform(
+            table, evaluate.sample_per_platform, ctx.config.seed + number
+        )
+    map_parquet(
+        [
+            p.resolve() for p in sources.values()
+        ],  # absolute: Ray reports each row's file path as given
+        out / "features",
+        LexicalFeatures,
+        columns=["id", "platform", "text"],
+        constructor_kwargs={"datasets": {str(p.resolve()): n for n, p in sources.items()}},
+        actors=actor_layout(None, 0.0, wants_gpu=False)[0],  # one per CPU
+        num_cpus=ctx.config.ray.actor_num_cpus,
+        resources=ctx.config.ray.resources_for("evaluate"),
+        batch_size=8192,
+        include_paths=True,
+        description="evaluate: lexical features",
+    )
+    # Ray Data writes rows in whatever order its tasks finish: sorted, the bootstrap draws the same
+    # posts on every run, so the same config and seed give the same intervals
+    features = pq.read_table(out / "features").sort_by(
+        [("dataset", "ascending"), ("id", "ascending")]
+    )
+
+    # per-post embedding, sentiment and entities of every sampled post, through Ray Data actors
+    staged = out / "sampled"
+    staged.mkdir()
+    for number, (name, table) in enumerate(samples.items()):
+        rows = pa.table(
+            {
+                "dataset": pa.array([name] * table.num_rows, pa.string()),
+                "row": pa.array(range(table.num_rows), pa.int64()),
+                "text": table.column("text"),
+            }
+        )
+        pq.write_table(rows, staged / f"{number:03d}.parquet")
+    embedder = ctx.config.embed.embedder
+    similarity = evaluate.embedder
+    wants_gpu = (
+        uses_gpu(embedder)
+        or (similarity is not None and uses_gpu(similarity))
+        or evaluate.sentiment.kind == "transformers"
+    )
+    actors, gpus = actor_layout(None, None, wants_gpu=wants_gpu)
+    map_parquet(
+        sorted(staged.glob("*.parquet")),
+        out / "post_features",
+        PostFeatures,
+        constructor_kwargs={
+            "embedder": embedder,
+            "state": state_path(embedder, ctx.run.stage_dir("embed")),
+            "sentiment": evaluate.sentiment,
+            "ner_model": evaluate.ner_model,
+            "similarity_embedder": similarity,
+        },
+        actors=actors,
+        num_cpus=ctx.config.ray.actor_num_cpus,
+        num_gpus=gpus,
+        resources=ctx.config.ray.resources_for("evaluate"),
+        batch_size=1024,
+        description="evaluate: embeddings, sentiment, entities",
+        preserve_order=True,  # the same batches every run: identical embeddings, identical metrics
+    )
+    post_features = pq.read_table(out / "post_features")
+    shutil.rmtree(staged)
+    shutil.rmtree(out / "post_features")  # large (one vector per post) and derivable
+    for name in samples:
+        mine = post_features.filter(pc.equal(post_features.column("dataset"), name)).sort_by("row")
+        for column in mine.column_names:
+            if column not in ("dataset", "row"):
+                samples[name] = samples[name].append_column(column, mine.column(column))
+    real_ids = samples[schema.REAL].column("id").to_pylist()
+    real_topics = rows_by_id(ctx.path("topics", "assignments"), real_ids, "topic").column("topic")
+    families, embedding_map = family_metrics(
+        samples,
+        real_topics.to_numpy(),
+        np.load(ctx.path("topics", "centroids.npy")),
+        ctx.config.topics.outlier_threshold,
+        evaluate,
+        ctx.config.seed,
+    )
+    shown = sorted(
+        {
+            i
+            for n, t in samples.items()
+            if n != schema.REAL
+            for ids in t["example_ids"].to_pylist()
+            for i in ids
+        }
+    )
+    examples = rows_by_id(ctx.path("ingest", "posts.parquet"), shown, "text") if shown else None
+    metrics = pa.concat_tables(
+        [
+            lexical_metrics(features, evaluate, ctx.config.seed),
+            families,
+            privacy_rows(samples, examples),
+        ]
+    )
+    metrics = schema.nan_as_null(metrics, schema.METRIC_VALUES)
+    write_table(embedding_map, out / "map.parquet")
+    write_table(metrics, out / "metrics.parquet")
+    (out / "metrics.json").write_text(
+        json.dumps(metrics.to_pylist(), indent=1, allow_nan=False) + "\n"
+    )
+    return {"metrics": metrics.num_rows, "posts": features.num_rows}

@@ -1,0 +1,1 @@
+"""Ingest: inputs (CSV / JSONL / Parquet, local or on object storage) into one posts schema.\n\n`readers` reads rows with their line numbers, `normalise` turns them into posts and quarantines\nbad rows with their reasons, `runner` writes the stage's folder.\n"""

@@ -1,0 +1,224 @@
+"""Ingest: read CSV / JSONL / Parquet inputs into the posts schema; bad rows go to quarantine."""
+
+from __future__ import annotations
+
+import codecs
+import json
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pyarrow as pa
+
+from mpsynth.config import IngestConfig, InputSpec
+from mpsynth.core import console, schema
+from mpsynth.core.errors import InputError
+from mpsynth.core.platforms import normalise_platform
+from mpsynth.stages.ingest import readers
+
+SUFFIX_FORMATS = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".parquet": "parquet"}
+FIELDS = ("id", "platform", "text", "timestamp", "author", "label", "split")
+NO_PLATFORM = "(none)"
+PROGRESS_EVERY = 50_000  # rows between progress updates
+
+
+@dataclass
+class IngestResult:
+    posts: pa.Table
+    quarantine: pa.Table
+    summary: dict[str, dict[str, int]] = field(default_factory=dict)
+
+
+def expand_input(spec: InputSpec) -> list[tuple[Path, str]]:
+    """The files an input names (a file, or every supported file under a folder) and their formats;
+    a remote file (s3://...) as its local copy."""
+    from mpsynth.core.locations import is_remote, local_input
+
+    path = spec.path
+    if is_remote(path):
+        local = local_input(str(path), "ingest.inputs[].path")
+        return [(local, spec.format if spec.format != "auto" else _format_of(local))]
+    if not path.exists():
+        raise InputError(f"input not found: {path}")
+    if path.is_dir():
+        files = sorted(p for p in path.rglob("*") if p.suffix.lower() in SUFFIX_FORMATS)
+        if not files:
+            raise InputError(f"input folder {path} holds no .csv, .jsonl or .parquet files")
+    else:
+        files = [path]
+    return [(file, spec.format if spec.format != "auto" else _format_of(file)) for file in files]
+
+
+def _format_of(file: Path) -> str:
+    fmt = SUFFIX_FORMATS.get(file.suffix.lower())
+    if fmt is None:
+        raise InputError(
+            f"{file}: cannot tell the format from the suffix; set format: csv|jsonl|parquet"
+        )
+    return fmt
+
+
+def _wanted_columns(spec: InputSpec) -> dict[str, str]:
+    """field -> input column, for the fields this input maps to a column."""
+    mapping = spec.columns.model_dump()
+    if spec.platform is not None:
+        mapping["platform"] = None
+    return {name: column for name, column in mapping.items() if column is not None}
+
+
+def _header(file: Path, fmt: str, wanted: dict[str, str]) -> list[str]:
+    """The file's column names; InputError when it cannot be read, holds no rows, or (Parquet) a
+    mapped column holds the wrong type."""
+    try:
+        match fmt:
+            case "csv":
+                header, has_rows = readers.csv_header(file)
+            case "parquet":
+                columns, n_rows = readers.parquet_columns(file)
+                readers.check_parquet_types(file, columns, wanted)
+                header, has_rows = columns.names, n_rows > 0
+            case _:
+                header, has_rows = _jsonl_header(file)
+    except (OSError, ValueError) as error:
+        raise InputError(f"{file}: cannot read: {error}") from None
+    if not has_rows:
+        raise InputError(f"no rows in {file}")
+    return header
+
+
+def _jsonl_header(file: Path) -> tuple[list[str], bool]:
+    """The keys of the first line holding a JSON object (a JSONL file has no header)."""
+    readers.check_encoding(file)
+    with file.open("rb") as handle:
+        seen_row = False
+        for line in handle:
+            line = line.removeprefix(codecs.BOM_UTF8)
+            if not line.strip():
+                continue
+            seen_row = True
+            try:
+                record = json.loads(line)
+            except ValueError:
+                continue  # a broken line is quarantined later; the next may name the columns
+            if isinstance(record, dict):
+                return list(record), True
+    return [], seen_row
+
+
+def check_inputs(
+    config: IngestConfig, required: tuple[str, ...] = ()
+) -> list[tuple[InputSpec, Path, str]]:
+    """Fail fast, before any work, on a missing or empty file, a missing mapped column or a text
+    column that holds no text (naming file and column).
+
+    `text` and `platform` (unless fixed) are required; the optional columns are required only when
+    the config names them explicitly (or the run needs them: `required`, the label of a labelled
+    run), so a file without `author` under the default mapping is fine.
+    """
+    files = []
+    for spec in config.inputs:
+        explicit = spec.columns.model_fields_set
+        for file, fmt in expand_input(spec):
+            wanted = _wanted_columns(spec)
+            header = _header(file, fmt, wanted)
+            for name, column in wanted.items():
+                needed = name in ("text", "platform", *required) or name in explicit
+                if needed and column not in header and not (fmt == "jsonl" and not header):
+                    raise InputError(
+                        f"{file}: no column {column!r} (mapped to {name}); columns are {header}"
+                    )
+            files.append((spec, file, fmt))
+    return files
+
+
+def _read_rows(file: Path, fmt: str, columns: list[str]) -> readers.RawRows:
+    match fmt:
+        case "csv":
+            return readers.read_csv(file, columns)
+        case "parquet":
+            return readers.read_parquet(file, columns)
+        case _:
+            return readers.read_jsonl(file, columns)
+
+
+def ingest(config: IngestConfig) -> IngestResult:
+    """Read every input; return kept posts, quarantined rows with reasons, and per-platform counts."""
+    kept: dict[str, list] = {name: [] for name in schema.POSTS.names}
+    quarantined: dict[str, list] = {name: [] for name in schema.QUARANTINE.names}
+    seen_ids: dict[str, str] = {}
+    read, kept_count, bad_count = Counter(), Counter(), Counter()
+    limit = config.max_text_chars
+
+    inputs = check_inputs(config)
+    for spec, file, fmt in inputs:
+        wanted = _wanted_columns(spec)
+        rows = _read_rows(file, fmt, list(dict.fromkeys(wanted.values())))
+        values = {name: rows.columns[column] for name, column in wanted.items()}
+        with console.progress(f"ingest {file.name}", len(rows)) as shown:
+            for index, line in enumerate(rows.lines):
+                if index % PROGRESS_EVERY == 0:
+                    shown.update(index)
+                raw_platform = (
+                    spec.platform if spec.platform is not None else values["platform"][index]
+                )
+                platform = normalise_platform(raw_platform, config.platform_aliases)
+                text = values["text"][index]
+                post_id = values["id"][index] if "id" in values else None
+                if not post_id:
+                    post_id = f"{file.name}:{line}"
+                reason = rows.errors[index]
+                if reason is None and (text is None or not text.strip()):
+                    reason = "empty text"
+                if reason is None and len(text) > limit:
+                    reason = (
+                        f"text of {len(text):,} characters, over ingest.max_text_chars ({limit:,})"
+                    )
+                if reason is None and platform is None:
+                    reason = "no platform"
+                if reason is None and post_id in seen_ids:
+                    reason = f"duplicate id (first seen at {seen_ids[post_id]})"
+                platform_key = platform or NO_PLATFORM
+                read[platform_key] += 1
+                if reason is not None:
+                    bad_count[platform_key] += 1
+                    for name, value in (
+                        ("source_file", str(file)),
+                        ("source_row", line),
+                        ("reason", reason),
+                        ("id", post_id),
+                        ("platform", platform),
+                        ("text", rows.raw_text.get(index, text)),
+                    ):
+                        quarantined[name].append(value)
+                    continue
+                seen_ids[post_id] = f"{file}:{line}"
+                kept_count[platform_key] += 1
+                for name in ("timestamp", "author", "label", "split"):
+                    kept[name].append((values[name][index] or None) if name in values else None)
+                kept["id"].append(post_id)
+                kept["platform"].append(platform)
+                kept["text"].append(text)
+                kept["source_file"].append(str(file))
+                kept["source_row"].append(line)
+            shown.update(len(rows))
+
+    summary = {
+        platform: {
+            "read": read[platform],
+            "kept": kept_count[platform],
+            "quarantined": bad_count[platform],
+        }
+        for platform in sorted(read)
+    }
+    if not kept["id"]:
+        reasons = Counter(quarantined["reason"]).most_common(3)
+        files = ", ".join(str(file) for _, file, _ in inputs)
+        raise InputError(
+            f"no usable posts in {files}: every row was quarantined; most common reasons: "
+            + "; ".join(f"{reason} ({n})" for reason, n in reasons)
+        )
+    return IngestResult(
+        posts=pa.Table.from_pydict(kept, schema=schema.POSTS),
+        quarantine=pa.Table.from_pydict(quarantined, schema=schema.QUARANTINE),
+        summary=summary,
+    )

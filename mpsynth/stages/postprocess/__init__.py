@@ -1,0 +1,1 @@
+"""Postprocess: completions into synthetic sets.\n\n`parse` turns each completion into posts, `copies` drops copies of real posts and near\nduplicates, `composition` measures each cell against its target, `calibrate` brings lexical\nshares to the real ones, and `runner` runs them in that order with the deficit rounds that fill\nshort cells.\n"""

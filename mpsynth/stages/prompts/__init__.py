@@ -1,0 +1,1 @@
+"""Prompts: one request per pool draw and generator.\n\n`build` fills the templates with a pool's examples, `guard` masks what could identify a person\n(the privacy guard), `runner` writes requests.parquet.\n"""
