@@ -20,6 +20,7 @@ from mpsynth.providers import (
     Completion,
     FatalProviderError,
     GenerationRequest,
+    MalformedAnswerError,
     Provider,
     RetryableProviderError,
 )
@@ -221,6 +222,7 @@ class GenerationEngine:
                 self.last_error = str(error)
                 self.counts["retried_attempts"] += 1
                 self.counts["rate_limited"] += error.status == 429
+                self.counts["malformed_answers"] += isinstance(error, MalformedAnswerError)
                 await self.governor.failed(reserved, error.status, error.retry_after, worst)
                 if attempt < retry.max_attempts:
                     delay = (

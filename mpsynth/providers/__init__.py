@@ -66,6 +66,17 @@ class Completion:
     completion_tokens: int
     limits: StatedLimits | None = None  # what the response's headers say the limits are
 
+    def __post_init__(self) -> None:
+        # built from a provider's answer: a field of the wrong type is a malformed answer
+        if not isinstance(self.text, str | None):
+            raise TypeError(f"the answer's text is {type(self.text).__name__}, not a string")
+        if not isinstance(self.finish_reason, str):
+            raise TypeError(f"finish reason {self.finish_reason!r} is not a string")
+        for name in ("prompt_tokens", "completion_tokens"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ValueError(f"{name} {value!r} is not a token count")
+
 
 @dataclass(frozen=True)
 class BatchState:
@@ -84,6 +95,10 @@ class RetryableProviderError(Exception):
         super().__init__(message)
         self.status = status
         self.retry_after = retry_after
+
+
+class MalformedAnswerError(RetryableProviderError):
+    """An answer (status 200) that is not the shape the provider's API promises."""
 
 
 class FatalProviderError(Exception):
@@ -145,9 +160,27 @@ def stainless_errors(sdk: Any, label: str, key: str) -> Iterator[None]:
             f"{type(error).__name__}: {error}{_transport_cause(error)}"
         ) from None
     except sdk.APIResponseValidationError as error:
-        raise RetryableProviderError(f"malformed response: {error}") from None
+        raise MalformedAnswerError(f"malformed answer from {label}: {error}") from None
     except json.JSONDecodeError as error:  # a response body that is not JSON
-        raise RetryableProviderError(f"malformed response body: {error}") from None
+        raise MalformedAnswerError(f"malformed answer body from {label}: {error}") from None
+
+
+# what reading an answer of the wrong shape raises: a missing field, null where an object belongs,
+# a number where a list belongs, a body that is not JSON (pydantic's errors are ValueErrors too)
+SHAPE_ERRORS = (AttributeError, IndexError, KeyError, TypeError, ValueError)
+
+
+@contextmanager
+def answer_shape(label: str) -> Iterator[None]:
+    """An answer that is not the shape the provider's API promises (a status-200 body of other JSON,
+    an empty body, a field of the wrong type) becomes a retryable error naming what was wrong: the
+    fault is the server's, and another attempt may be answered properly."""
+    try:
+        yield
+    except SHAPE_ERRORS as error:
+        raise MalformedAnswerError(
+            f"malformed answer from {label}: {type(error).__name__}: {error}"
+        ) from None
 
 
 def _transport_cause(error: BaseException) -> str:

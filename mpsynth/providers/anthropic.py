@@ -5,7 +5,15 @@ from __future__ import annotations
 from typing import Any
 
 from mpsynth.config.generation import AnthropicProviderConfig, RetryConfig
-from mpsynth.providers import BatchState, Completion, GenerationRequest, redact, stainless_errors
+from mpsynth.providers import (
+    SHAPE_ERRORS,
+    BatchState,
+    Completion,
+    GenerationRequest,
+    answer_shape,
+    redact,
+    stainless_errors,
+)
 from mpsynth.providers.limits import stated_limits
 from mpsynth.providers.openai import api_key
 from mpsynth.providers.output import posts_schema
@@ -61,10 +69,11 @@ class AnthropicProvider:
         if "temperature" in params:
             # no longer a named argument of the SDK; models that accept it take it in the body
             params["extra_body"] = {"temperature": params.pop("temperature")}
-        with stainless_errors(anthropic, f"anthropic ({self.model})", self._key):
+        label = f"anthropic ({self.model})"
+        with stainless_errors(anthropic, label, self._key):
             raw = await self.client.messages.with_raw_response.create(**params)
-            response = await raw.parse()
-        return self.completion(response, raw.headers)
+            with answer_shape(label):
+                return self.completion(await raw.parse(), raw.headers)
 
     # Message Batches: up to 100,000 requests, half the price, answered within 24 hours
 
@@ -99,7 +108,10 @@ class AnthropicProvider:
             async for item in await self.client.messages.batches.results(batch_id):
                 result = item.result
                 if result.type == "succeeded":
-                    out[item.custom_id] = self.completion(result.message)
+                    try:
+                        out[item.custom_id] = self.completion(result.message)
+                    except SHAPE_ERRORS as error:
+                        out[item.custom_id] = f"malformed batch answer: {error}"
                 else:
                     error = getattr(getattr(result, "error", None), "error", None)
                     out[item.custom_id] = redact(f"batch item {result.type}: {error}", self._key)

@@ -10,11 +10,14 @@ from typing import Any
 
 from mpsynth.config.generation import GeminiProviderConfig, RetryConfig
 from mpsynth.providers import (
+    SHAPE_ERRORS,
     BatchState,
     Completion,
     FatalProviderError,
     GenerationRequest,
+    MalformedAnswerError,
     RetryableProviderError,
+    answer_shape,
     redact,
     retry_after_seconds,
 )
@@ -39,11 +42,9 @@ TRANSPORT_MODULES = ("httpx", "httpx2", "httpcore", "httpcore2", "aiohttp")
 
 
 def is_transport_error(error: BaseException) -> bool:
-    """A timeout, dropped connection or garbled body, from whichever HTTP stack the SDK runs on."""
+    """A timeout or dropped connection, from whichever HTTP stack the SDK runs on."""
     module = type(error).__module__.split(".")[0]
-    return module in TRANSPORT_MODULES or isinstance(
-        error, asyncio.TimeoutError | ConnectionError | json.JSONDecodeError
-    )
+    return module in TRANSPORT_MODULES or isinstance(error, asyncio.TimeoutError | ConnectionError)
 
 
 class GeminiProvider:
@@ -106,6 +107,8 @@ class GeminiProvider:
                     message, error.code, retry_after_seconds(headers)
                 ) from None
             raise FatalProviderError(f"{label} ({self.model}): {message}") from None
+        except json.JSONDecodeError as error:  # a status-200 body that is not JSON
+            raise MalformedAnswerError(f"malformed answer body from {label}: {error}") from None
         except Exception as error:
             if is_transport_error(error):
                 raise RetryableProviderError(f"{type(error).__name__}: {error}") from None
@@ -113,6 +116,10 @@ class GeminiProvider:
 
     @staticmethod
     def completion(response: Any) -> Completion:
+        if not response.candidates:
+            feedback = response.prompt_feedback
+            if not (feedback and feedback.block_reason):  # a blocked prompt has no candidates
+                raise ValueError("an answer with no candidates and no block reason")
         candidate = response.candidates[0] if response.candidates else None
         reason = str(
             candidate.finish_reason.value if candidate and candidate.finish_reason else "STOP"
@@ -127,11 +134,13 @@ class GeminiProvider:
 
     async def complete(self, request: GenerationRequest) -> Completion:
         contents, config = self.inputs(request)
-        with self._errors("gemini"):
-            response = await self.client.aio.models.generate_content(
-                model=self.model, contents=contents, config=config
-            )
-        return self.completion(response)
+        # the SDK reads the body inside the call: a body of the wrong shape fails there
+        with answer_shape(f"gemini ({self.model})"):
+            with self._errors("gemini"):
+                response = await self.client.aio.models.generate_content(
+                    model=self.model, contents=contents, config=config
+                )
+            return self.completion(response)
 
     # batch mode: inline requests, half the price, answered within 24 hours
 
@@ -160,24 +169,43 @@ class GeminiProvider:
                     return job.name
         return None
 
-    async def batch_state(self, batch_id: str) -> BatchState:
+    async def _job(self, batch_id: str) -> dict[str, Any]:
+        """The batch job as the SDK's plain dict, not yet validated: the SDK validates the whole job
+        at once, so one answer of the wrong shape would hide the state and every other (paid)
+        answer; each answer is validated on its own instead."""
+        from google.genai.batches import _BatchJob_from_mldev
+
         with self._errors("gemini batch"):
-            job = await self.client.aio.batches.get(name=batch_id)
-        state = str(job.state.value if job.state else "JOB_STATE_UNSPECIFIED")
-        return BatchState(state in ENDED_STATES, state)
+            response = await self.client.aio._api_client.async_request("get", batch_id, {})
+        with answer_shape(f"gemini batch ({self.model})"):
+            job = _BatchJob_from_mldev(json.loads(response.body or "{}"))
+            if not isinstance(job, dict):
+                raise TypeError(f"a batch job that is {type(job).__name__}")
+            return job
+
+    async def batch_state(self, batch_id: str) -> BatchState:
+        state = (await self._job(batch_id)).get("state") or "JOB_STATE_UNSPECIFIED"
+        return BatchState(state in ENDED_STATES, str(state))
 
     async def batch_results(self, batch_id: str) -> dict[str, Completion | str]:
-        with self._errors("gemini batch"):
-            job = await self.client.aio.batches.get(name=batch_id)
+        """request id -> its completion, or the error the provider gave for it."""
+        from google.genai import types
+
+        items = ((await self._job(batch_id)).get("dest") or {}).get("inlined_responses") or []
         out: dict[str, Completion | str] = {}
-        for item in (job.dest.inlined_responses if job.dest else None) or []:
-            request_id = (item.metadata or {}).get("request_id")
-            if request_id is None:
+        for raw in items:
+            metadata = raw.get("metadata") if isinstance(raw, dict) else None
+            request_id = metadata.get("request_id") if isinstance(metadata, dict) else None
+            if not isinstance(request_id, str):
                 continue
-            if item.error is not None or item.response is None:
-                out[request_id] = redact(f"batch item failed: {item.error}", self._key)
-            else:
-                out[request_id] = self.completion(item.response)
+            try:
+                item = types.InlinedResponse.model_validate(raw)
+                if item.error is not None or item.response is None:
+                    out[request_id] = redact(f"batch item failed: {item.error}", self._key)
+                else:
+                    out[request_id] = self.completion(item.response)
+            except SHAPE_ERRORS as error:
+                out[request_id] = f"malformed batch answer: {error}"
         return out
 
     async def close(self) -> None:

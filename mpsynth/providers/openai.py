@@ -12,7 +12,15 @@ from typing import Any
 
 from mpsynth.config.generation import OpenAIProviderConfig, RetryConfig
 from mpsynth.core.errors import ConfigError
-from mpsynth.providers import BatchState, Completion, GenerationRequest, redact, stainless_errors
+from mpsynth.providers import (
+    SHAPE_ERRORS,
+    BatchState,
+    Completion,
+    GenerationRequest,
+    answer_shape,
+    redact,
+    stainless_errors,
+)
 from mpsynth.providers.limits import stated_limits
 from mpsynth.providers.output import posts_schema
 
@@ -83,10 +91,11 @@ class OpenAIProvider:
     async def complete(self, request: GenerationRequest) -> Completion:
         import openai
 
-        with stainless_errors(openai, f"openai ({self.model})", self._key):
+        label = f"openai ({self.model})"
+        with stainless_errors(openai, label, self._key):
             raw = await self.client.chat.completions.with_raw_response.create(**self.body(request))
-            response = raw.parse()
-        return self.completion(response, raw.headers)
+            with answer_shape(label):
+                return self.completion(raw.parse(), raw.headers)
 
     # the Batch API: a JSONL file of requests, half the price, answered within 24 hours
 
@@ -157,8 +166,12 @@ class OpenAIProvider:
                         error = item.get("error") or response.get("body", {}).get("error")
                         out[item["custom_id"]] = redact(f"batch item failed: {error}", self._key)
                         continue
-                    body = ChatCompletion.model_validate(response["body"])
-                    out[item["custom_id"]] = self.completion(body)
+                    try:
+                        out[item["custom_id"]] = self.completion(
+                            ChatCompletion.model_validate(response["body"])
+                        )
+                    except SHAPE_ERRORS as error:
+                        out[item["custom_id"]] = f"malformed batch answer: {error}"
         return out
 
     async def close(self) -> None:

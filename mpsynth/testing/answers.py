@@ -29,13 +29,13 @@ def hashed_embedding(text: str, dimensions: int) -> list[float]:
 class Fault:
     """One injected misbehaviour, served to the next request: an HTTP `status` (429, 500, ...) with
     an optional Retry-After, a `delay_s` before answering (a timeout when longer than the client's),
-    a raw HTTP `body`, a model output `content` replacing the answer (malformed JSON), or a
+    a raw HTTP `body` (any text or bytes, sent as it is, even empty), a model output `content` replacing the answer (malformed JSON), or a
     `truncate`d answer cut in half and flagged as stopped by the token limit."""
 
     status: int = 200
     retry_after: float | None = None
     delay_s: float = 0.0
-    body: str | None = None
+    body: str | bytes | None = None
     content: str | None = None
     truncate: bool = False
 

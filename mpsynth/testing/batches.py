@@ -54,6 +54,8 @@ class BatchEndpoints:
         self.batches: dict[str, FakeBatch] = {}
         self.created: list[str] = []  # batch ids in creation order
         self.answered: list[tuple[str, str]] = []  # (batch id, custom id) of every item answered
+        # request id -> what its item's answer is replaced with (an answer of the wrong shape)
+        self.malformed: dict[str, Any] = {}
         self.lock = threading.Lock()
 
     @staticmethod
@@ -139,6 +141,10 @@ class BatchEndpoints:
             batch.results = []
             for custom_id, body in batch.items:
                 response = self.answer(batch.kind, body)
+                request_id = custom_id
+                if batch.kind == "gemini":
+                    request_id = (batch.meta["metadata"][int(custom_id)] or {}).get("request_id")
+                response = self.malformed.get(request_id, response)
                 self.answered.append((batch.id, custom_id))
                 batch.results.append(self._result(batch, custom_id, response))
             if batch.kind == "openai":

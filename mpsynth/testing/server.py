@@ -233,11 +233,11 @@ class FakeProviderServer:
             def _send(
                 self,
                 status: int,
-                payload: str,
+                payload: str | bytes,
                 headers: dict[str, str] | None = None,
                 content_type: str = "application/json",
             ) -> None:
-                data = payload.encode()
+                data = payload if isinstance(payload, bytes) else payload.encode()
                 self.send_response(status)
                 self.send_header("Content-Type", content_type)
                 self.send_header("Content-Length", str(len(data)))
@@ -299,7 +299,11 @@ class FakeProviderServer:
                             "code": fault.status,
                         }
                     }
-                    self._send(fault.status, fault.body or json.dumps(error), headers)
+                    self._send(
+                        fault.status,
+                        json.dumps(error) if fault.body is None else fault.body,
+                        headers,
+                    )
                     return
                 limits = (
                     server.limiter.headers(kind)
