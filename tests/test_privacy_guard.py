@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 
 import pyarrow as pa
 import pytest
@@ -17,6 +18,7 @@ from mpsynth.providers import GenerationRequest
 from mpsynth.stages.prompts.build import build_requests
 from mpsynth.stages.prompts.guard import KINDS, Pseudonymiser
 from mpsynth.testing import FakeProviderServer
+from mpsynth.testing.identifiers import score
 from tests.conftest import read_rows, run_engine
 
 HOSTED = ("openai", "anthropic", "gemini")
@@ -149,3 +151,40 @@ def test_the_guard_can_be_turned_off_and_on(real_posts):
     assert _leaks(identifiers, _texts(requests, "g_openai")) and not any(guard.masked.values())
     requests, _ = _requests(rows, [_generator("markov")], setting="on")
     assert _leaks(identifiers, _texts(requests, "g_markov")) == []
+
+
+IDENTIFIERS = Path(__file__).parent / "data" / "privacy_identifiers.csv"
+
+
+def test_the_guard_masks_what_could_be_a_person_on_the_labelled_set():
+    """Handles of any script, obfuscated e-mails, national phone formats: recall per kind on the
+    set of tricky identifiers, and few ordinary posts touched."""
+    recall, changed = score(IDENTIFIERS, Pseudonymiser(seed=0))
+    assert sum(total for _, total in recall.values()) >= 100
+    for kind, (found, total) in recall.items():
+        assert found / total >= 0.95, (kind, found, total)
+    assert len(changed) <= 2, changed
+
+
+@pytest.mark.parametrize("platform", ["twitter", "reddit", "facebook", "youtube"])
+def test_unicode_handles_and_spelled_out_emails_never_pass(platform):
+    guard = Pseudonymiser(seed=1)
+    text = "@Jürgenß194 and @ñandúzz772 wrote: carol614 [at] probedomain dot com, name(at)site.com"
+    masked = guard(text, platform)
+    for real in ("Jürgenß194", "ñandúzz772", "carol614", "probedomain", "name(at)", "site.com"):
+        assert real not in masked, (real, masked)
+    assert len(re.findall(r"@user_[0-9a-f]{8}", masked)) == 2
+    assert len(re.findall(r"user_[0-9a-f]{8}@example\.com", masked)) == 2
+
+
+def test_ordinary_at_dot_and_numbers_are_left_alone():
+    guard = Pseudonymiser(seed=1)
+    for text in (
+        "look at this dot com era ad",
+        "only at www.shop.com today",
+        "EQUITAS1500@173.163 target",
+        "it happened on 2024-03-01",
+        "we met at 5:30 at the park",
+    ):
+        masked = guard(text, "twitter")
+        assert "user_" not in masked and "555-01" not in masked, (text, masked)

@@ -1,12 +1,18 @@
 """The privacy guard: few-shot examples pseudonymised before a request leaves for a hosted model.
 
-@handles (each platform's handle rule), URLs (with or without a scheme; twitter-text's rules, as
-the lexical features count them), e-mail addresses and phone numbers (libphonenumber's matcher)
-become placeholders of the same shape: `@user_1f3a9c0b`, `https://example.com/1f3a9c0b`,
-`user_1f3a9c0b@example.com`, `555-0142`. A placeholder is a keyed hash of the value, so the same
-real handle is the same pseudonym in every prompt of a run (the model still sees who is
-addressed twice), and the prompts, hence the request ids, are the same when the run resumes. The
-key comes from the run's seed; only the provider sees placeholders, and nothing maps them back.
+A guard errs toward masking: what could identify a person goes, whether or not a metric would count
+it. @handles of any script (letters, digits and marks of every alphabet, with `_ . -` inside; each
+platform's own handle rule as a floor) and Reddit's u/name; URLs (with or without a scheme;
+twitter-text's rules); e-mail addresses, plain and obfuscated (`name [at] domain dot com`,
+`name(at)domain.com`, `name AT domain DOT com`); phone numbers (libphonenumber's matcher for the
+run's region, then any digit run of phone shape that is a valid number in one of many countries'
+national formats, or has 10 to 15 digits) become placeholders of the same shape: `@user_1f3a9c0b`,
+`https://example.com/1f3a9c0b`, `user_1f3a9c0b@example.com`, `555-0142`. A placeholder is a keyed
+hash of the value, so the same real handle is the same pseudonym in every prompt of a run (the model
+still sees who is addressed twice), and the prompts, hence the request ids, are the same when the
+run resumes. The key comes from the run's seed; only the provider sees placeholders, and nothing
+maps them back. `benchmarks/privacy_guard.py` measures recall per kind on a labelled set of tricky
+identifiers and counts the ordinary posts it changes.
 """
 
 from __future__ import annotations
@@ -18,11 +24,39 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 import phonenumbers
+import regex
 
 from mpsynth.metrics.extraction import entity_spans
 
 KINDS = ("emails", "urls", "handles", "phones")  # on overlap the earlier kind wins
 EMAIL = re.compile(r"(?<![\w.+-])[\w.+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}")
+NAME = r"[\p{L}\p{N}\p{M}_]"  # a letter, digit or mark of any script, or _
+# a handle of any script: the sign, then name characters with . or - only inside
+# (at least one letter: @173.16 is a price, not a person)
+HANDLE = regex.compile(rf"[@＠](?=[\p{{N}}.\-]*[\p{{L}}\p{{M}}_]){NAME}+(?:[.\-]{NAME}+)*")
+REDDIT_USER = regex.compile(rf"(?<![\p{{L}}\p{{N}}_/])/?u/{NAME}+(?:-{NAME}+)*")
+# obfuscated e-mail: the at and the dots written out, bracketed or spaced
+_AT = r"(?:\s*@\s*|\s*[\[({<]\s*(?:at|@)\s*[\])}>]\s*|\s+at\s+)"
+_DOT = r"(?:\.|\s*[\[({<]\s*(?:dot|\.)\s*[\])}>]\s*|\s+dot\s+)"
+OBFUSCATED_EMAIL = regex.compile(
+    rf"(?<![\p{{L}}\p{{N}}_.+-])(?P<local>[\p{{L}}\p{{N}}\p{{M}}_.+-]+){_AT}"
+    rf"(?P<domain>[\p{{L}}\p{{N}}-]+(?:{_DOT}[\p{{L}}\p{{N}}-]+)*{_DOT}\p{{L}}{{2,}})(?![\p{{L}}\p{{N}}])",
+    regex.IGNORECASE,
+)
+USERNAME_LIKE = re.compile(r"[\d_.+\-]")
+# a run of digits of phone shape: an optional +country code and (area code), groups of digits
+PHONE_RUN = regex.compile(
+    r"(?<![\p{L}\p{N}+])(?:\+\d{1,3}[\s.\-]?)?(?:\(\d{1,4}\)[\s.\-]?)?\d(?:[\s.\-]?\d){6,16}(?![\p{L}\p{N}])"
+)
+NOT_PHONES = re.compile(
+    r"^(?:\d{4}-\d{1,2}-\d{1,2}|\d{1,2}[/.]\d{1,2}[/.]\d{2,4}|\d{4}\s*-\s*\d{4})$"  # dates, year ranges
+)
+DECIMAL = re.compile(r"\.\d{5,}")  # 43.613000: a decimal number, not a group of a phone number
+# whose national formats a phone number is tried in (besides `phone_region`)
+PHONE_REGIONS = (
+    "US", "GB", "DE", "FR", "IN", "NL", "BR", "AU", "JP", "ES", "IT", "RU", "PL", "CA", "MX",
+    "TR", "ID", "PH", "NG", "ZA", "PK", "KE", "AR", "CO", "EG", "SA", "KR", "CN", "UA", "SE",
+)  # fmt: skip
 SCHEME = re.compile(r"(?i)^(https?://)")
 HOSTED = ("openai", "anthropic", "gemini")
 
@@ -62,18 +96,40 @@ class Pseudonymiser:
 
     def spans(self, text: str, platform: str | None) -> list[tuple[int, int, str]]:
         found = [(m.start(), m.end(), "emails") for m in EMAIL.finditer(text)]
+        if "@" in text or "at" in text.lower():
+            found += [(m.start(), m.end(), "emails") for m in _obfuscated_emails(text)]
         for start, end, kind in entity_spans(text, platform):
             if kind in ("urls", "mentions"):
                 found.append((start, end, "handles" if kind == "mentions" else "urls"))
+        if "@" in text or "＠" in text:
+            found += [(m.start(), m.end(), "handles") for m in HANDLE.finditer(text)]
+        if "u/" in text:
+            found += [(m.start(), m.end(), "handles") for m in REDDIT_USER.finditer(text)]
         found += [
             (m.start, m.end, "phones")
             for m in phonenumbers.PhoneNumberMatcher(text, self.phone_region)
         ]
+        found += [(m.start(), m.end(), "phones") for m in self._phone_runs(text)]
         chosen: list[tuple[int, int, str]] = []
-        for span in sorted(found, key=lambda s: (KINDS.index(s[2]), s[0])):
+        # by kind, then position, the longer of two spans at one position first
+        for span in sorted(found, key=lambda s: (KINDS.index(s[2]), s[0], s[0] - s[1])):
             if all(span[1] <= other[0] or span[0] >= other[1] for other in chosen):
                 chosen.append(span)
         return sorted(chosen)
+
+    def _phone_runs(self, text: str) -> list[regex.Match]:
+        """Digit runs of phone shape that are a number somewhere: a valid number in the national
+        format of the run's region or of one of PHONE_REGIONS, a possible one with a + country
+        code, or any run of 10 to 15 digits (dates and year ranges left alone)."""
+        runs = []
+        for match in PHONE_RUN.finditer(text):
+            value = match.group()
+            digits = sum(c.isdigit() for c in value)
+            if NOT_PHONES.match(value) or DECIMAL.search(value) or digits > 15:
+                continue
+            if digits >= 10 or _is_number(value, (self.phone_region, *PHONE_REGIONS)):
+                runs.append(match)
+        return runs
 
     def __call__(self, text: str, platform: str | None = None) -> str:
         """The text with every handle, e-mail, phone number and URL replaced (each call counted:
@@ -99,3 +155,31 @@ class Pseudonymiser:
             out[f"masked {kind}"] = self.masked[kind]
             out[f"masked distinct {kind}"] = len(self.distinct[kind])
         return out
+
+
+def _obfuscated_emails(text: str) -> list[regex.Match]:
+    """E-mail addresses with the at (and perhaps the dots) written out. A bare word ` at ` counts
+    only when the rest looks like an address: `AT` in capitals, or a digit or `_ . + -` in the
+    mailbox; `look at this dot com` and `only at www.shop.com` are left alone."""
+    found = []
+    for match in OBFUSCATED_EMAIL.finditer(text, overlapped=True):
+        value, local = match.group(), match.group("local")
+        if match.group("domain").lower().startswith("www"):
+            continue
+        spelled = not any(c in value[len(local) :] for c in "@[](){}<>")  # the at as a bare word
+        if not spelled or " AT " in value or USERNAME_LIKE.search(local):
+            found.append(match)
+    return found
+
+
+def _is_number(value: str, regions: tuple[str, ...]) -> bool:
+    for region in dict.fromkeys(regions):
+        try:
+            number = phonenumbers.parse(value, region)
+        except phonenumbers.NumberParseException:
+            continue
+        if phonenumbers.is_valid_number(number) or (
+            value.startswith("+") and phonenumbers.is_possible_number(number)
+        ):
+            return True
+    return False
