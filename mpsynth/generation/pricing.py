@@ -113,6 +113,7 @@ def estimate_generation(
                 "prompt_tokens": prompt,
                 "expected_completion_tokens": expected,
                 "max_completion_tokens": maximum,
+                "min_usd": price.cost(prompt, 0) if price else None,  # the prompts alone
                 "expected_usd": price.cost(prompt, expected) if price else None,
                 "max_usd": price.cost(prompt, maximum) if price else None,
             }

@@ -13,6 +13,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from mpsynth.core import schema
+from mpsynth.core.errors import StageError
 from mpsynth.rundir.context import StageContext, write_table
 from mpsynth.rundir.directory import RunDirectory
 
@@ -78,11 +79,36 @@ def generate_requests(
     return [latest[rid] for rid in wanted if rid in latest], counts
 
 
+def check_budget(ctx: StageContext, requests: pa.Table) -> None:
+    """Stop before any request when the prompts still to send already cost more than
+    `generate.budget_usd` (each generator's budget), whatever the answers will cost."""
+    from mpsynth.generation.ledger import read_ledger, succeeded_ids
+    from mpsynth.generation.pricing import estimate_generation
+
+    generate = ctx.config.generate
+    if generate.budget_usd is None:
+        return
+    done = {
+        g.name: succeeded_ids(read_ledger(ledger_dir(ctx.run, g.name))) for g in generate.generators
+    }
+    posts = pq.read_table(ctx.path("ingest", "posts.parquet"), columns=["id", "text"])
+    for row in estimate_generation(requests, posts, generate.generators, generate.prices, done):
+        if row["min_usd"] is not None and row["min_usd"] > generate.budget_usd:
+            raise StageError(
+                f"generate {row['generator']}: the {row['to_run']:,} requests to run cost at least "
+                f"${row['min_usd']:.4f} in prompt tokens alone ({row['prompt_tokens']:,} tokens "
+                f"of {row['model']}; ${row['expected_usd']:.4f} expected with the answers), over "
+                f"generate.budget_usd=${generate.budget_usd:g}: raise the budget or lower "
+                "generate.n_posts (mpsynth estimate shows the figures)"
+            )
+
+
 def run_generate(ctx: StageContext, out: Path) -> dict[str, Any]:
     from mpsynth.generation.ledger import read_ledger
 
     generate = ctx.config.generate
     requests = pq.read_table(ctx.path("prompts", "requests.parquet"))
+    check_budget(ctx, requests)
     summary, rows, spend = {}, [], 0.0
     for number, generator in enumerate(generate.generators):
         mine = requests.filter(pc.equal(requests.column("generator"), generator.name))
@@ -107,6 +133,19 @@ def run_generate(ctx: StageContext, out: Path) -> dict[str, Any]:
                 generator.name,
                 summary[generator.name]["missing"],
             )
+    over_budget = {
+        name: s["missing"]
+        for name, s in summary.items()
+        if s["missing"] and s["this_run"].get("budget_skipped")
+    }
+    if over_budget:  # the stage is not committed: a run with a larger budget resumes it
+        raise StageError(
+            f"generate: generate.budget_usd=${generate.budget_usd:g} reached with requests "
+            "left unanswered ("
+            + ", ".join(f"{name}: {n:,}" for name, n in over_budget.items())
+            + f"; ${spend:.4f} spent in all). The answers so far are kept in the ledger: raise "
+            "the budget and run again to finish"
+        )
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     completions = pa.Table.from_pylist(rows, schema=schema.COMPLETIONS)
     write_table(completions, out / "completions.parquet")
