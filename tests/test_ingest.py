@@ -52,7 +52,12 @@ def test_real_rows_are_kept_byte_for_byte(tmp_path, demo_rows):
     texts = dict(zip(result.posts["id"].to_pylist(), result.posts["text"].to_pylist(), strict=True))
     for row in rows:
         assert texts[row["id"]] == row["text"]
-    assert result.summary["youtube"] == {"read": 61, "kept": 61, "quarantined": 0}
+    assert result.summary["youtube"] == {
+        "read": 61,
+        "kept": 61,
+        "quarantined": 0,
+        "control_chars_stripped": 0,
+    }
 
 
 def test_bad_rows_are_quarantined_with_reasons(tmp_path, demo_rows):
@@ -130,4 +135,9 @@ def test_jsonl_parquet_and_folder_inputs_with_mapping(tmp_path):
     assert set(result.posts["platform"].to_pylist()) == {"reddit"}
     assert result.posts["text"].to_pylist() == [r["text"] for r in reddit]
     assert result.quarantine["reason"].to_pylist()[0].startswith("invalid JSON")
-    assert result.summary["reddit"] == {"read": 31, "kept": 30, "quarantined": 1}
+    assert result.summary["reddit"] == {
+        "read": 31,
+        "kept": 30,
+        "quarantined": 1,
+        "control_chars_stripped": 0,
+    }

@@ -193,3 +193,18 @@ def test_zero_row_parquet_says_no_rows(tmp_path):
     )
     with pytest.raises(InputError, match=f"^no rows in {path}$"):
         check_inputs(_config({"path": str(path)}))
+
+
+def test_nul_and_control_characters_are_stripped_and_counted(tmp_path, demo_rows):
+    rows = [dict(r) for r in first_per_platform(demo_rows, 2)]
+    rows[0]["text"] = "hello\x00 world\x1b[31m red\x7f"
+    rows[0]["id"] = "id\x00-1"
+    rows[1]["text"] = "\x00\x00"  # nothing left: empty text, quarantined
+    rows[2]["text"] = "tab\tand\nnewline stay"
+    path = write_csv(tmp_path / "posts.csv", rows, DEMO_COLUMNS)
+    result = ingest(IngestConfig.model_validate({"inputs": [{"path": str(path)}]}))
+    texts = dict(zip(result.posts["id"].to_pylist(), result.posts["text"].to_pylist(), strict=True))
+    assert texts["id-1"] == "hello world[31m red"
+    assert texts[rows[2]["id"]] == "tab\tand\nnewline stay"
+    assert result.quarantine["reason"].to_pylist() == ["empty text"]
+    assert sum(v["control_chars_stripped"] for v in result.summary.values()) == 1

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from mpsynth.config import IngestConfig
 from mpsynth.core.errors import InputError
-from mpsynth.stages.ingest.normalise import ingest
+from mpsynth.stages.ingest.normalise import CONTROL, ingest
 
 FUZZ = settings(
     max_examples=300,
@@ -48,6 +48,8 @@ def _check(content: bytes, suffix: str) -> None:
         assert read == result.posts.num_rows + result.quarantine.num_rows
         assert all(result.quarantine["reason"].to_pylist())
         assert all(text.strip() for text in result.posts["text"].to_pylist())
+        for column in ("text", "id", "author"):  # control characters never kept
+            assert not any(CONTROL.search(v or "") for v in result.posts[column].to_pylist())
         for table in (result.posts, result.quarantine):  # valid UTF-8 throughout
             pq.write_table(table, io.BytesIO())
 

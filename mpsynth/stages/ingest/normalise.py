@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import codecs
 import json
+import re
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,7 +20,11 @@ from mpsynth.stages.ingest import readers
 SUFFIX_FORMATS = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".parquet": "parquet"}
 FIELDS = ("id", "platform", "text", "timestamp", "author", "label", "split")
 NO_PLATFORM = "(none)"
+OPTIONAL = ("timestamp", "author", "label", "split")
 PROGRESS_EVERY = 50_000  # rows between progress updates
+# NUL and the other control characters (tab, newline and carriage return kept): stripped from text
+# and ids, each post that held one counted; they break CSV tools, terminals and some tokenizers
+CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 
 
 @dataclass
@@ -146,7 +151,7 @@ def ingest(config: IngestConfig) -> IngestResult:
     kept: dict[str, list] = {name: [] for name in schema.POSTS.names}
     quarantined: dict[str, list] = {name: [] for name in schema.QUARANTINE.names}
     seen_ids: dict[str, str] = {}
-    read, kept_count, bad_count = Counter(), Counter(), Counter()
+    read, kept_count, bad_count, cleaned = Counter(), Counter(), Counter(), Counter()
     limit = config.max_text_chars
 
     inputs = check_inputs(config)
@@ -164,6 +169,15 @@ def ingest(config: IngestConfig) -> IngestResult:
                 platform = normalise_platform(raw_platform, config.platform_aliases)
                 text = values["text"][index]
                 post_id = values["id"][index] if "id" in values else None
+                fields = {name: values[name][index] for name in OPTIONAL if name in values}
+                held_control = False
+                if text is not None and CONTROL.search(text):
+                    text, held_control = CONTROL.sub("", text), True
+                if post_id and CONTROL.search(post_id):
+                    post_id, held_control = CONTROL.sub("", post_id), True
+                for name, value in fields.items():
+                    if value and CONTROL.search(value):
+                        fields[name], held_control = CONTROL.sub("", value), True
                 if not post_id:
                     post_id = f"{file.name}:{line}"
                 reason = rows.errors[index]
@@ -193,8 +207,9 @@ def ingest(config: IngestConfig) -> IngestResult:
                     continue
                 seen_ids[post_id] = f"{file}:{line}"
                 kept_count[platform_key] += 1
-                for name in ("timestamp", "author", "label", "split"):
-                    kept[name].append((values[name][index] or None) if name in values else None)
+                cleaned[platform_key] += held_control
+                for name in OPTIONAL:
+                    kept[name].append(fields.get(name) or None)
                 kept["id"].append(post_id)
                 kept["platform"].append(platform)
                 kept["text"].append(text)
@@ -207,6 +222,7 @@ def ingest(config: IngestConfig) -> IngestResult:
             "read": read[platform],
             "kept": kept_count[platform],
             "quarantined": bad_count[platform],
+            "control_chars_stripped": cleaned[platform],
         }
         for platform in sorted(read)
     }
