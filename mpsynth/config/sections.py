@@ -300,6 +300,11 @@ class RayConfig(Section):
     address: str | None = Field(default=None, description="None starts a local session")
     num_cpus: Annotated[int, Field(ge=1)] | None = None
     actor_num_cpus: Annotated[float, Field(gt=0.0)] = 0.5
+    start_attempts: Annotated[int, Field(ge=1)] = Field(
+        default=2,
+        description="tries at starting a local Ray session: Ray gives its node 30 s to come up, "
+        "which a loaded machine can miss",
+    )
     stage_resources: dict[str, dict[str, Annotated[float, Field(gt=0.0)]]] = Field(
         default_factory=dict,
         description="per stage, the custom Ray resources each of its actors and tasks asks for, "

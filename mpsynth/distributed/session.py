@@ -6,12 +6,14 @@ import logging
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import ray
 import ray.data  # configures its console logging on import: before mpsynth re-routes it
 
 from mpsynth.config import RayConfig
 from mpsynth.core import console
+from mpsynth.core.errors import StageError
 
 log = logging.getLogger(__name__)
 
@@ -28,14 +30,7 @@ def ray_session(config: RayConfig) -> Iterator[None]:
         os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
         log.info("starting Ray (%s)", address)
         console.tame_library_loggers()  # Ray's own console handlers: into the run log instead
-        ray.init(
-            address=address,
-            num_cpus=config.num_cpus if address == "local" else None,
-            include_dashboard=False,
-            logging_level=logging.DEBUG if console.verbose() else logging.INFO,
-            # worker output stays in Ray's session logs unless -v
-            log_to_driver=console.verbose(),
-        )
+        _start(config, address)
         started = True
     console.tame_library_loggers()
     context = ray.data.DataContext.get_current()
@@ -46,6 +41,40 @@ def ray_session(config: RayConfig) -> Iterator[None]:
     finally:
         if started:
             ray.shutdown()
+
+
+def _start(config: RayConfig, address: str) -> None:
+    """ray.init, tried `ray.start_attempts` times for a local session; a failure is one line that
+    says what failed and where Ray's logs are, not Ray's traceback."""
+    attempts = config.start_attempts if address == "local" else 1
+    for attempt in range(1, attempts + 1):
+        try:
+            ray.init(
+                address=address,
+                num_cpus=config.num_cpus if address == "local" else None,
+                include_dashboard=False,
+                logging_level=logging.DEBUG if console.verbose() else logging.INFO,
+                # worker output stays in Ray's session logs unless -v
+                log_to_driver=console.verbose(),
+            )
+            return
+        except Exception as error:  # Ray raises bare Exception, RuntimeError, ConnectionError ...
+            ray.shutdown()  # whatever the failed start left running
+            reason = str(error).strip().splitlines()[0] if str(error).strip() else repr(error)
+            if attempt < attempts:
+                log.warning("Ray did not start (%s); trying again", reason)
+                continue
+            logs = Path(os.environ.get("RAY_TMPDIR") or "/tmp/ray") / "session_latest" / "logs"
+            hint = (
+                "raise ray.start_attempts, or start Ray yourself (ray start --head) and set "
+                "ray.address"
+                if address == "local"
+                else "check that the cluster at ray.address is up and reachable"
+            )
+            raise StageError(
+                f"Ray ({address}) did not start after {attempts} attempt(s): {reason}. Ray's "
+                f"logs: {logs}. On a loaded machine {hint}"
+            ) from None
 
 
 def actor_layout(
