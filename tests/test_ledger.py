@@ -56,19 +56,41 @@ def test_time_based_flush(tmp_path):
     assert len(list(tmp_path.glob("part-*.parquet"))) == 1
 
 
-def test_rows_buffered_by_a_run_that_lost_the_lease_are_never_written(tmp_path):
-    """A dead driver's worker may hold answers it checked the lease for before a new run took
-    over; the new run asks for those itself, so writing them would record a request twice."""
-    from mpsynth.generation.ledger import Lease
+def test_an_answer_written_before_a_takeover_is_kept_once_and_none_after_it(tmp_path):
+    """A dead driver's worker wrote an answer (under its lease) and then a new run took over: the
+    new run recovers that answer from the write-ahead log instead of asking for it again, and the
+    old worker writes nothing more, so no request is recorded twice."""
+    from mpsynth.generation.ledger import Lease, recover
 
     old = Lease(tmp_path, "old")
     assert old.take() is False  # nobody held it
     writer = LedgerWriter(tmp_path, flush_every=1000, flush_interval_s=3600, lease=old)
     writer.add(ledger_row("a"))
+    assert read_ledger(tmp_path).num_rows == 0  # in the write-ahead log only
     new = Lease(tmp_path, "new")
     assert new.take() is True  # the old run never released it: its workers may still write
-    writer.add(ledger_row("b"))
+    assert recover(tmp_path) == 1
+    writer.add(ledger_row("b"))  # after the takeover: never written
     writer.flush()
-    assert read_ledger(tmp_path).num_rows == 0
+    assert read_ledger(tmp_path).column("request_id").to_pylist() == ["a"]
+    assert recover(tmp_path) == 0 and not list(tmp_path.glob("wal-*"))
     new.release()
     assert not new.held() and Lease(tmp_path, "next").take() is False
+
+
+def test_a_writer_killed_mid_buffer_loses_no_answer(tmp_path):
+    """Each answer is in the write-ahead log the moment it is added; a part file replaces the log
+    at a flush; a log whose writer died becomes its part on recovery (a torn last line left out)."""
+    from mpsynth.generation.ledger import recover
+
+    writer = LedgerWriter(tmp_path, flush_every=2, flush_interval_s=3600)
+    for request_id in ("a", "b", "c"):  # a and b flushed into a part, c only in the log
+        writer.add(ledger_row(request_id))
+    assert len(list(tmp_path.glob("part-*.parquet"))) == 1
+    (wal,) = tmp_path.glob("wal-*.jsonl")
+    with wal.open("a") as torn:
+        torn.write('{"request_id": "d", "sta')  # the kill cut this line
+    del writer  # killed: no flush
+    assert recover(tmp_path) == 1
+    assert sorted(read_ledger(tmp_path).column("request_id").to_pylist()) == ["a", "b", "c"]
+    assert not list(tmp_path.glob("wal-*"))

@@ -4,11 +4,17 @@ progress and re-runs what a dead worker left unfinished."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
+import signal
+import socket
+import threading
 import time
 import uuid
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 import pyarrow as pa
@@ -19,7 +25,14 @@ from mpsynth.config import GeneratorConfig, RayConfig
 from mpsynth.core import console
 from mpsynth.core.errors import ProviderError
 from mpsynth.generation.engine import GenerationEngine
-from mpsynth.generation.ledger import Lease, LedgerWriter, Mirror, read_ledger, succeeded_ids
+from mpsynth.generation.ledger import (
+    Lease,
+    LedgerWriter,
+    Mirror,
+    read_ledger,
+    recover,
+    succeeded_ids,
+)
 from mpsynth.generation.pricing import Price
 from mpsynth.generation.ratelimit import CircuitOpen, RateGovernor, Settlement
 from mpsynth.providers import FatalProviderError, GenerationRequest, RealCorpus, build_provider
@@ -28,6 +41,7 @@ log = logging.getLogger(__name__)
 MAX_ROUNDS = 3
 POLL_S = 0.5  # how often the driver refreshes the progress display
 LEASE_GRACE_S = 1.0  # after taking over a ledger, before reading it
+DRIVER_CHECK_S = 0.2  # how often a worker checks that its driver is alive
 WORKER_PREFIX = "mpsynth-generate"
 
 
@@ -95,7 +109,9 @@ class GenerationWorker:
         lease_token: str,
         secret: Secret | None = None,
         mirror: Mirror | None = None,
+        driver: tuple[str, int] = ("", 0),
     ) -> None:
+        self.driver = driver  # (host, process id) of the driver that started this worker
         if secret is not None:  # this actor's own process: the provider reads it from there
             os.environ[secret.env] = secret.reveal()
         self.engine = GenerationEngine(
@@ -111,10 +127,29 @@ class GenerationWorker:
         )
 
     async def run(self, rows: list[dict]) -> dict[str, int]:
+        watch = asyncio.create_task(self._watch_driver())
         try:
             return await self.engine.run([GenerationRequest.from_row(row) for row in rows])
         finally:
+            watch.cancel()
             await self.engine.provider.close()
+
+    async def stop(self) -> None:
+        """The run was interrupted: start no new request; those in flight finish and are written."""
+        self.engine.stop()
+
+    async def _watch_driver(self) -> None:
+        """Stop starting requests the moment the driver is gone (Ray takes seconds to end the
+        actors of a dead driver, and their answers would go nowhere). The driver's process is
+        watched where it shares this machine; elsewhere Ray's own owner check ends the actor."""
+        if self.driver[0] != socket.gethostname():
+            return
+        while True:
+            await asyncio.sleep(DRIVER_CHECK_S)
+            if not _alive(self.driver[1]):
+                log.warning("generation worker: the driver is gone; no new requests")
+                self.engine.stop()
+                return
 
 
 class Secret:
@@ -172,6 +207,13 @@ def run_generator(
     if lease.take():  # workers of an earlier, dead driver stop launching and writing from here
         # ... except a write that passed its lease check just before: let it land, then read
         time.sleep(LEASE_GRACE_S)
+    recovered = recover(ledger_dir, mirror)  # answers an interrupted run had not yet flushed
+    if recovered:
+        log.info(
+            "generate %s: %d answers recovered from an interrupted run's write-ahead log",
+            generator.name,
+            recovered,
+        )
     done = succeeded_ids(read_ledger(ledger_dir))
     pending = [row for row in requests.to_pylist() if row["request_id"] not in done]
     log.info(
@@ -251,6 +293,7 @@ def _run_rounds(
                 lease.token,
                 _secret(generator),
                 mirror,
+                (socket.gethostname(), os.getpid()),
             )
             for i in range(min(generator.actors, len(pending)))
         ]
@@ -258,26 +301,13 @@ def _run_rounds(
             worker.run.remote(pending[i :: len(workers)]): worker
             for i, worker in enumerate(workers)
         }
-        lost_worker = False
         try:
-            while running:
-                ready, _ = ray.wait(list(running), num_returns=1, timeout=POLL_S)
-                _show(shown, ray.get(governor.snapshot.remote()))
-                for ref in ready:
-                    running.pop(ref)
-                    try:
-                        totals.update(ray.get(ref))
-                    except (ActorDiedError, ActorUnavailableError, RayActorError) as error:
-                        if getattr(error, "actor_init_failed", False):
-                            raise ProviderError(
-                                f"generator {generator.name}: a worker could not start: {error}"
-                            ) from None
-                        lost_worker = True
-                        log.warning(
-                            "generate %s: a worker died (%s); its unfinished requests will be re-run",
-                            generator.name,
-                            type(error).__name__,
-                        )
+            with _terminate_as_interrupt():
+                try:
+                    lost_worker = _collect(running, generator, governor, shown, totals)
+                except KeyboardInterrupt:
+                    _drain(workers, running, generator, governor, shown, totals)
+                    raise
         except (FatalProviderError, CircuitOpen) as error:
             # a RayTaskError's text carries the remote traceback: report the cause alone
             cause = getattr(error, "cause", None) or error
@@ -307,3 +337,90 @@ def _show(shown: console.Progress, snapshot: dict) -> None:
         failed=snapshot["requests_failed"],
         **{"429s": snapshot["rate_limited"]},
     )
+
+
+def _collect(
+    running: dict,
+    generator: GeneratorConfig,
+    governor: ray.actor.ActorHandle,
+    shown: console.Progress,
+    totals: Counter[str],
+    deadline: float | None = None,
+) -> bool:
+    """Wait for the workers' results (until `deadline`, a monotonic time, if given), adding
+    their counts to `totals`; whether a worker died."""
+    lost_worker = False
+    while running and (deadline is None or time.monotonic() < deadline):
+        ready, _ = ray.wait(list(running), num_returns=1, timeout=POLL_S)
+        _show(shown, ray.get(governor.snapshot.remote()))
+        for ref in ready:
+            running.pop(ref)
+            try:
+                totals.update(ray.get(ref))
+            except (ActorDiedError, ActorUnavailableError, RayActorError) as error:
+                if getattr(error, "actor_init_failed", False):
+                    raise ProviderError(
+                        f"generator {generator.name}: a worker could not start: {error}"
+                    ) from None
+                lost_worker = True
+                log.warning(
+                    "generate %s: a worker died (%s); its unfinished requests will be re-run",
+                    generator.name,
+                    type(error).__name__,
+                )
+    return lost_worker
+
+
+def _drain(
+    workers: list,
+    running: dict,
+    generator: GeneratorConfig,
+    governor: ray.actor.ActorHandle,
+    shown: console.Progress,
+    totals: Counter[str],
+) -> None:
+    """An interrupted run: no worker starts another request, and the answers of the requests in
+    flight (already paid for) are waited for and written, so the next run asks for none twice."""
+    log.warning(
+        "generate %s: interrupted; finishing the requests in flight (interrupt again to stop "
+        "at once)",
+        generator.name,
+    )
+    ray.get([worker.stop.remote() for worker in workers])
+    retry = generator.retry
+    deadline = time.monotonic() + retry.timeout_s * retry.max_attempts + retry.max_delay_s
+    # the run ends anyway; what was answered is in the ledger
+    with suppress(ProviderError, FatalProviderError, CircuitOpen, RayTaskError):
+        _collect(running, generator, governor, shown, totals, deadline)
+    log.warning(
+        "generate %s: stopped; the answers so far are in the ledger: run again to resume",
+        generator.name,
+    )
+
+
+@contextmanager
+def _terminate_as_interrupt() -> Iterator[None]:
+    """SIGTERM (a scheduler, `kill`, a container stopping) ends generation as Ctrl-C does: the
+    requests in flight finish and are written first."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

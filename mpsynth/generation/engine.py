@@ -91,6 +91,7 @@ class GenerationEngine:
         self.counts: Counter[str] = Counter()
         self.slots = asyncio.Semaphore(generator.rate.concurrency)  # provider calls in flight
         self.last_error: str | None = None
+        self.stopping = False  # set by stop(): no new request starts; those in flight finish
 
     @property
     def endpoint(self) -> str:
@@ -108,6 +109,9 @@ class GenerationEngine:
 
         async def guarded(request: GenerationRequest) -> None:
             async with admitted:
+                if self.stopping:
+                    self.counts["not_started"] += 1  # no ledger row: the next run asks for it
+                    return
                 try:
                     await self._complete(request)
                 except Fenced:
@@ -127,14 +131,20 @@ class GenerationEngine:
             self.ledger.flush()
         return dict(self.counts)
 
+    def stop(self) -> None:
+        """Start no new request; the ones in flight finish and are written (an interrupted run)."""
+        self.stopping = True
+
     async def _complete(self, request: GenerationRequest) -> None:
         started = time.monotonic()
         totals = Counter()
         current = request
         row = {"status": "failed", "text": None, "finish_reason": None, "error": None}
+        settlements: list[Settlement] = []
         try:
             for phase in ("first", "repair"):
-                completion, attempts, cost = await self._call(current)
+                completion, attempts, cost, settlement = await self._call(current)
+                settlements.append(settlement)
                 totals.update(
                     attempts=attempts,
                     prompt_tokens=completion.prompt_tokens,
@@ -152,7 +162,9 @@ class GenerationEngine:
                     parse_posts(completion.text)
                 except OutputFormatError as error:
                     self.counts["parse_failures"] += 1
-                    if phase == "first":
+                    if phase == "first":  # unusable: settled now, so the repair can be granted
+                        await self._settle(settlements)
+                        settlements.clear()
                         current = self._repair_request(request, completion, str(error))
                         continue
                     row["error"] = f"unusable output after a repair retry: {error}"
@@ -161,6 +173,7 @@ class GenerationEngine:
                 break
         except BudgetExhausted:
             self.counts["budget_skipped"] += 1
+            await self._settle(settlements)
             return  # never launched: no ledger row, so a later run with more budget picks it up
         except RetriesExhausted as error:
             totals["attempts"] += self.generator.retry.max_attempts
@@ -168,7 +181,8 @@ class GenerationEngine:
         self._check_lease()
         self.counts[row["status"]] += 1
         self.counts["repaired"] += current is not request
-        await self.governor.request_finished(row["status"] == "ok")
+        # the answer on disk before anything else happens to it: the governor's bookkeeping
+        # after, so a process killed meanwhile loses no paid answer
         self.ledger.add(
             {
                 "request_id": request.request_id,
@@ -185,6 +199,12 @@ class GenerationEngine:
                 "finished_at": time.time(),
             }
         )
+        await self._settle(settlements)
+        await self.governor.request_finished(row["status"] == "ok")
+
+    async def _settle(self, settlements: list[Settlement]) -> None:
+        for settlement in settlements:
+            await self.governor.settle(settlement)
 
     def _check_lease(self) -> None:
         if self.lease is not None and not self.lease.held():
@@ -203,8 +223,9 @@ class GenerationEngine:
             ],
         )
 
-    async def _call(self, request: GenerationRequest) -> tuple[Completion, int, float]:
-        """One completion, retried on retryable failures: (completion, attempts, cost)."""
+    async def _call(self, request: GenerationRequest) -> tuple[Completion, int, float, Settlement]:
+        """One completion, retried on retryable failures: (completion, attempts, cost, what to
+        settle with the governor once the answer is on disk)."""
         retry = self.generator.retry
         max_tokens = request.params["max_tokens"]
         prompt_estimate = sum(estimate_tokens(m["content"]) for m in request.messages)
@@ -236,15 +257,13 @@ class GenerationEngine:
                 await self.governor.failed(reserved, None, None, worst)
                 raise
             cost = self.price.cost(completion.prompt_tokens, completion.completion_tokens)
-            await self.governor.settle(
-                Settlement(
-                    reserved,
-                    completion.prompt_tokens,
-                    completion.completion_tokens,
-                    cost,
-                    worst,
-                    completion.limits or None,
-                )
+            settlement = Settlement(
+                reserved,
+                completion.prompt_tokens,
+                completion.completion_tokens,
+                cost,
+                worst,
+                completion.limits or None,
             )
-            return completion, attempt, cost
+            return completion, attempt, cost, settlement
         raise RetriesExhausted(f"gave up after {retry.max_attempts} attempts: {last}")

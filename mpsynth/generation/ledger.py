@@ -1,5 +1,6 @@
-"""The generation ledger: every finished request as a row in Parquet part files, written as results
-arrive (each part written to a scratch name, then renamed, so a crash leaves whole parts only).
+"""The generation ledger: every finished request as a row, in a write-ahead log the moment its answer
+is in (so no paid answer is lost when a process dies), then in Parquet part files (each written to a
+scratch name, then renamed, so a crash leaves whole parts only).
 
 A re-run reads the ledger and skips every request id that already succeeded; ids hash everything
 that shapes a response, so a changed parameter can never return a stale answer.
@@ -7,12 +8,13 @@ that shapes a response, so a changed parameter can never return a stale answer.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import time
 import uuid
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, TextIO
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -63,6 +65,12 @@ class Lease:
 
 
 class LedgerWriter:
+    """A writer's rows: each appended to a write-ahead log (one JSON line, flushed to the operating
+    system) the moment it is added, so an answer survives its process being killed; every
+    `flush_every` rows or `flush_interval_s` the buffered rows become one Parquet part file and
+    their log is removed. A log with no part (the writer died) is turned into its part by
+    `recover` when the next run takes the ledger."""
+
     def __init__(
         self,
         directory: Path,
@@ -71,7 +79,7 @@ class LedgerWriter:
         lease: Lease | None = None,
         mirror: Mirror | None = None,
     ) -> None:
-        self.lease = lease  # rows buffered by a run that lost the lease are never written
+        self.lease = lease  # a run that lost the lease writes nothing more
         self.mirror = mirror  # a remote run directory's ledger: each part goes up once written
         self.directory = Path(directory)
         self.directory.mkdir(parents=True, exist_ok=True)
@@ -81,8 +89,19 @@ class LedgerWriter:
         self.sequence = 0
         self.buffer: list[dict] = []
         self.last_flush = time.monotonic()
+        self._log: TextIO | None = None
+
+    def _name(self, kind: str) -> Path:
+        suffix = "parquet" if kind == "part" else "jsonl"
+        return self.directory / f"{kind}-{self.prefix}-{self.sequence:06d}.{suffix}"
 
     def add(self, row: dict) -> None:
+        if self.lease is not None and not self.lease.held():
+            return  # a newer run owns the ledger and will ask for this request itself
+        if self._log is None:
+            self._log = self._name("wal").open("a", encoding="utf-8")
+        self._log.write(json.dumps(row, ensure_ascii=False) + "\n")
+        self._log.flush()  # in the operating system's hands: survives this process
         self.buffer.append(row)
         if (
             len(self.buffer) >= self.flush_every
@@ -95,17 +114,49 @@ class LedgerWriter:
         if not self.buffer:
             return
         if self.lease is not None and not self.lease.held():
-            self.buffer = []  # a newer run owns the ledger and will ask for these itself
+            # a newer run took the ledger: it recovers this writer's log itself
+            self.buffer = []
             return
-        table = pa.Table.from_pylist(self.buffer, schema=schema.COMPLETIONS)
-        final = self.directory / f"part-{self.prefix}-{self.sequence:06d}.parquet"
-        scratch = self.directory / f".{final.name}.tmp"
-        pq.write_table(schema.described(table), scratch)
-        os.replace(scratch, final)
+        _write_part(self.buffer, self._name("part"))
         if self.mirror is not None:
-            self.mirror.push(final)
+            self.mirror.push(self._name("part"))
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+        self._name("wal").unlink(missing_ok=True)
         self.sequence += 1
         self.buffer = []
+
+
+def _write_part(rows: list[dict], final: Path) -> None:
+    table = pa.Table.from_pylist(rows, schema=schema.COMPLETIONS)
+    scratch = final.with_name(f".{final.name}.tmp")
+    pq.write_table(schema.described(table), scratch)
+    os.replace(scratch, final)
+
+
+def recover(directory: Path, mirror: Mirror | None = None) -> int:
+    """Turn the write-ahead logs of writers that died into part files (a torn last line, cut by
+    the kill, is left out); the number of rows recovered. Call it holding the lease, after the
+    grace period, when no writer of an earlier run can still add to them."""
+    directory = Path(directory)
+    recovered = 0
+    for wal in sorted(directory.glob("wal-*.jsonl")) if directory.is_dir() else []:
+        part = wal.with_name(f"part-{wal.name[len('wal-') : -len('.jsonl')]}.parquet")
+        if not part.exists():
+            rows = []
+            for line in wal.read_text(encoding="utf-8", errors="replace").splitlines():
+                try:
+                    rows.append(json.loads(line))
+                except json.JSONDecodeError:
+                    continue
+            if rows:
+                _write_part(rows, part)
+                if mirror is not None:
+                    mirror.push(part)
+                recovered += len(rows)
+        wal.unlink(missing_ok=True)  # its rows are in the part
+    return recovered
 
 
 def read_ledger(directory: Path) -> pa.Table:
