@@ -7,14 +7,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import signal
 import socket
-import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import suppress
 from pathlib import Path
 
 import pyarrow as pa
@@ -24,6 +21,7 @@ from ray.exceptions import ActorDiedError, ActorUnavailableError, RayActorError,
 from mpsynth.config import GeneratorConfig, RayConfig
 from mpsynth.core import console
 from mpsynth.core.errors import ProviderError
+from mpsynth.distributed.interrupts import process_alive, terminate_as_interrupt
 from mpsynth.generation.engine import GenerationEngine
 from mpsynth.generation.ledger import (
     Lease,
@@ -146,7 +144,7 @@ class GenerationWorker:
             return
         while True:
             await asyncio.sleep(DRIVER_CHECK_S)
-            if not _alive(self.driver[1]):
+            if not process_alive(self.driver[1]):
                 log.warning("generation worker: the driver is gone; no new requests")
                 self.engine.stop()
                 return
@@ -302,7 +300,7 @@ def _run_rounds(
             for i, worker in enumerate(workers)
         }
         try:
-            with _terminate_as_interrupt():
+            with terminate_as_interrupt():
                 try:
                     lost_worker = _collect(running, generator, governor, shown, totals)
                 except KeyboardInterrupt:
@@ -396,31 +394,3 @@ def _drain(
         "generate %s: stopped; the answers so far are in the ledger: run again to resume",
         generator.name,
     )
-
-
-@contextmanager
-def _terminate_as_interrupt() -> Iterator[None]:
-    """SIGTERM (a scheduler, `kill`, a container stopping) ends generation as Ctrl-C does: the
-    requests in flight finish and are written first."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def interrupt(signum: int, frame: object) -> None:
-        raise KeyboardInterrupt
-
-    previous = signal.signal(signal.SIGTERM, interrupt)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
