@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -36,11 +38,26 @@ def ray_session(config: RayConfig) -> Iterator[None]:
     context = ray.data.DataContext.get_current()
     context.enable_progress_bars = False  # mpsynth shows its own, one per stage
     context.enable_operator_progress_bars = False
+    reaper = _start_reaper() if started and address == "local" else None
     try:
         yield
     finally:
         if started:
             ray.shutdown()
+        if reaper is not None:  # ends what ray.shutdown left behind, then exits
+            reaper.terminate()
+
+
+def _start_reaper() -> subprocess.Popen:
+    """A process of its own session (a Ctrl-C or a kill of the driver's group does not reach it)
+    that ends this local Ray session's processes once the driver is gone, however it went."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "mpsynth.distributed.reaper", str(os.getpid())],
+        start_new_session=True,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
 
 
 def _start(config: RayConfig, address: str) -> None:

@@ -1,0 +1,86 @@
+"""The reaper: a small process that outlives the driver of a local Ray session and ends every
+process that session started once the driver is gone (a driver killed with SIGKILL cleans nothing
+up, and some of Ray's processes, its dashboard and runtime-env agents, stay alive for minutes and
+ignore SIGTERM). It watches the driver's process tree while the driver lives, so it knows Ray's
+processes after they are re-parented; when told to finish (SIGTERM from a driver that shut Ray
+down itself) it ends the ones still alive the same way.
+
+    python -m mpsynth.distributed.reaper DRIVER_PID
+"""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import sys
+import time
+
+import psutil
+
+WATCH_S = 0.5  # how often the driver's process tree is read
+GRACE_S = 3.0  # between SIGTERM and SIGKILL
+
+
+def _tree(root: psutil.Process) -> set[psutil.Process]:
+    try:
+        return set(root.children(recursive=True))
+    except psutil.Error:
+        return set()
+
+
+def _ray_processes(driver: psutil.Process) -> set[psutil.Process]:
+    """The driver's children that are Ray's (its head: GCS, raylet, dashboard, monitors; found by
+    the ray package in their command line), with everything under them (workers, agents). Other
+    children of the driver (a test's servers, say) are none of the reaper's business."""
+    found = set()
+    try:
+        children = driver.children()
+    except psutil.Error:
+        return found
+    for child in children:
+        try:
+            command = " ".join(child.cmdline())
+        except psutil.Error:
+            continue
+        if "/ray/" in command or child.name().startswith("ray::"):
+            found |= {child, *_tree(child)}
+    return found
+
+
+def _end(processes: set[psutil.Process]) -> None:
+    """SIGTERM, then SIGKILL what is left after GRACE_S; the children they have now included."""
+    alive = {p for p in processes if p.is_running()}
+    for process in list(alive):
+        alive |= _tree(process)
+    for process in alive:
+        with contextlib.suppress(psutil.Error):
+            process.terminate()
+    _, left = psutil.wait_procs(list(alive), timeout=GRACE_S)
+    for process in left:
+        with contextlib.suppress(psutil.Error):
+            process.kill()
+
+
+def reap(driver_pid: int) -> None:
+    me = psutil.Process()
+    finishing = False
+
+    def finish(signum: int, frame: object) -> None:
+        nonlocal finishing
+        finishing = True
+
+    signal.signal(signal.SIGTERM, finish)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the driver's to handle
+    try:
+        driver = psutil.Process(driver_pid)
+    except psutil.NoSuchProcess:
+        return
+    seen: set[psutil.Process] = set()
+    while not finishing and driver.is_running() and driver.status() != psutil.STATUS_ZOMBIE:
+        seen |= {p for p in _ray_processes(driver) if p.pid != me.pid}
+        time.sleep(WATCH_S)
+    _end(seen)
+
+
+if __name__ == "__main__":
+    reap(int(sys.argv[1]))
