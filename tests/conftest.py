@@ -138,19 +138,24 @@ def slow_fake_openai_generator(base_url: str) -> dict:
     )
 
 
-def kill_run_when(
-    config_path: Path, ready: Callable[[], bool], env: dict[str, str], timeout_s: float
-) -> None:
-    """Start `mpsynth run` in a process group of its own, wait until `ready()`, then SIGKILL the
-    group: the driver and every Ray process it started, with no chance to clean up."""
-    driver = subprocess.Popen(
-        [sys.executable, "-m", "mpsynth.cli", "run", str(config_path)],
+def start_mpsynth(args: list[str], env: dict[str, str]) -> subprocess.Popen:
+    """`mpsynth ARGS` in a process group of its own (so the group can be killed whole), quiet."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "mpsynth.cli", *args],
         cwd=REPO,
         env={**os.environ, **env},
         start_new_session=True,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
+
+
+def kill_run_when(
+    config_path: Path, ready: Callable[[], bool], env: dict[str, str], timeout_s: float
+) -> None:
+    """Start `mpsynth run` in a process group of its own, wait until `ready()`, then SIGKILL the
+    group: the driver and every Ray process it started, with no chance to clean up."""
+    driver = start_mpsynth(["run", str(config_path)], env)
     try:
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline and not ready():

@@ -11,8 +11,6 @@ import json
 import os
 import shutil
 import signal
-import subprocess
-import sys
 import time
 from collections import Counter
 
@@ -24,7 +22,13 @@ from mpsynth.config import load_config
 from mpsynth.generation.ledger import read_ledger
 from mpsynth.orchestration.pipeline import run_pipeline
 from mpsynth.testing import FakeProviderServer
-from tests.conftest import DEMO_COLUMNS, REPO, fake_openai_generator, first_per_platform, write_csv
+from tests.conftest import (
+    DEMO_COLUMNS,
+    fake_openai_generator,
+    first_per_platform,
+    start_mpsynth,
+    write_csv,
+)
 
 pytestmark = [pytest.mark.slow, pytest.mark.ray, pytest.mark.timeout(900)]
 KEY = {"MPSYNTH_TEST_KEY": "test-key"}
@@ -90,14 +94,7 @@ def _copy(prepared, name: str):
 def _generate(path, server, stop_with: signal.Signals, after_requests: int) -> None:
     """`mpsynth generate` in a process group of its own, stopped with `stop_with` once the server
     has taken `after_requests` requests; then whatever Ray left is killed."""
-    driver = subprocess.Popen(
-        [sys.executable, "-m", "mpsynth.cli", "generate", str(path)],
-        cwd=REPO,
-        env={**os.environ, **KEY},
-        start_new_session=True,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    driver = start_mpsynth(["generate", str(path)], KEY)
     try:
         deadline = time.monotonic() + 180
         while len(server.log.requests) < after_requests:
