@@ -14,6 +14,7 @@ import signal
 import time
 from collections import Counter
 
+import psutil
 import pyarrow.parquet as pq
 import pytest
 import yaml
@@ -91,21 +92,44 @@ def _copy(prepared, name: str):
     return run_dir, path, prompts
 
 
-def _generate(path, server, stop_with: signal.Signals, after_requests: int) -> None:
-    """`mpsynth generate` in a process group of its own, stopped with `stop_with` once the server
-    has taken `after_requests` requests; then whatever Ray left is killed."""
+def _generate(path, server, stop_with: str, after_requests: int) -> Counter:
+    """`mpsynth generate` in a process group of its own, stopped once the server has answered
+    `after_requests` requests: the driver sent SIGINT, SIGTERM or SIGKILL, or one generation
+    worker killed (`actor`); then whatever Ray left is killed. The prompts answered by then."""
     driver = start_mpsynth(["generate", str(path)], KEY)
+    ray_processes: list[psutil.Process] = []
     try:
         deadline = time.monotonic() + 180
-        while len(server.log.requests) < after_requests:
+        while sum("prompt_tokens" in e for e in list(server.log.requests)) < after_requests:
             assert driver.poll() is None, "the run ended before it could be interrupted"
             assert time.monotonic() < deadline, "the run never reached the server"
             time.sleep(0.05)
-        os.kill(driver.pid, stop_with)
-        driver.wait(timeout=120)
-        assert driver.returncode != 0  # an interrupted run does not look finished
+        # answered by now, and on the wire long enough to have reached the worker
+        settled = time.time() - server.latency_s - 0.2
+        answered = Counter(
+            _prompt_key(e)
+            for e in server.log.requests
+            if "prompt_tokens" in e and e["received_at"] < settled
+        )
+        if stop_with == "actor":  # the run goes on with a new worker for what was left
+            worker = next(
+                p
+                for p in psutil.Process(driver.pid).children(recursive=True)
+                if p.name().startswith("ray::GenerationWorker")
+            )
+            worker.kill()
+            driver.wait(timeout=180)
+            assert driver.returncode == 0
+        else:
+            ray_processes = psutil.Process(driver.pid).children(recursive=True)
+            os.kill(driver.pid, signal.Signals[stop_with])
+            driver.wait(timeout=120)
+            assert driver.returncode != 0  # an interrupted run does not look finished
+        return answered
     finally:
-        time.sleep(1.0)  # a dead driver's workers, if any, see it gone and stop
+        # a killed driver's workers see it gone, stop launching and write what is in flight;
+        # then Ray or mpsynth's reaper ends them
+        psutil.wait_procs(ray_processes, timeout=30)
         with contextlib.suppress(ProcessLookupError):
             os.killpg(driver.pid, signal.SIGKILL)
         driver.wait()
@@ -121,29 +145,25 @@ def reference(prepared, server):
     return pq.read_table(run_dir / "generate" / "completions.parquet").sort_by("request_id")
 
 
-@pytest.mark.parametrize(
-    "stop_with",
-    [signal.SIGINT, signal.SIGTERM, signal.SIGKILL],
-    ids=["SIGINT", "SIGTERM", "SIGKILL"],
-)
+@pytest.mark.parametrize("stop_with", ["SIGINT", "SIGTERM", "SIGKILL", "actor"])
 def test_an_interrupted_run_buys_no_answer_twice(prepared, server, reference, stop_with):
-    run_dir, path, prompts = _copy(prepared, f"stopped-{stop_with.name}")
+    run_dir, path, prompts = _copy(prepared, f"stopped-{stop_with}")
     server.log.requests.clear()
-    _generate(path, server, stop_with, after_requests=12)
-    before = Counter(_prompt_key(e) for e in server.log.requests if "prompt_tokens" in e)
+    before = _generate(path, server, stop_with, after_requests=12)
     assert 0 < sum(before.values()) < prompts  # interrupted mid-run
     ledger_dir = run_dir / "ledger" / "hosted"
-    assert not (run_dir / "generate").exists()  # the interrupted stage left nothing behind
+    if stop_with != "actor":
+        assert not (run_dir / "generate").exists()  # the interrupted stage left nothing behind
     run_pipeline(load_config(path), until="generate")
     sent = Counter(_prompt_key(e) for e in server.log.requests)
     answered = Counter(_prompt_key(e) for e in server.log.requests if "prompt_tokens" in e)
     twice = [key for key, n in sent.items() if n > 1]
     print(
-        f"{stop_with.name}: {prompts} prompts, {sum(before.values())} answered before the stop, "
+        f"{stop_with}: {prompts} prompts, {sum(before.values())} answered before the stop, "
         f"{sum(sent.values())} requests in all, {len(twice)} sent twice"
     )
-    if stop_with == signal.SIGKILL:
-        # the requests in flight when the driver died were never answered to it: those may be
+    if stop_with in ("SIGKILL", "actor"):
+        # the requests in flight in a killed process were never answered to it: those may be
         # sent again, but not one answered before the kill
         assert not [key for key in twice if before[key]], "an answered prompt was bought twice"
     else:

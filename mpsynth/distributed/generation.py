@@ -315,6 +315,7 @@ def _run_rounds(
                 ray.kill(worker)
         if not lost_worker:
             break
+        recover(ledger_dir, mirror)  # what the dead worker had received, from its log
         attempted = set(read_ledger(ledger_dir).column("request_id").to_pylist())
         pending = [row for row in pending if row["request_id"] not in attempted]
         if not pending:

@@ -19,6 +19,9 @@ import psutil
 
 WATCH_S = 0.5  # how often the driver's process tree is read
 GRACE_S = 3.0  # between SIGTERM and SIGKILL
+# after the driver died, before its Ray processes are ended: its generation workers stop
+# launching at once and write the answers of the requests in flight meanwhile
+ORPHAN_GRACE_S = 5.0
 
 
 def _tree(root: psutil.Process) -> set[psutil.Process]:
@@ -79,6 +82,10 @@ def reap(driver_pid: int) -> None:
     while not finishing and driver.is_running() and driver.status() != psutil.STATUS_ZOMBIE:
         seen |= {p for p in _ray_processes(driver) if p.pid != me.pid}
         time.sleep(WATCH_S)
+    if not finishing:  # the driver died without shutting Ray down
+        deadline = time.monotonic() + ORPHAN_GRACE_S
+        while time.monotonic() < deadline and any(p.is_running() for p in seen):
+            time.sleep(WATCH_S)
     _end(seen)
 
 
