@@ -14,6 +14,7 @@ from collections import Counter
 from contextlib import suppress
 from pathlib import Path
 
+import psutil
 import pyarrow as pa
 import ray
 from ray.exceptions import ActorDiedError, ActorUnavailableError, RayActorError, RayTaskError
@@ -21,7 +22,7 @@ from ray.exceptions import ActorDiedError, ActorUnavailableError, RayActorError,
 from mpsynth.config import GeneratorConfig, RayConfig
 from mpsynth.core import console
 from mpsynth.core.errors import ProviderError
-from mpsynth.distributed.interrupts import process_alive, terminate_as_interrupt
+from mpsynth.distributed.interrupts import terminate_as_interrupt
 from mpsynth.generation.engine import GenerationEngine
 from mpsynth.generation.ledger import (
     Lease,
@@ -30,6 +31,7 @@ from mpsynth.generation.ledger import (
     read_ledger,
     recover,
     succeeded_ids,
+    take_over,
 )
 from mpsynth.generation.pricing import Price
 from mpsynth.generation.ratelimit import CircuitOpen, RateGovernor, Settlement
@@ -38,7 +40,6 @@ from mpsynth.providers import FatalProviderError, GenerationRequest, RealCorpus,
 log = logging.getLogger(__name__)
 MAX_ROUNDS = 3
 POLL_S = 0.5  # how often the driver refreshes the progress display
-LEASE_GRACE_S = 1.0  # after taking over a ledger, before reading it
 DRIVER_CHECK_S = 0.2  # how often a worker checks that its driver is alive
 WORKER_PREFIX = "mpsynth-generate"
 
@@ -144,7 +145,7 @@ class GenerationWorker:
             return
         while True:
             await asyncio.sleep(DRIVER_CHECK_S)
-            if not process_alive(self.driver[1]):
+            if not psutil.pid_exists(self.driver[1]):
                 log.warning("generation worker: the driver is gone; no new requests")
                 self.engine.stop()
                 return
@@ -201,17 +202,7 @@ def run_generator(
 ) -> dict[str, float]:
     """Complete this generator's requests that the ledger does not already hold as successes
     (each ledger part also pushed to `mirror`, a remote run directory's ledger)."""
-    lease = Lease(ledger_dir, uuid.uuid4().hex)
-    if lease.take():  # workers of an earlier, dead driver stop launching and writing from here
-        # ... except a write that passed its lease check just before: let it land, then read
-        time.sleep(LEASE_GRACE_S)
-    recovered = recover(ledger_dir, mirror)  # answers an interrupted run had not yet flushed
-    if recovered:
-        log.info(
-            "generate %s: %d answers recovered from an interrupted run's write-ahead log",
-            generator.name,
-            recovered,
-        )
+    lease = take_over(ledger_dir, mirror)
     done = succeeded_ids(read_ledger(ledger_dir))
     pending = [row for row in requests.to_pylist() if row["request_id"] not in done]
     log.info(

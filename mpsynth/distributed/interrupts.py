@@ -1,9 +1,8 @@
 """Interruptions of a generation run: SIGTERM handled as Ctrl-C is (the requests in flight finish and
-are written first), and whether a driver's process is still alive."""
+are written first)."""
 
 from __future__ import annotations
 
-import os
 import signal
 import threading
 from collections.abc import Iterator
@@ -26,13 +25,3 @@ def terminate_as_interrupt() -> Iterator[None]:
         yield
     finally:
         signal.signal(signal.SIGTERM, previous)
-
-
-def process_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True

@@ -50,6 +50,13 @@ def _ray_processes(driver: psutil.Process) -> set[psutil.Process]:
     return found
 
 
+def _alive(process: psutil.Process) -> bool:
+    try:
+        return process.is_running() and process.status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
+
+
 def _end(processes: set[psutil.Process]) -> None:
     """SIGTERM, then SIGKILL what is left after GRACE_S; the children they have now included."""
     alive = {p for p in processes if p.is_running()}
@@ -79,7 +86,7 @@ def reap(driver_pid: int) -> None:
     except psutil.NoSuchProcess:
         return
     seen: set[psutil.Process] = set()
-    while not finishing and driver.is_running() and driver.status() != psutil.STATUS_ZOMBIE:
+    while not finishing and _alive(driver):
         seen |= {p for p in _ray_processes(driver) if p.pid != me.pid}
         time.sleep(WATCH_S)
     if not finishing:  # the driver died without shutting Ray down

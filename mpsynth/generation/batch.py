@@ -34,7 +34,14 @@ from mpsynth.config import GeneratorConfig
 from mpsynth.core import console
 from mpsynth.core.errors import ProviderError
 from mpsynth.generation.engine import backoff_delay
-from mpsynth.generation.ledger import Lease, LedgerWriter, Mirror, read_ledger, succeeded_ids
+from mpsynth.generation.ledger import (
+    Lease,
+    LedgerWriter,
+    Mirror,
+    read_ledger,
+    succeeded_ids,
+    take_over,
+)
 from mpsynth.generation.pricing import Price
 from mpsynth.providers import (
     Completion,
@@ -116,8 +123,7 @@ def run_batches(
         raise ProviderError(
             f"generator {generator.name}: mode=batch needs an openai, anthropic or gemini provider"
         )
-    lease = Lease(ledger_dir, uuid.uuid4().hex)
-    lease.take()
+    lease = take_over(ledger_dir, mirror)
     try:
         runner = BatchRunner(
             generator,

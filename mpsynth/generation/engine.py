@@ -173,7 +173,6 @@ class GenerationEngine:
                 break
         except BudgetExhausted:
             self.counts["budget_skipped"] += 1
-            await self._settle(settlements)
             return  # never launched: no ledger row, so a later run with more budget picks it up
         except RetriesExhausted as error:
             totals["attempts"] += self.generator.retry.max_attempts

@@ -159,6 +159,23 @@ def recover(directory: Path, mirror: Mirror | None = None) -> int:
     return recovered
 
 
+LEASE_GRACE_S = 1.0  # after taking over a ledger from a run that still held it, before reading
+
+
+def take_over(directory: Path, mirror: Mirror | None = None) -> Lease:
+    """The ledger for this run: its lease taken (workers of an earlier, dead driver stop launching
+    and writing from here), a grace second when that run still held it (a write that passed its
+    lease check just before lands first), then the write-ahead logs of writers that died turned
+    into parts, so the ledger read next holds every answer ever received."""
+    lease = Lease(directory, uuid.uuid4().hex)
+    if lease.take():
+        time.sleep(LEASE_GRACE_S)
+    recovered = recover(directory, mirror)
+    if recovered:
+        log.info("ledger %s: %d answers recovered from an interrupted run", directory, recovered)
+    return lease
+
+
 def read_ledger(directory: Path) -> pa.Table:
     """Every row of every whole part file (an unreadable part is reported and skipped)."""
     tables = []

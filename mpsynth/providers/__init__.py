@@ -5,7 +5,7 @@ SDK's failures onto two kinds: retryable (429, 5xx, timeouts, dropped connection
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
@@ -181,6 +181,15 @@ def answer_shape(label: str) -> Iterator[None]:
         raise MalformedAnswerError(
             f"malformed answer from {label}: {type(error).__name__}: {error}"
         ) from None
+
+
+def batch_answer(read: Callable[[], Completion | str]) -> Completion | str:
+    """One batch item's completion, or, when its answer is not the shape the provider's API
+    promises, the error that item is recorded with (the batch's other answers are kept)."""
+    try:
+        return read()
+    except SHAPE_ERRORS as error:
+        return f"malformed batch answer: {error}"
 
 
 def _transport_cause(error: BaseException) -> str:

@@ -6,11 +6,11 @@ from typing import Any
 
 from mpsynth.config.generation import AnthropicProviderConfig, RetryConfig
 from mpsynth.providers import (
-    SHAPE_ERRORS,
     BatchState,
     Completion,
     GenerationRequest,
     answer_shape,
+    batch_answer,
     redact,
     stainless_errors,
 )
@@ -108,10 +108,7 @@ class AnthropicProvider:
             async for item in await self.client.messages.batches.results(batch_id):
                 result = item.result
                 if result.type == "succeeded":
-                    try:
-                        out[item.custom_id] = self.completion(result.message)
-                    except SHAPE_ERRORS as error:
-                        out[item.custom_id] = f"malformed batch answer: {error}"
+                    out[item.custom_id] = batch_answer(lambda m=result.message: self.completion(m))
                 else:
                     error = getattr(getattr(result, "error", None), "error", None)
                     out[item.custom_id] = redact(f"batch item {result.type}: {error}", self._key)

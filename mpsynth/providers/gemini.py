@@ -10,7 +10,6 @@ from typing import Any
 
 from mpsynth.config.generation import GeminiProviderConfig, RetryConfig
 from mpsynth.providers import (
-    SHAPE_ERRORS,
     BatchState,
     Completion,
     FatalProviderError,
@@ -18,6 +17,7 @@ from mpsynth.providers import (
     MalformedAnswerError,
     RetryableProviderError,
     answer_shape,
+    batch_answer,
     redact,
     retry_after_seconds,
 )
@@ -187,10 +187,17 @@ class GeminiProvider:
         state = (await self._job(batch_id)).get("state") or "JOB_STATE_UNSPECIFIED"
         return BatchState(state in ENDED_STATES, str(state))
 
-    async def batch_results(self, batch_id: str) -> dict[str, Completion | str]:
-        """request id -> its completion, or the error the provider gave for it."""
+    def _inlined(self, raw: dict) -> Completion | str:
+        """One inlined answer of a batch job, validated on its own."""
         from google.genai import types
 
+        item = types.InlinedResponse.model_validate(raw)
+        if item.error is not None or item.response is None:
+            return redact(f"batch item failed: {item.error}", self._key)
+        return self.completion(item.response)
+
+    async def batch_results(self, batch_id: str) -> dict[str, Completion | str]:
+        """request id -> its completion, or the error the provider gave for it."""
         items = ((await self._job(batch_id)).get("dest") or {}).get("inlined_responses") or []
         out: dict[str, Completion | str] = {}
         for raw in items:
@@ -198,14 +205,7 @@ class GeminiProvider:
             request_id = metadata.get("request_id") if isinstance(metadata, dict) else None
             if not isinstance(request_id, str):
                 continue
-            try:
-                item = types.InlinedResponse.model_validate(raw)
-                if item.error is not None or item.response is None:
-                    out[request_id] = redact(f"batch item failed: {item.error}", self._key)
-                else:
-                    out[request_id] = self.completion(item.response)
-            except SHAPE_ERRORS as error:
-                out[request_id] = f"malformed batch answer: {error}"
+            out[request_id] = batch_answer(lambda r=raw: self._inlined(r))
         return out
 
     async def close(self) -> None:

@@ -13,11 +13,11 @@ from typing import Any
 from mpsynth.config.generation import OpenAIProviderConfig, RetryConfig
 from mpsynth.core.errors import ConfigError
 from mpsynth.providers import (
-    SHAPE_ERRORS,
     BatchState,
     Completion,
     GenerationRequest,
     answer_shape,
+    batch_answer,
     redact,
     stainless_errors,
 )
@@ -166,12 +166,9 @@ class OpenAIProvider:
                         error = item.get("error") or response.get("body", {}).get("error")
                         out[item["custom_id"]] = redact(f"batch item failed: {error}", self._key)
                         continue
-                    try:
-                        out[item["custom_id"]] = self.completion(
-                            ChatCompletion.model_validate(response["body"])
-                        )
-                    except SHAPE_ERRORS as error:
-                        out[item["custom_id"]] = f"malformed batch answer: {error}"
+                    out[item["custom_id"]] = batch_answer(
+                        lambda b=response["body"]: self.completion(ChatCompletion.model_validate(b))
+                    )
         return out
 
     async def close(self) -> None:

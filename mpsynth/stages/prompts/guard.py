@@ -96,8 +96,7 @@ class Pseudonymiser:
 
     def spans(self, text: str, platform: str | None) -> list[tuple[int, int, str]]:
         found = [(m.start(), m.end(), "emails") for m in EMAIL.finditer(text)]
-        if "@" in text or "at" in text.lower():
-            found += [(m.start(), m.end(), "emails") for m in _obfuscated_emails(text)]
+        found += [(m.start(), m.end(), "emails") for m in _obfuscated_emails(text)]
         for start, end, kind in entity_spans(text, platform):
             if kind in ("urls", "mentions"):
                 found.append((start, end, "handles" if kind == "mentions" else "urls"))
