@@ -2,9 +2,11 @@ from __future__ import annotations
 
 import csv
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -13,6 +15,15 @@ import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+# One embedding cache for the whole test run (never the user's): a text the suite has embedded
+# once, in any test or subprocess, is looked up after that, as across a user's runs.
+SHARED_CACHE = Path(tempfile.mkdtemp(prefix="mpsynth-test-cache-"))
+os.environ["MPSYNTH_CACHE"] = str(SHARED_CACHE)
+
+
+def pytest_sessionfinish(session, exitstatus):
+    shutil.rmtree(SHARED_CACHE, ignore_errors=True)
+
 
 REPO = Path(__file__).resolve().parents[1]
 # Real posts bundled with the repository (tests/data/ATTRIBUTION.md): the tests never look outside it.
@@ -34,6 +45,17 @@ def write_csv(path: Path, rows: list[dict[str, str]], columns: list[str]) -> Pat
         writer.writeheader()
         writer.writerows(rows)
     return path
+
+
+@pytest.fixture(scope="session")
+def ray_local():
+    """One local Ray session for the whole test run: every in-process pipeline joins it instead of
+    starting (and stopping) its own. Tests that need a Ray of their own run it in a subprocess."""
+    from mpsynth.config import RayConfig
+    from mpsynth.distributed.session import ray_session
+
+    with ray_session(RayConfig(num_cpus=2)):
+        yield
 
 
 @pytest.fixture(scope="session")

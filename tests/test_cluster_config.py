@@ -4,8 +4,11 @@ the wheel `make wheel` builds from this checkout, package data included."""
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import subprocess
 import sys
+import tempfile
 import zipfile
 from importlib import resources
 from pathlib import Path
@@ -91,24 +94,42 @@ def test_stage_resources_name_ray_stages_and_custom_resources(stage_resources, m
         )
 
 
+CUSTOM_RESOURCES = """
+import json
+import os
+import shutil
+import ray
+from mpsynth.distributed.tasks import map_tasks, run_remote
+
+def held(item, shared):
+    return {"item": item, **ray.get_runtime_context().get_assigned_resources()}
+
+ray.init(num_cpus=2, resources={"cpu_worker": 4}, include_dashboard=False)
+results = map_tasks(held, [1, 2], None, 0.5, "check", resources={"cpu_worker": 1})
+remote = run_remote(held, 3, None, num_cpus=0.5, resources={"cpu_worker": 2})
+print(json.dumps({"results": results, "remote": remote}))
+"""
+
+
 @pytest.mark.ray
-def test_stage_work_lands_where_its_custom_resource_is():
+def test_stage_work_lands_where_its_custom_resource_is(tmp_path):
     """map_tasks and run_remote ask for the stage's resource: a node that declares it runs them,
-    holding it while they run."""
-    import ray
-
-    from mpsynth.distributed.tasks import map_tasks, run_remote
-
-    def held(item, shared):
-        return {"item": item, **ray.get_runtime_context().get_assigned_resources()}
-
-    ray.init(num_cpus=2, resources={"cpu_worker": 4}, include_dashboard=False)
+    holding it while they run. (A Ray of its own, in a subprocess: the suite's shared session
+    declares no custom resource.)"""
+    ray_tmp = tempfile.mkdtemp(prefix="mpc", dir="/tmp")  # Ray's socket paths must stay short
     try:
-        results = map_tasks(held, [1, 2], None, 0.5, "check", resources={"cpu_worker": 1})
-        assert [r["item"] for r in results] == [1, 2]
-        assert all(r["cpu_worker"] == 1 for r in results)
-        assert (
-            run_remote(held, 3, None, num_cpus=0.5, resources={"cpu_worker": 2})["cpu_worker"] == 2
+        done = subprocess.run(
+            [sys.executable, "-c", CUSTOM_RESOURCES],
+            cwd=REPO,
+            env={**os.environ, "RAY_TMPDIR": ray_tmp, "RAY_USAGE_STATS_ENABLED": "0"},
+            capture_output=True,
+            text=True,
+            timeout=300,
         )
     finally:
-        ray.shutdown()
+        shutil.rmtree(ray_tmp, ignore_errors=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+    found = json.loads(done.stdout.strip().splitlines()[-1])
+    assert [r["item"] for r in found["results"]] == [1, 2]
+    assert all(r["cpu_worker"] == 1 for r in found["results"])
+    assert found["remote"]["cpu_worker"] == 2

@@ -15,7 +15,7 @@ STRIP = re.compile(r"(?i)(?:https?://|www\.)\S+|#\w+")
 
 @pytest.mark.slow
 @pytest.mark.ray
-def test_external_datasets_are_evaluated_against_the_real_file(tmp_path, demo_rows):
+def test_external_datasets_are_evaluated_against_the_real_file(tmp_path, demo_rows, ray_local):
     rows = first_per_platform(demo_rows, 100)
     real = write_csv(tmp_path / "real.csv", rows, DEMO_COLUMNS)
     # the synthetic files name their columns their own way: mapped on the command line

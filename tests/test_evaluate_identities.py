@@ -12,6 +12,7 @@ import pytest
 from mpsynth.config import EvaluateConfig, LsaEmbedderConfig
 from mpsynth.embedders.lsa import LsaEmbedder
 from mpsynth.metrics.lexical import add_lexical_features
+from mpsynth.stages.embed import embeddings_column
 from mpsynth.stages.evaluate.aggregate import PostFeatures, family_metrics, lexical_metrics
 from mpsynth.stages.topics import assign_topics
 from mpsynth.testing import build_tiny_ner_pipeline
@@ -52,14 +53,13 @@ def metrics(real, tmp_path_factory):
         "copy": real,
         "stripped": real.set_column(2, "text", pa.array(stripped)),
     }
-    post_features = PostFeatures(
-        lsa, state, config.sentiment, config.ner_model
-    )  # the stage's actor
+    post_features = PostFeatures(config.sentiment, config.ner_model)  # the stage's actor
     for name, table in samples.items():
         computed = post_features(table.select(["text"]))
         for column in computed.column_names:
             table = table.append_column(column, computed.column(column))
-        samples[name] = table
+        encoded = LsaEmbedder.load(state).encode(table.column("text").to_pylist())
+        samples[name] = table.append_column("embedding", embeddings_column(encoded))
     families, _ = family_metrics(samples, topics, centroids, 0.0, config, seed=0)
     features = pa.concat_tables(
         add_lexical_features(t.select(["platform", "text"])).append_column(

@@ -30,15 +30,6 @@ PRICE = {"input_per_mtok": 1.0, "output_per_mtok": 2.0}
 
 
 @pytest.fixture(scope="module")
-def ray_local():
-    from mpsynth.config import RayConfig
-    from mpsynth.distributed.session import ray_session
-
-    with ray_session(RayConfig(num_cpus=2)):
-        yield
-
-
-@pytest.fixture(scope="module")
 def server():
     with FakeProviderServer(api_key="test-key", latency_s=0.25) as fake:
         yield fake

@@ -50,7 +50,7 @@ def server():
 
 
 @pytest.fixture(scope="module")
-def prepared(tmp_path_factory, demo_rows, server):
+def prepared(tmp_path_factory, demo_rows, server, ray_local):
     """A run directory through prompts (shared), its config, and the number of prompts."""
     os.environ.update(KEY)
     root = tmp_path_factory.mktemp("interrupt")

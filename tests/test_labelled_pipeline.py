@@ -24,7 +24,7 @@ COLUMNS = ["platform", "id", "timestamp", "author", "text", "lang", "label", "sp
 
 
 @pytest.fixture(scope="module")
-def labelled_run(tmp_path_factory):
+def labelled_run(tmp_path_factory, ray_local):
     tmp = tmp_path_factory.mktemp("labelled")
     rows = read_rows("trac1_aggression.csv")
     for number, row in enumerate(rows):

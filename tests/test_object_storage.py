@@ -156,10 +156,8 @@ def _config(path, run_dir, data, server):
 @pytest.mark.ray
 @pytest.mark.timeout(900)  # three runs of the pipeline: the killed one, its resumption, a local one
 def test_a_run_on_s3_killed_mid_generate_resumes_from_a_fresh_machine(
-    s3, tmp_path, demo_rows, monkeypatch
+    s3, tmp_path, demo_rows, monkeypatch, ray_local
 ):
-    from mpsynth.config import RayConfig
-    from mpsynth.distributed.session import ray_session
     from mpsynth.orchestration.pipeline import run_pipeline
 
     monkeypatch.setenv("MPSYNTH_TEST_KEY", "test-key")
@@ -182,10 +180,9 @@ def test_a_run_on_s3_killed_mid_generate_resumes_from_a_fresh_machine(
         shutil.rmtree(os.environ["MPSYNTH_CACHE"])  # a fresh machine: no mirror, no input copy
 
         reference_dir = tmp_path / "reference"
-        with ray_session(RayConfig(num_cpus=2)):
-            run_pipeline(load_config(config_path))  # resumed
-            local_config = _config(tmp_path / "local.yaml", reference_dir, data, server)
-            run_pipeline(load_config(local_config))  # uninterrupted, on local disk
+        run_pipeline(load_config(config_path))  # resumed
+        local_config = _config(tmp_path / "local.yaml", reference_dir, data, server)
+        run_pipeline(load_config(local_config), until="postprocess")  # uninterrupted, local
 
     after = load_manifest(s3, prefix)["stages"]
     for stage in ("ingest", "embed", "topics", "pools", "prompts"):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 from collections import Counter
 
 import numpy as np
@@ -22,16 +23,6 @@ from tests.conftest import DEMO_COLUMNS, first_per_platform, write_csv
 pytestmark = [pytest.mark.slow, pytest.mark.ray]
 
 
-@pytest.fixture(scope="module")
-def ray_local():
-    """One Ray session for the module; the pipeline joins it instead of starting its own."""
-    from mpsynth.config import RayConfig
-    from mpsynth.distributed.session import ray_session
-
-    with ray_session(RayConfig(num_cpus=2)):
-        yield
-
-
 def _write_config(tmp_path, data, **overrides):
     raw = {
         "run_dir": str(tmp_path / "run"),
@@ -41,6 +32,8 @@ def _write_config(tmp_path, data, **overrides):
         "topics": {"min_cluster_size": 8, "n_neighbors": 10},
         "generate": {"n_posts": 120},
         "evaluate": {"bootstrap_samples": 50},
+        # every Ray Data pass through actors here (other tests' small runs take the local path)
+        "ray": {"local_rows": 0},
     }
     raw.update(overrides)
     path = tmp_path / "config.yaml"
@@ -140,8 +133,20 @@ def test_metrics_and_a_self_contained_report(finished_run):
     assert not re.search(r'(src|href)="(https?:)?//', page)
 
 
-def test_rerun_skips_current_stages_and_a_change_reruns_from_where_it_bites(finished_run):
-    config_path, _, first = finished_run
+def _copy_of(finished_run, tmp_path):
+    """The finished run copied elsewhere, and its config pointing there: a test that changes a run
+    changes its own copy, and the shared run stays as it finished."""
+    config_path, config, _ = finished_run
+    shutil.copytree(config.run_dir, tmp_path / "run")
+    raw = yaml.safe_load(config_path.read_text())
+    copy = tmp_path / "config.yaml"
+    copy.write_text(yaml.safe_dump({**raw, "run_dir": str(tmp_path / "run")}))
+    return copy
+
+
+def test_rerun_skips_current_stages_and_a_change_reruns_from_where_it_bites(finished_run, tmp_path):
+    first = finished_run[2]
+    config_path = _copy_of(finished_run, tmp_path)
     again = run_pipeline(load_config(config_path))
     assert again["stages"] == first["stages"]
     changed = run_pipeline(load_config(config_path, ["generate.n_posts=60"]))
@@ -261,12 +266,21 @@ def test_metrics_are_strict_json_and_missing_values_are_null(finished_run):
     assert sum(row["ci_low"] is None for row in rows) == table["ci_low"].null_count
 
 
-def test_the_same_config_and_seed_give_identical_metrics(finished_run):
-    config_path, config, _ = finished_run
-    run_pipeline(load_config(config_path))  # other tests may have left another config's run
+def test_the_same_config_and_seed_give_identical_metrics_with_and_without_the_cache(
+    finished_run, tmp_path
+):
+    """The evaluation again, every text encoded afresh (embed.cache=false): the same metrics as the
+    run that took the real posts' vectors from the embedding cache."""
+    _, config, manifest = finished_run
     first = pq.read_table(config.run_dir / "evaluate" / "metrics.parquet")
-    run_pipeline(load_config(config_path), until="evaluate", force={"evaluate"})
-    second = pq.read_table(config.run_dir / "evaluate" / "metrics.parquet")
+    assert manifest["stages"]["evaluate"]["rows"]["texts_cached"] > 0  # the cache was used
+    config_path = _copy_of(finished_run, tmp_path)
+    again = run_pipeline(
+        load_config(config_path, ["embed.cache=false"]), until="evaluate", force={"evaluate"}
+    )
+    assert again["stages"]["evaluate"]["rows"]["texts_cached"] == 0
+    assert again["stages"]["embed"] == manifest["stages"]["embed"]  # the switch is no new input
+    second = pq.read_table(tmp_path / "run" / "evaluate" / "metrics.parquet")
     assert first.num_rows == second.num_rows
     numbers = ("value", "ci_low", "ci_high")
     rest = [c for c in first.column_names if c not in numbers]

@@ -131,6 +131,15 @@ class EmbedConfig(Section):
     gpus_per_actor: Annotated[float, Field(ge=0.0)] | None = Field(
         default=None, description="None: 1 for sentence-transformers on a cluster with GPUs, else 0"
     )
+    cache: bool = Field(
+        default=True,
+        description="file every vector by embedder and text, so no text is encoded twice (the "
+        "evaluation, re-runs and sweeps look them up); under the run directory, or $MPSYNTH_CACHE "
+        "when set (shared by every run that sets it)",
+    )
+    cache_max_gb: Annotated[float, Field(gt=0.0)] = Field(
+        default=20.0, description="the embedding cache's size limit; the oldest parts go first"
+    )
 
 
 class VectorizerConfig(Section):
@@ -300,6 +309,12 @@ class RayConfig(Section):
     address: str | None = Field(default=None, description="None starts a local session")
     num_cpus: Annotated[int, Field(ge=1)] | None = None
     actor_num_cpus: Annotated[float, Field(gt=0.0)] = 0.5
+    local_rows: Annotated[int, Field(ge=0)] = Field(
+        default=20_000,
+        description="a Ray Data pass over fewer rows than this (asking no GPU) runs in the driver: "
+        "on a small input a pool of actors, each importing its libraries and loading its model, "
+        "costs more than the work; 0: always Ray Data",
+    )
     start_attempts: Annotated[int, Field(ge=1)] = Field(
         default=2,
         description="tries at starting a local Ray session: Ray gives its node 30 s to come up, "

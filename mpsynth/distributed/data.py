@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import math
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -15,8 +17,11 @@ import ray
 from mpsynth.core import console
 from mpsynth.core.schema import described
 
+log = logging.getLogger(__name__)
+
 MIN_ROWS_PER_FILE = 100_000  # fewer, larger part files for large outputs
 POLL_S = 0.25
+BLOCKS_PER_ACTOR = 4  # at least, for inputs small enough to cut that fine
 
 
 @ray.remote(num_cpus=0)
@@ -33,24 +38,37 @@ class RowCounter:
         return self.rows
 
 
-class CountedActor:
-    """A stage's batch class, counting the rows it has done (fire-and-forget, one call a batch)."""
+def _counted(
+    fn: Callable, batch: pa.Table, counter: Any, slice_rows: int | None, **kwargs
+) -> pa.Table:
+    """`fn` over the batch, in slices of `slice_rows` rows when given: the counter hears of every
+    slice (fire-and-forget), so progress moves within a block a slow model takes minutes over."""
+    step = slice_rows or batch.num_rows or 1
+    outs = []
+    for start in range(0, max(batch.num_rows, 1), step):
+        part = batch.slice(start, step)
+        outs.append(fn(part, **kwargs))
+        counter.add.remote(part.num_rows)
+    return described(outs[0] if len(outs) == 1 else pa.concat_tables(outs))
 
-    def __init__(self, fn: type, counter: Any, kwargs: dict[str, Any] | None) -> None:
+
+class CountedActor:
+    """A stage's batch class, counting the rows it has done."""
+
+    def __init__(
+        self, fn: type, counter: Any, kwargs: dict[str, Any] | None, slice_rows: int | None
+    ) -> None:
         self.fn = fn(**(kwargs or {}))
         self.counter = counter
+        self.slice_rows = slice_rows
 
     def __call__(self, batch: pa.Table, **fn_kwargs: Any) -> pa.Table:
-        out = self.fn(batch, **fn_kwargs)
-        self.counter.add.remote(batch.num_rows)
-        return described(out)
+        return _counted(self.fn, batch, self.counter, self.slice_rows, **fn_kwargs)
 
 
-def _counted_function(fn: Callable, counter: Any) -> Callable:
+def _counted_function(fn: Callable, counter: Any, slice_rows: int | None) -> Callable:
     def counted(batch: pa.Table, **fn_kwargs: Any) -> pa.Table:
-        out = fn(batch, **fn_kwargs)
-        counter.add.remote(batch.num_rows)
-        return described(out)
+        return _counted(fn, batch, counter, slice_rows, **fn_kwargs)
 
     return counted
 
@@ -78,8 +96,10 @@ def map_parquet(
     resources: dict[str, float] | None = None,
     batch_size: int = 1024,
     include_paths: bool = False,
+    progress_rows: int | None = None,
     description: str | None = None,
     preserve_order: bool = False,
+    local_rows: int = 0,
 ) -> None:
     """Stream `source` through `fn` into Parquet part files under `destination`, with a progress
     display named `description` (rows done of the source's rows).
@@ -87,10 +107,35 @@ def map_parquet(
     A class runs as a pool of `actors` long-lived actors (it loads its model once in __init__);
     a function runs as tasks. With `num_gpus=1` each actor owns one GPU; `resources` (custom Ray
     resources) place the work on the node type that declares them. Fractional `num_cpus` keeps a
-    2-core machine from deadlocking with the read tasks waiting on CPUs that the actors hold. `preserve_order` keeps rows in source
+    2-core machine from deadlocking with the read tasks waiting on CPUs that the actors hold.
+    `progress_rows` has `fn` called on slices of that many rows, so a slow model's progress moves
+    within a batch (each slice is then the model's batch). `preserve_order` keeps rows in source
     order, and so every batch's rows the same from run to run: a neural model's output for a post
     varies in the last bits with the other posts padded into its batch.
+
+    An input of fewer than `local_rows` rows that asks for no GPU and no custom resource runs in
+    this process instead (the same batches, in source order): on a small input, starting a pool
+    of actors that each import their libraries and load their model costs more than the work.
     """
+    name = description or getattr(fn, "__name__", "rows")
+    total = parquet_rows(source)
+    if total < local_rows and not num_gpus and not resources:
+        log.info("%s: %d rows in this process (fewer than ray.local_rows)", name, total)
+        _map_here(
+            source,
+            destination,
+            fn,
+            columns,
+            constructor_kwargs,
+            fn_kwargs,
+            batch_size,
+            include_paths,
+            progress_rows,
+            name,
+            total,
+        )
+        return
+    log.info("%s: %d actor(s), %g GPU each", name, actors if isinstance(fn, type) else 0, num_gpus)
     # absolute paths: Ray workers need not share the driver's working directory
     sources = (
         [str(Path(p).resolve()) for p in source]
@@ -98,7 +143,10 @@ def map_parquet(
         else str(Path(source).resolve())
     )
     # A file is read as one block however many row groups it has, and one block feeds one actor:
-    # cutting blocks to the batch size lets every actor work (streaming, no materialisation).
+    # cutting blocks to the batch size lets every actor work (streaming, no materialisation). A
+    # small input is cut finer, into a few blocks per actor, so that no actor idles while another
+    # works through the last large block alone.
+    batch_size = max(1, min(batch_size, math.ceil(total / (max(actors, 1) * BLOCKS_PER_ACTOR))))
     dataset = ray.data.read_parquet(
         sources, columns=columns, include_paths=include_paths
     ).repartition(target_num_rows_per_block=batch_size)
@@ -119,17 +167,17 @@ def map_parquet(
             "fn": fn,
             "counter": counter,
             "kwargs": constructor_kwargs,
+            "slice_rows": progress_rows,
         }
         work: Callable | type = CountedActor
     else:
-        work = _counted_function(fn, counter)
+        work = _counted_function(fn, counter, progress_rows)
     output = dataset.map_batches(work, **options)
-    total = parquet_rows(source)
     execution = ray.data.DataContext.get_current().execution_options
     ordered_before, execution.preserve_order = execution.preserve_order, preserve_order
     try:
         with (
-            console.progress(description or getattr(fn, "__name__", "rows"), total) as shown,
+            console.progress(name, total) as shown,
             ThreadPoolExecutor(1) as pool,
         ):
             writing = pool.submit(
@@ -145,3 +193,51 @@ def map_parquet(
     finally:
         execution.preserve_order = ordered_before
         ray.kill(counter)
+
+
+class _Tally:
+    """The local pass's stand-in for RowCounter: `.add.remote(n)` advances the display."""
+
+    def __init__(self, shown: Any) -> None:
+        self.shown, self.rows = shown, 0
+        self.add = self
+
+    def remote(self, rows: int) -> None:
+        self.rows += rows
+        self.shown.update(self.rows)
+
+
+def _map_here(
+    source: Path | list[Path],
+    destination: Path,
+    fn: Callable | type,
+    columns: list[str] | None,
+    constructor_kwargs: dict[str, Any] | None,
+    fn_kwargs: dict[str, Any] | None,
+    batch_size: int,
+    include_paths: bool,
+    progress_rows: int | None,
+    name: str,
+    total: int,
+) -> None:
+    """map_parquet's pass in this process: each source file's batches through one instance of
+    `fn`, in order, into one part file."""
+    paths = source if isinstance(source, list) else [source]
+    files = [
+        f for p in paths for f in (sorted(Path(p).glob("*.parquet")) if Path(p).is_dir() else [p])
+    ]
+    work = fn(**(constructor_kwargs or {})) if isinstance(fn, type) else fn
+    outputs = []
+    with console.progress(name, total) as shown:
+        tally = _Tally(shown)
+        for file in files:
+            table = pq.read_table(file, columns=columns)
+            if include_paths:  # as Ray Data names a row's file: its absolute path
+                path = str(Path(file).resolve())
+                table = table.append_column("path", pa.array([path] * table.num_rows, pa.string()))
+            for start in range(0, table.num_rows, batch_size):
+                batch = table.slice(start, batch_size)
+                outputs.append(_counted(work, batch, tally, progress_rows, **(fn_kwargs or {})))
+    Path(destination).mkdir(parents=True, exist_ok=True)
+    if outputs:
+        pq.write_table(pa.concat_tables(outputs), Path(destination) / "part-00000.parquet")

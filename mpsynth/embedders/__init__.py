@@ -6,11 +6,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
-from mpsynth.config import EmbedderConfig
+if TYPE_CHECKING:  # configs need pydantic; this module runs without it (benchmarks/gpu_check.py)
+    from mpsynth.config import EmbedderConfig
 
 
 class Embedder(Protocol):

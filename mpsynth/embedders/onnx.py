@@ -23,14 +23,11 @@ import numpy as np
 
 from mpsynth.config import SentenceTransformersEmbedderConfig
 from mpsynth.core.errors import ConfigError, MissingDependencyError
+from mpsynth.core.locations import cache_root
 from mpsynth.embedders.sentence_transformers import load_sentence_transformer, weights_sha256
 
 POOLING = ("mean", "cls")
 INPUTS = ("input_ids", "attention_mask", "token_type_ids")
-
-
-def cache_dir() -> Path:
-    return Path(os.environ.get("MPSYNTH_CACHE") or Path.home() / ".cache" / "mpsynth")
 
 
 class OnnxEmbedder:
@@ -125,7 +122,7 @@ def exported_model(model, name: str, quantise: bool) -> Path:
             f"ort{onnxruntime.__version__}",
         ]
     )
-    target = cache_dir() / "onnx" / f"{key}.onnx"
+    target = cache_root() / "onnx" / f"{key}.onnx"
     if target.is_file():
         return target
     target.parent.mkdir(parents=True, exist_ok=True)

@@ -15,11 +15,14 @@ from dataclasses import dataclass
 from functools import cache
 from importlib import import_module
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from mpsynth.config import SentenceTransformersEmbedderConfig
 from mpsynth.core.errors import InputError, MissingDependencyError
+
+if TYPE_CHECKING:  # configs need pydantic; this module runs without it (benchmarks/gpu_check.py)
+    from mpsynth.config import SentenceTransformersEmbedderConfig
 
 
 @dataclass(frozen=True)

@@ -43,7 +43,11 @@ def _template_texts(config: RunConfig) -> dict[str, str]:
 # What each stage's output depends on, besides the stage before it.
 STAGE_INPUTS: dict[str, Callable[[RunConfig], Any]] = {
     "ingest": lambda c: {"ingest": c.ingest.model_dump(mode="json"), "files": _input_files(c)},
-    "embed": lambda c: {"embed": c.embed.model_dump(mode="json"), "seed": c.seed},
+    "embed": lambda c: {
+        # where vectors are looked up changes none of them
+        "embed": c.embed.model_dump(mode="json", exclude={"cache", "cache_max_gb"}),
+        "seed": c.seed,
+    },
     "topics": lambda c: {"topics": c.topics.model_dump(mode="json"), "seed": c.seed},
     "pools": lambda c: {
         "pools": c.pools.model_dump(mode="json"),

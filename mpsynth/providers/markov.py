@@ -55,7 +55,7 @@ class Steering:
 
     def cumulative(self, chain: MarkovChain, state: tuple[str, ...]) -> np.ndarray:
         if state not in self._cumulative:
-            choices, counts = chain.choices[state], chain.counts[state]
+            choices, counts, _ = chain.transitions(state)
             boost = np.array([self.factor if self.wanted(bare(w)) else 1.0 for w in choices])
             self._cumulative[state] = np.cumsum(counts * boost)
         return self._cumulative[state]
@@ -64,17 +64,24 @@ class Steering:
 class MarkovChain:
     def __init__(self, posts: list[str], order: int) -> None:
         self.order = order
-        counts: dict[tuple[str, ...], Counter] = defaultdict(Counter)
+        self._counts: dict[tuple[str, ...], Counter] = defaultdict(Counter)
         for post in posts:
             words = [BEGIN] * order + post.split() + [END]
             for i in range(order, len(words)):
-                counts[tuple(words[i - order : i])][words[i]] += 1
-        self.choices = {state: list(c) for state, c in counts.items()}
-        self.counts = {
-            state: np.array(list(c.values()), dtype=np.float64) for state, c in counts.items()
-        }
-        self.cumulatives = {state: np.cumsum(c) for state, c in self.counts.items()}
+                self._counts[tuple(words[i - order : i])][words[i]] += 1
+        # a state's arrays are built when a walk first reaches it: most states never are
+        self._transitions: dict[tuple[str, ...], tuple[list[str], np.ndarray, np.ndarray]] = {}
         self.training = {" ".join(post.split()) for post in posts}
+
+    def transitions(self, state: tuple[str, ...]) -> tuple[list[str], np.ndarray, np.ndarray]:
+        """(next words, their counts, the counts' running sum) from a state."""
+        found = self._transitions.get(state)
+        if found is None:
+            following = self._counts[state]
+            counts = np.fromiter(following.values(), dtype=np.float64, count=len(following))
+            found = (list(following), counts, np.cumsum(counts))
+            self._transitions[state] = found
+        return found
 
     def sample(
         self, rng: np.random.Generator, max_words: int, steering: Steering | None = None
@@ -84,12 +91,9 @@ class MarkovChain:
         for _ in range(MAX_TRIES):
             state, words = (BEGIN,) * self.order, []
             while len(words) < max_words:
-                choices = self.choices[state]
-                cumulative = (
-                    self.cumulatives[state]
-                    if steering is None
-                    else steering.cumulative(self, state)
-                )
+                choices, _, cumulative = self.transitions(state)
+                if steering is not None:
+                    cumulative = steering.cumulative(self, state)
                 word = choices[
                     int(np.searchsorted(cumulative, rng.random() * cumulative[-1], "right"))
                 ]
@@ -188,11 +192,13 @@ class MarkovProvider:
     def chain(self, topic: int | None, platform: str) -> MarkovChain:
         """The chain for a topic on a platform; the whole platform when that topic holds too few
         of its posts to learn from (and for per-platform requests, which have no topic)."""
-        key = (topic, platform)
+        posts = self._by_topic_platform.get((topic, platform), []) if topic is not None else []
+        # one chain per platform serves every topic too small to learn from
+        key = (
+            (topic, platform) if len(posts) >= self.config.min_training_posts else (None, platform)
+        )
         if key not in self._chains:
-            posts = self._by_topic_platform.get(key, []) if topic is not None else []
-            if len(posts) < self.config.min_training_posts:
-                posts = self._by_platform.get(platform, [])
+            posts = posts if key[0] is not None else self._by_platform.get(platform, [])
             if not posts:
                 raise ValueError(f"no real posts of platform {platform!r} to learn from")
             self._chains[key] = MarkovChain(posts, self.config.order)

@@ -1,19 +1,27 @@
 """Embed: fit the embedder on the real posts, then encode every post (the encoding runs sharded
-through Ray Data, with this module's callable class as the actor)."""
+through Ray Data, with this module's callable class as the actor). `encode_texts` is the one way
+any stage turns texts into vectors: through the embedding cache, so no text is encoded twice."""
 
 from __future__ import annotations
 
 import logging
+import os
+import shutil
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from mpsynth.config import EmbedderConfig
 from mpsynth.core import schema
+from mpsynth.core.locations import cache_root
 from mpsynth.embedders import load_embedder
-from mpsynth.rundir.context import StageContext
+from mpsynth.rundir.context import StageContext, write_table
+
+MIN_ROWS_PER_PART = 100_000  # the embeddings table's part files
 
 
 def embeddings_column(vectors: np.ndarray) -> pa.FixedSizeListArray:
@@ -45,12 +53,114 @@ class EmbedBatch:
 
 log = logging.getLogger(__name__)
 
+PROGRESS_ROWS = 128  # an actor reports after every this many texts (MiniLM on one CPU: ~8 s)
 
-def run_embed(ctx: StageContext, out: Path) -> dict[str, int]:
+
+@dataclass
+class Encoded:
+    """What encode_texts did: vectors in the order of the texts given, and where they came from."""
+
+    vectors: np.ndarray
+    texts: int
+    repeated: int  # texts equal to an earlier one in the same call
+    cached: int  # distinct texts found in the cache
+    encoded: int  # distinct texts the embedder encoded
+
+    def counts(self, prefix: str) -> dict[str, int]:
+        return {
+            f"{prefix}_encoded": self.encoded,
+            f"{prefix}_cached": self.cached,
+            f"{prefix}_repeated": self.repeated,
+        }
+
+
+def embedding_cache(ctx: StageContext, config: EmbedderConfig, state: Path | None):
+    """This embedder's cache: under $MPSYNTH_CACHE when set, else the run directory (None when
+    embed.cache is off)."""
+    from mpsynth.embedders.cache import EmbeddingCache, embedder_identity
+
+    settings = ctx.config.embed
+    if not settings.cache:
+        return None
+    root = cache_root() if os.environ.get("MPSYNTH_CACHE") else ctx.run.root / "cache"
+    return EmbeddingCache(
+        root, embedder_identity(config, state), int(settings.cache_max_gb * 1024**3)
+    )
+
+
+def encode_texts(
+    ctx: StageContext,
+    config: EmbedderConfig,
+    state: Path | None,
+    texts: list[str],
+    work: Path,
+    description: str,
+) -> Encoded:
+    """Vectors of `texts` in `config`'s space, each distinct text encoded at most once: repeats
+    within the call and texts already in the embedding cache are looked up; the rest go through
+    Ray Data (one actor per GPU, or per CPU) and are filed in the cache for the next caller."""
     from mpsynth.distributed.data import map_parquet
     from mpsynth.distributed.session import actor_layout
-    from mpsynth.embedders import prepare_embedder, uses_gpu
-    from mpsynth.stages.embed import EmbedBatch
+    from mpsynth.embedders import uses_gpu
+    from mpsynth.embedders.cache import text_keys
+
+    keys = text_keys(texts)
+    distinct, first = np.unique(keys.to_numpy(zero_copy_only=False), return_index=True)
+    first = np.sort(first)  # corpus order: the same batches on every run
+    cache = embedding_cache(ctx, config, state)
+    found, stored = cache.lookup(keys.take(first)) if cache else (np.full(len(first), -1), None)
+    missing = first[found < 0]
+    # shortest first: each slice an actor encodes holds posts of about one length, so little of
+    # the model's work goes on padding (the vectors are filed by key, whatever the order)
+    lengths = np.fromiter((len(texts[i]) for i in missing), dtype=np.int64, count=len(missing))
+    missing = missing[np.argsort(lengths, kind="stable")]
+    parts = [] if stored is None else [stored.take(pa.array(found[found >= 0]))]
+    if len(missing):
+        work.mkdir(parents=True, exist_ok=True)
+        todo = work / "todo.parquet"
+        pq.write_table(
+            pa.table({"id": keys.take(missing), "text": pa.array(texts).take(missing)}), todo
+        )
+        embed = ctx.config.embed
+        actors, gpus = actor_layout(embed.actors, embed.gpus_per_actor, wants_gpu=uses_gpu(config))
+        map_parquet(
+            todo,
+            work / "encoded",
+            EmbedBatch,
+            columns=["id", "text"],
+            constructor_kwargs={"config": config, "state": state},
+            actors=actors,
+            num_cpus=ctx.config.ray.actor_num_cpus,
+            num_gpus=gpus,
+            resources=ctx.config.ray.resources_for("embed"),
+            batch_size=embed.batch_size,
+            progress_rows=PROGRESS_ROWS,
+            description=description,
+            preserve_order=True,  # the same batches every run: identical vectors
+            local_rows=ctx.config.ray.local_rows,
+        )
+        encoded = pq.read_table(work / "encoded")
+        shutil.rmtree(work)
+        if cache is not None:
+            cache.add(encoded)
+        parts.append(encoded)
+    table = pa.concat_tables(parts) if parts else None
+    if table is None:
+        vectors = np.zeros((0, 0), dtype=np.float32)
+    else:
+        rows = pc.index_in(keys, value_set=table.column("id"))
+        vectors = embeddings_matrix(table.column("embedding").take(rows))
+    return Encoded(
+        vectors,
+        texts=len(texts),
+        repeated=len(texts) - len(distinct),
+        cached=len(first) - len(missing),
+        encoded=len(missing),
+    )
+
+
+def run_embed(ctx: StageContext, out: Path) -> dict[str, int]:
+    from mpsynth.embedders import prepare_embedder
 
     embed = ctx.config.embed
     posts_path = ctx.path("ingest", "posts.parquet")
@@ -60,21 +170,24 @@ def run_embed(ctx: StageContext, out: Path) -> dict[str, int]:
         ctx.config.seed,
         out,
     )
-    actors, gpus = actor_layout(
-        embed.actors, embed.gpus_per_actor, wants_gpu=uses_gpu(embed.embedder)
+    posts = pq.read_table(posts_path, columns=["id", "text"])
+    done = encode_texts(
+        ctx, embed.embedder, state, posts.column("text").to_pylist(), out / ".work", "embed"
     )
-    log.info("embed: %d actor(s), %g GPU each", actors, gpus)
-    map_parquet(
-        posts_path,
-        out / "embeddings",
-        EmbedBatch,
-        columns=["id", "text"],
-        constructor_kwargs={"config": embed.embedder, "state": state},
-        actors=actors,
-        num_cpus=ctx.config.ray.actor_num_cpus,
-        num_gpus=gpus,
-        resources=ctx.config.ray.resources_for("embed"),
-        batch_size=embed.batch_size,
-        description="embed",
+    (out / "embeddings").mkdir()
+    table = pa.Table.from_arrays(
+        [posts.column("id"), embeddings_column(done.vectors)],
+        schema=schema.embeddings_schema(done.vectors.shape[1]),
     )
-    return {"embeddings": pq.read_table(out / "embeddings", columns=["id"]).num_rows}
+    for number, start in enumerate(range(0, table.num_rows, MIN_ROWS_PER_PART)):
+        write_table(
+            table.slice(start, MIN_ROWS_PER_PART), out / "embeddings" / f"{number:05d}.parquet"
+        )
+    log.info(
+        "embed: %d posts, %d encoded, %d from the cache, %d repeats of another post",
+        done.texts,
+        done.encoded,
+        done.cached,
+        done.repeated,
+    )
+    return {"embeddings": table.num_rows, **done.counts("texts")}

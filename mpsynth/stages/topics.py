@@ -69,10 +69,35 @@ def _hdbscan_options(config: TopicsConfig) -> dict:
     }
 
 
-def _cpu_models(config: TopicsConfig, seed: int):
+UMAP_EXACT_BELOW = 4096  # umap-learn computes every pairwise distance below this many points
+
+
+def exact_cosine_neighbours(embeddings: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Each point's k nearest points by cosine distance, as umap-learn finds them for fewer than
+    4,096 points (every pairwise distance by its own cosine, in float64; neighbours by a stable
+    sort), but with the distances computed in one parallel numba pass instead of once per pair
+    through scikit-learn's Python loop (75 s of a 120 s fit on 3,999 posts)."""
+    from umap.distances import named_distances, parallel_special_metric
+    from umap.utils import fast_knn_indices
+
+    points = np.ascontiguousarray(embeddings, dtype=np.float32)
+    cosine = named_distances["cosine"]
+    distances = parallel_special_metric(points, metric=cosine)
+    # the diagonal as scikit-learn fills it: the metric of each point with itself (not always 0)
+    distances[np.diag_indices_from(distances)] = [cosine(p, p) for p in points]
+    nearest = fast_knn_indices(distances, k)
+    return nearest, np.take_along_axis(distances, nearest.astype(np.int64), axis=1)
+
+
+def _cpu_models(config: TopicsConfig, seed: int, embeddings: np.ndarray):
     from hdbscan import HDBSCAN
     from umap import UMAP
 
+    exact = (
+        exact_cosine_neighbours(embeddings, config.n_neighbors)
+        if len(embeddings) < UMAP_EXACT_BELOW
+        else None
+    )
     umap_model = UMAP(
         n_neighbors=config.n_neighbors,
         n_components=config.n_components,
@@ -80,6 +105,7 @@ def _cpu_models(config: TopicsConfig, seed: int):
         metric="cosine",
         random_state=seed,
         low_memory=True,
+        precomputed_knn=(*exact, None) if exact is not None else (None, None, None),
     )
     return umap_model, HDBSCAN(**_hdbscan_options(config))
 
@@ -125,7 +151,7 @@ def fit_topics(
         )
     match config.backend:
         case "cpu":
-            umap_model, hdbscan_model = _cpu_models(config, seed)
+            umap_model, hdbscan_model = _cpu_models(config, seed, embeddings)
         case "gpu":
             umap_model, hdbscan_model = _gpu_models(config, n_posts, seed)
     vectorizer = CountVectorizer(
@@ -277,6 +303,7 @@ def run_topics(ctx: StageContext, out: Path) -> dict[str, int]:
         resources=ctx.config.ray.resources_for("topics"),
         batch_size=topics.assign_batch_size,
         description="topics: assigning posts",
+        local_rows=ctx.config.ray.local_rows,
     )
     assignments = pq.read_table(out / "assignments")
     platform_of = dict(zip(posts.column("id").to_pylist(), platforms.tolist(), strict=True))

@@ -3,12 +3,10 @@ set, per platform and over all platforms, with bootstrap confidence intervals.""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pyarrow as pa
 
-from mpsynth.config import EmbedderConfig, EvaluateConfig, SentimentConfig
+from mpsynth.config import EvaluateConfig, SentimentConfig
 from mpsynth.core import schema
 from mpsynth.metrics.lexical import FEATURES, lexical_metric_values
 from mpsynth.metrics.stats import bootstrap_mean_ci
@@ -56,44 +54,20 @@ def lexical_metrics(features: pa.Table, config: EvaluateConfig, seed: int) -> pa
 
 
 class PostFeatures:
-    """Batch callable (Ray Data actor) for the per-post features the sampled families need: the
-    embedding in the similarity space (evaluate.embedder), the embedding in the run's topic space
-    when that differs (`topic_embedding`, to place posts in the real topics), the sentiment class
-    (the configured backend) and, with an NER pipeline, the entities mentioned ("LABEL\ttext").
-    Models load once, in __init__."""
+    """Batch callable (Ray Data actor) for the per-post features the sampled families need besides
+    the embeddings (which come from the embedding cache): the sentiment class (the configured
+    backend) and, with an NER pipeline, the entities mentioned ("LABEL\ttext")."""
 
-    def __init__(
-        self,
-        embedder: EmbedderConfig,
-        state: Path | None,
-        sentiment: SentimentConfig,
-        ner_model: str | None,
-        similarity_embedder: EmbedderConfig | None = None,
-    ) -> None:
-        from mpsynth.embedders import load_embedder
-
-        self.embedder = load_embedder(embedder, Path(state) if state else None)
-        self.similarity = (
-            load_embedder(similarity_embedder, None)
-            if similarity_embedder is not None and similarity_embedder != embedder
-            else None
-        )
+    def __init__(self, sentiment: SentimentConfig, ner_model: str | None) -> None:
         self.sentiment = sentiment
         self.ner_model = ner_model
 
     def __call__(self, batch: pa.Table) -> pa.Table:
         from mpsynth.metrics.entities import load_pipeline, post_entities
         from mpsynth.metrics.sentiment import sentiment_of
-        from mpsynth.stages.embed import embeddings_column
 
         texts = batch.column("text").to_pylist()
         columns = {name: batch.column(name) for name in batch.column_names if name != "text"}
-        topic_space = embeddings_column(self.embedder.encode(texts))
-        if self.similarity is None:
-            columns["embedding"] = topic_space
-        else:
-            columns["embedding"] = embeddings_column(self.similarity.encode(texts))
-            columns["topic_embedding"] = topic_space
         columns["sentiment"] = pa.array(sentiment_of(texts, self.sentiment), pa.int64())
         if self.ner_model is not None:
             mentions = post_entities(load_pipeline(self.ner_model), texts)

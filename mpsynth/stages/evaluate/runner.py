@@ -19,8 +19,9 @@ from mpsynth.rundir.context import StageContext, rows_by_id, write_table
 def run_evaluate(ctx: StageContext, out: Path) -> dict[str, int]:
     from mpsynth.distributed.data import map_parquet
     from mpsynth.distributed.session import actor_layout
-    from mpsynth.embedders import state_path, uses_gpu
+    from mpsynth.embedders import state_path
     from mpsynth.metrics.lexical import LexicalFeatures
+    from mpsynth.stages.embed import embeddings_column, encode_texts
     from mpsynth.stages.evaluate.aggregate import (
         PostFeatures,
         family_metrics,
@@ -57,6 +58,7 @@ def run_evaluate(ctx: StageContext, out: Path) -> dict[str, int]:
         batch_size=8192,
         include_paths=True,
         description="evaluate: lexical features",
+        local_rows=ctx.config.ray.local_rows,
     )
     # Ray Data writes rows in whatever order its tasks finish: sorted, the bootstrap draws the same
     # posts on every run, so the same config and seed give the same intervals
@@ -76,41 +78,55 @@ def run_evaluate(ctx: StageContext, out: Path) -> dict[str, int]:
             }
         )
         pq.write_table(rows, staged / f"{number:03d}.parquet")
+    # the sampled posts' vectors: the real ones (and any text seen before) come from the cache
+    texts = [t for table in samples.values() for t in table.column("text").to_pylist()]
     embedder = ctx.config.embed.embedder
+    state = state_path(embedder, ctx.run.stage_dir("embed"))
+    topic_space = encode_texts(ctx, embedder, state, texts, out / ".topic_space", "evaluate: embed")
+    spaces = {"embedding": topic_space}
+    counts = topic_space.counts("texts")
     similarity = evaluate.embedder
-    wants_gpu = (
-        uses_gpu(embedder)
-        or (similarity is not None and uses_gpu(similarity))
-        or evaluate.sentiment.kind == "transformers"
+    if similarity is not None and similarity != embedder:
+        spaces = {
+            "embedding": encode_texts(
+                ctx, similarity, None, texts, out / ".similarity", "evaluate: similarity space"
+            ),
+            "topic_embedding": topic_space,
+        }
+        counts.update(spaces["embedding"].counts("similarity_texts"))
+    # sentiment and entities of every sampled post, through Ray Data actors
+    actors, gpus = actor_layout(
+        None, None, wants_gpu=evaluate.sentiment.kind == "transformers" or bool(evaluate.ner_model)
     )
-    actors, gpus = actor_layout(None, None, wants_gpu=wants_gpu)
     map_parquet(
         sorted(staged.glob("*.parquet")),
         out / "post_features",
         PostFeatures,
-        constructor_kwargs={
-            "embedder": embedder,
-            "state": state_path(embedder, ctx.run.stage_dir("embed")),
-            "sentiment": evaluate.sentiment,
-            "ner_model": evaluate.ner_model,
-            "similarity_embedder": similarity,
-        },
+        constructor_kwargs={"sentiment": evaluate.sentiment, "ner_model": evaluate.ner_model},
         actors=actors,
         num_cpus=ctx.config.ray.actor_num_cpus,
         num_gpus=gpus,
         resources=ctx.config.ray.resources_for("evaluate"),
         batch_size=1024,
-        description="evaluate: embeddings, sentiment, entities",
-        preserve_order=True,  # the same batches every run: identical embeddings, identical metrics
+        progress_rows=256,
+        description="evaluate: sentiment, entities",
+        preserve_order=True,  # the same batches every run: identical results
+        local_rows=ctx.config.ray.local_rows,
     )
     post_features = pq.read_table(out / "post_features")
     shutil.rmtree(staged)
-    shutil.rmtree(out / "post_features")  # large (one vector per post) and derivable
-    for name in samples:
+    shutil.rmtree(out / "post_features")
+    offset = 0
+    for name, table in samples.items():
         mine = post_features.filter(pc.equal(post_features.column("dataset"), name)).sort_by("row")
         for column in mine.column_names:
             if column not in ("dataset", "row"):
-                samples[name] = samples[name].append_column(column, mine.column(column))
+                table = table.append_column(column, mine.column(column))
+        for column, encoded in spaces.items():
+            vectors = encoded.vectors[offset : offset + table.num_rows]
+            table = table.append_column(column, embeddings_column(vectors))
+        offset += table.num_rows
+        samples[name] = table
     real_ids = samples[schema.REAL].column("id").to_pylist()
     real_topics = rows_by_id(ctx.path("topics", "assignments"), real_ids, "topic").column("topic")
     families, embedding_map = family_metrics(
@@ -144,4 +160,4 @@ def run_evaluate(ctx: StageContext, out: Path) -> dict[str, int]:
     (out / "metrics.json").write_text(
         json.dumps(metrics.to_pylist(), indent=1, allow_nan=False) + "\n"
     )
-    return {"metrics": metrics.num_rows, "posts": features.num_rows}
+    return {"metrics": metrics.num_rows, "posts": features.num_rows, **counts}

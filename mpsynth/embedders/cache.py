@@ -1,0 +1,142 @@
+"""A content-addressed store of embeddings: every text is encoded once per embedder.
+
+A vector is filed under the embedder's identity (its settings, the sha256 of its weights or of its
+fitted state) and the text's 128-bit BLAKE2b digest, so vectors of two different embedders never
+meet and a text repeated anywhere (a retweet, a calibrated set's unchanged post, the real posts the
+evaluation samples, a re-run, a sweep's next variation) is looked up, not encoded again.
+
+Layout: `ROOT/embeddings/IDENTITY/part-*.parquet`, each part a table of (id = text digest,
+embedding) in the embeddings schema. A part is written under a temporary name and renamed, so a
+reader never sees half a file and a crashed writer leaves only an ignored `.tmp`; concurrent runs
+may both encode a text and both file it, which costs a duplicate row, never a wrong answer. The
+store is bounded: after each addition the oldest parts (across identities) are deleted until the
+whole store is under its size limit; many small parts of one identity are compacted into one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import uuid
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from mpsynth.config import EmbedderConfig
+from mpsynth.core.fingerprint import fingerprint
+
+log = logging.getLogger(__name__)
+
+COMPACT_AT = 32  # parts of one identity: beyond this many, they are merged into one
+
+
+def text_keys(texts: list[str]) -> pa.Array:
+    """Each text's 128-bit BLAKE2b digest, hex: the key its vector is filed under."""
+    return pa.array(
+        [hashlib.blake2b(t.encode("utf-8"), digest_size=16).hexdigest() for t in texts], pa.string()
+    )
+
+
+def embedder_identity(config: EmbedderConfig, state: Path | None) -> str:
+    """What makes an embedder's vectors what they are: every setting, and the sha256 of the weights
+    a pretrained model loads or of the state a fitted one (LSA) was saved with."""
+    payload: dict = {"config": config.model_dump(mode="json")}
+    payload["config"].pop(
+        "batch_size", None
+    )  # how many texts go through at once, not what comes out
+    if state is not None:
+        payload["state"] = _file_sha256(Path(state))
+    if config.kind == "sentence-transformers":
+        from mpsynth.embedders.sentence_transformers import model_location, weights_sha256
+
+        payload["weights"] = weights_sha256(model_location(config.model))
+    return fingerprint(payload)[:32]
+
+
+def _file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+class EmbeddingCache:
+    """One embedder's vectors under `root` (see the module's docstring)."""
+
+    def __init__(self, root: Path, identity: str, max_bytes: int) -> None:
+        self.root = Path(root)
+        self.folder = self.root / "embeddings" / identity
+        self.max_bytes = max_bytes
+
+    def _parts(self) -> list[Path]:
+        return sorted(self.folder.glob("part-*.parquet")) if self.folder.is_dir() else []
+
+    def _read(self) -> pa.Table | None:
+        """Every stored row of this identity (None when there are none). A part deleted between the
+        listing and the read (another run compacting or pruning) is read again from a new listing."""
+        for _ in range(3):
+            try:
+                tables = [pq.read_table(p) for p in self._parts()]
+            except FileNotFoundError:
+                continue
+            return pa.concat_tables(tables) if tables else None
+        return None
+
+    def lookup(self, keys: pa.Array) -> tuple[np.ndarray, pa.Table | None]:
+        """(where each key is stored: its row in the returned table, or -1; the stored rows)."""
+        stored = self._read()
+        if stored is None or len(keys) == 0:
+            return np.full(len(keys), -1, dtype=np.int64), None
+        where = pc.index_in(keys, value_set=stored.column("id"))
+        return where.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64), stored
+
+    def add(self, table: pa.Table) -> None:
+        """File new rows (id = text key, embedding); then keep the store compact and bounded."""
+        if table.num_rows == 0:
+            return
+        self._write(table)
+        if len(self._parts()) > COMPACT_AT:
+            self._compact()
+        self._prune()
+
+    def _write(self, table: pa.Table) -> Path:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        name = f"part-{uuid.uuid4().hex}.parquet"
+        scratch = self.folder / f".{name}.tmp"
+        pq.write_table(table, scratch)
+        os.replace(scratch, self.folder / name)
+        return self.folder / name
+
+    def _compact(self) -> None:
+        parts = self._parts()
+        stored = self._read()
+        if stored is None:
+            return
+        first = pc.index_in(stored.column("id"), value_set=pc.unique(stored.column("id")))
+        _, rows = np.unique(first.to_numpy(), return_index=True)  # each key's first row
+        merged = self._write(stored.take(pa.array(np.sort(rows))))
+        for part in parts:
+            if part != merged:
+                part.unlink(missing_ok=True)
+
+    def _prune(self) -> None:
+        """Delete the oldest parts of the whole store until it fits in max_bytes."""
+        parts = []
+        for part in (self.root / "embeddings").glob("*/part-*.parquet"):
+            try:
+                stat = part.stat()
+            except FileNotFoundError:
+                continue
+            parts.append((stat.st_mtime, stat.st_size, part))
+        total = sum(size for _, size, _ in parts)
+        for _, size, part in sorted(parts):
+            if total <= self.max_bytes:
+                break
+            part.unlink(missing_ok=True)
+            total -= size
+            log.info("embedding cache over its limit: removed %s", part)
