@@ -63,6 +63,25 @@ def demo_rows() -> list[dict[str, str]]:
     return read_rows("demo")
 
 
+def copy_run(source: Path, target: Path, through: str) -> None:
+    """A run directory holding `source`'s stages up to `through` (a topic run's stage), with only
+    those in its manifest: as if a run of the same config had stopped there. A test that is about
+    a later stage starts from it instead of redoing the earlier ones."""
+    import json
+
+    from mpsynth.config.run import PIPELINES
+
+    stages = list(PIPELINES["mptm"])
+    kept = stages[: stages.index(through) + 1]
+    target.mkdir(parents=True)
+    for stage in kept:
+        shutil.copytree(source / stage, target / stage)
+    manifest = json.loads((source / "manifest.json").read_text())
+    manifest["stages"] = {k: v for k, v in manifest["stages"].items() if k in kept}
+    (target / "manifest.json").write_text(json.dumps(manifest))
+    shutil.copyfile(source / "config.yaml", target / "config.yaml")
+
+
 def first_per_platform(rows: list[dict[str, str]], n: int) -> list[dict[str, str]]:
     taken: dict[str, int] = {}
     picked = []

@@ -19,6 +19,7 @@ from mpsynth.orchestration.pipeline import estimate, run_pipeline
 from mpsynth.testing import FakeProviderServer
 from tests.conftest import (
     DEMO_COLUMNS,
+    copy_run,
     first_per_platform,
     kill_run_when,
     slow_fake_openai_generator,
@@ -147,7 +148,8 @@ def test_killing_a_worker_actor_loses_and_doubles_nothing(
 
     killer = threading.Thread(target=kill_one_worker, daemon=True)
     killer.start()
-    run_pipeline(load_config(_config(run_dir, data, server)))
+    copy_run(reference[0], run_dir, through="prompts")  # the stages before generate: as they were
+    run_pipeline(load_config(_config(run_dir, data, server)), until="postprocess")
     killer.join(timeout=5)
     assert killed, "the run finished before a worker could be killed"
     _assert_each_request_once(run_dir)
@@ -161,6 +163,7 @@ def test_killing_the_driver_then_rerunning_completes_each_request_once(
 ):
     run_dir = tmp_path / "run"
     config_path = _config(run_dir, data, server)
+    copy_run(reference[0], run_dir, through="prompts")  # the stages before generate: as they were
     ledger_dir = run_dir / "ledger" / "fakegpt"
     kill_run_when(
         config_path,
@@ -174,7 +177,7 @@ def test_killing_the_driver_then_rerunning_completes_each_request_once(
     assert 4 <= partial < total
     assert not (run_dir / "generate").exists()  # the interrupted stage left nothing half-written
 
-    run_pipeline(load_config(config_path))
+    run_pipeline(load_config(config_path), until="postprocess")
     _assert_each_request_once(run_dir)
     reference_dir = reference[0]
     for name in ("fakegpt-mptm", "fakegpt-per_platform", "markov-mptm"):

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
+import sys
 import time
 import urllib.request
 
@@ -180,7 +182,17 @@ def test_a_run_on_s3_killed_mid_generate_resumes_from_a_fresh_machine(
         shutil.rmtree(os.environ["MPSYNTH_CACHE"])  # a fresh machine: no mirror, no input copy
 
         reference_dir = tmp_path / "reference"
-        run_pipeline(load_config(config_path))  # resumed
+        # resumed in a process of its own: its Ray workers see the S3 endpoint this module set up
+        # (the suite's shared Ray started before it was)
+        resumed = subprocess.run(
+            [sys.executable, "-m", "mpsynth.cli", "run", str(config_path)],
+            cwd=REPO,
+            env={**os.environ, "RAY_TMPDIR": "/tmp"},
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+        assert resumed.returncode == 0, resumed.stderr[-3000:]
         local_config = _config(tmp_path / "local.yaml", reference_dir, data, server)
         run_pipeline(load_config(local_config), until="postprocess")  # uninterrupted, local
 

@@ -181,7 +181,13 @@ def test_cli_stage_subcommand_runs_up_to_that_stage(tmp_path, demo_rows, ray_loc
     assert main(["embed", str(config_path)]) == 0
     manifest = json.loads((tmp_path / "run" / "manifest.json").read_text())
     assert list(manifest["stages"]) == ["ingest", "embed"]
-    assert manifest["stages"]["embed"]["rows"] == {"embeddings": 240}
+    # every post embedded, each of the 240 distinct texts encoded (the LSA space is this run's own)
+    assert manifest["stages"]["embed"]["rows"] == {
+        "embeddings": 240,
+        "texts_encoded": 240,
+        "texts_cached": 0,
+        "texts_repeated": 0,
+    }
     embedded = pq.read_table(tmp_path / "run" / "embed" / "embeddings")
     kind = embedded.schema.field("embedding").type
     assert pa.types.is_fixed_size_list(kind) and kind.list_size == 48

@@ -111,27 +111,35 @@ def test_the_demo_runs_as_a_submitted_job(tmp_path, demo_rows, ray_head):
         config.write_text(
             yaml.safe_dump(hosted_run_config(run_dir, data, server.base_url, "MPSYNTH_JOB_KEY"))
         )
-        submitted = subprocess.run(
-            [
-                str(RAY),
-                "job",
-                "submit",
-                "--address",
-                address,
-                "--working-dir",
-                str(REPO),
-                "--submission-id",
-                f"mpsynth-test-{uuid.uuid4().hex[:8]}",
-                "--",
-                sys.executable,  # the head's own environment, where mpsynth is installed
-                "jobs/run_pipeline.py",
-                str(config),
-            ],
-            env={k: v for k, v in env.items() if k != "MPSYNTH_JOB_KEY"},  # the client has none
-            capture_output=True,
-            text=True,
-            timeout=1200,
-        )
+        # the job API answers before the head's job agent is up: Ray then refuses the submission
+        # ("No available agent ... try again later"), and the submission is tried again
+        deadline = time.monotonic() + 120
+        while True:
+            submitted = subprocess.run(
+                [
+                    str(RAY),
+                    "job",
+                    "submit",
+                    "--address",
+                    address,
+                    "--working-dir",
+                    str(REPO),
+                    "--submission-id",
+                    f"mpsynth-test-{uuid.uuid4().hex[:8]}",
+                    "--",
+                    sys.executable,  # the head's own environment, where mpsynth is installed
+                    "jobs/run_pipeline.py",
+                    str(config),
+                ],
+                env={k: v for k, v in env.items() if k != "MPSYNTH_JOB_KEY"},  # the client has none
+                capture_output=True,
+                text=True,
+                timeout=1200,
+            )
+            refused = "No available agent to submit job" in submitted.stderr
+            if not refused or time.monotonic() > deadline:
+                break
+            time.sleep(3)
         answered = len(server.log.requests)
     logs = submitted.stdout + submitted.stderr
     assert submitted.returncode == 0, logs[-4000:]

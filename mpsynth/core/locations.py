@@ -12,6 +12,7 @@ import shutil
 import uuid
 from pathlib import Path
 
+import pyarrow as pa
 import pyarrow.fs as pafs
 
 from mpsynth.core.errors import ConfigError, InputError
@@ -35,7 +36,7 @@ def cache_root() -> Path:
 def filesystem(uri: str, setting: str) -> tuple[pafs.FileSystem, str]:
     try:
         return pafs.FileSystem.from_uri(uri)
-    except (pafs.ArrowInvalid, OSError, ValueError) as error:
+    except (pa.ArrowInvalid, OSError, ValueError) as error:
         raise ConfigError(f"{setting}: {uri} is not a location pyarrow can open: {error}") from None
 
 

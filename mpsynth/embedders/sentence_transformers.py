@@ -100,6 +100,10 @@ def resolve_device(requested: str) -> str:
 
 def load_sentence_transformer(name: str, device: str):
     from sentence_transformers import SentenceTransformer
+    from transformers.utils import logging as transformers_logging
+
+    # its "Loading weights" bar would reach the console when the model loads in the driver
+    transformers_logging.disable_progress_bar()
 
     try:
         return SentenceTransformer(model_location(name), device=device)
