@@ -149,7 +149,8 @@ def hosted_run_config(run_dir, data, base_url: str, key_env: str, **generator) -
             "n_posts": 24,
             "generators": [fake_openai_generator("hosted", base_url, key_env, **generator)],
         },
-        "evaluate": {"bootstrap_samples": 10},
+        # measured in the run's own (LSA) space: MiniLM's evaluation is tested in test_pipeline
+        "evaluate": {"bootstrap_samples": 10, "embedder": None},
     }
 
 

@@ -47,6 +47,8 @@ def test_external_datasets_are_evaluated_against_the_real_file(tmp_path, demo_ro
             "embed.embedder.dimensions=32",
             "--set",
             "topics.min_cluster_size=8",
+            "--set",
+            "evaluate.embedder=null",  # the run's LSA space (MiniLM's is tested in test_pipeline)
         ]
     )
     assert code == 0

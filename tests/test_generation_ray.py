@@ -54,7 +54,7 @@ def _config(run_dir, data, server):
         "ingest": {"inputs": [{"path": str(data)}]},
         "embed": {"embedder": {"dimensions": 32}},
         "topics": {"min_cluster_size": 8, "n_neighbors": 10},
-        "evaluate": {"bootstrap_samples": 20},
+        "evaluate": {"bootstrap_samples": 20, "embedder": None},  # the run's LSA space
         "generate": {
             "n_posts": 90,
             "flush_every": 1,

@@ -41,6 +41,7 @@ def labelled_run(tmp_path_factory, ray_local):
         "labelled.utility.repeats=2",
         "labelled.utility.bootstrap_samples=200",
         "evaluate.bootstrap_samples=20",
+        "evaluate.embedder=null",  # the run's own space (MiniLM's is tested in test_pipeline)
         "ray.num_cpus=2",
     ]
     args = ["run", str(REPO / "configs" / "aggression.yaml")]

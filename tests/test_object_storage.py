@@ -142,7 +142,7 @@ def _config(path, run_dir, data, server):
         "embed": {"embedder": {"dimensions": 32}},
         "topics": {"min_cluster_size": 8, "n_neighbors": 10},
         "pools": {"strategies": ["mptm"]},
-        "evaluate": {"bootstrap_samples": 20},
+        "evaluate": {"bootstrap_samples": 20, "embedder": None},  # the run's LSA space
         "generate": {
             "n_posts": 90,
             "flush_every": 1,

@@ -243,7 +243,7 @@ def test_a_relative_run_directory_works_end_to_end(tmp_path, demo_rows, ray_loca
         "embed": {"embedder": {"dimensions": 32}},
         "topics": {"min_cluster_size": 6, "n_neighbors": 8},
         "generate": {"n_posts": 40},
-        "evaluate": {"bootstrap_samples": 10},
+        "evaluate": {"bootstrap_samples": 10, "embedder": None},
     }
     (tmp_path / "relative.yaml").write_text(yaml.safe_dump(config))
     assert main(["run", "relative.yaml"]) == 0

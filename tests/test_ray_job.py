@@ -61,6 +61,13 @@ def ray_head():
             "--include-dashboard=true",
             "--dashboard-host=127.0.0.1",
             f"--dashboard-port={dashboard}",
+            # ports of its own for the agents too: the suite's shared Ray session holds the
+            # defaults (52365 for the job agent), and a second head's agent would not come up
+            f"--dashboard-agent-listen-port={_free_port()}",
+            f"--dashboard-agent-grpc-port={_free_port()}",
+            f"--runtime-env-agent-port={_free_port()}",
+            f"--metrics-export-port={_free_port()}",
+            f"--ray-client-server-port={_free_port()}",
             "--num-cpus=2",
             "--disable-usage-stats",
             f"--temp-dir={temp}",

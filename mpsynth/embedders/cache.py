@@ -10,7 +10,8 @@ embedding) in the embeddings schema. A part is written under a temporary name an
 reader never sees half a file and a crashed writer leaves only an ignored `.tmp`; concurrent runs
 may both encode a text and both file it, which costs a duplicate row, never a wrong answer. The
 store is bounded: after each addition the oldest parts (across identities) are deleted until the
-whole store is under its size limit; many small parts of one identity are compacted into one.
+whole store is under its size limit; many small parts of one identity are compacted into one. A
+lookup reads every part's id column and only the parts that hold a wanted key.
 """
 
 from __future__ import annotations
@@ -31,7 +32,15 @@ from mpsynth.core.fingerprint import fingerprint
 
 log = logging.getLogger(__name__)
 
-COMPACT_AT = 32  # parts of one identity: beyond this many, they are merged into one
+COMPACT_AT = 32  # parts of one identity: beyond this many, the small ones are merged into one
+COMPACT_PART_BYTES = 64 << 20  # a part this large is left as it is
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except FileNotFoundError:
+        return 0
 
 
 def text_keys(texts: list[str]) -> pa.Array:
@@ -76,24 +85,32 @@ class EmbeddingCache:
     def _parts(self) -> list[Path]:
         return sorted(self.folder.glob("part-*.parquet")) if self.folder.is_dir() else []
 
-    def _read(self) -> pa.Table | None:
-        """Every stored row of this identity (None when there are none). A part deleted between the
-        listing and the read (another run compacting or pruning) is read again from a new listing."""
-        for _ in range(3):
+    def lookup(self, keys: pa.Array) -> pa.Table | None:
+        """The stored rows (id, embedding) of those `keys` the cache holds, each once (None: none).
+        Parts are searched by their id column alone; only a part holding some of the keys is read
+        whole, and only its matching rows are kept: memory follows what is found, not the store."""
+        wanted, found = keys, []
+        for part in self._parts():
+            if len(wanted) == 0:
+                break
             try:
-                tables = [pq.read_table(p) for p in self._parts()]
-            except FileNotFoundError:
+                ids = pq.read_table(part, columns=["id"]).column("id")
+                held = pc.is_in(ids, value_set=wanted).to_numpy(zero_copy_only=False)
+                if not held.any():
+                    continue
+                rows = pq.read_table(part).take(pa.array(np.flatnonzero(held)))
+            except FileNotFoundError:  # compacted or pruned by another run meanwhile
                 continue
-            return pa.concat_tables(tables) if tables else None
-        return None
-
-    def lookup(self, keys: pa.Array) -> tuple[np.ndarray, pa.Table | None]:
-        """(where each key is stored: its row in the returned table, or -1; the stored rows)."""
-        stored = self._read()
-        if stored is None or len(keys) == 0:
-            return np.full(len(keys), -1, dtype=np.int64), None
-        where = pc.index_in(keys, value_set=stored.column("id"))
-        return where.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64), stored
+            rows = rows.take(
+                pa.array(
+                    np.unique(rows.column("id").to_numpy(zero_copy_only=False), return_index=True)[
+                        1
+                    ]
+                )
+            )
+            found.append(rows)
+            wanted = wanted.filter(pc.invert(pc.is_in(wanted, value_set=rows.column("id"))))
+        return pa.concat_tables(found) if found else None
 
     def add(self, table: pa.Table) -> None:
         """File new rows (id = text key, embedding); then keep the store compact and bounded."""
@@ -113,16 +130,18 @@ class EmbeddingCache:
         return self.folder / name
 
     def _compact(self) -> None:
-        parts = self._parts()
-        stored = self._read()
-        if stored is None:
+        """The small parts merged into one (the first row of each key kept)."""
+        parts = [p for p in self._parts() if _size(p) < COMPACT_PART_BYTES]
+        if len(parts) < 2:
             return
-        first = pc.index_in(stored.column("id"), value_set=pc.unique(stored.column("id")))
-        _, rows = np.unique(first.to_numpy(), return_index=True)  # each key's first row
-        merged = self._write(stored.take(pa.array(np.sort(rows))))
+        try:
+            stored = pa.concat_tables([pq.read_table(p) for p in parts])
+        except FileNotFoundError:  # another run compacted them first
+            return
+        _, rows = np.unique(stored.column("id").to_numpy(zero_copy_only=False), return_index=True)
+        self._write(stored.take(pa.array(np.sort(rows))))
         for part in parts:
-            if part != merged:
-                part.unlink(missing_ok=True)
+            part.unlink(missing_ok=True)
 
     def _prune(self) -> None:
         """Delete the oldest parts of the whole store until it fits in max_bytes."""

@@ -108,13 +108,18 @@ def encode_texts(
     distinct, first = np.unique(keys.to_numpy(zero_copy_only=False), return_index=True)
     first = np.sort(first)  # corpus order: the same batches on every run
     cache = embedding_cache(ctx, config, state)
-    found, stored = cache.lookup(keys.take(first)) if cache else (np.full(len(first), -1), None)
-    missing = first[found < 0]
+    stored = cache.lookup(keys.take(first)) if cache else None
+    cached = (
+        pc.is_in(keys.take(first), value_set=stored.column("id")).to_numpy(zero_copy_only=False)
+        if stored is not None
+        else np.zeros(len(first), dtype=bool)
+    )
+    missing = first[~cached]
     # shortest first: each slice an actor encodes holds posts of about one length, so little of
     # the model's work goes on padding (the vectors are filed by key, whatever the order)
     lengths = np.fromiter((len(texts[i]) for i in missing), dtype=np.int64, count=len(missing))
     missing = missing[np.argsort(lengths, kind="stable")]
-    parts = [] if stored is None else [stored.take(pa.array(found[found >= 0]))]
+    parts = [] if stored is None else [stored]
     if len(missing):
         work.mkdir(parents=True, exist_ok=True)
         todo = work / "todo.parquet"
