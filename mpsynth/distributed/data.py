@@ -73,13 +73,19 @@ def _counted_function(fn: Callable, counter: Any, slice_rows: int | None) -> Cal
     return counted
 
 
+def parquet_files(source: Path | list[Path]) -> list[Path]:
+    """The Parquet files of a file, folder or list of them, in order."""
+    paths = source if isinstance(source, list) else [source]
+    return [
+        Path(f)
+        for p in paths
+        for f in (sorted(Path(p).glob("*.parquet")) if Path(p).is_dir() else [p])
+    ]
+
+
 def parquet_rows(source: Path | list[Path]) -> int:
     """Rows in a Parquet file, folder or list of them, from the footers alone."""
-    paths = source if isinstance(source, list) else [source]
-    files = [
-        f for p in paths for f in (sorted(Path(p).glob("*.parquet")) if Path(p).is_dir() else [p])
-    ]
-    return sum(pq.read_metadata(f).num_rows for f in files)
+    return sum(pq.read_metadata(f).num_rows for f in parquet_files(source))
 
 
 def map_parquet(
@@ -222,18 +228,14 @@ def _map_here(
 ) -> None:
     """map_parquet's pass in this process: each source file's batches through one instance of
     `fn`, in order, into one part file."""
-    paths = source if isinstance(source, list) else [source]
-    files = [
-        f for p in paths for f in (sorted(Path(p).glob("*.parquet")) if Path(p).is_dir() else [p])
-    ]
     work = fn(**(constructor_kwargs or {})) if isinstance(fn, type) else fn
     outputs = []
     with console.progress(name, total) as shown:
         tally = _Tally(shown)
-        for file in files:
+        for file in parquet_files(source):
             table = pq.read_table(file, columns=columns)
             if include_paths:  # as Ray Data names a row's file: its absolute path
-                path = str(Path(file).resolve())
+                path = str(file.resolve())
                 table = table.append_column("path", pa.array([path] * table.num_rows, pa.string()))
             for start in range(0, table.num_rows, batch_size):
                 batch = table.slice(start, batch_size)

@@ -107,10 +107,11 @@ def encode_texts(
     keys = text_keys(texts)
     distinct, first = np.unique(keys.to_numpy(zero_copy_only=False), return_index=True)
     first = np.sort(first)  # corpus order: the same batches on every run
+    distinct_keys = keys.take(first)
     cache = embedding_cache(ctx, config, state)
-    stored = cache.lookup(keys.take(first)) if cache else None
+    stored = cache.lookup(distinct_keys) if cache else None
     cached = (
-        pc.is_in(keys.take(first), value_set=stored.column("id")).to_numpy(zero_copy_only=False)
+        pc.is_in(distinct_keys, value_set=stored.column("id")).to_numpy(zero_copy_only=False)
         if stored is not None
         else np.zeros(len(first), dtype=bool)
     )
@@ -168,17 +169,10 @@ def run_embed(ctx: StageContext, out: Path) -> dict[str, int]:
     from mpsynth.embedders import prepare_embedder
 
     embed = ctx.config.embed
-    posts_path = ctx.path("ingest", "posts.parquet")
-    state = prepare_embedder(
-        embed.embedder,
-        lambda: pq.read_table(posts_path, columns=["text"]).column("text").to_pylist(),
-        ctx.config.seed,
-        out,
-    )
-    posts = pq.read_table(posts_path, columns=["id", "text"])
-    done = encode_texts(
-        ctx, embed.embedder, state, posts.column("text").to_pylist(), out / ".work", "embed"
-    )
+    posts = pq.read_table(ctx.path("ingest", "posts.parquet"), columns=["id", "text"])
+    texts = posts.column("text").to_pylist()  # read once: the LSA fit and the encoding
+    state = prepare_embedder(embed.embedder, lambda: texts, ctx.config.seed, out)
+    done = encode_texts(ctx, embed.embedder, state, texts, out / ".work", "embed")
     (out / "embeddings").mkdir()
     table = pa.Table.from_arrays(
         [posts.column("id"), embeddings_column(done.vectors)],
