@@ -28,7 +28,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from mpsynth.config import EmbedderConfig
-from mpsynth.core.fingerprint import fingerprint
+from mpsynth.core.fingerprint import file_sha256, fingerprint
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +58,7 @@ def embedder_identity(config: EmbedderConfig, state: Path | None) -> str:
         "batch_size", None
     )  # how many texts go through at once, not what comes out
     if state is not None:
-        payload["state"] = _file_sha256(Path(state))
+        payload["state"] = file_sha256(state)
     if config.kind == "sentence-transformers":
         from mpsynth.embedders.sentence_transformers import model_location, weights_sha256
 
@@ -66,12 +66,10 @@ def embedder_identity(config: EmbedderConfig, state: Path | None) -> str:
     return fingerprint(payload)[:32]
 
 
-def _file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+def _first_of_each_key(table: pa.Table) -> pa.Table:
+    """The table's rows with every id once (its first row), in their order."""
+    _, first = np.unique(table.column("id").to_numpy(zero_copy_only=False), return_index=True)
+    return table.take(pa.array(np.sort(first)))
 
 
 class EmbeddingCache:
@@ -101,13 +99,7 @@ class EmbeddingCache:
                 rows = pq.read_table(part).take(pa.array(np.flatnonzero(held)))
             except FileNotFoundError:  # compacted or pruned by another run meanwhile
                 continue
-            rows = rows.take(
-                pa.array(
-                    np.unique(rows.column("id").to_numpy(zero_copy_only=False), return_index=True)[
-                        1
-                    ]
-                )
-            )
+            rows = _first_of_each_key(rows)
             found.append(rows)
             wanted = wanted.filter(pc.invert(pc.is_in(wanted, value_set=rows.column("id"))))
         return pa.concat_tables(found) if found else None
@@ -138,8 +130,7 @@ class EmbeddingCache:
             stored = pa.concat_tables([pq.read_table(p) for p in parts])
         except FileNotFoundError:  # another run compacted them first
             return
-        _, rows = np.unique(stored.column("id").to_numpy(zero_copy_only=False), return_index=True)
-        self._write(stored.take(pa.array(np.sort(rows))))
+        self._write(_first_of_each_key(stored))
         for part in parts:
             part.unlink(missing_ok=True)
 

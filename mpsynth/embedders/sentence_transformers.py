@@ -10,9 +10,7 @@ order), so padding stays small without sorting here.
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
-from functools import cache
 from importlib import import_module
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -20,6 +18,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from mpsynth.core.errors import InputError, MissingDependencyError
+from mpsynth.core.fingerprint import file_sha256
 
 if TYPE_CHECKING:  # configs need pydantic; this module runs without it (benchmarks/gpu_check.py)
     from mpsynth.config import SentenceTransformersEmbedderConfig
@@ -68,21 +67,12 @@ WEIGHTS = ("model.safetensors", "pytorch_model.bin")
 
 
 def weights_sha256(folder: str | Path) -> str:
-    """The sha256 of a model folder's weights file (cached while the file is unchanged)."""
+    """The sha256 of a model folder's weights file (remembered while the file is unchanged)."""
     for name in WEIGHTS:
         weights = Path(folder) / name
         if weights.is_file():
-            return _sha256(str(weights), weights.stat().st_size, weights.stat().st_mtime_ns)
+            return file_sha256(weights)
     raise InputError(f"{folder}: no weights file ({' or '.join(WEIGHTS)})")
-
-
-@cache
-def _sha256(path: str, size: int, mtime_ns: int) -> str:  # size, mtime: a changed file re-hashes
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def resolve_device(requested: str) -> str:
