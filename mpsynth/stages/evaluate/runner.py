@@ -83,21 +83,18 @@ def run_evaluate(ctx: StageContext, out: Path) -> dict[str, int]:
     embedder = ctx.config.embed.embedder
     state = state_path(embedder, ctx.run.stage_dir("embed"))
     topic_space = encode_texts(ctx, embedder, state, texts, out / ".topic_space", "evaluate: embed")
-    spaces = {"embedding": topic_space}
     counts = topic_space.counts("texts")
     similarity = evaluate.embedder
-    if similarity is not None and similarity != embedder:
-        spaces = {
-            "embedding": encode_texts(
-                ctx, similarity, None, texts, out / ".similarity", "evaluate: similarity space"
-            ),
-            "topic_embedding": topic_space,
-        }
-        counts.update(spaces["embedding"].counts("similarity_texts"))
+    if similarity is None or similarity == embedder:
+        spaces = {"embedding": topic_space}
+    else:
+        measured = encode_texts(
+            ctx, similarity, None, texts, out / ".similarity", "evaluate: similarity space"
+        )
+        spaces = {"embedding": measured, "topic_embedding": topic_space}
+        counts.update(measured.counts("similarity_texts"))
     # sentiment and entities of every sampled post, through Ray Data actors
-    actors, gpus = actor_layout(
-        None, None, wants_gpu=evaluate.sentiment.kind == "transformers" or bool(evaluate.ner_model)
-    )
+    actors, gpus = actor_layout(None, None, wants_gpu=evaluate.sentiment.kind == "transformers")
     map_parquet(
         sorted(staged.glob("*.parquet")),
         out / "post_features",
