@@ -57,6 +57,13 @@ def test_real_rows_are_kept_byte_for_byte(tmp_path, demo_rows):
         "kept": 61,
         "quarantined": 0,
         "control_chars_stripped": 0,
+        # the structure the comments carry: 61 commenters, one comment without a date
+        "accounts": 61,
+        "with_author": 61,
+        "with_timestamp": 60,
+        "with_reply_to": 0,
+        "with_thread_id": 0,
+        "with_quote_of": 0,
     }
 
 
@@ -140,4 +147,6 @@ def test_jsonl_parquet_and_folder_inputs_with_mapping(tmp_path):
         "kept": 30,
         "quarantined": 1,
         "control_chars_stripped": 0,
+        **dict.fromkeys(["accounts", "with_author", "with_timestamp"], 0),
+        **dict.fromkeys(["with_reply_to", "with_thread_id", "with_quote_of"], 0),
     }

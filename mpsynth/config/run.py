@@ -30,6 +30,7 @@ from mpsynth.config.sections import (
     RayConfig,
     ReportConfig,
     Strategy,
+    StructureConfig,
     TopicsConfig,
 )
 from mpsynth.core.errors import ConfigError
@@ -52,6 +53,7 @@ class RunConfig(Section):
     prompts: PromptsConfig = PromptsConfig()
     generate: GenerateConfig = GenerateConfig()
     postprocess: PostprocessConfig = PostprocessConfig()
+    structure: StructureConfig = StructureConfig()
     labelled: LabelledConfig = LabelledConfig()
     evaluate: EvaluateConfig = EvaluateConfig()
     report: ReportConfig = ReportConfig()
@@ -107,6 +109,7 @@ PIPELINES: dict[str, tuple[str, ...]] = {
         "prompts",
         "generate",
         "postprocess",
+        "structure",
         "evaluate",
         "report",
     ),

@@ -34,6 +34,9 @@ class ColumnMap(Section):
     author: str | None = "author"
     label: str | None = "label"
     split: str | None = "split"
+    reply_to: str | None = Field(default="reply_to", description="id of the post answered")
+    thread_id: str | None = Field(default="thread_id", description="id of the thread")
+    quote_of: str | None = Field(default="quote_of", description="id of the post quoted or shared")
 
 
 def _location(value: Any) -> Any:
@@ -268,6 +271,45 @@ SentimentConfig = Annotated[
 ]
 
 
+class StructureConfig(Section):
+    """Accounts, actors and times for the synthetic sets, drawn from the real posts' structure (on
+    platforms whose input has authors and timestamps; nothing is invented where it has none)."""
+
+    accounts: bool = Field(
+        default=True, description="pseudonymous accounts, each following a persona of real accounts"
+    )
+    persona_min_accounts: Annotated[int, Field(ge=2)] = Field(
+        default=5, description="k: a persona is a cluster of at least k real accounts"
+    )
+    max_personas_per_platform: Annotated[int, Field(ge=1)] = 200
+    cross_platform_actors: Annotated[float, Field(ge=0.0, le=1.0)] | None = Field(
+        default=None,
+        description="share of actors with an account on several platforms (None: the real share, "
+        "authors whose name appears on several platforms)",
+    )
+    times: bool = Field(default=True, description="timestamps drawn from the persona's real times")
+    time_jitter_minutes: Annotated[float, Field(ge=0.0)] = 30.0
+
+
+class NetworksConfig(Section):
+    """The structure and network metrics (accounts, time, co-sharing and cross-platform graphs)."""
+
+    enabled: bool = True
+    window_seconds: Annotated[int, Field(ge=1)] = Field(
+        default=60,
+        description="two accounts sharing the same URL, domain or hashtag within this many seconds "
+        "are a coordinated pair (the coordination-network-toolkit's default)",
+    )
+    betweenness_pivots: Annotated[int, Field(ge=1)] = Field(
+        default=256, description="pivots of the sampled betweenness (exact below this many nodes)"
+    )
+    linkage_ratio: Annotated[float, Field(gt=0.0, lt=1.0)] = Field(
+        default=0.5,
+        description="account linkage: a synthetic account whose nearest real account is closer "
+        "than this ratio times the second nearest is linked to it",
+    )
+
+
 class EvaluateConfig(Section):
     embedder: EmbedderConfig | None = Field(
         default_factory=SentenceTransformersEmbedderConfig,
@@ -287,6 +329,7 @@ class EvaluateConfig(Section):
         default=None,
         description="a spaCy pipeline name or path for the entity metrics (None: left out)",
     )
+    networks: NetworksConfig = NetworksConfig()
 
     @field_validator("embedder")
     @classmethod

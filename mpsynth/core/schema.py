@@ -5,15 +5,22 @@ from __future__ import annotations
 import pyarrow as pa
 import pyarrow.compute as pc
 
+TIMESTAMP = pa.timestamp("s", tz="UTC")
+# the platform structure a post can carry besides its text: who wrote it, when, and what it answers
+LINK_FIELDS = ("reply_to", "thread_id", "quote_of")
+
 POSTS = pa.schema(
     [
         pa.field("id", pa.string(), nullable=False),
         pa.field("platform", pa.string(), nullable=False),
         pa.field("text", pa.string(), nullable=False),
-        pa.field("timestamp", pa.string()),
+        pa.field("timestamp", TIMESTAMP),
         pa.field("author", pa.string()),
         pa.field("label", pa.string()),
         pa.field("split", pa.string()),
+        pa.field("reply_to", pa.string()),
+        pa.field("thread_id", pa.string()),
+        pa.field("quote_of", pa.string()),
         pa.field("source_file", pa.string(), nullable=False),
         pa.field("source_row", pa.int64(), nullable=False),
     ]
@@ -164,8 +171,16 @@ DESCRIPTIONS: dict[str, str] = {
     "id": "post id: the input's id column, else FILE:LINE; for synthetic posts REQUEST:INDEX",
     "platform": "platform name, normalised (twitter, reddit, youtube, facebook, ...)",
     "text": "post text, exactly as read or generated",
-    "timestamp": "the input's timestamp, as given",
-    "author": "the input's author, as given",
+    "timestamp": "when the post was written, UTC (real: the input's timestamp parsed; null when "
+    "missing or unreadable; synthetic: drawn from the real posts of its platform and topic)",
+    "author": "the account that wrote the post (real: the input's author as given; synthetic: a "
+    "pseudonymous account of the set's population)",
+    "reply_to": "id of the post this one answers (the input's column, where it has one)",
+    "thread_id": "id of the thread (conversation) the post belongs to",
+    "quote_of": "id of the post this one quotes or shares",
+    "actor": "the cross-platform actor the account belongs to (its own name when it is on one "
+    "platform only)",
+    "persona": "the persona (a cluster of at least k real accounts) the synthetic account follows",
     "label": "the input's label, as given (labelled runs: the label after the run's rules)",
     "split": "the input's split, as given (labelled runs: seed, reserve, validation or test)",
     "source_file": "input file the row was read from",

@@ -76,7 +76,7 @@ class EvalSet:
         )
 
 
-def _row(family, metric, dataset, platform, value, n, ci=(float("nan"), float("nan"))) -> dict:
+def metric_row(family, metric, dataset, platform, value, n, ci=(float("nan"), float("nan"))) -> dict:
     return {
         "family": family,
         "metric": metric,
@@ -112,7 +112,7 @@ def describe(
         indicator = (classes == index).astype(float)
         ci = bootstrap_mean_ci(indicator, config.bootstrap_samples, config.confidence, rng)
         rows.append(
-            _row(
+            metric_row(
                 "sentiment",
                 f"share_{label}",
                 data.name,
@@ -123,7 +123,7 @@ def describe(
             )
         )
     rows.append(
-        _row(
+        metric_row(
             "lexical",
             "unique_hashtags_per_100_posts",
             data.name,
@@ -135,14 +135,14 @@ def describe(
     vectors = _nonzero(data.embeddings)
     diversity = mean_within_similarity(vectors)
     rows.append(
-        _row("similarity", "mean_within_similarity", data.name, platform, diversity, len(vectors))
+        metric_row("similarity", "mean_within_similarity", data.name, platform, diversity, len(vectors))
     )
     # seeded on its own, so that identical sets are measured on identical posts
     picker = np.random.default_rng(config.linguistic_seed)
     chosen = picker.choice(len(data.texts), min(linguistic_size, len(data.texts)), replace=False)
     texts = [data.texts[i] for i in np.sort(chosen)]
     rows += [
-        _row("linguistic", metric, data.name, platform, value, len(texts))
+        metric_row("linguistic", metric, data.name, platform, value, len(texts))
         for metric, value in linguistic_metrics(texts).items()
     ]
     return rows
@@ -170,7 +170,7 @@ def compare(
         synthetic.sentiment(config.sentiment),
     )
     rows = [
-        _row(
+        metric_row(
             "sentiment",
             "sentiment_js_divergence",
             name,
@@ -179,7 +179,7 @@ def compare(
             n,
             bootstrap_statistic_ci(real_classes, synthetic_classes, sentiment_divergence, *boot),
         ),
-        _row(
+        metric_row(
             "lexical",
             "hashtag_set_overlap",
             name,
@@ -187,7 +187,7 @@ def compare(
             hashtag_overlap(hashtag_set(real.texts), hashtag_set(synthetic.texts)),
             n,
         ),
-        _row(
+        metric_row(
             "lexical",
             "length_ks_distance",
             name,
@@ -204,7 +204,7 @@ def compare(
         for threshold, share in shares_above(similarity, config.similarity_thresholds).items():
             indicator = (similarity >= threshold - 1e-5).astype(float)
             rows.append(
-                _row(
+                metric_row(
                     "similarity",
                     f"{direction}@{threshold:g}",
                     name,
@@ -224,19 +224,19 @@ def compare(
             if metric == "topic_js_divergence"
             else (float("nan"), float("nan"))
         )
-        rows.append(_row("topics", metric, name, platform, value, n, ci))
+        rows.append(metric_row("topics", metric, name, platform, value, n, ci))
     if config.ner_model is not None:
         values = entity_metrics(
             real.entities(config.ner_model), synthetic.entities(config.ner_model)
         )
         rows += [
-            _row("entities", metric, name, platform, value, n) for metric, value in values.items()
+            metric_row("entities", metric, name, platform, value, n) for metric, value in values.items()
         ]
     folds = detectability_folds(
         real.texts, synthetic.texts, seed, max_per_class=config.detectability_sample
     )
     rows.append(
-        _row(
+        metric_row(
             "detectability",
             "detectability_auc",
             name,

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -212,7 +213,8 @@ def evaluate_files(
             rows = {}
             for path, spec in zip(synthetic, specs, strict=True):
                 result = ingest(IngestConfig(inputs=[spec]))
-                posts = result.posts.select(["id", "platform", "text"])
+                # the sets' own accounts and times, if they have them, for the structure metrics
+                posts = result.posts.select(["id", "platform", "text", "author", "timestamp"])
                 posts = posts.append_column(
                     "example_ids",
                     pa.array([[] for _ in range(posts.num_rows)], pa.list_(pa.string())),
@@ -226,6 +228,7 @@ def evaluate_files(
             for p in synthetic
         ]
         run.record("postprocess", fingerprint({"external": files}), started, rows)
+        shutil.rmtree(run.stage_dir("structure"), ignore_errors=True)  # an earlier run's sets
         with _maybe_ray(config, True):
             for stage in ("evaluate", "report"):
                 started = time.perf_counter()

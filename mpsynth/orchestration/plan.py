@@ -21,6 +21,7 @@ from mpsynth.stages.ingest.runner import run_ingest
 from mpsynth.stages.pools import run_pools
 from mpsynth.stages.postprocess.runner import run_postprocess
 from mpsynth.stages.prompts.runner import run_prompts
+from mpsynth.stages.structure import run_structure
 from mpsynth.stages.topics import run_topics
 
 
@@ -66,6 +67,7 @@ STAGE_INPUTS: dict[str, Callable[[RunConfig], Any]] = {
         "prompts": c.prompts.model_dump(mode="json"),  # deficit rounds build prompts
         "generate": c.generate.model_dump(mode="json"),  # ... and generate them
     },
+    "structure": lambda c: {"structure": c.structure.model_dump(mode="json"), "seed": c.seed},
     "evaluate": lambda c: {"evaluate": c.evaluate.model_dump(mode="json"), "seed": c.seed},
     "report": lambda c: {"report": c.report.model_dump(mode="json")},
 }
@@ -82,6 +84,7 @@ RUNNERS: dict[str, Runner] = {
     "prompts": run_prompts,
     "generate": run_generate,
     "postprocess": run_postprocess,
+    "structure": run_structure,
     "evaluate": run_evaluate,
     "report": run_report,
 }

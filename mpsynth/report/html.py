@@ -16,6 +16,7 @@ import pyarrow as pa
 
 from mpsynth.core import schema
 from mpsynth.metrics.lexical import COUNTED
+from mpsynth.report.structure import FAMILIES as STRUCTURE_FAMILIES
 
 STYLE = """
 body{font-family:system-ui,sans-serif;margin:2rem auto;max-width:1100px;color:#222;padding:0 1rem}
@@ -103,7 +104,7 @@ PRIVACY_IDEAL = 0.0  # no copies, no replayed identifiers
 def _ideal(metric: str) -> float | None:
     if "counterpart@" in metric:
         return 1.0
-    if metric.startswith(("exact_copy", "near_copy", "replayed_")):
+    if metric.startswith(("exact_copy", "near_copy", "replayed_", "account_linkage")):
         return PRIVACY_IDEAL
     if metric.endswith(("_found", "_rank_correlation")):
         return 1.0
@@ -265,11 +266,14 @@ def render_report(
     manifest: dict[str, Any],
     sections: str = "",
     steps: str = "",
+    structure: str = "",
 ) -> str:
     """The page; `sections` is HTML the run's pipeline adds after the counts (a labelled run's
-    utility results), `steps` what postprocessing and the privacy guard did (after the topics)."""
+    utility results), `steps` what postprocessing and the privacy guard did (after the topics),
+    `structure` the accounts, times and networks (their metrics stay out of the scorecards)."""
     every_row = metrics.to_pylist()
     rows = [r for r in every_row if r["topic"] is None]
+    scored = [r for r in rows if r["family"] not in STRUCTURE_FAMILIES]
     by_topic = [r for r in every_row if r["topic"] is not None]
     # a fixed order (and so fixed colours): real first, then the synthetic sets by name
     datasets = [schema.REAL, *sorted({r["dataset"] for r in rows} - {schema.REAL})]
@@ -318,11 +322,12 @@ bootstrap confidence intervals.</p>
 <h2>Scorecard: gap from real, all platforms</h2>
 <p class="muted">Gap: synthetic minus real (or minus the ideal for comparison metrics). Green: within
 10% of the reference; amber: within 50%; red: further.</p>
-{_scorecard(rows, datasets, schema.ALL_PLATFORMS)}
-{"".join(f"<details><summary>{html.escape(p)}</summary>{_scorecard(rows, datasets, p)}</details>" for p in platforms)}
+{_scorecard(scored, datasets, schema.ALL_PLATFORMS)}
+{"".join(f"<details><summary>{html.escape(p)}</summary>{_scorecard(scored, datasets, p)}</details>" for p in platforms)}
 <h2>By topic</h2>
 <p class="muted">The largest real topics; every set's posts placed in the real topic model.</p>
 {_topic_table(by_topic, datasets)}
+{structure}
 {steps}
 <h2>Synthetic examples</h2>
 {"".join(example_html)}

@@ -15,9 +15,10 @@ from mpsynth.rundir.context import StageContext
 def run_report(ctx: StageContext, out: Path) -> dict[str, int]:
     from mpsynth.report.card import render_dataset_card
     from mpsynth.report.html import render_report
+    from mpsynth.stages.evaluate.runner import synthetic_sets
 
     examples = {}
-    for path in sorted(ctx.path("postprocess", "synthetic").glob("*.parquet")):
+    for path in synthetic_sets(ctx):
         table = pq.read_table(path, columns=["platform", "text"]).to_pylist()
         by_platform: dict[str, list] = {}
         for row in table:
@@ -38,6 +39,7 @@ def run_report(ctx: StageContext, out: Path) -> dict[str, int]:
     masked = {k: v for k, v in masked.items() if k.startswith("masked")}
     steps = steps_section(copies or {}, masked, composition)
     sections = _utility_section(ctx) if ctx.has("utility") else ""
+    structure = _structure_section(ctx, metrics.to_pylist())
     page = render_report(
         ctx.config.report.title,
         metrics,
@@ -48,10 +50,11 @@ def run_report(ctx: StageContext, out: Path) -> dict[str, int]:
         ctx.run.manifest(),
         sections,
         steps,
+        structure,
     )
     (out / "report.html").write_text(page, encoding="utf-8")
     counts = {}
-    for path in sorted(ctx.path("postprocess", "synthetic").glob("*.parquet")):
+    for path in synthetic_sets(ctx):
         platforms = pq.read_table(path, columns=["platform"]).column("platform").value_counts()
         counts[path.stem] = {v["values"]: v["counts"] for v in platforms.to_pylist()}
     card = render_dataset_card(
@@ -84,3 +87,68 @@ def _utility_section(ctx: StageContext) -> str:
         json.loads(ctx.path("labels", "summary.json").read_text()),
         png,
     )
+
+
+def _structure_section(ctx: StageContext, metrics: list[dict]) -> str:
+    from mpsynth.report.html import png
+    from mpsynth.report.structure import render_structure
+
+    evaluated = ctx.run.stage_dir("evaluate")
+    curves, drawings = (evaluated / "structure_curves.parquet", evaluated / "network_top.parquet")
+    summary = ctx.run.stage_dir("structure") / "summary.json"
+    sets = json.loads(summary.read_text())["sets"] if summary.is_file() else {}
+    ingest = json.loads(ctx.path("ingest", "summary.json").read_text())
+    carried = {
+        schema.REAL: {
+            p: {"posts": c["kept"], "accounts": c.get("accounts", 0),
+                "with_timestamp": c.get("with_timestamp", 0)}
+            for p, c in ingest.items()
+        },
+        **{name: s["platforms"] for name, s in sets.items()},
+    }
+    return render_structure(
+        metrics,
+        pq.read_table(curves) if curves.is_file() else None,
+        pq.read_table(drawings) if drawings.is_file() else None,
+        carried,
+        account_example(ctx, sets) if sets else None,
+        png,
+    )
+
+
+def account_example(ctx: StageContext, sets: dict, shown: int = 6) -> dict | None:
+    """The busiest account of the first MPTM set (else the first set) beside posts of the real
+    accounts of its persona."""
+    import pyarrow.compute as pc
+
+    names = sorted(sets, key=lambda n: ("mptm" not in n, "calibrated" in n, n))
+    table = pq.read_table(
+        ctx.run.stage_dir("structure") / "synthetic" / f"{names[0]}.parquet",
+        columns=["platform", "text", "author", "persona", "timestamp"],
+    ).filter(pc.is_valid(pc.field("author")))
+    if not table.num_rows:
+        return None
+    counts = table.column("author").value_counts().to_pylist()
+    author = max(counts, key=lambda c: (c["counts"], c["values"]))["values"]
+    mine = table.filter(pc.equal(table.column("author"), author))
+    platform, persona = mine.column("platform")[0].as_py(), mine.column("persona")[0].as_py()
+    personas = pq.read_table(ctx.run.stage_dir("structure") / "personas.parquet")
+    members = personas.filter(
+        pc.and_(pc.equal(personas.column("platform"), platform), pc.equal(personas.column("persona"), persona))
+    ).column("account")
+    real = pq.read_table(
+        ctx.path("ingest", "posts.parquet"), columns=["platform", "text", "author", "timestamp"]
+    )
+    real = real.filter(
+        pc.and_(pc.equal(real.column("platform"), platform), pc.is_in(real.column("author"), members))
+    )
+    step = max(1, real.num_rows // shown)
+    return {
+        "dataset": names[0],
+        "author": author,
+        "platform": platform,
+        "persona": persona,
+        "persona_accounts": len(members),
+        "synthetic": mine.sort_by("timestamp").slice(0, shown).to_pylist(),
+        "real": real.take(list(range(0, real.num_rows, step))[:shown]).sort_by("timestamp").to_pylist(),
+    }

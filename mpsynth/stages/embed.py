@@ -37,6 +37,16 @@ def embeddings_matrix(column: pa.ChunkedArray | pa.FixedSizeListArray) -> np.nda
     return column.flatten().to_numpy(zero_copy_only=False).reshape(-1, width)
 
 
+def read_vectors(ctx: StageContext, ids: list[str]) -> np.ndarray:
+    """The embed stage's vectors of every real post, in the order of `ids` (ingest's order, in
+    which the stage wrote them)."""
+    table = pq.read_table(ctx.path("embed", "embeddings"))
+    if table.column("id").to_pylist() != ids:
+        position = {post_id: i for i, post_id in enumerate(table.column("id").to_pylist())}
+        table = table.take(pa.array([position[i] for i in ids]))
+    return embeddings_matrix(table.column("embedding"))
+
+
 class EmbedBatch:
     """Load the embedder once; encode each batch of posts into the embeddings schema."""
 

@@ -16,6 +16,15 @@ from mpsynth.core import schema
 from mpsynth.rundir.context import StageContext, rows_by_id, write_table
 
 
+def synthetic_sets(ctx: StageContext) -> list[Path]:
+    """The synthetic sets' files: with their accounts and times where the structure stage made
+    them, else as postprocess wrote them (labelled runs, sets made elsewhere)."""
+    folder = ctx.run.stage_dir("structure") / "synthetic"
+    if not (ctx.has("structure") and folder.is_dir()):
+        folder = ctx.path("postprocess", "synthetic")
+    return sorted(folder.glob("*.parquet"))
+
+
 def run_evaluate(ctx: StageContext, out: Path) -> dict[str, int]:
     from mpsynth.distributed.data import map_parquet
     from mpsynth.distributed.session import actor_layout
@@ -31,9 +40,7 @@ def run_evaluate(ctx: StageContext, out: Path) -> dict[str, int]:
     )
 
     sources = {schema.REAL: ctx.path("ingest", "posts.parquet")}
-    sources.update(
-        (p.stem, p) for p in sorted(ctx.path("postprocess", "synthetic").glob("*.parquet"))
-    )
+    sources.update((p.stem, p) for p in synthetic_sets(ctx))
     evaluate = ctx.config.evaluate
     # lexical features on every post (cheap, vectorised, Ray Data); the other families on a
     # stratified sample per platform (evaluate.sample_per_platform)
@@ -144,14 +151,27 @@ def run_evaluate(ctx: StageContext, out: Path) -> dict[str, int]:
         }
     )
     examples = rows_by_id(ctx.path("ingest", "posts.parquet"), shown, "text") if shown else None
-    metrics = pa.concat_tables(
-        [
-            lexical_metrics(features, evaluate, ctx.config.seed),
-            families,
-            privacy_rows(samples, examples),
-        ]
-    )
-    metrics = schema.nan_as_null(metrics, schema.METRIC_VALUES)
+    tables = [
+        lexical_metrics(features, evaluate, ctx.config.seed),
+        families,
+        privacy_rows(samples, examples),
+    ]
+    if evaluate.networks.enabled:
+        from mpsynth.stages.evaluate.structure import structure_tables
+
+        assignments = pq.read_table(ctx.path("topics", "assignments"), columns=["id", "topic"])
+        topics = dict(
+            zip(
+                assignments.column("id").to_pylist(),
+                assignments.column("topic").to_pylist(),
+                strict=True,
+            )
+        )
+        structure, curves, drawings = structure_tables(ctx.config, sources, topics)
+        tables.append(structure.cast(tables[0].schema))
+        write_table(curves, out / "structure_curves.parquet")
+        write_table(drawings, out / "network_top.parquet")
+    metrics = schema.nan_as_null(pa.concat_tables(tables), schema.METRIC_VALUES)
     write_table(embedding_map, out / "map.parquet")
     write_table(metrics, out / "metrics.parquet")
     (out / "metrics.json").write_text(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import codecs
 import json
+import logging
 import re
 from collections import Counter
 from dataclasses import dataclass, field
@@ -16,11 +17,13 @@ from mpsynth.core import console, schema
 from mpsynth.core.errors import InputError
 from mpsynth.core.platforms import normalise_platform
 from mpsynth.stages.ingest import readers
+from mpsynth.stages.ingest.timestamps import TimestampParser
+
+log = logging.getLogger(__name__)
 
 SUFFIX_FORMATS = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".parquet": "parquet"}
-FIELDS = ("id", "platform", "text", "timestamp", "author", "label", "split")
 NO_PLATFORM = "(none)"
-OPTIONAL = ("timestamp", "author", "label", "split")
+OPTIONAL = ("timestamp", "author", "label", "split", *schema.LINK_FIELDS)
 PROGRESS_EVERY = 50_000  # rows between progress updates
 # NUL and the other control characters (tab, newline and carriage return kept): stripped from text
 # and ids, each post that held one counted; they break CSV tools, terminals and some tokenizers
@@ -32,6 +35,8 @@ class IngestResult:
     posts: pa.Table
     quarantine: pa.Table
     summary: dict[str, dict[str, int]] = field(default_factory=dict)
+    # per input file: timestamps parsed, unparsed (kept as null) and missing
+    timestamps: dict[str, dict[str, int]] = field(default_factory=dict)
 
 
 def expand_input(spec: InputSpec) -> list[tuple[Path, str]]:
@@ -152,6 +157,9 @@ def ingest(config: IngestConfig) -> IngestResult:
     quarantined: dict[str, list] = {name: [] for name in schema.QUARANTINE.names}
     seen_ids: dict[str, str] = {}
     read, kept_count, bad_count, cleaned = Counter(), Counter(), Counter(), Counter()
+    carried: dict[str, Counter] = {}  # platform -> posts carrying each structure field
+    accounts: dict[str, set[str]] = {}
+    parse_time = TimestampParser()
     limit = config.max_text_chars
 
     inputs = check_inputs(config)
@@ -210,6 +218,12 @@ def ingest(config: IngestConfig) -> IngestResult:
                 cleaned[platform_key] += held_control
                 for name in OPTIONAL:
                     kept[name].append(fields.get(name) or None)
+                kept["timestamp"][-1] = parse_time(fields.get("timestamp"), str(file))
+                has = carried.setdefault(platform_key, Counter())
+                for name in ("author", "timestamp", *schema.LINK_FIELDS):
+                    has[name] += kept[name][-1] is not None
+                if kept["author"][-1] is not None:
+                    accounts.setdefault(platform_key, set()).add(kept["author"][-1])
                 kept["id"].append(post_id)
                 kept["platform"].append(platform)
                 kept["text"].append(text)
@@ -223,9 +237,19 @@ def ingest(config: IngestConfig) -> IngestResult:
             "kept": kept_count[platform],
             "quarantined": bad_count[platform],
             "control_chars_stripped": cleaned[platform],
+            "accounts": len(accounts.get(platform, ())),
+            **{f"with_{name}": n for name, n in sorted(carried.get(platform, Counter()).items())},
         }
         for platform in sorted(read)
     }
+    for file, counts in parse_time.counts.items():
+        if counts["unparsed"]:
+            log.warning(
+                "ingest: %s: %d of %d timestamps in no known form, kept as null",
+                file,
+                counts["unparsed"],
+                sum(counts.values()),
+            )
     if not kept["id"]:
         reasons = Counter(quarantined["reason"]).most_common(3)
         files = ", ".join(str(file) for _, file, _ in inputs)
@@ -237,4 +261,5 @@ def ingest(config: IngestConfig) -> IngestResult:
         posts=pa.Table.from_pydict(kept, schema=schema.POSTS),
         quarantine=pa.Table.from_pydict(quarantined, schema=schema.QUARANTINE),
         summary=summary,
+        timestamps=parse_time.counts,
     )

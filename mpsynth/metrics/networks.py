@@ -1,0 +1,286 @@
+"""The network family: the graphs coordination researchers build from posts, real against
+synthetic.
+
+- **co_url, co_domain, co_hashtag**: accounts as nodes, an edge between two accounts that posted
+  the same URL (domain, hashtag) within `window` seconds of each other, weighted by how often they
+  did (coordinated link sharing; the co-link network of the coordination-network-toolkit). A pair
+  joined at least twice is a coordinated pair.
+- **hashtags**: hashtags as nodes, an edge between two used in one post.
+- **cross_platform**: (platform, item) nodes for every hashtag, URL domain and mention; an edge
+  between two items of one post, and an edge between the same item on two platforms. Its
+  cross-platform edge share is how interconnected the platforms are.
+
+For each graph: nodes, edges, density, average clustering, modularity (Louvain), degree and
+betweenness centralisation (Freeman; betweenness sampled from `pivots` nodes on large graphs), the
+Kolmogorov-Smirnov statistic of the degree distribution against the real graph's, and the share of
+edges joining two platforms. The graphs are networkx graphs: at a million posts their size is set
+by distinct accounts and items, not posts (benchmarks/structure_scale.py).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from itertools import combinations
+from urllib.parse import urlsplit
+
+import networkx as nx
+import numpy as np
+from scipy.stats import ks_2samp
+
+from mpsynth.core import schema
+from mpsynth.metrics.compare import metric_row
+from mpsynth.metrics.extraction import extract
+from mpsynth.metrics.structure import Posts
+
+FAMILY = "network"
+CO_SHARING = {"co_url": "urls", "co_domain": "domains", "co_hashtag": "hashtags"}
+ITEMS_PER_POST = 20  # a post's co-occurrence edges are among its first 20 items
+EXACT_CLUSTERING_BELOW = 50_000  # nodes; above, sampled (networkx.approximation)
+PAIRS_PER_CHUNK = 5_000_000
+
+
+@dataclass
+class Items:
+    """What each post shares: hashtags and mentions (case-folded), URLs and their domains."""
+
+    hashtags: list[list[str]]
+    mentions: list[list[str]]
+    urls: list[list[str]]
+    domains: list[list[str]]
+
+    @classmethod
+    def of(cls, texts: list[str], platforms: list[str]) -> Items:
+        found = extract(texts, platforms, values=True).values
+        assert found is not None
+        return cls(
+            hashtags=[[t.casefold() for t in post] for post in found["hashtags"]],
+            mentions=[[m.casefold() for m in post] for post in found["mentions"]],
+            urls=found["urls"],
+            domains=[[domain(u) for u in post] for post in found["urls"]],
+        )
+
+
+def domain(url: str) -> str:
+    """The URL's host, lower-cased, without a leading www."""
+    host = urlsplit(url if "://" in url else f"http://{url}").hostname or url
+    return host.removeprefix("www.")
+
+
+def co_sharing_edges(
+    accounts: np.ndarray, seconds: np.ndarray, items: list[list[str]], window: float
+) -> Counter:
+    """(account, account) -> how often the two posted the same item within `window` seconds.
+    `accounts` are integer codes (-1: no account); posts without an account or a time are left out."""
+    item_codes: dict[str, int] = {}
+    item, time, who = [], [], []
+    for row, values in enumerate(items):
+        if accounts[row] < 0 or np.isnan(seconds[row]):
+            continue
+        for value in set(values):
+            item.append(item_codes.setdefault(value, len(item_codes)))
+            time.append(seconds[row])
+            who.append(accounts[row])
+    if not item:
+        return Counter()
+    item, time, who = np.array(item), np.array(time), np.array(who)
+    order = np.lexsort((time, item))
+    item, time, who = item[order], time[order], who[order]
+    # each share's partners: the later shares of the same item within the window; the key orders
+    # by item, then second (exact in int64: 2**34 seconds is five centuries)
+    key = (item.astype(np.int64) << 34) + np.round(time - time.min()).astype(np.int64)
+    ends = np.searchsorted(key, key + int(window), side="right")
+    partners = ends - np.arange(len(key)) - 1
+    pairs: Counter = Counter()
+    for first, second in _pairs(partners):
+        a, b = who[first], who[second]
+        keep = a != b
+        low, high = np.minimum(a[keep], b[keep]), np.maximum(a[keep], b[keep])
+        codes, counts = np.unique(low.astype(np.int64) << 32 | high, return_counts=True)
+        for code, count in zip(codes.tolist(), counts.tolist(), strict=True):
+            pairs[(code >> 32, code & 0xFFFFFFFF)] += count
+    return pairs
+
+
+def _pairs(partners: np.ndarray) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """(i, j) index arrays of every i and each of its partners j = i+1 .. i+partners[i], in chunks
+    of about PAIRS_PER_CHUNK pairs."""
+    start = 0
+    cumulative = np.cumsum(partners)
+    while start < len(partners):
+        done = cumulative[start - 1] if start else 0
+        stop = int(np.searchsorted(cumulative, done + PAIRS_PER_CHUNK, side="right"))
+        stop = max(stop, start + 1)
+        counts = partners[start:stop]
+        total = int(counts.sum())
+        if total:
+            first = np.repeat(np.arange(start, stop), counts)
+            offsets = np.arange(total) - np.repeat(np.cumsum(counts) - counts, counts)
+            yield first, first + 1 + offsets
+        start = stop
+
+
+def co_occurrence_graph(items: list[list[str]], platforms: list[str] | None = None) -> nx.Graph:
+    """Items as nodes, an edge (weighted by posts) between two items of one post; with
+    `platforms`, nodes are (platform, item) and the same item on two platforms is joined too."""
+    weights: Counter = Counter()
+    seen: dict[str, set[str]] = {}
+    nodes: set = set()
+    for row, values in enumerate(items):
+        distinct = list(dict.fromkeys(values))[:ITEMS_PER_POST]
+        if platforms is not None:
+            for value in distinct:
+                seen.setdefault(value, set()).add(platforms[row])
+            distinct = [(platforms[row], v) for v in distinct]
+        nodes.update(distinct)
+        for a, b in combinations(sorted(distinct), 2):
+            weights[(a, b)] += 1
+    graph = nx.Graph()
+    graph.add_nodes_from(nodes)
+    graph.add_weighted_edges_from((a, b, w) for (a, b), w in weights.items())
+    for value, where in seen.items():
+        for a, b in combinations(sorted(where), 2):
+            graph.add_edge((a, value), (b, value), weight=1, link=True)
+    return graph
+
+
+def graph_metrics(
+    graph: nx.Graph, platform_of: Callable | None, real_degrees: np.ndarray | None, pivots: int, seed: int
+) -> dict[str, float]:
+    """The measures of one graph; `platform_of(node)` names a node's platform (None: the graph's
+    nodes have none, and no cross-platform share is measured)."""
+    n, m = graph.number_of_nodes(), graph.number_of_edges()
+    out: dict[str, float] = {"nodes": n, "edges": m}
+    if n < 2:
+        return out
+    degrees = np.array([d for _, d in graph.degree()], dtype=float)
+    out["density"] = nx.density(graph)
+    out["clustering"] = (
+        nx.average_clustering(graph)
+        if n < EXACT_CLUSTERING_BELOW
+        else nx.approximation.average_clustering(graph, trials=10_000, seed=seed)
+    )
+    if m:
+        communities = nx.community.louvain_communities(graph, weight="weight", seed=seed)
+        out["modularity"] = nx.community.modularity(graph, communities, weight="weight")
+        if platform_of is not None:
+            out["cross_platform_edge_share"] = float(
+                np.mean([platform_of(a) != platform_of(b) for a, b in graph.edges()])
+            )
+    if n > 2:
+        out["degree_centralisation"] = float((degrees.max() - degrees).sum() / ((n - 1) * (n - 2)))
+        betweenness = np.array(
+            list(
+                nx.betweenness_centrality(
+                    graph, k=pivots if n > pivots else None, seed=seed, normalized=True
+                ).values()
+            )
+        )
+        out["betweenness_centralisation"] = float((betweenness.max() - betweenness).sum() / (n - 1))
+    if real_degrees is not None and len(real_degrees):
+        out["degree_ks"] = float(ks_2samp(degrees, real_degrees, method="asymp").statistic)
+    return out
+
+
+@dataclass
+class NetworkResult:
+    rows: list[dict]
+    drawings: list[dict]  # the top of each set's cross-platform graph: dataset, source, target, ...
+
+
+def network_metrics(
+    sets: dict[str, tuple[Posts, Items]],
+    window: float,
+    pivots: int,
+    seed: int,
+    drawn_nodes: int = 40,
+) -> NetworkResult:
+    """Every graph of every set, per platform and over all platforms (the cross-platform graph over
+    all only); the real set first, so the others' degree distributions have it to compare with."""
+    real_platforms = sorted(set(sets[schema.REAL][0].platform.tolist()))
+    real_degrees: dict[tuple[str, str], np.ndarray] = {}
+    rows: list[dict] = []
+    drawings: list[dict] = []
+    for name in [schema.REAL, *[s for s in sets if s != schema.REAL]]:
+        posts, items = sets[name]
+        for platform in [*real_platforms, schema.ALL_PLATFORMS]:
+            keep = (
+                np.ones(len(posts.platform), bool)
+                if platform == schema.ALL_PLATFORMS
+                else posts.platform == platform
+            )
+            if not keep.any():
+                continue
+            for graph_name, graph, platform_of in _graphs(posts, items, keep, platform, window):
+                degrees = np.array([d for _, d in graph.degree()], dtype=float)
+                if name == schema.REAL:
+                    real_degrees[(graph_name, platform)] = degrees
+                measures = graph_metrics(
+                    graph,
+                    platform_of,
+                    None if name == schema.REAL else real_degrees.get((graph_name, platform)),
+                    pivots,
+                    seed,
+                )
+                if graph_name in CO_SHARING:
+                    measures["coordinated_pairs"] = sum(
+                        w >= 2 for _, _, w in graph.edges(data="weight")
+                    )
+                for measure, value in measures.items():
+                    rows.append(
+                        metric_row(FAMILY, f"{graph_name}_{measure}", name, platform, value, int(keep.sum()))
+                    )
+                if graph_name == "cross_platform":
+                    drawings += _top(graph, name, drawn_nodes)
+    return NetworkResult(rows, drawings)
+
+
+def _graphs(posts: Posts, items: Items, keep: np.ndarray, platform: str, window: float):
+    """(name, graph, platform of a node) for every graph of the kept posts."""
+    rows = np.flatnonzero(keep)
+    platforms = posts.platform[rows].tolist()
+    has_accounts = (posts.author[rows] != None).any()  # noqa: E711
+    if has_accounts and not np.isnan(posts.seconds[rows]).all():
+        keys = [
+            f"{p}\x1f{a}" if a is not None else None
+            for p, a in zip(platforms, posts.author[rows].tolist(), strict=True)
+        ]
+        names = sorted({k for k in keys if k is not None})
+        code = {k: i for i, k in enumerate(names)}
+        accounts = np.array([code[k] if k is not None else -1 for k in keys])
+        for graph_name, kind in CO_SHARING.items():
+            picked = [getattr(items, kind)[r] for r in rows.tolist()]
+            graph = nx.Graph()  # no pair: no nodes, and that is a finding (0 edges), not a gap
+            for (a, b), w in co_sharing_edges(accounts, posts.seconds[rows], picked, window).items():
+                graph.add_edge(names[a], names[b], weight=w)
+            yield graph_name, graph, lambda node: node.split("\x1f")[0]
+    hashtags = [items.hashtags[r] for r in rows.tolist()]
+    yield "hashtags", co_occurrence_graph(hashtags), None
+    if platform == schema.ALL_PLATFORMS and len(set(platforms)) > 1:
+        shared = [
+            [f"#{t}" for t in items.hashtags[r]]
+            + items.domains[r]
+            + [f"@{m}" for m in items.mentions[r]]
+            for r in rows.tolist()
+        ]
+        yield "cross_platform", co_occurrence_graph(shared, platforms), lambda node: node[0]
+
+
+def _top(graph: nx.Graph, dataset: str, size: int) -> list[dict]:
+    top = sorted(graph.degree(), key=lambda pair: (-pair[1], str(pair[0])))[:size]
+    chosen = {node for node, _ in top}
+    drawn = []
+    for a, b, data in graph.subgraph(chosen).edges(data=True):
+        drawn.append(
+            {
+                "dataset": dataset,
+                "source_platform": a[0],
+                "source": a[1],
+                "target_platform": b[0],
+                "target": b[1],
+                "weight": float(data.get("weight", 1)),
+                "link": bool(data.get("link", False)),
+            }
+        )
+    return drawn

@@ -1,0 +1,292 @@
+"""The structure family: accounts and time, real against synthetic, per platform and over all.
+
+- posts per account: the Gini coefficient of each set (how much a few accounts write) and the
+  two-sample Kolmogorov-Smirnov statistic against the real distribution;
+- when posts are written: Jensen-Shannon divergence of the hour-of-day and day-of-week shares, and
+  the KS statistic of the time between an account's consecutive posts (log seconds);
+- links: the share of posts that answer another post, and the mean depth of threads;
+- account linkage (privacy): the share of synthetic accounts whose topic and hour profile sits much
+  closer to one real account than to any other.
+
+A set whose posts carry no authors (or no timestamps) has no rows for those metrics: absent, not
+zero. Intervals are percentile bootstraps over accounts or posts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+from scipy.stats import ks_2samp
+
+from mpsynth.core import schema
+from mpsynth.metrics.compare import metric_row
+from mpsynth.metrics.stats import bootstrap_statistic_ci, js_divergence
+
+FAMILY = "structure"
+MIN_ACCOUNTS = 2  # accounts a posts-per-account comparison needs
+MIN_TIMES = 10  # timestamps an hour or weekday comparison needs
+
+
+@dataclass
+class Posts:
+    """One set's posts as the structure metrics read them (row-aligned arrays)."""
+
+    platform: np.ndarray  # str
+    author: np.ndarray  # str, None where missing
+    seconds: np.ndarray  # epoch seconds, NaN where missing
+    topic: np.ndarray  # int, -2 where unknown
+    reply_to: np.ndarray | None = None  # str, None where missing; None: the set has no links
+    ids: np.ndarray | None = None
+
+    @classmethod
+    def of(cls, table: pa.Table, topics: np.ndarray | None = None) -> Posts:
+        names = table.column_names
+        n = table.num_rows
+        author = (
+            np.array(table.column("author").to_pylist(), dtype=object)
+            if "author" in names
+            else np.full(n, None, dtype=object)
+        )
+        seconds = (
+            epoch_seconds(table.column("timestamp")) if "timestamp" in names else np.full(n, np.nan)
+        )
+        if topics is None:
+            topics = (
+                np.array([-2 if t is None else t for t in table.column("topic").to_pylist()])
+                if "topic" in names
+                else np.full(n, -2)
+            )
+        has_links = "reply_to" in names and table.column("reply_to").null_count < n
+        return cls(
+            platform=np.array(table.column("platform").to_pylist(), dtype=object),
+            author=author,
+            seconds=seconds,
+            topic=np.asarray(topics),
+            reply_to=np.array(table.column("reply_to").to_pylist(), dtype=object)
+            if has_links
+            else None,
+            ids=np.array(table.column("id").to_pylist(), dtype=object),
+        )
+
+    def subset(self, rows: np.ndarray) -> Posts:
+        return Posts(
+            self.platform[rows],
+            self.author[rows],
+            self.seconds[rows],
+            self.topic[rows],
+            None if self.reply_to is None else self.reply_to[rows],
+            None if self.ids is None else self.ids[rows],
+        )
+
+
+def epoch_seconds(column: pa.ChunkedArray | pa.Array) -> np.ndarray:
+    """Timestamps as float epoch seconds, NaN where missing."""
+    values = pc.cast(column, schema.TIMESTAMP).cast(pa.int64()).cast(pa.float64())
+    return pc.fill_null(values, float("nan")).to_numpy(zero_copy_only=False)
+
+
+def posts_per_account(posts: Posts) -> np.ndarray:
+    known = posts.author[posts.author != None]  # noqa: E711 (elementwise)
+    return np.unique(known.astype(str), return_counts=True)[1] if len(known) else np.array([])
+
+
+def gini(counts: np.ndarray) -> float:
+    """Gini coefficient of non-negative counts (0: every account writes as much; near 1: one does)."""
+    counts = np.sort(np.asarray(counts, dtype=float))
+    n = len(counts)
+    if n == 0 or counts.sum() == 0:
+        return float("nan")
+    return float((2 * np.arange(1, n + 1) - n - 1) @ counts / (n * counts.sum()))
+
+
+def _ks(first: np.ndarray, second: np.ndarray) -> float:
+    return float(ks_2samp(first, second, method="asymp").statistic) if len(first) and len(second) else float("nan")
+
+
+def _shares(values: np.ndarray, bins: int) -> np.ndarray:
+    return np.bincount(values.astype(np.int64), minlength=bins).astype(float)
+
+
+def hours(seconds: np.ndarray) -> np.ndarray:
+    return (seconds[~np.isnan(seconds)] // 3600 % 24).astype(np.int64)
+
+
+def weekdays(seconds: np.ndarray) -> np.ndarray:
+    # 1970-01-01 was a Thursday: Monday = 0
+    return ((seconds[~np.isnan(seconds)] // 86400 + 3) % 7).astype(np.int64)
+
+
+def inter_post_gaps(posts: Posts) -> np.ndarray:
+    """log10(1 + seconds) between consecutive posts of each account."""
+    keep = (posts.author != None) & ~np.isnan(posts.seconds)  # noqa: E711
+    if keep.sum() < 2:
+        return np.array([])
+    author = posts.author[keep].astype(str)
+    seconds = posts.seconds[keep]
+    order = np.lexsort((seconds, author))
+    author, seconds = author[order], seconds[order]
+    same = author[1:] == author[:-1]
+    return np.log10(1 + np.diff(seconds)[same])
+
+
+def thread_depths(posts: Posts, longest: int = 10_000) -> np.ndarray:
+    """The depth of every thread (a post and every post answering it, down the chain; 1: a post
+    nobody answered). A parent outside the set is the thread's root."""
+    if posts.reply_to is None or posts.ids is None:
+        return np.array([])
+    parent = {i: p for i, p in zip(posts.ids.tolist(), posts.reply_to.tolist(), strict=True) if p}
+    depth: dict[str, int] = {}
+    root: dict[str, str] = {}
+    for post in posts.ids.tolist():
+        chain, node = [], post
+        while node not in depth and node in parent and len(chain) < longest:
+            chain.append(node)
+            node = parent[node]
+        depth.setdefault(node, 1)
+        root.setdefault(node, node)
+        for step, link in enumerate(reversed(chain), start=1):
+            depth[link], root[link] = depth[node] + step, root[node]
+    threads: dict[str, int] = {}
+    for post, top in root.items():
+        threads[top] = max(threads.get(top, 0), depth[post])
+    return np.array(list(threads.values()), dtype=float)
+
+
+def structure_metrics(
+    sets: dict[str, Posts], samples: int, confidence: float, seed: int
+) -> list[dict]:
+    """Every structure metric of every set (real included) per platform and over all platforms."""
+    rng = np.random.default_rng(seed)
+    real = sets[schema.REAL]
+    rows = []
+    platforms = sorted(set(real.platform.tolist()))
+    for name, posts in sets.items():
+        for platform in [*platforms, schema.ALL_PLATFORMS]:
+            if platform == schema.ALL_PLATFORMS:
+                mine, theirs = posts, real
+            else:
+                mine = posts.subset(posts.platform == platform)
+                theirs = real.subset(real.platform == platform)
+            if not len(mine.platform):
+                continue
+            rows += _set_rows(name, platform, mine, theirs, samples, confidence, rng)
+    return rows
+
+
+def _set_rows(name, platform, mine: Posts, theirs: Posts, samples, confidence, rng) -> list[dict]:
+    rows = []
+
+    def add(metric, value, n, ci=(float("nan"), float("nan"))):
+        rows.append(metric_row(FAMILY, metric, name, platform, value, n, ci))
+
+    counts, real_counts = posts_per_account(mine), posts_per_account(theirs)
+    if len(counts) >= MIN_ACCOUNTS:
+        add("accounts", len(counts), int(counts.sum()))
+        add("posts_per_account", counts.mean(), int(counts.sum()))
+        add(
+            "posts_per_account_gini",
+            gini(counts),
+            int(counts.sum()),
+            _bootstrap_one(counts, gini, samples, confidence, rng),
+        )
+        if name != schema.REAL and len(real_counts) >= MIN_ACCOUNTS:
+            add(
+                "posts_per_account_ks",
+                _ks(counts, real_counts),
+                int(counts.sum()),
+                bootstrap_statistic_ci(counts, real_counts, _ks, samples, confidence, rng),
+            )
+    timed = mine.seconds[~np.isnan(mine.seconds)]
+    real_timed = theirs.seconds[~np.isnan(theirs.seconds)]
+    if name != schema.REAL and len(timed) >= MIN_TIMES and len(real_timed) >= MIN_TIMES:
+        for metric, of, bins in (("hour_of_day_js", hours, 24), ("day_of_week_js", weekdays, 7)):
+            mine_bins, real_bins = of(timed), of(real_timed)
+
+            def divergence(a, b, bins=bins):
+                return js_divergence(_shares(a, bins), _shares(b, bins))
+
+            add(
+                metric,
+                divergence(mine_bins, real_bins),
+                len(timed),
+                bootstrap_statistic_ci(mine_bins, real_bins, divergence, samples, confidence, rng),
+            )
+        gaps, real_gaps = inter_post_gaps(mine), inter_post_gaps(theirs)
+        if len(gaps) and len(real_gaps):
+            add(
+                "inter_post_time_ks",
+                _ks(gaps, real_gaps),
+                len(gaps),
+                bootstrap_statistic_ci(gaps, real_gaps, _ks, samples, confidence, rng),
+            )
+    if theirs.reply_to is not None:  # the real posts carry links: how many answer another
+        replies = (
+            np.zeros(len(mine.platform))
+            if mine.reply_to is None
+            else (mine.reply_to != None).astype(float)  # noqa: E711
+        )
+        add("reply_share", replies.mean(), len(replies))
+        depths = thread_depths(mine)
+        if len(depths):
+            add("thread_depth", depths.mean(), len(depths))
+    return rows
+
+
+def _bootstrap_one(values, statistic, samples, confidence, rng) -> tuple[float, float]:
+    if samples == 0 or len(values) < 2:
+        return float("nan"), float("nan")
+    drawn = [statistic(values[rng.integers(0, len(values), len(values))]) for _ in range(samples)]
+    tail = (1 - confidence) / 2 * 100
+    low, high = np.nanpercentile(drawn, [tail, 100 - tail])
+    return float(low), float(high)
+
+
+def account_profiles(posts: Posts, topics: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each account (with its platform) and its profile: topic shares beside hour-of-day shares."""
+    keep = posts.author != None  # noqa: E711
+    key = np.char.add(
+        posts.platform[keep].astype(str), np.char.add("\x1f", posts.author[keep].astype(str))
+    )
+    accounts, index = np.unique(key, return_inverse=True)
+    topic_index = np.searchsorted(topics, posts.topic[keep])
+    mix = np.zeros((len(accounts), len(topics)))
+    np.add.at(mix, (index, topic_index), 1.0)
+    hour = np.zeros((len(accounts), 24))
+    seconds = posts.seconds[keep]
+    timed = ~np.isnan(seconds)
+    np.add.at(hour, (index[timed], (seconds[timed] // 3600 % 24).astype(int)), 1.0)
+    for block in (mix, hour):
+        totals = block.sum(axis=1, keepdims=True)
+        np.divide(block, totals, out=block, where=totals > 0)
+    return accounts, np.hstack([mix, hour]) / np.sqrt(2)
+
+
+def account_linkage(
+    synthetic: Posts, real: Posts, ratio: float, min_posts: int = 3
+) -> tuple[float, int]:
+    """The share of synthetic accounts (with at least `min_posts` posts) whose nearest real account
+    on the same platform is closer than `ratio` times the second nearest (Euclidean distance of the
+    profiles), and how many accounts were tested."""
+    topics = np.union1d(np.unique(real.topic), np.unique(synthetic.topic))
+    real_accounts, real_profiles = account_profiles(real, topics)
+    accounts, profiles = account_profiles(synthetic, topics)
+    counts = np.unique(
+        np.char.add(
+            synthetic.platform[synthetic.author != None].astype(str),  # noqa: E711
+            np.char.add("\x1f", synthetic.author[synthetic.author != None].astype(str)),  # noqa: E711
+        ),
+        return_counts=True,
+    )[1]
+    real_platform = np.array([a.split("\x1f")[0] for a in real_accounts.tolist()], dtype=object)
+    linked = tested = 0
+    for account, profile, n in zip(accounts.tolist(), profiles, counts, strict=True):
+        candidates = real_profiles[real_platform == account.split("\x1f")[0]]
+        if n < min_posts or len(candidates) < 2:
+            continue
+        distance = np.sort(np.linalg.norm(candidates - profile, axis=1))[:2]
+        tested += 1
+        linked += bool(distance[0] < ratio * distance[1])
+    return (linked / tested if tested else float("nan")), tested

@@ -1,0 +1,123 @@
+"""The evaluation's structure and network families, on every post of every set (not the sample:
+accounts, times and co-sharing are properties of the whole set), with the curves and the graph
+drawings the report shows."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from mpsynth.config import RunConfig
+from mpsynth.core import console, schema
+from mpsynth.core.schema import LINK_FIELDS
+from mpsynth.metrics.compare import metric_row
+from mpsynth.metrics.networks import Items, network_metrics
+from mpsynth.metrics.structure import (
+    Posts,
+    account_linkage,
+    hours,
+    posts_per_account,
+    structure_metrics,
+)
+
+log = logging.getLogger(__name__)
+
+CURVE_POINTS = 40  # points of a posts-per-account curve
+
+
+def read_posts(path: Path, topics: dict[str, int] | None = None) -> tuple[Posts, pa.Table]:
+    """A set's posts with whatever structure its file carries, and its id/platform/text table;
+    `topics` (id -> topic) for the real posts, whose topics live in the topic stage."""
+    names = pq.read_schema(path).names
+    wanted = ["id", "platform", "text", "topic", "author", "timestamp", *LINK_FIELDS]
+    table = pq.read_table(path, columns=[c for c in wanted if c in names])
+    if topics is not None:
+        posts = Posts.of(
+            table, np.array([topics.get(i, -1) for i in table.column("id").to_pylist()])
+        )
+    else:
+        posts = Posts.of(table)
+    return posts, table
+
+
+def structure_tables(
+    config: RunConfig, sources: dict[str, Path], topics: dict[str, int]
+) -> tuple[pa.Table, pa.Table, pa.Table]:
+    """The structure and network metric rows, the curves (posts per account, hour of day) and the
+    top of each set's cross-platform graph."""
+    evaluate = config.evaluate
+    sets: dict[str, tuple[Posts, Items]] = {}
+    with console.progress("evaluate: structure and networks", len(sources)) as shown:
+        for number, (name, path) in enumerate(sources.items()):
+            posts, table = read_posts(path, topics if name == schema.REAL else None)
+            items = Items.of(table.column("text"), table.column("platform"))
+            sets[name] = (posts, items)
+            shown.update(number + 1)
+    posts_only = {name: posts for name, (posts, _) in sets.items()}
+    rows = structure_metrics(
+        posts_only, evaluate.bootstrap_samples, evaluate.confidence, config.seed
+    )
+    real = posts_only[schema.REAL]
+    for name, posts in posts_only.items():
+        if name == schema.REAL or (posts.author == None).all():  # noqa: E711
+            continue
+        share, tested = account_linkage(posts, real, evaluate.networks.linkage_ratio)
+        if tested:
+            rows.append(
+                metric_row("privacy", "account_linkage", name, schema.ALL_PLATFORMS, share, tested)
+            )
+    networks = network_metrics(
+        sets,
+        evaluate.networks.window_seconds,
+        evaluate.networks.betweenness_pivots,
+        config.seed,
+    )
+    metrics = pa.Table.from_pylist(rows + networks.rows, schema=schema.METRICS)
+    drawings = pa.Table.from_pylist(networks.drawings, schema=DRAWING)
+    return schema.nan_as_null(metrics, schema.METRIC_VALUES), curves(posts_only), drawings
+
+
+DRAWING = pa.schema(
+    [
+        ("dataset", pa.string()),
+        ("source_platform", pa.string()),
+        ("source", pa.string()),
+        ("target_platform", pa.string()),
+        ("target", pa.string()),
+        ("weight", pa.float64()),
+        ("link", pa.bool_()),
+    ]
+)
+
+CURVES = pa.schema(
+    [
+        ("dataset", pa.string()),
+        ("platform", pa.string()),
+        ("curve", pa.string()),  # posts_per_account (x posts, y share of accounts with >= x)
+        ("x", pa.float64()),  # or hour_of_day (x hour, y share of posts)
+        ("y", pa.float64()),
+    ]
+)
+
+
+def curves(sets: dict[str, Posts]) -> pa.Table:
+    """Per set and platform: the share of accounts writing at least x posts (log-spaced x), and
+    the share of posts in each hour of the day."""
+    rows = []
+    for name, posts in sets.items():
+        for platform in sorted(set(posts.platform.tolist())):
+            mine = posts.subset(posts.platform == platform)
+            counts = posts_per_account(mine)
+            if len(counts):
+                points = np.unique(np.geomspace(1, counts.max(), CURVE_POINTS).round())
+                for x in points.tolist():
+                    rows.append((name, platform, "posts_per_account", x, float((counts >= x).mean())))
+            hour = hours(mine.seconds)
+            if len(hour):
+                shares = np.bincount(hour, minlength=24) / len(hour)
+                rows += [(name, platform, "hour_of_day", h, float(s)) for h, s in enumerate(shares)]
+    return pa.Table.from_pylist([dict(zip(CURVES.names, r, strict=True)) for r in rows], CURVES)

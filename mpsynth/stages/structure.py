@@ -1,0 +1,411 @@
+"""The structure stage: every synthetic set gets accounts, actors and times drawn from the real
+posts' structure, so that a coordination study has something to build networks from.
+
+- **Personas.** Per platform, the real accounts are clustered (k-means on their topic mix and the
+  mean embedding of their posts) into personas of at least `structure.persona_min_accounts`
+  accounts each: a synthetic account follows a persona, never one real person.
+- **Accounts.** A synthetic post's persona is the one its prompt's examples on that platform came
+  from (their authors' personas, drawn by vote), else one that writes on its topic. Each persona's
+  posts are then dealt to pseudonymous accounts whose post counts are drawn from the persona's real
+  accounts, so the posts-per-account distribution (heavy tail included) follows the real one; the
+  posts are dealt in topic order, so an account's posts hang together.
+- **Actors.** Where one request wrote posts for several platforms, their accounts can be one
+  cross-platform actor, up to the real share of authors seen on several platforms (or
+  `structure.cross_platform_actors`).
+- **Time.** Each post's timestamp is a real timestamp of its persona on its platform and topic (the
+  persona's own times, else the topic's, else the platform's), moved by up to
+  `structure.time_jitter_minutes`: bursts around events and the persona's hours and days survive.
+
+Platforms whose input has no authors (or fewer accounts than a persona needs) get no accounts, and
+those without timestamps no times: nothing is invented that the real data does not show.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import warnings
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from mpsynth.config import StructureConfig
+from mpsynth.core import schema
+from mpsynth.metrics.structure import epoch_seconds
+from mpsynth.rundir.context import StageContext, write_table
+from mpsynth.stages.postprocess.runner import CALIBRATED
+
+log = logging.getLogger(__name__)
+
+NO_PERSONA = -1
+MIN_TIMES = 5  # timestamps a group needs before posts draw from it rather than a wider one
+STRUCTURE_COLUMNS = ("author", "actor", "persona", "timestamp")
+
+
+@dataclass
+class PlatformAccounts:
+    """The real accounts of one platform, with their personas."""
+
+    names: np.ndarray  # account names (object array)
+    posts: np.ndarray  # posts per account
+    persona: np.ndarray  # persona of each account (NO_PERSONA: none)
+    index: dict[str, int] = field(default_factory=dict)  # name -> position
+
+    @property
+    def personas(self) -> int:
+        return int(self.persona.max()) + 1 if len(self.persona) else 0
+
+
+@dataclass
+class RealStructure:
+    """What the real corpus shows of accounts and time, in the form the assignment needs."""
+
+    accounts: dict[str, PlatformAccounts]  # platform -> accounts (only platforms with personas)
+    post_persona: dict[str, tuple[str, int]]  # real post id -> (platform, persona)
+    times: dict[tuple, np.ndarray]  # (platform, persona, topic) and wider keys -> epoch seconds
+    topic_weights: dict[tuple[str, int], np.ndarray]  # (platform, topic) -> posts per persona
+    persona_posts: dict[str, np.ndarray]  # platform -> posts per persona
+    cross_platform_share: float  # real authors on more than one platform, over all authors
+    timestamped: set[str]  # platforms whose posts have timestamps
+
+
+def personas(profiles: np.ndarray, min_size: int, most: int, seed: int) -> np.ndarray:
+    """Cluster rows into groups of at least `min_size` (k-means, then each group under the size
+    merged whole into the nearest other group); all NO_PERSONA when there are fewer rows."""
+    n = len(profiles)
+    if n < min_size:
+        return np.full(n, NO_PERSONA, dtype=np.int64)
+    clusters = min(most, max(1, n // (2 * min_size)))
+    if clusters == 1:
+        return np.zeros(n, dtype=np.int64)
+    from sklearn.cluster import KMeans, MiniBatchKMeans
+    from sklearn.exceptions import ConvergenceWarning
+
+    model = (
+        KMeans(clusters, n_init=1, random_state=seed)
+        if n <= 20_000
+        else MiniBatchKMeans(clusters, n_init=1, random_state=seed, batch_size=4096)
+    )
+    with warnings.catch_warnings():  # identical profiles: fewer distinct groups, merged below
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        labels = model.fit_predict(profiles).astype(np.int64)
+    while True:
+        sizes = np.bincount(labels, minlength=clusters)
+        present = np.flatnonzero(sizes)
+        small = present[sizes[present] < min_size]
+        if not len(small) or len(present) == 1:
+            break
+        group = small[np.argmin(sizes[small])]
+        others = present[present != group]
+        centroids = np.stack([profiles[labels == o].mean(axis=0) for o in others])
+        own = profiles[labels == group].mean(axis=0)
+        labels[labels == group] = others[np.argmin(((centroids - own) ** 2).sum(axis=1))]
+    return np.unique(labels, return_inverse=True)[1].astype(np.int64)
+
+
+def _profiles(account: np.ndarray, n_accounts: int, topics: np.ndarray, vectors) -> np.ndarray:
+    """Each account's topic mix (shares) beside the mean of its posts' unit embeddings."""
+    values, topic_index = np.unique(topics, return_inverse=True)
+    mix = np.zeros((n_accounts, len(values)))
+    np.add.at(mix, (account, topic_index), 1.0)
+    mix /= mix.sum(axis=1, keepdims=True)
+    if vectors is None:
+        return mix
+    style = np.zeros((n_accounts, vectors.shape[1]))
+    np.add.at(style, account, vectors)
+    style /= np.maximum(np.linalg.norm(style, axis=1, keepdims=True), 1e-12)
+    return np.hstack([mix, style])
+
+
+def real_structure(
+    posts: pa.Table, topics: np.ndarray, vectors: np.ndarray | None, config: StructureConfig, seed
+) -> RealStructure:
+    """Personas per platform and the timestamps each persona, topic and platform shows.
+
+    `posts` has id, platform, author and timestamp; `topics` and `vectors` (or None) are row-aligned.
+    """
+    platform = posts.column("platform").to_numpy(zero_copy_only=False)
+    author = np.array(posts.column("author").to_pylist(), dtype=object)
+    seconds = epoch_seconds(posts.column("timestamp"))
+    ids = posts.column("id").to_pylist()
+    has_author = np.array([a is not None for a in author])
+    accounts: dict[str, PlatformAccounts] = {}
+    post_persona: dict[str, tuple[str, int]] = {}
+    row_persona = np.full(len(platform), NO_PERSONA, dtype=np.int64)
+    for name in sorted(set(platform.tolist())):
+        rows = np.flatnonzero((platform == name) & has_author)
+        if not len(rows):
+            continue
+        names, account = np.unique(author[rows].astype(str), return_inverse=True)
+        profile = _profiles(account, len(names), topics[rows], None if vectors is None else vectors[rows])
+        persona = personas(
+            profile, config.persona_min_accounts, config.max_personas_per_platform, seed
+        )
+        if persona.max(initial=NO_PERSONA) == NO_PERSONA:
+            log.info(
+                "structure: %s has %d accounts, fewer than a persona needs (%d): no accounts",
+                name,
+                len(names),
+                config.persona_min_accounts,
+            )
+            continue
+        accounts[name] = PlatformAccounts(
+            names=names,
+            posts=np.bincount(account, minlength=len(names)),
+            persona=persona,
+            index={n: i for i, n in enumerate(names.tolist())},
+        )
+        row_persona[rows] = persona[account]
+        for row in rows.tolist():
+            post_persona[ids[row]] = (name, int(row_persona[row]))
+    times: dict[tuple, list] = defaultdict(list)
+    timed = np.flatnonzero(~np.isnan(seconds))
+    for row in timed.tolist():
+        name, topic, persona = platform[row], int(topics[row]), int(row_persona[row])
+        for key in ((name, persona, topic), (name, persona), (name, None, topic), (name,)):
+            times[key].append(seconds[row])
+    topic_weights: dict[tuple[str, int], np.ndarray] = {}
+    persona_posts: dict[str, np.ndarray] = {}
+    for name, known in accounts.items():
+        rows = np.flatnonzero((platform == name) & (row_persona >= 0))
+        persona_posts[name] = np.bincount(row_persona[rows], minlength=known.personas)
+        for topic in np.unique(topics[rows]).tolist():
+            chosen = rows[topics[rows] == topic]
+            topic_weights[(name, topic)] = np.bincount(
+                row_persona[chosen], minlength=known.personas
+            )
+    platforms_of: dict[str, set[str]] = defaultdict(set)
+    for name, who in zip(platform[has_author].tolist(), author[has_author].tolist(), strict=True):
+        platforms_of[who].add(name)
+    cross = sum(len(p) > 1 for p in platforms_of.values()) / max(len(platforms_of), 1)
+    return RealStructure(
+        accounts=accounts,
+        post_persona=post_persona,
+        times={key: np.array(value) for key, value in times.items()},
+        topic_weights=topic_weights,
+        persona_posts=persona_posts,
+        cross_platform_share=cross,
+        timestamped=set(platform[timed].tolist()),
+    )
+
+
+def assign_structure(
+    synthetic: pa.Table, real: RealStructure, config: StructureConfig, seed, label: str
+) -> tuple[pa.Table, dict[str, Any]]:
+    """`synthetic` with author, actor, persona and timestamp columns, and a summary of them."""
+    rng = np.random.default_rng(seed)
+    n = synthetic.num_rows
+    platform = synthetic.column("platform").to_pylist()
+    topic = synthetic.column("topic").to_pylist()
+    examples = synthetic.column("example_ids").to_pylist()
+    persona = np.full(n, NO_PERSONA, dtype=np.int64)
+    for row in range(n):
+        known = real.accounts.get(platform[row])
+        if known is None:
+            continue
+        votes = Counter(
+            real.post_persona[e][1]
+            for e in examples[row]
+            if e in real.post_persona and real.post_persona[e][0] == platform[row]
+        )
+        if votes:
+            choices, weights = zip(*sorted(votes.items()), strict=True)
+            weights = np.array(weights, dtype=float)
+        else:
+            weights = real.topic_weights.get((platform[row], topic[row]))
+            if weights is None or not weights.sum():
+                weights = real.persona_posts[platform[row]]
+            choices, weights = np.arange(known.personas), weights.astype(float)
+        persona[row] = choices[rng.choice(len(choices), p=weights / weights.sum())]
+    author: list[str | None] = [None] * n
+    groups: dict[tuple[str, int], list[int]] = defaultdict(list)
+    for row in np.flatnonzero(persona >= 0).tolist():
+        groups[(platform[row], int(persona[row]))].append(row)
+    numbers: Counter = Counter()
+    for (name, number), rows in sorted(groups.items()):
+        known = real.accounts[name]
+        # in topic order (ties at random), dealt to accounts as many posts as real ones write
+        tiebreak = rng.random(len(rows))
+        order = [rows[i] for i in np.lexsort((tiebreak, [_topic_key(topic[r]) for r in rows]))]
+        counts = known.posts[known.persona == number]
+        start = 0
+        while start < len(order):
+            take = int(rng.choice(counts))
+            numbers[name] += 1
+            account = f"synthetic_{name}_{numbers[name]:05d}"
+            for row in order[start : start + take]:
+                author[row] = account
+            start += take
+    share = (
+        real.cross_platform_share
+        if config.cross_platform_actors is None
+        else config.cross_platform_actors
+    )
+    actor = _actors(synthetic.column("request_id").to_pylist(), author, platform, share, rng)
+    stamps = np.full(n, np.nan)
+    jitter = config.time_jitter_minutes * 60
+    for row in range(n):
+        if platform[row] not in real.timestamped:
+            continue
+        p, number, t = platform[row], int(persona[row]), topic[row]
+        for key in ((p, number, t), (p, number), (p, None, t), (p,)):
+            pool = real.times.get(key)
+            if pool is not None and (len(pool) >= MIN_TIMES or key == (p,)):
+                stamps[row] = pool[rng.integers(len(pool))] + rng.uniform(-jitter, jitter)
+                break
+    out = synthetic
+    for name, values in (
+        ("author", pa.array(author, pa.string())),
+        ("actor", pa.array(actor, pa.string())),
+        ("persona", pa.array([int(p) if p >= 0 else None for p in persona], pa.int64())),
+        ("timestamp", _timestamps(stamps)),
+    ):
+        if name in out.column_names:
+            out = out.drop_columns([name])
+        out = out.append_column(name, values)
+    summary = _summary(platform, author, actor, stamps)
+    summary["cross_platform_target"] = share
+    reached = summary["cross_platform_actors"] / max(summary["actors"], 1)
+    if reached < share:
+        log.warning(
+            "structure %s: %.0f%% of actors span platforms, short of the %.0f%% asked for: an "
+            "actor holds one account per platform, and the platforms' account counts differ",
+            label,
+            100 * reached,
+            100 * share,
+        )
+    return out, summary
+
+
+def _topic_key(topic: int | None) -> int:
+    return -2 if topic is None else topic
+
+
+def _timestamps(seconds: np.ndarray) -> pa.Array:
+    whole = pa.array(np.round(seconds), pa.float64(), mask=np.isnan(seconds))
+    return whole.cast(pa.int64()).cast(schema.TIMESTAMP)
+
+
+def _actors(
+    requests: list[str], author: list, platform: list, share: float, rng: np.random.Generator
+) -> list[str | None]:
+    """Join the accounts that answered one multi-platform request into one actor, request by
+    request in random order, until the share of actors on several platforms reaches `share`."""
+    parent = {a: a for a in author if a is not None}
+    platforms = {a: {p} for a, p in zip(author, platform, strict=True) if a is not None}
+
+    def root(a: str) -> str:
+        while parent[a] != a:
+            parent[a] = parent[parent[a]]
+            a = parent[a]
+        return a
+
+    actors, cross = len(parent), 0
+    by_request: dict[str, dict[str, str]] = defaultdict(dict)
+    for request, a, p in zip(requests, author, platform, strict=True):
+        if a is not None:
+            by_request[request].setdefault(p, a)
+    joint = [accounts for accounts in by_request.values() if len(accounts) > 1]
+    for position in rng.permutation(len(joint)).tolist():
+        if actors == 0 or cross / actors >= share:
+            break
+        roots = [root(a) for a in joint[position].values()]
+        for other in roots[1:]:
+            first = root(roots[0])
+            if first == other or platforms[first] & platforms[other]:
+                continue  # an actor has one account per platform
+            cross -= (len(platforms[first]) > 1) + (len(platforms[other]) > 1)
+            parent[other] = first
+            platforms[first] |= platforms.pop(other)
+            cross += 1
+            actors -= 1
+    return [None if a is None else root(a) for a in author]
+
+
+def _summary(platform, author, actor, stamps) -> dict[str, Any]:
+    by_platform: dict[str, Any] = {}
+    for p in sorted(set(platform)):
+        rows = [i for i, q in enumerate(platform) if q == p]
+        accounts = Counter(author[i] for i in rows if author[i] is not None)
+        by_platform[p] = {
+            "posts": len(rows),
+            "accounts": len(accounts),
+            "with_author": sum(accounts.values()),
+            "with_timestamp": int(np.sum(~np.isnan(stamps[rows]))),
+            "most_posts_per_account": max(accounts.values(), default=0),
+        }
+    members: dict[str, set] = defaultdict(set)
+    for a, p in zip(actor, platform, strict=True):
+        if a is not None:
+            members[a].add(p)
+    return {
+        "platforms": by_platform,
+        "actors": len(members),
+        "cross_platform_actors": sum(len(p) > 1 for p in members.values()),
+    }
+
+
+def run_structure(ctx: StageContext, out: Path) -> dict[str, int]:
+    from mpsynth.stages.embed import read_vectors
+
+    config = ctx.config.structure
+    posts = pq.read_table(
+        ctx.path("ingest", "posts.parquet"), columns=["id", "platform", "author", "timestamp"]
+    )
+    topic_of = pq.read_table(ctx.path("topics", "assignments"), columns=["id", "topic"])
+    lookup = dict(zip(topic_of.column("id").to_pylist(), topic_of.column("topic").to_pylist(), strict=True))
+    topics = np.array([lookup.get(i, -1) for i in posts.column("id").to_pylist()], dtype=np.int64)
+    vectors = read_vectors(ctx, posts.column("id").to_pylist()) if config.accounts else None
+    real = real_structure(posts, topics, vectors, config, ctx.config.seed)
+    if not config.accounts:
+        real.accounts.clear()
+    if not config.times:
+        real.timestamped.clear()
+    (out / "synthetic").mkdir()
+    summary: dict[str, Any] = {
+        "real_cross_platform_share": real.cross_platform_share,
+        "personas": {p: a.personas for p, a in real.accounts.items()},
+        "sets": {},
+    }
+    rows = {}
+    for path in sorted(ctx.path("postprocess", "synthetic").glob("*.parquet")):
+        # a calibrated set holds the plain set's posts: the same draw gives them the same accounts
+        base = path.stem.removesuffix(CALIBRATED)
+        seed = [ctx.config.seed, int.from_bytes(hashlib.blake2b(base.encode(), digest_size=4).digest())]
+        table, summary["sets"][path.stem] = assign_structure(
+            pq.read_table(path), real, config, seed, path.stem
+        )
+        rows[path.stem] = write_table(table, out / "synthetic" / path.name)
+        log.info("structure %s: %s", path.stem, _line(summary["sets"][path.stem]))
+    persona_rows = [
+        {"platform": p, "persona": int(n), "account": str(name), "posts": int(count)}
+        for p, known in real.accounts.items()
+        for name, n, count in zip(known.names, known.persona, known.posts, strict=True)
+    ]
+    write_table(
+        pa.Table.from_pylist(
+            persona_rows,
+            schema=pa.schema(
+                [("platform", pa.string()), ("persona", pa.int64()), ("account", pa.string()), ("posts", pa.int64())]
+            ),
+        ),
+        out / "personas.parquet",
+    )
+    (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    return rows
+
+
+def _line(summary: dict[str, Any]) -> str:
+    parts = [
+        f"{p} {s['accounts']:,} accounts" + (f", {s['with_timestamp']:,} timed" if s["with_timestamp"] else "")
+        for p, s in summary["platforms"].items()
+        if s["accounts"] or s["with_timestamp"]
+    ]
+    cross = summary["cross_platform_actors"]
+    return "; ".join(parts or ["no accounts or times"]) + (f"; {cross} cross-platform actors" if cross else "")
