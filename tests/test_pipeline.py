@@ -107,6 +107,8 @@ def test_metrics_and_a_self_contained_report(finished_run):
         "detectability",
         "privacy",
         "by_topic",
+        "structure",
+        "network",
     }
     synthetic = {m["dataset"] for m in metrics} - {"real"}
     for dataset in synthetic:  # every comparison is there, for every platform and overall
@@ -126,7 +128,8 @@ def test_metrics_and_a_self_contained_report(finished_run):
     assert by_topic and all(m["topic"] is not None and m["topic"] >= 0 for m in by_topic)
     assert {m["dataset"] for m in by_topic} == {"real", *synthetic}
     page = (config.run_dir / "report" / "report.html").read_text()
-    assert len(re.findall(r'<img alt="plot" src="data:image/png;base64,', page)) == 5
+    # lexical, length, sentiment, similarity, map; structure curves, cross-platform graphs
+    assert len(re.findall(r'<img alt="plot" src="data:image/png;base64,', page)) == 7
     card = (config.run_dir / "report" / "dataset_card.md").read_text()
     assert "| markov-mptm | markov | markov / ngram-markov | mptm |" in card
     assert "| detectability_auc |" in card and "| near_copy_of_examples_share |" in card
@@ -152,7 +155,7 @@ def test_rerun_skips_current_stages_and_a_change_reruns_from_where_it_bites(fini
     changed = run_pipeline(load_config(config_path, ["generate.n_posts=60"]))
     for stage in ("ingest", "embed", "topics"):
         assert changed["stages"][stage] == first["stages"][stage]
-    for stage in ("pools", "prompts", "generate", "postprocess", "evaluate", "report"):
+    for stage in ("pools", "prompts", "generate", "postprocess", "structure", "evaluate", "report"):
         assert changed["stages"][stage]["finished"] >= first["stages"][stage]["finished"]
         assert changed["stages"][stage]["fingerprint"] != first["stages"][stage]["fingerprint"]
     assert changed["stages"]["pools"]["rows"]["pools"] < first["stages"]["pools"]["rows"]["pools"]
@@ -248,6 +251,37 @@ def test_a_relative_run_directory_works_end_to_end(tmp_path, demo_rows, ray_loca
     (tmp_path / "relative.yaml").write_text(yaml.safe_dump(config))
     assert main(["run", "relative.yaml"]) == 0
     assert (tmp_path / "runs" / "relative" / "report" / "report.html").is_file()
+
+
+def test_synthetic_sets_get_accounts_and_times_where_the_real_input_has_them(finished_run):
+    """The demo's tweets and YouTube comments carry authors and times, its Reddit and Facebook
+    posts neither: the synthetic sets follow, and the structure and network metrics measure it."""
+    _, config, _ = finished_run
+    personas = pq.read_table(config.run_dir / "structure" / "personas.parquet")
+    per_persona = Counter(zip(personas["platform"].to_pylist(), personas["persona"].to_pylist()))
+    assert min(per_persona.values()) >= config.structure.persona_min_accounts
+    for path in sorted((config.run_dir / "structure" / "synthetic").glob("*.parquet")):
+        table = pq.read_table(path)
+        plain = pq.read_table(config.run_dir / "postprocess" / "synthetic" / path.name)
+        assert table.select(plain.column_names).equals(plain)  # the posts themselves unchanged
+        for platform in ("twitter", "youtube", "reddit", "facebook"):
+            mine = table.filter(pc.equal(table["platform"], platform))
+            carried = platform in ("twitter", "youtube")
+            assert (mine["author"].null_count == 0) == carried, (path.stem, platform)
+            assert (mine["timestamp"].null_count == 0) == carried, (path.stem, platform)
+    metrics = pq.read_table(config.run_dir / "evaluate" / "metrics.parquet").to_pylist()
+    measured = {(m["dataset"], m["platform"], m["metric"]) for m in metrics}
+    for name in ("markov-mptm", "markov-per_platform"):
+        for platform in ("twitter", "youtube", "all"):
+            assert (name, platform, "posts_per_account_ks") in measured
+            assert (name, platform, "hour_of_day_js") in measured
+        assert (name, "reddit", "posts_per_account_ks") not in measured  # nothing to compare
+        assert (name, "all", "cross_platform_cross_platform_edge_share") in measured
+        assert (name, "twitter", "co_url_edges") in measured
+    assert ("real", "all", "hashtags_modularity") in measured
+    page = (config.run_dir / "report" / "report.html").read_text()
+    assert "<h2>Structure and networks</h2>" in page
+    assert "One synthetic account beside its persona" in page
 
 
 def test_every_output_table_describes_its_columns(finished_run):

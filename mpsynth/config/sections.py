@@ -301,7 +301,9 @@ class NetworksConfig(Section):
         "are a coordinated pair (the coordination-network-toolkit's default)",
     )
     betweenness_pivots: Annotated[int, Field(ge=1)] = Field(
-        default=256, description="pivots of the sampled betweenness (exact below this many nodes)"
+        default=64,
+        description="source nodes of the sampled betweenness (exact below this many nodes): its "
+        "cost is this many breadth-first searches per graph",
     )
     linkage_ratio: Annotated[float, Field(gt=0.0, lt=1.0)] = Field(
         default=0.5,

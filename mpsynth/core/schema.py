@@ -256,6 +256,18 @@ DESCRIPTIONS: dict[str, str] = {
     "shap": "mean SHAP value toward the class over the class's seed posts",
     "tfidf_diff": "the class's mean TF-IDF of the word minus the other classes'",
     "source": "which ranking put the word among the class's top: shap, tfidf, both or combined",
+    "account": "a real account (the input's author) the persona is made of",
+    "posts": "posts the account wrote in the real input",
+    "item_a": "graph drawing: one end of the edge (a #hashtag, a domain or an @mention)",
+    "item_b": "graph drawing: the other end of the edge",
+    "platform_a": "graph drawing: the platform item_a was used on",
+    "platform_b": "graph drawing: the platform item_b was used on",
+    "weight": "graph drawing: posts that used both items (1 for a link between platforms)",
+    "link": "graph drawing: true when the edge joins the same item on two platforms",
+    "curve": "structure curve: posts_per_account (share of accounts writing at least `point` "
+    "posts) or hour_of_day (share of posts in hour `point`, UTC)",
+    "point": "structure curve: where the curve is read (posts, or hour of the day)",
+    "share": "structure curve: its value at the point",
     "x": "first coordinate of the 2-D map (PCA of the embeddings, fitted on the real posts)",
     "y": "second coordinate of the 2-D map",
 }

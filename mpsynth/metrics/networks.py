@@ -37,7 +37,7 @@ from mpsynth.metrics.structure import Posts
 FAMILY = "network"
 CO_SHARING = {"co_url": "urls", "co_domain": "domains", "co_hashtag": "hashtags"}
 ITEMS_PER_POST = 20  # a post's co-occurrence edges are among its first 20 items
-EXACT_CLUSTERING_BELOW = 50_000  # nodes; above, sampled (networkx.approximation)
+EXACT_CLUSTERING_BELOW = 5_000  # nodes; above, sampled (networkx.approximation, 10,000 trials)
 PAIRS_PER_CHUNK = 5_000_000
 
 
@@ -275,10 +275,10 @@ def _top(graph: nx.Graph, dataset: str, size: int) -> list[dict]:
         drawn.append(
             {
                 "dataset": dataset,
-                "source_platform": a[0],
-                "source": a[1],
-                "target_platform": b[0],
-                "target": b[1],
+                "platform_a": a[0],
+                "item_a": a[1],
+                "platform_b": b[0],
+                "item_b": b[1],
                 "weight": float(data.get("weight", 1)),
                 "link": bool(data.get("link", False)),
             }

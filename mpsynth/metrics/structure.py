@@ -28,6 +28,7 @@ from mpsynth.metrics.stats import bootstrap_statistic_ci, js_divergence
 FAMILY = "structure"
 MIN_ACCOUNTS = 2  # accounts a posts-per-account comparison needs
 MIN_TIMES = 10  # timestamps an hour or weekday comparison needs
+BOOTSTRAP_MOST = 20_000  # values per resample (stats.bootstrap_statistic_ci: conservative above)
 
 
 @dataclass
@@ -197,7 +198,9 @@ def _set_rows(name, platform, mine: Posts, theirs: Posts, samples, confidence, r
                 "posts_per_account_ks",
                 _ks(counts, real_counts),
                 int(counts.sum()),
-                bootstrap_statistic_ci(counts, real_counts, _ks, samples, confidence, rng),
+                bootstrap_statistic_ci(
+                    counts, real_counts, _ks, samples, confidence, rng, BOOTSTRAP_MOST
+                ),
             )
     timed = mine.seconds[~np.isnan(mine.seconds)]
     real_timed = theirs.seconds[~np.isnan(theirs.seconds)]
@@ -212,7 +215,9 @@ def _set_rows(name, platform, mine: Posts, theirs: Posts, samples, confidence, r
                 metric,
                 divergence(mine_bins, real_bins),
                 len(timed),
-                bootstrap_statistic_ci(mine_bins, real_bins, divergence, samples, confidence, rng),
+                bootstrap_statistic_ci(
+                    mine_bins, real_bins, divergence, samples, confidence, rng, BOOTSTRAP_MOST
+                ),
             )
         gaps, real_gaps = inter_post_gaps(mine), inter_post_gaps(theirs)
         if len(gaps) and len(real_gaps):
@@ -220,7 +225,9 @@ def _set_rows(name, platform, mine: Posts, theirs: Posts, samples, confidence, r
                 "inter_post_time_ks",
                 _ks(gaps, real_gaps),
                 len(gaps),
-                bootstrap_statistic_ci(gaps, real_gaps, _ks, samples, confidence, rng),
+                bootstrap_statistic_ci(
+                    gaps, real_gaps, _ks, samples, confidence, rng, BOOTSTRAP_MOST
+                ),
             )
     if theirs.reply_to is not None:  # the real posts carry links: how many answer another
         replies = (
@@ -281,12 +288,16 @@ def account_linkage(
         return_counts=True,
     )[1]
     real_platform = np.array([a.split("\x1f")[0] for a in real_accounts.tolist()], dtype=object)
+    platform = np.array([a.split("\x1f")[0] for a in accounts.tolist()], dtype=object)
     linked = tested = 0
-    for account, profile, n in zip(accounts.tolist(), profiles, counts, strict=True):
-        candidates = real_profiles[real_platform == account.split("\x1f")[0]]
-        if n < min_posts or len(candidates) < 2:
+    for name in np.unique(platform).tolist():
+        candidates = real_profiles[real_platform == name]
+        mine = profiles[(platform == name) & (counts >= min_posts)]
+        if len(candidates) < 2 or not len(mine):
             continue
-        distance = np.sort(np.linalg.norm(candidates - profile, axis=1))[:2]
-        tested += 1
-        linked += bool(distance[0] < ratio * distance[1])
+        from sklearn.neighbors import NearestNeighbors
+
+        distance, _ = NearestNeighbors(n_neighbors=2).fit(candidates).kneighbors(mine)
+        tested += len(mine)
+        linked += int((distance[:, 0] < ratio * distance[:, 1]).sum())
     return (linked / tested if tested else float("nan")), tested

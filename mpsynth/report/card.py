@@ -34,9 +34,11 @@ def render_dataset_card(
     copies: dict[str, dict[str, int]] | None = None,
     masked: dict[str, int] | None = None,
     composition: dict[str, dict[str, Any]] | None = None,
+    structure: dict[str, Any] | None = None,
 ) -> str:
     """The card; `utility` (a labelled run's utility summary rows) adds what the synthetic sets
-    do for a classifier tested on real posts."""
+    do for a classifier tested on real posts; `structure` (the structure stage's summary) what
+    accounts and times they carry."""
     generators = {g.name: g for g in config.generate.generators}
     overall = {
         (m["dataset"], m["metric"]): m["value"]
@@ -71,6 +73,7 @@ def render_dataset_card(
         "examples its prompt showed, and the seed.",
         "",
         *(_labelled_lines(config, utility) if utility is not None else []),
+        *(_structure_lines(config, structure, overall) if structure else []),
         # sets made elsewhere (mpsynth evaluate) went through none of these steps
         *(
             _steps_lines(config, copies, masked or {}, composition or {})
@@ -244,3 +247,56 @@ def _training_data(strategy: str) -> str:
     if strategy == "real":
         return "seed + real posts"
     return f"seed + {strategy[1:]}" if strategy.startswith("+") else strategy
+
+
+STRUCTURE_HEADLINE = (
+    "posts_per_account_ks",
+    "hour_of_day_js",
+    "inter_post_time_ks",
+    "co_url_coordinated_pairs",
+    "cross_platform_cross_platform_edge_share",
+    "account_linkage",
+)
+
+
+def _structure_lines(
+    config: RunConfig, structure: dict[str, Any], overall: dict[tuple[str, str], float]
+) -> list[str]:
+    """What accounts and times each set carries and how they were made, with the headline
+    structure and network figures."""
+    settings = config.structure
+    lines = [
+        "## Accounts and time",
+        "",
+        f"Accounts are pseudonyms (`synthetic_<platform>_<n>`), each following a persona: a cluster "
+        f"of at least {settings.persona_min_accounts} real accounts of its platform (k-means on "
+        "topic mix and mean embedding). A post's persona is the one its prompt's examples came "
+        "from; posts per account are drawn from the persona's real accounts. Times are real times "
+        f"of the persona on the post's platform and topic, moved by up to "
+        f"{settings.time_jitter_minutes:g} minutes. Platforms whose input has no authors or "
+        "timestamps carry none; no reply links are generated.",
+        "",
+        "| dataset | accounts per platform | posts with a time | cross-platform actors |",
+        "|---|---|---|---|",
+    ]
+    for name, summary in sorted(structure.get("sets", {}).items()):
+        platforms = summary["platforms"]
+        accounts = ", ".join(f"{p} {s['accounts']:,}" for p, s in platforms.items() if s["accounts"])
+        timed = sum(s["with_timestamp"] for s in platforms.values())
+        lines.append(
+            f"| {name} | {accounts or 'none'} | {timed:,} | "
+            f"{summary['cross_platform_actors']:,} of {summary['actors']:,} |"
+        )
+    names = sorted(structure.get("sets", {}))
+    shown = [m for m in STRUCTURE_HEADLINE if any((n, m) in overall for n in names)]
+    if shown:
+        lines += ["", "| metric (all platforms) | real | " + " | ".join(names) + " |"]
+        lines.append("|---|---|" + "---|" * len(names))
+        for metric in shown:
+            cells = [overall.get((n, metric)) for n in [schema.REAL, *names]]
+            lines.append(
+                f"| {metric} | "
+                + " | ".join("–" if v is None or v != v else f"{v:.3f}" for v in cells)
+                + " |"
+            )
+    return [*lines, ""]

@@ -69,6 +69,7 @@ def run_report(ctx: StageContext, out: Path) -> dict[str, int]:
         copies,
         masked,
         composition,
+        _structure_summary(ctx),
     )
     (out / "dataset_card.md").write_text(card, encoding="utf-8")
     return {"bytes": len(page.encode())}
@@ -89,14 +90,21 @@ def _utility_section(ctx: StageContext) -> str:
     )
 
 
+def _structure_summary(ctx: StageContext) -> dict | None:
+    """The structure stage's summary, when this run's sets went through it."""
+    summary = ctx.run.stage_dir("structure") / "summary.json"
+    if not (ctx.has("structure") and summary.is_file()):
+        return None
+    return json.loads(summary.read_text())
+
+
 def _structure_section(ctx: StageContext, metrics: list[dict]) -> str:
     from mpsynth.report.html import png
     from mpsynth.report.structure import render_structure
 
     evaluated = ctx.run.stage_dir("evaluate")
     curves, drawings = (evaluated / "structure_curves.parquet", evaluated / "network_top.parquet")
-    summary = ctx.run.stage_dir("structure") / "summary.json"
-    sets = json.loads(summary.read_text())["sets"] if summary.is_file() else {}
+    sets = (_structure_summary(ctx) or {}).get("sets", {})
     ingest = json.loads(ctx.path("ingest", "summary.json").read_text())
     carried = {
         schema.REAL: {

@@ -96,7 +96,7 @@ def _curves_plot(curves: pa.Table, datasets: list[str], png) -> str:
             axis = axes[row][column]
             for index, dataset in enumerate(datasets):
                 points = [
-                    (r["x"], r["y"])
+                    (r["point"], r["share"])
                     for r in rows
                     if r["dataset"] == dataset and r["platform"] == platform and r["curve"] == curve
                 ]
@@ -150,7 +150,7 @@ def _drawings(drawings: pa.Table, datasets: list[str], png) -> str:
     rows = drawings.to_pylist()
     shown = [d for d in datasets if any(r["dataset"] == d for r in rows)]
     platforms = sorted(
-        {r["source_platform"] for r in rows} | {r["target_platform"] for r in rows}
+        {r["platform_a"] for r in rows} | {r["platform_b"] for r in rows}
     )
     colour = {p: PLATFORM_COLOURS[i % len(PLATFORM_COLOURS)] for i, p in enumerate(platforms)}
     columns = min(3, len(shown))
@@ -163,8 +163,8 @@ def _drawings(drawings: pa.Table, datasets: list[str], png) -> str:
         for r in rows:
             if r["dataset"] == dataset:
                 graph.add_edge(
-                    (r["source_platform"], r["source"]),
-                    (r["target_platform"], r["target"]),
+                    (r["platform_a"], r["item_a"]),
+                    (r["platform_b"], r["item_b"]),
                     weight=r["weight"],
                     link=r["link"],
                 )

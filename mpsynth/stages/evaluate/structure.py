@@ -84,10 +84,10 @@ def structure_tables(
 DRAWING = pa.schema(
     [
         ("dataset", pa.string()),
-        ("source_platform", pa.string()),
-        ("source", pa.string()),
-        ("target_platform", pa.string()),
-        ("target", pa.string()),
+        ("platform_a", pa.string()),
+        ("item_a", pa.string()),
+        ("platform_b", pa.string()),
+        ("item_b", pa.string()),
         ("weight", pa.float64()),
         ("link", pa.bool_()),
     ]
@@ -97,9 +97,9 @@ CURVES = pa.schema(
     [
         ("dataset", pa.string()),
         ("platform", pa.string()),
-        ("curve", pa.string()),  # posts_per_account (x posts, y share of accounts with >= x)
-        ("x", pa.float64()),  # or hour_of_day (x hour, y share of posts)
-        ("y", pa.float64()),
+        ("curve", pa.string()),
+        ("point", pa.float64()),
+        ("share", pa.float64()),
     ]
 )
 

@@ -238,7 +238,10 @@ def ingest(config: IngestConfig) -> IngestResult:
             "quarantined": bad_count[platform],
             "control_chars_stripped": cleaned[platform],
             "accounts": len(accounts.get(platform, ())),
-            **{f"with_{name}": n for name, n in sorted(carried.get(platform, Counter()).items())},
+            **{
+                f"with_{name}": carried.get(platform, Counter())[name]
+                for name in ("author", "timestamp", *schema.LINK_FIELDS)
+            },
         }
         for platform in sorted(read)
     }
