@@ -71,10 +71,13 @@ def domain(url: str) -> str:
 def co_sharing_edges(
     accounts: np.ndarray, seconds: np.ndarray, items: list[list[str]], window: float
 ) -> Counter:
-    """(account, account) -> how often the two posted the same item within `window` seconds.
-    `accounts` are integer codes (-1: no account); posts without an account or a time are left out."""
+    """(account, account) -> the edge's weight: two accounts are joined when they posted the same
+    item within `window` seconds of each other, and the weight is the larger of the two accounts'
+    counts of posts that have such a partner post (the coordination-network-toolkit's co-link
+    weight, read in either direction). `accounts` are integer codes (-1: no account); posts
+    without an account or a time are left out."""
     item_codes: dict[str, int] = {}
-    item, time, who = [], [], []
+    item, time, who, post = [], [], [], []
     for row, values in enumerate(items):
         if accounts[row] < 0 or np.isnan(seconds[row]):
             continue
@@ -82,25 +85,40 @@ def co_sharing_edges(
             item.append(item_codes.setdefault(value, len(item_codes)))
             time.append(seconds[row])
             who.append(accounts[row])
+            post.append(row)
     if not item:
         return Counter()
-    item, time, who = np.array(item), np.array(time), np.array(who)
+    item, time, who, post = np.array(item), np.array(time), np.array(who), np.array(post)
     order = np.lexsort((time, item))
-    item, time, who = item[order], time[order], who[order]
+    item, time, who, post = item[order], time[order], who[order], post[order]
     # each share's partners: the later shares of the same item within the window; the key orders
     # by item, then second (exact in int64: 2**34 seconds is five centuries)
     key = (item.astype(np.int64) << 34) + np.round(time - time.min()).astype(np.int64)
     ends = np.searchsorted(key, key + int(window), side="right")
     partners = ends - np.arange(len(key)) - 1
-    pairs: Counter = Counter()
+    pair_parts, low_posts, high_posts = [], [], []
     for first, second in _pairs(partners):
         a, b = who[first], who[second]
         keep = a != b
-        low, high = np.minimum(a[keep], b[keep]), np.maximum(a[keep], b[keep])
-        codes, counts = np.unique(low.astype(np.int64) << 32 | high, return_counts=True)
-        for code, count in zip(codes.tolist(), counts.tolist(), strict=True):
-            pairs[(code >> 32, code & 0xFFFFFFFF)] += count
-    return pairs
+        first, second, a, b = first[keep], second[keep], a[keep], b[keep]
+        swap = a > b
+        pair_parts.append(np.where(swap, b, a).astype(np.int64) << 32 | np.where(swap, a, b))
+        low_posts.append(np.where(swap, post[second], post[first]))
+        high_posts.append(np.where(swap, post[first], post[second]))
+    if not pair_parts:
+        return Counter()
+    pair = np.concatenate(pair_parts)
+    weights = None
+    for posts in (np.concatenate(low_posts), np.concatenate(high_posts)):
+        order = np.lexsort((posts, pair))
+        sorted_pair, sorted_post = pair[order], posts[order]
+        new = np.ones(len(order), bool)
+        new[1:] = (sorted_pair[1:] != sorted_pair[:-1]) | (sorted_post[1:] != sorted_post[:-1])
+        codes, counts = np.unique(sorted_pair[new], return_counts=True)
+        weights = counts if weights is None else np.maximum(weights, counts)
+    return Counter(
+        {(code >> 32, code & 0xFFFFFFFF): int(w) for code, w in zip(codes.tolist(), weights.tolist(), strict=True)}
+    )
 
 
 def _pairs(partners: np.ndarray) -> Iterator[tuple[np.ndarray, np.ndarray]]:
