@@ -50,8 +50,16 @@ def main() -> None:
             writer = csv.writer(handle)
             # the toolkit's CSV columns (version 1.5): username, repost and reply ids beside the rest
             writer.writerow(
-                ["message_id", "user_id", "username", "repost_id", "reply_id", "message",
-                 "timestamp", "urls"]
+                [
+                    "message_id",
+                    "user_id",
+                    "username",
+                    "repost_id",
+                    "reply_id",
+                    "message",
+                    "timestamp",
+                    "urls",
+                ]
             )
             for number, (author, text, second, found) in enumerate(
                 zip(authors, texts, seconds, urls, strict=True)
@@ -62,9 +70,19 @@ def main() -> None:
                     )
         database = Path(folder) / "toolkit.db"
         run = [str(args.toolkit), str(database)]
-        subprocess.run([*run, "preprocess", "--format", "csv", str(rows)], check=True, capture_output=True)
         subprocess.run(
-            [*run, "compute", "co_link", "--time_window", str(args.window), "--min_edge_weight", "1"],
+            [*run, "preprocess", "--format", "csv", str(rows)], check=True, capture_output=True
+        )
+        subprocess.run(
+            [
+                *run,
+                "compute",
+                "co_link",
+                "--time_window",
+                str(args.window),
+                "--min_edge_weight",
+                "1",
+            ],
             check=True,
             capture_output=True,
         )
@@ -76,16 +94,24 @@ def main() -> None:
             key = frozenset((user_1, user_2))
             theirs[key] = max(theirs.get(key, 0), int(weight))
     both = set(ours_pairs) & set(theirs)
-    print(f"IRA tweets: {len(texts):,} posts, {sum(1 for u in urls if u):,} with a URL; window {args.window} s")
-    print(f"account pairs: mpsynth {len(ours_pairs):,}, toolkit {len(theirs):,}, both {len(both):,}")
+    print(
+        f"IRA tweets: {len(texts):,} posts, {sum(1 for u in urls if u):,} with a URL; window {args.window} s"
+    )
+    print(
+        f"account pairs: mpsynth {len(ours_pairs):,}, toolkit {len(theirs):,}, both {len(both):,}"
+    )
     print(f"only mpsynth: {sorted(map(sorted, set(ours_pairs) - set(theirs)))[:5]}")
     print(f"only toolkit: {sorted(map(sorted, set(theirs) - set(ours_pairs)))[:5]}")
     if both:
         a = np.array([ours_pairs[k] for k in both], float)
         b = np.array([theirs[k] for k in both], float)
-        print(f"weights on shared pairs: mpsynth mean {a.mean():.2f}, toolkit mean {b.mean():.2f}, "
-              f"Pearson r {np.corrcoef(a, b)[0, 1] if a.std() and b.std() else float('nan'):.3f}")
-        print(f"coordinated pairs (weight >= 2): mpsynth {int((a >= 2).sum())}, toolkit {int((b >= 2).sum())}")
+        print(
+            f"weights on shared pairs: mpsynth mean {a.mean():.2f}, toolkit mean {b.mean():.2f}, "
+            f"Pearson r {np.corrcoef(a, b)[0, 1] if a.std() and b.std() else float('nan'):.3f}"
+        )
+        print(
+            f"coordinated pairs (weight >= 2): mpsynth {int((a >= 2).sum())}, toolkit {int((b >= 2).sum())}"
+        )
 
 
 if __name__ == "__main__":

@@ -60,7 +60,10 @@ def main() -> None:
     timings: dict[str, float] = {}
     with MemoryTrace() as memory:
         started = time.perf_counter()
-        tables = {"real": draw(real, args.posts, 1, False), "synthetic": draw(real, args.posts, 2, True)}
+        tables = {
+            "real": draw(real, args.posts, 1, False),
+            "synthetic": draw(real, args.posts, 2, True),
+        }
         rng = np.random.default_rng(0)
         sets = {}
         for name, table in tables.items():
@@ -94,11 +97,11 @@ def main() -> None:
         print(f"| {part} | {seconds:.1f} | {seconds / total:.0%} |")
     print(f"| **all** | **{total:.1f}** | |")
     print(f"peak memory (PSS): {memory.peak() / 2**30:.2f} GiB")
-    print(f"metric rows: {len(rows)} structure, {len(networks.rows)} network; account linkage "
-          f"{share:.3f} of {tested:,} accounts")
-    graph_rows = {
-        (r["dataset"], r["platform"], r["metric"]): r["value"] for r in networks.rows
-    }
+    print(
+        f"metric rows: {len(rows)} structure, {len(networks.rows)} network; account linkage "
+        f"{share:.3f} of {tested:,} accounts"
+    )
+    graph_rows = {(r["dataset"], r["platform"], r["metric"]): r["value"] for r in networks.rows}
     for key in sorted(graph_rows):
         if key[2].endswith(("_nodes", "_edges")) and key[1] == "all":
             print(f"  {key[0]:10s} {key[2]:28s} {graph_rows[key]:,.0f}")

@@ -258,7 +258,9 @@ def test_synthetic_sets_get_accounts_and_times_where_the_real_input_has_them(fin
     posts neither: the synthetic sets follow, and the structure and network metrics measure it."""
     _, config, _ = finished_run
     personas = pq.read_table(config.run_dir / "structure" / "personas.parquet")
-    per_persona = Counter(zip(personas["platform"].to_pylist(), personas["persona"].to_pylist()))
+    per_persona = Counter(
+        zip(personas["platform"].to_pylist(), personas["persona"].to_pylist(), strict=True)
+    )
     assert min(per_persona.values()) >= config.structure.persona_min_accounts
     for path in sorted((config.run_dir / "structure" / "synthetic").glob("*.parquet")):
         table = pq.read_table(path)

@@ -162,8 +162,10 @@ def test_synthetic_accounts_follow_personas_and_the_real_posts_per_account(real_
         assert len(set(persona[author == account].tolist())) == 1
     # posts per account drawn from the real accounts: the same heavy tail
     real_counts = twitter.posts
-    counts = np.unique(author[table.column("platform").to_numpy(zero_copy_only=False) == "twitter"],
-                       return_counts=True)[1]
+    counts = np.unique(
+        author[table.column("platform").to_numpy(zero_copy_only=False) == "twitter"],
+        return_counts=True,
+    )[1]
     assert counts.max() <= real_counts.max()
     assert abs(gini(counts) - gini(real_counts)) < 0.15
     assert summary["platforms"]["twitter"]["accounts"] == len(counts)
@@ -299,12 +301,17 @@ def test_domains_and_network_rows_for_every_set_and_platform(real_posts):
     assert domain("https://www.Example.com/a?b") == "example.com"
     assert domain("t.co/abc") == "t.co"
     posts = Posts.of(real_posts, np.zeros(real_posts.num_rows, dtype=int))
-    items = Items.of(real_posts.column("text").to_pylist(), real_posts.column("platform").to_pylist())
+    items = Items.of(
+        real_posts.column("text").to_pylist(), real_posts.column("platform").to_pylist()
+    )
     result = network_metrics({"real": (posts, items), "copy": (posts, items)}, 3600, 64, 0)
     rows = {(r["dataset"], r["platform"], r["metric"]): r["value"] for r in result.rows}
     for dataset in ("real", "copy"):
         assert rows[(dataset, "all", "cross_platform_nodes")] > 100
         assert (dataset, "twitter", "co_url_edges") in rows
     assert rows[("copy", "all", "cross_platform_degree_ks")] == 0.0
-    assert rows[("copy", "twitter", "hashtags_modularity")] == rows[("real", "twitter", "hashtags_modularity")]
+    assert (
+        rows[("copy", "twitter", "hashtags_modularity")]
+        == rows[("real", "twitter", "hashtags_modularity")]
+    )
     assert {d["dataset"] for d in result.drawings} == {"real", "copy"}

@@ -76,7 +76,9 @@ class EvalSet:
         )
 
 
-def metric_row(family, metric, dataset, platform, value, n, ci=(float("nan"), float("nan"))) -> dict:
+def metric_row(
+    family, metric, dataset, platform, value, n, ci=(float("nan"), float("nan"))
+) -> dict:
     return {
         "family": family,
         "metric": metric,
@@ -135,7 +137,9 @@ def describe(
     vectors = _nonzero(data.embeddings)
     diversity = mean_within_similarity(vectors)
     rows.append(
-        metric_row("similarity", "mean_within_similarity", data.name, platform, diversity, len(vectors))
+        metric_row(
+            "similarity", "mean_within_similarity", data.name, platform, diversity, len(vectors)
+        )
     )
     # seeded on its own, so that identical sets are measured on identical posts
     picker = np.random.default_rng(config.linguistic_seed)
@@ -230,7 +234,8 @@ def compare(
             real.entities(config.ner_model), synthetic.entities(config.ner_model)
         )
         rows += [
-            metric_row("entities", metric, name, platform, value, n) for metric, value in values.items()
+            metric_row("entities", metric, name, platform, value, n)
+            for metric, value in values.items()
         ]
     folds = detectability_folds(
         real.texts, synthetic.texts, seed, max_per_class=config.detectability_sample

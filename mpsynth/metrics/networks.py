@@ -117,7 +117,10 @@ def co_sharing_edges(
         codes, counts = np.unique(sorted_pair[new], return_counts=True)
         weights = counts if weights is None else np.maximum(weights, counts)
     return Counter(
-        {(code >> 32, code & 0xFFFFFFFF): int(w) for code, w in zip(codes.tolist(), weights.tolist(), strict=True)}
+        {
+            (code >> 32, code & 0xFFFFFFFF): int(w)
+            for code, w in zip(codes.tolist(), weights.tolist(), strict=True)
+        }
     )
 
 
@@ -164,7 +167,11 @@ def co_occurrence_graph(items: list[list[str]], platforms: list[str] | None = No
 
 
 def graph_metrics(
-    graph: nx.Graph, platform_of: Callable | None, real_degrees: np.ndarray | None, pivots: int, seed: int
+    graph: nx.Graph,
+    platform_of: Callable | None,
+    real_degrees: np.ndarray | None,
+    pivots: int,
+    seed: int,
 ) -> dict[str, float]:
     """The measures of one graph; `platform_of(node)` names a node's platform (None: the graph's
     nodes have none, and no cross-platform share is measured)."""
@@ -247,7 +254,14 @@ def network_metrics(
                     )
                 for measure, value in measures.items():
                     rows.append(
-                        metric_row(FAMILY, f"{graph_name}_{measure}", name, platform, value, int(keep.sum()))
+                        metric_row(
+                            FAMILY,
+                            f"{graph_name}_{measure}",
+                            name,
+                            platform,
+                            value,
+                            int(keep.sum()),
+                        )
                     )
                 if graph_name == "cross_platform":
                     drawings += _top(graph, name, drawn_nodes)
@@ -270,7 +284,9 @@ def _graphs(posts: Posts, items: Items, keep: np.ndarray, platform: str, window:
         for graph_name, kind in CO_SHARING.items():
             picked = [getattr(items, kind)[r] for r in rows.tolist()]
             graph = nx.Graph()  # no pair: no nodes, and that is a finding (0 edges), not a gap
-            for (a, b), w in co_sharing_edges(accounts, posts.seconds[rows], picked, window).items():
+            for (a, b), w in co_sharing_edges(
+                accounts, posts.seconds[rows], picked, window
+            ).items():
                 graph.add_edge(names[a], names[b], weight=w)
             yield graph_name, graph, lambda node: node.split("\x1f")[0]
     hashtags = [items.hashtags[r] for r in rows.tolist()]

@@ -49,7 +49,10 @@ def bootstrap_statistic_ci(
     the full-size one (conservative), and costs the same at a million values as at `most`."""
     if samples == 0 or len(first) == 0 or len(second) == 0:
         return float("nan"), float("nan")
-    draw_first, draw_second = min(len(first), most or len(first)), min(len(second), most or len(second))
+    draw_first, draw_second = (
+        min(len(first), most or len(first)),
+        min(len(second), most or len(second)),
+    )
     values = np.array(
         [
             statistic(

@@ -104,7 +104,11 @@ def gini(counts: np.ndarray) -> float:
 
 
 def _ks(first: np.ndarray, second: np.ndarray) -> float:
-    return float(ks_2samp(first, second, method="asymp").statistic) if len(first) and len(second) else float("nan")
+    return (
+        float(ks_2samp(first, second, method="asymp").statistic)
+        if len(first) and len(second)
+        else float("nan")
+    )
 
 
 def _shares(values: np.ndarray, bins: int) -> np.ndarray:

@@ -281,7 +281,9 @@ def _structure_lines(
     ]
     for name, summary in sorted(structure.get("sets", {}).items()):
         platforms = summary["platforms"]
-        accounts = ", ".join(f"{p} {s['accounts']:,}" for p, s in platforms.items() if s["accounts"])
+        accounts = ", ".join(
+            f"{p} {s['accounts']:,}" for p, s in platforms.items() if s["accounts"]
+        )
         timed = sum(s["with_timestamp"] for s in platforms.values())
         lines.append(
             f"| {name} | {accounts or 'none'} | {timed:,} | "

@@ -108,8 +108,11 @@ def _structure_section(ctx: StageContext, metrics: list[dict]) -> str:
     ingest = json.loads(ctx.path("ingest", "summary.json").read_text())
     carried = {
         schema.REAL: {
-            p: {"posts": c["kept"], "accounts": c.get("accounts", 0),
-                "with_timestamp": c.get("with_timestamp", 0)}
+            p: {
+                "posts": c["kept"],
+                "accounts": c.get("accounts", 0),
+                "with_timestamp": c.get("with_timestamp", 0),
+            }
             for p, c in ingest.items()
         },
         **{name: s["platforms"] for name, s in sets.items()},
@@ -142,13 +145,18 @@ def account_example(ctx: StageContext, sets: dict, shown: int = 6) -> dict | Non
     platform, persona = mine.column("platform")[0].as_py(), mine.column("persona")[0].as_py()
     personas = pq.read_table(ctx.run.stage_dir("structure") / "personas.parquet")
     members = personas.filter(
-        pc.and_(pc.equal(personas.column("platform"), platform), pc.equal(personas.column("persona"), persona))
+        pc.and_(
+            pc.equal(personas.column("platform"), platform),
+            pc.equal(personas.column("persona"), persona),
+        )
     ).column("account")
     real = pq.read_table(
         ctx.path("ingest", "posts.parquet"), columns=["platform", "text", "author", "timestamp"]
     )
     real = real.filter(
-        pc.and_(pc.equal(real.column("platform"), platform), pc.is_in(real.column("author"), members))
+        pc.and_(
+            pc.equal(real.column("platform"), platform), pc.is_in(real.column("author"), members)
+        )
     )
     step = max(1, real.num_rows // shown)
     return {
@@ -158,5 +166,7 @@ def account_example(ctx: StageContext, sets: dict, shown: int = 6) -> dict | Non
         "persona": persona,
         "persona_accounts": len(members),
         "synthetic": mine.sort_by("timestamp").slice(0, shown).to_pylist(),
-        "real": real.take(list(range(0, real.num_rows, step))[:shown]).sort_by("timestamp").to_pylist(),
+        "real": real.take(list(range(0, real.num_rows, step))[:shown])
+        .sort_by("timestamp")
+        .to_pylist(),
     }

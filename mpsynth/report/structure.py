@@ -101,7 +101,9 @@ def _curves_plot(curves: pa.Table, datasets: list[str], png) -> str:
                     if r["dataset"] == dataset and r["platform"] == platform and r["curve"] == curve
                 ]
                 if points:
-                    style = {"color": "0.2", "linewidth": 2} if index == 0 else {"color": f"C{index}"}
+                    style = (
+                        {"color": "0.2", "linewidth": 2} if index == 0 else {"color": f"C{index}"}
+                    )
                     axis.plot(*zip(*points, strict=True), label=dataset, **style)
             if curve == "posts_per_account":
                 axis.set_xscale("log")
@@ -149,9 +151,7 @@ def _value(row: dict | None) -> str:
 def _drawings(drawings: pa.Table, datasets: list[str], png) -> str:
     rows = drawings.to_pylist()
     shown = [d for d in datasets if any(r["dataset"] == d for r in rows)]
-    platforms = sorted(
-        {r["platform_a"] for r in rows} | {r["platform_b"] for r in rows}
-    )
+    platforms = sorted({r["platform_a"] for r in rows} | {r["platform_b"] for r in rows})
     colour = {p: PLATFORM_COLOURS[i % len(PLATFORM_COLOURS)] for i, p in enumerate(platforms)}
     columns = min(3, len(shown))
     lines = (len(shown) + columns - 1) // columns

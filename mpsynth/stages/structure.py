@@ -143,7 +143,9 @@ def real_structure(
         if not len(rows):
             continue
         names, account = np.unique(author[rows].astype(str), return_inverse=True)
-        profile = _profiles(account, len(names), topics[rows], None if vectors is None else vectors[rows])
+        profile = _profiles(
+            account, len(names), topics[rows], None if vectors is None else vectors[rows]
+        )
         persona = personas(
             profile, config.persona_min_accounts, config.max_personas_per_platform, seed
         )
@@ -359,7 +361,9 @@ def run_structure(ctx: StageContext, out: Path) -> dict[str, int]:
         ctx.path("ingest", "posts.parquet"), columns=["id", "platform", "author", "timestamp"]
     )
     topic_of = pq.read_table(ctx.path("topics", "assignments"), columns=["id", "topic"])
-    lookup = dict(zip(topic_of.column("id").to_pylist(), topic_of.column("topic").to_pylist(), strict=True))
+    lookup = dict(
+        zip(topic_of.column("id").to_pylist(), topic_of.column("topic").to_pylist(), strict=True)
+    )
     topics = np.array([lookup.get(i, -1) for i in posts.column("id").to_pylist()], dtype=np.int64)
     vectors = read_vectors(ctx, posts.column("id").to_pylist()) if config.accounts else None
     real = real_structure(posts, topics, vectors, config, ctx.config.seed)
@@ -377,7 +381,10 @@ def run_structure(ctx: StageContext, out: Path) -> dict[str, int]:
     for path in sorted(ctx.path("postprocess", "synthetic").glob("*.parquet")):
         # a calibrated set holds the plain set's posts: the same draw gives them the same accounts
         base = path.stem.removesuffix(CALIBRATED)
-        seed = [ctx.config.seed, int.from_bytes(hashlib.blake2b(base.encode(), digest_size=4).digest())]
+        seed = [
+            ctx.config.seed,
+            int.from_bytes(hashlib.blake2b(base.encode(), digest_size=4).digest()),
+        ]
         table, summary["sets"][path.stem] = assign_structure(
             pq.read_table(path), real, config, seed, path.stem
         )
@@ -392,7 +399,12 @@ def run_structure(ctx: StageContext, out: Path) -> dict[str, int]:
         pa.Table.from_pylist(
             persona_rows,
             schema=pa.schema(
-                [("platform", pa.string()), ("persona", pa.int64()), ("account", pa.string()), ("posts", pa.int64())]
+                [
+                    ("platform", pa.string()),
+                    ("persona", pa.int64()),
+                    ("account", pa.string()),
+                    ("posts", pa.int64()),
+                ]
             ),
         ),
         out / "personas.parquet",
@@ -403,9 +415,12 @@ def run_structure(ctx: StageContext, out: Path) -> dict[str, int]:
 
 def _line(summary: dict[str, Any]) -> str:
     parts = [
-        f"{p} {s['accounts']:,} accounts" + (f", {s['with_timestamp']:,} timed" if s["with_timestamp"] else "")
+        f"{p} {s['accounts']:,} accounts"
+        + (f", {s['with_timestamp']:,} timed" if s["with_timestamp"] else "")
         for p, s in summary["platforms"].items()
         if s["accounts"] or s["with_timestamp"]
     ]
     cross = summary["cross_platform_actors"]
-    return "; ".join(parts or ["no accounts or times"]) + (f"; {cross} cross-platform actors" if cross else "")
+    return "; ".join(parts or ["no accounts or times"]) + (
+        f"; {cross} cross-platform actors" if cross else ""
+    )

@@ -115,7 +115,9 @@ def curves(sets: dict[str, Posts]) -> pa.Table:
             if len(counts):
                 points = np.unique(np.geomspace(1, counts.max(), CURVE_POINTS).round())
                 for x in points.tolist():
-                    rows.append((name, platform, "posts_per_account", x, float((counts >= x).mean())))
+                    rows.append(
+                        (name, platform, "posts_per_account", x, float((counts >= x).mean()))
+                    )
             hour = hours(mine.seconds)
             if len(hour):
                 shares = np.bincount(hour, minlength=24) / len(hour)

@@ -42,7 +42,9 @@ def structure_line(counts: dict[str, int]) -> str:
     kept = counts["kept"] or 1
     parts = []
     if counts.get("with_author"):
-        parts.append(f"{counts['accounts']:,} accounts ({counts['with_author'] / kept:.0%} of posts)")
+        parts.append(
+            f"{counts['accounts']:,} accounts ({counts['with_author'] / kept:.0%} of posts)"
+        )
     if counts.get("with_timestamp"):
         parts.append(f"timestamps on {counts['with_timestamp'] / kept:.0%}")
     for name in ("reply_to", "thread_id", "quote_of"):
