@@ -117,8 +117,14 @@ def _profiles(account: np.ndarray, n_accounts: int, topics: np.ndarray, vectors)
     mix /= mix.sum(axis=1, keepdims=True)
     if vectors is None:
         return mix
-    style = np.zeros((n_accounts, vectors.shape[1]))
-    np.add.at(style, account, vectors)
+    from scipy.sparse import csr_matrix
+
+    # the sum of each account's vectors: one sparse product, not a Python-level scatter
+    members = csr_matrix(
+        (np.ones(len(account), dtype=np.float32), (account, np.arange(len(account)))),
+        shape=(n_accounts, len(account)),
+    )
+    style = np.asarray(members @ vectors, dtype=np.float64)
     style /= np.maximum(np.linalg.norm(style, axis=1, keepdims=True), 1e-12)
     return np.hstack([mix, style])
 
