@@ -18,7 +18,11 @@ def cell(row: dict | None) -> str:
     if row is None or row["value"] is None:
         return "–"
     value = row["value"]
-    text = f"{value:,.0f}" if row["metric"].endswith(("accounts", "_nodes", "_edges", "_pairs")) else f"{value:.3f}"
+    text = (
+        f"{value:,.0f}"
+        if row["metric"].endswith(("accounts", "_nodes", "_edges", "_pairs"))
+        else f"{value:.3f}"
+    )
     if row["ci_low"] is not None:
         text += f" [{row['ci_low']:.3f}, {row['ci_high']:.3f}]"
     return text

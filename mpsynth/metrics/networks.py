@@ -50,6 +50,14 @@ class Items:
     urls: list[list[str]]
     domains: list[list[str]]
 
+    def take(self, rows: list[int]) -> Items:
+        return Items(
+            *(
+                [kind[r] for r in rows]
+                for kind in (self.hashtags, self.mentions, self.urls, self.domains)
+            )
+        )
+
     @classmethod
     def of(cls, texts: list[str], platforms: list[str]) -> Items:
         found = extract(texts, platforms, values=True).values

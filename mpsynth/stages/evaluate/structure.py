@@ -27,6 +27,9 @@ from mpsynth.metrics.structure import (
 log = logging.getLogger(__name__)
 
 CURVE_POINTS = 40  # points of a posts-per-account curve
+# the real posts drawn down to the synthetic sets' size per platform: a graph's nodes, density and
+# co-sharing pairs grow with its posts, so this is the baseline a synthetic graph compares with
+REAL_SUBSAMPLE = "real-subsample"
 
 
 def read_posts(path: Path, topics: dict[str, int] | None = None) -> tuple[Posts, pa.Table]:
@@ -71,7 +74,7 @@ def structure_tables(
                 metric_row("privacy", "account_linkage", name, schema.ALL_PLATFORMS, share, tested)
             )
     networks = network_metrics(
-        sets,
+        {**sets, REAL_SUBSAMPLE: _subsample(sets, config.seed)},
         evaluate.networks.window_seconds,
         evaluate.networks.betweenness_pivots,
         config.seed,
@@ -79,6 +82,26 @@ def structure_tables(
     metrics = pa.Table.from_pylist(rows + networks.rows, schema=schema.METRICS)
     drawings = pa.Table.from_pylist(networks.drawings, schema=DRAWING)
     return schema.nan_as_null(metrics, schema.METRIC_VALUES), curves(posts_only), drawings
+
+
+def _subsample(sets: dict[str, tuple[Posts, Items]], seed: int) -> tuple[Posts, Items]:
+    """The real posts, per platform as many as the largest synthetic set has (seeded)."""
+    real, items = sets[schema.REAL]
+    rng = np.random.default_rng(seed)
+    rows = []
+    for platform in sorted(set(real.platform.tolist())):
+        mine = np.flatnonzero(real.platform == platform)
+        size = max(
+            (
+                int((posts.platform == platform).sum())
+                for n, (posts, _) in sets.items()
+                if n != schema.REAL
+            ),
+            default=len(mine),
+        )
+        rows.append(np.sort(rng.choice(mine, min(size, len(mine)), replace=False)))
+    picked = np.concatenate(rows) if rows else np.array([], dtype=int)
+    return real.subset(picked), items.take(picked.tolist())
 
 
 DRAWING = pa.schema(
