@@ -110,7 +110,7 @@ def test_metrics_and_a_self_contained_report(finished_run):
         "structure",
         "network",
     }
-    synthetic = {m["dataset"] for m in metrics} - {"real"}
+    synthetic = {m["dataset"] for m in metrics} - {"real", "real-subsample"}
     for dataset in synthetic:  # every comparison is there, for every platform and overall
         compared = {(m["metric"], m["platform"]) for m in metrics if m["dataset"] == dataset}
         for platform in ("twitter", "reddit", "youtube", "facebook", "all"):
@@ -281,6 +281,9 @@ def test_synthetic_sets_get_accounts_and_times_where_the_real_input_has_them(fin
         assert (name, "all", "cross_platform_cross_platform_edge_share") in measured
         assert (name, "twitter", "co_url_edges") in measured
     assert ("real", "all", "hashtags_modularity") in measured
+    # the network baseline: the real posts drawn down to the sets' size, in no other family
+    assert ("real-subsample", "all", "cross_platform_nodes") in measured
+    assert {m["family"] for m in metrics if m["dataset"] == "real-subsample"} == {"network"}
     page = (config.run_dir / "report" / "report.html").read_text()
     assert "<h2>Structure and networks</h2>" in page
     assert "One synthetic account beside its persona" in page

@@ -162,6 +162,9 @@ METRICS = pa.schema(
 METRIC_VALUES = ("value", "ci_low", "ci_high")
 
 REAL = "real"
+# the real posts drawn down to the synthetic sets' size per platform: the network baseline (a
+# graph's nodes, density and co-sharing pairs grow with its posts)
+REAL_SUBSAMPLE = "real-subsample"
 ALL_PLATFORMS = "all"
 
 
@@ -220,7 +223,8 @@ DESCRIPTIONS: dict[str, str] = {
     "raw": "the model output that could not be used",
     "family": "metric family: lexical, sentiment, similarity, topics, linguistic, privacy, ...",
     "metric": "metric name within its family",
-    "dataset": "real, or the name of a synthetic dataset (GENERATOR-STRATEGY)",
+    "dataset": "real, or the name of a synthetic dataset (GENERATOR-STRATEGY); real-subsample: "
+    "the real posts drawn down to the synthetic sets' size per platform (network metrics only)",
     "value": "the metric's value (null when it cannot be computed)",
     "ci_low": "lower bound of the bootstrap confidence interval (null when none)",
     "ci_high": "upper bound of the bootstrap confidence interval (null when none)",

@@ -276,7 +276,10 @@ def render_report(
     scored = [r for r in rows if r["family"] not in STRUCTURE_FAMILIES]
     by_topic = [r for r in every_row if r["topic"] is not None]
     # a fixed order (and so fixed colours): real first, then the synthetic sets by name
-    datasets = [schema.REAL, *sorted({r["dataset"] for r in rows} - {schema.REAL})]
+    datasets = [
+        schema.REAL,
+        *sorted({r["dataset"] for r in rows} - {schema.REAL, schema.REAL_SUBSAMPLE}),
+    ]
     platforms = sorted({r["platform"] for r in rows if r["platform"] != schema.ALL_PLATFORMS})
     posts = {
         d: {

@@ -39,7 +39,9 @@ def render_structure(
     rows = [m for m in metrics if m["family"] in FAMILIES and m["topic"] is None]
     if not rows:
         return ""
-    datasets = [schema.REAL, *sorted({r["dataset"] for r in rows} - {schema.REAL})]
+    present = {r["dataset"] for r in rows}
+    baseline = [schema.REAL_SUBSAMPLE] if schema.REAL_SUBSAMPLE in present else []
+    datasets = [schema.REAL, *baseline, *sorted(present - {schema.REAL, *baseline})]
     parts = [
         "<h2>Structure and networks</h2>",
         "<p>Accounts, times and the graphs coordination studies build from them. Synthetic "

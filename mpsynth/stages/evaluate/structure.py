@@ -27,9 +27,6 @@ from mpsynth.metrics.structure import (
 log = logging.getLogger(__name__)
 
 CURVE_POINTS = 40  # points of a posts-per-account curve
-# the real posts drawn down to the synthetic sets' size per platform: a graph's nodes, density and
-# co-sharing pairs grow with its posts, so this is the baseline a synthetic graph compares with
-REAL_SUBSAMPLE = "real-subsample"
 
 
 def read_posts(path: Path, topics: dict[str, int] | None = None) -> tuple[Posts, pa.Table]:
@@ -74,7 +71,7 @@ def structure_tables(
                 metric_row("privacy", "account_linkage", name, schema.ALL_PLATFORMS, share, tested)
             )
     networks = network_metrics(
-        {**sets, REAL_SUBSAMPLE: _subsample(sets, config.seed)},
+        {**sets, schema.REAL_SUBSAMPLE: _subsample(sets, config.seed)},
         evaluate.networks.window_seconds,
         evaluate.networks.betweenness_pivots,
         config.seed,
