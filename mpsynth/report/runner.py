@@ -107,14 +107,7 @@ def _structure_section(ctx: StageContext, metrics: list[dict]) -> str:
     sets = (_structure_summary(ctx) or {}).get("sets", {})
     ingest = json.loads(ctx.path("ingest", "summary.json").read_text())
     carried = {
-        schema.REAL: {
-            p: {
-                "posts": c["kept"],
-                "accounts": c.get("accounts", 0),
-                "with_timestamp": c.get("with_timestamp", 0),
-            }
-            for p, c in ingest.items()
-        },
+        schema.REAL: {p: {"posts": c["kept"], **c} for p, c in ingest.items()},
         **{name: s["platforms"] for name, s in sets.items()},
     }
     return render_structure(

@@ -72,17 +72,23 @@ def render_structure(
 
 
 def _carried_table(carried: dict[str, dict[str, dict[str, int]]]) -> str:
-    """dataset -> platform -> {posts, accounts, with_timestamp}."""
+    """dataset -> platform -> {posts, accounts, with_timestamp, with_reply_to, ...}."""
     lines = [
         "<table><tr><th class='l'>set</th><th class='l'>platform</th><th>posts</th>"
-        "<th>accounts</th><th>posts with a time</th></tr>"
+        "<th>accounts</th><th>posts with a time</th><th>replies</th><th>with a thread</th>"
+        "<th>quotes</th></tr>"
     ]
     for dataset, platforms in carried.items():
         for platform, counts in platforms.items():
             lines.append(
                 f"<tr><td class='l'>{html.escape(dataset)}</td><td class='l'>{html.escape(platform)}"
                 f"</td><td>{counts.get('posts', 0):,}</td><td>{counts.get('accounts', 0):,}</td>"
-                f"<td>{counts.get('with_timestamp', 0):,}</td></tr>"
+                f"<td>{counts.get('with_timestamp', 0):,}</td>"
+                + "".join(
+                    f"<td>{counts.get(f'with_{name}', 0):,}</td>"
+                    for name in ("reply_to", "thread_id", "quote_of")
+                )
+                + "</tr>"
             )
     return "\n".join([*lines, "</table>"])
 
