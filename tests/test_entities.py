@@ -60,3 +60,36 @@ def test_entity_metrics_by_hand():
 def test_unknown_pipeline_names_the_setting():
     with pytest.raises(MissingDependencyError, match=r"evaluate\.ner_model='xx_no_such_pipeline'"):
         load_pipeline("xx_no_such_pipeline")
+
+
+def test_the_packaged_english_pipeline_is_verified_and_loads_only_its_ner(demo_rows):
+    nlp = load_pipeline("en_core_web_sm")
+    assert nlp.pipe_names == ["ner"]  # the tagger, parser and the rest left out
+    tweets = [r["text"] for r in demo_rows if r["platform"] == "twitter"]
+    counts = entity_counts(nlp, tweets)
+    # the IRA tweets talk about Trump and Obama, and name places and organisations
+    assert counts[("trump", "PERSON")] >= 10 and counts[("obama", "PERSON")] >= 3
+    assert {"PERSON", "GPE", "ORG"} <= {label for _, label in counts}
+
+
+def test_packaged_weights_that_differ_from_the_pinned_hash_are_refused(monkeypatch):
+    from dataclasses import replace
+
+    from mpsynth.core.errors import InputError
+    from mpsynth.metrics import entities
+
+    wrong = replace(entities.EN_CORE_WEB_SM, ner_sha256="0" * 64)
+    monkeypatch.setitem(entities.PACKAGED, "en_core_web_sm", wrong)
+    with pytest.raises(InputError, match=r"is not the pinned 0{64}; reinstall"):
+        entities.pipeline_location("en_core_web_sm")
+
+
+def test_entity_bands_top_middle_and_bottom():
+    real = Counter({(f"e{i:02d}", "ORG"): 100 - i for i in range(60)})  # e00 most frequent
+    synthetic = Counter({("e00", "ORG"): 9, ("e01", "ORG"): 8, ("e30", "ORG"): 1})
+    metrics = entity_metrics(real, synthetic, top_k=20)
+    assert metrics["top20_real_entities_found"] == pytest.approx(2 / 20)
+    assert metrics["middle20_real_entities_found"] == pytest.approx(1 / 20)  # ranks 20-39
+    assert metrics["bottom20_real_entities_found"] == 0.0
+    tied = Counter({(f"t{i}", "ORG"): 1 for i in range(30)})
+    assert "bottom20_frequency_rank_correlation" not in entity_metrics(tied, tied)

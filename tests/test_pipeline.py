@@ -109,6 +109,7 @@ def test_metrics_and_a_self_contained_report(finished_run):
         "by_topic",
         "structure",
         "network",
+        "entities",  # en_core_web_sm, installed with mpsynth, on by default
     }
     synthetic = {m["dataset"] for m in metrics} - {"real", "real-subsample"}
     for dataset in synthetic:  # every comparison is there, for every platform and overall

@@ -3,6 +3,7 @@ and the structure and network metrics, on the bundled real IRA tweets and YouTub
 
 from __future__ import annotations
 
+import os
 from datetime import UTC, datetime
 
 import networkx as nx
@@ -315,3 +316,39 @@ def test_domains_and_network_rows_for_every_set_and_platform(real_posts):
         == rows[("real", "twitter", "hashtags_modularity")]
     )
     assert {d["dataset"] for d in result.drawings} == {"real", "copy"}
+
+
+def test_network_metrics_do_not_depend_on_the_hash_seed():
+    """Sampled betweenness and Louvain follow the graph's node order: built from Python sets it
+    would change with every process's hash seed, and so would the metrics."""
+    import json
+    import subprocess
+    import sys
+
+    script = (
+        "import json, numpy as np\n"
+        "from mpsynth.config import IngestConfig\n"
+        "from mpsynth.stages.ingest.normalise import ingest\n"
+        "from mpsynth.metrics.networks import Items, network_metrics\n"
+        "from mpsynth.metrics.structure import Posts\n"
+        f"config = {{'inputs': [{{'path': {str(TEST_DATA / 'ira_tweets.csv')!r}}}]}}\n"
+        "posts = ingest(IngestConfig.model_validate(config)).posts\n"
+        "items = Items.of(posts['text'].to_pylist(), posts['platform'].to_pylist())\n"
+        "sets = {'real': (Posts.of(posts, np.zeros(posts.num_rows, int)), items)}\n"
+        "rows = network_metrics(sets, 3600, 8, 0).rows\n"
+        "print(json.dumps(sorted((r['metric'], r['platform'], r['value']) for r in rows)))\n"
+    )
+    results = [
+        json.loads(
+            subprocess.run(
+                [sys.executable, "-c", script],
+                env={**os.environ, "PYTHONHASHSEED": seed},
+                capture_output=True,
+                text=True,
+                check=True,
+            ).stdout
+        )
+        for seed in ("1", "2")
+    ]
+    assert results[0] == results[1]
+    assert any(m == "hashtags_betweenness_centralisation" for m, _, _ in results[0])

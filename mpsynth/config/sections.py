@@ -328,8 +328,9 @@ class EvaluateConfig(Section):
     linguistic_seed: int = 0
     sentiment: SentimentConfig = VaderSentimentConfig()
     ner_model: str | None = Field(
-        default=None,
-        description="a spaCy pipeline name or path for the entity metrics (None: left out)",
+        default="en_core_web_sm",
+        description="a spaCy pipeline name or path for the entity metrics; en_core_web_sm (the "
+        "default) is installed with mpsynth and verified by hash; None: left out",
     )
     networks: NetworksConfig = NetworksConfig()
 

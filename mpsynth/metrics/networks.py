@@ -166,7 +166,7 @@ def co_occurrence_graph(items: list[list[str]], platforms: list[str] | None = No
         for a, b in combinations(sorted(distinct), 2):
             weights[(a, b)] += 1
     graph = nx.Graph()
-    graph.add_nodes_from(nodes)
+    graph.add_nodes_from(sorted(nodes))  # not set order: it changes with the hash seed
     graph.add_weighted_edges_from((a, b, w) for (a, b), w in weights.items())
     for value, where in seen.items():
         for a, b in combinations(sorted(where), 2):

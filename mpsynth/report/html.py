@@ -245,6 +245,43 @@ def _topic_table(by_topic: list[dict], datasets: list[str]) -> str:
     return "\n".join([*lines, "</table>"])
 
 
+ENTITY_BANDS = ("top", "middle", "bottom")
+
+
+def _entities_section(rows: list[dict], datasets: list[str]) -> str:
+    """The real set's 20 most, 20 middle and 20 least frequent named entities: the share each
+    synthetic set mentions and how their frequencies rank alike; then per entity label."""
+    mine = [r for r in rows if r["family"] == "entities" and r["platform"] == schema.ALL_PLATFORMS]
+    if not mine:
+        return ""
+    synthetic = [d for d in datasets if d != schema.REAL]
+    by_key = {(r["dataset"], r["metric"]): r["value"] for r in mine}
+    metrics = list(dict.fromkeys(r["metric"] for r in mine))
+    banded = [
+        m
+        for band in ENTITY_BANDS
+        for m in metrics
+        if m.startswith(band)
+        and m.endswith(("_real_entities_found", "_frequency_rank_correlation"))
+    ]
+    labels = [m for m in metrics if m not in banded]
+    head = "".join(f"<th>{html.escape(d)}</th>" for d in synthetic)
+    lines = [
+        "<h2>Named entities</h2>",
+        "<p>The real posts' named entities ranked by how many posts mention them: the share of "
+        "the 20 most frequent, the 20 in the middle and the 20 least frequent that each synthetic "
+        "set mentions, and the rank correlation of their frequencies (all platforms).</p>",
+        f'<table><tr><th class="l">metric</th>{head}</tr>',
+    ]
+    for metric in [*banded, *labels]:
+        values = [by_key.get((d, metric)) for d in synthetic]
+        cells = "".join(
+            "<td>–</td>" if v is None or v != v else f"<td>{v:.3f}</td>" for v in values
+        )
+        lines.append(f'<tr><td class="l">{html.escape(metric)}</td>{cells}</tr>')
+    return "\n".join([*lines, "</table>"])
+
+
 def counts_table(summary: dict[str, dict[str, int]], columns: list[str]) -> str:
     head = "".join(f"<th>{c}</th>" for c in columns)
     body = "".join(
@@ -273,7 +310,8 @@ def render_report(
     `structure` the accounts, times and networks (their metrics stay out of the scorecards)."""
     every_row = metrics.to_pylist()
     rows = [r for r in every_row if r["topic"] is None]
-    scored = [r for r in rows if r["family"] not in STRUCTURE_FAMILIES]
+    # structure and entities have sections of their own, too long for the scorecards
+    scored = [r for r in rows if r["family"] not in (*STRUCTURE_FAMILIES, "entities")]
     by_topic = [r for r in every_row if r["topic"] is not None]
     # a fixed order (and so fixed colours): real first, then the synthetic sets by name
     datasets = [
@@ -330,6 +368,7 @@ bootstrap confidence intervals.</p>
 <h2>By topic</h2>
 <p class="muted">The largest real topics; every set's posts placed in the real topic model.</p>
 {_topic_table(by_topic, datasets)}
+{_entities_section(rows, datasets)}
 {structure}
 {steps}
 <h2>Synthetic examples</h2>
