@@ -208,65 +208,19 @@ def assign_structure(
 ) -> tuple[pa.Table, dict[str, Any]]:
     """`synthetic` with author, actor, persona and timestamp columns, and a summary of them."""
     rng = np.random.default_rng(seed)
-    n = synthetic.num_rows
     platform = synthetic.column("platform").to_pylist()
     topic = synthetic.column("topic").to_pylist()
-    examples = synthetic.column("example_ids").to_pylist()
-    persona = np.full(n, NO_PERSONA, dtype=np.int64)
-    for row in range(n):
-        known = real.accounts.get(platform[row])
-        if known is None:
-            continue
-        votes = Counter(
-            real.post_persona[e][1]
-            for e in examples[row]
-            if e in real.post_persona and real.post_persona[e][0] == platform[row]
-        )
-        if votes:
-            choices, weights = zip(*sorted(votes.items()), strict=True)
-            weights = np.array(weights, dtype=float)
-        else:
-            weights = real.topic_weights.get((platform[row], topic[row]))
-            if weights is None or not weights.sum():
-                weights = real.persona_posts[platform[row]]
-            choices, weights = np.arange(known.personas), weights.astype(float)
-        persona[row] = choices[rng.choice(len(choices), p=weights / weights.sum())]
-    author: list[str | None] = [None] * n
-    groups: dict[tuple[str, int], list[int]] = defaultdict(list)
-    for row in np.flatnonzero(persona >= 0).tolist():
-        groups[(platform[row], int(persona[row]))].append(row)
-    numbers: Counter = Counter()
-    for (name, number), rows in sorted(groups.items()):
-        known = real.accounts[name]
-        # in topic order (ties at random), dealt to accounts as many posts as real ones write
-        tiebreak = rng.random(len(rows))
-        order = [rows[i] for i in np.lexsort((tiebreak, [_topic_key(topic[r]) for r in rows]))]
-        counts = known.posts[known.persona == number]
-        start = 0
-        while start < len(order):
-            take = int(rng.choice(counts))
-            numbers[name] += 1
-            account = f"synthetic_{name}_{numbers[name]:05d}"
-            for row in order[start : start + take]:
-                author[row] = account
-            start += take
+    persona = _draw_personas(
+        platform, topic, synthetic.column("example_ids").to_pylist(), real, rng
+    )
+    author = _deal_accounts(platform, topic, persona, real, rng)
     share = (
         real.cross_platform_share
         if config.cross_platform_actors is None
         else config.cross_platform_actors
     )
     actor = _actors(synthetic.column("request_id").to_pylist(), author, platform, share, rng)
-    stamps = np.full(n, np.nan)
-    jitter = config.time_jitter_minutes * 60
-    for row in range(n):
-        if platform[row] not in real.timestamped:
-            continue
-        p, number, t = platform[row], int(persona[row]), topic[row]
-        for key in ((p, number, t), (p, number), (p, None, t), (p,)):
-            pool = real.times.get(key)
-            if pool is not None and (len(pool) >= MIN_TIMES or key == (p,)):
-                stamps[row] = pool[rng.integers(len(pool))] + rng.uniform(-jitter, jitter)
-                break
+    stamps = _draw_times(platform, topic, persona, real, config.time_jitter_minutes * 60, rng)
     out = synthetic
     for name, values in (
         ("author", pa.array(author, pa.string())),
@@ -289,6 +243,79 @@ def assign_structure(
             100 * share,
         )
     return out, summary
+
+
+def _draw_personas(
+    platform: list[str], topic: list, examples: list[list[str]], real: RealStructure, rng
+) -> np.ndarray:
+    """Each post's persona: by vote among its prompt's examples on the same platform (their
+    authors' personas), else by how much each persona writes on the post's topic."""
+    persona = np.full(len(platform), NO_PERSONA, dtype=np.int64)
+    for row, (name, shown) in enumerate(zip(platform, examples, strict=True)):
+        known = real.accounts.get(name)
+        if known is None:
+            continue
+        votes = Counter(
+            real.post_persona[e][1]
+            for e in shown
+            if e in real.post_persona and real.post_persona[e][0] == name
+        )
+        if votes:
+            choices, weights = zip(*sorted(votes.items()), strict=True)
+            weights = np.array(weights, dtype=float)
+        else:
+            weights = real.topic_weights.get((name, topic[row]))
+            if weights is None or not weights.sum():
+                weights = real.persona_posts[name]
+            choices, weights = np.arange(known.personas), weights.astype(float)
+        persona[row] = choices[rng.choice(len(choices), p=weights / weights.sum())]
+    return persona
+
+
+def _deal_accounts(
+    platform: list[str], topic: list, persona: np.ndarray, real: RealStructure, rng
+) -> list[str | None]:
+    """Each persona's posts, in topic order (ties at random), dealt to pseudonymous accounts that
+    each take as many posts as one of the persona's real accounts wrote."""
+    author: list[str | None] = [None] * len(platform)
+    groups: dict[tuple[str, int], list[int]] = defaultdict(list)
+    for row in np.flatnonzero(persona >= 0).tolist():
+        groups[(platform[row], int(persona[row]))].append(row)
+    numbers: Counter = Counter()
+    for (name, number), rows in sorted(groups.items()):
+        known = real.accounts[name]
+        tiebreak = rng.random(len(rows))
+        order = [rows[i] for i in np.lexsort((tiebreak, [_topic_key(topic[r]) for r in rows]))]
+        counts = known.posts[known.persona == number]
+        start = 0
+        while start < len(order):
+            take = int(rng.choice(counts))
+            numbers[name] += 1
+            account = f"synthetic_{name}_{numbers[name]:05d}"
+            for row in order[start : start + take]:
+                author[row] = account
+            start += take
+    return author
+
+
+def _draw_times(
+    platform: list[str], topic: list, persona: np.ndarray, real: RealStructure, jitter: float, rng
+) -> np.ndarray:
+    """Each post's time (epoch seconds, NaN on platforms without times): a real time of its
+    persona on its platform and topic, else of the persona, the topic or the platform, moved by up
+    to `jitter` seconds either way."""
+    stamps = np.full(len(platform), np.nan)
+    for row, (name, number, subject) in enumerate(
+        zip(platform, persona.tolist(), topic, strict=True)
+    ):
+        if name not in real.timestamped:
+            continue
+        for key in ((name, number, subject), (name, number), (name, None, subject), (name,)):
+            pool = real.times.get(key)
+            if pool is not None and (len(pool) >= MIN_TIMES or key == (name,)):
+                stamps[row] = pool[rng.integers(len(pool))] + rng.uniform(-jitter, jitter)
+                break
+    return stamps
 
 
 def _topic_key(topic: int | None) -> int:
