@@ -352,3 +352,25 @@ def test_network_metrics_do_not_depend_on_the_hash_seed():
     ]
     assert results[0] == results[1]
     assert any(m == "hashtags_betweenness_centralisation" for m, _, _ in results[0])
+
+
+def test_the_lexical_pass_keeps_the_items_the_graphs_use(real_posts):
+    """The evaluation extracts hashtags, mentions and URLs once: the lexical pass's features
+    table carries them, and the graphs' items read from it equal a fresh extraction."""
+    from mpsynth.metrics.lexical import LexicalFeatures
+    from mpsynth.stages.evaluate.structure import items_of
+
+    batch = real_posts.select(["id", "platform", "text"]).append_column(
+        "path", pa.array(["/posts.parquet"] * real_posts.num_rows)
+    )
+    features = LexicalFeatures({"/posts.parquet": "real"})(batch)
+    assert features.column("hashtags").to_pylist() == [
+        len(t) for t in features["hashtags_found"].to_pylist()
+    ]
+    ids = np.array(real_posts.column("id").to_pylist()[::-1], dtype=object)  # any order
+    kept = items_of(features, "real", ids)
+    fresh = Items.of(
+        real_posts.column("text").to_pylist()[::-1], real_posts.column("platform").to_pylist()[::-1]
+    )
+    assert kept == fresh
+    assert sum(map(len, kept.domains)) > 1000  # the IRA tweets link a lot

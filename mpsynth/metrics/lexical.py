@@ -87,14 +87,21 @@ def count_emojis(texts: pa.Array) -> np.ndarray:
     return counts
 
 
+ITEM_KINDS = ("hashtags", "mentions", "urls")  # kept as values, for the network graphs
+ITEMS = pa.list_(pa.string())
+
+
 def lexical_features(
-    texts: pa.Array | pa.ChunkedArray, platforms: pa.Array | pa.ChunkedArray | None = None
+    texts: pa.Array | pa.ChunkedArray,
+    platforms: pa.Array | pa.ChunkedArray | None = None,
+    counts: dict[str, np.ndarray] | None = None,
 ) -> dict[str, np.ndarray]:
     """Per-post counts, one int64 array per feature in FEATURES (hashtags, mentions, URLs and
-    cashtags by mpsynth.metrics.extraction, mentions by each post's platform rule)."""
+    cashtags by mpsynth.metrics.extraction, mentions by each post's platform rule); `counts`: the
+    extraction's counts when the caller has extracted already."""
     if isinstance(texts, pa.ChunkedArray):
         texts = texts.combine_chunks()
-    features = dict(extract(texts, platforms).counts)
+    features = dict(counts if counts is not None else extract(texts, platforms).counts)
     features["emojis"] = count_emojis(texts)
     features["chars"] = pc.utf8_length(texts).to_numpy(zero_copy_only=False).astype(np.int64)
     # trimmed first: Arrow yields an empty token for leading or trailing whitespace
@@ -128,7 +135,15 @@ class LexicalFeatures:
         names = pa.DictionaryArray.from_arrays(
             paths.indices, pa.array([self.datasets[p] for p in paths.dictionary.to_pylist()])
         ).cast(pa.string())
-        out = add_lexical_features(batch.select(["id", "platform", "text"])).drop_columns(["text"])
+        texts, platforms = batch.column("text").combine_chunks(), batch.column("platform")
+        # one extraction: the counts for the lexical metrics, the values for the network graphs
+        found = extract(texts, platforms, values=True)
+        out = batch.select(["id", "platform"])
+        for name, values in lexical_features(texts, platforms, found.counts).items():
+            out = out.append_column(name, pa.array(values, pa.int64()))
+        assert found.values is not None
+        for kind in ITEM_KINDS:
+            out = out.append_column(f"{kind}_found", pa.array(found.values[kind], ITEMS))
         return out.append_column("dataset", names)
 
 

@@ -62,11 +62,18 @@ class Items:
     def of(cls, texts: list[str], platforms: list[str]) -> Items:
         found = extract(texts, platforms, values=True).values
         assert found is not None
+        return cls.found(found["hashtags"], found["mentions"], found["urls"])
+
+    @classmethod
+    def found(
+        cls, hashtags: list[list[str]], mentions: list[list[str]], urls: list[list[str]]
+    ) -> Items:
+        """From the values the extraction found (the evaluation's lexical pass keeps them)."""
         return cls(
-            hashtags=[[t.casefold() for t in post] for post in found["hashtags"]],
-            mentions=[[m.casefold() for m in post] for post in found["mentions"]],
-            urls=found["urls"],
-            domains=[[domain(u) for u in post] for post in found["urls"]],
+            hashtags=[[t.casefold() for t in post] for post in hashtags],
+            mentions=[[m.casefold() for m in post] for post in mentions],
+            urls=urls,
+            domains=[[domain(u) for u in post] for post in urls],
         )
 
 

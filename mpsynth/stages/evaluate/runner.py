@@ -167,7 +167,7 @@ def run_evaluate(ctx: StageContext, out: Path) -> dict[str, int]:
                 strict=True,
             )
         )
-        structure, curves, drawings = structure_tables(ctx.config, sources, topics)
+        structure, curves, drawings = structure_tables(ctx.config, sources, topics, features)
         tables.append(structure.cast(tables[0].schema))
         write_table(curves, out / "structure_curves.parquet")
         write_table(drawings, out / "network_top.parquet")

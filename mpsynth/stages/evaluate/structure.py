@@ -9,12 +9,14 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from mpsynth.config import RunConfig
 from mpsynth.core import console, schema
 from mpsynth.core.schema import LINK_FIELDS
 from mpsynth.metrics.compare import metric_row
+from mpsynth.metrics.lexical import ITEM_KINDS
 from mpsynth.metrics.networks import Items, network_metrics
 from mpsynth.metrics.structure import (
     Posts,
@@ -29,33 +31,38 @@ log = logging.getLogger(__name__)
 CURVE_POINTS = 40  # points of a posts-per-account curve
 
 
-def read_posts(path: Path, topics: dict[str, int] | None = None) -> tuple[Posts, pa.Table]:
-    """A set's posts with whatever structure its file carries, and its id/platform/text table;
-    `topics` (id -> topic) for the real posts, whose topics live in the topic stage."""
+def read_posts(path: Path, topics: dict[str, int] | None = None) -> Posts:
+    """A set's posts with whatever structure its file carries; `topics` (id -> topic) for the
+    real posts, whose topics live in the topic stage."""
     names = pq.read_schema(path).names
-    wanted = ["id", "platform", "text", "topic", "author", "timestamp", *LINK_FIELDS]
+    wanted = ["id", "platform", "topic", "author", "timestamp", *LINK_FIELDS]
     table = pq.read_table(path, columns=[c for c in wanted if c in names])
-    if topics is not None:
-        posts = Posts.of(
-            table, np.array([topics.get(i, -1) for i in table.column("id").to_pylist()])
-        )
-    else:
-        posts = Posts.of(table)
-    return posts, table
+    if topics is None:
+        return Posts.of(table)
+    return Posts.of(table, np.array([topics.get(i, -1) for i in table.column("id").to_pylist()]))
+
+
+def items_of(features: pa.Table, dataset: str, ids: np.ndarray) -> Items:
+    """A set's extracted items from the features table, in the order of `ids`."""
+    mine = features.filter(pc.equal(features.column("dataset"), dataset))
+    position = {post_id: i for i, post_id in enumerate(mine.column("id").to_pylist())}
+    order = pa.array([position[i] for i in ids.tolist()], pa.int64())
+    found = {kind: mine.column(f"{kind}_found").take(order).to_pylist() for kind in ITEM_KINDS}
+    return Items.found(found["hashtags"], found["mentions"], found["urls"])
 
 
 def structure_tables(
-    config: RunConfig, sources: dict[str, Path], topics: dict[str, int]
+    config: RunConfig, sources: dict[str, Path], topics: dict[str, int], features: pa.Table
 ) -> tuple[pa.Table, pa.Table, pa.Table]:
     """The structure and network metric rows, the curves (posts per account, hour of day) and the
-    top of each set's cross-platform graph."""
+    top of each set's cross-platform graph; `features` is the lexical pass's table, whose
+    extracted hashtags, mentions and URLs the graphs use (nothing is extracted twice)."""
     evaluate = config.evaluate
     sets: dict[str, tuple[Posts, Items]] = {}
     with console.progress("evaluate: structure and networks", len(sources)) as shown:
         for number, (name, path) in enumerate(sources.items()):
-            posts, table = read_posts(path, topics if name == schema.REAL else None)
-            items = Items.of(table.column("text"), table.column("platform"))
-            sets[name] = (posts, items)
+            posts = read_posts(path, topics if name == schema.REAL else None)
+            sets[name] = (posts, items_of(features, name, posts.ids))
             shown.update(number + 1)
     posts_only = {name: posts for name, (posts, _) in sets.items()}
     rows = structure_metrics(
