@@ -112,7 +112,8 @@ def test_several_generators_write_their_own_datasets(reference):
         assert set(table["generator"].to_pylist()) == {name.split("-")[0]}
     _assert_each_request_once(run_dir)
     metrics = pq.read_table(run_dir / "evaluate" / "metrics.parquet")
-    assert set(metrics["dataset"].to_pylist()) == {"real", *names}
+    # real-subsample: the real posts at the sets' size, the network metrics' baseline
+    assert set(metrics["dataset"].to_pylist()) == {"real", "real-subsample", *names}
 
 
 def test_estimate_and_recorded_spend_agree_with_the_server(reference):
