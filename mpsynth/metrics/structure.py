@@ -255,13 +255,14 @@ def _bootstrap_one(values, statistic, samples, confidence, rng) -> tuple[float, 
     return float(low), float(high)
 
 
-def account_profiles(posts: Posts, topics: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Each account (with its platform) and its profile: topic shares beside hour-of-day shares."""
+def account_profiles(posts: Posts, topics: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Each account (with its platform), its profile (topic shares beside hour-of-day shares) and
+    its number of posts."""
     keep = posts.author != None  # noqa: E711
     key = np.char.add(
         posts.platform[keep].astype(str), np.char.add("\x1f", posts.author[keep].astype(str))
     )
-    accounts, index = np.unique(key, return_inverse=True)
+    accounts, index, posted = np.unique(key, return_inverse=True, return_counts=True)
     topic_index = np.searchsorted(topics, posts.topic[keep])
     mix = np.zeros((len(accounts), len(topics)))
     np.add.at(mix, (index, topic_index), 1.0)
@@ -272,7 +273,7 @@ def account_profiles(posts: Posts, topics: np.ndarray) -> tuple[np.ndarray, np.n
     for block in (mix, hour):
         totals = block.sum(axis=1, keepdims=True)
         np.divide(block, totals, out=block, where=totals > 0)
-    return accounts, np.hstack([mix, hour]) / np.sqrt(2)
+    return accounts, np.hstack([mix, hour]) / np.sqrt(2), posted
 
 
 def account_linkage(
@@ -282,15 +283,8 @@ def account_linkage(
     on the same platform is closer than `ratio` times the second nearest (Euclidean distance of the
     profiles), and how many accounts were tested."""
     topics = np.union1d(np.unique(real.topic), np.unique(synthetic.topic))
-    real_accounts, real_profiles = account_profiles(real, topics)
-    accounts, profiles = account_profiles(synthetic, topics)
-    counts = np.unique(
-        np.char.add(
-            synthetic.platform[synthetic.author != None].astype(str),  # noqa: E711
-            np.char.add("\x1f", synthetic.author[synthetic.author != None].astype(str)),  # noqa: E711
-        ),
-        return_counts=True,
-    )[1]
+    real_accounts, real_profiles, _ = account_profiles(real, topics)
+    accounts, profiles, counts = account_profiles(synthetic, topics)
     real_platform = np.array([a.split("\x1f")[0] for a in real_accounts.tolist()], dtype=object)
     platform = np.array([a.split("\x1f")[0] for a in accounts.tolist()], dtype=object)
     linked = tested = 0
