@@ -229,3 +229,76 @@ def test_estimate_needs_no_key(reference, data, server, monkeypatch, capsys):
     assert main(["estimate", str(run_dir.parent / f"{run_dir.name}.yaml")]) == 0
     printed = capsys.readouterr().out
     assert "fakegpt" in printed and "test-model" in printed
+
+
+def _with_reply_links(path, platforms, share, seed):
+    """The real posts with reply links among them on `platforms`: each post after the first ten
+    answers an earlier post of its platform with probability `share` (the bundled files carry no
+    reply ids, so the test gives the real texts links of its own)."""
+    import numpy as np
+    import pyarrow as pa
+
+    posts = pq.read_table(path)
+    rng = np.random.default_rng(seed)
+    platform = posts["platform"].to_pylist()
+    ids = posts["id"].to_pylist()
+    seen: dict[str, list[str]] = {}
+    links = []
+    for post_id, name in zip(ids, platform, strict=True):
+        earlier = seen.setdefault(name, [])
+        answers = name in platforms and len(earlier) >= 10 and rng.random() < share
+        links.append(earlier[int(rng.integers(len(earlier)))] if answers else None)
+        earlier.append(post_id)
+    column = posts.column_names.index("reply_to")
+    pq.write_table(posts.set_column(column, "reply_to", pa.array(links, pa.string())), path)
+    return dict(zip(ids, links, strict=True))
+
+
+def test_replies_follow_the_real_share_and_depth_and_show_their_parent(
+    reference, tmp_path, data, server
+):
+    from mpsynth.metrics.structure import post_depths
+
+    run_dir = tmp_path / "run"
+    copy_run(reference[0], run_dir, through="postprocess")
+    links = _with_reply_links(run_dir / "ingest" / "posts.parquet", {"reddit", "youtube"}, 0.5, 3)
+    run_pipeline(load_config(_config(run_dir, data, server)), until="structure")
+
+    assert sum(to is not None for to in links.values()) > 40  # the real posts now answer others
+    requests = pq.read_table(run_dir / "structure" / "reply_requests.parquet")
+    prompt_of = {r["request_id"]: r["messages"][-1]["content"] for r in requests.to_pylist()}
+    summary = __import__("json").loads((run_dir / "structure" / "summary.json").read_text())
+    for name in ("fakegpt-mptm", "markov-per_platform"):
+        table = pq.read_table(run_dir / "structure" / "synthetic" / f"{name}.parquet")
+        rows = table.to_pylist()
+        by_id = {r["id"]: r for r in rows}
+        replies = summary["sets"][name]["replies"]["platforms"]
+        assert set(replies) == {"reddit", "youtube"}  # twitter and facebook have no links
+        for row in rows:
+            if row["platform"] in ("twitter", "facebook"):
+                assert row["reply_to"] is None and row["thread_id"] is None
+        for platform, counts in replies.items():
+            mine = [r for r in rows if r["platform"] == platform]
+            answering = [r for r in mine if r["reply_to"] is not None]
+            # the planned share is the real one; nearly every slot got an accepted reply
+            assert counts["planned"] == min(round(counts["real_share"] * len(mine)), len(mine) - 1)
+            assert 0.3 < counts["real_share"] < 0.6
+            assert len(answering) == counts["written"] >= 0.8 * counts["planned"]
+            for reply in answering:
+                parent = by_id[reply["reply_to"]]  # a post of the same set and platform
+                assert parent["platform"] == platform
+                assert parent["text"] in prompt_of[reply["request_id"]]  # shown to the writer
+                assert reply["request_id"] in prompt_of
+                if parent["timestamp"] is not None and reply["timestamp"] is not None:
+                    assert reply["timestamp"] >= parent["timestamp"]
+        depth, root = post_depths(table["id"].to_pylist(), table["reply_to"].to_pylist())
+        assert max(depth.values()) >= 3  # replies to replies, as the real threads have
+        assert all(r["thread_id"] == root[r["id"]] for r in rows if r["reply_to"] is not None)
+    # the calibrated set took its plain set's replies: nothing was asked twice
+    plain = pq.read_table(run_dir / "structure" / "synthetic" / "markov-mptm.parquet")
+    calibrated = pq.read_table(
+        run_dir / "structure" / "synthetic" / "markov-mptm-calibrated.parquet"
+    )
+    assert plain["reply_to"].to_pylist() == calibrated["reply_to"].to_pylist()
+    assert requests.num_rows == len(set(requests["request_id"].to_pylist()))
+    assert summary["sets"]["markov-mptm"]["replies"]["requests"] > 0

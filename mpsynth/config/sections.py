@@ -214,8 +214,10 @@ class PromptsConfig(Section):
     posts_per_platform: Annotated[int, Field(ge=1, le=50)] = Field(
         default=3, description="posts asked for each target platform (labelled runs: per request)"
     )
-    templates: dict[Strategy, Path] = Field(
-        default_factory=dict, description="strategy -> template file replacing the packaged one"
+    templates: dict[Strategy | Literal["reply"], Path] = Field(
+        default_factory=dict,
+        description="strategy (or reply: the structure stage's replies) -> template file replacing "
+        "the packaged one",
     )
     privacy_guard: Literal["auto", "on", "off"] = Field(
         default="auto",
@@ -289,6 +291,19 @@ class StructureConfig(Section):
     )
     times: bool = Field(default=True, description="timestamps drawn from the persona's real times")
     time_jitter_minutes: Annotated[float, Field(ge=0.0)] = 30.0
+    replies: bool = Field(
+        default=True,
+        description="where the real posts answer one another (a reply_to column), the same share "
+        "of synthetic posts are replies, written with their parent post in the prompt",
+    )
+    max_reply_depth: Annotated[int, Field(ge=1, le=50)] = Field(
+        default=5, description="deepest reply written (a reply to a reply ... this many levels)"
+    )
+    reply_retries: Annotated[int, Field(ge=0, le=20)] = Field(
+        default=3,
+        description="a reply refused by the parser or the copy filter is asked for again this many "
+        "times; what is still missing keeps its own post and is counted in the summary",
+    )
 
 
 class NetworksConfig(Section):

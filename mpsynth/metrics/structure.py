@@ -137,15 +137,15 @@ def inter_post_gaps(posts: Posts) -> np.ndarray:
     return np.log10(1 + np.diff(seconds)[same])
 
 
-def thread_depths(posts: Posts, longest: int = 10_000) -> np.ndarray:
-    """The depth of every thread (a post and every post answering it, down the chain; 1: a post
-    nobody answered). A parent outside the set is the thread's root."""
-    if posts.reply_to is None or posts.ids is None:
-        return np.array([])
-    parent = {i: p for i, p in zip(posts.ids.tolist(), posts.reply_to.tolist(), strict=True) if p}
+def post_depths(
+    ids: list[str], reply_to: list[str | None], longest: int = 10_000
+) -> tuple[dict[str, int], dict[str, str]]:
+    """Each post's depth in its thread (1: it answers nothing in the set) and its thread's root,
+    keyed by id; a parent outside the set is a root at depth 1 and appears in both maps."""
+    parent = {i: p for i, p in zip(ids, reply_to, strict=True) if p}
     depth: dict[str, int] = {}
     root: dict[str, str] = {}
-    for post in posts.ids.tolist():
+    for post in ids:
         chain, node = [], post
         while node not in depth and node in parent and len(chain) < longest:
             chain.append(node)
@@ -154,6 +154,15 @@ def thread_depths(posts: Posts, longest: int = 10_000) -> np.ndarray:
         root.setdefault(node, node)
         for step, link in enumerate(reversed(chain), start=1):
             depth[link], root[link] = depth[node] + step, root[node]
+    return depth, root
+
+
+def thread_depths(posts: Posts, longest: int = 10_000) -> np.ndarray:
+    """The depth of every thread (a post and every post answering it, down the chain; 1: a post
+    nobody answered). A parent outside the set is the thread's root."""
+    if posts.reply_to is None or posts.ids is None:
+        return np.array([])
+    depth, root = post_depths(posts.ids.tolist(), posts.reply_to.tolist(), longest)
     threads: dict[str, int] = {}
     for post, top in root.items():
         threads[top] = max(threads.get(top, 0), depth[post])

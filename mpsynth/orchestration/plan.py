@@ -67,7 +67,15 @@ STAGE_INPUTS: dict[str, Callable[[RunConfig], Any]] = {
         "prompts": c.prompts.model_dump(mode="json"),  # deficit rounds build prompts
         "generate": c.generate.model_dump(mode="json"),  # ... and generate them
     },
-    "structure": lambda c: {"structure": c.structure.model_dump(mode="json"), "seed": c.seed},
+    "structure": lambda c: {
+        "structure": c.structure.model_dump(mode="json"),
+        "seed": c.seed,
+        # replies are prompted and generated here
+        "prompts": c.prompts.model_dump(mode="json"),
+        "templates": _template_texts(c),
+        "examples_per_prompt": c.pools.examples_per_prompt,
+        "generate": c.generate.model_dump(mode="json"),
+    },
     "evaluate": lambda c: {"evaluate": c.evaluate.model_dump(mode="json"), "seed": c.seed},
     "report": lambda c: {"report": c.report.model_dump(mode="json")},
 }

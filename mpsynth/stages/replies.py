@@ -1,0 +1,297 @@
+"""Synthetic replies: where the real posts answer one another (ingest's `reply_to`), the same share
+of each synthetic set's posts become replies, written by the set's own generator with the parent
+(synthetic) post in the prompt.
+
+- **What the real posts show** (`real_replies`), per platform: the share of posts that answer
+  another, how deep in its thread each reply sits (1: it answers a thread's first post), the real
+  replies of each topic (the prompt's examples), and the time from a parent to its reply.
+- **The plan** (`plan_replies`): per platform, that share of the set's posts is drawn to be replies,
+  each given a depth drawn from the real depths and a parent one level up, of the same topic where
+  one exists. The set's size and every post's account, topic and platform stay as they were; the
+  post's text is what changes.
+- **The rounds** (`write_replies`): depth by depth, one request per parent post asks for as many
+  replies as the plan gave it (the parent must exist before its replies are written). Answers go
+  through the generator's ledger, the parser and the copy filter like any other; a slot without an
+  accepted reply keeps its own post, and the summary says how many.
+
+Platforms without `reply_to` in the input get no replies: no links are invented.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+
+from mpsynth.config import GeneratorConfig, PromptsConfig
+from mpsynth.core import schema
+from mpsynth.metrics.structure import epoch_seconds, post_depths
+
+log = logging.getLogger(__name__)
+
+NOT_A_REPLY = -1
+ANY_TOPIC = None
+
+
+@dataclass
+class RealReplies:
+    """One platform's reply structure in the real posts."""
+
+    share: float  # posts that answer another post, over all the platform's posts
+    depths: np.ndarray  # replies by depth: index 0 holds those answering a thread's first post
+    examples: dict[int | None, list[str]]  # topic (ANY_TOPIC: all) -> ids of real replies
+    delays: np.ndarray  # seconds from a parent to its reply, where both are timed
+
+
+def real_replies(posts: pa.Table, topics: np.ndarray, max_depth: int) -> dict[str, RealReplies]:
+    """Each platform's replies (only platforms where some post answers another). `posts` has id,
+    platform, reply_to and timestamp; `topics` is row-aligned."""
+    if "reply_to" not in posts.column_names or posts.column("reply_to").null_count == len(posts):
+        return {}
+    ids = posts.column("id").to_pylist()
+    reply_to = posts.column("reply_to").to_pylist()
+    platform = np.array(posts.column("platform").to_pylist(), dtype=object)
+    seconds = epoch_seconds(posts.column("timestamp"))
+    depth, _ = post_depths(ids, reply_to)
+    row_of = {post_id: row for row, post_id in enumerate(ids)}
+    found: dict[str, RealReplies] = {}
+    for name in sorted(set(platform.tolist())):
+        rows = np.flatnonzero(platform == name)
+        replies = [r for r in rows.tolist() if reply_to[r]]
+        if not replies:
+            continue
+        levels = np.minimum([depth[ids[r]] - 1 for r in replies], max_depth)
+        examples: dict[int | None, list[str]] = defaultdict(list)
+        delays = []
+        for r in replies:
+            examples[int(topics[r])].append(ids[r])
+            examples[ANY_TOPIC].append(ids[r])
+            parent = row_of.get(reply_to[r])
+            if parent is not None and seconds[parent] <= seconds[r]:  # NaN compares False
+                delays.append(seconds[r] - seconds[parent])
+        found[name] = RealReplies(
+            share=len(replies) / len(rows),
+            depths=np.bincount(levels - 1, minlength=max_depth).astype(float),
+            examples=dict(examples),
+            delays=np.array(delays),
+        )
+    return found
+
+
+def plan_replies(
+    platform: list[str], topic: list, real: dict[str, RealReplies], rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    """(each post's parent row or NOT_A_REPLY, each post's reply depth, 0 for a thread's first
+    post). Per platform, the real share of its posts become replies (one post always stays a
+    first post); each reply's depth is drawn from the real depths and its parent is a post one
+    level up, of the same topic where there is one (else any), never deeper than the posts allow."""
+    n = len(platform)
+    parent = np.full(n, NOT_A_REPLY, dtype=np.int64)
+    depth = np.zeros(n, dtype=np.int64)
+    names = np.array(platform, dtype=object)
+    for name, replies in sorted(real.items()):
+        rows = np.flatnonzero(names == name)
+        count = min(round(replies.share * len(rows)), len(rows) - 1)
+        if count <= 0:
+            continue
+        slots = rng.choice(rows, count, replace=False)
+        wanted = 1 + rng.choice(len(replies.depths), count, p=replies.depths / replies.depths.sum())
+        order = np.argsort(wanted, kind="stable")
+        chosen = set(slots.tolist())
+        # levels[d][topic]: rows at depth d by topic; levels[d][ANY_TOPIC]: all of them
+        levels: list[dict] = [defaultdict(list)]
+        for row in rows.tolist():
+            if row not in chosen:
+                levels[0][topic[row]].append(row)
+                levels[0][ANY_TOPIC].append(row)
+        for slot, level in zip(slots[order].tolist(), wanted[order].tolist(), strict=True):
+            while level > 1 and (level > len(levels) or not levels[level - 1][ANY_TOPIC]):
+                level -= 1  # no post one level up to answer: a shallower reply
+            above = levels[level - 1]
+            candidates = above.get(topic[slot]) or above[ANY_TOPIC]
+            parent[slot] = candidates[int(rng.integers(len(candidates)))]
+            depth[slot] = level
+            if level == len(levels):
+                levels.append(defaultdict(list))
+            levels[level][topic[slot]].append(slot)
+            levels[level][ANY_TOPIC].append(slot)
+    return parent, depth
+
+
+def reply_requests(
+    parents: dict[int, list[int]],
+    table: pa.Table,
+    texts: list[str],
+    real: dict[str, RealReplies],
+    real_text: Callable[[str, str], str],
+    template: tuple,
+    generator: GeneratorConfig,
+    examples_per_prompt: int,
+    rng: np.random.Generator,
+) -> pa.Table:
+    """One request per parent row (in `parents`, parent row -> its reply slots) asking for as many
+    replies as it has slots; the prompt shows real replies of the parent's platform and topic and
+    the parent's current text. `real_text(id, platform)` is a real post's text as the prompt may
+    show it (pseudonymised for a hosted generator)."""
+    from mpsynth.stages.prompts.build import (
+        format_examples,
+        generation_params,
+        provider_identity,
+        request_id,
+    )
+
+    system, user = template
+    params = generation_params(generator)
+    identity = provider_identity(generator)
+    platform = table.column("platform").to_pylist()
+    topic = table.column("topic").to_pylist()
+    strategy = table.column("strategy").to_pylist()
+    ids = table.column("id").to_pylist()
+    rows: dict[str, list] = {name: [] for name in schema.GENERATION_REQUESTS.names}
+    for row, slots in parents.items():
+        name = platform[row]
+        pool = real[name].examples.get(topic[row]) or real[name].examples[ANY_TOPIC]
+        take = min(examples_per_prompt, len(pool))
+        shown = [pool[i] for i in sorted(rng.choice(len(pool), take, replace=False).tolist())]
+        values = {
+            "n_examples": take,
+            "platform_list": name,
+            "examples": format_examples([(name, real_text(i, name)) for i in shown]),
+            "parent": texts[row],
+            "posts_per_platform": len(slots),
+            "target_list": name,
+        }
+        messages = [
+            {"role": "system", "content": system.safe_substitute(values)},
+            {"role": "user", "content": user.safe_substitute(values)},
+        ]
+        seed = int(rng.integers(2**31))
+        rows["request_id"].append(request_id(identity, params, messages, seed))
+        rows["generator"].append(generator.name)
+        rows["pool_id"].append(f"reply-{ids[row]}")
+        rows["strategy"].append(strategy[row])
+        rows["topic"].append(topic[row])
+        rows["target_platforms"].append([name])
+        rows["posts_per_platform"].append(len(slots))
+        rows["example_ids"].append(shown)
+        rows["messages"].append(messages)
+        rows["provider"].append(generator.provider.kind)
+        rows["model"].append(generator.provider.model)
+        rows["params_json"].append(json.dumps(params, sort_keys=True))
+        rows["seed"].append(seed)
+        rows["label"].append(None)
+        rows["cues"].append([])
+    return pa.Table.from_pydict(rows, schema=schema.GENERATION_REQUESTS)
+
+
+@dataclass
+class Replies:
+    """What the rounds changed in one set: row-aligned with it."""
+
+    reply_to: list[str | None]
+    thread_id: list[str | None]
+    text: list[str]
+    request_id: list[str]
+    example_ids: list[list[str]]
+    seconds: np.ndarray
+    summary: dict
+
+
+Answer = Callable[[pa.Table], dict[str, list[str]]]  # requests -> request id -> accepted texts
+
+
+def write_replies(
+    table: pa.Table,
+    real: dict[str, RealReplies],
+    prompts: PromptsConfig,
+    generator: GeneratorConfig,
+    examples_per_prompt: int,
+    real_text: Callable[[str, str], str],
+    answer: Answer,
+    rng: np.random.Generator,
+    retries: int = 3,
+) -> Replies:
+    """Plan the set's replies and write them round by round, depth by depth; `answer` completes
+    a round's requests (through the ledger) and returns each request's accepted texts. A slot
+    whose answer was refused (unparseable, a copy) is asked again up to `retries` times."""
+    from mpsynth.stages.prompts.build import load_template
+
+    platform = table.column("platform").to_pylist()
+    topic = table.column("topic").to_pylist()
+    ids = table.column("id").to_pylist()
+    parent, depth = plan_replies(platform, topic, real, rng)
+    texts = table.column("text").to_pylist()
+    request_ids = table.column("request_id").to_pylist()
+    examples = table.column("example_ids").to_pylist()
+    seconds = (
+        epoch_seconds(table.column("timestamp")).copy()  # a view of Arrow's buffer otherwise
+        if "timestamp" in table.column_names
+        else np.full(len(ids), np.nan)
+    )
+    written = np.zeros(len(ids), dtype=bool)
+    template = load_template("reply", prompts)
+    requests_made = 0
+    for level in range(1, int(depth.max(initial=0)) + 1):
+        pending = np.flatnonzero(depth == level).tolist()
+        for _ in range(1 + retries):  # slots whose answers were refused are asked again
+            parents: dict[int, list[int]] = defaultdict(list)
+            for slot in pending:
+                parents[int(parent[slot])].append(slot)
+            requests = reply_requests(
+                parents,
+                table,
+                texts,
+                real,
+                real_text,
+                template,
+                generator,
+                examples_per_prompt,
+                rng,
+            )
+            requests_made += requests.num_rows
+            answers = answer(requests)
+            for row, rid, shown in zip(
+                parents,
+                requests.column("request_id").to_pylist(),
+                requests.column("example_ids").to_pylist(),
+                strict=True,
+            ):
+                for slot, text in zip(parents[row], answers.get(rid, []), strict=False):
+                    texts[slot], request_ids[slot], examples[slot] = text, rid, shown
+                    written[slot] = True
+                    delays = real[platform[slot]].delays
+                    if len(delays) and not np.isnan(seconds[row]):
+                        seconds[slot] = seconds[row] + delays[rng.integers(len(delays))]
+            pending = [slot for slot in pending if not written[slot]]
+            if not pending:
+                break
+    reply_to = [ids[parent[r]] if written[r] else None for r in range(len(ids))]
+    _, root = post_depths(ids, reply_to)
+    thread_id = [root[i] if platform[r] in real else None for r, i in enumerate(ids)]
+    summary = _summary(platform, depth, written, real)
+    summary["requests"] = requests_made
+    return Replies(reply_to, thread_id, texts, request_ids, examples, seconds, summary)
+
+
+def _summary(platform, depth, written, real) -> dict:
+    by_platform = {}
+    names = np.array(platform, dtype=object)
+    for name in sorted(real):
+        rows = names == name
+        planned = rows & (depth > 0)
+        done = planned & written
+        by_platform[name] = {
+            "posts": int(rows.sum()),
+            "real_share": round(real[name].share, 4),
+            "planned": int(planned.sum()),
+            "written": int(done.sum()),
+            "by_depth": {
+                int(d): int(((depth == d) & done).sum()) for d in np.unique(depth[done]).tolist()
+            },
+        }
+    return {"platforms": by_platform}
