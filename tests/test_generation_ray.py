@@ -302,3 +302,20 @@ def test_replies_follow_the_real_share_and_depth_and_show_their_parent(
     assert plain["reply_to"].to_pylist() == calibrated["reply_to"].to_pylist()
     assert requests.num_rows == len(set(requests["request_id"].to_pylist()))
     assert summary["sets"]["markov-mptm"]["replies"]["requests"] > 0
+    # the evaluation's structure family reads the links: reply share near the real one
+    from mpsynth.core import schema
+    from mpsynth.metrics.structure import structure_metrics
+    from mpsynth.stages.evaluate.structure import read_posts
+
+    sets = {
+        schema.REAL: read_posts(run_dir / "ingest" / "posts.parquet", {}),
+        "markov-mptm": read_posts(run_dir / "structure" / "synthetic" / "markov-mptm.parquet"),
+    }
+    share = {
+        (r["dataset"], r["platform"]): r["value"]
+        for r in structure_metrics(sets, samples=20, confidence=0.95, seed=0)
+        if r["metric"] == "reply_share"
+    }
+    for platform in ("reddit", "youtube"):
+        assert abs(share[("markov-mptm", platform)] - share[(schema.REAL, platform)]) < 0.2
+    assert share[("markov-mptm", "twitter")] == share[(schema.REAL, "twitter")] == 0

@@ -374,3 +374,49 @@ def test_the_lexical_pass_keeps_the_items_the_graphs_use(real_posts):
     )
     assert kept == fresh
     assert sum(map(len, kept.domains)) > 1000  # the IRA tweets link a lot
+
+
+def test_real_replies_read_share_depth_and_delay_from_the_links():
+    from mpsynth.stages.replies import ANY_TOPIC, real_replies
+
+    posts = pa.table(
+        {
+            "id": ["a", "b", "c", "d", "e", "f"],
+            "platform": ["reddit"] * 5 + ["twitter"],
+            # b answers a, c answers b, d answers a parent outside the file, e answers nothing
+            "reply_to": [None, "a", "b", "gone", None, None],
+            "timestamp": pa.array([0, 60, 180, None, 10, 5], pa.int64()).cast(schema.TIMESTAMP),
+        }
+    )
+    found = real_replies(posts, np.array([1, 1, 2, 1, 1, 1]), max_depth=5)
+    assert set(found) == {"reddit"}  # twitter answers nothing: no replies planned there
+    reddit = found["reddit"]
+    assert reddit.share == 3 / 5
+    assert reddit.depths.tolist() == [2, 1, 0, 0, 0]  # b and d answer a first post, c answers b
+    assert sorted(reddit.delays.tolist()) == [60, 120]
+    assert reddit.examples[1] == ["b", "d"] and reddit.examples[ANY_TOPIC] == ["b", "c", "d"]
+
+
+def test_planned_replies_follow_the_real_share_and_depths_within_their_topic():
+    from mpsynth.stages.replies import NOT_A_REPLY, RealReplies, plan_replies
+
+    rng = np.random.default_rng(0)
+    n = 4000
+    platform = ["reddit"] * n + ["twitter"] * 500
+    topic = rng.integers(0, 8, n + 500).tolist()
+    real = {
+        "reddit": RealReplies(
+            share=0.6, depths=np.array([50.0, 30.0, 20.0]), examples={}, delays=np.array([])
+        )
+    }
+    parent, depth = plan_replies(platform, topic, real, rng)
+    replies = np.flatnonzero(parent != NOT_A_REPLY)
+    assert len(replies) == round(0.6 * n) and (replies < n).all()  # twitter has no links
+    shares = np.bincount(depth[replies], minlength=4)[1:] / len(replies)
+    assert np.allclose(shares, [0.5, 0.3, 0.2], atol=0.03)
+    for row in replies.tolist():
+        assert depth[parent[row]] == depth[row] - 1  # a parent one level up
+        assert topic[parent[row]] == topic[row]  # of the same topic (every topic has posts here)
+    # a platform of one post keeps it as a first post; no level is skipped when posts run out
+    parent, depth = plan_replies(["reddit"], [0], real, rng)
+    assert parent.tolist() == [NOT_A_REPLY]

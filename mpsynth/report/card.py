@@ -273,11 +273,14 @@ def _structure_lines(
         "topic mix and mean embedding). A post's persona is the one its prompt's examples came "
         "from; posts per account are drawn from the persona's real accounts. Times are real times "
         f"of the persona on the post's platform and topic, moved by up to "
-        f"{settings.time_jitter_minutes:g} minutes. Platforms whose input has no authors or "
-        "timestamps carry none; no reply links are generated.",
+        f"{settings.time_jitter_minutes:g} minutes. Where the real posts answer one another, the "
+        "same share of synthetic posts are replies, written with their parent post in the prompt "
+        f"(up to {settings.max_reply_depth} levels deep, as the real threads go). Platforms whose "
+        "input has no authors, timestamps or reply ids carry none.",
         "",
-        "| dataset | accounts per platform | posts with a time | cross-platform actors |",
-        "|---|---|---|---|",
+        "| dataset | accounts per platform | posts with a time | cross-platform actors "
+        "| replies written of planned |",
+        "|---|---|---|---|---|",
     ]
     for name, summary in sorted(structure.get("sets", {}).items()):
         platforms = summary["platforms"]
@@ -285,9 +288,13 @@ def _structure_lines(
             f"{p} {s['accounts']:,}" for p, s in platforms.items() if s["accounts"]
         )
         timed = sum(s["with_timestamp"] for s in platforms.values())
+        replies = (summary.get("replies") or {}).get("platforms", {})
+        written = ", ".join(
+            f"{p} {s['written']:,} of {s['planned']:,}" for p, s in replies.items()
+        )
         lines.append(
             f"| {name} | {accounts or 'none'} | {timed:,} | "
-            f"{summary['cross_platform_actors']:,} of {summary['actors']:,} |"
+            f"{summary['cross_platform_actors']:,} of {summary['actors']:,} | {written or 'none'} |"
         )
     names = sorted(structure.get("sets", {}))
     shown = [m for m in STRUCTURE_HEADLINE if any((n, m) in overall for n in names)]

@@ -46,8 +46,10 @@ def render_structure(
         "<h2>Structure and networks</h2>",
         "<p>Accounts, times and the graphs coordination studies build from them. Synthetic "
         "accounts follow personas (clusters of at least k real accounts); times are drawn from "
-        "the persona's real times on the post's platform and topic. A platform whose input has no "
-        "authors or timestamps has none in the synthetic sets either.</p>",
+        "the persona's real times on the post's platform and topic. Where the real posts answer "
+        "one another, the same share of synthetic posts are replies, written with their parent "
+        "post in the prompt and as deep as the real threads go. A platform whose input has no "
+        "authors, timestamps or reply ids has none in the synthetic sets either.</p>",
         _carried_table(carried),
     ]
     if curves is not None and curves.num_rows:
