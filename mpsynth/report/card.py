@@ -289,9 +289,7 @@ def _structure_lines(
         )
         timed = sum(s["with_timestamp"] for s in platforms.values())
         replies = (summary.get("replies") or {}).get("platforms", {})
-        written = ", ".join(
-            f"{p} {s['written']:,} of {s['planned']:,}" for p, s in replies.items()
-        )
+        written = ", ".join(f"{p} {s['written']:,} of {s['planned']:,}" for p, s in replies.items())
         lines.append(
             f"| {name} | {accounts or 'none'} | {timed:,} | "
             f"{summary['cross_platform_actors']:,} of {summary['actors']:,} | {written or 'none'} |"
