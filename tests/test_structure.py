@@ -420,3 +420,28 @@ def test_planned_replies_follow_the_real_share_and_depths_within_their_topic():
     # a platform of one post keeps it as a first post; no level is skipped when posts run out
     parent, depth = plan_replies(["reddit"], [0], real, rng)
     assert parent.tolist() == [NOT_A_REPLY]
+
+
+def test_accounts_answering_the_same_post_within_the_window_are_a_co_reply_pair():
+    posts = Posts(
+        platform=np.array(["reddit"] * 5, dtype=object),
+        author=np.array(["op", "x", "y", "z", "x"], dtype=object),
+        seconds=np.array([0.0, 10.0, 40.0, 4000.0, 50.0]),
+        topic=np.zeros(5, dtype=np.int64),
+        # x and y answer p0 30 s apart, z answers it an hour later; x answers y too
+        reply_to=np.array([None, "p0", "p0", "p0", "p2"], dtype=object),
+        ids=np.array([f"p{i}" for i in range(5)], dtype=object),
+    )
+    items = Items.found([[]] * 5, [[]] * 5, [[]] * 5)
+    rows = network_metrics({schema.REAL: (posts, items)}, 60, 64, 0).rows
+    value = {
+        r["metric"]: r["value"]
+        for r in rows
+        if r["platform"] == "reddit" and "co_reply" in r["metric"]
+    }
+    assert value["co_reply_edges"] == 1 and value["co_reply_nodes"] == 2
+    assert value["co_reply_coordinated_pairs"] == 0  # joined once: not yet coordinated
+    # without reply links there is no co-reply graph at all
+    unlinked = Posts(posts.platform, posts.author, posts.seconds, posts.topic, None, posts.ids)
+    rows = network_metrics({schema.REAL: (unlinked, items)}, 60, 64, 0).rows
+    assert not any("co_reply" in r["metric"] for r in rows)

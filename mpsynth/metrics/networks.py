@@ -5,6 +5,8 @@ synthetic.
   the same URL (domain, hashtag) within `window` seconds of each other, weighted by how often they
   did (coordinated link sharing; the co-link network of the coordination-network-toolkit). A pair
   joined at least twice is a coordinated pair.
+- **co_reply**: the same for two accounts that answered the same post within `window` seconds (the
+  toolkit's co-reply network), where the posts carry reply links.
 - **hashtags**: hashtags as nodes, an edge between two used in one post.
 - **cross_platform**: (platform, item) nodes for every hashtag, URL domain and mention; an edge
   between two items of one post, and an edge between the same item on two platforms. Its
@@ -36,6 +38,7 @@ from mpsynth.metrics.structure import Posts
 
 FAMILY = "network"
 CO_SHARING = {"co_url": "urls", "co_domain": "domains", "co_hashtag": "hashtags"}
+CO_REPLY = "co_reply"
 ITEMS_PER_POST = 20  # a post's co-occurrence edges are among its first 20 items
 EXACT_CLUSTERING_BELOW = 5_000  # nodes; above, sampled (networkx.approximation, 10,000 trials)
 PAIRS_PER_CHUNK = 5_000_000
@@ -263,7 +266,7 @@ def network_metrics(
                     pivots,
                     seed,
                 )
-                if graph_name in CO_SHARING:
+                if graph_name in CO_SHARING or graph_name == CO_REPLY:
                     measures["coordinated_pairs"] = sum(
                         w >= 2 for _, _, w in graph.edges(data="weight")
                     )
@@ -296,8 +299,11 @@ def _graphs(posts: Posts, items: Items, keep: np.ndarray, platform: str, window:
         names = sorted({k for k in keys if k is not None})
         code = {k: i for i, k in enumerate(names)}
         accounts = np.array([code[k] if k is not None else -1 for k in keys])
-        for graph_name, kind in CO_SHARING.items():
-            picked = [getattr(items, kind)[r] for r in rows.tolist()]
+        shared = {name: getattr(items, kind) for name, kind in CO_SHARING.items()}
+        if posts.reply_to is not None:  # the post each one answers
+            shared[CO_REPLY] = [[p] if p else [] for p in posts.reply_to.tolist()]
+        for graph_name, per_post in shared.items():
+            picked = [per_post[r] for r in rows.tolist()]
             graph = nx.Graph()  # no pair: no nodes, and that is a finding (0 edges), not a gap
             for (a, b), w in co_sharing_edges(
                 accounts, posts.seconds[rows], picked, window

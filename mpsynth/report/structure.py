@@ -22,6 +22,7 @@ GRAPHS = {
     "co_url": "accounts posting the same URL within the window",
     "co_domain": "accounts posting the same domain within the window",
     "co_hashtag": "accounts posting the same hashtag within the window",
+    "co_reply": "accounts answering the same post within the window",
     "hashtags": "hashtags used together in a post",
     "cross_platform": "hashtags, domains and mentions; the same item on two platforms joined",
 }
