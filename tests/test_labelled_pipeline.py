@@ -26,7 +26,8 @@ COLUMNS = ["platform", "id", "timestamp", "author", "text", "lang", "label", "sp
 @pytest.fixture(scope="module")
 def labelled_run(tmp_path_factory, ray_local):
     tmp = tmp_path_factory.mktemp("labelled")
-    rows = read_rows("trac1_aggression.csv")
+    # the published train and test splits only, as many corpora come: validation is carved from train
+    rows = [r for r in read_rows("trac1_aggression.csv") if r["split"] != "dev"]
     for number, row in enumerate(rows):
         if row["split"].startswith("test"):
             row["text"] = f"{row['text']} {CANARY}{number}"
@@ -66,6 +67,12 @@ def test_every_stage_of_the_labelled_pipeline_ran(labelled_run):
     manifest = json.loads((config.run_dir / "manifest.json").read_text())
     assert list(manifest["stages"]) == list(PIPELINES["labelled"])
     assert len(_test_ids(config)) == 586  # test_fb + test_tw
+    sources = json.loads((config.run_dir / "labels" / "summary.json").read_text())["sources"]
+    assert sources["test"] == "split column (test_fb, test_tw)"
+    assert sources["validation"].startswith("carved from train (172 posts")  # 10% of 1,724
+    page = (config.run_dir / "report" / "report.html").read_text()
+    card = (config.run_dir / "report" / "dataset_card.md").read_text()
+    assert "carved from train (172 posts" in page and "validation: carved from train" in card
 
 
 def test_the_test_split_reaches_no_training_cue_pool_request_or_post(labelled_run):
@@ -133,7 +140,28 @@ def test_the_label_filter_drops_and_counts_per_class(labelled_run):
     assert sum(dropped["markov-naive"].values()) > sum(dropped["markov-shap_guided"].values())
     rejected = pq.read_table(config.run_dir / "postprocess" / "rejected.parquet")
     reasons = [r for r in rejected["reason"].to_pylist() if r.startswith("label filter")]
-    assert len(reasons) == sum(sum(d.values()) for d in dropped.values())
+    in_rounds = [d["label_filter_dropped"] for d in summary["deficit"].values()]
+    assert len(reasons) == sum(sum(d.values()) for d in [*dropped.values(), *in_rounds])
+
+
+def test_deficit_rounds_fill_the_class_targets_and_report_what_stays_short(labelled_run):
+    from collections import Counter
+
+    config, _, _ = labelled_run
+    summary = json.loads((config.run_dir / "postprocess" / "summary.json").read_text())
+    targets = json.loads((config.run_dir / "pools" / "targets.json").read_text())
+    for name, deficit in summary["deficit"].items():
+        assert deficit["rounds"] >= 1 and deficit["requests"] > 0
+        # the copy and label filters left classes short; the rounds closed most of the gap
+        assert sum(deficit["after"].values()) < 0.25 * sum(deficit["before"].values())
+        table = pq.read_table(config.run_dir / "postprocess" / "synthetic" / f"{name}.parquet")
+        have = Counter(table["label"].to_pylist())
+        for label, target in targets.items():  # never above a target, short only as reported
+            assert have[label] == target - deficit["after"].get(label, 0)
+        assert len(set(table["text"].to_pylist())) == table.num_rows  # no repeats across rounds
+    page = (config.run_dir / "report" / "report.html").read_text()
+    card = (config.run_dir / "report" / "dataset_card.md").read_text()
+    assert "<h2>Class targets</h2>" in page and "| dataset | short before |" in card
 
 
 def test_the_report_shows_the_utility_plot_table_and_cues(labelled_run):

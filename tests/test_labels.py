@@ -96,6 +96,62 @@ def test_a_random_split_is_stratified_seeded_and_disjoint():
         assert test_labels[label] / roles["test"] == pytest.approx(count / len(rows), abs=0.02)
 
 
+def _published(drop: str) -> list[dict]:
+    """The bundled GoEmotions rows (published train, dev and test splits) without one split."""
+    return [
+        r for r in read_rows("goemotions.csv") if r["split"] != drop and ";" not in r["label_ekman"]
+    ]
+
+
+@pytest.mark.parametrize(
+    ("drop", "values", "carved", "kept"),
+    [
+        ("dev", {}, "validation", {"test": "split column (test)"}),  # train/test only
+        ("test", {}, "test", {"validation": "split column (dev)"}),  # train/dev only
+        ("test", {"dev": "test"}, "validation", {"test": "split column (dev)"}),  # dev as test
+    ],
+)
+def test_a_missing_split_is_carved_from_train_and_the_published_ones_kept(
+    drop, values, carved, kept
+):
+    rows = _published(drop)
+    table = pa.table(
+        {
+            "id": [r["id"] for r in rows],
+            "label": [r["label_ekman"] for r in rows],
+            "split": [r["split"] for r in rows],
+        }
+    )
+    config = LabelledConfig(split={"values": values, "seed_size": 200})
+    result = assign_labels(table, config, seed=3)
+    role = dict(
+        zip(result.labels["id"].to_pylist(), result.labels["split"].to_pylist(), strict=True)
+    )
+    published = {r["id"]: r["split"] for r in rows}
+    kept_role, source = next(iter(kept.items()))
+    given = "dev" if "dev" in source else "test"
+    # the published split keeps its posts; the carved one comes from train posts only
+    assert {i for i, r in role.items() if r == kept_role} == {
+        i for i, s in published.items() if s == given
+    }
+    carved_ids = [i for i, r in role.items() if r == carved]
+    assert carved_ids and all(published[i] == "train" for i in carved_ids)
+    fraction = config.split.test_fraction if carved == "test" else config.split.validation_fraction
+    assert len(carved_ids) == round(fraction * len(rows))
+    sources = result.summary["sources"]
+    assert sources[kept_role] == source
+    assert sources[carved].startswith("carved from train")
+    assert sources["seed"] == sources["reserve"] == "split column (train)"
+    again = assign_labels(table, config, seed=3)  # seeded: the same carve again
+    assert again.labels.equals(result.labels)
+
+
+def test_a_split_column_without_train_is_refused_naming_its_values():
+    rows = [r for r in _published("train") if r["split"] == "dev"]
+    with pytest.raises(InputError, match=r"no labelled post falls in the train split.*\['dev'\]"):
+        assign_labels(_posts(rows), LabelledConfig(), seed=0)
+
+
 def test_a_mixed_split_column_is_refused():
     rows = read_rows("trac1_aggression.csv")[:50]
     table = _posts(rows).set_column(2, "split", pa.array([None] * 10 + ["train"] * 40))

@@ -31,6 +31,8 @@ from mpsynth.config.labelled import LabelledConfig
 from mpsynth.core.errors import ConfigError, InputError
 from mpsynth.rundir.context import StageContext, write_table
 
+log = logging.getLogger(__name__)
+
 ROLES = ("seed", "reserve", "validation", "test")
 TRAINING_ROLES = frozenset({"seed", "reserve", "validation"})  # what training may ever see
 SPLIT_VALUES = {
@@ -150,7 +152,7 @@ def assign_labels(posts: pa.Table, config: LabelledConfig, seed: int) -> Assigne
             f"a labelled run needs at least two classes; found {sorted(set(labels))} "
             f"(is ingest's label column right?)"
         )
-    roles = _roles(np.array(labels, dtype=object), splits, config, seed)
+    roles, sources = _roles(np.array(labels, dtype=object), splits, config, seed)
     table = pa.table({"id": ids, "label": labels, "split": roles.tolist()}, schema=LABELS_SCHEMA)
     summary = {
         "classes": {
@@ -158,13 +160,15 @@ def assign_labels(posts: pa.Table, config: LabelledConfig, seed: int) -> Assigne
             for role in ROLES
         },
         "dropped": dict(Counter(r.split(":")[0] for r in dropped["reason"])),
+        "sources": sources,
     }
     return Assigned(table, pa.Table.from_pydict(dropped, schema=DROPPED_SCHEMA), summary)
 
 
 def _roles(
     labels: np.ndarray, splits: list[str | None], config: LabelledConfig, seed: int
-) -> np.ndarray:
+) -> tuple[np.ndarray, dict[str, str]]:
+    """Each post's role, and where each role came from (for the summary, report and card)."""
     split = config.split
     present = [s is not None and s.strip() != "" for s in splits]
     mode = split.mode
@@ -180,6 +184,7 @@ def _roles(
             )
     n = len(labels)
     base = np.empty(n, dtype=object)
+    sources: dict[str, str] = {}
     if mode == "column":
         known = {**SPLIT_VALUES, **split.values}
         unknown = sorted({s for s in splits if s is None or s.strip().lower() not in known})
@@ -188,7 +193,47 @@ def _roles(
                 f"split values {unknown} are not train, validation or test: map them with "
                 f"labelled.split.values (e.g. {{{unknown[0]!s}: test}})"
             )
-        base[:] = [known[s.strip().lower()] for s in splits]
+        given = [s.strip() for s in splits]
+        base[:] = [known[s.lower()] for s in given]
+        for role in ("train", "validation", "test"):
+            names = sorted({g for g, b in zip(given, base, strict=True) if b == role})
+            if names:
+                sources[role] = f"split column ({', '.join(names)})"
+        if not (base == "train").any():
+            raise InputError(
+                "no labelled post falls in the train split: the split column's values are "
+                f"{sorted(set(given))}; map one to train with labelled.split.values"
+            )
+        # a corpus published as train/test or train/dev: carve the missing role from train
+        for role, fraction in (
+            ("test", split.test_fraction),
+            ("validation", split.validation_fraction),
+        ):
+            if role in sources:
+                continue
+            train = np.flatnonzero(base == "train")
+            size = max(1, round(fraction * n))
+            if size >= len(train):
+                raise InputError(
+                    f"the input has no {role} split and its {len(train)} training posts are too "
+                    f"few to carve {size} from ({role} fraction {fraction})"
+                )
+            _, carved = train_test_split(
+                train,
+                test_size=size,
+                stratify=_stratifiable(labels[train]),
+                random_state=seed + (3 if role == "test" else 4),
+            )
+            base[carved] = role
+            sources[role] = (
+                f"carved from train ({len(carved):,} posts, {fraction:.0%} of all; seeded, "
+                "stratified)"
+            )
+            log.warning(
+                "labels: the split column has no %s split; %s",
+                role,
+                sources[role].replace("carved", "carved it", 1),
+            )
     else:
         everything = np.arange(n)
         rest, test = train_test_split(
@@ -201,12 +246,16 @@ def _roles(
             random_state=seed + 1,
         )
         base[train], base[validation], base[test] = "train", "validation", "test"
+        sources = {
+            role: "random split (seeded, stratified)" for role in ("train", "validation", "test")
+        }
     for role in ("train", "validation", "test"):
         if not (base == role).any():
             raise InputError(f"no labelled post falls in the {role} split")
     roles = base.copy()
     train = np.flatnonzero(base == "train")
     roles[train] = "seed"
+    sources["seed"] = sources["reserve"] = sources.pop("train")
     if split.seed_size is not None and split.seed_size < len(train):
         _, reserve = train_test_split(
             train,
@@ -215,7 +264,7 @@ def _roles(
             random_state=seed + 2,
         )
         roles[reserve] = "reserve"
-    return roles
+    return roles, {role: sources[role] for role in ROLES}
 
 
 def _stratifiable(labels: np.ndarray) -> np.ndarray | None:
@@ -253,9 +302,6 @@ def class_targets(
                     np.ones(len(classes)), n_posts - int(deficit.sum())
                 )
     return dict(zip(classes, (int(c) for c in counts), strict=True))
-
-
-log = logging.getLogger(__name__)
 
 
 def run_labels(ctx: StageContext, out: Path) -> dict[str, int]:

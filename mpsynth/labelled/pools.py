@@ -26,12 +26,7 @@ def run_class_pools(ctx: StageContext, out: Path) -> dict[str, int]:
     from mpsynth.labelled.pools import build_class_pools
 
     labelled = ctx.config.labelled
-    labels = pq.read_table(ctx.path("labels", "labels.parquet"), filters=[("split", "=", "seed")])
-    posts = pq.read_table(
-        ctx.path("ingest", "posts.parquet"),
-        columns=["id", "platform"],
-        filters=[("id", "in", labels.column("id").to_pylist())],
-    )
+    labels, platforms = seed_platforms(ctx)
     seed_counts = {
         v["values"]: v["counts"] for v in labels.column("label").value_counts().to_pylist()
     }
@@ -40,9 +35,7 @@ def run_class_pools(ctx: StageContext, out: Path) -> dict[str, int]:
     (out / "targets.json").write_text(json.dumps(targets, indent=2) + "\n")
     pools = build_class_pools(
         labels,
-        dict(
-            zip(posts.column("id").to_pylist(), posts.column("platform").to_pylist(), strict=True)
-        ),
+        platforms,
         pq.read_table(ctx.path("cues", "cues.parquet")),
         labelled.strategies,
         targets,
@@ -54,6 +47,19 @@ def run_class_pools(ctx: StageContext, out: Path) -> dict[str, int]:
     return {"pools": write_table(pools, out / "pools.parquet")}
 
 
+def seed_platforms(ctx: StageContext) -> tuple[pa.Table, dict[str, str]]:
+    """The seed posts' labels, and each seed post's platform."""
+    labels = pq.read_table(ctx.path("labels", "labels.parquet"), filters=[("split", "=", "seed")])
+    posts = pq.read_table(
+        ctx.path("ingest", "posts.parquet"),
+        columns=["id", "platform"],
+        filters=[("id", "in", labels.column("id").to_pylist())],
+    )
+    return labels, dict(
+        zip(posts.column("id").to_pylist(), posts.column("platform").to_pylist(), strict=True)
+    )
+
+
 def build_class_pools(
     labels: pa.Table,
     platforms: dict[str, str],
@@ -63,14 +69,15 @@ def build_class_pools(
     examples_per_prompt: int,
     posts_per_request: int,
     prompt_cues: int,
-    seed: int,
+    seed: int | list[int],
+    prefix: str = "",
 ) -> pa.Table:
     """Pools of a labelled run, one row per request, from the seed posts only.
 
     Per class, `targets[class]` posts (rounded up to whole requests) for every strategy, spread
     over the platforms in proportion to the class's seed posts. shap_guided pools show examples of
     the class (of the request's platform first) and its top cue words; naive pools show nothing but
-    the class name.
+    the class name. `prefix` starts every pool id (a deficit round's pools: r1-, r2-, ...).
     """
     seed_rows = [r for r in labels.to_pylist() if r["split"] == "seed"]
     members: dict[str, dict[str, list[str]]] = defaultdict(lambda: defaultdict(list))
@@ -82,7 +89,7 @@ def build_class_pools(
             cue_words[row["label"]].append(row["word"])
     rows: dict[str, list] = {name: [] for name in schema.SAMPLE_POOLS.names}
     for index, strategy in enumerate(strategies):
-        rng = np.random.default_rng([seed, 100 + index])
+        rng = np.random.default_rng([*np.atleast_1d(seed).tolist(), 100 + index])
         number = 0
         for label in sorted(targets):
             by_platform = members.get(label)
@@ -99,7 +106,7 @@ def build_class_pools(
                     if strategy == "shap_guided":
                         examples = _class_examples(by_platform, platform, examples_per_prompt, rng)
                         shown_cues = cue_words.get(label, [])
-                    rows["pool_id"].append(f"{strategy}-{number:06d}")
+                    rows["pool_id"].append(f"{prefix}{strategy}-{number:06d}")
                     rows["strategy"].append(strategy)
                     rows["topic"].append(None)
                     rows["target_platforms"].append([platform])

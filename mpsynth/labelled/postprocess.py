@@ -1,10 +1,18 @@
 """Postprocess for a labelled run: the topic run's postprocess, then the optional label-consistency
-filter (the seed classifier must agree with a post's label)."""
+filter (the seed classifier must agree with a post's label), then deficit rounds: per set and
+class, what the copy filter and the label filter left short of the class's target is asked for
+again (new pools from the seed, the same generator, ledger and budget), up to
+`pools.composition.max_rounds` rounds. What is still short is reported per class, never dropped
+silently."""
 
 from __future__ import annotations
 
 import json
 import logging
+import math
+from collections import Counter
+from collections.abc import Callable
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -16,55 +24,202 @@ from mpsynth.core import schema
 from mpsynth.labelled.cues import seed_classifier
 from mpsynth.labelled.labels import class_counts_text
 from mpsynth.rundir.context import StageContext, write_table
-from mpsynth.stages.postprocess.runner import run_postprocess
+from mpsynth.stages.postprocess.runner import real_index, run_postprocess
 
 log = logging.getLogger(__name__)
 
+MIN_RATE = 0.1  # a class whose posts rarely pass the filters is asked for at most 10x its lack
+
 
 def run_labelled_postprocess(ctx: StageContext, out: Path) -> dict[str, Any]:
-    """Postprocess as for any run; then, when labelled.filter_threshold is set, keep a post only
-    when the seed classifier gives its class at least that probability."""
     rows = run_postprocess(ctx, out)
     threshold = ctx.config.labelled.filter_threshold
-    if threshold is None:
-        return rows
-    model = seed_classifier(ctx)
+    model = seed_classifier(ctx) if threshold is not None else None
     summary = json.loads((out / "summary.json").read_text())
     rejected = [pq.read_table(out / "rejected.parquet")]
-    filtered: dict[str, dict[str, int]] = {}
-    for path in sorted((out / "synthetic").glob("*.parquet")):
-        table = pq.read_table(path)
-        labels = table.column("label").to_pylist()
-        proba = model.predict_proba(table.column("text").to_pylist())
-        wanted = np.array([proba[i, model.classes.index(lab)] for i, lab in enumerate(labels)])
-        keep = wanted >= threshold
-        dropped = np.flatnonzero(~keep)
-        counts: dict[str, int] = {}
-        for i in dropped:
-            counts[labels[i]] = counts.get(labels[i], 0) + 1
-        filtered[path.stem] = dict(sorted(counts.items()))
-        rejected.append(
-            pa.table(
-                {
-                    "request_id": table.column("request_id").take(dropped),
-                    "reason": [
-                        f"label filter: p({labels[i]}) = {wanted[i]:.2f} < {threshold}"
-                        for i in dropped
-                    ],
-                    "raw": table.column("text").take(dropped),
-                },
-                schema=schema.REJECTED_OUTPUTS,
+    sets = {
+        path.stem: pq.read_table(path) for path in sorted((out / "synthetic").glob("*.parquet"))
+    }
+    if model is not None:
+        filtered: dict[str, dict[str, int]] = {}
+        for name, table in sets.items():
+            sets[name], dropped, filtered[name] = label_filter(model, table, threshold)
+            rejected.append(dropped)
+            log.info(
+                "postprocess %s: label filter dropped %d of %d (%s)",
+                name,
+                dropped.num_rows,
+                table.num_rows,
+                class_counts_text(filtered[name]) or "none",
             )
+        summary["label_filter"] = {"threshold": threshold, "dropped": filtered}
+    targets = json.loads(ctx.path("pools", "targets.json").read_text())
+    index = cache(lambda: real_index(ctx))  # the copy filter's index, built once if a round runs
+    summary["deficit"] = {}
+    for name in sets:
+        sets[name], summary["deficit"][name] = fill_classes(
+            ctx, name, sets[name], targets, model, rejected, index
         )
-        rows[path.stem] = write_table(table.filter(pa.array(keep)), path)
-        log.info(
-            "postprocess %s: label filter dropped %d of %d (%s)",
-            path.stem,
-            len(dropped),
-            len(keep),
-            class_counts_text(filtered[path.stem]) or "none",
-        )
-    summary["label_filter"] = {"threshold": threshold, "dropped": filtered}
+    for name, table in sets.items():
+        rows[name] = write_table(table, out / "synthetic" / f"{name}.parquet")
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     rows["rejected"] = write_table(pa.concat_tables(rejected), out / "rejected.parquet")
     return rows
+
+
+def label_filter(model, table: pa.Table, threshold: float) -> tuple[pa.Table, pa.Table, dict]:
+    """(the posts whose class the seed classifier gives at least `threshold`, the rejected rows
+    with the probability, dropped posts per class)."""
+    if not table.num_rows:
+        return table, schema.REJECTED_OUTPUTS.empty_table(), {}
+    labels = table.column("label").to_pylist()
+    proba = model.predict_proba(table.column("text").to_pylist())
+    wanted = np.array([proba[i, model.classes.index(lab)] for i, lab in enumerate(labels)])
+    keep = wanted >= threshold
+    dropped = np.flatnonzero(~keep)
+    counts = dict(sorted(Counter(labels[i] for i in dropped).items()))
+    rejected = pa.table(
+        {
+            "request_id": table.column("request_id").take(dropped),
+            "reason": [
+                f"label filter: p({labels[i]}) = {wanted[i]:.2f} < {threshold}" for i in dropped
+            ],
+            "raw": table.column("text").take(dropped),
+        },
+        schema=schema.REJECTED_OUTPUTS,
+    )
+    return table.filter(pa.array(keep)), rejected, counts
+
+
+def shortfall(table: pa.Table, targets: dict[str, int]) -> dict[str, int]:
+    """Posts each class still lacks against its target (classes at or above it left out)."""
+    have = Counter(table.column("label").to_pylist())
+    return {label: n - have[label] for label, n in sorted(targets.items()) if have[label] < n}
+
+
+def fill_classes(
+    ctx: StageContext,
+    name: str,
+    table: pa.Table,
+    targets: dict[str, int],
+    model,
+    rejected: list[pa.Table],
+    index: Callable[[], Any],
+) -> tuple[pa.Table, dict[str, Any]]:
+    """Deficit rounds for one set: each round asks for what every short class lacks, divided by
+    the share of that class's posts that passed the filters so far, and keeps what passes the copy
+    filter (against the real posts and the set's own) and the label filter, up to the class's
+    target."""
+    max_rounds = ctx.config.pools.composition.max_rounds
+    before = shortfall(table, targets)
+    lack, rounds, requested = before, 0, 0
+    # each class's acceptance so far (the filters' pass rate): a round asks lack / rate
+    asked = Counter(targets)
+    accepted = Counter(table.column("label").to_pylist())
+    filtered: Counter = Counter()
+    while lack and rounds < max_rounds:
+        rounds += 1
+        ask = {
+            label: min(math.ceil(n / max(accepted[label] / asked[label], MIN_RATE)), 10 * n)
+            for label, n in lack.items()
+        }
+        log.info(
+            "postprocess %s: deficit round %d/%d: short %s; asking %s",
+            name,
+            rounds,
+            max_rounds,
+            class_counts_text(lack),
+            class_counts_text(ask),
+        )
+        new, made = _class_round(ctx, name, ask, table, rounds, rejected, index())
+        requested += made
+        if model is not None:
+            new, dropped, counts = label_filter(model, new, ctx.config.labelled.filter_threshold)
+            rejected.append(dropped)
+            filtered.update(counts)
+        asked.update(ask)
+        accepted.update(new.column("label").to_pylist())
+        table = pa.concat_tables([table, _up_to(new, lack)])
+        lack = shortfall(table, targets)
+    if lack:
+        log.warning(
+            "postprocess %s: still short after %d deficit round(s): %s",
+            name,
+            rounds,
+            class_counts_text(lack),
+        )
+    return table, {
+        "before": before,
+        "rounds": rounds,
+        "requests": requested,
+        "after": lack,
+        "label_filter_dropped": dict(sorted(filtered.items())),
+    }
+
+
+def _up_to(table: pa.Table, lack: dict[str, int]) -> pa.Table:
+    """The first posts of each class, as many as it lacks (a round asks in whole requests)."""
+    taken: Counter = Counter()
+    keep = []
+    for label in table.column("label").to_pylist():
+        keep.append(taken[label] < lack.get(label, 0))
+        taken[label] += keep[-1]
+    return table.filter(pa.array(keep, pa.bool_()))
+
+
+def _class_round(
+    ctx: StageContext,
+    name: str,
+    lack: dict[str, int],
+    table: pa.Table,
+    round_number: int,
+    rejected: list[pa.Table],
+    index: Any,
+) -> tuple[pa.Table, int]:
+    """One round's requests for one set's short classes: (the posts that passed the parser and
+    the copy filter, how many requests were made)."""
+    from mpsynth.labelled.pools import build_class_pools, seed_platforms
+    from mpsynth.stages.generate import generate_requests
+    from mpsynth.stages.postprocess.parse import postprocess
+    from mpsynth.stages.postprocess.runner import drop_copies, generator_number
+    from mpsynth.stages.prompts.build import build_requests
+    from mpsynth.stages.prompts.guard import Pseudonymiser
+
+    config = ctx.config
+    strategy = name.split("-", 1)[1]
+    number = generator_number(config, name)
+    labels, platforms = seed_platforms(ctx)
+    pools = build_class_pools(
+        labels,
+        platforms,
+        pq.read_table(ctx.path("cues", "cues.parquet")),
+        [strategy],
+        lack,
+        config.pools.examples_per_prompt,
+        config.prompts.posts_per_platform,
+        config.labelled.cues.prompt_cues,
+        [config.seed, round_number, number],
+        prefix=f"r{round_number}-",
+    )
+    posts = pq.read_table(
+        ctx.path("ingest", "posts.parquet"),
+        columns=["id", "platform", "text"],
+        filters=[("id", "in", labels.column("id").to_pylist())],
+    )
+    requests = build_requests(
+        pools,
+        posts,
+        config.prompts,
+        [config.generate.generators[number]],
+        config.labelled.descriptions,
+        Pseudonymiser(config.seed, config.prompts.phone_region),
+    )
+    answers, _ = generate_requests(ctx, number, requests)
+    result = postprocess(requests, pa.Table.from_pylist(answers, schema=schema.COMPLETIONS))
+    rejected.append(result.rejected)
+    parsed = result.datasets.get(name)
+    if parsed is None:
+        return table.schema.empty_table(), requests.num_rows
+    kept, copies, _ = drop_copies(ctx, index, {name: parsed}, earlier={name: table})
+    rejected.extend(copies)
+    return kept[name].select(table.column_names).cast(table.schema), requests.num_rows

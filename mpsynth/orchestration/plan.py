@@ -139,6 +139,11 @@ def _labelled_runners() -> tuple[dict[str, Runner], dict[str, Callable[[RunConfi
         "postprocess": lambda c: {
             **STAGE_INPUTS["postprocess"](c),
             "filter_threshold": c.labelled.filter_threshold,
+            # deficit rounds build class pools and prompts
+            "max_rounds": c.pools.composition.max_rounds,
+            "examples_per_prompt": c.pools.examples_per_prompt,
+            "prompt_cues": c.labelled.cues.prompt_cues,
+            "descriptions": c.labelled.descriptions,
         },
         "utility": lambda c: {
             "utility": c.labelled.utility.model_dump(mode="json"),

@@ -35,10 +35,13 @@ def render_dataset_card(
     masked: dict[str, int] | None = None,
     composition: dict[str, dict[str, Any]] | None = None,
     structure: dict[str, Any] | None = None,
+    splits: dict[str, str] | None = None,
+    deficit: dict[str, dict[str, Any]] | None = None,
 ) -> str:
     """The card; `utility` (a labelled run's utility summary rows) adds what the synthetic sets
-    do for a classifier tested on real posts; `structure` (the structure stage's summary) what
-    accounts and times they carry."""
+    do for a classifier tested on real posts, `splits` where each of its roles came from and
+    `deficit` how its class targets were met;
+    `structure` (the structure stage's summary) what accounts and times they carry."""
     generators = {g.name: g for g in config.generate.generators}
     overall = {
         (m["dataset"], m["metric"]): m["value"]
@@ -72,11 +75,11 @@ def render_dataset_card(
         "carries its provenance: request id, provider, model, strategy, topic, the ids of the real "
         "examples its prompt showed, and the seed.",
         "",
-        *(_labelled_lines(config, utility) if utility is not None else []),
+        *(_labelled_lines(config, utility, splits or {}) if utility is not None else []),
         *(_structure_lines(config, structure, overall) if structure else []),
         # sets made elsewhere (mpsynth evaluate) went through none of these steps
         *(
-            _steps_lines(config, copies, masked or {}, composition or {})
+            _steps_lines(config, copies, masked or {}, composition or {}, deficit)
             if copies is not None
             else []
         ),
@@ -137,12 +140,28 @@ def _steps_lines(
     copies: dict[str, dict[str, int]],
     masked: dict[str, int],
     composition: dict[str, dict[str, Any]],
+    deficit: dict[str, dict[str, Any]] | None = None,
 ) -> list[str]:
     """Which of the post-processing and privacy steps ran, and what they did."""
+    from mpsynth.report.steps import classes_text
     from mpsynth.stages.postprocess.copies import REASONS
     from mpsynth.stages.prompts.guard import guard_applies
 
     lines = ["## Post-processing and privacy steps", ""]
+    if deficit:
+        lines += [
+            f"Class targets: up to {config.pools.composition.max_rounds} deficit rounds ask again "
+            "for what the copy and label filters left short.",
+            "",
+            "| dataset | short before | deficit rounds | requests added | still short |",
+            "|---|---|---|---|---|",
+            *(
+                f"| {name} | {classes_text(d['before'])} | {d['rounds']} | {d['requests']:,} | "
+                f"{classes_text(d['after'])} |"
+                for name, d in sorted(deficit.items())
+            ),
+            "",
+        ]
     if composition:
         shares = config.pools.composition.platforms
         lines += [
@@ -206,9 +225,9 @@ def _js(value: float | None) -> str:
     return "–" if value is None else f"{value:.4f}"
 
 
-def _labelled_lines(config: RunConfig, utility: list[dict]) -> list[str]:
-    """Labelled strategies, and macro-F1 on the real test split at the largest count every
-    strategy reached."""
+def _labelled_lines(config: RunConfig, utility: list[dict], splits: dict[str, str]) -> list[str]:
+    """Labelled strategies, where each split came from, and macro-F1 on the real test split at
+    the largest count every strategy reached."""
     macro = [r for r in utility if r["class"] is None]
     baseline = next((r for r in macro if r["added"] == 0), None)
     strategies = sorted({r["strategy"] for r in macro if r["added"] > 0})
@@ -224,6 +243,16 @@ def _labelled_lines(config: RunConfig, utility: list[dict]) -> list[str]:
         "",
         "## Utility for a classifier",
         "",
+        *(
+            [
+                "Real posts by role: "
+                + "; ".join(f"{role}: {source}" for role, source in splits.items())
+                + ".",
+                "",
+            ]
+            if splits
+            else []
+        ),
     ]
     if baseline is None or not common:
         return [*lines, "No utility cell covers every strategy; see the report.", ""]

@@ -37,7 +37,8 @@ def run_report(ctx: StageContext, out: Path) -> dict[str, int]:
     composition = (postprocessed or {}).get("composition", {})
     masked = ctx.run.manifest()["stages"].get("prompts", {}).get("rows", {})
     masked = {k: v for k, v in masked.items() if k.startswith("masked")}
-    steps = steps_section(copies or {}, masked, composition)
+    deficit = (postprocessed or {}).get("deficit")  # a labelled run's class targets
+    steps = steps_section(copies or {}, masked, composition, deficit)
     sections = _utility_section(ctx) if ctx.has("utility") else ""
     structure = _structure_section(ctx, metrics.to_pylist())
     page = render_report(
@@ -70,6 +71,10 @@ def run_report(ctx: StageContext, out: Path) -> dict[str, int]:
         masked,
         composition,
         _structure_summary(ctx),
+        json.loads(ctx.path("labels", "summary.json").read_text()).get("sources")
+        if ctx.has("labels")
+        else None,
+        deficit,
     )
     (out / "dataset_card.md").write_text(card, encoding="utf-8")
     return {"bytes": len(page.encode())}

@@ -25,12 +25,30 @@ def steps_section(
     copies: dict[str, dict[str, int]],
     masked: dict[str, int],
     composition: dict[str, dict[str, Any]] | None = None,
+    deficit: dict[str, dict[str, Any]] | None = None,
 ) -> str:
-    """What postprocessing dropped from each synthetic set, how it met the composition targets,
-    and what the privacy guard kept out of the prompts (empty when none of them ran)."""
+    """What postprocessing dropped from each synthetic set, how it met the composition targets
+    (a labelled run: its class targets, `deficit`), and what the privacy guard kept out of the
+    prompts (empty when none of them ran)."""
     from mpsynth.stages.postprocess.copies import REASONS
 
     parts = []
+    if deficit:
+        parts += [
+            "<h2>Class targets</h2>",
+            "<p>Posts each class lacked against its target after the copy and label filters, "
+            "before and after the deficit rounds (which ask again for what is short).</p>",
+            '<table><tr><th class="l"></th><th class="l">short before</th><th>deficit rounds'
+            '</th><th>requests added</th><th class="l">still short</th></tr>'
+            + "".join(
+                f'<tr><td class="l">{html.escape(name)}</td>'
+                f'<td class="l">{html.escape(classes_text(d["before"]))}</td><td>{d["rounds"]}</td>'
+                f'<td>{d["requests"]:,}</td><td class="l">{html.escape(classes_text(d["after"]))}</td>'
+                "</tr>"
+                for name, d in sorted(deficit.items())
+            )
+            + "</table>",
+        ]
     if composition:
         head = "".join(f"<th>{label}</th>" for label in COMPOSITION_COLUMNS.values())
         body = "".join(
@@ -74,6 +92,11 @@ def steps_section(
             ),
         ]
     return "\n".join(parts)
+
+
+def classes_text(counts: dict[str, int]) -> str:
+    """Posts per class, for a table cell ("none" when empty)."""
+    return ", ".join(f"{label} {n:,}" for label, n in counts.items()) or "none"
 
 
 def _cell(value: Any) -> str:

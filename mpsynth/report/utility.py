@@ -146,10 +146,11 @@ def render_utility(
         f"<td>{v['after']:.3f}</td></tr>"
         for c, v in classifier["faithfulness"].items()
     )
+    sources = labels.get("sources") or {}
     roles = "".join(
         f"<tr><td class=l>{role}</td>"
         + "".join(f"<td>{counts.get(c, 0):,}</td>" for c in info["classes"])
-        + "</tr>"
+        + f"<td class=l>{html.escape(sources.get(role, ''))}</td></tr>"
         for role, counts in labels["classes"].items()
     )
     class_head = "".join(f"<th>{html.escape(c)}</th>" for c in info["classes"])
@@ -173,7 +174,7 @@ posts from the reserve of real training posts; <i>+SET</i> adds a synthetic set'
 {f1_table(rows, minority)}
 {skipped}
 <h3>Classes and splits</h3>
-<table><tr><th class=l>split</th>{class_head}</tr>{roles}</table>
+<table><tr><th class=l>split</th>{class_head}<th class=l>from</th></tr>{roles}</table>
 <p class=muted>Left out: {html.escape(str(labels.get("dropped") or "none"))}</p>
 <h3>Cue words</h3>
 <p>Chosen classifier: {html.escape(classifier["chosen"])} (validation macro-F1: {html.escape(scores)}).

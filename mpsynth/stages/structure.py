@@ -44,7 +44,7 @@ from mpsynth.config import StructureConfig
 from mpsynth.core import schema
 from mpsynth.metrics.structure import epoch_seconds
 from mpsynth.rundir.context import StageContext, write_table
-from mpsynth.stages.postprocess.runner import CALIBRATED
+from mpsynth.stages.postprocess.runner import CALIBRATED, generator_number
 from mpsynth.stages.replies import RealReplies, Replies, real_replies, write_replies
 
 log = logging.getLogger(__name__)
@@ -497,7 +497,7 @@ class ReplyWriter:
         from mpsynth.stages.prompts.guard import Pseudonymiser, guard_applies
 
         config = self.ctx.config
-        number = _generator_number(config, name)
+        number = generator_number(config, name)
         generator = config.generate.generators[number]
         masked = guard_applies(config.prompts.privacy_guard, generator.provider.kind)
         guard = Pseudonymiser(config.seed, config.prompts.phone_region) if masked else None
@@ -562,11 +562,6 @@ class ReplyWriter:
             table = pa.concat_tables(tables) if tables else empty.empty_table()
             written[name] = write_table(table, self.out / f"{name}.parquet")
         return written
-
-
-def _generator_number(config, name: str) -> int:
-    generator = name.split("-", 1)[0]
-    return next(i for i, g in enumerate(config.generate.generators) if g.name == generator)
 
 
 def _with_replies(table: pa.Table, replies: Replies) -> pa.Table:

@@ -273,6 +273,12 @@ def _real_cells(ctx: StageContext) -> tuple[pa.Table, Any]:
     return posts, RealCells.build(posts, assignments, ctx.config.pools.include_outliers)
 
 
+def generator_number(config, name: str) -> int:
+    """The position in generate.generators of the generator that wrote set `name`."""
+    generator = name.split("-", 1)[0]
+    return next(i for i, g in enumerate(config.generate.generators) if g.name == generator)
+
+
 def _deficit_round(
     ctx: StageContext,
     real: tuple[pa.Table, Any],
@@ -290,8 +296,7 @@ def _deficit_round(
     from mpsynth.stages.prompts.guard import Pseudonymiser
 
     config = ctx.config
-    generator_name = name.split("-", 1)[0]
-    number = next(i for i, g in enumerate(config.generate.generators) if g.name == generator_name)
+    number = generator_number(config, name)
     posts, cells = real
     rng = np.random.default_rng(
         [config.seed, round_number, number, config.strategies().index(strategy)]
