@@ -117,6 +117,15 @@ def test_utility_grid_covers_every_strategy_with_intervals(labelled_run):
         assert 0 <= row["ci_low"] <= row["f1"] <= row["ci_high"] <= 1
     info = json.loads((config.run_dir / "utility" / "utility.json").read_text())
     assert info["minority"] == "OAG" and info["posts"]["test"] == 586
+    # both judges ran every cell: TF-IDF (the cues' family) and the embedding judge
+    assert info["judges"] == ["tfidf", "embeddings"] and not info["skipped"]
+    cells = {(r["judge"], r["strategy"], r["added"]) for r in summary}
+    assert {(s, n) for j, s, n in cells if j == "tfidf"} == {
+        (s, n) for j, s, n in cells if j == "embeddings"
+    }
+    page = (config.run_dir / "report" / "report.html").read_text()
+    card = (config.run_dir / "report" / "dataset_card.md").read_text()
+    assert "<h3>Two judges</h3>" in page and "embedding judge | interval |" in card
 
 
 def test_cue_guided_posts_carry_their_label_better_than_naive_ones(labelled_run):
@@ -168,7 +177,7 @@ def test_the_report_shows_the_utility_plot_table_and_cues(labelled_run):
     config, _, _ = labelled_run
     page = (config.run_dir / "report" / "report.html").read_text()
     section = page.split("<h2>Utility")[1].split("<h2>Real input")[0]
-    assert section.count("<img") == 1
+    assert section.count("<img") == 2  # F1 by added posts; the two judges side by side
     assert "F1 of OAG" in section and "Cue words" in section and "cues removed" in section
     assert "Linguistic richness per class" in section
     card = (config.run_dir / "report" / "dataset_card.md").read_text()

@@ -9,17 +9,21 @@ from sklearn.metrics import f1_score
 
 from mpsynth.labelled.utility import (
     CELLS_SCHEMA,
+    EMBEDDINGS,
     REAL,
     SEED_ONLY,
+    TFIDF,
     Cell,
     GridData,
     Labelled,
     draw,
+    embedding_judge,
     f1_from_codes,
     linguistic_by_class,
     plan_cells,
     run_cell,
     summarise,
+    training_rows,
     training_set,
 )
 from tests.conftest import read_rows
@@ -114,6 +118,49 @@ def test_cells_score_on_the_test_split_and_summaries_bracket_the_mean(grid):
     assert macro[SEED_ONLY]["repeat_sd"] is None and macro[REAL]["repeat_sd"] >= 0
     # 300 more real posts help a 400-post seed
     assert macro[REAL]["f1"] > macro[SEED_ONLY]["f1"]
+
+
+def test_the_embedding_judge_trains_on_the_same_draws_and_summarises_apart(grid):
+    """Vectors of the texts (hashed words reduced to 64 dimensions, a stand-in for sentence
+    embeddings): the judge must train on the same draw as the TF-IDF one, by each post's own
+    vector."""
+    from dataclasses import replace
+
+    from sklearn.decomposition import TruncatedSVD
+    from sklearn.feature_extraction.text import HashingVectorizer
+
+    parts = [grid.seed, grid.reserve, grid.test, grid.synthetic["dev"]]
+    hashed = HashingVectorizer(n_features=2**14).transform([t for p in parts for t in p.texts])
+    vectors = TruncatedSVD(64, random_state=0).fit_transform(hashed)
+    starts = np.cumsum([0, *(len(p.texts) for p in parts)])
+    seed, reserve, test, dev = (
+        Labelled(p.texts, p.labels, vectors[a:b])
+        for p, a, b in zip(parts, starts[:-1], starts[1:], strict=True)
+    )
+    judged = replace(grid, seed=seed, reserve=reserve, test=test, synthetic={"dev": dev})
+    cells, _ = plan_cells(judged, [200], repeats=2, seed=0, judges=(TFIDF, EMBEDDINGS))
+    assert len(cells) == 2 * (1 + 3 * 2)  # every cell once per judge, with the same draw seed
+    pairs = {(c.strategy, c.repeat): set() for c in cells}
+    for cell in cells:
+        pairs[(cell.strategy, cell.repeat)].add(cell.seed)
+    assert all(len(seeds) == 1 for seeds in pairs.values())
+    both = [Cell(REAL, 300, 0, 11, judge) for judge in (TFIDF, EMBEDDINGS)]
+    results = [run_cell(c, judged) for c in both]
+    assert results[0]["train_posts"] == results[1]["train_posts"] == len(seed.texts) + 300
+    # the judge saw exactly the cell's rows, by their own vectors
+    rows = training_rows(judged, both[1])
+    expected = embedding_judge().fit(
+        np.vstack([p.vectors[r] for p, r in rows]), np.concatenate([p.labels[r] for p, r in rows])
+    )
+    assert results[1]["predictions"] == expected.predict(test.vectors).tolist()
+    assert results[0]["predictions"] != results[1]["predictions"]  # another model, not a copy
+    assert len(set(results[1]["predictions"])) > 1
+    table = pa.Table.from_pylist(results, schema=CELLS_SCHEMA)
+    summary = summarise(table, test.labels, grid.classes, 50, 0.95, seed=0).to_pylist()
+    assert {(r["judge"], r["class"]) for r in summary if r["class"] is None} == {
+        (TFIDF, None),
+        (EMBEDDINGS, None),
+    }
 
 
 def test_linguistic_measures_compare_equal_sized_samples(grid):

@@ -64,6 +64,12 @@ class UtilityConfig(Section):
     )
     bootstrap_samples: Annotated[int, Field(ge=0)] = 1000
     confidence: Annotated[float, Field(gt=0.5, lt=1.0)] = 0.95
+    judges: Annotated[list[Literal["tfidf", "embeddings"]], Field(min_length=1)] = Field(
+        default_factory=lambda: ["tfidf", "embeddings"],
+        description="classifiers the grid trains: tfidf (the kind the cues came from) and "
+        "embeddings (logistic regression on sentence embeddings in evaluate.embedder's space, "
+        "a judge of another family than the one that picked the cues)",
+    )
 
 
 class LabelledConfig(Section):

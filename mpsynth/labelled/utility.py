@@ -34,9 +34,11 @@ from mpsynth.rundir.context import StageContext, write_table
 from mpsynth.stages.pools import largest_remainder
 
 SEED_ONLY, REAL = "seed only", "real"
+TFIDF, EMBEDDINGS = "tfidf", "embeddings"  # the judges
 
 CELLS_SCHEMA = pa.schema(
     [
+        pa.field("judge", pa.string(), nullable=False),
         pa.field("strategy", pa.string(), nullable=False),
         pa.field("added", pa.int64(), nullable=False),
         pa.field("repeat", pa.int64(), nullable=False),
@@ -49,6 +51,7 @@ CELLS_SCHEMA = pa.schema(
 )
 SUMMARY_SCHEMA = pa.schema(
     [
+        pa.field("judge", pa.string(), nullable=False),
         pa.field("strategy", pa.string(), nullable=False),
         pa.field("added", pa.int64(), nullable=False),
         pa.field("class", pa.string()),  # null: macro-F1
@@ -65,10 +68,12 @@ SUMMARY_SCHEMA = pa.schema(
 
 @dataclass(frozen=True)
 class Labelled:
-    """Texts and class indices of one part of the data."""
+    """Texts and class indices of one part of the data, and their sentence embeddings (row-aligned;
+    None when no embedding judge runs)."""
 
     texts: list[str]
     labels: np.ndarray  # class indices
+    vectors: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
@@ -90,13 +95,15 @@ class Cell:
     added: int
     repeat: int
     seed: int
+    judge: str = TFIDF
 
 
 def plan_cells(
-    data: GridData, added: list[int], repeats: int, seed: int
+    data: GridData, added: list[int], repeats: int, seed: int, judges: tuple[str, ...] = (TFIDF,)
 ) -> tuple[list[Cell], list[str]]:
-    """Every cell the data allows, and a note for each one it does not."""
-    cells, skipped = [Cell(SEED_ONLY, 0, 0, seed)], []
+    """Every cell the data allows, once per judge (the same draws, so the judges are compared on
+    the same training sets), and a note for each cell it does not allow."""
+    cells, skipped = [Cell(SEED_ONLY, 0, 0, seed, judge) for judge in judges], []
     strategies = [REAL] + [f"+{n}" for n in data.synthetic] + [f"{n} alone" for n in data.synthetic]
     for strategy in strategies:
         available = len(_source(data, strategy).texts)
@@ -106,7 +113,7 @@ def plan_cells(
                 continue
             for repeat in range(repeats):
                 cell_seed = zlib.crc32(f"{seed}|{strategy}|{count}|{repeat}".encode())
-                cells.append(Cell(strategy, count, repeat, cell_seed))
+                cells += [Cell(strategy, count, repeat, cell_seed, judge) for judge in judges]
     return cells, skipped
 
 
@@ -133,9 +140,10 @@ def draw(source: Labelled, count: int, mix: np.ndarray, rng: np.random.Generator
     return np.sort(picked.astype(np.int64))
 
 
-def training_set(data: GridData, cell: Cell) -> tuple[list[str], np.ndarray]:
+def training_rows(data: GridData, cell: Cell) -> list[tuple[Labelled, np.ndarray]]:
+    """The cell's training set as (part, positions in it) pairs."""
     if cell.strategy == SEED_ONLY:
-        return list(data.seed.texts), data.seed.labels
+        return [(data.seed, np.arange(len(data.seed.texts)))]
     source = _source(data, cell.strategy)
     n = len(data.classes)
     if cell.strategy == REAL:
@@ -144,26 +152,50 @@ def training_set(data: GridData, cell: Cell) -> tuple[list[str], np.ndarray]:
         mix = np.bincount(source.labels, minlength=n).astype(float)
     rng = np.random.default_rng(cell.seed)
     picked = draw(source, cell.added, mix, rng)
-    texts = [source.texts[i] for i in picked]
-    labels = source.labels[picked]
     if cell.strategy.endswith(" alone"):
-        return texts, labels
-    return list(data.seed.texts) + texts, np.concatenate([data.seed.labels, labels])
+        return [(source, picked)]
+    return [(data.seed, np.arange(len(data.seed.texts))), (source, picked)]
+
+
+def training_set(data: GridData, cell: Cell) -> tuple[list[str], np.ndarray]:
+    parts = training_rows(data, cell)
+    texts = [part.texts[i] for part, rows in parts for i in rows.tolist()]
+    return texts, np.concatenate([part.labels[rows] for part, rows in parts])
+
+
+def embedding_judge():
+    """The judge of another family: logistic regression on sentence embeddings (classes absent
+    from a training set are never predicted)."""
+    from sklearn.linear_model import LogisticRegression
+
+    return LogisticRegression(max_iter=2000, random_state=0)
 
 
 def run_cell(cell: Cell, data: GridData) -> dict:
-    """Train on the cell's training set, predict the real test split."""
+    """Train the cell's judge on its training set, predict the real test split."""
     started = time.perf_counter()
-    texts, labels = training_set(data, cell)
-    model = TextClassifier(data.kind, data.classes, 0, data.max_features, data.min_df)
-    model.fit(texts, [data.classes[i] for i in labels])
-    predicted = model.predict(data.test.texts)
     n = len(data.classes)
+    if cell.judge == EMBEDDINGS:
+        parts = training_rows(data, cell)
+        vectors = np.vstack([part.vectors[rows] for part, rows in parts])
+        labels = np.concatenate([part.labels[rows] for part, rows in parts])
+        if len(np.unique(labels)) == 1:  # a set holding one class: it can only say that class
+            predicted = np.full(len(data.test.labels), labels[0], dtype=np.int64)
+        else:
+            predicted = embedding_judge().fit(vectors, labels).predict(data.test.vectors)
+        train_posts = len(labels)
+    else:
+        texts, labels = training_set(data, cell)
+        model = TextClassifier(data.kind, data.classes, 0, data.max_features, data.min_df)
+        model.fit(texts, [data.classes[i] for i in labels])
+        predicted = model.predict(data.test.texts)
+        train_posts = len(texts)
     return {
+        "judge": cell.judge,
         "strategy": cell.strategy,
         "added": cell.added,
         "repeat": cell.repeat,
-        "train_posts": len(texts),
+        "train_posts": train_posts,
         "macro_f1": macro_f1(data.test.labels, predicted, n),
         "f1": per_class_f1(data.test.labels, predicted, n).tolist(),
         "predictions": predicted.astype(np.int16).tolist(),
@@ -193,7 +225,7 @@ def summarise(
     confidence: float,
     seed: int,
 ) -> pa.Table:
-    """Mean F1 over repeats per strategy and added count, macro and per class, with a bootstrap
+    """Mean F1 over repeats per judge, strategy and added count, macro and per class, with a bootstrap
     interval over test posts (one set of resamples shared by every cell) and the repeats' spread."""
     n = len(classes)
     rng = np.random.default_rng(seed)
@@ -203,11 +235,11 @@ def summarise(
         else None
     )
     rows: dict[str, list] = {name: [] for name in SUMMARY_SCHEMA.names}
-    groups: dict[tuple[str, int], list[dict]] = {}
+    groups: dict[tuple[str, str, int], list[dict]] = {}
     for row in cells.to_pylist():
-        groups.setdefault((row["strategy"], row["added"]), []).append(row)
+        groups.setdefault((row["judge"], row["strategy"], row["added"]), []).append(row)
     alpha = (1 - confidence) / 2
-    for (strategy, added), members in groups.items():
+    for (judge, strategy, added), members in groups.items():
         f1 = np.array([m["f1"] for m in members])  # repeats x classes
         scores = np.column_stack([f1.mean(axis=1), f1])  # macro first
         boot = None
@@ -220,6 +252,7 @@ def summarise(
             boot = np.column_stack([per_class.mean(axis=1), per_class])
         for column, name in enumerate([None, *classes]):
             values = scores[:, column]
+            rows["judge"].append(judge)
             rows["strategy"].append(strategy)
             rows["added"].append(added)
             rows["class"].append(name)
@@ -276,8 +309,10 @@ def linguistic_by_class(
 log = logging.getLogger(__name__)
 
 
-def grid_data(ctx: StageContext):
-    """What every cell of the utility grid reads: seed, reserve, test and synthetic posts."""
+def grid_data(ctx: StageContext, judges: tuple[str, ...] = (TFIDF,), work: Path | None = None):
+    """What every cell of the utility grid reads: seed, reserve, test and synthetic posts, with
+    their sentence embeddings when the embedding judge runs (through the embedding cache: the
+    evaluation later finds them there)."""
     from mpsynth.labelled.utility import GridData, Labelled
 
     labelled = ctx.config.labelled
@@ -287,24 +322,61 @@ def grid_data(ctx: StageContext):
     def part(texts: list[str], labels: list[str]) -> Labelled:
         return Labelled(texts, np.array([classes.index(label) for label in labels], dtype=np.int64))
 
+    parts = {
+        "seed": part(*labelled_texts(ctx, ("seed",))),
+        "reserve": part(*labelled_texts(ctx, ("reserve",))),
+        "test": part(*labelled_texts(ctx, ("test",))),
+    }
     synthetic = {}
     for path in sorted(ctx.path("postprocess", "synthetic").glob("*.parquet")):
         table = pq.read_table(path, columns=["text", "label"])
         synthetic[path.stem] = part(
             table.column("text").to_pylist(), table.column("label").to_pylist()
         )
+    if EMBEDDINGS in judges:
+        everything = [*parts.values(), *synthetic.values()]
+        vectors = judge_vectors(
+            ctx, [t for p in everything for t in p.texts], work or ctx.run.root / ".judge"
+        )
+        start = 0
+        for key, holder in [*((k, parts) for k in parts), *((k, synthetic) for k in synthetic)]:
+            mine = holder[key]
+            holder[key] = Labelled(
+                mine.texts, mine.labels, vectors[start : start + len(mine.texts)]
+            )
+            start += len(mine.texts)
     targets = json.loads(ctx.path("pools", "targets.json").read_text())
     return GridData(
         classes=classes,
         kind=chosen["chosen"],
-        seed=part(*labelled_texts(ctx, ("seed",))),
-        reserve=part(*labelled_texts(ctx, ("reserve",))),
-        test=part(*labelled_texts(ctx, ("test",))),
+        seed=parts["seed"],
+        reserve=parts["reserve"],
+        test=parts["test"],
         synthetic=synthetic,
         real_mix={classes.index(c): n for c, n in targets.items()},
         max_features=labelled.cues.max_features,
         min_df=labelled.cues.min_df,
     )
+
+
+def judge_vectors(ctx: StageContext, texts: list[str], work: Path) -> np.ndarray:
+    """The texts' vectors in the evaluation's similarity space (evaluate.embedder; the run's own
+    topic space when that is None), each distinct text encoded once and cached."""
+    from mpsynth.embedders import state_path
+    from mpsynth.stages.embed import encode_texts
+
+    embedder, state = ctx.config.evaluate.embedder, None
+    if embedder is None or embedder == ctx.config.embed.embedder:
+        embedder = ctx.config.embed.embedder
+        state = state_path(embedder, ctx.run.stage_dir("embed"))
+    encoded = encode_texts(ctx, embedder, state, texts, work, "utility: embed for the judge")
+    log.info(
+        "utility: %d texts for the embedding judge, %d encoded, %d from the cache",
+        len(texts),
+        encoded.encoded,
+        encoded.cached,
+    )
+    return encoded.vectors
 
 
 def run_utility(ctx: StageContext, out: Path) -> dict[str, Any]:
@@ -318,7 +390,8 @@ def run_utility(ctx: StageContext, out: Path) -> dict[str, Any]:
     )
 
     labelled = ctx.config.labelled
-    data = grid_data(ctx)
+    judges = tuple(labelled.utility.judges)
+    data = grid_data(ctx, judges, out / ".judge")
     seed, reserve, test, synthetic, classes = (
         data.seed,
         data.reserve,
@@ -327,7 +400,7 @@ def run_utility(ctx: StageContext, out: Path) -> dict[str, Any]:
         data.classes,
     )
     cells, skipped = plan_cells(
-        data, labelled.utility.added, labelled.utility.repeats, ctx.config.seed
+        data, labelled.utility.added, labelled.utility.repeats, ctx.config.seed, judges
     )
     for note in skipped:
         log.warning("utility: skipped %s", note)
@@ -372,6 +445,7 @@ def run_utility(ctx: StageContext, out: Path) -> dict[str, Any]:
         "classes": classes,
         "minority": minority,
         "classifier": data.kind,
+        "judges": list(judges),
         "posts": {"seed": len(seed.texts), "reserve": len(reserve.texts), "test": len(test.texts)},
         "confidence": labelled.utility.confidence,
         "cells": len(cells),

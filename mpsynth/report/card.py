@@ -228,7 +228,14 @@ def _js(value: float | None) -> str:
 def _labelled_lines(config: RunConfig, utility: list[dict], splits: dict[str, str]) -> list[str]:
     """Labelled strategies, where each split came from, and macro-F1 on the real test split at
     the largest count every strategy reached."""
-    macro = [r for r in utility if r["class"] is None]
+    judged = {r.get("judge", "tfidf") for r in utility}
+    first = "tfidf" if "tfidf" in judged else sorted(judged)[0]
+    other = {
+        (r["strategy"], r["added"]): r
+        for r in utility
+        if r["class"] is None and r.get("judge") == "embeddings" and first != "embeddings"
+    }
+    macro = [r for r in utility if r["class"] is None and r.get("judge", "tfidf") == first]
     baseline = next((r for r in macro if r["added"] == 0), None)
     strategies = sorted({r["strategy"] for r in macro if r["added"] > 0})
     common = [
@@ -260,16 +267,30 @@ def _labelled_lines(config: RunConfig, utility: list[dict], splits: dict[str, st
     lines += [
         f"Macro-F1 on the real test split: the classifier trained on the real seed alone "
         f"({baseline['f1']:.3f}), and with {count:,} posts added (mean over repeats, bootstrap "
-        f"interval over test posts):",
+        f"interval over test posts)"
+        + (
+            "; beside it, the embedding judge (logistic regression on sentence embeddings, a "
+            "classifier of another family than the one that picked the cues):"
+            if other
+            else ":"
+        ),
         "",
-        "| training data | macro-F1 | interval |",
-        "|---|---|---|",
+        "| training data | macro-F1 | interval |"
+        + (" embedding judge | interval |" if other else ""),
+        "|---|---|---|" + ("---|---|" if other else ""),
     ]
     for strategy in strategies:
         row = next(r for r in macro if r["strategy"] == strategy and r["added"] == count)
-        interval = "–" if row["ci_low"] is None else f"{row['ci_low']:.3f} – {row['ci_high']:.3f}"
-        lines.append(f"| {_training_data(strategy)} | {row['f1']:.3f} | {interval} |")
+        line = f"| {_training_data(strategy)} | {row['f1']:.3f} | {_card_interval(row)} |"
+        if other and (strategy, count) in other:
+            judged_row = other[(strategy, count)]
+            line += f" {judged_row['f1']:.3f} | {_card_interval(judged_row)} |"
+        lines.append(line)
     return [*lines, "", "Per-class F1 and every added count are in `report.html`.", ""]
+
+
+def _card_interval(row: dict) -> str:
+    return "–" if row["ci_low"] is None else f"{row['ci_low']:.3f} – {row['ci_high']:.3f}"
 
 
 def _training_data(strategy: str) -> str:
