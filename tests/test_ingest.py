@@ -64,7 +64,27 @@ def test_real_rows_are_kept_byte_for_byte(tmp_path, demo_rows):
         "with_reply_to": 0,
         "with_thread_id": 0,
         "with_quote_of": 0,
+        "with_lang": 37,  # declared where the source dataset has a language column
+        "languages": {"en": 37},
     }
+    from mpsynth.stages.ingest.normalise import language_code
+
+    declared = {r["id"]: language_code(r["lang"]) for r in rows}  # "und" is no language
+    kept = zip(result.posts["id"].to_pylist(), result.posts["lang"].to_pylist(), strict=True)
+    assert dict(kept) == declared
+
+
+def test_language_codes_keep_the_primary_subtag_and_drop_empty_values():
+    from mpsynth.stages.ingest.normalise import language_code
+
+    assert [language_code(v) for v in ("en", "EN-us", " nl_BE ", "und", "", None)] == [
+        "en",
+        "en",
+        "nl",
+        None,
+        None,
+        None,
+    ]
 
 
 def test_bad_rows_are_quarantined_with_reasons(tmp_path, demo_rows):
@@ -148,5 +168,6 @@ def test_jsonl_parquet_and_folder_inputs_with_mapping(tmp_path):
         "quarantined": 1,
         "control_chars_stripped": 0,
         **dict.fromkeys(["accounts", "with_author", "with_timestamp"], 0),
-        **dict.fromkeys(["with_reply_to", "with_thread_id", "with_quote_of"], 0),
+        **dict.fromkeys(["with_reply_to", "with_thread_id", "with_quote_of", "with_lang"], 0),
+        "languages": {},
     }

@@ -151,3 +151,45 @@ def test_sentiment_labels_map_by_name():
     assert [_label_index(x) for x in ("NEGATIVE", "neutral", "Positive", "neg")] == [0, 1, 2, 0]
     with pytest.raises(ValueError, match="LABEL_0"):
         _label_index("LABEL_0")  # a model without sentiment label names is refused, not guessed
+
+
+def test_sentiment_is_routed_by_language_and_coverage_says_who_measured_what(tmp_path, demo_rows):
+    """The demo's English posts go to the model given for `en`; posts in other languages (as the
+    language identifier reads them) to VADER, which covers English only: those are marked."""
+    from mpsynth.config import TransformersSentimentConfig, VaderSentimentConfig
+    from mpsynth.metrics.sentiment import detect_languages, routed_sentiment, sentiment_of
+    from mpsynth.testing import build_tiny_sentiment_model
+
+    texts = [r["text"] for r in demo_rows[:400]]
+    languages = detect_languages(texts)
+    assert languages.count("en") > 0.8 * len(texts) and set(languages) - {"en"}
+    model = build_tiny_sentiment_model(tmp_path / "clf", texts[:200])
+    english = TransformersSentimentConfig(model=str(model), device="cpu", languages=["en"])
+    classes, covered = routed_sentiment(texts, languages, VaderSentimentConfig(), {"en": english})
+    is_english = np.array([language == "en" for language in languages])
+    rows = np.flatnonzero(is_english)
+    others = np.flatnonzero(~is_english)
+    np.testing.assert_array_equal(classes[rows], sentiment_of([texts[i] for i in rows], english))
+    vader = sentiment_of([texts[i] for i in others], VaderSentimentConfig())
+    np.testing.assert_array_equal(classes[others], vader)
+    # English posts by a model that covers English; the rest by VADER, which does not cover them
+    np.testing.assert_array_equal(covered, is_english | np.array([x is None for x in languages]))
+    assert not routed_sentiment(["Dit is mooi"], ["nl"], VaderSentimentConfig(), {})[1][0]
+
+
+def test_the_report_marks_sentiment_measured_outside_its_languages():
+    from mpsynth.report.html import _coverage_warning
+
+    def row(dataset, platform, value):
+        return {
+            "family": "sentiment",
+            "metric": "language_coverage",
+            "dataset": dataset,
+            "platform": platform,
+            "value": value,
+        }
+
+    rows = [row("real", "telegram", 0.39), row("real", "twitter", 0.97), row("real", "all", 0.6)]
+    warning = _coverage_warning(rows)
+    assert "real on telegram (39% covered)" in warning and "twitter" not in warning
+    assert _coverage_warning([row("real", "twitter", 0.97)]) == ""

@@ -34,6 +34,9 @@ class ColumnMap(Section):
     author: str | None = "author"
     label: str | None = "label"
     split: str | None = "split"
+    lang: str | None = Field(
+        default="lang", description="language code of the post ('en'; 'en-US' is kept as 'en')"
+    )
     reply_to: str | None = Field(default="reply_to", description="id of the post answered")
     thread_id: str | None = Field(default="thread_id", description="id of the thread")
     quote_of: str | None = Field(default="quote_of", description="id of the post quoted or shared")
@@ -266,6 +269,11 @@ class TransformersSentimentConfig(Section):
     batch_size: Annotated[int, Field(ge=1)] = 64
     max_length: Annotated[int, Field(ge=8)] = 128
     device: Literal["auto", "cpu", "cuda"] = "auto"
+    languages: list[str] | None = Field(
+        default=None,
+        description="language codes the model covers (e.g. [en, nl, de] for a multilingual "
+        "Twitter model); None: every language it is used for",
+    )
 
 
 SentimentConfig = Annotated[
@@ -342,6 +350,16 @@ class EvaluateConfig(Section):
     detectability_sample: Annotated[int, Field(ge=10)] = 5_000
     linguistic_seed: int = 0
     sentiment: SentimentConfig = VaderSentimentConfig()
+    sentiment_by_language: dict[str, SentimentConfig] = Field(
+        default_factory=dict,
+        description="language code -> the sentiment backend for posts in that language (nl: a "
+        "Dutch or multilingual model); posts in other languages use evaluate.sentiment",
+    )
+    detect_language: bool = Field(
+        default=True,
+        description="give posts without a declared lang one from a language identifier "
+        "(py3langid, its bundled model), to choose their sentiment backend and check coverage",
+    )
     ner_model: str | None = Field(
         default="en_core_web_sm",
         description="a spaCy pipeline name or path for the entity metrics; en_core_web_sm (the "

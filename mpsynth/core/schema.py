@@ -18,6 +18,7 @@ POSTS = pa.schema(
         pa.field("author", pa.string()),
         pa.field("label", pa.string()),
         pa.field("split", pa.string()),
+        pa.field("lang", pa.string()),  # ISO 639-1 code where the input declares one
         pa.field("reply_to", pa.string()),
         pa.field("thread_id", pa.string()),
         pa.field("quote_of", pa.string()),

@@ -21,6 +21,8 @@ from mpsynth.metrics.similarity import mean_within_similarity, nearest_similarit
 from mpsynth.metrics.stats import bootstrap_mean_ci, bootstrap_statistic_ci, js_divergence
 from mpsynth.metrics.topic_overlap import topic_overlap
 
+COVERED = "sentiment_covered"  # per post: its sentiment backend covers its language
+
 
 def sentiment_key(config: Any) -> str:
     return f"sentiment:{config.model_dump_json()}"
@@ -122,6 +124,13 @@ def describe(
                 indicator.mean(),
                 len(indicator),
                 ci,
+            )
+        )
+    if COVERED in data.per_post:  # the share of posts measured in a language their backend covers
+        covered = np.asarray(data.per_post[COVERED], dtype=float)
+        rows.append(
+            metric_row(
+                "sentiment", "language_coverage", data.name, platform, covered.mean(), len(covered)
             )
         )
     rows.append(

@@ -1,5 +1,11 @@
-"""Sentiment: VADER compound scores -> negative / neutral / positive shares, and how far a synthetic
-set's shares diverge from the real ones (Jensen-Shannon, base 2: 0 same, 1 disjoint)."""
+"""Sentiment: VADER compound scores (or a transformers model's labels) -> negative / neutral /
+positive shares, and how far a synthetic set's shares diverge from the real ones (Jensen-Shannon,
+base 2: 0 same, 1 disjoint).
+
+Posts are routed by language: a post whose language (declared, or found by a language identifier)
+has its own backend in `evaluate.sentiment_by_language` is measured by it, every other post by
+`evaluate.sentiment`. Each post also records whether its backend covers its language (VADER:
+English only), so a figure measured mostly outside a model's languages can be marked."""
 
 from __future__ import annotations
 
@@ -8,6 +14,7 @@ from functools import cache
 import numpy as np
 
 CLASSES = ("negative", "neutral", "positive")
+VADER_LANGUAGES = frozenset({"en"})
 THRESHOLD = 0.05  # VADER's own convention for the compound score
 MAX_CHARS = 5_000  # VADER's cost grows with length: a pathological post is cut, bounding its time
 
@@ -72,3 +79,51 @@ def sentiment_of(texts: list[str], config) -> np.ndarray:
                 max_length=config.max_length,
             )
             return np.array([_label_index(o["label"]) for o in outputs], dtype=np.int64)
+
+
+def covers(config, language: str | None) -> bool:
+    """Whether a backend measures posts in `language` (an unknown language is not held against
+    it)."""
+    if language is None:
+        return True
+    if config.kind == "vader":
+        return language in VADER_LANGUAGES
+    return config.languages is None or language in config.languages
+
+
+@cache
+def _identifier():
+    from py3langid.langid import MODEL_FILE, LanguageIdentifier
+
+    return LanguageIdentifier.from_pickled_model(MODEL_FILE)
+
+
+def detect_languages(texts: list[str]) -> list[str | None]:
+    """Each text's most likely language (ISO 639-1) by py3langid's bundled model; None for a text
+    without letters."""
+    identifier = _identifier()
+    return [
+        str(identifier.classify(t[:MAX_CHARS])[0]) if any(c.isalpha() for c in t) else None
+        for t in texts
+    ]
+
+
+def routed_sentiment(
+    texts: list[str], languages: list[str | None], default, by_language: dict
+) -> tuple[np.ndarray, np.ndarray]:
+    """(sentiment class per post, whether its backend covers its language): each post measured
+    by its language's backend in `by_language`, else by `default`."""
+    backend_of = [by_language.get(language, default) for language in languages]
+    classes = np.empty(len(texts), dtype=np.int64)
+    groups: dict[str, list[int]] = {}
+    configs = {}
+    for row, config in enumerate(backend_of):
+        key = config.model_dump_json()
+        groups.setdefault(key, []).append(row)
+        configs[key] = config
+    for key, rows in groups.items():
+        classes[rows] = sentiment_of([texts[r] for r in rows], configs[key])
+    covered = np.array(
+        [covers(c, language) for c, language in zip(backend_of, languages, strict=True)], dtype=bool
+    )
+    return classes, covered

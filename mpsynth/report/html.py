@@ -293,6 +293,33 @@ def counts_table(summary: dict[str, dict[str, int]], columns: list[str]) -> str:
     return f'<table><tr><th class="l"></th>{head}</tr>{body}</table>'
 
 
+COVERAGE_MARK = 0.5  # below this share of posts in its languages, a sentiment figure is marked
+
+
+def _coverage_warning(rows: list[dict]) -> str:
+    """A marked note naming every set and platform whose sentiment was measured mostly on posts in
+    languages its backend does not cover ('' when none was)."""
+    low = [
+        r
+        for r in rows
+        if r["family"] == "sentiment"
+        and r["metric"] == "language_coverage"
+        and r["platform"] != schema.ALL_PLATFORMS
+        and r["value"] < COVERAGE_MARK
+    ]
+    if not low:
+        return ""
+    named = "; ".join(
+        f"{html.escape(r['dataset'])} on {html.escape(r['platform'])} ({r['value']:.0%} covered)"
+        for r in sorted(low, key=lambda r: (r["platform"], r["dataset"]))
+    )
+    return (
+        '<p class="warn">&#9888; Not trustworthy: most of these posts are in languages the '
+        f"sentiment backend does not cover: {named}. Give their language a model of its own "
+        "(evaluate.sentiment_by_language).</p>"
+    )
+
+
 def render_report(
     title: str,
     metrics: pa.Table,
@@ -304,10 +331,12 @@ def render_report(
     sections: str = "",
     steps: str = "",
     structure: str = "",
+    sentiment_backend: str = "VADER",
 ) -> str:
     """The page; `sections` is HTML the run's pipeline adds after the counts (a labelled run's
     utility results), `steps` what postprocessing and the privacy guard did (after the topics),
-    `structure` the accounts, times and networks (their metrics stay out of the scorecards)."""
+    `structure` the accounts, times and networks (their metrics stay out of the scorecards),
+    `sentiment_backend` what measured sentiment, in words."""
     every_row = metrics.to_pylist()
     rows = [r for r in every_row if r["topic"] is None]
     # structure and entities have sections of their own, too long for the scorecards
@@ -353,7 +382,8 @@ mpsynth {html.escape(str(manifest.get("versions", {}).get("mpsynth", "")))}</p>
 bootstrap confidence intervals.</p>
 {_lexical_plot(rows, datasets, platforms)}
 {_length_plot(features, datasets, platforms)}
-<h2>Sentiment (VADER)</h2>
+<h2>Sentiment ({html.escape(sentiment_backend)})</h2>
+{_coverage_warning(rows)}
 {_grouped_bars(rows, ["share_negative", "share_neutral", "share_positive"], datasets, platforms, "share")}
 <h2>Embedding similarity</h2>
 <p>Share of posts whose nearest post in the other set is at least as similar as each threshold

@@ -52,6 +52,7 @@ def run_report(ctx: StageContext, out: Path) -> dict[str, int]:
         sections,
         steps,
         structure,
+        sentiment_backend(ctx.config.evaluate),
     )
     (out / "report.html").write_text(page, encoding="utf-8")
     counts = {}
@@ -168,3 +169,17 @@ def account_example(ctx: StageContext, sets: dict, shown: int = 6) -> dict | Non
         .sort_by("timestamp")
         .to_pylist(),
     }
+
+
+def sentiment_backend(evaluate) -> str:
+    """What measured sentiment, in words: the default backend, then any per-language ones."""
+
+    def name(config) -> str:
+        return "VADER" if config.kind == "vader" else config.model
+
+    return "; ".join(
+        [
+            name(evaluate.sentiment),
+            *(f"{lang}: {name(c)}" for lang, c in sorted(evaluate.sentiment_by_language.items())),
+        ]
+    )

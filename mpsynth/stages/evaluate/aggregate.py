@@ -55,20 +55,45 @@ def lexical_metrics(features: pa.Table, config: EvaluateConfig, seed: int) -> pa
 
 class PostFeatures:
     """Batch callable (Ray Data actor) for the per-post features the sampled families need besides
-    the embeddings (which come from the embedding cache): the sentiment class (the configured
-    backend) and, with an NER pipeline, the entities mentioned ("LABEL\ttext")."""
+    the embeddings (which come from the embedding cache): the post's language (declared in a `lang`
+    column, else identified when `detect_language`), its sentiment class (its language's backend)
+    and whether that backend covers its language, and, with an NER pipeline, the entities
+    mentioned ("LABEL\ttext")."""
 
-    def __init__(self, sentiment: SentimentConfig, ner_model: str | None) -> None:
+    def __init__(
+        self,
+        sentiment: SentimentConfig,
+        ner_model: str | None,
+        by_language: dict[str, SentimentConfig] | None = None,
+        detect_language: bool = False,
+    ) -> None:
         self.sentiment = sentiment
         self.ner_model = ner_model
+        self.by_language = by_language or {}
+        self.detect_language = detect_language
 
     def __call__(self, batch: pa.Table) -> pa.Table:
         from mpsynth.metrics.entities import load_pipeline, post_entities
-        from mpsynth.metrics.sentiment import sentiment_of
+        from mpsynth.metrics.sentiment import detect_languages, routed_sentiment
 
         texts = batch.column("text").to_pylist()
-        columns = {name: batch.column(name) for name in batch.column_names if name != "text"}
-        columns["sentiment"] = pa.array(sentiment_of(texts, self.sentiment), pa.int64())
+        skip = ("text", "lang")
+        columns = {name: batch.column(name) for name in batch.column_names if name not in skip}
+        languages = (
+            batch.column("lang").to_pylist()
+            if "lang" in batch.column_names
+            else [None] * len(texts)
+        )
+        missing = [i for i, language in enumerate(languages) if language is None]
+        if self.detect_language and missing:
+            for i, language in zip(
+                missing, detect_languages([texts[i] for i in missing]), strict=True
+            ):
+                languages[i] = language
+        classes, covered = routed_sentiment(texts, languages, self.sentiment, self.by_language)
+        columns["lang"] = pa.array(languages, pa.string())
+        columns["sentiment"] = pa.array(classes, pa.int64())
+        columns["sentiment_covered"] = pa.array(covered, pa.bool_())
         if self.ner_model is not None:
             mentions = post_entities(load_pipeline(self.ner_model), texts)
             columns["entities"] = pa.array(
@@ -90,7 +115,14 @@ def family_metrics(
     on its own, every synthetic set compared with the real one, per platform and over all
     platforms), per-topic rows, and the 2-D embedding map. Each sample table carries its posts'
     PostFeatures columns (embedding, sentiment, entities)."""
-    from mpsynth.metrics.compare import EvalSet, compare, describe, entities_key, sentiment_key
+    from mpsynth.metrics.compare import (
+        COVERED,
+        EvalSet,
+        compare,
+        describe,
+        entities_key,
+        sentiment_key,
+    )
     from mpsynth.stages.embed import embeddings_matrix
     from mpsynth.stages.topics import assign_topics
 
@@ -111,6 +143,7 @@ def family_metrics(
             topics,
         )
         data.per_post[sentiment_key(config.sentiment)] = table.column("sentiment").to_numpy()
+        data.per_post[COVERED] = table.column("sentiment_covered").to_numpy(zero_copy_only=False)
         if config.ner_model is not None:
             data.per_post[entities_key(config.ner_model)] = [
                 frozenset(tuple(e.split("\t", 1)[::-1]) for e in mentions)

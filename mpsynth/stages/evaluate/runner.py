@@ -47,6 +47,8 @@ def run_evaluate(ctx: StageContext, out: Path) -> dict[str, int]:
     samples = {}
     for number, (name, path) in enumerate(sources.items()):
         extra = ["author"] if name == schema.REAL else ["example_ids"]
+        if "lang" in pq.read_schema(path).names:  # the real posts' declared languages
+            extra.append("lang")
         table = pq.read_table(path, columns=["id", "platform", "text", *extra])
         samples[name] = sample_per_platform(
             table, evaluate.sample_per_platform, ctx.config.seed + number
@@ -82,6 +84,9 @@ def run_evaluate(ctx: StageContext, out: Path) -> dict[str, int]:
                 "dataset": pa.array([name] * table.num_rows, pa.string()),
                 "row": pa.array(range(table.num_rows), pa.int64()),
                 "text": table.column("text"),
+                "lang": table.column("lang")
+                if "lang" in table.column_names
+                else pa.nulls(table.num_rows, pa.string()),
             }
         )
         pq.write_table(rows, staged / f"{number:03d}.parquet")
@@ -106,7 +111,12 @@ def run_evaluate(ctx: StageContext, out: Path) -> dict[str, int]:
         sorted(staged.glob("*.parquet")),
         out / "post_features",
         PostFeatures,
-        constructor_kwargs={"sentiment": evaluate.sentiment, "ner_model": evaluate.ner_model},
+        constructor_kwargs={
+            "sentiment": evaluate.sentiment,
+            "ner_model": evaluate.ner_model,
+            "by_language": evaluate.sentiment_by_language,
+            "detect_language": evaluate.detect_language,
+        },
         actors=actors,
         num_cpus=ctx.config.ray.actor_num_cpus,
         num_gpus=gpus,
@@ -125,6 +135,8 @@ def run_evaluate(ctx: StageContext, out: Path) -> dict[str, int]:
         mine = post_features.filter(pc.equal(post_features.column("dataset"), name)).sort_by("row")
         for column in mine.column_names:
             if column not in ("dataset", "row"):
+                if column in table.column_names:  # lang: declared, now with the identified ones
+                    table = table.drop_columns([column])
                 table = table.append_column(column, mine.column(column))
         for column, encoded in spaces.items():
             vectors = encoded.vectors[offset : offset + table.num_rows]

@@ -23,7 +23,8 @@ log = logging.getLogger(__name__)
 
 SUFFIX_FORMATS = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".parquet": "parquet"}
 NO_PLATFORM = "(none)"
-OPTIONAL = ("timestamp", "author", "label", "split", *schema.LINK_FIELDS)
+OPTIONAL = ("timestamp", "author", "label", "split", "lang", *schema.LINK_FIELDS)
+UNKNOWN_LANGUAGE = {"", "und", "unknown", "none", "null", "nan", "xx", "zxx"}
 PROGRESS_EVERY = 50_000  # rows between progress updates
 # NUL and the other control characters (tab, newline and carriage return kept): stripped from text
 # and ids, each post that held one counted; they break CSV tools, terminals and some tokenizers
@@ -151,6 +152,14 @@ def _read_rows(file: Path, fmt: str, columns: list[str]) -> readers.RawRows:
             return readers.read_jsonl(file, columns)
 
 
+def language_code(value: str | None) -> str | None:
+    """The primary language subtag, lower case ('en-US' -> 'en'); None where it says nothing."""
+    if value is None:
+        return None
+    code = re.split(r"[-_]", value.strip().lower(), maxsplit=1)[0]
+    return None if code in UNKNOWN_LANGUAGE else code
+
+
 def ingest(config: IngestConfig) -> IngestResult:
     """Read every input; return kept posts, quarantined rows with reasons, and per-platform counts."""
     kept: dict[str, list] = {name: [] for name in schema.POSTS.names}
@@ -159,6 +168,7 @@ def ingest(config: IngestConfig) -> IngestResult:
     read, kept_count, bad_count, cleaned = Counter(), Counter(), Counter(), Counter()
     carried: dict[str, Counter] = {}  # platform -> posts carrying each structure field
     accounts: dict[str, set[str]] = {}
+    languages: dict[str, Counter] = {}  # platform -> posts per declared language
     parse_time = TimestampParser()
     limit = config.max_text_chars
 
@@ -219,6 +229,9 @@ def ingest(config: IngestConfig) -> IngestResult:
                 for name in OPTIONAL:
                     kept[name].append(fields.get(name) or None)
                 kept["timestamp"][-1] = parse_time(fields.get("timestamp"), str(file))
+                kept["lang"][-1] = language_code(fields.get("lang"))
+                if kept["lang"][-1] is not None:
+                    languages.setdefault(platform_key, Counter())[kept["lang"][-1]] += 1
                 has = carried.setdefault(platform_key, Counter())
                 for name in ("author", "timestamp", *schema.LINK_FIELDS):
                     has[name] += kept[name][-1] is not None
@@ -242,6 +255,8 @@ def ingest(config: IngestConfig) -> IngestResult:
                 f"with_{name}": carried.get(platform, Counter())[name]
                 for name in ("author", "timestamp", *schema.LINK_FIELDS)
             },
+            "with_lang": sum(languages.get(platform, Counter()).values()),
+            "languages": dict(languages.get(platform, Counter()).most_common(5)),
         }
         for platform in sorted(read)
     }
