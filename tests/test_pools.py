@@ -8,7 +8,7 @@ import pytest
 
 from mpsynth.config import CompositionConfig, PoolsConfig
 from mpsynth.stages.pools import build_pools, cell_targets, largest_remainder, spread_examples
-from tests.conftest import first_per_platform
+from tests.conftest import first_per_platform, read_rows
 
 
 @pytest.fixture(scope="module")
@@ -160,3 +160,69 @@ def test_requests_ask_for_each_cells_target_and_no_more_than_one_request_over(co
         named = Counter(name for targets in topic0 for name in targets)
         assert named["facebook"] > named["twitter"] >= named["reddit"]
         assert len(topic0) == named["facebook"]  # the largest cell is in every request
+
+
+@pytest.mark.parametrize("composition", [True, False])
+def test_enriched_pools_hold_the_share_of_band_posts_where_the_cell_has_them(
+    corpus, demo_rows, composition
+):
+    from mpsynth.stages.pools import Enrichment, enriched_share
+
+    posts, assignments = corpus
+    # holders: the real posts that hold a link (a stand-in for posts with a band entity)
+    text_of = {r["id"]: r["text"] for r in demo_rows}
+    holders = frozenset(i for i in posts["id"].to_pylist() if "http" in text_of[i])
+    assert 10 <= len(holders) <= 0.5 * posts.num_rows
+    enrich = Enrichment(holders, share=0.4)
+    config = PoolsConfig(composition=CompositionConfig(enabled=composition))
+    plain, _ = build_pools(posts, assignments, config, 300, 3, seed=4)
+    rich, _ = build_pools(posts, assignments, config, 300, 3, seed=4, enrich=enrich)
+    assert plain.num_rows == rich.num_rows  # the same requests; only examples are swapped
+    assert enriched_share(rich, enrich) > enriched_share(plain, enrich) + 0.2
+    topic_of = dict(
+        zip(assignments["id"].to_pylist(), assignments["topic"].to_pylist(), strict=True)
+    )
+    platform_of = dict(zip(posts["id"].to_pylist(), posts["platform"].to_pylist(), strict=True))
+    for before, after in zip(plain.to_pylist(), rich.to_pylist(), strict=True):
+        assert len(set(after["example_ids"])) == len(after["example_ids"])
+        # swaps stay within the pool's topic and each example's platform
+        assert Counter(platform_of[e] for e in after["example_ids"]) == Counter(
+            platform_of[e] for e in before["example_ids"]
+        )
+        if after["topic"] is not None:
+            assert {topic_of[e] for e in after["example_ids"]} == {after["topic"]}
+
+
+def test_enrichment_finds_the_band_entities_and_the_posts_that_mention_them(tmp_path):
+    import json
+
+    from mpsynth.config import build_config
+    from mpsynth.metrics.entities import frequency_bands, load_pipeline, post_entities
+    from mpsynth.orchestration.pipeline import run_pipeline
+    from mpsynth.rundir.context import StageContext
+    from mpsynth.rundir.directory import RunDirectory
+    from mpsynth.stages.pools import find_enrichment, load_enrichment
+    from tests.conftest import TEST_DATA
+
+    config = build_config(
+        {
+            "run_dir": str(tmp_path / "run"),
+            "ingest": {"inputs": [{"path": str(TEST_DATA / "ira_tweets.csv")}]},
+            "pools": {"entity_enrichment": {"band": "top", "share": 0.5}},
+        }
+    )
+    run_pipeline(config, until="ingest")
+    ctx = StageContext(config, RunDirectory(config.run_dir))
+    out = tmp_path / "pools"
+    out.mkdir()
+    enrich = find_enrichment(ctx, out)
+    found = json.loads((out / "enrichment.json").read_text())
+    texts = [r["text"] for r in read_rows("ira_tweets.csv")]
+    mentions = post_entities(load_pipeline("en_core_web_sm"), texts)
+    top = frequency_bands(Counter(e for m in mentions for e in m))["top"]
+    assert [(e["text"], e["label"]) for e in found["entities"]] == top
+    assert len(enrich.holders) == sum(bool(m & set(top)) for m in mentions) == len(found["holders"])
+    assert found["band"] == "top" and enrich.needed(9) == 5
+    (ctx.run.stage_dir("pools")).mkdir(exist_ok=True)
+    (ctx.run.stage_dir("pools") / "enrichment.json").write_text(json.dumps(found))
+    assert load_enrichment(ctx) == enrich  # the deficit rounds draw with the same posts

@@ -204,6 +204,25 @@ class CompositionConfig(Section):
     )
 
 
+class EntityEnrichmentConfig(Section):
+    """Pools enriched with posts that mention entities of one frequency band of the real corpus
+    (the bands the entity metrics report), to test whether how well a band's entities are
+    replicated depends on how often the prompts show them."""
+
+    band: Literal["top", "middle", "bottom"] = Field(
+        description="the real entities' frequency band: the 20 most frequent, the 20 around the "
+        "median rank, or the 20 least frequent"
+    )
+    share: Annotated[float, Field(gt=0.0, le=1.0)] = Field(
+        default=0.3,
+        description="share of each pool's examples that must mention an entity of the band (as "
+        "far as the pool's topic and platform hold such posts)",
+    )
+    ner_model: str = Field(
+        default="en_core_web_sm", description="the spaCy pipeline that finds the entities"
+    )
+
+
 class PoolsConfig(Section):
     strategies: Annotated[list[TopicStrategy], Field(min_length=1), AfterValidator(listed_once)] = (
         Field(default_factory=lambda: list(STRATEGIES))
@@ -211,6 +230,9 @@ class PoolsConfig(Section):
     examples_per_prompt: Annotated[int, Field(ge=1, le=100)] = 9
     include_outliers: bool = False
     composition: CompositionConfig = CompositionConfig()
+    entity_enrichment: EntityEnrichmentConfig | None = Field(
+        default=None, description="enrich pools with posts mentioning entities of one band"
+    )
 
 
 class PromptsConfig(Section):

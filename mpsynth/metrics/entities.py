@@ -104,18 +104,25 @@ def _ranked(counts: Counter) -> list:
     return sorted(counts, key=lambda e: (-counts[e], e))
 
 
+def frequency_bands(real: Counter, top_k: int = TOP_K) -> dict[str, list]:
+    """The real entities by frequency band: the top_k most frequent, the top_k around the median
+    rank and the top_k least frequent (ties broken by name)."""
+    ranked = _ranked(real)
+    centre = max(0, len(ranked) // 2 - top_k // 2)
+    return {
+        "top": ranked[:top_k],
+        "middle": ranked[centre : centre + top_k],
+        "bottom": ranked[-top_k:],
+    }
+
+
 def entity_metrics(real: Counter, synthetic: Counter, top_k: int = TOP_K) -> dict[str, float]:
     from scipy.stats import spearmanr
 
     if not real:
         return {}
     ranked = _ranked(real)
-    centre = max(0, len(ranked) // 2 - top_k // 2)
-    bands = {
-        "top": ranked[:top_k],
-        "middle": ranked[centre : centre + top_k],
-        "bottom": ranked[-top_k:],
-    }
+    bands = frequency_bands(real, top_k)
     out = {}
     for band, chosen in bands.items():
         out[f"{band}{top_k}_real_entities_found"] = sum(e in synthetic for e in chosen) / len(

@@ -75,6 +75,7 @@ def render_dataset_card(
         "carries its provenance: request id, provider, model, strategy, topic, the ids of the real "
         "examples its prompt showed, and the seed.",
         "",
+        *_enrichment_lines(config, manifest),
         *(_labelled_lines(config, utility, splits or {}) if utility is not None else []),
         *(_structure_lines(config, structure, overall) if structure else []),
         # sets made elsewhere (mpsynth evaluate) went through none of these steps
@@ -223,6 +224,22 @@ def _steps_lines(
 
 def _js(value: float | None) -> str:
     return "–" if value is None else f"{value:.4f}"
+
+
+def _enrichment_lines(config: RunConfig, manifest: dict[str, Any]) -> list[str]:
+    """How the pools were enriched with posts naming entities of one frequency band."""
+    enrichment = config.pools.entity_enrichment
+    if enrichment is None:
+        return []
+    met = manifest.get("stages", {}).get("pools", {}).get("rows", {}).get("enriched_pools_percent")
+    return [
+        f"Entity enrichment: at least {enrichment.share:.0%} of each pool's examples mention one "
+        f"of the real corpus's {enrichment.band} 20 entities ({enrichment.ner_model}), as far as "
+        "the pool's topic and platform hold such posts"
+        + (f"; {met}% of pools reached it" if met is not None else "")
+        + " (`pools/enrichment.json` lists the entities and the posts).",
+        "",
+    ]
 
 
 def _labelled_lines(config: RunConfig, utility: list[dict], splits: dict[str, str]) -> list[str]:

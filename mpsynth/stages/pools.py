@@ -10,11 +10,18 @@ targets: a topic's requests name as target platforms only those whose cell still
 platform holding 2% of a topic gets 2% of its posts, not an equal share. The same drawing serves
 the deficit rounds after postprocessing (what the short cells lack). Without composition, requests
 per topic follow its size and each names every platform the topic holds.
+
+Entity enrichment (`pools.entity_enrichment`): a share of each pool's examples must mention an
+entity of one frequency band of the real corpus (top, middle or bottom 20, as the entity metrics
+report them); after the usual draw, examples without one are swapped for posts of the same topic
+and platform that have one, as far as there are such posts. The band's entities and the posts
+mentioning them are written to `pools/enrichment.json` (deficit rounds draw the same way).
 Pure logic: tables in, a table out, every draw seeded.
 """
 
 from __future__ import annotations
 
+import logging
 from collections import Counter, defaultdict
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +36,8 @@ from mpsynth.core.errors import ConfigError, InputError
 from mpsynth.rundir.context import StageContext, write_table
 from mpsynth.stages.topics import OUTLIER
 
+log = logging.getLogger(__name__)
+
 
 def largest_remainder(weights: np.ndarray, total: int) -> np.ndarray:
     """Split `total` into integers proportional to `weights` (Hamilton's method; sums to total)."""
@@ -41,6 +50,37 @@ def largest_remainder(weights: np.ndarray, total: int) -> np.ndarray:
     order = np.lexsort((np.arange(len(weights)), -(quotas - counts)))
     counts[order[:remainder]] += 1
     return counts
+
+
+@dataclass(frozen=True)
+class Enrichment:
+    """Posts that mention an entity of the chosen band, and how many of a pool's k examples must."""
+
+    holders: frozenset[str]
+    share: float
+
+    def needed(self, k: int) -> int:
+        return min(k, int(np.ceil(self.share * k)))
+
+    def apply(
+        self, examples: list[str], candidates: list[str], rng: np.random.Generator
+    ) -> list[str]:
+        """`examples` with non-holders swapped for holders among `candidates` (the same topic and
+        platform) until the pool holds as many as it needs or no holder is left."""
+        have = sum(e in self.holders for e in examples)
+        need = self.needed(len(examples)) - have
+        if need <= 0:
+            return examples
+        chosen = set(examples)
+        spare = [c for c in candidates if c in self.holders and c not in chosen]
+        if not spare:
+            return examples
+        swap_in = [spare[i] for i in rng.permutation(len(spare))[:need].tolist()]
+        out = list(examples)
+        positions = [i for i, e in enumerate(out) if e not in self.holders]
+        for position, post in zip(positions, swap_in, strict=False):
+            out[position] = post
+        return out
 
 
 def spread_examples(available: dict[str, int], k: int) -> dict[str, int]:
@@ -156,6 +196,7 @@ def draws_for_cells(
     examples_per_prompt: int,
     posts_per_platform: int,
     rng: np.random.Generator,
+    enrich: Enrichment | None = None,
 ) -> list[tuple[int | None, list[str], list[str]]]:
     """(topic, target platforms, example ids) per request, so that the requests ask for at least
     `wanted` posts in every cell (at most posts_per_platform - 1 more)."""
@@ -167,7 +208,7 @@ def draws_for_cells(
             while remaining:
                 targets = sorted(remaining)
                 draws.append(
-                    (topic, targets, _topic_examples(by_platform, examples_per_prompt, rng))
+                    (topic, targets, _topic_examples(by_platform, examples_per_prompt, rng, enrich))
                 )
                 remaining = {p: n - posts_per_platform for p, n in remaining.items()}
                 remaining = {p: n for p, n in remaining.items() if n > 0}
@@ -176,19 +217,32 @@ def draws_for_cells(
         pool = cells.by_platform[platform]
         k = min(examples_per_prompt, len(pool))
         for _ in range(-(-n // posts_per_platform)):
-            chosen = rng.choice(len(pool), k, replace=False)
-            draws.append((None, [platform], [pool[i] for i in sorted(chosen)]))
+            draws.append((None, [platform], _platform_examples(pool, k, rng, enrich)))
     return draws
 
 
+def _platform_examples(
+    pool: list[str], k: int, rng: np.random.Generator, enrich: Enrichment | None
+) -> list[str]:
+    chosen = rng.choice(len(pool), k, replace=False)
+    examples = [pool[i] for i in sorted(chosen)]
+    return enrich.apply(examples, pool, rng) if enrich is not None else examples
+
+
 def _topic_examples(
-    by_platform: dict[str, list[str]], k: int, rng: np.random.Generator
+    by_platform: dict[str, list[str]],
+    k: int,
+    rng: np.random.Generator,
+    enrich: Enrichment | None = None,
 ) -> list[str]:
     spread = spread_examples({p: len(ids) for p, ids in by_platform.items()}, k)
     examples = []
     for platform in sorted(by_platform):
         chosen = rng.choice(len(by_platform[platform]), spread.get(platform, 0), replace=False)
-        examples.extend(by_platform[platform][i] for i in sorted(chosen))
+        mine = [by_platform[platform][i] for i in sorted(chosen)]
+        if enrich is not None and mine:  # swapped within the platform: the spread stays
+            mine = enrich.apply(mine, by_platform[platform], rng)
+        examples.extend(mine)
     return examples
 
 
@@ -218,9 +272,10 @@ def build_pools(
     n_posts: int,
     posts_per_platform: int,
     seed: int,
+    enrich: Enrichment | None = None,
 ) -> tuple[pa.Table, pa.Table]:
     """(pools: one row per generation request, for every configured strategy; targets: posts
-    wanted per cell, empty without composition)."""
+    wanted per cell, empty without composition). `enrich`: the entity enrichment, if any."""
     cells = RealCells.build(posts, assignments, config.include_outliers)
     if "mptm" in config.strategies and not cells.members:
         raise InputError("no topics to draw MPTM pools from (every post is an outlier)")
@@ -232,19 +287,21 @@ def build_pools(
             wanted = cell_targets(real, n_posts, config.composition)
             targets.append(targets_table(strategy, real, wanted))
             draws[strategy] = draws_for_cells(
-                cells, strategy, wanted, config.examples_per_prompt, posts_per_platform, rng
+                cells, strategy, wanted, config.examples_per_prompt, posts_per_platform, rng, enrich
             )
         elif strategy == "mptm":
-            draws[strategy] = _mptm_pools(cells, config, n_posts, posts_per_platform, rng)
+            draws[strategy] = _mptm_pools(cells, config, n_posts, posts_per_platform, rng, enrich)
         else:
-            draws[strategy] = _per_platform_pools(cells, config, n_posts, posts_per_platform, rng)
+            draws[strategy] = _per_platform_pools(
+                cells, config, n_posts, posts_per_platform, rng, enrich
+            )
     return (
         pools_table(draws, rngs),
         pa.concat_tables(targets) if targets else TARGETS.empty_table(),
     )
 
 
-def _mptm_pools(cells: RealCells, config, n_posts, posts_per_platform, rng):
+def _mptm_pools(cells: RealCells, config, n_posts, posts_per_platform, rng, enrich=None):
     members = cells.members
     topic_ids = sorted(members)
     sizes = np.array([sum(len(v) for v in members[t].values()) for t in topic_ids], dtype=float)
@@ -256,14 +313,14 @@ def _mptm_pools(cells: RealCells, config, n_posts, posts_per_platform, rng):
         (
             topic,
             sorted(members[topic]),
-            _topic_examples(members[topic], config.examples_per_prompt, rng),
+            _topic_examples(members[topic], config.examples_per_prompt, rng, enrich),
         )
         for topic, count in zip(topic_ids, requests, strict=True)
         for _ in range(count)
     ]
 
 
-def _per_platform_pools(cells: RealCells, config, n_posts, posts_per_platform, rng):
+def _per_platform_pools(cells: RealCells, config, n_posts, posts_per_platform, rng, enrich=None):
     by_platform = cells.by_platform
     names = sorted(by_platform)
     total_requests = max(1, round(n_posts / posts_per_platform))
@@ -273,14 +330,85 @@ def _per_platform_pools(cells: RealCells, config, n_posts, posts_per_platform, r
         pool = by_platform[platform]
         k = min(config.examples_per_prompt, len(pool))
         for _ in range(count):
-            chosen = rng.choice(len(pool), k, replace=False)
-            draws.append((None, [platform], [pool[i] for i in sorted(chosen)]))
+            draws.append((None, [platform], _platform_examples(pool, k, rng, enrich)))
     return draws
+
+
+ENRICHMENT_FILE = "enrichment.json"
+
+
+def find_enrichment(ctx: StageContext, out: Path) -> Enrichment:
+    """Run the NER pipeline over the real posts, pick the configured band of entities, and write
+    them with the posts that mention one to `out`/enrichment.json."""
+    import json
+
+    from mpsynth.core import console
+    from mpsynth.metrics.entities import frequency_bands, load_pipeline, post_entities
+
+    config = ctx.config.pools.entity_enrichment
+    posts = pq.read_table(ctx.path("ingest", "posts.parquet"), columns=["id", "text"])
+    ids, texts = posts.column("id").to_pylist(), posts.column("text").to_pylist()
+    nlp = load_pipeline(config.ner_model)
+    mentions: list[frozenset] = []
+    with console.progress("pools: entities of the real posts", len(texts), "posts") as shown:
+        for start in range(0, len(texts), 2048):
+            mentions += post_entities(nlp, texts[start : start + 2048])
+            shown.update(len(mentions))
+    counts = Counter(entity for found in mentions for entity in found)
+    band = frequency_bands(counts)[config.band] if counts else []
+    chosen = set(band)
+    holders = [i for i, found in zip(ids, mentions, strict=True) if found & chosen]
+    (out / ENRICHMENT_FILE).write_text(
+        json.dumps(
+            {
+                "band": config.band,
+                "share": config.share,
+                "ner_model": config.ner_model,
+                "entities": [
+                    {"text": text, "label": label, "posts": counts[(text, label)]}
+                    for text, label in band
+                ],
+                "holders": holders,
+            },
+            indent=1,
+        )
+        + "\n"
+    )
+    log.info(
+        "pools: enrichment with the %s %d entities (%s): %d real posts mention one",
+        config.band,
+        len(band),
+        ", ".join(text for text, _ in band[:5]) + (" ..." if len(band) > 5 else ""),
+        len(holders),
+    )
+    return Enrichment(frozenset(holders), config.share)
+
+
+def load_enrichment(ctx: StageContext) -> Enrichment | None:
+    """The pools stage's enrichment, for the draws after it (deficit rounds); None without one."""
+    import json
+
+    path = ctx.run.stage_dir("pools") / ENRICHMENT_FILE
+    if ctx.config.pools.entity_enrichment is None or not path.is_file():
+        return None
+    found = json.loads(path.read_text())
+    return Enrichment(frozenset(found["holders"]), found["share"])
+
+
+def enriched_share(pools: pa.Table, enrich: Enrichment) -> float:
+    """The share of pools holding as many band posts as they need."""
+    met = [
+        sum(e in enrich.holders for e in examples) >= enrich.needed(len(examples))
+        for examples in pools.column("example_ids").to_pylist()
+        if examples
+    ]
+    return float(np.mean(met)) if met else 0.0
 
 
 def run_pools(ctx: StageContext, out: Path) -> dict[str, int]:
     from mpsynth.stages.pools import build_pools
 
+    enrich = find_enrichment(ctx, out) if ctx.config.pools.entity_enrichment else None
     pools, targets = build_pools(
         pq.read_table(ctx.path("ingest", "posts.parquet"), columns=["id", "platform"]),
         pq.read_table(ctx.path("topics", "assignments")),
@@ -288,8 +416,14 @@ def run_pools(ctx: StageContext, out: Path) -> dict[str, int]:
         ctx.config.generate.n_posts,
         ctx.config.prompts.posts_per_platform,
         ctx.config.seed,
+        enrich,
     )
-    return {
+    rows = {
         "pools": write_table(pools, out / "pools.parquet"),
         "cells": write_table(targets, out / "targets.parquet"),
     }
+    if enrich is not None:
+        share = enriched_share(pools, enrich)
+        log.info("pools: %.0f%% of pools hold the enrichment share of band posts", 100 * share)
+        rows["enriched_pools_percent"] = round(100 * share)
+    return rows

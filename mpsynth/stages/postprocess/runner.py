@@ -290,7 +290,7 @@ def _deficit_round(
     """Request what one set's short cells lack; the parsed posts of the answers, and how many
     requests were made."""
     from mpsynth.stages.generate import generate_requests
-    from mpsynth.stages.pools import draws_for_cells, pools_table
+    from mpsynth.stages.pools import draws_for_cells, load_enrichment, pools_table
     from mpsynth.stages.postprocess.parse import postprocess
     from mpsynth.stages.prompts.build import build_requests
     from mpsynth.stages.prompts.guard import Pseudonymiser
@@ -308,6 +308,7 @@ def _deficit_round(
         config.pools.examples_per_prompt,
         config.prompts.posts_per_platform,
         rng,
+        load_enrichment(ctx),
     )
     pools = pools_table({strategy: draws}, {strategy: rng}, prefix=f"r{round_number}-")
     guard = Pseudonymiser(config.seed, config.prompts.phone_region)
