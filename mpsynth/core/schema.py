@@ -187,6 +187,9 @@ DESCRIPTIONS: dict[str, str] = {
     "persona": "the persona (a cluster of at least k real accounts) the synthetic account follows",
     "label": "the input's label, as given (labelled runs: the label after the run's rules)",
     "split": "the input's split, as given (labelled runs: seed, reserve, validation or test)",
+    "lang": "language of the post (ISO 639-1; the input's, primary subtag only; null: none given)",
+    "judge": "the classifier that scored the cell: tfidf (the cues' family) or embeddings "
+    "(logistic regression on sentence embeddings)",
     "source_file": "input file the row was read from",
     "source_row": "line of the row in its file (1-based, header counted; Parquet: row number)",
     "reason": "why the row was set aside",
