@@ -89,6 +89,12 @@ def epoch_seconds(column: pa.ChunkedArray | pa.Array) -> np.ndarray:
     return pc.fill_null(values, float("nan")).to_numpy(zero_copy_only=False)
 
 
+def timestamps_of(seconds: np.ndarray) -> pa.Array:
+    """Epoch seconds (NaN: missing) as a timestamp column, the inverse of epoch_seconds."""
+    whole = pa.array(np.round(seconds), pa.float64(), mask=np.isnan(seconds))
+    return whole.cast(pa.int64()).cast(schema.TIMESTAMP)
+
+
 def posts_per_account(posts: Posts) -> np.ndarray:
     known = posts.author[posts.author != None]  # noqa: E711 (elementwise)
     return np.unique(known.astype(str), return_counts=True)[1] if len(known) else np.array([])

@@ -14,23 +14,30 @@ of each synthetic set's posts become replies, written by the set's own generator
   through the generator's ledger, the parser and the copy filter like any other; a slot without an
   accepted reply keeps its own post, and the summary says how many.
 
-Platforms without `reply_to` in the input get no replies: no links are invented.
+`ReplyWriter` runs the rounds for every set of the structure stage and keeps their requests and
+refused answers. Platforms without `reply_to` in the input get no replies: no links are invented.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from mpsynth.config import GeneratorConfig, PromptsConfig
 from mpsynth.core import schema
-from mpsynth.metrics.structure import epoch_seconds, post_depths
+from mpsynth.metrics.structure import epoch_seconds, post_depths, timestamps_of
+from mpsynth.rundir.context import StageContext, write_table
+from mpsynth.stages.postprocess.runner import CALIBRATED, generator_number
 
 log = logging.getLogger(__name__)
 
@@ -295,3 +302,134 @@ def _summary(platform, depth, written, real) -> dict:
             },
         }
     return {"platforms": by_platform}
+
+
+class ReplyWriter:
+    """The reply rounds of every set in one stage: each plain set's replies are written by its own
+    generator, through its ledger, the parser and the copy filter; a calibrated set takes its
+    plain set's replies (the same posts, so the same slots), so nothing is asked twice."""
+
+    def __init__(self, ctx: StageContext, real: dict[str, RealReplies], out: Path) -> None:
+        self.ctx, self.real, self.out = ctx, real, out
+        self.done: dict[str, Replies] = {}
+        self.ids: dict[str, list[str]] = {}
+        self.rejected: list[pa.Table] = []
+        self.requests: list[pa.Table] = []
+        self._index: Any = None
+        self._texts: dict[str, str] | None = None
+
+    def add(self, table: pa.Table, name: str, seed) -> tuple[pa.Table, dict[str, Any]]:
+        base = name.removesuffix(CALIBRATED)
+        if base in self.done and self.ids[base] == table.column("id").to_pylist():
+            replies = self.done[base]
+            # calibrated texts stay where a post is not a reply
+            texts = [
+                r if to is not None else t
+                for t, r, to in zip(
+                    table.column("text").to_pylist(), replies.text, replies.reply_to, strict=True
+                )
+            ]
+            replies = dataclasses.replace(replies, text=texts)
+        else:
+            replies = self._write(table, name, seed)
+            self.done[name], self.ids[name] = replies, table.column("id").to_pylist()
+        log.info("structure %s: %s", name, _replies_line(replies.summary))
+        return _with_replies(table, replies), replies.summary
+
+    def _write(self, table: pa.Table, name: str, seed) -> Replies:
+        from mpsynth.stages.prompts.guard import Pseudonymiser, guard_applies
+
+        config = self.ctx.config
+        number = generator_number(config, name)
+        generator = config.generate.generators[number]
+        masked = guard_applies(config.prompts.privacy_guard, generator.provider.kind)
+        guard = Pseudonymiser(config.seed, config.prompts.phone_region) if masked else None
+
+        def real_text(post_id: str, platform: str) -> str:
+            text = self._real_texts()[post_id]
+            return guard(text, platform) if guard is not None else text
+
+        return write_replies(
+            table,
+            self.real,
+            config.prompts,
+            generator,
+            config.pools.examples_per_prompt,
+            real_text,
+            lambda requests: self._answer(requests, name, number),
+            np.random.default_rng([*seed, 7]),
+            config.structure.reply_retries,
+        )
+
+    def _answer(self, requests: pa.Table, name: str, number: int) -> dict[str, list[str]]:
+        from mpsynth.stages.generate import generate_requests
+        from mpsynth.stages.postprocess.parse import postprocess
+        from mpsynth.stages.postprocess.runner import drop_copies, real_index
+
+        self.requests.append(requests)
+        rows, _ = generate_requests(self.ctx, number, requests)
+        result = postprocess(requests, pa.Table.from_pylist(rows, schema=schema.COMPLETIONS))
+        self.rejected.append(result.rejected)
+        parsed = result.datasets.get(name.removesuffix(CALIBRATED))
+        if parsed is None:
+            return {}
+        if self._index is None:
+            self._index = real_index(self.ctx)
+        kept, rejected, _ = drop_copies(self.ctx, self._index, {"replies": parsed})
+        self.rejected.extend(rejected)
+        answers: dict[str, list[str]] = defaultdict(list)
+        for rid, text in zip(
+            kept["replies"].column("request_id").to_pylist(),
+            kept["replies"].column("text").to_pylist(),
+            strict=True,
+        ):
+            answers[rid].append(text)
+        return answers
+
+    def _real_texts(self) -> dict[str, str]:
+        if self._texts is None:
+            posts = pq.read_table(self.ctx.path("ingest", "posts.parquet"), columns=["id", "text"])
+            self._texts = dict(
+                zip(posts.column("id").to_pylist(), posts.column("text").to_pylist(), strict=True)
+            )
+        return self._texts
+
+    def close(self) -> dict[str, int]:
+        """Write every reply request (the provenance of each reply's `request_id`) and every
+        rejected answer (parse and copy filter) with its reason; their row counts."""
+        written = {}
+        for name, tables, empty in (
+            ("reply_requests", self.requests, schema.GENERATION_REQUESTS),
+            ("rejected_replies", self.rejected, schema.REJECTED_OUTPUTS),
+        ):
+            table = pa.concat_tables(tables) if tables else empty.empty_table()
+            written[name] = write_table(table, self.out / f"{name}.parquet")
+        return written
+
+
+def _with_replies(table: pa.Table, replies: Replies) -> pa.Table:
+    out = table
+    for name, values in (
+        ("text", pa.array(replies.text, pa.string())),
+        ("request_id", pa.array(replies.request_id, pa.string())),
+        ("example_ids", pa.array(replies.example_ids, pa.list_(pa.string()))),
+        ("timestamp", timestamps_of(replies.seconds)),
+        ("reply_to", pa.array(replies.reply_to, pa.string())),
+        ("thread_id", pa.array(replies.thread_id, pa.string())),
+    ):
+        if name in out.column_names:
+            position = out.column_names.index(name)
+            out = out.set_column(position, pa.field(name, values.type), values)
+        else:
+            out = out.append_column(name, values)
+    return out
+
+
+def _replies_line(summary: dict[str, Any]) -> str:
+    return (
+        "; ".join(
+            f"{p} {s['written']:,} of {s['planned']:,} replies (real share {s['real_share']:.0%})"
+            for p, s in summary["platforms"].items()
+        )
+        + f"; {summary['requests']:,} requests"
+    )
