@@ -166,7 +166,7 @@ def test_requests_ask_for_each_cells_target_and_no_more_than_one_request_over(co
 def test_enriched_pools_hold_the_share_of_band_posts_where_the_cell_has_them(
     corpus, demo_rows, composition
 ):
-    from mpsynth.stages.pools import Enrichment, enriched_share
+    from mpsynth.stages.enrichment import Enrichment, enriched_share
 
     posts, assignments = corpus
     # holders: the real posts that hold a link (a stand-in for posts with a band entity)
@@ -201,7 +201,7 @@ def test_enrichment_finds_the_band_entities_and_the_posts_that_mention_them(tmp_
     from mpsynth.orchestration.pipeline import run_pipeline
     from mpsynth.rundir.context import StageContext
     from mpsynth.rundir.directory import RunDirectory
-    from mpsynth.stages.pools import find_enrichment, load_enrichment
+    from mpsynth.stages.enrichment import find_enrichment, load_enrichment
     from tests.conftest import TEST_DATA
 
     config = build_config(

@@ -11,11 +11,8 @@ platform holding 2% of a topic gets 2% of its posts, not an equal share. The sam
 the deficit rounds after postprocessing (what the short cells lack). Without composition, requests
 per topic follow its size and each names every platform the topic holds.
 
-Entity enrichment (`pools.entity_enrichment`): a share of each pool's examples must mention an
-entity of one frequency band of the real corpus (top, middle or bottom 20, as the entity metrics
-report them); after the usual draw, examples without one are swapped for posts of the same topic
-and platform that have one, as far as there are such posts. The band's entities and the posts
-mentioning them are written to `pools/enrichment.json` (deficit rounds draw the same way).
+Entity enrichment (`pools.entity_enrichment`, `mpsynth.stages.enrichment`): after the usual draw,
+examples are swapped within their topic and platform for posts naming an entity of one band.
 Pure logic: tables in, a table out, every draw seeded.
 """
 
@@ -34,6 +31,7 @@ from mpsynth.config import CompositionConfig, PoolsConfig
 from mpsynth.core import schema
 from mpsynth.core.errors import ConfigError, InputError
 from mpsynth.rundir.context import StageContext, write_table
+from mpsynth.stages.enrichment import Enrichment, enriched_share, find_enrichment
 from mpsynth.stages.topics import OUTLIER
 
 log = logging.getLogger(__name__)
@@ -50,37 +48,6 @@ def largest_remainder(weights: np.ndarray, total: int) -> np.ndarray:
     order = np.lexsort((np.arange(len(weights)), -(quotas - counts)))
     counts[order[:remainder]] += 1
     return counts
-
-
-@dataclass(frozen=True)
-class Enrichment:
-    """Posts that mention an entity of the chosen band, and how many of a pool's k examples must."""
-
-    holders: frozenset[str]
-    share: float
-
-    def needed(self, k: int) -> int:
-        return min(k, int(np.ceil(self.share * k)))
-
-    def apply(
-        self, examples: list[str], candidates: list[str], rng: np.random.Generator
-    ) -> list[str]:
-        """`examples` with non-holders swapped for holders among `candidates` (the same topic and
-        platform) until the pool holds as many as it needs or no holder is left."""
-        have = sum(e in self.holders for e in examples)
-        need = self.needed(len(examples)) - have
-        if need <= 0:
-            return examples
-        chosen = set(examples)
-        spare = [c for c in candidates if c in self.holders and c not in chosen]
-        if not spare:
-            return examples
-        swap_in = [spare[i] for i in rng.permutation(len(spare))[:need].tolist()]
-        out = list(examples)
-        positions = [i for i, e in enumerate(out) if e not in self.holders]
-        for position, post in zip(positions, swap_in, strict=False):
-            out[position] = post
-        return out
 
 
 def spread_examples(available: dict[str, int], k: int) -> dict[str, int]:
@@ -332,77 +299,6 @@ def _per_platform_pools(cells: RealCells, config, n_posts, posts_per_platform, r
         for _ in range(count):
             draws.append((None, [platform], _platform_examples(pool, k, rng, enrich)))
     return draws
-
-
-ENRICHMENT_FILE = "enrichment.json"
-
-
-def find_enrichment(ctx: StageContext, out: Path) -> Enrichment:
-    """Run the NER pipeline over the real posts, pick the configured band of entities, and write
-    them with the posts that mention one to `out`/enrichment.json."""
-    import json
-
-    from mpsynth.core import console
-    from mpsynth.metrics.entities import frequency_bands, load_pipeline, post_entities
-
-    config = ctx.config.pools.entity_enrichment
-    posts = pq.read_table(ctx.path("ingest", "posts.parquet"), columns=["id", "text"])
-    ids, texts = posts.column("id").to_pylist(), posts.column("text").to_pylist()
-    nlp = load_pipeline(config.ner_model)
-    mentions: list[frozenset] = []
-    with console.progress("pools: entities of the real posts", len(texts), "posts") as shown:
-        for start in range(0, len(texts), 2048):
-            mentions += post_entities(nlp, texts[start : start + 2048])
-            shown.update(len(mentions))
-    counts = Counter(entity for found in mentions for entity in found)
-    band = frequency_bands(counts)[config.band] if counts else []
-    chosen = set(band)
-    holders = [i for i, found in zip(ids, mentions, strict=True) if found & chosen]
-    (out / ENRICHMENT_FILE).write_text(
-        json.dumps(
-            {
-                "band": config.band,
-                "share": config.share,
-                "ner_model": config.ner_model,
-                "entities": [
-                    {"text": text, "label": label, "posts": counts[(text, label)]}
-                    for text, label in band
-                ],
-                "holders": holders,
-            },
-            indent=1,
-        )
-        + "\n"
-    )
-    log.info(
-        "pools: enrichment with the %s %d entities (%s): %d real posts mention one",
-        config.band,
-        len(band),
-        ", ".join(text for text, _ in band[:5]) + (" ..." if len(band) > 5 else ""),
-        len(holders),
-    )
-    return Enrichment(frozenset(holders), config.share)
-
-
-def load_enrichment(ctx: StageContext) -> Enrichment | None:
-    """The pools stage's enrichment, for the draws after it (deficit rounds); None without one."""
-    import json
-
-    path = ctx.run.stage_dir("pools") / ENRICHMENT_FILE
-    if ctx.config.pools.entity_enrichment is None or not path.is_file():
-        return None
-    found = json.loads(path.read_text())
-    return Enrichment(frozenset(found["holders"]), found["share"])
-
-
-def enriched_share(pools: pa.Table, enrich: Enrichment) -> float:
-    """The share of pools holding as many band posts as they need."""
-    met = [
-        sum(e in enrich.holders for e in examples) >= enrich.needed(len(examples))
-        for examples in pools.column("example_ids").to_pylist()
-        if examples
-    ]
-    return float(np.mean(met)) if met else 0.0
 
 
 def run_pools(ctx: StageContext, out: Path) -> dict[str, int]:

@@ -289,8 +289,9 @@ def _deficit_round(
 ) -> tuple[dict[str, pa.Table], int]:
     """Request what one set's short cells lack; the parsed posts of the answers, and how many
     requests were made."""
+    from mpsynth.stages.enrichment import load_enrichment
     from mpsynth.stages.generate import generate_requests
-    from mpsynth.stages.pools import draws_for_cells, load_enrichment, pools_table
+    from mpsynth.stages.pools import draws_for_cells, pools_table
     from mpsynth.stages.postprocess.parse import postprocess
     from mpsynth.stages.prompts.build import build_requests
     from mpsynth.stages.prompts.guard import Pseudonymiser
