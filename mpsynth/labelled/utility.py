@@ -362,14 +362,9 @@ def grid_data(ctx: StageContext, judges: tuple[str, ...] = (TFIDF,), work: Path 
 def judge_vectors(ctx: StageContext, texts: list[str], work: Path) -> np.ndarray:
     """The texts' vectors in the evaluation's similarity space (evaluate.embedder; the run's own
     topic space when that is None), each distinct text encoded once and cached."""
-    from mpsynth.embedders import state_path
-    from mpsynth.stages.embed import encode_texts
+    from mpsynth.stages.embed import encode_texts, similarity_space
 
-    embedder, state = ctx.config.evaluate.embedder, None
-    if embedder is None or embedder == ctx.config.embed.embedder:
-        embedder = ctx.config.embed.embedder
-        state = state_path(embedder, ctx.run.stage_dir("embed"))
-    encoded = encode_texts(ctx, embedder, state, texts, work, "utility: embed for the judge")
+    encoded = encode_texts(ctx, *similarity_space(ctx), texts, work, "utility: embed for the judge")
     log.info(
         "utility: %d texts for the embedding judge, %d encoded, %d from the cache",
         len(texts),

@@ -18,7 +18,7 @@ import pyarrow.parquet as pq
 from mpsynth.config import EmbedderConfig
 from mpsynth.core import schema
 from mpsynth.core.locations import cache_root
-from mpsynth.embedders import load_embedder
+from mpsynth.embedders import load_embedder, state_path
 from mpsynth.rundir.context import StageContext, write_table
 
 MIN_ROWS_PER_PART = 100_000  # the embeddings table's part files
@@ -96,6 +96,21 @@ def embedding_cache(ctx: StageContext, config: EmbedderConfig, state: Path | Non
     return EmbeddingCache(
         root, embedder_identity(config, state), int(settings.cache_max_gb * 1024**3)
     )
+
+
+def topic_space(ctx: StageContext) -> tuple[EmbedderConfig, Path | None]:
+    """The run's own embedder and its fitted state (an LSA model; None for pretrained ones)."""
+    embedder = ctx.config.embed.embedder
+    return embedder, state_path(embedder, ctx.run.stage_dir("embed"))
+
+
+def similarity_space(ctx: StageContext) -> tuple[EmbedderConfig, Path | None]:
+    """The evaluation's measure space: evaluate.embedder, or the run's own space when that is
+    None or the same embedder."""
+    measured = ctx.config.evaluate.embedder
+    if measured is None or measured == ctx.config.embed.embedder:
+        return topic_space(ctx)
+    return measured, None
 
 
 def encode_texts(

@@ -28,9 +28,13 @@ def synthetic_sets(ctx: StageContext) -> list[Path]:
 def run_evaluate(ctx: StageContext, out: Path) -> dict[str, int]:
     from mpsynth.distributed.data import map_parquet
     from mpsynth.distributed.session import actor_layout
-    from mpsynth.embedders import state_path
     from mpsynth.metrics.lexical import LexicalFeatures
-    from mpsynth.stages.embed import embeddings_column, encode_texts
+    from mpsynth.stages.embed import (
+        embeddings_column,
+        encode_texts,
+        similarity_space,
+        topic_space,
+    )
     from mpsynth.stages.evaluate.aggregate import (
         PostFeatures,
         family_metrics,
@@ -92,18 +96,17 @@ def run_evaluate(ctx: StageContext, out: Path) -> dict[str, int]:
         pq.write_table(rows, staged / f"{number:03d}.parquet")
     # the sampled posts' vectors: the real ones (and any text seen before) come from the cache
     texts = [t for table in samples.values() for t in table.column("text").to_pylist()]
-    embedder = ctx.config.embed.embedder
-    state = state_path(embedder, ctx.run.stage_dir("embed"))
-    topic_space = encode_texts(ctx, embedder, state, texts, out / ".topic_space", "evaluate: embed")
-    counts = topic_space.counts("texts")
-    similarity = evaluate.embedder
-    if similarity is None or similarity == embedder:
-        spaces = {"embedding": topic_space}
+    own = topic_space(ctx)
+    topic_vectors = encode_texts(ctx, *own, texts, out / ".topic_space", "evaluate: embed")
+    counts = topic_vectors.counts("texts")
+    similarity = similarity_space(ctx)
+    if similarity == own:
+        spaces = {"embedding": topic_vectors}
     else:
         measured = encode_texts(
-            ctx, similarity, None, texts, out / ".similarity", "evaluate: similarity space"
+            ctx, *similarity, texts, out / ".similarity", "evaluate: similarity space"
         )
-        spaces = {"embedding": measured, "topic_embedding": topic_space}
+        spaces = {"embedding": measured, "topic_embedding": topic_vectors}
         counts.update(measured.counts("similarity_texts"))
     # sentiment and entities of every sampled post, through Ray Data actors
     actors, gpus = actor_layout(None, None, wants_gpu=evaluate.sentiment.kind == "transformers")
