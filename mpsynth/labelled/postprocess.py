@@ -11,8 +11,7 @@ import json
 import logging
 import math
 from collections import Counter
-from collections.abc import Callable
-from functools import cache
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -54,17 +53,42 @@ def run_labelled_postprocess(ctx: StageContext, out: Path) -> dict[str, Any]:
             )
         summary["label_filter"] = {"threshold": threshold, "dropped": filtered}
     targets = json.loads(ctx.path("pools", "targets.json").read_text())
-    index = cache(lambda: real_index(ctx))  # the copy filter's index, built once if a round runs
+    inputs = RoundInputs(ctx)
     summary["deficit"] = {}
     for name in sets:
         sets[name], summary["deficit"][name] = fill_classes(
-            ctx, name, sets[name], targets, model, rejected, index
+            ctx, name, sets[name], targets, model, rejected, inputs
         )
     for name, table in sets.items():
         rows[name] = write_table(table, out / "synthetic" / f"{name}.parquet")
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     rows["rejected"] = write_table(pa.concat_tables(rejected), out / "rejected.parquet")
     return rows
+
+
+class RoundInputs:
+    """What every deficit round reads, read once and only when a round runs: the copy filter's
+    index of the real posts, and the seed posts (labels, platforms, texts) with the cue words."""
+
+    def __init__(self, ctx: StageContext) -> None:
+        self.ctx = ctx
+
+    @cached_property
+    def index(self) -> Any:
+        return real_index(self.ctx)
+
+    @cached_property
+    def seed(self) -> tuple[pa.Table, dict[str, str], pa.Table, pa.Table]:
+        """(seed labels, platform of each seed post, their id/platform/text, the cues table)."""
+        from mpsynth.labelled.pools import seed_platforms
+
+        labels, platforms = seed_platforms(self.ctx)
+        posts = pq.read_table(
+            self.ctx.path("ingest", "posts.parquet"),
+            columns=["id", "platform", "text"],
+            filters=[("id", "in", labels.column("id").to_pylist())],
+        )
+        return labels, platforms, posts, pq.read_table(self.ctx.path("cues", "cues.parquet"))
 
 
 def label_filter(model, table: pa.Table, threshold: float) -> tuple[pa.Table, pa.Table, dict]:
@@ -104,7 +128,7 @@ def fill_classes(
     targets: dict[str, int],
     model,
     rejected: list[pa.Table],
-    index: Callable[[], Any],
+    inputs: RoundInputs,
 ) -> tuple[pa.Table, dict[str, Any]]:
     """Deficit rounds for one set: each round asks for what every short class lacks, divided by
     the share of that class's posts that passed the filters so far, and keeps what passes the copy
@@ -131,7 +155,7 @@ def fill_classes(
             class_counts_text(lack),
             class_counts_text(ask),
         )
-        new, made = _class_round(ctx, name, ask, table, rounds, rejected, index())
+        new, made = _class_round(ctx, name, ask, table, rounds, rejected, inputs)
         requested += made
         if model is not None:
             new, dropped, counts = label_filter(model, new, ctx.config.labelled.filter_threshold)
@@ -174,11 +198,11 @@ def _class_round(
     table: pa.Table,
     round_number: int,
     rejected: list[pa.Table],
-    index: Any,
+    inputs: RoundInputs,
 ) -> tuple[pa.Table, int]:
     """One round's requests for one set's short classes: (the posts that passed the parser and
     the copy filter, how many requests were made)."""
-    from mpsynth.labelled.pools import build_class_pools, seed_platforms
+    from mpsynth.labelled.pools import build_class_pools
     from mpsynth.stages.generate import generate_requests
     from mpsynth.stages.postprocess.parse import postprocess
     from mpsynth.stages.postprocess.runner import drop_copies, generator_number
@@ -188,11 +212,11 @@ def _class_round(
     config = ctx.config
     strategy = name.split("-", 1)[1]
     number = generator_number(config, name)
-    labels, platforms = seed_platforms(ctx)
+    labels, platforms, posts, cues = inputs.seed
     pools = build_class_pools(
         labels,
         platforms,
-        pq.read_table(ctx.path("cues", "cues.parquet")),
+        cues,
         [strategy],
         lack,
         config.pools.examples_per_prompt,
@@ -200,11 +224,6 @@ def _class_round(
         config.labelled.cues.prompt_cues,
         [config.seed, round_number, number],
         prefix=f"r{round_number}-",
-    )
-    posts = pq.read_table(
-        ctx.path("ingest", "posts.parquet"),
-        columns=["id", "platform", "text"],
-        filters=[("id", "in", labels.column("id").to_pylist())],
     )
     requests = build_requests(
         pools,
@@ -220,6 +239,6 @@ def _class_round(
     parsed = result.datasets.get(name)
     if parsed is None:
         return table.schema.empty_table(), requests.num_rows
-    kept, copies, _ = drop_copies(ctx, index, {name: parsed}, earlier={name: table})
+    kept, copies, _ = drop_copies(ctx, inputs.index, {name: parsed}, earlier={name: table})
     rejected.extend(copies)
     return kept[name].select(table.column_names).cast(table.schema), requests.num_rows

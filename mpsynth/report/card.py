@@ -245,14 +245,14 @@ def _enrichment_lines(config: RunConfig, manifest: dict[str, Any]) -> list[str]:
 def _labelled_lines(config: RunConfig, utility: list[dict], splits: dict[str, str]) -> list[str]:
     """Labelled strategies, where each split came from, and macro-F1 on the real test split at
     the largest count every strategy reached."""
-    judged = {r.get("judge", "tfidf") for r in utility}
-    first = "tfidf" if "tfidf" in judged else sorted(judged)[0]
-    other = {
+    judges = {r["judge"] for r in utility}
+    first = "tfidf" if "tfidf" in judges else sorted(judges)[0]  # the table's main judge
+    macro = [r for r in utility if r["class"] is None and r["judge"] == first]
+    other = {  # the embedding judge beside it, when both ran
         (r["strategy"], r["added"]): r
         for r in utility
-        if r["class"] is None and r.get("judge") == "embeddings" and first != "embeddings"
+        if r["class"] is None and r["judge"] == "embeddings" != first
     }
-    macro = [r for r in utility if r["class"] is None and r.get("judge", "tfidf") == first]
     baseline = next((r for r in macro if r["added"] == 0), None)
     strategies = sorted({r["strategy"] for r in macro if r["added"] > 0})
     common = [
