@@ -84,6 +84,35 @@ def estimate_command(config: str, overrides: tuple[str, ...]) -> None:
         click.echo("no price for some models: set generate.prices.<model> (per million tokens)")
 
 
+@cli.command()
+@_config
+@click.option(
+    "--grid",
+    "grid",
+    required=True,
+    type=click.Path(dir_okay=False),
+    help="YAML file: the settings to vary (grid:), and optionally sample:, seed:, budget_usd:",
+)
+@_overrides
+@click.option(
+    "--out", type=click.Path(file_okay=False), help="the sweep's folder (default: RUN_DIR-sweep)"
+)
+def sweep(config: str, grid: str, overrides: tuple[str, ...], out: str | None) -> None:
+    """Run CONFIG over a grid of settings, each distinct stage once, and rank which settings move
+    which metrics (sensitivity.html). Run it again to resume."""
+    from mpsynth.orchestration.sweep import run_sweep
+
+    summary = run_sweep(config, grid, overrides, out)
+    log.info(
+        "%d of %d variations finished; topics fitted %d time(s); %.0f s (one by one: %.0f s)",
+        summary["finished"],
+        summary["variations"],
+        summary["stages"]["topics"]["ran"],
+        summary["wall_s"],
+        summary["one_by_one_s"],
+    )
+
+
 def _stage_command(stage: str) -> click.Command:
     @_config
     @_overrides

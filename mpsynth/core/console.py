@@ -81,6 +81,7 @@ class _Stderr(logging.StreamHandler):
 _run_log = _RunLog()
 _verbose = False
 _configured = False
+_native_redirected = False  # fd 2 already points at a run log
 
 
 def setup(verbose: bool = False) -> None:
@@ -141,13 +142,24 @@ def native_output_to_run_log() -> Iterator[None]:
     """Send what native code writes to file descriptor 2 (Ray's C++ core, its child processes)
     into the run log, while Python's sys.stderr keeps the terminal. Only in a configured console
     (the CLI) with a run log open and without -v; elsewhere it changes nothing."""
-    if not _configured or _verbose or _run_log.file is None:
-        yield
+    global _native_redirected
+    if not _configured or _verbose or _run_log.file is None or _native_redirected:
+        yield  # already redirected (a sweep around its variations' runs): leave it as it is
         return
+    _native_redirected = True
+    try:
+        with _native_to(_run_log.file.baseFilename):
+            yield
+    finally:
+        _native_redirected = False
+
+
+@contextmanager
+def _native_to(path: str) -> Iterator[None]:
     sys.stderr.flush()
     saved = os.dup(2)
     python_stderr = sys.stderr
-    log_fd = os.open(_run_log.file.baseFilename, os.O_WRONLY | os.O_APPEND)
+    log_fd = os.open(path, os.O_WRONLY | os.O_APPEND)
     try:
         os.dup2(log_fd, 2)
         sys.stderr = os.fdopen(os.dup(saved), "w", buffering=1, encoding="utf-8", errors="replace")

@@ -13,7 +13,7 @@ import logging
 import os
 import shutil
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -75,17 +75,27 @@ def preflight(config: RunConfig, until: str | None = None) -> None:
             )
 
 
+Donors = Callable[[str, str], Path | None]
+"""Where a finished copy of a stage lies: (stage, fingerprint) -> its folder in another run
+directory, or None. A sweep's variations lend each other the stages they share."""
+
+
 def run_pipeline(
-    config: RunConfig, until: str | None = None, force: Iterable[str] = ()
+    config: RunConfig,
+    until: str | None = None,
+    force: Iterable[str] = (),
+    donors: Donors | None = None,
+    cache_dir: Path | None = None,
 ) -> dict[str, Any]:
-    """Run the config's stages up to `until` (None: all of them), skipping those already current;
-    return the manifest."""
+    """Run the config's stages up to `until` (None: all of them), skipping those already current
+    and adopting those a donor holds with the same fingerprint; return the manifest. `cache_dir`:
+    the embedding cache's folder (default: $MPSYNTH_CACHE, else the run directory's)."""
     until = check_stage(config, until)
     force = set(force)
     preflight(config, until)  # before the run directory exists: a bad input leaves nothing behind
     run = RunDirectory.open(config.run_dir)
     with _claimed(run):
-        return _run_stages(config, run, until, force)
+        return _run_stages(config, run, until, force, donors, cache_dir)
 
 
 @contextmanager
@@ -107,30 +117,48 @@ def check_run_dir(run_dir: Path | str) -> None:
         raise ConfigError(f"run_dir: {run_dir} is a file, not a folder")
 
 
-def _run_stages(
-    config: RunConfig, run: RunDirectory, until: str, force: set[str]
-) -> dict[str, Any]:
-    run.initialise(config.to_yaml(), fingerprint(config.model_dump(mode="json")))
-    ctx = StageContext(config, run)
+def stage_fingerprints(config: RunConfig, until: str | None = None) -> list[tuple[str, str]]:
+    """Each stage up to `until` with its fingerprint: its own inputs, the mpsynth version and the
+    fingerprint of the stage before it, so equal fingerprints mean equal work all the way up."""
     stages = stage_plan(config)
     names = [name for name, _, _ in stages]
-    todo = stages[: names.index(until) + 1]
-    plan, upstream, stale = [], "", False
-    for stage, runner, inputs in todo:
+    todo = stages[: names.index(check_stage(config, until)) + 1]
+    upstream, fingerprints = "", []
+    for stage, _, inputs in todo:
         upstream = fingerprint(
-            {
-                "stage": stage,
-                "version": __version__,
-                "inputs": inputs(config),
-                "up": upstream,
-            }
+            {"stage": stage, "version": __version__, "inputs": inputs(config), "up": upstream}
         )
+        fingerprints.append((stage, upstream))
+    return fingerprints
+
+
+def _run_stages(
+    config: RunConfig,
+    run: RunDirectory,
+    until: str,
+    force: set[str],
+    donors: Donors | None = None,
+    cache_dir: Path | None = None,
+) -> dict[str, Any]:
+    run.initialise(config.to_yaml(), fingerprint(config.model_dump(mode="json")))
+    ctx = StageContext(config, run, cache_dir)
+    runners = {name: runner for name, runner, _ in stage_plan(config)}
+    plan, stale = [], False
+    for stage, stage_fingerprint in stage_fingerprints(config, until):
         # once a stage re-runs, everything after it re-runs too
-        stale = stale or stage in force or not run.is_current(stage, upstream)
-        plan.append((stage, runner, upstream, stale))
+        stale = stale or stage in force or not run.is_current(stage, stage_fingerprint)
+        donor = donors(stage, stage_fingerprint) if donors and stale else None
+        if donor is not None and not any(run_it for *_, run_it in plan):
+            plan.append((stage, donor, stage_fingerprint, False))
+            stale = False  # the donor's copy is this run's, as if it had run here
+            continue
+        plan.append((stage, runners[stage], stage_fingerprint, stale))
     needs_ray = any(run_it and stage in RAY_STAGES for stage, _, _, run_it in plan)
     with _maybe_ray(config, needs_ray):
         for stage, runner, stage_fingerprint, run_it in plan:
+            if isinstance(runner, Path):
+                _adopt(run, stage, stage_fingerprint, runner)
+                continue
             if not run_it:
                 log.info("%-11s up to date, skipped", stage)
                 continue
@@ -141,6 +169,24 @@ def _run_stages(
             run.record(stage, stage_fingerprint, started, rows)
             log.info("%-11s done in %.1fs %s", stage, time.perf_counter() - started, rows)
     return run.manifest()
+
+
+def _adopt(run: RunDirectory, stage: str, stage_fingerprint: str, donor: Path) -> None:
+    """The donor's finished stage as this run's own: its files hard-linked (a committed stage folder
+    is never written again, only replaced), its manifest entry copied with where it came from."""
+    started = time.perf_counter()
+    with run.writing(stage) as out:
+        shutil.copytree(donor, out, copy_function=_link, dirs_exist_ok=True)
+    entry = RunDirectory(donor.parent).manifest()["stages"].get(stage, {})
+    run.record(stage, stage_fingerprint, started, entry.get("rows", {}), reused_from=str(donor))
+    log.info("%-11s reused from %s", stage, donor.parent.name)
+
+
+def _link(source: str, target: str) -> None:
+    try:
+        os.link(source, target)
+    except OSError:  # another file system, or one without hard links
+        shutil.copy2(source, target)
 
 
 @contextmanager

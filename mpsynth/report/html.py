@@ -101,7 +101,9 @@ IDEAL = {
 PRIVACY_IDEAL = 0.0  # no copies, no replayed identifiers
 
 
-def _ideal(metric: str) -> float | None:
+def ideal_of(metric: str) -> float | None:
+    """What a metric is when the synthetic set is indistinguishable from the real one (None: no
+    fixed ideal; compare with the real set's value)."""
     if "counterpart@" in metric:
         return 1.0
     if metric.startswith(("exact_copy", "near_copy", "replayed_", "account_linkage")):
@@ -124,7 +126,7 @@ def _scorecard(metrics: list[dict], datasets: list[str], platform: str) -> str:
     ]
     for family, metric in keys:
         real = by_key.get((schema.REAL, metric))
-        reference = real["value"] if real else _ideal(metric)
+        reference = real["value"] if real else ideal_of(metric)
         shown = (
             f"{reference:.3f}"
             if real

@@ -20,6 +20,8 @@ from mpsynth.rundir.directory import RunDirectory
 class StageContext:
     config: RunConfig
     run: RunDirectory
+    cache_dir: Path | None = None
+    """The embedding cache's folder when the caller chose one (a sweep's variations share one)."""
 
     def has(self, stage: str) -> bool:
         """Whether this run's pipeline includes `stage`."""

@@ -85,14 +85,17 @@ class Encoded:
 
 
 def embedding_cache(ctx: StageContext, config: EmbedderConfig, state: Path | None):
-    """This embedder's cache: under $MPSYNTH_CACHE when set, else the run directory (None when
-    embed.cache is off)."""
+    """This embedder's cache: in the context's `cache_dir` when given, else under $MPSYNTH_CACHE when
+    set, else the run directory (None when embed.cache is off)."""
     from mpsynth.embedders.cache import EmbeddingCache, embedder_identity
 
     settings = ctx.config.embed
     if not settings.cache:
         return None
-    root = cache_root() if os.environ.get("MPSYNTH_CACHE") else ctx.run.root / "cache"
+    if ctx.cache_dir is not None:
+        root = ctx.cache_dir
+    else:
+        root = cache_root() if os.environ.get("MPSYNTH_CACHE") else ctx.run.root / "cache"
     return EmbeddingCache(
         root, embedder_identity(config, state), int(settings.cache_max_gb * 1024**3)
     )

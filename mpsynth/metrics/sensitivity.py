@@ -1,0 +1,107 @@
+"""Which settings move which metrics: main effects over a sweep's variations, with bootstrap
+intervals.
+
+For one metric measured in every variation, a setting's effect is the mean of the metric over the
+variations at the setting's last level minus the mean at its first (levels in the grid's order; a
+drawn range is split at its median into a low and a high half). Averaging over the variations at a
+level averages over every other setting, as a factorial design's main effect does.
+
+The interval comes from a bootstrap that resamples the variations within each level (the spread the
+other settings cause) and moves each value by its own measurement noise (the evaluation's interval,
+read as a normal one): an effect whose interval excludes zero moved the metric beyond both. The
+standardised effect divides by the metric's standard deviation over all variations, so that
+metrics of different scales can be ranked and averaged into a family's effect.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+Z95 = 1.959964
+
+
+@dataclass(frozen=True)
+class Effect:
+    effect: float  # mean at the last level minus mean at the first
+    low: float
+    high: float
+    standardised: float  # effect / the metric's sd over all variations (0 when it never changed)
+    standardised_low: float
+    standardised_high: float
+    level_means: tuple[float, ...]  # in level order
+
+    @property
+    def moved(self) -> bool:
+        """Whether the interval leaves out zero."""
+        return self.low > 0 or self.high < 0
+
+
+def level_codes(values: list, levels: list | None = None) -> tuple[np.ndarray, list[str]]:
+    """Each variation's level index and the level names: the grid's listed order, or for a drawn
+    numeric range two halves split at the median."""
+    if levels is not None:
+        order = {repr(level): i for i, level in enumerate(levels)}
+        return np.array([order[repr(v)] for v in values]), [str(level) for level in levels]
+    numbers = np.asarray(values, dtype=float)
+    median = float(np.median(numbers))
+    codes = (numbers > median).astype(int)
+    if codes.min() == codes.max():  # every draw on one side: nothing to compare
+        return codes, [f"<= {median:g}"]
+    return codes, [f"<= {median:g}", f"> {median:g}"]
+
+
+def main_effect(
+    values: np.ndarray,
+    noise: np.ndarray,
+    codes: np.ndarray,
+    n_levels: int,
+    rng: np.random.Generator,
+    resamples: int = 1000,
+) -> Effect | None:
+    """The effect of one setting on one metric (None when a level has no variation with a value)."""
+    values = np.asarray(values, dtype=float)
+    noise = np.nan_to_num(np.asarray(noise, dtype=float), nan=0.0)
+    groups = [np.flatnonzero((codes == level) & np.isfinite(values)) for level in range(n_levels)]
+    if n_levels < 2 or any(len(g) == 0 for g in groups):
+        return None
+    means = tuple(float(values[g].mean()) for g in groups)
+    effect = means[-1] - means[0]
+    means_drawn = []
+    for group in (groups[0], groups[-1]):  # every resample at once: (resamples, group size)
+        chosen = group[rng.integers(0, len(group), (resamples, len(group)))]
+        moved = values[chosen] + noise[chosen] * rng.standard_normal(chosen.shape)
+        means_drawn.append(moved.mean(axis=1))
+    low, high = np.percentile(means_drawn[1] - means_drawn[0], [2.5, 97.5])
+    finite = values[np.isfinite(values)]
+    spread = float(finite.std(ddof=1)) if len(finite) > 1 else 0.0
+    scale = 1.0 / spread if spread > 0 else 0.0
+    return Effect(
+        effect=effect,
+        low=float(low),
+        high=float(high),
+        standardised=effect * scale,
+        standardised_low=float(low) * scale,
+        standardised_high=float(high) * scale,
+        level_means=means,
+    )
+
+
+def noise_of(ci_low: np.ndarray, ci_high: np.ndarray) -> np.ndarray:
+    """A value's standard error read from its 95% interval (0 where it has none)."""
+    width = np.asarray(ci_high, dtype=float) - np.asarray(ci_low, dtype=float)
+    return np.nan_to_num(width / (2 * Z95), nan=0.0)
+
+
+def family_effect(
+    effects: list[Effect], rng: np.random.Generator, resamples: int = 1000
+) -> tuple[float, float, float]:
+    """A family's effect: the mean absolute standardised effect of its metrics, with an interval
+    from resampling its metrics (how consistently the setting moves the family)."""
+    sizes = np.array([abs(e.standardised) for e in effects])
+    if len(sizes) == 0:
+        return float("nan"), float("nan"), float("nan")
+    means = sizes[rng.integers(0, len(sizes), (resamples, len(sizes)))].mean(axis=1)
+    low, high = np.percentile(means, [2.5, 97.5])
+    return float(sizes.mean()), float(low), float(high)

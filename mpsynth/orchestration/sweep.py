@@ -1,0 +1,283 @@
+"""`mpsynth sweep`: one config run over a grid of settings, every distinct stage computed once.
+
+Each variation is a run directory of its own (`<out>/variations/<key>/`, the key a hash of its
+settings, so a changed grid keeps the variations it shares with the old one). Before a stage runs,
+the variations already done are asked for a stage of the same fingerprint: the fingerprint covers
+the stage's settings and, through the stage before it, everything upstream, so a finished copy is
+exactly the work this variation would do. It is hard-linked into place instead: the topic model is
+fitted once per distinct topic setting, not once per variation. Every variation reads and fills one
+embedding cache (`<out>/cache/`).
+
+Variations run one after another inside one Ray session, each stage spread over the cluster as a
+plain run's is; a hosted provider therefore sees one variation's requests at a time, under that
+variation's rate settings, and the sweep's `budget_usd` is checked against every variation's
+ledger before each variation starts. A sweep is resumed by running it again: finished variations
+are up to date, a crashed one continues where it stopped.
+
+Outputs in `<out>/`: `variations.parquet` (settings, status, seconds, stages run and reused),
+`metrics.parquet` (every metric of every variation, long), `sensitivity.parquet` and
+`sensitivity_families.parquet` (mpsynth.report.sensitivity) and `sensitivity.html`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from mpsynth.config import RunConfig, load_config
+from mpsynth.config.run import PIPELINES
+from mpsynth.config.sweep import SweepGrid, load_grid, overrides_of
+from mpsynth.core import console
+from mpsynth.core.errors import ConfigError, MpsynthError, StageError
+from mpsynth.core.fingerprint import fingerprint
+from mpsynth.core.locations import is_remote
+from mpsynth.orchestration.pipeline import Donors, preflight, run_pipeline
+from mpsynth.rundir.directory import RunDirectory
+
+log = logging.getLogger(__name__)
+
+SUMMARY = "sweep.json"
+
+
+@dataclass
+class Variation:
+    name: str  # v01, v02, ... in the grid's order
+    settings: dict[str, Any]
+    config: RunConfig
+    status: str = "pending"
+    seconds: float = 0.0
+    ran: list[str] = field(default_factory=list)
+    reused: list[str] = field(default_factory=list)
+
+    @property
+    def root(self) -> Path:
+        return Path(self.config.run_dir)
+
+
+def plan_sweep(
+    config_path: str | Path, grid: SweepGrid, overrides: tuple[str, ...], out: Path
+) -> list[Variation]:
+    """Every variation's config, each checked now: a bad key or value fails before any work."""
+    variations = []
+    for number, settings in enumerate(grid.variations(), start=1):
+        key = fingerprint(settings)[:12]
+        run_dir = f"run_dir={json.dumps(str(out / 'variations' / key))}"
+        try:
+            config = load_config(config_path, [*overrides, *overrides_of(settings), run_dir])
+        except ConfigError as error:
+            raise ConfigError(f"grid variation {json.dumps(settings)}: {error}") from None
+        variations.append(Variation(f"v{number:02d}", settings, config))
+    return variations
+
+
+def sweep_dir(config: RunConfig, out: str | Path | None) -> Path:
+    if out is not None:
+        return Path(out)
+    if is_remote(config.run_dir):
+        raise ConfigError("a sweep works in a local folder: give one with --out")
+    return Path(f"{str(config.run_dir).rstrip('/')}-sweep")
+
+
+def donors_for(variation: Variation, others: list[Variation]) -> Donors:
+    """Where another variation holds a finished stage of the same fingerprint."""
+
+    def find(stage: str, stage_fingerprint: str) -> Path | None:
+        for other in others:
+            if other is variation or not (other.root / "manifest.json").is_file():
+                continue
+            if RunDirectory(other.root).is_current(stage, stage_fingerprint):
+                return other.root / stage
+        return None
+
+    return find
+
+
+def spent_usd(variations: list[Variation]) -> float:
+    """What every variation's ledgers have cost so far."""
+    from mpsynth.generation.ledger import read_ledger
+
+    total = 0.0
+    for variation in variations:
+        for ledger in sorted((variation.root / "ledger").glob("*")):
+            table = read_ledger(ledger)
+            if table.num_rows:
+                total += pc.sum(table.column("cost_usd")).as_py() or 0.0
+    return total
+
+
+def run_sweep(
+    config_path: str | Path,
+    grid_path: str | Path,
+    overrides: tuple[str, ...] = (),
+    out: str | Path | None = None,
+) -> dict[str, Any]:
+    """Run every variation (skipping what is done, adopting what another variation did), then
+    gather their metrics and write the sensitivity analysis. Returns the sweep's summary."""
+    grid = load_grid(grid_path)
+    root = sweep_dir(load_config(config_path, overrides), out).resolve()
+    variations = plan_sweep(config_path, grid, overrides, root)
+    for variation in variations:
+        preflight(variation.config)
+    root.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    sweep = RunDirectory(root)
+    with sweep.exclusive():
+        console.open_run_log(root)
+        log.info("sweep: %d variations in %s", len(variations), root)
+        with _ray(variations[0].config):
+            for number, variation in enumerate(variations, start=1):
+                if _over_budget(grid, variations):
+                    variation.status = "not run: sweep budget reached"
+                    continue
+                log.info(
+                    "variation %s (%d of %d): %s",
+                    variation.name,
+                    number,
+                    len(variations),
+                    ", ".join(f"{k}={json.dumps(v)}" for k, v in variation.settings.items()),
+                )
+                _run_variation(variation, donors_for(variation, variations), root)
+                console.open_run_log(root)
+        summary = _gather(config_path, grid, variations, root, time.perf_counter() - started)
+    log.info("sweep report: %s", root / "sensitivity.html")
+    return summary
+
+
+def _over_budget(grid: SweepGrid, variations: list[Variation]) -> bool:
+    if grid.budget_usd is None:
+        return False
+    spent = spent_usd(variations)
+    if spent < grid.budget_usd:
+        return False
+    log.warning("sweep budget reached: $%.4f of $%.2f spent", spent, grid.budget_usd)
+    return True
+
+
+def _run_variation(variation: Variation, donors: Donors, root: Path) -> None:
+    started = time.perf_counter()
+    try:
+        manifest = run_pipeline(variation.config, donors=donors, cache_dir=root / "cache")
+    except MpsynthError as error:  # one setting's failure is a finding, not the sweep's end
+        variation.status = f"failed: {str(error).splitlines()[0]}"
+        log.warning("variation %s failed: %s", variation.name, error)
+        manifest = RunDirectory(variation.root).manifest()
+    else:
+        variation.status = "finished"
+    variation.seconds = time.perf_counter() - started
+    _note_stages(variation, manifest)
+
+
+def _note_stages(variation: Variation, manifest: dict[str, Any]) -> None:
+    """Which stages this variation computed and which it took from another."""
+    for stage, entry in manifest["stages"].items():
+        (variation.reused if entry.get("reused_from") else variation.ran).append(stage)
+
+
+@contextmanager
+def _ray(config: RunConfig) -> Iterator[None]:
+    """One Ray session for every variation (its own stages join it rather than start one each)."""
+    from mpsynth.distributed.session import ray_session
+
+    with console.native_output_to_run_log(), ray_session(config.ray):
+        yield
+
+
+def _gather(
+    config_path: str | Path,
+    grid: SweepGrid,
+    variations: list[Variation],
+    root: Path,
+    wall_s: float,
+) -> dict[str, Any]:
+    from mpsynth.report.sensitivity import render_sensitivity, sensitivity_tables
+
+    finished = [v for v in variations if v.status == "finished"]
+    if not finished:
+        raise StageError(f"no variation of the sweep finished; see {root / 'mpsynth.log'}")
+    metrics = pa.concat_tables([_metrics_of(v) for v in finished], promote_options="default")
+    pq.write_table(metrics, root / "metrics.parquet")
+    table = pa.Table.from_pylist(
+        [
+            {
+                "variation": v.name,
+                "run_dir": str(v.root),
+                "settings": json.dumps(v.settings),
+                "status": v.status,
+                "seconds": v.seconds,
+                "stages_ran": v.ran,
+                "stages_reused": v.reused,
+            }
+            for v in variations
+        ]
+    )
+    pq.write_table(table, root / "variations.parquet")
+    levels = {k: v if isinstance(v, list) else None for k, v in grid.grid.items()}
+    by_metric, by_family = sensitivity_tables(
+        metrics, {v.name: v.settings for v in finished}, levels
+    )
+    pq.write_table(by_metric, root / "sensitivity.parquet")
+    pq.write_table(by_family, root / "sensitivity_families.parquet")
+    stages = PIPELINES[finished[0].config.pipeline]
+    summary = {
+        "config": str(config_path),
+        "grid": {k: v if isinstance(v, list) else v.model_dump() for k, v in grid.grid.items()},
+        "variations": len(variations),
+        "finished": len(finished),
+        "failed": sum(v.status.startswith("failed") for v in variations),
+        "stages": {
+            s: {
+                "ran": sum(s in v.ran for v in variations),
+                "reused": sum(s in v.reused for v in variations),
+            }
+            for s in stages
+        },
+        "wall_s": round(wall_s, 1),
+        "one_by_one_s": round(sum(_full_cost(v) for v in finished), 1),
+    }
+    (root / SUMMARY).write_text(json.dumps(summary, indent=2) + "\n")
+    page = render_sensitivity(summary, [_row(v) for v in variations], by_metric, by_family)
+    (root / "sensitivity.html").write_text(page, encoding="utf-8")
+    return summary
+
+
+def _metrics_of(variation: Variation) -> pa.Table:
+    metrics = pq.read_table(variation.root / "evaluate" / "metrics.parquet")
+    metrics = metrics.append_column("variation", pa.array([variation.name] * metrics.num_rows))
+    for key, value in variation.settings.items():
+        metrics = metrics.append_column(
+            f"setting:{key}", pa.array([json.dumps(value)] * metrics.num_rows)
+        )
+    return metrics
+
+
+def _full_cost(variation: Variation) -> float:
+    """What the variation would have cost run on its own: every stage at the seconds it took
+    where it was computed (a reused stage at its donor's)."""
+    total = 0.0
+    for stage, entry in RunDirectory(variation.root).manifest()["stages"].items():
+        while entry.get("reused_from"):  # a donor may itself have adopted the stage
+            donor = RunDirectory(Path(entry["reused_from"]).parent).manifest()["stages"]
+            if stage not in donor:
+                break
+            entry = donor[stage]
+        total += entry.get("seconds", 0.0)
+    return total
+
+
+def _row(variation: Variation) -> dict[str, Any]:
+    return {
+        "name": variation.name,
+        "settings": variation.settings,
+        "status": variation.status,
+        "seconds": variation.seconds,
+    }

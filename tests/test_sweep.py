@@ -1,0 +1,234 @@
+"""`mpsynth sweep`: the grid file, the effect estimates, and a sweep on real posts that computes
+each distinct stage once and resumes without redoing anything."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+import yaml
+
+from mpsynth.config.sweep import SweepGrid, load_grid, overrides_of
+from mpsynth.core.errors import ConfigError
+from mpsynth.metrics.sensitivity import level_codes, main_effect, noise_of
+from mpsynth.report.sensitivity import fidelity_values, sensitivity_tables
+from tests.conftest import DEMO_COLUMNS, first_per_platform, write_csv
+
+
+def test_a_grid_runs_every_combination_in_a_stable_order():
+    grid = SweepGrid(
+        grid={"topics.min_cluster_size": [10, 15], "pools.examples_per_prompt": [5, 9]}
+    )
+    assert grid.variations() == [
+        {"topics.min_cluster_size": 10, "pools.examples_per_prompt": 5},
+        {"topics.min_cluster_size": 10, "pools.examples_per_prompt": 9},
+        {"topics.min_cluster_size": 15, "pools.examples_per_prompt": 5},
+        {"topics.min_cluster_size": 15, "pools.examples_per_prompt": 9},
+    ]
+    assert overrides_of({"a.b": 0.5, "c": "x"}) == ["a.b=0.5", 'c="x"']
+
+
+def test_a_sample_draws_distinct_variations_with_its_seed_and_ranges_stay_inside():
+    raw = {
+        "grid": {"topics.min_cluster_size": [5, 10, 15, 20], "x.t": {"low": 0.5, "high": 1.5}},
+        "sample": 6,
+        "seed": 3,
+    }
+    first, again = SweepGrid(**raw).variations(), SweepGrid(**raw).variations()
+    assert first == again and len(first) == 6
+    assert len({json.dumps(v, sort_keys=True) for v in first}) == 6
+    assert all(0.5 <= v["x.t"] <= 1.5 for v in first)
+    assert SweepGrid(**{**raw, "seed": 4}).variations() != first
+
+
+@pytest.mark.parametrize(
+    ("raw", "says"),
+    [
+        ({"grid": {}}, "at least one setting"),
+        ({"grid": {"topics.min_cluster_size": [10]}}, "at least two values"),
+        ({"grid": {"a": [1, 1]}}, "listed twice"),
+        ({"grid": {"a": {"low": 0, "high": 1}}}, "set `sample`"),
+        ({"grid": {"a": {"low": 2, "high": 1}}, "sample": 2}, "must be above low"),
+        ({"grid": {"a": [1, 2]}, "colour": 1}, "colour"),
+    ],
+)
+def test_a_bad_grid_file_names_what_is_wrong(tmp_path, raw, says):
+    path = tmp_path / "grid.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    with pytest.raises(ConfigError, match=str(path)) as error:
+        load_grid(path)
+    assert says in str(error.value)
+
+
+def test_a_sample_as_large_as_the_grid_is_refused():
+    with pytest.raises(ConfigError, match="leave it out"):
+        SweepGrid(grid={"a": [1, 2], "b": [1, 2]}, sample=4).variations()
+
+
+def test_a_main_effect_finds_the_setting_that_moves_a_metric_and_not_the_one_that_does_not():
+    rng = np.random.default_rng(0)
+    # a 2x2x2 design, two repeats: the metric rises by 1.0 with `a`, not at all with `b`
+    a = np.repeat([0, 1], 8)
+    b = np.tile(np.repeat([0, 1], 4), 2)
+    values = 2.0 + 1.0 * a + rng.normal(0, 0.1, 16)
+    noise = np.full(16, 0.05)
+    moved = main_effect(values, noise, a, 2, np.random.default_rng(1))
+    still = main_effect(values, noise, b, 2, np.random.default_rng(1))
+    assert moved.effect == pytest.approx(1.0, abs=0.15) and moved.moved
+    assert moved.low < moved.effect < moved.high
+    assert abs(still.effect) < 0.15 and not still.moved
+    assert abs(moved.standardised) > 3 * abs(still.standardised)
+    # a level without any variation: no effect to estimate
+    assert main_effect(values, noise, np.zeros(16, int), 2, rng) is None
+
+
+def test_noise_that_swamps_a_difference_widens_its_interval_past_zero():
+    codes = np.array([0, 0, 1, 1])
+    values = np.array([1.0, 1.0, 1.2, 1.2])
+    quiet = main_effect(values, np.zeros(4), codes, 2, np.random.default_rng(0))
+    noisy = main_effect(
+        values, noise_of(values - 1.0, values + 1.0), codes, 2, np.random.default_rng(0)
+    )
+    assert quiet.moved and not noisy.moved
+
+
+def test_levels_follow_the_grid_and_a_drawn_range_splits_at_its_median():
+    codes, names = level_codes([9, 5, 9], [5, 9])
+    assert codes.tolist() == [1, 0, 1] and names == ["5", "9"]
+    codes, names = level_codes([0.2, 0.9, 0.4, 0.7], None)
+    assert codes.tolist() == [0, 1, 0, 1] and names == ["<= 0.55", "> 0.55"]
+
+
+def _metric(variation, dataset, metric, value, platform="all", family="lexical"):
+    return {
+        "family": family,
+        "metric": metric,
+        "dataset": dataset,
+        "platform": platform,
+        "topic": None,
+        "value": value,
+        "ci_low": value - 0.01,
+        "ci_high": value + 0.01,
+        "n": 10,
+        "variation": variation,
+    }
+
+
+def test_fidelity_is_the_gap_to_the_real_value_or_to_the_ideal():
+    rows = [
+        _metric("v1", "real", "mean_hashtags", 1.0),
+        _metric("v1", "syn", "mean_hashtags", 0.25),
+        _metric("v1", "syn", "detectability_auc", 0.75, family="detectability"),
+        _metric("v1", "syn", "posts", 40.0, platform="reddit"),
+        _metric("v1", "syn", "posts", 60.0, platform="twitter"),
+    ]
+    values = fidelity_values(pa.Table.from_pylist(rows))
+    assert values[("lexical", "mean_hashtags", "syn")]["v1"][:1] == (0.75,)
+    assert values[("lexical", "mean_hashtags", "syn")]["v1"][2] == "gap to real"
+    assert values[("detectability", "detectability_auc", "syn")]["v1"][0] == pytest.approx(0.25)
+    assert values[("lexical", "posts", "syn")]["v1"][0] == 50.0  # no "all" row: the platforms' mean
+
+
+def test_sensitivity_tables_rank_the_setting_that_moved_the_family_first():
+    rows, settings = [], {}
+    for number, (order, size) in enumerate([(1, 5), (1, 9), (2, 5), (2, 9)] * 2):
+        name = f"v{number}"
+        settings[name] = {"order": order, "size": size}
+        rows.append(_metric(name, "real", "mean_words", 10.0))
+        rows.append(_metric(name, "syn", "mean_words", 10.0 + 4.0 * (order == 1) + 0.1 * number))
+    by_metric, by_family = sensitivity_tables(
+        pa.Table.from_pylist(rows), settings, {"order": [1, 2], "size": [5, 9]}, resamples=300
+    )
+    first = by_family.to_pylist()[0]
+    assert first["setting"] == "order" and first["metrics_moved"] == 1
+    order = next(r for r in by_metric.to_pylist() if r["setting"] == "order")
+    assert order["effect"] < -3.5 and order["moved"]  # order 2 closes the gap
+    assert json.loads(order["levels"]) == ["1", "2"]
+
+
+@pytest.fixture(scope="module")
+def small_sweep(tmp_path_factory, demo_rows, ray_local):
+    """Four variations on 100 real posts per platform: two topic settings x two Markov orders."""
+    from mpsynth.orchestration.sweep import run_sweep
+
+    tmp_path = tmp_path_factory.mktemp("sweep")
+    data = write_csv(tmp_path / "posts.csv", first_per_platform(demo_rows, 100), DEMO_COLUMNS)
+    config = {
+        "run_dir": str(tmp_path / "run"),
+        "seed": 5,
+        "ingest": {"inputs": [{"path": str(data)}]},
+        "embed": {"embedder": {"kind": "lsa", "dimensions": 24}},
+        "topics": {"n_neighbors": 8, "min_samples": 3},
+        "pools": {"strategies": ["mptm"]},
+        "generate": {
+            "n_posts": 60,
+            "generators": [{"name": "markov", "provider": {"kind": "markov"}}],
+        },
+        "evaluate": {"embedder": None, "ner_model": None},
+    }
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
+    grid = {
+        "grid": {"topics.min_cluster_size": [6, 10], "generate.generators.0.provider.order": [1, 2]}
+    }
+    (tmp_path / "grid.yaml").write_text(yaml.safe_dump(grid))
+    summary = run_sweep(tmp_path / "config.yaml", tmp_path / "grid.yaml")
+    return tmp_path, summary
+
+
+def test_a_sweep_computes_each_distinct_stage_once(small_sweep):
+    tmp_path, summary = small_sweep
+    assert summary["finished"] == 4
+    stages = summary["stages"]
+    assert stages["ingest"] == {"ran": 1, "reused": 3}
+    assert stages["embed"] == {"ran": 1, "reused": 3}
+    assert stages["topics"] == {"ran": 2, "reused": 2}  # one fit per min_cluster_size
+    assert stages["generate"] == {"ran": 4, "reused": 0}
+    variations = pq.read_table(tmp_path / "run-sweep" / "variations.parquet").to_pylist()
+    # a reused stage is the very files of the variation that computed it (hard links)
+    adopted = next(v for v in variations if "topics" in v["stages_reused"])
+    manifest = json.loads((Path(adopted["run_dir"]) / "manifest.json").read_text())
+    donor = Path(manifest["stages"]["topics"]["reused_from"])
+    files = sorted(p.relative_to(donor) for p in donor.rglob("*") if p.is_file())
+    assert files
+    for name in files:
+        assert (Path(adopted["run_dir"]) / "topics" / name).stat().st_ino == (
+            donor / name
+        ).stat().st_ino
+    # run one by one, the variations would have paid every shared stage again
+    assert summary["one_by_one_s"] > sum(v["seconds"] for v in variations)
+
+
+def test_a_sweep_writes_every_metric_per_variation_and_the_sensitivity_page(small_sweep):
+    tmp_path, _summary = small_sweep
+    root = tmp_path / "run-sweep"
+    metrics = pq.read_table(root / "metrics.parquet")
+    assert sorted(set(metrics.column("variation").to_pylist())) == ["v01", "v02", "v03", "v04"]
+    assert "setting:topics.min_cluster_size" in metrics.column_names
+    families = pq.read_table(root / "sensitivity_families.parquet").to_pylist()
+    assert {r["setting"] for r in families} == {
+        "topics.min_cluster_size",
+        "generate.generators.0.provider.order",
+    }
+    assert all(r["effect_low"] <= r["effect"] <= r["effect_high"] for r in families)
+    page = (root / "sensitivity.html").read_text()
+    assert "Work done once" in page and page.count("<img") >= 2
+
+
+def test_a_sweep_run_again_resumes_and_redoes_nothing(small_sweep):
+    from mpsynth.orchestration.sweep import run_sweep
+
+    tmp_path, _ = small_sweep
+    root = tmp_path / "run-sweep"
+    before = {
+        p: json.loads(p.read_text())["stages"] for p in root.glob("variations/*/manifest.json")
+    }
+    again = run_sweep(tmp_path / "config.yaml", tmp_path / "grid.yaml")
+    after = {
+        p: json.loads(p.read_text())["stages"] for p in root.glob("variations/*/manifest.json")
+    }
+    assert after == before  # every stage of every variation up to date: not run, not copied
+    assert again["finished"] == 4
