@@ -1,12 +1,14 @@
 """The rare-entity stress test: configs/politics.yaml (IRA + MEIU22 from ../shared/data) with no
 entity enrichment, then bottom- and middle-band enrichment; the enriched runs start from the first
 run's ingest, embed and topics (copied with their manifest entries), so the topic model is fitted
-once.
+once, and stop after postprocess.
 
     .venv/bin/python benchmarks/entity_enrichment.py [--root DIR] [bands ...]
 
-Each run's seconds are printed; the entity metrics are in each run's evaluate/metrics.parquet and
-the band's entities in pools/enrichment.json."""
+Then every run's synthetic sets are read against the same entities: the bands of all the real
+posts (pools/enrichment.json of an enriched run), each set's posts through the same NER pipeline.
+Printed: each run's seconds, and per run, set and band the share of the band's entities the set
+mentions. A run already finished in DIR is not run again."""
 
 from __future__ import annotations
 
@@ -28,8 +30,8 @@ COMMON = [
 KEPT = ("ingest", "embed", "topics")
 
 
-def run(name: str, extra: list[str]) -> None:
-    args = [sys.executable, "-m", "mpsynth.cli", "run", "configs/politics.yaml"]
+def run(name: str, extra: list[str], until: str = "run") -> None:
+    args = [sys.executable, "-m", "mpsynth.cli", until, "configs/politics.yaml"]
     for item in [f"run_dir={ROOT / name}", *COMMON, *extra]:
         args += ["--set", item]
     start = time.time()
@@ -50,6 +52,28 @@ def seed_from(source: str, target: str) -> None:
         shutil.copytree(ROOT / source / "cache", ROOT / target / "cache")
 
 
+def found_shares(bands: dict[str, list], runs: list[str]) -> list[dict]:
+    """Per run, plain synthetic set and band: the share of the band's entities the set mentions."""
+    import pyarrow.parquet as pq
+
+    from mpsynth.metrics.entities import entity_counts, load_pipeline
+
+    nlp = load_pipeline("en_core_web_sm")
+    rows = []
+    for run_name in runs:
+        for path in sorted((ROOT / run_name / "postprocess" / "synthetic").glob("*.parquet")):
+            if path.stem.endswith("-calibrated"):
+                continue  # the plain set's posts with a few tokens changed
+            texts = pq.read_table(path, columns=["text"]).column("text").to_pylist()
+            mentioned = entity_counts(nlp, texts)
+            row = {"run": run_name, "set": path.stem, "posts": len(texts)}
+            for band, members in bands.items():
+                entities = [(text, label) for text, label, _ in members]
+                row[band] = sum(e in mentioned for e in entities) / max(1, len(entities))
+            rows.append(row)
+    return rows
+
+
 def main() -> None:
     global ROOT
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -58,10 +82,39 @@ def main() -> None:
     args = parser.parse_args()
     ROOT = args.root
     ROOT.mkdir(parents=True, exist_ok=True)
-    run("none", [])
+    if not (ROOT / "none" / "postprocess").is_dir():
+        run("none", [])
     for band in args.bands:
+        if (ROOT / band / "postprocess").is_dir():
+            continue
+        shutil.rmtree(ROOT / band, ignore_errors=True)
         seed_from("none", band)
-        run(band, [f"pools.entity_enrichment.band={band}", "pools.entity_enrichment.share=0.3"])
+        run(
+            band,
+            [f"pools.entity_enrichment.band={band}", "pools.entity_enrichment.share=0.3"],
+            until="postprocess",
+        )
+    enrichment = json.loads((ROOT / args.bands[0] / "pools" / "enrichment.json").read_text())
+    bands = enrichment["bands"]
+    for band, members in bands.items():
+        counts = [n for *_, n in members]
+        print(
+            f"{band:7} {len(members)} entities, mentioned by {min(counts)}-{max(counts)} posts:",
+            ", ".join(text for text, *_ in members[:6]),
+        )
+    for band in args.bands:
+        found = json.loads((ROOT / band / "pools" / "enrichment.json").read_text())
+        rows = json.loads((ROOT / band / "manifest.json").read_text())["stages"]["pools"]["rows"]
+        print(
+            f"{band}: {len(found['holders'])} real posts hold one;",
+            f"{rows.get('enriched_pools_percent')}% of pools hold the share",
+        )
+    print(f"{'run':8}{'set':24}{'posts':>7}" + "".join(f"{b:>8}" for b in bands))
+    for row in found_shares(bands, ["none", *args.bands]):
+        print(
+            f"{row['run']:8}{row['set']:24}{row['posts']:>7}"
+            + "".join(f"{row[b]:>8.2f}" for b in bands)
+        )
 
 
 if __name__ == "__main__":

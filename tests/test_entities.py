@@ -5,7 +5,12 @@ from collections import Counter
 import pytest
 
 from mpsynth.core.errors import MissingDependencyError
-from mpsynth.metrics.entities import entity_counts, entity_metrics, load_pipeline
+from mpsynth.metrics.entities import (
+    entity_counts,
+    entity_metrics,
+    frequency_bands,
+    load_pipeline,
+)
 from mpsynth.testing import build_tiny_ner_pipeline
 
 ENTITIES = {
@@ -93,3 +98,20 @@ def test_entity_bands_top_middle_and_bottom():
     assert metrics["bottom20_real_entities_found"] == 0.0
     tied = Counter({(f"t{i}", "ORG"): 1 for i in range(30)})
     assert "bottom20_frequency_rank_correlation" not in entity_metrics(tied, tied)
+
+
+def test_bands_read_a_long_tail_by_count_not_by_name_and_leave_out_entities_without_letters():
+    real = Counter({(f"head{i}", "ORG"): 200 - i for i in range(20)})
+    real.update({(f"mid{i}", "PERSON"): 10 + i % 5 for i in range(40)})  # counts 10 to 14
+    real.update({(f"a{i:03d}", "ORG"): 1 for i in range(300)})  # the tail: one mention each
+    real.update({("🤣", "PERSON"): 1, ("2016", "CARDINAL"): 50, ("zz", "GPE"): 1})
+    bands = frequency_bands(real)
+    assert bands["top"] == [(f"head{i}", "ORG") for i in range(20)]
+    assert all(("2016", "CARDINAL") not in members for members in bands.values())
+    assert ("🤣", "PERSON") not in bands["bottom"]
+    # mid-frequency: entities near the median count above the tail, none of the tail
+    assert len(bands["middle"]) == 20 and all(e[0].startswith("mid") for e in bands["middle"])
+    # the tail's entities drawn by a fixed hash: not the first 20 names
+    assert len(bands["bottom"]) == 20 and all(real[e] == 1 for e in bands["bottom"])
+    assert sorted(e[0] for e in bands["bottom"]) != [f"a{i:03d}" for i in range(20)]
+    assert frequency_bands(real) == bands  # deterministic

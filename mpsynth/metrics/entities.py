@@ -11,9 +11,12 @@ an `ner` (or `entity_ruler`) component loads by name or path with `spacy.load`.
 
 from __future__ import annotations
 
+import hashlib
 from collections import Counter
 from dataclasses import dataclass
 from functools import cache
+
+import numpy as np
 
 from mpsynth.core.errors import MissingDependencyError
 from mpsynth.core.packaged import verified_folder
@@ -89,20 +92,41 @@ def entity_counts(nlp, texts: list[str], batch_size: int = 256) -> Counter:
 
 
 def _ranked(counts: Counter) -> list:
-    """Entities by frequency, ties broken by name, so the selection is deterministic."""
-    return sorted(counts, key=lambda e: (-counts[e], e))
+    """Entities by frequency, ties broken by a fixed hash, so the selection is deterministic."""
+    return sorted(counts, key=lambda e: (-counts[e], _tie(e)))
 
 
 def frequency_bands(real: Counter, top_k: int = TOP_K) -> dict[str, list]:
-    """The real entities by frequency band: the top_k most frequent, the top_k around the median
-    rank and the top_k least frequent (ties broken by name)."""
-    ranked = _ranked(real)
-    centre = max(0, len(ranked) // 2 - top_k // 2)
+    """The real entities by frequency band, each of top_k entities:
+    - top: the most frequent;
+    - middle: mid-frequency entities: those whose count is nearest the median count of the
+      entities above the lowest count (the long tail's single mentions are the bottom band's);
+    - bottom: the least frequent.
+    Ties are broken by a fixed hash of the entity, not by its name (by name, a tail of thousands of
+    single mentions gives "a..." words and then emoji). Entities without a letter (emoji, numbers
+    and punctuation a tagger took for a name) are in no band."""
+    named = Counter({e: n for e, n in real.items() if any(ch.isalpha() for ch in e[0])})
+    ranked = _ranked(named)
+    if not ranked:
+        return {"top": [], "middle": [], "bottom": []}
+    lowest = named[ranked[-1]]
+    above = [e for e in ranked if named[e] > lowest]
+    if len(above) >= top_k:
+        median = float(np.median([named[e] for e in above]))
+        middle = sorted(above, key=lambda e: (abs(named[e] - median), _tie(e)))[:top_k]
+        middle = sorted(middle, key=lambda e: (-named[e], _tie(e)))
+    else:  # too few entities above the tail: the ranks around the median
+        centre = max(0, len(ranked) // 2 - top_k // 2)
+        middle = ranked[centre : centre + top_k]
     return {
         "top": ranked[:top_k],
-        "middle": ranked[centre : centre + top_k],
-        "bottom": ranked[-top_k:],
+        "middle": middle,
+        "bottom": sorted(named, key=lambda e: (named[e], _tie(e)))[:top_k],
     }
+
+
+def _tie(entity: tuple[str, str]) -> bytes:
+    return hashlib.blake2b(f"{entity[0]}\t{entity[1]}".encode(), digest_size=8).digest()
 
 
 def entity_metrics(real: Counter, synthetic: Counter, top_k: int = TOP_K) -> dict[str, float]:
@@ -114,6 +138,8 @@ def entity_metrics(real: Counter, synthetic: Counter, top_k: int = TOP_K) -> dic
     bands = frequency_bands(real, top_k)
     out = {}
     for band, chosen in bands.items():
+        if not chosen:
+            continue
         out[f"{band}{top_k}_real_entities_found"] = sum(e in synthetic for e in chosen) / len(
             chosen
         )

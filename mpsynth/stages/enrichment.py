@@ -1,6 +1,6 @@
 """Entity enrichment of the pools (`pools.entity_enrichment`): a share of each pool's examples must
-mention an entity of one frequency band of the real corpus (top, middle or bottom 20, as the entity
-metrics report them). After the usual draw, examples without one are swapped for posts of the same
+mention an entity of one frequency band of the real corpus (top, middle or bottom 20, as
+mpsynth.metrics.entities.frequency_bands defines them). After the usual draw, examples without one are swapped for posts of the same
 topic and platform that have one, as far as there are such posts. The band's entities and the posts
 mentioning them are written to `pools/enrichment.json`; deficit rounds draw the same way."""
 
@@ -71,7 +71,8 @@ def find_enrichment(ctx: StageContext, out: Path) -> Enrichment:
             mentions += post_entities(nlp, texts[start : start + 2048])
             shown.update(len(mentions))
     counts = Counter(entity for found in mentions for entity in found)
-    band = frequency_bands(counts)[config.band] if counts else []
+    bands = frequency_bands(counts)
+    band = bands[config.band]
     chosen = set(band)
     holders = [i for i, found in zip(ids, mentions, strict=True) if found & chosen]
     (out / ENRICHMENT_FILE).write_text(
@@ -85,6 +86,12 @@ def find_enrichment(ctx: StageContext, out: Path) -> Enrichment:
                     for text, label in band
                 ],
                 "holders": holders,
+                # every band of the real posts, so that a run without enrichment can be read
+                # against the same entities
+                "bands": {
+                    name: [[text, label, counts[(text, label)]] for text, label in members]
+                    for name, members in bands.items()
+                },
             },
             indent=1,
         )
