@@ -84,11 +84,14 @@ def main() -> None:
     ROOT.mkdir(parents=True, exist_ok=True)
     if not (ROOT / "none" / "postprocess").is_dir():
         run("none", [])
+    source = "none"
     for band in args.bands:
         if (ROOT / band / "postprocess").is_dir():
+            source = band
             continue
         shutil.rmtree(ROOT / band, ignore_errors=True)
-        seed_from("none", band)
+        seed_from(source, band)  # the last run's topics (and embedding cache)
+        source = band
         run(
             band,
             [f"pools.entity_enrichment.band={band}", "pools.entity_enrichment.share=0.3"],

@@ -128,7 +128,15 @@ def test_metrics_and_a_self_contained_report(finished_run):
     by_topic = [m for m in metrics if m["family"] == "by_topic"]
     assert by_topic and all(m["topic"] is not None and m["topic"] >= 0 for m in by_topic)
     assert {m["dataset"] for m in by_topic} == {"real", *synthetic}
+    # a topic is named by its keywords wherever it is shown: the table and the report's heatmap
+    topics = pq.read_table(config.run_dir / "topics" / "topics.parquet").to_pylist()
+    keywords = {t["topic"]: t["keywords"] for t in topics}
+    for m in by_topic:
+        number, _, words = m["topic_name"].partition(": ")
+        assert int(number) == m["topic"] and words.split(", ") == keywords[m["topic"]][:4]
+    assert all(m["topic_name"] is None for m in metrics if m["topic"] is None)
     page = (config.run_dir / "report" / "report.html").read_text()
+    assert by_topic[0]["topic_name"] in page and 'class="heat"' in page
     # lexical, length, sentiment, similarity, map; structure curves, cross-platform graphs
     assert len(re.findall(r'<img alt="plot" src="data:image/png;base64,', page)) == 7
     card = (config.run_dir / "report" / "dataset_card.md").read_text()

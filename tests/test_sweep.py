@@ -214,6 +214,9 @@ def test_a_sweep_writes_every_metric_per_variation_and_the_sensitivity_page(smal
         "generate.generators.0.provider.order",
     }
     assert all(r["effect_low"] <= r["effect"] <= r["effect_high"] for r in families)
+    for path in root.glob("*.parquet"):  # every column says what it is
+        for column in pq.read_schema(path):
+            assert (column.metadata or {}).get(b"description"), f"{path.name}: {column.name}"
     page = (root / "sensitivity.html").read_text()
     assert "Work done once" in page and page.count("<img") >= 2
 

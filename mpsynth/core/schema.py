@@ -153,6 +153,7 @@ METRICS = pa.schema(
         pa.field("dataset", pa.string(), nullable=False),  # "real" or a synthetic set's name
         pa.field("platform", pa.string(), nullable=False),  # a platform, or "all"
         pa.field("topic", pa.int64()),  # null: over all topics
+        pa.field("topic_name", pa.string()),  # "12: chanel, flap, classic, fake"
         pa.field("value", pa.float64()),
         pa.field("ci_low", pa.float64()),
         pa.field("ci_high", pa.float64()),
@@ -195,6 +196,8 @@ DESCRIPTIONS: dict[str, str] = {
     "reason": "why the row was set aside",
     "embedding": "unit-length embedding vector of the post (the run's embedder)",
     "topic": "topic number in the real topic model (-1: outlier; null: none or all topics)",
+    "topic_name": "the topic by its number and top keywords (c-TF-IDF), e.g. '12: chanel, flap, "
+    "classic, fake'; null where topic is",
     "topic_similarity": "cosine similarity of the post to its topic's centroid",
     "size": "posts assigned to the topic",
     "keywords": "the topic's top words (c-TF-IDF)",

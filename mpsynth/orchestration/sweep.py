@@ -42,11 +42,51 @@ from mpsynth.core.errors import ConfigError, MpsynthError, StageError
 from mpsynth.core.fingerprint import fingerprint
 from mpsynth.core.locations import is_remote
 from mpsynth.orchestration.pipeline import Donors, preflight, run_pipeline
+from mpsynth.rundir.context import write_table
 from mpsynth.rundir.directory import RunDirectory
 
 log = logging.getLogger(__name__)
 
 SUMMARY = "sweep.json"
+
+# The sweep's own columns (its tables' other columns are the metrics table's, described there).
+COLUMNS = {
+    "variation": "the variation: v01, v02, ... in the grid's order",
+    "run_dir": "the variation's run directory",
+    "settings": "the variation's settings, as JSON: config key -> value",
+    "status": "finished, failed: <why>, or not run: <why>",
+    "seconds": "wall seconds the variation took in this sweep (adopted stages cost little)",
+    "stages_ran": "stages this variation computed",
+    "stages_reused": "stages it took, hard-linked, from another variation with the same fingerprint",
+    "setting": "the config key varied",
+    "reading": "gap to real (|synthetic - real|), gap to ideal, or value (the metric as it is)",
+    "levels": "the setting's values compared, in the grid's order (JSON)",
+    "level_means": "the metric's mean over the variations at each level (JSON)",
+    "effect": "mean at the last level minus mean at the first (per family: mean |standardised|)",
+    "effect_low": "lower end of the effect's 95% bootstrap interval",
+    "effect_high": "upper end of the effect's 95% bootstrap interval",
+    "standardised": "the effect over the metric's standard deviation across all variations",
+    "standardised_low": "lower end of the standardised effect's interval",
+    "standardised_high": "upper end of the standardised effect's interval",
+    "moved": "whether the effect's interval leaves out zero",
+    "metrics": "metrics of the family with an effect",
+    "metrics_moved": "of those, metrics whose effect's interval leaves out zero",
+}
+
+
+def _write(table: pa.Table, path: Path) -> None:
+    """A sweep table with every column described (a setting's column by its key)."""
+    fields = []
+    for column in table.schema:
+        text = COLUMNS.get(column.name)
+        if column.name.startswith("setting:"):
+            text = f"the variation's value of {column.name.removeprefix('setting:')} (JSON)"
+        if text is not None:
+            column = column.with_metadata(
+                {**(column.metadata or {}), b"description": text.encode()}
+            )
+        fields.append(column)
+    write_table(table.cast(pa.schema(fields)), path)
 
 
 @dataclass
@@ -205,7 +245,7 @@ def _gather(
     if not finished:
         raise StageError(f"no variation of the sweep finished; see {root / 'mpsynth.log'}")
     metrics = pa.concat_tables([_metrics_of(v) for v in finished], promote_options="default")
-    pq.write_table(metrics, root / "metrics.parquet")
+    _write(metrics, root / "metrics.parquet")
     table = pa.Table.from_pylist(
         [
             {
@@ -220,13 +260,13 @@ def _gather(
             for v in variations
         ]
     )
-    pq.write_table(table, root / "variations.parquet")
+    _write(table, root / "variations.parquet")
     levels = {k: v if isinstance(v, list) else None for k, v in grid.grid.items()}
     by_metric, by_family = sensitivity_tables(
         metrics, {v.name: v.settings for v in finished}, levels
     )
-    pq.write_table(by_metric, root / "sensitivity.parquet")
-    pq.write_table(by_family, root / "sensitivity_families.parquet")
+    _write(by_metric, root / "sensitivity.parquet")
+    _write(by_family, root / "sensitivity_families.parquet")
     stages = PIPELINES[finished[0].config.pipeline]
     summary = {
         "config": str(config_path),

@@ -230,20 +230,36 @@ TOPIC_METRICS = ("share_with_hashtags", "share_with_urls", "share_with_mentions"
 
 
 def _topic_table(by_topic: list[dict], datasets: list[str]) -> str:
-    """The largest real topics: a few shares per dataset, side by side."""
+    """The largest real topics by name, as a heatmap: a row per topic, a column per metric and
+    dataset (the real posts first), each cell shaded by its value against its metric's largest."""
     value = {(r["topic"], r["metric"], r["dataset"]): r["value"] for r in by_topic}
-    topics = sorted({r["topic"] for r in by_topic if r["dataset"] == schema.REAL})
-    head = "".join(f"<th>{html.escape(d)}</th>" for d in datasets)
-    lines = [f'<table><tr><th class="l">topic</th><th class="l">metric</th>{head}</tr>']
+    real = {r["topic"]: r for r in by_topic if r["dataset"] == schema.REAL}
+    topics = sorted(real, key=lambda t: -real[t]["n"])
+    name = {r["topic"]: r.get("topic_name") or str(r["topic"]) for r in by_topic}
+    shown = [d for d in datasets if any((t, m, d) in value for t in topics for m in TOPIC_METRICS)]
+    group = len(shown)
+    head = "".join(
+        f'<th colspan="{group}">{html.escape(m.replace("share_with_", "").replace("_", " "))}</th>'
+        for m in TOPIC_METRICS
+    )
+    sets = "".join(f"<th>{html.escape(d)}</th>" for _ in TOPIC_METRICS for d in shown)
+    lines = [
+        f'<table class="heat"><tr><th class="l" rowspan="2">topic (real posts)</th>{head}</tr>',
+        f"<tr>{sets}</tr>",
+    ]
     for topic in topics:
+        cells = []
         for metric in TOPIC_METRICS:
-            cells = "".join(
-                f"<td>{value[(topic, metric, d)]:.2f}</td>"
-                if (topic, metric, d) in value
-                else "<td>–</td>"
-                for d in datasets
-            )
-            lines.append(f'<tr><td class="l">{topic}</td><td class="l">{metric}</td>{cells}</tr>')
+            top = max((value.get((t, metric, d)) or 0.0 for t in topics for d in shown), default=0)
+            for d in shown:
+                found = value.get((topic, metric, d))
+                if found is None:
+                    cells.append("<td>–</td>")
+                    continue
+                shade = 0.75 * found / top if top > 0 else 0.0
+                cells.append(f'<td style="background:rgba(197,34,31,{shade:.2f})">{found:.2f}</td>')
+        label = f"{name[topic]} ({real[topic]['n']:,})"
+        lines.append(f'<tr><td class="l">{html.escape(label)}</td>{"".join(cells)}</tr>')
     return "\n".join([*lines, "</table>"])
 
 

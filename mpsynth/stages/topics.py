@@ -245,6 +245,18 @@ def topics_table(
 log = logging.getLogger(__name__)
 
 
+def topic_names(topics: Path, words: int = 4) -> dict[int, str]:
+    """Each topic by its number and first keywords ("12: chanel, flap, classic, fake"), from the
+    topics stage's topics.parquet; the outliers are "-1: outliers"."""
+    table = pq.read_table(topics, columns=["topic", "keywords"])
+    return {
+        topic: f"{topic}: outliers" if topic == -1 else f"{topic}: {', '.join(keys[:words])}"
+        for topic, keys in zip(
+            table.column("topic").to_pylist(), table.column("keywords").to_pylist(), strict=True
+        )
+    }
+
+
 def run_topics(ctx: StageContext, out: Path) -> dict[str, int]:
     from mpsynth.distributed.data import map_parquet
     from mpsynth.stages.embed import embeddings_matrix

@@ -46,6 +46,7 @@ def lexical_metrics(features: pa.Table, config: EvaluateConfig, seed: int) -> pa
                 rows["dataset"].append(dataset)
                 rows["platform"].append(platform)
                 rows["topic"].append(None)
+                rows["topic_name"].append(None)
                 rows["value"].append(float(per_post.mean()) if len(per_post) else float("nan"))
                 rows["ci_low"].append(low)
                 rows["ci_high"].append(high)

@@ -14,6 +14,7 @@ import pyarrow.parquet as pq
 
 from mpsynth.core import schema
 from mpsynth.rundir.context import StageContext, rows_by_id, write_table
+from mpsynth.stages.topics import topic_names
 
 
 def synthetic_sets(ctx: StageContext) -> list[Path]:
@@ -187,9 +188,17 @@ def run_evaluate(ctx: StageContext, out: Path) -> dict[str, int]:
         write_table(curves, out / "structure_curves.parquet")
         write_table(drawings, out / "network_top.parquet")
     metrics = schema.nan_as_null(pa.concat_tables(tables), schema.METRIC_VALUES)
+    metrics = _named_topics(metrics, topic_names(ctx.path("topics", "topics.parquet")))
     write_table(embedding_map, out / "map.parquet")
     write_table(metrics, out / "metrics.parquet")
     (out / "metrics.json").write_text(
         json.dumps(metrics.to_pylist(), indent=1, allow_nan=False) + "\n"
     )
     return {"metrics": metrics.num_rows, "posts": features.num_rows, **counts}
+
+
+def _named_topics(metrics: pa.Table, names: dict[int, str]) -> pa.Table:
+    """Each per-topic row with its topic's name, so that a table read anywhere says what it is."""
+    topics = metrics.column("topic").to_pylist()
+    named = pa.array([None if t is None else names.get(t, str(t)) for t in topics], pa.string())
+    return metrics.set_column(metrics.schema.get_field_index("topic_name"), "topic_name", named)
