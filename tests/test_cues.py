@@ -111,3 +111,56 @@ def test_a_binary_model_gets_cues_for_both_classes():
     assert len(words["spam"]) == 5 and len(words["ham"]) >= 1
     assert {"check", "channel", "subscribe"} & set(words["spam"])
     assert not set(words["spam"]) & set(words["ham"])
+
+
+@pytest.fixture(scope="module")
+def emotions():
+    """GoEmotions' Ekman emotions as they come: one or several per post."""
+    rows = [r for r in read_rows("goemotions.csv") if r["label_ekman"]]
+    labels = ["+".join(sorted(set(r["label_ekman"].split(";")))) for r in rows]
+    texts = [r["text"] for r in rows]
+    train = [i for i, r in enumerate(rows) if r["split"] == "train"]
+    validation = [i for i, r in enumerate(rows) if r["split"] != "train"]
+    return (
+        [texts[i] for i in train],
+        [labels[i] for i in train],
+        [texts[i] for i in validation],
+        [labels[i] for i in validation],
+    )
+
+
+@pytest.mark.parametrize("kind", ["logistic", "xgboost"])
+def test_a_multi_label_classifier_is_one_vs_rest_and_explains_each_class(emotions, kind):
+    texts, labels, val_texts, _ = emotions
+    classes = sorted({c for label in labels for c in label.split("+")})
+    model = TextClassifier(kind, classes, 0, multi_label=True).fit(texts, labels)
+    proba = model.predict_proba(val_texts)
+    assert proba.shape == (len(val_texts), len(classes))
+    assert not np.allclose(proba.sum(axis=1), 1.0)  # independent per class, not a softmax
+    chosen = model.predict(val_texts)
+    assert chosen.dtype == bool and chosen.any(axis=1).all()
+    # a combination's probability is its least likely class's
+    both = model.label_probability(val_texts[:5], ["anger+joy"] * 5)
+    np.testing.assert_allclose(
+        both, np.minimum(proba[:5, classes.index("anger")], proba[:5, classes.index("joy")])
+    )
+    values = shap_matrix(model, texts[:150])
+    assert values.shape == (150, len(model.vocabulary()), len(classes))
+    # each class's values follow its own model: pushing toward it where it is likely
+    joy = classes.index("joy")
+    agree = (values[:, :, joy].sum(axis=1) > 0) == (model.predict_proba(texts[:150])[:, joy] > 0.5)
+    assert agree.mean() > 0.7
+
+
+def test_multi_label_cues_come_per_class_from_the_posts_holding_it(emotions):
+    texts, labels, val_texts, val_labels = emotions
+    result = build_cues(
+        texts, labels, val_texts, val_labels, CuesConfig(classifiers=["logistic"]), 0, True
+    )
+    found = {r["label"] for r in result.cues.to_pylist()}
+    assert not any("+" in label for label in found)  # cues are per class, never per combination
+    assert {"joy", "anger", "sadness", "neutral", "surprise"} <= found
+    joy = [r["word"] for r in result.cues.to_pylist() if r["label"] == "joy"]
+    assert {"thanks", "love", "thank", "great", "good"} & set(joy)
+    assert 0 < result.validation_macro_f1["logistic"] < 1
+    assert result.faithfulness["joy"]["after"] < result.faithfulness["joy"]["before"]

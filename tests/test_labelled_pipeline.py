@@ -113,8 +113,10 @@ def test_utility_grid_covers_every_strategy_with_intervals(labelled_run):
     }
     classes = {r["class"] for r in summary}
     assert classes == {None, "CAG", "NAG", "OAG"}
+    # a single-label task: macro-F1 and per-class F1, as before multi-label runs
+    assert {r["measure"] for r in summary} == {"macro_f1", "f1"}
     for row in summary:
-        assert 0 <= row["ci_low"] <= row["f1"] <= row["ci_high"] <= 1
+        assert 0 <= row["ci_low"] <= row["value"] <= row["ci_high"] <= 1
     info = json.loads((config.run_dir / "utility" / "utility.json").read_text())
     assert info["minority"] == "OAG" and info["posts"]["test"] == 586
     # both judges ran every cell: TF-IDF (the cues' family) and the embedding judge
@@ -191,3 +193,66 @@ def test_a_second_run_skips_every_stage(labelled_run, caplog):
         assert main(args) == 0
     skipped = [r.getMessage() for r in caplog.records if "up to date, skipped" in r.getMessage()]
     assert len(skipped) == len(PIPELINES["labelled"])
+
+
+@pytest.fixture(scope="module")
+def multi_label_run(tmp_path_factory, ray_local):
+    """The shipped multi-label config on the bundled GoEmotions sample, with its published split."""
+    tmp = tmp_path_factory.mktemp("multi")
+    overrides = [
+        f"run_dir={tmp / 'run'}",
+        f"ingest.inputs.0.path={REPO / 'tests' / 'data' / 'goemotions.csv'}",
+        "embed.embedder.dimensions=32",
+        "topics.min_cluster_size=15",
+        "generate.n_posts=200",
+        "labelled.split.seed_size=500",
+        "labelled.min_combination=5",
+        "labelled.utility.added=[100]",
+        "labelled.utility.repeats=2",
+        "labelled.utility.judges=[tfidf]",
+        "labelled.utility.bootstrap_samples=200",
+        "evaluate.bootstrap_samples=20",
+        "evaluate.embedder=null",
+        "evaluate.ner_model=null",
+    ]
+    config = load_config(REPO / "configs" / "goemotions_multilabel.yaml", overrides)
+    from mpsynth.orchestration.pipeline import run_pipeline
+
+    run_pipeline(config)
+    return config
+
+
+def test_a_multi_label_run_keeps_every_class_and_scores_in_the_tasks_own_measures(
+    multi_label_run,
+):
+    config = multi_label_run
+    run = config.run_dir
+    rows = read_rows("goemotions.csv")
+    summary = json.loads((run / "labels" / "summary.json").read_text())
+    assert summary["multi_label"] and summary["dropped"] == {}  # every post kept
+    several = sum(";" in r["label_ekman"] for r in rows)
+    labels = pq.read_table(run / "labels" / "labels.parquet")["label"].to_pylist()
+    assert sum("+" in label for label in labels) == several > 100
+    classifier = json.loads((run / "cues" / "classifier.json").read_text())
+    assert classifier["multi_label"] and "+" not in "".join(classifier["classes"])
+    # pools and prompts for combinations as they occur in the seed (at least min_combination)
+    targets = json.loads((run / "pools" / "targets.json").read_text())
+    assert any("+" in label for label in targets)
+    seed_counts = summary["classes"]["seed"]
+    assert all(seed_counts[label] >= 5 for label in targets)
+    requests = pq.read_table(run / "prompts" / "requests.parquet").to_pylist()
+    combined = next(r for r in requests if "+" in (r["label"] or "") and r["strategy"] == "naive")
+    first, second = combined["label"].split("+")[:2]
+    assert f"{first} and {second}" in combined["messages"][-1]["content"]
+    # generated posts carry their label sets
+    synthetic = pq.read_table(run / "postprocess" / "synthetic" / "markov-shap_guided.parquet")
+    assert any("+" in label for label in synthetic["label"].to_pylist())
+    utility = pq.read_table(run / "utility" / "summary.parquet").to_pylist()
+    for measure in ("jaccard", "micro_f1", "macro_f1"):
+        mine = [r for r in utility if r["measure"] == measure]
+        assert {r["strategy"] for r in mine} >= {"seed only", "real", "+markov-shap_guided"}
+        assert all(0 <= r["ci_low"] <= r["value"] <= r["ci_high"] <= 1 for r in mine)
+    page = (run / "report" / "report.html").read_text()
+    assert "Jaccard accuracy" in page and "micro-F1" in page
+    card = (run / "report" / "dataset_card.md").read_text()
+    assert "| training data | micro-F1 | interval | Jaccard accuracy | interval |" in card

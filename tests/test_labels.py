@@ -40,7 +40,10 @@ def test_ekman_grouping_keeps_one_class_and_names_the_clash():
 def test_goemotions_multi_label_rows_are_dropped_and_counted():
     rows = read_rows("goemotions.csv")
     config = LabelledConfig(
-        separator=";", mapping="goemotions_ekman", split={"values": {}, "seed_size": 300}
+        separator=";",
+        multi_label=False,
+        mapping="goemotions_ekman",
+        split={"values": {}, "seed_size": 300},
     )
     result = assign_labels(_posts(rows), config, seed=1)
     # independently: rows whose emotions fall in more than one Ekman group
@@ -210,3 +213,45 @@ def test_a_stage_outside_the_runs_pipeline_is_named(tmp_path):
     with pytest.raises(StageError, match=r"'cues' is not part of the mptm pipeline; its stages"):
         run_pipeline(config, until="cues")
     assert not (tmp_path / "run").exists()
+
+
+def test_a_multi_label_run_keeps_every_class_of_a_post_and_its_published_split():
+    rows = read_rows("goemotions.csv")
+    config = LabelledConfig(separator=";", mapping="goemotions_ekman", split={"seed_size": 300})
+    assert config.is_multi_label  # inferred from the separator
+    result = assign_labels(_posts(rows), config, seed=1)
+    groups = {r["id"]: {GOEMOTIONS_EKMAN[e] for e in r["label"].split(";")} for r in rows}
+    label_of = dict(
+        zip(result.labels["id"].to_pylist(), result.labels["label"].to_pylist(), strict=True)
+    )
+    assert len(label_of) == len(rows) and result.summary["dropped"] == {}  # nothing left out
+    for post_id, label in label_of.items():
+        assert label.split("+") == sorted(groups[post_id])
+    several = [label for label in label_of.values() if "+" in label]
+    assert len(several) == sum(len(g) > 1 for g in groups.values()) > 100
+    roles = dict(
+        zip(result.labels["id"].to_pylist(), result.labels["split"].to_pylist(), strict=True)
+    )
+    published = {r["id"]: r["split"] for r in rows}
+    assert all((roles[i] == "test") == (published[i] == "test") for i in roles)
+    # per class: the posts holding it, beside the combinations
+    seed_posts = result.summary["class_posts"]["seed"]
+    assert seed_posts["joy"] == sum(
+        "joy" in label.split("+") for i, label in label_of.items() if roles[i] == "seed"
+    )
+
+
+def test_classes_kept_from_a_combination_and_a_class_that_holds_the_join_refused():
+    rows = read_rows("goemotions.csv")
+    config = LabelledConfig(
+        separator=";",
+        mapping="goemotions_ekman",
+        classes=["anger", "joy", "sadness"],
+        split={"seed_size": 300},
+    )
+    result = assign_labels(_posts(rows), config, seed=1)
+    labels = set(result.labels["label"].to_pylist())
+    assert {c for label in labels for c in label.split("+")} == {"anger", "joy", "sadness"}
+    assert result.summary["dropped"]["class not in labelled.classes"] > 0
+    with pytest.raises(ConfigError, match="joins classes"):
+        assign_labels(_posts(rows), LabelledConfig(separator=";", mapping={"joy": "a+b"}), seed=1)

@@ -97,3 +97,16 @@ def test_one_request_per_pool_and_generator_with_distinct_ids(posts):
         build_requests(_pools(posts), posts, PromptsConfig(), renamed)["request_id"][0]
         == requests["request_id"][1]
     )
+
+
+def test_a_class_combination_is_named_by_its_classes_and_shown_their_cues_in_turn():
+    from mpsynth.labelled.pools import combined_cues
+    from mpsynth.stages.prompts.build import label_text
+
+    names = {"OAG": "overtly aggressive", "anger": "angry"}
+    assert label_text("OAG", names) == "overtly aggressive"
+    assert label_text("anger+sadness", names) == "angry and sadness"
+    assert label_text("joy", {}) == "joy"
+    ranked = {"anger": ["hate", "stupid", "worst"], "sadness": ["sad", "miss", "hate"]}
+    assert combined_cues("anger+sadness", ranked, 5) == ["hate", "sad", "stupid", "miss", "worst"]
+    assert combined_cues("anger", ranked, 2) == ["hate", "stupid"]

@@ -73,11 +73,26 @@ class UtilityConfig(Section):
 
 
 class LabelledConfig(Section):
-    """A labelled run (pipeline: labelled): single-label classes, splits, cues, generation
-    targets and the utility protocol."""
+    """A labelled run (pipeline: labelled): classes (one per post, or several), splits, cues,
+    generation targets and the utility protocol."""
+
+    @property
+    def is_multi_label(self) -> bool:
+        return self.multi_label if self.multi_label is not None else self.separator is not None
 
     separator: str | None = Field(
         default=None, description="separator of a multi-label column (GoEmotions: ';')"
+    )
+    multi_label: bool | None = Field(
+        default=None,
+        description="keep every class of a post (one-vs-rest classifiers, pools per class "
+        "combination, Jaccard / micro / macro F1); None: multi-label when a separator is set; "
+        "false: a post whose labels map to several classes is left out",
+    )
+    min_combination: Annotated[int, Field(ge=1)] = Field(
+        default=10,
+        description="multi-label runs: a class combination gets pools and prompts of its own "
+        "when the seed holds at least this many posts of it",
     )
     mapping: str | dict[str, str] = Field(
         default_factory=dict,

@@ -164,6 +164,8 @@ METRICS = pa.schema(
 METRIC_VALUES = ("value", "ci_low", "ci_high")
 
 REAL = "real"
+# the classes of a multi-label post in one label, sorted: "anger+sadness"
+LABEL_JOIN = "+"
 # the real posts drawn down to the synthetic sets' size per platform: the network baseline (a
 # graph's nodes, density and co-sharing pairs grow with its posts)
 REAL_SUBSAMPLE = "real-subsample"
@@ -232,7 +234,7 @@ DESCRIPTIONS: dict[str, str] = {
     "metric": "metric name within its family",
     "dataset": "real, or the name of a synthetic dataset (GENERATOR-STRATEGY); real-subsample: "
     "the real posts drawn down to the synthetic sets' size per platform (network metrics only)",
-    "value": "the metric's value (null when it cannot be computed)",
+    "value": "the metric's (utility: the measure's) value (null when it cannot be computed)",
     "ci_low": "lower bound of the bootstrap confidence interval (null when none)",
     "ci_high": "upper bound of the bootstrap confidence interval (null when none)",
     "n": "posts the value is computed on",
@@ -257,9 +259,15 @@ DESCRIPTIONS: dict[str, str] = {
     "train_posts": "posts the classifier trained on",
     "macro_f1": "macro-F1 on the real test split",
     "f1": "F1 on the real test split (cells: per class, in the order of the run's classes)",
-    "predictions": "predicted class index for every test post, in test order",
+    "predictions": "predicted class index for every test post, in test order (multi-label: "
+    "a bitmask of the predicted classes, bit c for class c)",
+    "micro_f1": "micro-F1 on the real test split: every (post, class) decision pooled",
+    "jaccard": "Jaccard accuracy on the real test split: per post |true and predicted classes| / "
+    "|true or predicted classes|, averaged",
+    "measure": "macro_f1, micro_f1, jaccard (the task's whole-set measures; the last two in "
+    "multi-label runs), or f1 (one class's, named in class)",
     "seconds": "seconds the cell took (fit and predict)",
-    "class": "class the F1 is for (null: macro-F1 over every class)",
+    "class": "class the F1 is for (null: a measure over every class)",
     "repeat_sd": "standard deviation of the F1 over repeats",
     "repeat_min": "lowest F1 over repeats",
     "repeat_max": "highest F1 over repeats",

@@ -23,7 +23,7 @@ import pyarrow.compute as pc
 
 from mpsynth.config.labelled import CuesConfig
 from mpsynth.core import console
-from mpsynth.labelled.classifier import TextClassifier, is_cue_word, macro_f1
+from mpsynth.labelled.classifier import JOIN, TextClassifier, indicator, is_cue_word, macro_f1
 from mpsynth.labelled.labels import labelled_texts
 from mpsynth.rundir.context import StageContext, write_table
 
@@ -56,12 +56,20 @@ def select_classifier(
     classes: list[str],
     config: CuesConfig,
     seed: int,
+    multi_label: bool = False,
 ) -> tuple[TextClassifier, dict[str, float]]:
-    """Fit every candidate on the seed; the best on validation macro-F1 (ties: the first listed)."""
-    truth = np.array([classes.index(label) for label in validation_labels])
+    """Fit every candidate on the seed; the best on validation macro-F1 (ties: the first listed).
+    `multi_label`: one-vs-rest models, scored on class indicators."""
+    truth = (
+        indicator(validation_labels, classes)
+        if multi_label
+        else np.array([classes.index(label) for label in validation_labels])
+    )
     scores, fitted = {}, {}
     for kind in config.classifiers:
-        model = TextClassifier(kind, classes, seed, config.max_features, config.min_df)
+        model = TextClassifier(
+            kind, classes, seed, config.max_features, config.min_df, multi_label=multi_label
+        )
         fitted[kind] = model.fit(seed_texts, seed_labels)
         scores[kind] = macro_f1(truth, model.predict(validation_texts), len(classes))
     best = max(config.classifiers, key=lambda k: scores[k])
@@ -73,6 +81,16 @@ def shap_matrix(model: TextClassifier, texts: list[str]) -> np.ndarray:
     import shap
 
     x = model.features(texts)
+    if model.multi_label:  # each class's own binary model, explained toward the class
+        full = np.zeros((x.shape[0], x.shape[1], len(model.classes)))
+        for c, binary in model.model.items():
+            explainer = (
+                shap.LinearExplainer(binary, x)
+                if model.kind == "logistic"
+                else shap.TreeExplainer(binary)
+            )
+            full[:, :, c] = np.asarray(explainer.shap_values(x))
+        return full
     match model.kind:
         case "logistic":
             values = shap.LinearExplainer(model.model, x).shap_values(x)
@@ -91,8 +109,9 @@ def extract_cues(
 ) -> pa.Table:
     """The top `config.top_k` cue words per class, with their scores."""
     classes = model.classes
-    y = np.array([classes.index(label) for label in labels])
-    explained = _stratified(y, config.shap_sample, seed)
+    member = indicator(labels, classes)  # the posts of each class (several per post: multi-label)
+    units = np.unique(np.array(labels, dtype=object), return_inverse=True)[1]
+    explained = _stratified(units, config.shap_sample, seed)
     values = shap_matrix(model, [texts[i] for i in explained])
     # only words a post holds: SHAP also credits a class for the absence of other classes' words
     # (a linear model's value is coef * (x - mean x)), which is no cue to write with
@@ -102,14 +121,14 @@ def extract_cues(
     keep = np.array([is_cue_word(w) for w in vocabulary])
     rows: dict[str, list] = {name: [] for name in CUES_SCHEMA.names}
     for c, label in enumerate(classes):
-        mine = y[explained] == c
+        mine = member[explained, c]
         shap_score = (
             (values[mine, :, c] * present[mine]).mean(axis=0)
             if mine.any()
             else np.zeros(len(vocabulary))
         )
-        inside = np.asarray(tfidf[y == c].mean(axis=0)).ravel()
-        outside = np.asarray(tfidf[y != c].mean(axis=0)).ravel()
+        inside = np.asarray(tfidf[member[:, c]].mean(axis=0)).ravel()
+        outside = np.asarray(tfidf[~member[:, c]].mean(axis=0)).ravel()
         diff = inside - outside
         combined = (_scaled(shap_score) + _scaled(diff)) / 2
         combined[~keep] = -np.inf
@@ -173,7 +192,7 @@ def faithfulness(
     out = {}
     rows = cues.to_pylist()
     for c, label in enumerate(model.classes):
-        mine = [t for t, lab in zip(texts, labels, strict=True) if lab == label]
+        mine = [t for t, lab in zip(texts, labels, strict=True) if label in lab.split(JOIN)]
         if not mine:
             continue
         words = [r["word"] for r in rows if r["label"] == label and r["rank"] <= top]
@@ -190,10 +209,18 @@ def build_cues(
     validation_labels: list[str],
     config: CuesConfig,
     seed: int,
+    multi_label: bool = False,
 ) -> CueResult:
-    classes = sorted(set(seed_labels) | set(validation_labels))
+    classes = sorted({c for lab in [*seed_labels, *validation_labels] for c in lab.split(JOIN)})
     model, scores = select_classifier(
-        seed_texts, seed_labels, validation_texts, validation_labels, classes, config, seed
+        seed_texts,
+        seed_labels,
+        validation_texts,
+        validation_labels,
+        classes,
+        config,
+        seed,
+        multi_label,
     )
     cues = extract_cues(model, seed_texts, seed_labels, config, seed)
     return CueResult(
@@ -215,7 +242,12 @@ def seed_classifier(ctx: StageContext) -> TextClassifier:
     cues = ctx.config.labelled.cues
     texts, labels = labelled_texts(ctx, ("seed",))
     model = TextClassifier(
-        chosen["chosen"], chosen["classes"], ctx.config.seed, cues.max_features, cues.min_df
+        chosen["chosen"],
+        chosen["classes"],
+        ctx.config.seed,
+        cues.max_features,
+        cues.min_df,
+        multi_label=chosen.get("multi_label", False),
     )
     return model.fit(texts, labels)
 
@@ -228,7 +260,15 @@ def run_cues(ctx: StageContext, out: Path) -> dict[str, Any]:
     val_texts, val_labels = labelled_texts(ctx, ("validation",))
     description = f"cues: fitting {', '.join(config.classifiers)} on {len(seed_texts)} seed posts"
     with console.progress(description, None, unit="models"):
-        result = build_cues(seed_texts, seed_labels, val_texts, val_labels, config, ctx.config.seed)
+        result = build_cues(
+            seed_texts,
+            seed_labels,
+            val_texts,
+            val_labels,
+            config,
+            ctx.config.seed,
+            ctx.config.labelled.is_multi_label,
+        )
     log.info(
         "cues: chose %s (validation macro-F1 %s)",
         result.chosen,
@@ -240,7 +280,8 @@ def run_cues(ctx: StageContext, out: Path) -> dict[str, Any]:
     classifier = {
         "chosen": result.chosen,
         "validation_macro_f1": result.validation_macro_f1,
-        "classes": sorted(set(seed_labels) | set(val_labels)),
+        "classes": sorted({c for lab in [*seed_labels, *val_labels] for c in lab.split(JOIN)}),
+        "multi_label": ctx.config.labelled.is_multi_label,
         "faithfulness": result.faithfulness,
     }
     (out / "classifier.json").write_text(json.dumps(classifier, indent=2) + "\n")

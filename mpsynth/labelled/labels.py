@@ -1,8 +1,11 @@
-"""Labels: one class per post and the split it belongs to, for a labelled run.
+"""Labels: each post's classes and the split it belongs to, for a labelled run.
 
-A multi-label input (GoEmotions' ";"-joined emotions) becomes one class by the config's mapping (for
-example the Ekman grouping); a post whose labels map to more than one class, or to none, is left
-out and counted. Each post gets one role:
+A multi-label input (GoEmotions' ";"-joined emotions) is read through the config's mapping (for
+example the Ekman grouping). In a multi-label run (`labelled.multi_label`, on by default when a
+separator is set) a post keeps every class it maps to, written as one label: the classes sorted and
+joined by "+" ("anger+sadness"), the unit that pools, prompts and class targets work in; the
+classifiers read the classes inside it. In a single-label run a post whose labels map to more than
+one class is left out and counted. A post with no class is left out. Each post gets one role:
 
 - seed: the small real training set everything is learnt from (classifier, cues, pools, the
   offline generator);
@@ -29,6 +32,7 @@ from sklearn.model_selection import train_test_split
 
 from mpsynth.config.labelled import LabelledConfig
 from mpsynth.core.errors import ConfigError, InputError
+from mpsynth.labelled.classifier import JOIN
 from mpsynth.rundir.context import StageContext, write_table
 
 log = logging.getLogger(__name__)
@@ -100,6 +104,20 @@ def label_mapping(config: LabelledConfig) -> dict[str, str]:
     return MAPPINGS[config.mapping]
 
 
+def classes_in(label: str) -> list[str]:
+    """The classes a label holds (one, or a multi-label run's combination)."""
+    return label.split(JOIN)
+
+
+def label_set(raw: str | None, separator: str | None, mapping: dict[str, str]) -> str | None:
+    """A multi-label post's classes as one label (sorted, joined by JOIN), or None with no label."""
+    if raw is None or not raw.strip():
+        return None
+    parts = raw.split(separator) if separator else [raw]
+    classes = sorted({mapping.get(p.strip(), p.strip()) for p in parts if p.strip()})
+    return JOIN.join(classes) if classes else None
+
+
 def single_label(raw: str | None, separator: str | None, mapping: dict[str, str]) -> str | None:
     """The post's one class, or None with no label; raises ValueError when it maps to several."""
     if raw is None or not raw.strip():
@@ -119,9 +137,12 @@ class Assigned:
 
 
 def assign_labels(posts: pa.Table, config: LabelledConfig, seed: int) -> Assigned:
-    """Classes and roles for every post that has exactly one class."""
+    """Classes and roles for every post that has a class (exactly one, in a single-label run)."""
     mapping = label_mapping(config)
     wanted = set(config.classes) if config.classes is not None else None
+    multi = config.is_multi_label
+    if multi and (joined := sorted(c for c in [*mapping.values(), *(wanted or ())] if JOIN in c)):
+        raise ConfigError(f"labelled: class {joined[0]!r} holds {JOIN!r}, which joins classes")
     ids, labels, splits = [], [], []
     dropped: dict[str, list] = {"id": [], "label": [], "reason": []}
     for post_id, raw, split in zip(
@@ -131,11 +152,19 @@ def assign_labels(posts: pa.Table, config: LabelledConfig, seed: int) -> Assigne
         strict=True,
     ):
         try:
-            label = single_label(raw, config.separator, mapping)
-            reason = None if label is not None else "no label"
+            if multi:
+                label = label_set(raw, config.separator, mapping)
+                if label is not None and wanted is not None:  # the wanted classes it holds
+                    label = JOIN.join(c for c in classes_in(label) if c in wanted) or None
+                    reason = None if label is not None else "class not in labelled.classes"
+                else:
+                    reason = None if label is not None else "no label"
+            else:
+                label = single_label(raw, config.separator, mapping)
+                reason = None if label is not None else "no label"
         except ValueError as several:
             label, reason = None, f"multi-label: {several}"
-        if label is not None and wanted is not None and label not in wanted:
+        if label is not None and wanted is not None and not set(classes_in(label)) <= wanted:
             reason = "class not in labelled.classes"
         if reason is not None:
             dropped["id"].append(post_id)
@@ -145,9 +174,10 @@ def assign_labels(posts: pa.Table, config: LabelledConfig, seed: int) -> Assigne
         ids.append(post_id)
         labels.append(label)
         splits.append(split)
-    if wanted is not None and (missing := wanted - set(labels)):
+    found = {c for label in set(labels) for c in classes_in(label)}
+    if wanted is not None and (missing := wanted - found):
         raise InputError(f"labelled.classes: no post has class {', '.join(sorted(missing))}")
-    if len(set(labels)) < 2:
+    if len(found) < 2:
         raise InputError(
             f"a labelled run needs at least two classes; found {sorted(set(labels))} "
             f"(is ingest's label column right?)"
@@ -161,7 +191,19 @@ def assign_labels(posts: pa.Table, config: LabelledConfig, seed: int) -> Assigne
         },
         "dropped": dict(Counter(r.split(":")[0] for r in dropped["reason"])),
         "sources": sources,
+        "multi_label": multi,
     }
+    if multi:  # the posts holding each class, beside the combinations above
+        summary["class_posts"] = {
+            role: dict(
+                sorted(
+                    Counter(
+                        c for i in np.flatnonzero(roles == role) for c in classes_in(labels[i])
+                    ).items()
+                )
+            )
+            for role in ROLES
+        }
     return Assigned(table, pa.Table.from_pydict(dropped, schema=DROPPED_SCHEMA), summary)
 
 
@@ -237,12 +279,15 @@ def _roles(
     else:
         everything = np.arange(n)
         rest, test = train_test_split(
-            everything, test_size=split.test_fraction, stratify=labels, random_state=seed
+            everything,
+            test_size=split.test_fraction,
+            stratify=_stratifiable(labels),
+            random_state=seed,
         )
         train, validation = train_test_split(
             rest,
             test_size=split.validation_fraction / (1 - split.test_fraction),
-            stratify=labels[rest],
+            stratify=_stratifiable(labels[rest]),
             random_state=seed + 1,
         )
         base[train], base[validation], base[test] = "train", "validation", "test"
@@ -268,9 +313,15 @@ def _roles(
 
 
 def _stratifiable(labels: np.ndarray) -> np.ndarray | None:
-    """Stratify unless a class is too rare to (scikit-learn needs two posts of each)."""
+    """Strata for a split: each label, a rare class combination (under ten posts) by its first
+    class; None when a stratum is still too rare (scikit-learn needs two posts of each)."""
     counts = Counter(labels.tolist())
-    return labels if min(counts.values()) >= 2 else None
+    strata = np.array(
+        [lab if JOIN not in lab or counts[lab] >= 10 else classes_in(lab)[0] for lab in labels],
+        dtype=object,
+    )
+    counts = Counter(strata.tolist())
+    return strata if min(counts.values()) >= 2 else None
 
 
 def class_targets(

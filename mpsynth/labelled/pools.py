@@ -14,6 +14,7 @@ import pyarrow.parquet as pq
 
 from mpsynth.core import schema
 from mpsynth.core.errors import InputError
+from mpsynth.labelled.classifier import JOIN
 from mpsynth.labelled.labels import class_counts_text
 from mpsynth.rundir.context import StageContext, write_table
 from mpsynth.stages.pools import largest_remainder
@@ -30,6 +31,17 @@ def run_class_pools(ctx: StageContext, out: Path) -> dict[str, int]:
     seed_counts = {
         v["values"]: v["counts"] for v in labels.column("label").value_counts().to_pylist()
     }
+    if labelled.is_multi_label:  # combinations too rare to show examples of get no prompts
+        rare = {k: n for k, n in seed_counts.items() if n < labelled.min_combination}
+        seed_counts = {k: n for k, n in seed_counts.items() if k not in rare}
+        if rare:
+            log.info(
+                "pools: %d class combinations with fewer than %d seed posts get no prompts (%d "
+                "posts)",
+                len(rare),
+                labelled.min_combination,
+                sum(rare.values()),
+            )
     targets = class_targets(seed_counts, labelled.targets, ctx.config.generate.n_posts)
     log.info("pools: posts to generate per strategy  %s", class_counts_text(targets))
     (out / "targets.json").write_text(json.dumps(targets, indent=2) + "\n")
@@ -83,10 +95,10 @@ def build_class_pools(
     members: dict[str, dict[str, list[str]]] = defaultdict(lambda: defaultdict(list))
     for row in seed_rows:
         members[row["label"]][platforms[row["id"]]].append(row["id"])
-    cue_words: dict[str, list[str]] = defaultdict(list)
+    ranked: dict[str, list[str]] = defaultdict(list)
     for row in sorted(cues.to_pylist(), key=lambda r: (r["label"], r["rank"])):
-        if len(cue_words[row["label"]]) < prompt_cues:
-            cue_words[row["label"]].append(row["word"])
+        ranked[row["label"]].append(row["word"])
+    cue_words = {label: combined_cues(label, ranked, prompt_cues) for label in targets}
     rows: dict[str, list] = {name: [] for name in schema.SAMPLE_POOLS.names}
     for index, strategy in enumerate(strategies):
         rng = np.random.default_rng([*np.atleast_1d(seed).tolist(), 100 + index])
@@ -116,6 +128,18 @@ def build_class_pools(
                     rows["cues"].append(shown_cues)
                     number += 1
     return pa.Table.from_pydict(rows, schema=schema.SAMPLE_POOLS)
+
+
+def combined_cues(label: str, ranked: dict[str, list[str]], count: int) -> list[str]:
+    """The cue words a prompt for `label` shows: the class's best, or for a combination of classes
+    their best in turn (first of each, then second of each, ...), each word once."""
+    lists = [ranked.get(c, []) for c in label.split(JOIN)]
+    words: list[str] = []
+    for rank in range(max((len(w) for w in lists), default=0)):
+        for listed in lists:
+            if rank < len(listed) and listed[rank] not in words:
+                words.append(listed[rank])
+    return words[:count]
 
 
 def _class_examples(

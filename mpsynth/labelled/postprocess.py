@@ -97,8 +97,7 @@ def label_filter(model, table: pa.Table, threshold: float) -> tuple[pa.Table, pa
     if not table.num_rows:
         return table, schema.REJECTED_OUTPUTS.empty_table(), {}
     labels = table.column("label").to_pylist()
-    proba = model.predict_proba(table.column("text").to_pylist())
-    wanted = np.array([proba[i, model.classes.index(lab)] for i, lab in enumerate(labels)])
+    wanted = model.label_probability(table.column("text").to_pylist(), labels)
     keep = wanted >= threshold
     dropped = np.flatnonzero(~keep)
     counts = dict(sorted(Counter(labels[i] for i in dropped).items()))

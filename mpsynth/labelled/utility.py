@@ -27,9 +27,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from mpsynth.labelled.classifier import TextClassifier, macro_f1, per_class_f1
+from mpsynth.labelled.classifier import TextClassifier, at_least_one, indicator
 from mpsynth.labelled.labels import labelled_texts
-from mpsynth.metrics.linguistic import linguistic_metrics
+from mpsynth.labelled.scores import bitmasks, indicators, linguistic_by_class, scores
 from mpsynth.rundir.context import StageContext, write_table
 from mpsynth.stages.pools import largest_remainder
 
@@ -44,35 +44,22 @@ CELLS_SCHEMA = pa.schema(
         pa.field("repeat", pa.int64(), nullable=False),
         pa.field("train_posts", pa.int64(), nullable=False),
         pa.field("macro_f1", pa.float64(), nullable=False),
+        pa.field("micro_f1", pa.float64(), nullable=False),
+        pa.field("jaccard", pa.float64(), nullable=False),
         pa.field("f1", pa.list_(pa.float64()), nullable=False),
-        pa.field("predictions", pa.list_(pa.int16()), nullable=False),
+        pa.field("predictions", pa.list_(pa.int64()), nullable=False),
         pa.field("seconds", pa.float64(), nullable=False),
-    ]
-)
-SUMMARY_SCHEMA = pa.schema(
-    [
-        pa.field("judge", pa.string(), nullable=False),
-        pa.field("strategy", pa.string(), nullable=False),
-        pa.field("added", pa.int64(), nullable=False),
-        pa.field("class", pa.string()),  # null: macro-F1
-        pa.field("f1", pa.float64(), nullable=False),
-        pa.field("ci_low", pa.float64()),
-        pa.field("ci_high", pa.float64()),
-        pa.field("repeat_sd", pa.float64()),
-        pa.field("repeat_min", pa.float64()),
-        pa.field("repeat_max", pa.float64()),
-        pa.field("repeats", pa.int64(), nullable=False),
     ]
 )
 
 
 @dataclass(frozen=True)
 class Labelled:
-    """Texts and class indices of one part of the data, and their sentence embeddings (row-aligned;
+    """Texts and label indices of one part of the data, and their sentence embeddings (row-aligned;
     None when no embedding judge runs)."""
 
     texts: list[str]
-    labels: np.ndarray  # class indices
+    labels: np.ndarray  # indices into GridData.units
     vectors: np.ndarray | None = None
 
 
@@ -84,9 +71,20 @@ class GridData:
     reserve: Labelled
     test: Labelled
     synthetic: dict[str, Labelled]
-    real_mix: dict[int, int]  # class index -> weight of real additions
+    real_mix: dict[int, int]  # unit index -> weight of real additions
     max_features: int
     min_df: int
+    # the labels posts carry: the classes (None), or a multi-label run's class combinations
+    units: list[str] | None = None
+    multi_label: bool = False
+
+    @property
+    def unit_names(self) -> list[str]:
+        return self.units if self.units is not None else self.classes
+
+    def member(self, part: Labelled) -> np.ndarray:
+        """(posts, classes) booleans: the classes each post of `part` holds."""
+        return indicator(self.unit_names, self.classes)[part.labels]
 
 
 @dataclass(frozen=True)
@@ -145,7 +143,7 @@ def training_rows(data: GridData, cell: Cell) -> list[tuple[Labelled, np.ndarray
     if cell.strategy == SEED_ONLY:
         return [(data.seed, np.arange(len(data.seed.texts)))]
     source = _source(data, cell.strategy)
-    n = len(data.classes)
+    n = len(data.unit_names)
     if cell.strategy == REAL:
         mix = np.array([data.real_mix.get(c, 0) for c in range(n)], dtype=float)
     else:
@@ -171,6 +169,28 @@ def embedding_judge():
     return LogisticRegression(max_iter=2000, random_state=0)
 
 
+def _embedding_predictions(data: GridData, vectors: np.ndarray, units: np.ndarray) -> np.ndarray:
+    """The embedding judge's predicted classes for the test posts, as (posts, classes) booleans:
+    one model over the classes, or one binary model per class (multi-label)."""
+    classes = len(data.classes)
+    test = data.test.vectors
+    if not data.multi_label:
+        chosen = np.zeros((len(test), classes), dtype=bool)
+        if len(np.unique(units)) == 1:  # a set holding one class: it can only say that class
+            chosen[:, units[0]] = True
+        else:
+            chosen[np.arange(len(test)), embedding_judge().fit(vectors, units).predict(test)] = True
+        return chosen
+    truth = indicator(data.unit_names, data.classes)[units]
+    proba = np.zeros((len(test), classes))
+    for c in range(classes):
+        if truth[:, c].all() or not truth[:, c].any():  # every post, or none: a constant
+            proba[:, c] = float(truth[:, c].all())
+        else:
+            proba[:, c] = embedding_judge().fit(vectors, truth[:, c]).predict_proba(test)[:, 1]
+    return at_least_one(proba)
+
+
 def run_cell(cell: Cell, data: GridData) -> dict:
     """Train the cell's judge on its training set, predict the real test split."""
     started = time.perf_counter()
@@ -178,132 +198,33 @@ def run_cell(cell: Cell, data: GridData) -> dict:
     if cell.judge == EMBEDDINGS:
         parts = training_rows(data, cell)
         vectors = np.vstack([part.vectors[rows] for part, rows in parts])
-        labels = np.concatenate([part.labels[rows] for part, rows in parts])
-        if len(np.unique(labels)) == 1:  # a set holding one class: it can only say that class
-            predicted = np.full(len(data.test.labels), labels[0], dtype=np.int64)
-        else:
-            predicted = embedding_judge().fit(vectors, labels).predict(data.test.vectors)
-        train_posts = len(labels)
+        units = np.concatenate([part.labels[rows] for part, rows in parts])
+        chosen = _embedding_predictions(data, vectors, units)
+        train_posts = len(units)
     else:
-        texts, labels = training_set(data, cell)
-        model = TextClassifier(data.kind, data.classes, 0, data.max_features, data.min_df)
-        model.fit(texts, [data.classes[i] for i in labels])
+        texts, units = training_set(data, cell)
+        model = TextClassifier(
+            data.kind, data.classes, 0, data.max_features, data.min_df, data.multi_label
+        )
+        model.fit(texts, [data.unit_names[i] for i in units])
         predicted = model.predict(data.test.texts)
+        chosen = predicted if data.multi_label else indicators(predicted, n, False)
         train_posts = len(texts)
+    found = scores(data.member(data.test), chosen)
     return {
         "judge": cell.judge,
         "strategy": cell.strategy,
         "added": cell.added,
         "repeat": cell.repeat,
         "train_posts": train_posts,
-        "macro_f1": macro_f1(data.test.labels, predicted, n),
-        "f1": per_class_f1(data.test.labels, predicted, n).tolist(),
-        "predictions": predicted.astype(np.int16).tolist(),
+        "macro_f1": float(found["macro_f1"]),
+        "micro_f1": float(found["micro_f1"]),
+        "jaccard": float(found["jaccard"]),
+        "f1": found["f1"].tolist(),
+        # a class index per test post; multi-label: a bitmask of classes (bit c: class c)
+        "predictions": (bitmasks(chosen) if data.multi_label else chosen.argmax(axis=1)).tolist(),
         "seconds": time.perf_counter() - started,
     }
-
-
-def f1_from_codes(codes: np.ndarray, n_classes: int) -> np.ndarray:
-    """Per-class F1 for each row of `codes` (truth * n_classes + predicted), vectorised."""
-    rows = codes.shape[0]
-    offsets = (np.arange(rows) * n_classes * n_classes)[:, None]
-    confusion = np.bincount(
-        (codes + offsets).ravel(), minlength=rows * n_classes * n_classes
-    ).reshape(rows, n_classes, n_classes)
-    tp = np.einsum("rii->ri", confusion).astype(float)
-    fp = confusion.sum(axis=1) - tp
-    fn = confusion.sum(axis=2) - tp
-    denominator = 2 * tp + fp + fn
-    return np.divide(2 * tp, denominator, out=np.zeros_like(tp), where=denominator > 0)
-
-
-def summarise(
-    cells: pa.Table,
-    truth: np.ndarray,
-    classes: list[str],
-    bootstrap_samples: int,
-    confidence: float,
-    seed: int,
-) -> pa.Table:
-    """Mean F1 over repeats per judge, strategy and added count, macro and per class, with a bootstrap
-    interval over test posts (one set of resamples shared by every cell) and the repeats' spread."""
-    n = len(classes)
-    rng = np.random.default_rng(seed)
-    resamples = (
-        rng.integers(0, len(truth), size=(bootstrap_samples, len(truth)))
-        if bootstrap_samples
-        else None
-    )
-    rows: dict[str, list] = {name: [] for name in SUMMARY_SCHEMA.names}
-    groups: dict[tuple[str, str, int], list[dict]] = {}
-    for row in cells.to_pylist():
-        groups.setdefault((row["judge"], row["strategy"], row["added"]), []).append(row)
-    alpha = (1 - confidence) / 2
-    for (judge, strategy, added), members in groups.items():
-        f1 = np.array([m["f1"] for m in members])  # repeats x classes
-        scores = np.column_stack([f1.mean(axis=1), f1])  # macro first
-        boot = None
-        if resamples is not None:
-            per_repeat = []
-            for m in members:
-                predicted = np.asarray(m["predictions"], dtype=np.int64)
-                per_repeat.append(f1_from_codes(truth[resamples] * n + predicted[resamples], n))
-            per_class = np.mean(per_repeat, axis=0)  # resamples x classes, mean over repeats
-            boot = np.column_stack([per_class.mean(axis=1), per_class])
-        for column, name in enumerate([None, *classes]):
-            values = scores[:, column]
-            rows["judge"].append(judge)
-            rows["strategy"].append(strategy)
-            rows["added"].append(added)
-            rows["class"].append(name)
-            rows["f1"].append(float(values.mean()))
-            low, high = (
-                np.quantile(boot[:, column], [alpha, 1 - alpha])
-                if boot is not None
-                else (None,) * 2
-            )
-            rows["ci_low"].append(None if low is None else float(low))
-            rows["ci_high"].append(None if high is None else float(high))
-            rows["repeat_sd"].append(float(values.std(ddof=1)) if len(values) > 1 else None)
-            rows["repeat_min"].append(float(values.min()))
-            rows["repeat_max"].append(float(values.max()))
-            rows["repeats"].append(len(values))
-    return pa.Table.from_pydict(rows, schema=SUMMARY_SCHEMA)
-
-
-LINGUISTIC_SCHEMA = pa.schema(
-    [
-        pa.field("dataset", pa.string(), nullable=False),
-        pa.field("class", pa.string(), nullable=False),
-        pa.field("metric", pa.string(), nullable=False),
-        pa.field("value", pa.float64()),
-        pa.field("n", pa.int64(), nullable=False),
-    ]
-)
-
-
-def linguistic_by_class(
-    sets: dict[str, Labelled], classes: list[str], per_class: int, seed: int
-) -> pa.Table:
-    """The evaluation suite's linguistic measures per dataset and class, each on the same number
-    of posts (the smallest set's, up to `per_class`), since vocabulary grows with text."""
-    rng = np.random.default_rng(seed)
-    rows: dict[str, list] = {name: [] for name in LINGUISTIC_SCHEMA.names}
-    for c, label in enumerate(classes):
-        members = {name: np.flatnonzero(s.labels == c) for name, s in sets.items()}
-        size = min([per_class, *(len(m) for m in members.values() if len(m))])
-        for name, positions in members.items():
-            if not len(positions):
-                continue
-            picked = rng.choice(positions, min(size, len(positions)), replace=False)
-            values = linguistic_metrics([sets[name].texts[i] for i in sorted(picked)])
-            for metric, value in values.items():
-                rows["dataset"].append(name)
-                rows["class"].append(label)
-                rows["metric"].append(metric)
-                rows["value"].append(None if value != value else float(value))
-                rows["n"].append(len(picked))
-    return pa.Table.from_pydict(rows, schema=LINGUISTIC_SCHEMA)
 
 
 log = logging.getLogger(__name__)
@@ -318,9 +239,14 @@ def grid_data(ctx: StageContext, judges: tuple[str, ...] = (TFIDF,), work: Path 
     labelled = ctx.config.labelled
     chosen = json.loads(ctx.path("cues", "classifier.json").read_text())
     classes = chosen["classes"]
+    multi_label = chosen.get("multi_label", False)
+    units: list[str] = list(classes)
 
     def part(texts: list[str], labels: list[str]) -> Labelled:
-        return Labelled(texts, np.array([classes.index(label) for label in labels], dtype=np.int64))
+        for label in labels:  # a multi-label run's combinations, as they come
+            if label not in units:
+                units.append(label)
+        return Labelled(texts, np.array([units.index(label) for label in labels], dtype=np.int64))
 
     parts = {
         "seed": part(*labelled_texts(ctx, ("seed",))),
@@ -353,9 +279,11 @@ def grid_data(ctx: StageContext, judges: tuple[str, ...] = (TFIDF,), work: Path 
         reserve=parts["reserve"],
         test=parts["test"],
         synthetic=synthetic,
-        real_mix={classes.index(c): n for c, n in targets.items()},
+        real_mix={units.index(c): n for c, n in targets.items() if c in units},
         max_features=labelled.cues.max_features,
         min_df=labelled.cues.min_df,
+        units=units if multi_label else None,
+        multi_label=multi_label,
     )
 
 
@@ -376,13 +304,8 @@ def judge_vectors(ctx: StageContext, texts: list[str], work: Path) -> np.ndarray
 
 def run_utility(ctx: StageContext, out: Path) -> dict[str, Any]:
     from mpsynth.distributed.tasks import map_tasks
-    from mpsynth.labelled.utility import (
-        CELLS_SCHEMA,
-        linguistic_by_class,
-        plan_cells,
-        run_cell,
-        summarise,
-    )
+    from mpsynth.labelled.scores import summarise
+    from mpsynth.labelled.utility import CELLS_SCHEMA, plan_cells, run_cell
 
     labelled = ctx.config.labelled
     judges = tuple(labelled.utility.judges)
@@ -420,20 +343,19 @@ def run_utility(ctx: StageContext, out: Path) -> dict[str, Any]:
     table = pa.Table.from_pylist(results, schema=CELLS_SCHEMA)
     summary = summarise(
         table,
-        test.labels,
+        data.member(test),
         classes,
         labelled.utility.bootstrap_samples,
         labelled.utility.confidence,
         ctx.config.seed,
+        data.multi_label,
     )
     write_table(table, out / "cells.parquet")
     write_table(summary, out / "summary.parquet")
-    training_counts = np.bincount(
-        np.concatenate([seed.labels, reserve.labels]), minlength=len(classes)
-    )
+    training_counts = data.member(seed).sum(axis=0) + data.member(reserve).sum(axis=0)
     minority = classes[int(np.argmin(training_counts))]
     linguistic = linguistic_by_class(
-        {"real": seed, **synthetic}, classes, per_class=500, seed=ctx.config.seed
+        {"real": seed, **synthetic}, data, per_class=500, seed=ctx.config.seed
     )
     write_table(linguistic, out / "linguistic.parquet")
     info = {
@@ -441,6 +363,7 @@ def run_utility(ctx: StageContext, out: Path) -> dict[str, Any]:
         "minority": minority,
         "classifier": data.kind,
         "judges": list(judges),
+        "multi_label": data.multi_label,
         "posts": {"seed": len(seed.texts), "reserve": len(reserve.texts), "test": len(test.texts)},
         "confidence": labelled.utility.confidence,
         "cells": len(cells),
@@ -450,11 +373,11 @@ def run_utility(ctx: StageContext, out: Path) -> dict[str, Any]:
     }
     (out / "utility.json").write_text(json.dumps(info, indent=2) + "\n")
     baseline = summary.filter(pc.equal(summary.column("added"), 0)).to_pylist()
-    macro = [r for r in baseline if r["class"] is None]
+    macro = [r for r in baseline if r["measure"] == "macro_f1"]
     if macro:
         log.info(
             "utility: seed alone macro-F1 %.3f; %d cells in %.1fs",
-            macro[0]["f1"],
+            macro[0]["value"],
             len(cells),
             seconds,
         )

@@ -119,13 +119,15 @@ def _labelled_runners() -> tuple[dict[str, Runner], dict[str, Callable[[RunConfi
         **STAGE_INPUTS,
         "labels": lambda c: {
             "labels": c.labelled.model_dump(
-                mode="json", include={"separator", "mapping", "classes", "split"}
+                mode="json", include={"separator", "multi_label", "mapping", "classes", "split"}
             ),
             "seed": c.seed,
         },
         "cues": lambda c: {"cues": c.labelled.cues.model_dump(mode="json"), "seed": c.seed},
         "pools": lambda c: {
-            "labelled": c.labelled.model_dump(mode="json", include={"strategies", "targets"}),
+            "labelled": c.labelled.model_dump(
+                mode="json", include={"strategies", "targets", "min_combination"}
+            ),
             "examples_per_prompt": c.pools.examples_per_prompt,
             "prompt_cues": c.labelled.cues.prompt_cues,
             "n_posts": c.generate.n_posts,

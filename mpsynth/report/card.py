@@ -247,11 +247,11 @@ def _labelled_lines(config: RunConfig, utility: list[dict], splits: dict[str, st
     the largest count every strategy reached."""
     judges = {r["judge"] for r in utility}
     first = "tfidf" if "tfidf" in judges else sorted(judges)[0]  # the table's main judge
-    macro = [r for r in utility if r["class"] is None and r["judge"] == first]
+    macro = [r for r in utility if r["measure"] == "macro_f1" and r["judge"] == first]
     other = {  # the embedding judge beside it, when both ran
         (r["strategy"], r["added"]): r
         for r in utility
-        if r["class"] is None and r["judge"] == "embeddings" != first
+        if r["measure"] == "macro_f1" and r["judge"] == "embeddings" != first
     }
     baseline = next((r for r in macro if r["added"] == 0), None)
     strategies = sorted({r["strategy"] for r in macro if r["added"] > 0})
@@ -283,7 +283,7 @@ def _labelled_lines(config: RunConfig, utility: list[dict], splits: dict[str, st
     count = common[-1]
     lines += [
         f"Macro-F1 on the real test split: the classifier trained on the real seed alone "
-        f"({baseline['f1']:.3f}), and with {count:,} posts added (mean over repeats, bootstrap "
+        f"({baseline['value']:.3f}), and with {count:,} posts added (mean over repeats, bootstrap "
         f"interval over test posts)"
         + (
             "; beside it, the embedding judge (logistic regression on sentence embeddings, a "
@@ -298,11 +298,32 @@ def _labelled_lines(config: RunConfig, utility: list[dict], splits: dict[str, st
     ]
     for strategy in strategies:
         row = next(r for r in macro if r["strategy"] == strategy and r["added"] == count)
-        line = f"| {_training_data(strategy)} | {row['f1']:.3f} | {_card_interval(row)} |"
+        line = f"| {_training_data(strategy)} | {row['value']:.3f} | {_card_interval(row)} |"
         if other and (strategy, count) in other:
             judged_row = other[(strategy, count)]
-            line += f" {judged_row['f1']:.3f} | {_card_interval(judged_row)} |"
+            line += f" {judged_row['value']:.3f} | {_card_interval(judged_row)} |"
         lines.append(line)
+    task = {  # a multi-label task's own measures, under the same judge
+        (r["strategy"], r["added"], r["measure"]): r
+        for r in utility
+        if r["measure"] in ("micro_f1", "jaccard") and r["judge"] == first
+    }
+    if task:
+        lines += [
+            "",
+            f"Multi-label measures at {count:,} added posts (and the seed alone):",
+            "",
+            "| training data | micro-F1 | interval | Jaccard accuracy | interval |",
+            "|---|---|---|---|---|",
+        ]
+        for strategy, added in [("seed only", 0), *((s, count) for s in strategies)]:
+            micro, jaccard = (task.get((strategy, added, m)) for m in ("micro_f1", "jaccard"))
+            if micro and jaccard:
+                lines.append(
+                    f"| {_training_data(strategy)} | {micro['value']:.3f} | "
+                    f"{_card_interval(micro)} | {jaccard['value']:.3f} | "
+                    f"{_card_interval(jaccard)} |"
+                )
     return [*lines, "", "Per-class F1 and every added count are in `report.html`.", ""]
 
 

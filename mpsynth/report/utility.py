@@ -30,16 +30,26 @@ def _strategies(rows: list[dict]) -> list[str]:
     return [REAL, *names] if any(r["strategy"] == REAL for r in rows) else names
 
 
-def f1_plot(rows: list[dict], classes: list[str | None], png) -> str:
-    """One panel per class (None: macro-F1): mean F1 over repeats against added posts, the
-    bootstrap interval as a band, the seed alone as a dashed line."""
-    return _panels(
-        [
-            (rows, label, "macro-F1" if label is None else f"F1 of {label} (minority)")
-            for label in classes
-        ],
-        png,
-    )
+MEASURE_NAMES = {"macro_f1": "macro-F1", "micro_f1": "micro-F1", "jaccard": "Jaccard accuracy"}
+
+
+def _of(rows: list[dict], shown: str | None) -> list[dict]:
+    """The rows of one measure: a whole-task measure by name (None: macro-F1), else a class's F1."""
+    if shown is None or shown in MEASURE_NAMES:
+        return [r for r in rows if r["measure"] == (shown or "macro_f1")]
+    return [r for r in rows if r["measure"] == "f1" and r["class"] == shown]
+
+
+def _title(shown: str | None, minority: str | None = None) -> str:
+    if shown is None or shown in MEASURE_NAMES:
+        return MEASURE_NAMES[shown or "macro_f1"]
+    return f"F1 of {shown}" + (" (minority)" if shown == minority else "")
+
+
+def f1_plot(rows: list[dict], shown: list[str | None], png, minority: str | None = None) -> str:
+    """One panel per measure or class (None: macro-F1): the mean over repeats against added posts,
+    the bootstrap interval as a band, the seed alone as a dashed line."""
+    return _panels([(rows, s, _title(s, minority)) for s in shown], png)
 
 
 def judges_plot(by_judge: dict[str, list[dict]], png) -> str:
@@ -53,7 +63,7 @@ def _panels(panels: list[tuple[list[dict], str | None, str]], png) -> str:
     figure, axes = plt.subplots(1, len(panels), figsize=(6 * len(panels), 4.2), squeeze=False)
     colours = plt.get_cmap("tab10")
     for axis, (rows, label, title) in zip(axes[0], panels, strict=True):
-        mine = [r for r in rows if r["class"] == label]
+        mine = _of(rows, label)
         for number, strategy in enumerate(_strategies(rows)):
             points = sorted(
                 (r for r in mine if r["strategy"] == strategy), key=lambda r: r["added"]
@@ -63,7 +73,9 @@ def _panels(panels: list[tuple[list[dict], str | None, str]], png) -> str:
             x = [p["added"] for p in points]
             colour = "black" if strategy == REAL else colours(number % 10)
             style = "-" if not strategy.endswith(" alone") else ":"
-            axis.plot(x, [p["f1"] for p in points], style, marker="o", color=colour, label=strategy)
+            axis.plot(
+                x, [p["value"] for p in points], style, marker="o", color=colour, label=strategy
+            )
             if points[0]["ci_low"] is not None:
                 axis.fill_between(
                     x,
@@ -74,17 +86,17 @@ def _panels(panels: list[tuple[list[dict], str | None, str]], png) -> str:
                 )
         baseline = [r for r in mine if r["strategy"] == SEED_ONLY]
         if baseline:
-            axis.axhline(baseline[0]["f1"], color="grey", linestyle="--", label="seed alone")
+            axis.axhline(baseline[0]["value"], color="grey", linestyle="--", label="seed alone")
         axis.set_title(title)
         axis.set_xlabel("posts added")
-        axis.set_ylabel("F1 on the real test split")
+        axis.set_ylabel("on the real test split")
         axis.grid(alpha=0.3)
     axes[0][0].legend(fontsize=8)
     return png(figure)
 
 
 def _interval(row: dict) -> str:
-    text = f"{row['f1']:.3f}"
+    text = f"{row['value']:.3f}"
     if row["ci_low"] is not None:
         text += f" [{row['ci_low']:.3f}, {row['ci_high']:.3f}]"
     if row["repeat_sd"] is not None:
@@ -93,7 +105,8 @@ def _interval(row: dict) -> str:
 
 
 def f1_table(rows: list[dict], label: str | None) -> str:
-    mine = [r for r in rows if r["class"] == label]
+    """A measure (None: macro-F1) or a class's F1 per strategy and added count."""
+    mine = _of(rows, label)
     counts = sorted({r["added"] for r in mine if r["strategy"] != SEED_ONLY})
     baseline = next((r for r in mine if r["strategy"] == SEED_ONLY), None)
     head = "".join(f"<th>+{c}</th>" for c in counts)
@@ -165,6 +178,8 @@ def render_utility(
         by_judge.setdefault(row["judge"], []).append(row)
     rows = by_judge.get(TFIDF) or next(iter(by_judge.values()))
     minority = info["minority"]
+    # a multi-label task's own measures beside macro-F1
+    task_measures = [m for m in MEASURE_NAMES if any(r["measure"] == m for r in rows)]
     others = (
         f"""<h3>Two judges</h3>
 <p>The same training sets judged by a classifier of another family: logistic regression on
@@ -189,7 +204,8 @@ an artefact of cue words the TF-IDF judge rewards.</p>
         f"<tr><td class=l>{role}</td>"
         + "".join(f"<td>{counts.get(c, 0):,}</td>" for c in info["classes"])
         + f"<td class=l>{html.escape(sources.get(role, ''))}</td></tr>"
-        for role, counts in labels["classes"].items()
+        # multi-label: the posts holding each class (the combinations are in labels/summary.json)
+        for role, counts in (labels.get("class_posts") or labels["classes"]).items()
     )
     class_head = "".join(f"<th>{html.escape(c)}</th>" for c in info["classes"])
     skipped = (
@@ -197,17 +213,25 @@ an artefact of cue words the TF-IDF judge rewards.</p>
         if info["skipped"]
         else ""
     )
+    multi_note = (
+        " Multi-label: a post holds every class it was labelled with; each classifier is one "
+        "binary model per class (a post gets every class at probability 0.5 or more, else its "
+        "likeliest); Jaccard accuracy is the mean over test posts of |true and predicted classes| "
+        "/ |true or predicted classes|, micro-F1 pools every post-class decision."
+        if info.get("multi_label")
+        else ""
+    )
     return f"""
 <h2>Utility: training on synthetic posts, testing on real ones</h2>
 <p>The {html.escape(info["classifier"])} classifier trained on the real seed plus added posts,
-tested on the real test split ({info["posts"]["test"]:,} posts): macro-F1 and the F1 of the
-minority class ({html.escape(minority)}). Bands and brackets: {html.escape(str(info.get("confidence", "")))}
+tested on the real test split ({info["posts"]["test"]:,} posts):
+{html.escape(", ".join(_title(m) for m in task_measures))} and the F1 of the minority class
+({html.escape(minority)}).{multi_note} Bands and brackets: {html.escape(str(info.get("confidence", "")))}
 bootstrap intervals over test posts; ± the standard deviation over repeats. <i>real</i> adds
 posts from the reserve of real training posts; <i>+SET</i> adds a synthetic set's posts;
 <i>SET alone</i> trains on them without the seed.</p>
-{f1_plot(rows, [None, minority], png)}
-<h3>Macro-F1</h3>
-{f1_table(rows, None)}
+{f1_plot(rows, [*task_measures, minority], png, minority)}
+{"".join(f"<h3>{_title(m)}</h3>{f1_table(rows, m)}" for m in task_measures)}
 <h3>F1 of {html.escape(minority)}</h3>
 {f1_table(rows, minority)}
 {others}

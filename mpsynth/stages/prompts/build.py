@@ -54,6 +54,13 @@ def request_id(provider: dict, params: dict, messages: list[dict], seed: int) ->
     )[:32]
 
 
+def label_text(label: str, descriptions: dict[str, str]) -> str:
+    """A class as prompts name it; a multi-label run's combination as its classes, joined."""
+    if label in descriptions or schema.LABEL_JOIN not in label:
+        return descriptions.get(label, label)
+    return " and ".join(descriptions.get(c, c) for c in label.split(schema.LABEL_JOIN))
+
+
 def build_messages(
     pool: dict,
     templates: dict,
@@ -69,7 +76,7 @@ def build_messages(
         "posts_per_platform": posts_per_platform,
         "target_list": ", ".join(pool["target_platforms"]),
         # a labelled run's class, as the prompt names it ("overtly aggressive" for OAG)
-        "label": (descriptions or {}).get(pool.get("label") or "", pool.get("label") or ""),
+        "label": label_text(pool.get("label") or "", descriptions or {}),
         "cues": ", ".join(pool.get("cues") or []),
     }
     return [
