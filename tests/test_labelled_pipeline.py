@@ -207,6 +207,7 @@ def multi_label_run(tmp_path_factory, ray_local):
         "generate.n_posts=200",
         "labelled.split.seed_size=500",
         "labelled.min_combination=5",
+        "labelled.calibrate=true",
         "labelled.utility.added=[100]",
         "labelled.utility.repeats=2",
         "labelled.utility.judges=[tfidf]",
@@ -252,6 +253,10 @@ def test_a_multi_label_run_keeps_every_class_and_scores_in_the_tasks_own_measure
         mine = [r for r in utility if r["measure"] == measure]
         assert {r["strategy"] for r in mine} >= {"seed only", "real", "+markov-shap_guided"}
         assert all(0 <= r["ci_low"] <= r["value"] <= r["ci_high"] <= 1 for r in mine)
+    # calibrated class by class, and judged in the grid beside the plain sets
+    calibration = json.loads((run / "postprocess" / "summary.json").read_text())["calibration"]
+    assert set(calibration) == {"markov-naive", "markov-shap_guided"}
+    assert "+markov-shap_guided-calibrated" in {r["strategy"] for r in utility}
     page = (run / "report" / "report.html").read_text()
     assert "Jaccard accuracy" in page and "micro-F1" in page
     card = (run / "report" / "dataset_card.md").read_text()

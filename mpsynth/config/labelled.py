@@ -119,6 +119,12 @@ class LabelledConfig(Section):
         description="keep a generated post only when the seed classifier gives its class at "
         "least this probability (None: no filter)",
     )
+    calibrate: bool = Field(
+        default=False,
+        description="also write each set calibrated class by class (<set>-calibrated): each "
+        "class's share of posts with hashtags, mentions, URLs and emojis per platform brought "
+        "to the seed posts' of that class; the calibrated sets join the utility grid",
+    )
     split: SplitConfig = SplitConfig()
     cues: CuesConfig = CuesConfig()
     utility: UtilityConfig = UtilityConfig()

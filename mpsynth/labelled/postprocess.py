@@ -59,6 +59,10 @@ def run_labelled_postprocess(ctx: StageContext, out: Path) -> dict[str, Any]:
         sets[name], summary["deficit"][name] = fill_classes(
             ctx, name, sets[name], targets, model, rejected, inputs
         )
+    if ctx.config.labelled.calibrate and sets:
+        sets, summary["calibration"] = calibrate_by_class(
+            sets, inputs.seed, ctx.config.seed, out / "calibration"
+        )
     for name, table in sets.items():
         rows[name] = write_table(table, out / "synthetic" / f"{name}.parquet")
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
@@ -89,6 +93,58 @@ class RoundInputs:
             filters=[("id", "in", labels.column("id").to_pylist())],
         )
         return labels, platforms, posts, pq.read_table(self.ctx.path("cues", "cues.parquet"))
+
+
+def calibrate_by_class(
+    sets: dict[str, pa.Table], seed: tuple, run_seed: int, out: Path
+) -> tuple[dict[str, pa.Table], dict[str, Any]]:
+    """Every set as it is and calibrated class by class (`<name>-calibrated`): a class's posts get
+    the share of posts with hashtags, mentions, URLs and emojis that the seed posts of that class
+    have on their platform, values drawn from those posts (a class's lexical shares are part of
+    what it is: spam carries links, ham rarely). Only seed posts are read, never the test split.
+    The changes of each post in out/<name>.parquet; per set, class, platform and kind: the seed's
+    share and the set's before and after."""
+    from mpsynth.stages.postprocess.calibrate import calibrate, profile
+    from mpsynth.stages.postprocess.runner import CALIBRATED
+
+    labels, _, posts, _ = seed
+    label_of = dict(zip(labels["id"].to_pylist(), labels["label"].to_pylist(), strict=True))
+    members: dict[str, tuple[list[str], list[str]]] = {}
+    for post_id, platform, text in zip(
+        posts["id"].to_pylist(),
+        posts["platform"].to_pylist(),
+        posts["text"].to_pylist(),
+        strict=True,
+    ):
+        texts, platforms = members.setdefault(label_of[post_id], ([], []))
+        texts.append(text)
+        platforms.append(platform)
+    profiles = {label: profile(texts, platforms) for label, (texts, platforms) in members.items()}
+    out.mkdir(exist_ok=True)
+    result, shares = dict(sets), {}
+    for number, (name, table) in enumerate(sorted(sets.items())):
+        labels_of = np.array(table["label"].to_pylist(), dtype=object)
+        pieces, order, changes, shares[name] = [], [], [], {}
+        for label in sorted(set(labels_of.tolist())):
+            rows = np.flatnonzero(labels_of == label)
+            part = table.take(rows)
+            if label in profiles:
+                done = calibrate(part, profiles[label], seed=run_seed + number)
+                part = done.table
+                changes.append(done.changes)
+                shares[name][label] = done.shares
+            pieces.append(part)
+            order.append(rows)
+        calibrated = pa.concat_tables(pieces).take(np.argsort(np.concatenate(order)))
+        result[name + CALIBRATED] = calibrated
+        if changes:
+            write_table(pa.concat_tables(changes), out / f"{name}.parquet")
+        log.info(
+            "postprocess %s: calibrated class by class, %d entities changed",
+            name,
+            sum(c.num_rows for c in changes),
+        )
+    return result, shares
 
 
 def label_filter(model, table: pa.Table, threshold: float) -> tuple[pa.Table, pa.Table, dict]:

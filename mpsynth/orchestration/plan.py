@@ -141,6 +141,7 @@ def _labelled_runners() -> tuple[dict[str, Runner], dict[str, Callable[[RunConfi
         "postprocess": lambda c: {
             **STAGE_INPUTS["postprocess"](c),
             "filter_threshold": c.labelled.filter_threshold,
+            "calibrate": c.labelled.calibrate,
             # deficit rounds build class pools and prompts
             "max_rounds": c.pools.composition.max_rounds,
             "examples_per_prompt": c.pools.examples_per_prompt,
