@@ -263,7 +263,12 @@ def _labelled_lines(config: RunConfig, utility: list[dict], splits: dict[str, st
     lines = [
         "Labelled posts: `shap_guided` prompts show real posts of the class and the words that drive "
         "a classifier toward it (SHAP and TF-IDF differential keywords); `naive` prompts name the "
-        "class alone. Each post carries its intended class in the `label` column.",
+        "class alone. Each post carries its intended class in the `label` column"
+        + (
+            " (multi-label: its classes, sorted and joined by `+`, as `anger+sadness`)."
+            if config.labelled.is_multi_label
+            else "."
+        ),
         "",
         "## Utility for a classifier",
         "",
