@@ -14,6 +14,7 @@ import yaml
 
 from mpsynth.config.sweep import SweepGrid, load_grid, overrides_of
 from mpsynth.core.errors import ConfigError
+from mpsynth.metrics.compare import metric_row
 from mpsynth.metrics.sensitivity import level_codes, main_effect, noise_of
 from mpsynth.report.sensitivity import fidelity_values, sensitivity_tables
 from tests.conftest import DEMO_COLUMNS, first_per_platform, write_csv
@@ -104,18 +105,8 @@ def test_levels_follow_the_grid_and_a_drawn_range_splits_at_its_median():
 
 
 def _metric(variation, dataset, metric, value, platform="all", family="lexical"):
-    return {
-        "family": family,
-        "metric": metric,
-        "dataset": dataset,
-        "platform": platform,
-        "topic": None,
-        "value": value,
-        "ci_low": value - 0.01,
-        "ci_high": value + 0.01,
-        "n": 10,
-        "variation": variation,
-    }
+    row = metric_row(family, metric, dataset, platform, value, 10, (value - 0.01, value + 0.01))
+    return {**row, "variation": variation}
 
 
 def test_fidelity_is_the_gap_to_the_real_value_or_to_the_ideal():

@@ -89,14 +89,7 @@ def build_config(raw: dict[str, Any], source: str = "config") -> RunConfig:
 
 def load_config(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> RunConfig:
     path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"config file not found: {path}")
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as error:
-        raise ConfigError(f"{path}: not valid YAML: {error}") from None
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{path}: the top level must be a mapping of settings")
+    raw = settings.read_mapping(path, "config")
     return build_config(apply_overrides(raw, list(overrides)), source=str(path))
 
 

@@ -8,6 +8,7 @@ import json
 import types
 import typing
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import yaml
@@ -141,3 +142,17 @@ def describe(error: ValidationError, root: type[BaseModel]) -> str:
             given = json.dumps(item.get("input"), default=str)
             lines.append(f"{key}: {item['msg']} (got {given})")
     return "\n  ".join(lines)
+
+
+def read_mapping(path: Path, what: str) -> dict[str, Any]:
+    """A YAML file whose top level is a mapping (a run config, a sweep's grid), with one-line errors
+    naming the file: not found, not YAML, not a mapping."""
+    if not path.is_file():
+        raise ConfigError(f"{what} file not found: {path}")
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as error:
+        raise ConfigError(f"{path}: not valid YAML: {error}") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: the top level must be a mapping of settings")
+    return raw

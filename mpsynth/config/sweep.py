@@ -23,7 +23,6 @@ import random
 from pathlib import Path
 from typing import Annotated, Any
 
-import yaml
 from pydantic import Field, ValidationError, model_validator
 
 from mpsynth.config import settings
@@ -115,14 +114,7 @@ def overrides_of(variation: dict[str, Any]) -> list[str]:
 
 def load_grid(path: str | Path) -> SweepGrid:
     path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"grid file not found: {path}")
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as error:
-        raise ConfigError(f"{path}: not valid YAML: {error}") from None
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{path}: the top level must be a mapping (grid, sample, seed)")
+    raw = settings.read_mapping(path, "grid")
     try:
         return SweepGrid.model_validate(raw)
     except ValidationError as error:
