@@ -193,7 +193,7 @@ def test_enriched_pools_hold_the_share_of_band_posts_where_the_cell_has_them(
             assert {topic_of[e] for e in after["example_ids"]} == {after["topic"]}
 
 
-def test_enrichment_finds_the_band_entities_and_the_posts_that_mention_them(tmp_path):
+def test_enrichment_finds_the_band_entities_and_the_posts_that_mention_them(tmp_path, monkeypatch):
     import json
 
     from mpsynth.config import build_config
@@ -226,3 +226,26 @@ def test_enrichment_finds_the_band_entities_and_the_posts_that_mention_them(tmp_
     (ctx.run.stage_dir("pools")).mkdir(exist_ok=True)
     (ctx.run.stage_dir("pools") / "enrichment.json").write_text(json.dumps(found))
     assert load_enrichment(ctx) == enrich  # the deficit rounds draw with the same posts
+    # every text went through the pipeline once: another band reads them all from the cache
+    from mpsynth.metrics import entities
+
+    def no_pipeline(name):
+        raise AssertionError("the NER pipeline ran again")
+
+    monkeypatch.setattr(entities, "load_pipeline", no_pipeline)
+    again = StageContext(
+        build_config(
+            {
+                **config.model_dump(mode="json"),
+                "pools": {"entity_enrichment": {"band": "middle", "share": 0.5}},
+            }
+        ),
+        ctx.run,
+    )
+    (tmp_path / "again").mkdir()
+    find_enrichment(again, tmp_path / "again")
+    middle = json.loads((tmp_path / "again" / "enrichment.json").read_text())
+    assert middle["bands"] == found["bands"]  # the same entities, read back from the cache
+    assert [[e["text"], e["label"]] for e in middle["entities"]] == [
+        [t, lab] for t, lab, _ in found["bands"]["middle"]
+    ]

@@ -1,12 +1,13 @@
-"""A content-addressed store of embeddings: every text is encoded once per embedder.
+"""A content-addressed store of what a model makes of a text (embeddings; the named entities an NER
+pipeline finds): every text goes through a model once.
 
 A vector is filed under the embedder's identity (its settings, the sha256 of its weights or of its
 fitted state) and the text's 128-bit BLAKE2b digest, so vectors of two different embedders never
 meet and a text repeated anywhere (a retweet, a calibrated set's unchanged post, the real posts the
 evaluation samples, a re-run, a sweep's next variation) is looked up, not encoded again.
 
-Layout: `ROOT/embeddings/IDENTITY/part-*.parquet`, each part a table of (id = text digest,
-embedding) in the embeddings schema. A part is written under a temporary name and renamed, so a
+Layout: `ROOT/KIND/IDENTITY/part-*.parquet` (KIND: embeddings, entities), each part a table of
+(id = text digest, the model's output for the text). A part is written under a temporary name and renamed, so a
 reader never sees half a file and a crashed writer leaves only an ignored `.tmp`; concurrent runs
 may both encode a text and both file it, which costs a duplicate row, never a wrong answer. The
 store is bounded: after each addition the oldest parts (across identities) are deleted until the
@@ -72,12 +73,13 @@ def _first_of_each_key(table: pa.Table) -> pa.Table:
     return table.take(pa.array(np.sort(first)))
 
 
-class EmbeddingCache:
-    """One embedder's vectors under `root` (see the module's docstring)."""
+class TextCache:
+    """One model's outputs of one kind under `root` (see the module's docstring)."""
 
-    def __init__(self, root: Path, identity: str, max_bytes: int) -> None:
+    def __init__(self, root: Path, kind: str, identity: str, max_bytes: int) -> None:
         self.root = Path(root)
-        self.folder = self.root / "embeddings" / identity
+        self.kind = kind
+        self.folder = self.root / kind / identity
         self.max_bytes = max_bytes
 
     def _parts(self) -> list[Path]:
@@ -137,7 +139,7 @@ class EmbeddingCache:
     def _prune(self) -> None:
         """Delete the oldest parts of the whole store until it fits in max_bytes."""
         parts = []
-        for part in (self.root / "embeddings").glob("*/part-*.parquet"):
+        for part in (self.root / self.kind).glob("*/part-*.parquet"):
             try:
                 stat = part.stat()
             except FileNotFoundError:
@@ -149,4 +151,11 @@ class EmbeddingCache:
                 break
             part.unlink(missing_ok=True)
             total -= size
-            log.info("embedding cache over its limit: removed %s", part)
+            log.info("%s cache over its limit: removed %s", self.kind, part)
+
+
+class EmbeddingCache(TextCache):
+    """One embedder's vectors (id, embedding)."""
+
+    def __init__(self, root: Path, identity: str, max_bytes: int) -> None:
+        super().__init__(root, "embeddings", identity, max_bytes)

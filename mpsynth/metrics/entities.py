@@ -15,6 +15,7 @@ import hashlib
 from collections import Counter
 from dataclasses import dataclass
 from functools import cache
+from pathlib import Path
 
 import numpy as np
 
@@ -60,6 +61,33 @@ def pipeline_location(name: str) -> tuple[str, tuple[str, ...]]:
         kind="NER ",
     )
     return str(folder), packaged.unused
+
+
+def pipeline_identity(name_or_path: str) -> str | None:
+    """What makes a pipeline's entities what they are, for the entity cache: the sha256 of its
+    NER weights (the packaged pipeline's pinned one), spaCy's version and the cut of long texts.
+    None when its weights cannot be found: nothing is cached then."""
+    import importlib.util
+
+    import spacy
+
+    from mpsynth.core.fingerprint import file_sha256, fingerprint
+
+    packaged = PACKAGED.get(name_or_path)
+    if packaged is not None:
+        weights = packaged.ner_sha256
+    else:
+        folder = Path(name_or_path)
+        if not folder.is_dir():  # an installed pipeline package: its folder
+            spec = importlib.util.find_spec(name_or_path) if name_or_path.isidentifier() else None
+            if spec is None or not spec.submodule_search_locations:
+                return None
+            folder = Path(next(iter(spec.submodule_search_locations)))
+        found = sorted(folder.rglob("ner/model"))
+        if not found:
+            return None
+        weights = file_sha256(found[0])
+    return fingerprint({"ner": weights, "spacy": spacy.__version__, "cut": MAX_CHARS})[:32]
 
 
 @cache

@@ -92,13 +92,17 @@ def embedding_cache(ctx: StageContext, config: EmbedderConfig, state: Path | Non
     settings = ctx.config.embed
     if not settings.cache:
         return None
-    if ctx.cache_dir is not None:
-        root = ctx.cache_dir
-    else:
-        root = cache_root() if os.environ.get("MPSYNTH_CACHE") else ctx.run.root / "cache"
     return EmbeddingCache(
-        root, embedder_identity(config, state), int(settings.cache_max_gb * 1024**3)
+        cache_folder(ctx), embedder_identity(config, state), int(settings.cache_max_gb * 1024**3)
     )
+
+
+def cache_folder(ctx: StageContext) -> Path:
+    """Where per-text model outputs are filed: the context's `cache_dir` when given, else
+    $MPSYNTH_CACHE when set, else the run directory's cache/."""
+    if ctx.cache_dir is not None:
+        return ctx.cache_dir
+    return cache_root() if os.environ.get("MPSYNTH_CACHE") else ctx.run.root / "cache"
 
 
 def topic_space(ctx: StageContext) -> tuple[EmbedderConfig, Path | None]:

@@ -58,18 +58,12 @@ ENRICHMENT_FILE = "enrichment.json"
 def find_enrichment(ctx: StageContext, out: Path) -> Enrichment:
     """Run the NER pipeline over the real posts, pick the configured band of entities, and write
     them with the posts that mention one to `out`/enrichment.json."""
-    from mpsynth.core import console
-    from mpsynth.metrics.entities import frequency_bands, load_pipeline, post_entities
+    from mpsynth.metrics.entities import frequency_bands
 
     config = ctx.config.pools.entity_enrichment
     posts = pq.read_table(ctx.path("ingest", "posts.parquet"), columns=["id", "text"])
     ids, texts = posts.column("id").to_pylist(), posts.column("text").to_pylist()
-    nlp = load_pipeline(config.ner_model)
-    mentions: list[frozenset] = []
-    with console.progress("pools: entities of the real posts", len(texts), "posts") as shown:
-        for start in range(0, len(texts), 2048):
-            mentions += post_entities(nlp, texts[start : start + 2048])
-            shown.update(len(mentions))
+    mentions = cached_entities(ctx, config.ner_model, texts, "pools: entities of the real posts")
     counts = Counter(entity for found in mentions for entity in found)
     bands = frequency_bands(counts)
     band = bands[config.band]
@@ -105,6 +99,73 @@ def find_enrichment(ctx: StageContext, out: Path) -> Enrichment:
         len(holders),
     )
     return Enrichment(frozenset(holders), config.share)
+
+
+ENTITIES = pa.list_(pa.struct([("text", pa.string()), ("label", pa.string())]))
+
+
+def cached_entities(
+    ctx: StageContext, ner_model: str, texts: list[str], description: str
+) -> list[frozenset]:
+    """Per text, the (text, label) entities the NER pipeline finds: each distinct text looked up in
+    the entity cache (beside the embedding cache, keyed by the pipeline's weights), the rest run
+    through the pipeline in chunks, with progress, and filed."""
+    from mpsynth.core import console
+    from mpsynth.embedders.cache import TextCache, text_keys
+    from mpsynth.metrics.entities import load_pipeline, pipeline_identity, post_entities
+    from mpsynth.stages.embed import cache_folder
+
+    identity = pipeline_identity(ner_model) if ctx.config.embed.cache else None
+    store = (
+        TextCache(
+            cache_folder(ctx), "entities", identity, int(ctx.config.embed.cache_max_gb * 1024**3)
+        )
+        if identity
+        else None
+    )
+    keys = text_keys(texts).to_pylist()
+    distinct = dict(zip(keys, texts, strict=True))  # each text once
+    known: dict[str, frozenset] = {}
+    found = store.lookup(pa.array(list(distinct), pa.string())) if store else None
+    if found is not None:
+        for key, entities in zip(
+            found.column("id").to_pylist(), found.column("entities").to_pylist(), strict=True
+        ):
+            known[key] = frozenset((e["text"], e["label"]) for e in entities)
+    missing = [key for key in distinct if key not in known]
+    if missing:
+        nlp = load_pipeline(ner_model)
+        with console.progress(description, len(missing), "posts") as shown:
+            for start in range(0, len(missing), 2048):
+                chunk = missing[start : start + 2048]
+                for key, entities in zip(
+                    chunk, post_entities(nlp, [distinct[k] for k in chunk]), strict=True
+                ):
+                    known[key] = entities
+                shown.update(min(start + 2048, len(missing)))
+        if store is not None:
+            store.add(
+                pa.table(
+                    {
+                        "id": pa.array(missing, pa.string()),
+                        "entities": pa.array(
+                            [
+                                [{"text": t, "label": lab} for t, lab in sorted(known[k])]
+                                for k in missing
+                            ],
+                            ENTITIES,
+                        ),
+                    }
+                )
+            )
+    log.info(
+        "%s: %d posts, %d distinct, %d from the entity cache",
+        description.split(":")[0],
+        len(texts),
+        len(distinct),
+        len(distinct) - len(missing),
+    )
+    return [known[key] for key in keys]
 
 
 def load_enrichment(ctx: StageContext) -> Enrichment | None:
