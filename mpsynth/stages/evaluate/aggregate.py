@@ -7,7 +7,7 @@ import numpy as np
 import pyarrow as pa
 
 from mpsynth.config import EvaluateConfig, SentimentConfig
-from mpsynth.core import schema
+from mpsynth.core import console, schema
 from mpsynth.metrics.lexical import FEATURES, lexical_metric_values
 from mpsynth.metrics.stats import bootstrap_mean_ci
 
@@ -156,14 +156,20 @@ def family_metrics(
     synthetic = [as_set(n, t, None) for n, t in samples.items() if n != schema.REAL]
     rng = np.random.default_rng(seed)
     rows: list[dict] = []
-    for platform in [*sorted(set(real.platforms.tolist())), schema.ALL_PLATFORMS]:
-        real_part = real.subset(platform)
-        parts = [p for p in (data.subset(platform) for data in synthetic) if p.texts]
-        size = min(len(p.texts) for p in [real_part, *parts])
-        rows += describe(real_part, platform, config, rng, size)
-        for part in parts:
-            rows += describe(part, platform, config, rng, size)
-            rows += compare(real_part, part, platform, len(centroids), config, seed)
+    platforms = [*sorted(set(real.platforms.tolist())), schema.ALL_PLATFORMS]
+    # minutes on a large run: progress per comparison (one set on one platform)
+    with console.progress(
+        "evaluate: comparing sets", len(platforms) * len(synthetic), "comparisons"
+    ) as shown:
+        for platform in platforms:
+            real_part = real.subset(platform)
+            parts = [p for p in (data.subset(platform) for data in synthetic) if p.texts]
+            size = min(len(p.texts) for p in [real_part, *parts])
+            rows += describe(real_part, platform, config, rng, size)
+            for part in parts:
+                rows += describe(part, platform, config, rng, size)
+                rows += compare(real_part, part, platform, len(centroids), config, seed)
+                shown.update(advance=1)
     rows += topic_rows(real, synthetic, config)
     return pa.Table.from_pylist(rows, schema=schema.METRICS), embedding_map(
         [real, *synthetic], seed
