@@ -15,7 +15,7 @@ import yaml
 from mpsynth.config.sweep import SweepGrid, load_grid, overrides_of
 from mpsynth.core.errors import ConfigError
 from mpsynth.metrics.compare import metric_row
-from mpsynth.metrics.sensitivity import level_codes, main_effect, noise_of
+from mpsynth.metrics.sensitivity import chance_effect, level_codes, main_effect, noise_of
 from mpsynth.report.sensitivity import fidelity_values, sensitivity_tables
 from tests.conftest import DEMO_COLUMNS, first_per_platform, write_csv
 
@@ -97,6 +97,16 @@ def test_noise_that_swamps_a_difference_widens_its_interval_past_zero():
     assert quiet.moved and not noisy.moved
 
 
+def test_chance_alone_gives_a_family_effect_near_its_expected_size():
+    rng = np.random.default_rng(0)
+    noise = rng.normal(size=(200, 8))  # 200 metrics no setting moves, four against four
+    codes = np.repeat([0, 1], 4)
+    chance = chance_effect(noise, codes, 2, np.random.default_rng(1))
+    assert 0.45 < chance < 0.7  # E|N(0, 1/2)| = 0.56 for a difference of two means of four
+    moved = noise + 3.0 * codes  # every metric moved by three standard deviations
+    assert chance_effect(moved, codes, 2, np.random.default_rng(1)) < chance + 0.3
+
+
 def test_levels_follow_the_grid_and_a_drawn_range_splits_at_its_median():
     codes, names = level_codes([9, 5, 9], [5, 9])
     assert codes.tolist() == [1, 0, 1] and names == ["5", "9"]
@@ -136,6 +146,7 @@ def test_sensitivity_tables_rank_the_setting_that_moved_the_family_first():
     )
     first = by_family.to_pylist()[0]
     assert first["setting"] == "order" and first["metrics_moved"] == 1
+    assert first["effect"] > first["by_chance"]  # beyond what shuffled settings give
     order = next(r for r in by_metric.to_pylist() if r["setting"] == "order")
     assert order["effect"] < -3.5 and order["moved"]  # order 2 closes the gap
     assert json.loads(order["levels"]) == ["1", "2"]

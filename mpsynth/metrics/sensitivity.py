@@ -105,3 +105,31 @@ def family_effect(
     means = sizes[rng.integers(0, len(sizes), (resamples, len(sizes)))].mean(axis=1)
     low, high = np.percentile(means, [2.5, 97.5])
     return float(sizes.mean()), float(low), float(high)
+
+
+def chance_effect(
+    values: np.ndarray,
+    codes: np.ndarray,
+    n_levels: int,
+    rng: np.random.Generator,
+    rounds: int = 200,
+) -> float:
+    """The family effect that chance alone gives: the mean absolute standardised effect of
+    `values` (metrics x variations) with the setting's levels shuffled over the variations. With
+    few variations it is far from zero (four against four: about 0.56), so a family's effect reads
+    against it."""
+    values = np.asarray(values, dtype=float)
+    spread = np.nanstd(values, axis=1, ddof=1)
+    keep = np.isfinite(spread) & (spread > 0)
+    if not keep.any() or n_levels < 2:
+        return float("nan")
+    values, spread = values[keep], spread[keep]
+    sizes = []
+    for _ in range(rounds):
+        shuffled = rng.permutation(codes)
+        first, last = shuffled == 0, shuffled == n_levels - 1
+        if not first.any() or not last.any():
+            continue
+        effect = np.nanmean(values[:, last], axis=1) - np.nanmean(values[:, first], axis=1)
+        sizes.append(np.nanmean(np.abs(effect / spread)))
+    return float(np.mean(sizes)) if sizes else float("nan")

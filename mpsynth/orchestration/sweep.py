@@ -69,6 +69,8 @@ COLUMNS = {
     "standardised_low": "lower end of the standardised effect's interval",
     "standardised_high": "upper end of the standardised effect's interval",
     "moved": "whether the effect's interval leaves out zero",
+    "by_chance": "the family's effect with the setting's values shuffled over the variations "
+    "(200 shuffles): what chance alone gives",
     "metrics": "metrics of the family with an effect",
     "metrics_moved": "of those, metrics whose effect's interval leaves out zero",
 }

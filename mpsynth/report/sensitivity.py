@@ -20,7 +20,14 @@ import numpy as np
 import pyarrow as pa
 
 from mpsynth.core.schema import ALL_PLATFORMS, REAL, REAL_SUBSAMPLE
-from mpsynth.metrics.sensitivity import Effect, family_effect, level_codes, main_effect, noise_of
+from mpsynth.metrics.sensitivity import (
+    Effect,
+    chance_effect,
+    family_effect,
+    level_codes,
+    main_effect,
+    noise_of,
+)
 from mpsynth.report.html import STYLE, ideal_of, png
 
 SEED = 0
@@ -76,8 +83,11 @@ def sensitivity_tables(
     values = fidelity_values(metrics)
     by_metric: list[dict] = []
     family_members: dict[tuple, list[Effect]] = defaultdict(list)
+    family_values: dict[tuple, list[np.ndarray]] = defaultdict(list)
+    family_codes: dict[str, tuple[np.ndarray, int]] = {}
     for setting, listed in levels.items():
         codes, names = level_codes([settings[v][setting] for v in variations], listed)
+        family_codes[setting] = (codes, len(names))
         for (family, metric, dataset), found in sorted(values.items()):
             column = np.array([found.get(v, (np.nan, 0.0, ""))[0] for v in variations])
             noise = np.array([found.get(v, (np.nan, 0.0, ""))[1] for v in variations])
@@ -86,6 +96,7 @@ def sensitivity_tables(
                 continue
             kind = next(iter(found.values()))[2]
             family_members[(setting, family, dataset)].append(effect)
+            family_values[(setting, family, dataset)].append(column)
             by_metric.append(
                 {
                     "setting": setting,
@@ -107,6 +118,10 @@ def sensitivity_tables(
     by_family = []
     for (setting, family, dataset), effects in sorted(family_members.items()):
         size, low, high = family_effect(effects, rng, resamples)
+        codes, n_levels = family_codes[setting]
+        chance = chance_effect(
+            np.vstack(family_values[(setting, family, dataset)]), codes, n_levels, rng
+        )
         by_family.append(
             {
                 "setting": setting,
@@ -115,6 +130,7 @@ def sensitivity_tables(
                 "effect": size,
                 "effect_low": low,
                 "effect_high": high,
+                "by_chance": chance,
                 "metrics": len(effects),
                 "metrics_moved": sum(e.moved for e in effects),
             }
@@ -211,14 +227,17 @@ def render_sensitivity(
         "all variations; a family's effect is the mean size over its metrics. Gaps are distances "
         "from the real posts' value (or the ideal), so a negative effect on a gap brings the "
         "synthetic set closer. Intervals: 95% bootstrap over variations and each value's own "
-        "noise.</p>",
+        "noise. <i>By chance</i>: the family's effect with the setting's values shuffled over the "
+        "variations; with few variations it is well above zero, so read an effect against it, "
+        "and the metrics moved (intervals leaving out zero) beside it.</p>",
         *(_heatmap(family_rows, d) for d in datasets),
         "<table><tr><th class=l>setting</th><th class=l>family</th><th class=l>set</th>"
-        "<th>effect</th><th>interval</th><th>moved</th></tr>",
+        "<th>effect</th><th>interval</th><th>by chance</th><th>moved</th></tr>",
         *(
             f"<tr><td class=l>{html.escape(r['setting'])}</td><td class=l>{r['family']}</td>"
             f"<td class=l>{r['dataset']}</td><td>{r['effect']:.2f}</td>"
             f"<td>[{r['effect_low']:.2f}, {r['effect_high']:.2f}]</td>"
+            f"<td>{r['by_chance']:.2f}</td>"
             f"<td>{r['metrics_moved']}/{r['metrics']}</td></tr>"
             for r in family_rows[:40]
         ),
