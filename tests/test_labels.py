@@ -12,10 +12,10 @@ from mpsynth.core.errors import ConfigError, InputError
 from mpsynth.labelled.labels import (
     GOEMOTIONS_EKMAN,
     assign_labels,
-    class_targets,
     label_mapping,
     single_label,
 )
+from mpsynth.labelled.pools import class_targets
 from tests.conftest import read_rows
 
 

@@ -324,37 +324,6 @@ def _stratifiable(labels: np.ndarray) -> np.ndarray | None:
     return strata if min(counts.values()) >= 2 else None
 
 
-def class_targets(
-    seed_counts: dict[str, int],
-    targets: str | dict[str, int],
-    n_posts: int,
-) -> dict[str, int]:
-    """Synthetic posts to generate per class and strategy."""
-    from mpsynth.stages.pools import largest_remainder
-
-    classes = sorted(seed_counts)
-    if isinstance(targets, dict):
-        unknown = sorted(set(targets) - set(classes))
-        if unknown:
-            raise ConfigError(f"labelled.targets: no class {unknown} (classes: {classes})")
-        return {c: int(targets.get(c, 0)) for c in classes}
-    sizes = np.array([seed_counts[c] for c in classes], dtype=float)
-    match targets:
-        case "proportional":
-            counts = largest_remainder(sizes, n_posts)
-        case "equal":
-            counts = largest_remainder(np.ones(len(classes)), n_posts)
-        case _:  # balance: every class up to the majority first, the rest spread evenly
-            deficit = sizes.max() - sizes
-            if n_posts <= deficit.sum():
-                counts = largest_remainder(deficit, n_posts)
-            else:
-                counts = deficit.astype(np.int64) + largest_remainder(
-                    np.ones(len(classes)), n_posts - int(deficit.sum())
-                )
-    return dict(zip(classes, (int(c) for c in counts), strict=True))
-
-
 def run_labels(ctx: StageContext, out: Path) -> dict[str, int]:
     from mpsynth.labelled.labels import assign_labels
 
@@ -362,7 +331,18 @@ def run_labels(ctx: StageContext, out: Path) -> dict[str, int]:
     result = assign_labels(posts, ctx.config.labelled, ctx.config.seed)
     (out / "summary.json").write_text(json.dumps(result.summary, indent=2) + "\n")
     for role, counts in result.summary["classes"].items():
-        log.info("labels %-10s %6d  %s", role, sum(counts.values()), class_counts_text(counts))
+        if "class_posts" in result.summary:  # multi-label: posts per class, and how many combine
+            held = result.summary["class_posts"][role]
+            combined = sum(n for label, n in counts.items() if JOIN in label)
+            log.info(
+                "labels %-10s %6d  %s; %d with several classes",
+                role,
+                sum(counts.values()),
+                class_counts_text(held),
+                combined,
+            )
+        else:
+            log.info("labels %-10s %6d  %s", role, sum(counts.values()), class_counts_text(counts))
     if result.dropped.num_rows:
         log.info(
             "labels: %d posts left out (%s)", result.dropped.num_rows, result.summary["dropped"]

@@ -13,7 +13,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from mpsynth.core import schema
-from mpsynth.core.errors import InputError
+from mpsynth.core.errors import ConfigError, InputError
 from mpsynth.labelled.classifier import JOIN
 from mpsynth.labelled.labels import class_counts_text
 from mpsynth.rundir.context import StageContext, write_table
@@ -23,7 +23,6 @@ log = logging.getLogger(__name__)
 
 
 def run_class_pools(ctx: StageContext, out: Path) -> dict[str, int]:
-    from mpsynth.labelled.labels import class_targets
     from mpsynth.labelled.pools import build_class_pools
 
     labelled = ctx.config.labelled
@@ -57,6 +56,35 @@ def run_class_pools(ctx: StageContext, out: Path) -> dict[str, int]:
         ctx.config.seed,
     )
     return {"pools": write_table(pools, out / "pools.parquet")}
+
+
+def class_targets(
+    seed_counts: dict[str, int],
+    targets: str | dict[str, int],
+    n_posts: int,
+) -> dict[str, int]:
+    """Synthetic posts to generate per class and strategy."""
+    classes = sorted(seed_counts)
+    if isinstance(targets, dict):
+        unknown = sorted(set(targets) - set(classes))
+        if unknown:
+            raise ConfigError(f"labelled.targets: no class {unknown} (classes: {classes})")
+        return {c: int(targets.get(c, 0)) for c in classes}
+    sizes = np.array([seed_counts[c] for c in classes], dtype=float)
+    match targets:
+        case "proportional":
+            counts = largest_remainder(sizes, n_posts)
+        case "equal":
+            counts = largest_remainder(np.ones(len(classes)), n_posts)
+        case _:  # balance: every class up to the majority first, the rest spread evenly
+            deficit = sizes.max() - sizes
+            if n_posts <= deficit.sum():
+                counts = largest_remainder(deficit, n_posts)
+            else:
+                counts = deficit.astype(np.int64) + largest_remainder(
+                    np.ones(len(classes)), n_posts - int(deficit.sum())
+                )
+    return dict(zip(classes, (int(c) for c in counts), strict=True))
 
 
 def seed_platforms(ctx: StageContext) -> tuple[pa.Table, dict[str, str]]:
