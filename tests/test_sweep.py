@@ -237,3 +237,5 @@ def test_a_sweep_run_again_resumes_and_redoes_nothing(small_sweep):
     }
     assert after == before  # every stage of every variation up to date: not run, not copied
     assert again["finished"] == 4
+    first, second = again["invocations"]  # the time of each invocation, added up
+    assert again["wall_s"] == pytest.approx(first + second, abs=0.2)

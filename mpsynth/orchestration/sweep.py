@@ -270,6 +270,8 @@ def _gather(
     _write(by_metric, root / "sensitivity.parquet")
     _write(by_family, root / "sensitivity_families.parquet")
     stages = PIPELINES[finished[0].config.pipeline]
+    previous = json.loads((root / SUMMARY).read_text()) if (root / SUMMARY).is_file() else {}
+    invocations = [*previous.get("invocations", []), round(wall_s, 1)]  # a resumed sweep adds up
     summary = {
         "config": str(config_path),
         "grid": {k: v if isinstance(v, list) else v.model_dump() for k, v in grid.grid.items()},
@@ -283,7 +285,8 @@ def _gather(
             }
             for s in stages
         },
-        "wall_s": round(wall_s, 1),
+        "invocations": invocations,
+        "wall_s": round(sum(invocations), 1),
         "one_by_one_s": round(sum(_full_cost(v) for v in finished), 1),
     }
     (root / SUMMARY).write_text(json.dumps(summary, indent=2) + "\n")

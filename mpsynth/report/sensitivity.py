@@ -206,7 +206,8 @@ def render_sensitivity(
             for stage, n in summary["stages"].items()
         ),
         "</table>",
-        f"<p>Sweep wall time {summary['wall_s']:.0f} s; the same variations run one by one "
+        f"<p>Sweep wall time {summary['wall_s']:.0f} s ({len(summary['invocations'])} "
+        "invocation(s)); the same variations run one by one "
         f"(every stage at its own cost, once per variation) {summary['one_by_one_s']:.0f} s.</p>",
         "<h2>Variations</h2><table><tr><th class=l>variation</th>",
         *(f"<th class=l>{html.escape(s)}</th>" for s in settings),
