@@ -223,6 +223,7 @@ def multi_label_run(tmp_path_factory, ray_local):
     return config
 
 
+@pytest.mark.timeout(900)  # the whole labelled pipeline, in its fixture
 def test_a_multi_label_run_keeps_every_class_and_scores_in_the_tasks_own_measures(
     multi_label_run,
 ):

@@ -181,6 +181,7 @@ def small_sweep(tmp_path_factory, demo_rows, ray_local):
     return tmp_path, summary
 
 
+@pytest.mark.timeout(900)  # four pipelines, in its fixture
 def test_a_sweep_computes_each_distinct_stage_once(small_sweep):
     tmp_path, summary = small_sweep
     assert summary["finished"] == 4
