@@ -78,26 +78,44 @@ def main() -> None:
     global ROOT
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--root", type=Path, default=ROOT)
+    parser.add_argument(
+        "--example-weight",
+        type=float,
+        default=0.0,
+        help="the Markov stand-in's example_weight: >0 makes it read the prompt's examples (at 0 "
+        "what a pool shows changes nothing it writes); runs are named <run>-w<weight>",
+    )
+    parser.add_argument(
+        "--seed-from",
+        default="none",
+        help="the run whose topics and caches the first run starts from",
+    )
     parser.add_argument("bands", nargs="*", default=["bottom", "middle"])
     args = parser.parse_args()
     ROOT = args.root
     ROOT.mkdir(parents=True, exist_ok=True)
-    if not (ROOT / "none" / "postprocess").is_dir():
-        run("none", [])
-    source = "none"
-    for band in args.bands:
-        if (ROOT / band / "postprocess").is_dir():
-            source = band
+    tag = f"-w{args.example_weight:g}" if args.example_weight else ""
+    weight = [f"generate.generators.0.provider.example_weight={args.example_weight}"] if tag else []
+    names = {band: f"{band}{tag}" for band in ["none", *args.bands]}
+    source = None
+    for band, name in names.items():
+        if (ROOT / name / "postprocess").is_dir():
+            source = name
             continue
-        shutil.rmtree(ROOT / band, ignore_errors=True)
-        seed_from(source, band)  # the last run's topics (and embedding cache)
-        source = band
-        run(
-            band,
-            [f"pools.entity_enrichment.band={band}", "pools.entity_enrichment.share=0.3"],
-            until="postprocess",
+        shutil.rmtree(ROOT / name, ignore_errors=True)
+        enrich = (
+            [f"pools.entity_enrichment.band={band}", "pools.entity_enrichment.share=0.3"]
+            if band != "none"
+            else []
         )
-    enrichment = json.loads((ROOT / args.bands[0] / "pools" / "enrichment.json").read_text())
+        if source is None and band == "none" and not tag:
+            run(name, [])  # the first run of all: every stage
+        else:
+            # the last run's topics and caches (embeddings, entities): one topic fit in all
+            seed_from(source or args.seed_from, name)
+            run(name, [*enrich, *weight], until="postprocess")
+        source = name
+    enrichment = json.loads((ROOT / names[args.bands[0]] / "pools" / "enrichment.json").read_text())
     bands = enrichment["bands"]
     for band, members in bands.items():
         counts = [n for *_, n in members]
@@ -106,16 +124,17 @@ def main() -> None:
             ", ".join(text for text, *_ in members[:6]),
         )
     for band in args.bands:
-        found = json.loads((ROOT / band / "pools" / "enrichment.json").read_text())
-        rows = json.loads((ROOT / band / "manifest.json").read_text())["stages"]["pools"]["rows"]
+        found = json.loads((ROOT / names[band] / "pools" / "enrichment.json").read_text())
+        manifest = json.loads((ROOT / names[band] / "manifest.json").read_text())
+        rows = manifest["stages"]["pools"]["rows"]
         print(
             f"{band}: {len(found['holders'])} real posts hold one;",
             f"{rows.get('enriched_pools_percent')}% of pools hold the share",
         )
-    print(f"{'run':8}{'set':24}{'posts':>7}" + "".join(f"{b:>8}" for b in bands))
-    for row in found_shares(bands, ["none", *args.bands]):
+    print(f"{'run':12}{'set':24}{'posts':>7}" + "".join(f"{b:>8}" for b in bands))
+    for row in found_shares(bands, list(names.values())):
         print(
-            f"{row['run']:8}{row['set']:24}{row['posts']:>7}"
+            f"{row['run']:12}{row['set']:24}{row['posts']:>7}"
             + "".join(f"{row[b]:>8.2f}" for b in bands)
         )
 

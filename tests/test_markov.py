@@ -131,3 +131,44 @@ def test_naive_posts_mix_every_class():
     }
     # words no OAG post holds: the naive chain draws on the whole seed
     assert sum(bool(set(p.split()) & only_elsewhere) for p in naive) > len(naive) / 4
+
+
+def test_a_chain_that_reads_its_prompt_writes_the_examples_words_and_one_that_does_not_never():
+    """example_weight: the prompt's examples train the chain on top of the topic's posts; at 0
+    the same request gives the same posts whatever the examples are."""
+    import asyncio
+    import json
+
+    from mpsynth.config.generation import MarkovProviderConfig
+
+    rows = [r for r in demo_rows_of("twitter")][:200]
+    texts = [r["text"] for r in rows]
+    ids = [r["id"] for r in rows]
+    examples = [f"x{i}" for i in range(3)]
+    texts += [f"zqxword{i} {texts[i]}" for i in range(3)]  # a word of their own, then real words
+    ids += examples
+    topics = [0] * (len(texts) - 3) + [1] * 3  # the examples are of another topic
+
+    def posts(weight: float, shown: list[str]) -> list[str]:
+        provider = MarkovProvider(
+            MarkovProviderConfig(example_weight=weight),
+            texts,
+            ["twitter"] * len(texts),
+            topics,
+            ids,
+        )
+        request = _request(target_platforms=["twitter"], posts_per_platform=20, example_ids=shown)
+        answer = asyncio.run(provider.complete(request))
+        return [p["text"] for p in json.loads(answer.text)["posts"]]
+
+    unread = posts(0.0, examples)
+    assert unread == posts(0.0, []) and "zqxword" not in " ".join(unread)
+    read = posts(50.0, examples)
+    assert sum("zqxword" in p for p in read) >= 5  # the examples' words, written again
+    assert posts(50.0, []) == unread  # no examples shown: the topic's chain alone
+
+
+def demo_rows_of(platform: str) -> list[dict]:
+    from tests.conftest import read_rows
+
+    return [r for r in read_rows("demo") if r["platform"] == platform]

@@ -26,6 +26,11 @@ class MarkovProviderConfig(Section):
         default=5.0,
         description="labelled runs: how much likelier a transition to a cue word is (1: no steering)",
     )
+    example_weight: Annotated[float, Field(ge=0.0)] = Field(
+        default=0.0,
+        description="topic runs: the prompt's own examples also train the chain, each transition "
+        "of theirs counted this many times (0: the topic's real posts alone, the prompt unread)",
+    )
 
 
 class OpenAIProviderConfig(Section):

@@ -2,7 +2,10 @@
 the LLM providers are asked for.
 
 - Topic requests (mptm, per_platform): a chain over the real posts of the request's topic and
-  target platform (the whole platform when the topic holds too few).
+  target platform (the whole platform when the topic holds too few). It does not read the prompt:
+  what a pool's examples are changes nothing, unless `example_weight` makes the prompt's examples
+  count (each of their transitions that many times over the topic's), a stand-in that reads its
+  prompt, for tests of what pools show (entity enrichment, examples per prompt).
 - Labelled requests: only the run's seed posts train (never the test split).
   shap_guided: a chain over the seed posts of the requested class (of order 1 when the class has
   fewer than 100 seed posts), steered toward the prompt's cue words (each transition to a cue word
@@ -73,6 +76,10 @@ class MarkovChain:
         self._transitions: dict[tuple[str, ...], tuple[list[str], np.ndarray, np.ndarray]] = {}
         self.training = {" ".join(post.split()) for post in posts}
 
+    def transitions_counts(self, state: tuple[str, ...]) -> Counter:
+        """The next words from a state and their counts (empty: the chain never saw it)."""
+        return self._counts.get(state, Counter())
+
     def transitions(self, state: tuple[str, ...]) -> tuple[list[str], np.ndarray, np.ndarray]:
         """(next words, their counts, the counts' running sum) from a state."""
         found = self._transitions.get(state)
@@ -107,6 +114,29 @@ class MarkovChain:
         return text
 
 
+class WeightedChain(MarkovChain):
+    """A topic's chain with the prompt's own examples counted `weight` times on top."""
+
+    def __init__(self, base: MarkovChain, examples: list[str], weight: float) -> None:
+        self.order = base.order
+        self._base = base
+        self._extra = MarkovChain(examples, base.order)
+        self._weight = weight
+        self._transitions = {}
+        self.training = base.training | self._extra.training
+
+    def transitions(self, state: tuple[str, ...]) -> tuple[list[str], np.ndarray, np.ndarray]:
+        found = self._transitions.get(state)
+        if found is None:
+            merged = Counter(self._base.transitions_counts(state))
+            for word, count in self._extra.transitions_counts(state).items():
+                merged[word] += count * self._weight
+            counts = np.fromiter(merged.values(), dtype=np.float64, count=len(merged))
+            found = (list(merged), counts, np.cumsum(counts))
+            self._transitions[state] = found
+        return found
+
+
 class MarkovProvider:
     kind = "markov"
 
@@ -116,9 +146,14 @@ class MarkovProvider:
         texts: list[str],
         platforms: list[str],
         topics: list[int],
+        ids: list[str] | None = None,
     ) -> None:
         self.config = config
         self.model = config.model
+        # the prompt's examples by id, kept only when they train the chain
+        self._text_of = (
+            dict(zip(ids, texts, strict=True)) if ids is not None and config.example_weight else {}
+        )
         self._by_topic_platform: dict[tuple[int, str], list[str]] = defaultdict(list)
         self._by_platform: dict[str, list[str]] = defaultdict(list)
         for text, platform, topic in zip(texts, platforms, topics, strict=True):
@@ -148,6 +183,7 @@ class MarkovProvider:
             posts["text"].to_pylist(),
             posts["platform"].to_pylist(),
             [topic_of.get(i, -1) for i in posts["id"].to_pylist()],
+            posts["id"].to_pylist(),
         )
         if corpus.labels is not None:
             seed = pq.read_table(
@@ -204,6 +240,14 @@ class MarkovProvider:
             self._chains[key] = MarkovChain(posts, self.config.order)
         return self._chains[key]
 
+    def topic_chain(self, request: GenerationRequest, platform: str) -> MarkovChain:
+        """The topic's chain, with the prompt's examples on top when `example_weight` says so."""
+        chain = self.chain(request.topic, platform)
+        examples = [self._text_of[i] for i in request.example_ids if i in self._text_of]
+        if not examples:
+            return chain
+        return WeightedChain(chain, examples, self.config.example_weight)
+
     async def complete(self, request: GenerationRequest) -> Completion:
         rng = np.random.default_rng(request.seed)
         posts = [
@@ -211,7 +255,7 @@ class MarkovProvider:
                 "platform": platform,
                 "text": self.labelled_sample(request, rng)
                 if request.label is not None
-                else self.chain(request.topic, platform).sample(rng, self.config.max_words),
+                else self.topic_chain(request, platform).sample(rng, self.config.max_words),
             }
             for platform in request.target_platforms
             for _ in range(request.posts_per_platform)
