@@ -147,7 +147,8 @@ def _run_stages(
     for stage, stage_fingerprint in stage_fingerprints(config, until):
         # once a stage re-runs, everything after it re-runs too
         stale = stale or stage in force or not run.is_current(stage, stage_fingerprint)
-        donor = donors(stage, stage_fingerprint) if donors and stale else None
+        wanted = donors is not None and stale and stage not in force  # forced: really run it
+        donor = donors(stage, stage_fingerprint) if wanted else None
         if donor is not None and not any(run_it for *_, run_it in plan):
             plan.append((stage, donor, stage_fingerprint, False))
             stale = False  # the donor's copy is this run's, as if it had run here
