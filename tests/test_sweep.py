@@ -215,6 +215,7 @@ def test_a_sweep_computes_each_distinct_stage_once(small_sweep):
                 entry = json.loads(origin.read_text())["stages"][stage]
             adopted += entry["seconds"]
     assert adopted > 0
+    assert sum(v["seconds"] for v in variations) == pytest.approx(computed, abs=0.1)
     assert summary["one_by_one_s"] == pytest.approx(computed + adopted, abs=0.1)
 
 

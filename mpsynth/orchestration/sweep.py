@@ -55,7 +55,8 @@ COLUMNS = {
     "run_dir": "the variation's run directory",
     "settings": "the variation's settings, as JSON: config key -> value",
     "status": "finished, failed: <why>, or not run: <why>",
-    "seconds": "wall seconds the variation took in this sweep (adopted stages cost little)",
+    "seconds": "seconds of the stages this variation computed itself (adopted ones excluded), "
+    "over every invocation of the sweep",
     "stages_ran": "stages this variation computed",
     "stages_reused": "stages it took, hard-linked, from another variation with the same fingerprint",
     "setting": "the config key varied",
@@ -215,14 +216,18 @@ def _run_variation(variation: Variation, donors: Donors, root: Path) -> None:
         manifest = RunDirectory(variation.root).manifest()
     else:
         variation.status = "finished"
-    variation.seconds = time.perf_counter() - started
+    log.info("variation %s: %.1f s", variation.name, time.perf_counter() - started)
     _note_stages(variation, manifest)
 
 
 def _note_stages(variation: Variation, manifest: dict[str, Any]) -> None:
-    """Which stages this variation computed and which it took from another."""
+    """Which stages this variation computed (and their seconds, whichever invocation ran them) and
+    which it took from another."""
+    variation.seconds = 0.0
     for stage, entry in manifest["stages"].items():
         (variation.reused if entry.get("reused_from") else variation.ran).append(stage)
+        if not entry.get("reused_from"):
+            variation.seconds += entry.get("seconds", 0.0)
 
 
 @contextmanager

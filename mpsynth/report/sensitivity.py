@@ -155,7 +155,16 @@ def _heatmap(by_family: list[dict], dataset: str) -> str:
     axis.set_xticks(range(len(families)), families, rotation=35, ha="right")
     axis.set_yticks(range(len(settings)), settings)
     for (i, j), text in moved.items():
-        axis.text(j, i, f"{grid[i, j]:.2f}\n{text}", ha="center", va="center", fontsize=7)
+        dark = grid[i, j] > 0.6 * np.nanmax(grid)  # white on the darkest cells
+        axis.text(
+            j,
+            i,
+            f"{grid[i, j]:.2f}\n{text}",
+            ha="center",
+            va="center",
+            fontsize=7,
+            color="white" if dark else "black",
+        )
     axis.set_title(f"{dataset}: mean |standardised effect| (metrics moved / metrics)", fontsize=9)
     figure.colorbar(image, ax=axis, shrink=0.8)
     return png(figure)
@@ -211,7 +220,7 @@ def render_sensitivity(
         f"(every stage at its own cost, once per variation) {summary['one_by_one_s']:.0f} s.</p>",
         "<h2>Variations</h2><table><tr><th class=l>variation</th>",
         *(f"<th class=l>{html.escape(s)}</th>" for s in settings),
-        "<th class=l>status</th><th>seconds</th></tr>",
+        "<th class=l>status</th><th>seconds computed</th></tr>",
     ]
     for v in variations:
         cells = "".join(
