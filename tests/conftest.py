@@ -180,10 +180,19 @@ def slow_fake_openai_generator(base_url: str) -> dict:
     )
 
 
+# A job started in the background by a non-interactive shell inherits SIGINT ignored, and Python
+# keeps an ignored SIGINT ignored: the child answers SIGINT with KeyboardInterrupt, as from a
+# terminal, whatever started the test run.
+_WITH_SIGINT = (
+    "import runpy, signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
+    "sys.argv[0] = 'mpsynth'; runpy.run_module('mpsynth.cli', run_name='__main__')"
+)
+
+
 def start_mpsynth(args: list[str], env: dict[str, str]) -> subprocess.Popen:
     """`mpsynth ARGS` in a process group of its own (so the group can be killed whole), quiet."""
     return subprocess.Popen(
-        [sys.executable, "-m", "mpsynth.cli", *args],
+        [sys.executable, "-c", _WITH_SIGINT, *args],
         cwd=REPO,
         env={**os.environ, **env},
         start_new_session=True,
