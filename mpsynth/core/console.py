@@ -146,20 +146,11 @@ def native_output_to_run_log() -> Iterator[None]:
     if not _configured or _verbose or _run_log.file is None or _native_redirected:
         yield  # already redirected (a sweep around its variations' runs): leave it as it is
         return
-    _native_redirected = True
-    try:
-        with _native_to(_run_log.file.baseFilename):
-            yield
-    finally:
-        _native_redirected = False
-
-
-@contextmanager
-def _native_to(path: str) -> Iterator[None]:
     sys.stderr.flush()
     saved = os.dup(2)
     python_stderr = sys.stderr
-    log_fd = os.open(path, os.O_WRONLY | os.O_APPEND)
+    log_fd = os.open(_run_log.file.baseFilename, os.O_WRONLY | os.O_APPEND)
+    _native_redirected = True
     try:
         os.dup2(log_fd, 2)
         sys.stderr = os.fdopen(os.dup(saved), "w", buffering=1, encoding="utf-8", errors="replace")
@@ -171,6 +162,7 @@ def _native_to(path: str) -> Iterator[None]:
             sys.stderr = python_stderr
             os.dup2(saved, 2)
     finally:
+        _native_redirected = False
         os.close(saved)
         os.close(log_fd)
 

@@ -7,12 +7,12 @@ meet and a text repeated anywhere (a retweet, a calibrated set's unchanged post,
 evaluation samples, a re-run, a sweep's next variation) is looked up, not encoded again.
 
 Layout: `ROOT/KIND/IDENTITY/part-*.parquet` (KIND: embeddings, entities), each part a table of
-(id = text digest, the model's output for the text). A part is written under a temporary name and renamed, so a
-reader never sees half a file and a crashed writer leaves only an ignored `.tmp`; concurrent runs
-may both encode a text and both file it, which costs a duplicate row, never a wrong answer. The
-store is bounded: after each addition the oldest parts (across identities) are deleted until the
-whole store is under its size limit; many small parts of one identity are compacted into one. A
-lookup reads every part's id column and only the parts that hold a wanted key.
+(id = text digest, the model's output for the text). A part is written under a temporary name and
+renamed, so a reader never sees half a file and a crashed writer leaves only an ignored `.tmp`;
+concurrent runs may both encode a text and both file it, which costs a duplicate row, never a wrong
+answer. The store is bounded: after each addition the oldest parts of the kind (across identities)
+are deleted until it is under its size limit; many small parts of one identity are compacted into
+one. A lookup reads every part's id column and only the parts that hold a wanted key.
 """
 
 from __future__ import annotations

@@ -1,7 +1,8 @@
 """The text classifier of a labelled run: TF-IDF features with logistic regression or gradient-
-boosted trees (xgboost), one model over the classes or, multi-label, one binary model per class. The same class trains on the real seed (for cues and the label filter) and
-in every cell of the utility grid, so every comparison uses one model. Fitting is seeded and fast
-enough to repeat, so the model is fitted again where needed rather than pickled.
+boosted trees (xgboost), one model over the classes or, multi-label, one binary model per class.
+The same class trains on the real seed (for cues and the label filter) and in every cell of the
+utility grid, so every comparison uses one model. Fitting is seeded and fast enough to repeat, so
+the model is fitted again where needed rather than pickled.
 """
 
 from __future__ import annotations

@@ -44,6 +44,7 @@ CUES_SCHEMA = pa.schema(
 class CueResult:
     cues: pa.Table
     chosen: str
+    classes: list[str]  # every class of the seed and validation posts (inside combinations too)
     validation_macro_f1: dict[str, float]
     faithfulness: dict[str, dict[str, float]]  # class -> mean p(class) before / after ablation
 
@@ -226,6 +227,7 @@ def build_cues(
     return CueResult(
         cues=cues,
         chosen=model.kind,
+        classes=classes,
         validation_macro_f1=scores,
         faithfulness=faithfulness(
             model, validation_texts, validation_labels, cues, config.prompt_cues
@@ -280,7 +282,7 @@ def run_cues(ctx: StageContext, out: Path) -> dict[str, Any]:
     classifier = {
         "chosen": result.chosen,
         "validation_macro_f1": result.validation_macro_f1,
-        "classes": sorted({c for lab in [*seed_labels, *val_labels] for c in lab.split(JOIN)}),
+        "classes": result.classes,
         "multi_label": ctx.config.labelled.is_multi_label,
         "faithfulness": result.faithfulness,
     }

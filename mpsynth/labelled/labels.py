@@ -152,20 +152,16 @@ def assign_labels(posts: pa.Table, config: LabelledConfig, seed: int) -> Assigne
         strict=True,
     ):
         try:
-            if multi:
-                label = label_set(raw, config.separator, mapping)
-                if label is not None and wanted is not None:  # the wanted classes it holds
-                    label = JOIN.join(c for c in classes_in(label) if c in wanted) or None
-                    reason = None if label is not None else "class not in labelled.classes"
-                else:
-                    reason = None if label is not None else "no label"
-            else:
-                label = single_label(raw, config.separator, mapping)
-                reason = None if label is not None else "no label"
+            label = (label_set if multi else single_label)(raw, config.separator, mapping)
+            reason = None if label is not None else "no label"
         except ValueError as several:
             label, reason = None, f"multi-label: {several}"
-        if label is not None and wanted is not None and not set(classes_in(label)) <= wanted:
-            reason = "class not in labelled.classes"
+        if label is not None and wanted is not None:
+            kept = [c for c in classes_in(label) if c in wanted]
+            if kept and (multi or len(kept) == len(classes_in(label))):
+                label = JOIN.join(kept)  # multi-label: the wanted classes it holds
+            else:
+                reason = "class not in labelled.classes"
         if reason is not None:
             dropped["id"].append(post_id)
             dropped["label"].append(raw)

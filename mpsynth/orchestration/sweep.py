@@ -253,20 +253,8 @@ def _gather(
         raise StageError(f"no variation of the sweep finished; see {root / 'mpsynth.log'}")
     metrics = pa.concat_tables([_metrics_of(v) for v in finished], promote_options="default")
     _write(metrics, root / "metrics.parquet")
-    table = pa.Table.from_pylist(
-        [
-            {
-                "variation": v.name,
-                "run_dir": str(v.root),
-                "settings": json.dumps(v.settings),
-                "status": v.status,
-                "seconds": v.seconds,
-                "stages_ran": v.ran,
-                "stages_reused": v.reused,
-            }
-            for v in variations
-        ]
-    )
+    records = [_record(v) for v in variations]
+    table = pa.Table.from_pylist([{**r, "settings": json.dumps(r["settings"])} for r in records])
     _write(table, root / "variations.parquet")
     levels = {k: v if isinstance(v, list) else None for k, v in grid.grid.items()}
     by_metric, by_family = sensitivity_tables(
@@ -295,7 +283,7 @@ def _gather(
         "one_by_one_s": round(sum(_full_cost(v) for v in finished), 1),
     }
     (root / SUMMARY).write_text(json.dumps(summary, indent=2) + "\n")
-    page = render_sensitivity(summary, [_row(v) for v in variations], by_metric, by_family)
+    page = render_sensitivity(summary, records, by_metric, by_family)
     (root / "sensitivity.html").write_text(page, encoding="utf-8")
     return summary
 
@@ -324,10 +312,14 @@ def _full_cost(variation: Variation) -> float:
     return total
 
 
-def _row(variation: Variation) -> dict[str, Any]:
+def _record(variation: Variation) -> dict[str, Any]:
+    """A variation as variations.parquet and the page show it."""
     return {
-        "name": variation.name,
+        "variation": variation.name,
+        "run_dir": str(variation.root),
         "settings": variation.settings,
         "status": variation.status,
         "seconds": variation.seconds,
+        "stages_ran": variation.ran,
+        "stages_reused": variation.reused,
     }

@@ -247,10 +247,14 @@ def _topic_table(by_topic: list[dict], datasets: list[str]) -> str:
         f'<table class="heat"><tr><th class="l" rowspan="2">topic (real posts)</th>{head}</tr>',
         f"<tr>{sets}</tr>",
     ]
+    largest = {
+        m: max((value.get((t, m, d)) or 0.0 for t in topics for d in shown), default=0.0)
+        for m in TOPIC_METRICS
+    }
     for topic in topics:
         cells = []
         for metric in TOPIC_METRICS:
-            top = max((value.get((t, metric, d)) or 0.0 for t in topics for d in shown), default=0)
+            top = largest[metric]
             for d in shown:
                 found = value.get((topic, metric, d))
                 if found is None:

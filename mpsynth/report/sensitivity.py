@@ -3,9 +3,10 @@ each setting's effect on it (mpsynth.metrics.sensitivity), per metric and per fa
 that shows them ranked.
 
 A metric's fidelity gap is its distance from the real set's value in the same variation (the real
-posts measured the same way; for graphs, the real posts drawn to the synthetic set's size), or from its ideal where it is a comparison (a divergence, a share
-of real posts matched); a metric with neither is read as it is. Lower is closer to the real data for
-gaps; the page says which is which.
+posts measured the same way; for graphs, the real posts drawn to the synthetic set's size), or
+from its ideal where it is a comparison (a divergence, a share of real posts matched); a metric
+with neither is read as it is. Lower is closer to the real data for gaps; the page says which is
+which.
 """
 
 from __future__ import annotations
@@ -227,7 +228,8 @@ def render_sensitivity(
             f"<td class=l>{html.escape(json.dumps(v['settings'][s]))}</td>" for s in settings
         )
         parts.append(
-            f"<tr><td class=l>{v['name']}</td>{cells}<td class=l>{html.escape(v['status'])}</td>"
+            f"<tr><td class=l>{v['variation']}</td>{cells}"
+            f"<td class=l>{html.escape(v['status'])}</td>"
             f"<td>{v['seconds']:.0f}</td></tr>"
         )
     parts += [

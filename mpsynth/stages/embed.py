@@ -85,24 +85,28 @@ class Encoded:
 
 
 def embedding_cache(ctx: StageContext, config: EmbedderConfig, state: Path | None):
-    """This embedder's cache: in the context's `cache_dir` when given, else under $MPSYNTH_CACHE when
-    set, else the run directory (None when embed.cache is off)."""
-    from mpsynth.embedders.cache import EmbeddingCache, embedder_identity
+    """This embedder's cache (`text_cache`; None when embed.cache is off)."""
+    from mpsynth.embedders.cache import embedder_identity
+
+    if not ctx.config.embed.cache:  # the identity hashes the weights: not for nothing
+        return None
+    return text_cache(ctx, "embeddings", embedder_identity(config, state))
+
+
+def text_cache(ctx: StageContext, kind: str, identity: str | None):
+    """The store of one model's per-text outputs (`kind`: embeddings, entities), under the run's
+    cache settings: in the context's `cache_dir` when given, else under $MPSYNTH_CACHE when set,
+    else the run directory's cache/. None when embed.cache is off or the model has no identity."""
+    from mpsynth.embedders.cache import TextCache
 
     settings = ctx.config.embed
-    if not settings.cache:
+    if not settings.cache or identity is None:
         return None
-    return EmbeddingCache(
-        cache_folder(ctx), embedder_identity(config, state), int(settings.cache_max_gb * 1024**3)
-    )
-
-
-def cache_folder(ctx: StageContext) -> Path:
-    """Where per-text model outputs are filed: the context's `cache_dir` when given, else
-    $MPSYNTH_CACHE when set, else the run directory's cache/."""
     if ctx.cache_dir is not None:
-        return ctx.cache_dir
-    return cache_root() if os.environ.get("MPSYNTH_CACHE") else ctx.run.root / "cache"
+        root = ctx.cache_dir
+    else:
+        root = cache_root() if os.environ.get("MPSYNTH_CACHE") else ctx.run.root / "cache"
+    return TextCache(root, kind, identity, int(settings.cache_max_gb * 1024**3))
 
 
 def topic_space(ctx: StageContext) -> tuple[EmbedderConfig, Path | None]:

@@ -1,8 +1,9 @@
 """Entity enrichment of the pools (`pools.entity_enrichment`): a share of each pool's examples must
 mention an entity of one frequency band of the real corpus (top, middle or bottom 20, as
-mpsynth.metrics.entities.frequency_bands defines them). After the usual draw, examples without one are swapped for posts of the same
-topic and platform that have one, as far as there are such posts. The band's entities and the posts
-mentioning them are written to `pools/enrichment.json`; deficit rounds draw the same way."""
+mpsynth.metrics.entities.frequency_bands defines them). After the usual draw, examples without one
+are swapped for posts of the same topic and platform that have one, as far as there are such
+posts. The band's entities and the posts mentioning them are written to `pools/enrichment.json`;
+deficit rounds draw the same way. The NER pass goes through the entity cache (`cached_entities`)."""
 
 from __future__ import annotations
 
@@ -111,18 +112,12 @@ def cached_entities(
     the entity cache (beside the embedding cache, keyed by the pipeline's weights), the rest run
     through the pipeline in chunks, with progress, and filed."""
     from mpsynth.core import console
-    from mpsynth.embedders.cache import TextCache, text_keys
+    from mpsynth.embedders.cache import text_keys
     from mpsynth.metrics.entities import load_pipeline, pipeline_identity, post_entities
-    from mpsynth.stages.embed import cache_folder
+    from mpsynth.stages.embed import text_cache
 
     identity = pipeline_identity(ner_model) if ctx.config.embed.cache else None
-    store = (
-        TextCache(
-            cache_folder(ctx), "entities", identity, int(ctx.config.embed.cache_max_gb * 1024**3)
-        )
-        if identity
-        else None
-    )
+    store = text_cache(ctx, "entities", identity)
     keys = text_keys(texts).to_pylist()
     distinct = dict(zip(keys, texts, strict=True))  # each text once
     known: dict[str, frozenset] = {}
