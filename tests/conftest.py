@@ -16,13 +16,18 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 # One embedding cache for the whole test run (never the user's): a text the suite has embedded
-# once, in any test or subprocess, is looked up after that, as across a user's runs.
-SHARED_CACHE = Path(tempfile.mkdtemp(prefix="mpsynth-test-cache-"))
+# once, in any test, worker or subprocess, is looked up after that, as across a user's runs. The
+# process that starts the run makes it; pytest-xdist's workers inherit its location.
+_TEST_CACHE = "MPSYNTH_TEST_CACHE"
+if "PYTEST_XDIST_WORKER" not in os.environ or _TEST_CACHE not in os.environ:
+    os.environ[_TEST_CACHE] = tempfile.mkdtemp(prefix="mpsynth-test-cache-")
+SHARED_CACHE = Path(os.environ[_TEST_CACHE])
 os.environ["MPSYNTH_CACHE"] = str(SHARED_CACHE)
 
 
 def pytest_sessionfinish(session, exitstatus):
-    shutil.rmtree(SHARED_CACHE, ignore_errors=True)
+    if not hasattr(session.config, "workerinput"):  # the run's own process, after every worker
+        shutil.rmtree(SHARED_CACHE, ignore_errors=True)
 
 
 REPO = Path(__file__).resolve().parents[1]

@@ -319,3 +319,45 @@ def test_replies_follow_the_real_share_and_depth_and_show_their_parent(
     for platform in ("reddit", "youtube"):
         assert abs(share[("markov-mptm", platform)] - share[(schema.REAL, platform)]) < 0.2
     assert share[("markov-mptm", "twitter")] == share[(schema.REAL, "twitter")] == 0
+
+
+def test_the_stand_in_writes_the_same_posts_in_the_driver_as_on_worker_actors(
+    tmp_path, reference, ray_local, monkeypatch
+):
+    """A few Markov requests run in the driver (fewer than ray.local_rows: starting actors would
+    cost more than the work); through worker actors (local_rows 0) the ledger holds the same posts,
+    request by request, since each request carries its own seed."""
+    from mpsynth.config import GeneratorConfig, RayConfig
+    from mpsynth.distributed import generation
+    from mpsynth.providers import RealCorpus
+
+    started = []
+    actor_class = generation.GenerationWorker
+
+    class Counted:  # GenerationWorker, each worker it starts counted
+        @staticmethod
+        def options(**options):
+            started.append(options["name"])
+            return actor_class.options(**options)
+
+    monkeypatch.setattr(generation, "GenerationWorker", Counted)
+    run_dir = reference[0]
+    requests = pq.read_table(run_dir / "prompts" / "requests.parquet")
+    requests = requests.filter(pc.equal(requests["generator"], "markov")).slice(0, 12)
+    corpus = RealCorpus(
+        posts=run_dir / "ingest" / "posts.parquet", assignments=run_dir / "topics" / "assignments"
+    )
+    generator = GeneratorConfig(name="markov", provider={"kind": "markov"})
+    texts = {}
+    for local_rows in (20_000, 0):
+        started.clear()
+        ledger = tmp_path / f"ledger-{local_rows}"
+        counts = generation.run_generator(
+            generator, requests, ledger, corpus, None, None, RayConfig(local_rows=local_rows)
+        )
+        assert bool(started) == (local_rows == 0)  # worker actors only when asked for
+        assert counts["ok"] == requests.num_rows
+        rows = read_ledger(ledger).to_pylist()
+        assert sorted(r["request_id"] for r in rows) == sorted(requests["request_id"].to_pylist())
+        texts[local_rows] = {r["request_id"]: r["text"] for r in rows}
+    assert texts[20_000] == texts[0]

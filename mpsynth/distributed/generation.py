@@ -23,7 +23,7 @@ from mpsynth.config import GeneratorConfig, RayConfig
 from mpsynth.core import console
 from mpsynth.core.errors import ProviderError
 from mpsynth.distributed.interrupts import terminate_as_interrupt
-from mpsynth.generation.engine import GenerationEngine
+from mpsynth.generation.engine import GenerationEngine, LocalGovernor
 from mpsynth.generation.ledger import (
     Lease,
     LedgerWriter,
@@ -216,6 +216,27 @@ def run_generator(
     if not pending:
         lease.release()
         return dict(totals)
+    if generator.provider.kind == "markov" and len(pending) < ray_config.local_rows:
+        # the offline stand-in on a few requests: starting worker actors (each loading the corpus)
+        # costs more than the work, as for a small Ray Data pass
+        log.info("generate %s: %d requests in this process", generator.name, len(pending))
+        try:
+            return _run_here(
+                generator,
+                pending,
+                ledger_dir,
+                corpus,
+                RateGovernor(generator.rate, generator.circuit_breaker, budget_usd),
+                price,
+                lease,
+                seed,
+                flush_every,
+                flush_interval_s,
+                progress_interval_s,
+                mirror,
+            )
+        finally:
+            lease.release()
     governor = GovernorActor.remote(generator, budget_usd)
     try:
         with console.progress(
@@ -318,6 +339,59 @@ def _run_rounds(
             len(pending),
         )
     return totals
+
+
+def _run_here(
+    generator: GeneratorConfig,
+    pending: list[dict],
+    ledger_dir: Path,
+    corpus: RealCorpus,
+    governor: RateGovernor,
+    price: Price | None,
+    lease: Lease,
+    seed: int,
+    flush_every: int,
+    flush_interval_s: float,
+    progress_interval_s: float,
+    mirror: Mirror | None,
+) -> dict[str, float]:
+    """The requests completed by one engine in the driver: the same provider, governor, ledger and
+    lease as a worker actor's, the progress read from the governor as the actors' is."""
+    engine = GenerationEngine(
+        build_provider(generator.provider, generator.retry, corpus),
+        generator,
+        LocalGovernor(governor),
+        LedgerWriter(ledger_dir, flush_every, flush_interval_s, lease, mirror),
+        price,
+        seed,
+        lease,
+    )
+
+    async def complete(shown: console.Progress) -> dict[str, int]:
+        async def report() -> None:
+            while True:
+                _show(shown, governor.snapshot())
+                await asyncio.sleep(POLL_S)
+
+        reporter = asyncio.create_task(report())
+        try:
+            return await engine.run([GenerationRequest.from_row(row) for row in pending])
+        finally:
+            reporter.cancel()
+            await engine.provider.close()
+            _show(shown, governor.snapshot())
+
+    with console.progress(
+        f"generate {generator.name}", len(pending), unit="req", interval_s=progress_interval_s
+    ) as shown:
+        try:
+            totals = Counter(asyncio.run(complete(shown)))
+        except (FatalProviderError, CircuitOpen) as error:
+            raise ProviderError(f"generator {generator.name}: {error}") from None
+    snapshot = governor.snapshot()
+    totals["rate_limited"] = snapshot["rate_limited"]
+    totals["breaker_trips"] = snapshot["breaker_trips"]
+    return dict(totals)
 
 
 def _show(shown: console.Progress, snapshot: dict) -> None:
