@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import importlib.util
+from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
@@ -15,6 +16,7 @@ from mpsynth.stages.topics import (
     AssignTopics,
     assign_topics,
     fit_topics,
+    keep_umap_compilation,
     stop_words,
     stratified_sample,
 )
@@ -96,3 +98,15 @@ def test_political_twitter_and_facebook_topics_mix_and_pools_follow_them():
     for pool in pools.to_pylist():
         assert {topic_of[i] for i in pool["example_ids"]} == {pool["topic"]}
         assert {platform_of[i] for i in pool["example_ids"]} == per_topic[pool["topic"]]
+
+
+def test_umap_compilation_is_kept_for_the_next_process():
+    """umap-learn's functions compiled once are written to numba's cache, where the next process
+    that fits loads them instead of compiling them again."""
+    import umap.distances
+
+    keep_umap_compilation()
+    function = umap.distances.euclidean
+    function(np.zeros(3, np.float32), np.ones(3, np.float32))
+    kept = Path(function._cache.cache_path)
+    assert list(kept.glob("distances.euclidean-*.nbi")), kept

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 
 import numpy as np
@@ -72,6 +73,34 @@ def _hdbscan_options(config: TopicsConfig) -> dict:
 UMAP_EXACT_BELOW = 4096  # umap-learn computes every pairwise distance below this many points
 
 
+@cache
+def keep_umap_compilation() -> None:
+    """Ask numba to keep umap-learn's compiled functions. umap-learn compiles them in every
+    process that fits (about 30 s on 2 cores, more than the fit itself on a few thousand posts)
+    and, unlike pynndescent, does not ask numba to keep them; kept, a later process loads them
+    from numba's cache (beside umap-learn's sources, or under NUMBA_CACHE_DIR). Same machine
+    code, same layout."""
+    import umap.distances
+    import umap.layouts
+    import umap.sparse
+    import umap.spectral
+    import umap.umap_
+    import umap.utils
+    from numba.core.registry import CPUDispatcher
+
+    for module in (
+        umap.distances,
+        umap.layouts,
+        umap.sparse,
+        umap.spectral,
+        umap.umap_,
+        umap.utils,
+    ):
+        for value in vars(module).values():
+            if isinstance(value, CPUDispatcher):
+                value.enable_caching()
+
+
 def exact_cosine_neighbours(embeddings: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     """Each point's k nearest points by cosine distance, as umap-learn finds them for fewer than
     4,096 points (every pairwise distance by its own cosine, in float64; neighbours by a stable
@@ -93,6 +122,7 @@ def _cpu_models(config: TopicsConfig, seed: int, embeddings: np.ndarray):
     from hdbscan import HDBSCAN
     from umap import UMAP
 
+    keep_umap_compilation()
     exact = (
         exact_cosine_neighbours(embeddings, config.n_neighbors)
         if len(embeddings) < UMAP_EXACT_BELOW
