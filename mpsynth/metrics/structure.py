@@ -19,11 +19,10 @@ from dataclasses import dataclass
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-from scipy.stats import ks_2samp
 
 from mpsynth.core import schema
 from mpsynth.metrics.compare import metric_row
-from mpsynth.metrics.stats import bootstrap_statistic_ci, js_divergence
+from mpsynth.metrics.stats import bootstrap_statistic_ci, js_divergence, ks_statistic
 
 FAMILY = "structure"
 MIN_ACCOUNTS = 2  # accounts a posts-per-account comparison needs
@@ -109,12 +108,6 @@ def gini(counts: np.ndarray) -> float:
     return float((2 * np.arange(1, n + 1) - n - 1) @ counts / (n * counts.sum()))
 
 
-def _ks(first: np.ndarray, second: np.ndarray) -> float:
-    return (
-        float(ks_2samp(first, second, method="asymp").statistic)
-        if len(first) and len(second)
-        else float("nan")
-    )
 
 
 def _shares(values: np.ndarray, bins: int) -> np.ndarray:
@@ -215,10 +208,10 @@ def _set_rows(name, platform, mine: Posts, theirs: Posts, samples, confidence, r
         if name != schema.REAL and len(real_counts) >= MIN_ACCOUNTS:
             add(
                 "posts_per_account_ks",
-                _ks(counts, real_counts),
+                ks_statistic(counts, real_counts),
                 int(counts.sum()),
                 bootstrap_statistic_ci(
-                    counts, real_counts, _ks, samples, confidence, rng, BOOTSTRAP_MOST
+                    counts, real_counts, ks_statistic, samples, confidence, rng, BOOTSTRAP_MOST
                 ),
             )
     timed = mine.seconds[~np.isnan(mine.seconds)]
@@ -242,10 +235,10 @@ def _set_rows(name, platform, mine: Posts, theirs: Posts, samples, confidence, r
         if len(gaps) and len(real_gaps):
             add(
                 "inter_post_time_ks",
-                _ks(gaps, real_gaps),
+                ks_statistic(gaps, real_gaps),
                 len(gaps),
                 bootstrap_statistic_ci(
-                    gaps, real_gaps, _ks, samples, confidence, rng, BOOTSTRAP_MOST
+                    gaps, real_gaps, ks_statistic, samples, confidence, rng, BOOTSTRAP_MOST
                 ),
             )
     if theirs.reply_to is not None:  # the real posts carry links: how many answer another
