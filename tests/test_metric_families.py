@@ -6,11 +6,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from mpsynth.metrics.detectability import detectability_auc
+from mpsynth.metrics.detectability import GreedyStratifiedGroupKFold, detectability_auc
 from mpsynth.metrics.linguistic import distinct_n, linguistic_metrics, mattr, tokenize
 from mpsynth.metrics.sentiment import class_shares, sentiment_classes, vader_compound
 from mpsynth.metrics.similarity import mean_within_similarity, nearest_similarity, shares_above
-from mpsynth.metrics.stats import js_divergence
+from mpsynth.metrics.stats import js_divergence, ks_statistic
 from mpsynth.metrics.topic_overlap import topic_overlap
 
 
@@ -193,3 +193,39 @@ def test_the_report_marks_sentiment_measured_outside_its_languages():
     warning = _coverage_warning(rows)
     assert "real on telegram (39% covered)" in warning and "twitter" not in warning
     assert _coverage_warning([row("real", "twitter", 0.97)]) == ""
+
+
+def test_the_greedy_group_folds_are_scikit_learns_folds(demo_rows):
+    """Real texts, real and copied ones mixed as in a detectability check (a group is one text,
+    some in both classes): the faster fold choice gives scikit-learn's folds exactly."""
+    from sklearn.model_selection import StratifiedGroupKFold
+
+    rng = np.random.default_rng(0)
+    texts = [row["text"] for row in demo_rows]
+    for n, folds, seed in [(40, 5, 0), (300, 5, 7), (500, 3, 11), (120, 6, 2)]:
+        real = [texts[i] for i in rng.choice(len(texts), n, replace=False)]
+        synthetic = [texts[i] for i in rng.choice(len(texts), n // 3, replace=False)]
+        synthetic += [real[i] for i in rng.choice(n, n - n // 3)]  # copies, some repeated
+        labels = np.array([0] * n + [1] * n)
+        groups = np.unique(real + synthetic, return_inverse=True)[1]
+        ours, theirs = (
+            [
+                list(test)
+                for _, test in kind(folds, shuffle=True, random_state=seed).split(
+                    labels, labels, groups
+                )
+            ]
+            for kind in (GreedyStratifiedGroupKFold, StratifiedGroupKFold)
+        )
+        assert ours == theirs
+
+
+def test_the_ks_statistic_is_scipys():
+    from scipy.stats import ks_2samp
+
+    rng = np.random.default_rng(3)
+    for _ in range(200):
+        first = rng.integers(0, 30, rng.integers(1, 80)).astype(float)
+        second = rng.normal(10, 5, rng.integers(1, 80)).round()
+        assert ks_statistic(first, second) == ks_2samp(first, second, method="asymp").statistic
+    assert np.isnan(ks_statistic(np.array([]), np.array([1.0])))

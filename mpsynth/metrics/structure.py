@@ -108,8 +108,6 @@ def gini(counts: np.ndarray) -> float:
     return float((2 * np.arange(1, n + 1) - n - 1) @ counts / (n * counts.sum()))
 
 
-
-
 def _shares(values: np.ndarray, bins: int) -> np.ndarray:
     return np.bincount(values.astype(np.int64), minlength=bins).astype(float)
 
