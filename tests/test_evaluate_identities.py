@@ -11,9 +11,15 @@ import pytest
 
 from mpsynth.config import EvaluateConfig, LsaEmbedderConfig
 from mpsynth.embedders.lsa import LsaEmbedder
+from mpsynth.metrics.entities import load_pipeline, post_entities
 from mpsynth.metrics.lexical import add_lexical_features
 from mpsynth.stages.embed import embeddings_column
-from mpsynth.stages.evaluate.aggregate import PostFeatures, family_metrics, lexical_metrics
+from mpsynth.stages.evaluate.aggregate import (
+    PostFeatures,
+    entity_column,
+    family_metrics,
+    lexical_metrics,
+)
 from mpsynth.stages.topics import assign_topics
 from mpsynth.testing import build_tiny_ner_pipeline
 from tests.conftest import first_per_platform
@@ -53,11 +59,14 @@ def metrics(real, tmp_path_factory):
         "copy": real,
         "stripped": real.set_column(2, "text", pa.array(stripped)),
     }
-    post_features = PostFeatures(config.sentiment, config.ner_model)  # the stage's actor
+    post_features = PostFeatures(config.sentiment)  # the stage's actor
+    nlp = load_pipeline(config.ner_model)
     for name, table in samples.items():
         computed = post_features(table.select(["text"]))
         for column in computed.column_names:
             table = table.append_column(column, computed.column(column))
+        mentions = post_entities(nlp, table.column("text").to_pylist())
+        table = table.append_column("entities", entity_column(mentions))
         encoded = LsaEmbedder.load(state).encode(table.column("text").to_pylist())
         samples[name] = table.append_column("embedding", embeddings_column(encoded))
     families, _ = family_metrics(samples, topics, centroids, 0.0, config, seed=0)

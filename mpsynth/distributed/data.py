@@ -16,6 +16,7 @@ import ray
 
 from mpsynth.core import console
 from mpsynth.core.schema import described
+from mpsynth.distributed.session import actor_layout
 
 log = logging.getLogger(__name__)
 
@@ -96,7 +97,7 @@ def map_parquet(
     columns: list[str] | None = None,
     constructor_kwargs: dict[str, Any] | None = None,
     fn_kwargs: dict[str, Any] | None = None,
-    actors: int = 1,
+    actors: int | None = 1,
     num_cpus: float = 0.5,
     num_gpus: float = 0.0,
     resources: dict[str, float] | None = None,
@@ -110,7 +111,8 @@ def map_parquet(
     """Stream `source` through `fn` into Parquet part files under `destination`, with a progress
     display named `description` (rows done of the source's rows).
 
-    A class runs as a pool of `actors` long-lived actors (it loads its model once in __init__);
+    A class runs as a pool of `actors` long-lived actors (it loads its model once in __init__;
+    None: one per CPU of the cluster);
     a function runs as tasks. With `num_gpus=1` each actor owns one GPU; `resources` (custom Ray
     resources) place the work on the node type that declares them. Fractional `num_cpus` keeps a
     2-core machine from deadlocking with the read tasks waiting on CPUs that the actors hold.
@@ -141,6 +143,8 @@ def map_parquet(
             total,
         )
         return
+    if actors is None:
+        actors = actor_layout(None, 0.0, wants_gpu=False)[0]
     log.info("%s: %d actor(s), %g GPU each", name, actors if isinstance(fn, type) else 0, num_gpus)
     # absolute paths: Ray workers need not share the driver's working directory
     sources = (

@@ -3,7 +3,7 @@ mention an entity of one frequency band of the real corpus (top, middle or botto
 mpsynth.metrics.entities.frequency_bands defines them). After the usual draw, examples without one
 are swapped for posts of the same topic and platform that have one, as far as there are such
 posts. The band's entities and the posts mentioning them are written to `pools/enrichment.json`;
-deficit rounds draw the same way. The NER pass goes through the entity cache (`cached_entities`)."""
+deficit rounds draw the same way. The NER pass goes through the entity cache (`stages.entities.cached_entities`)."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from mpsynth.rundir.context import StageContext
+from mpsynth.stages.entities import cached_entities
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +65,7 @@ def find_enrichment(ctx: StageContext, out: Path) -> Enrichment:
     config = ctx.config.pools.entity_enrichment
     posts = pq.read_table(ctx.path("ingest", "posts.parquet"), columns=["id", "text"])
     ids, texts = posts.column("id").to_pylist(), posts.column("text").to_pylist()
-    mentions = cached_entities(ctx, config.ner_model, texts, "pools: entities of the real posts")
+    mentions = cached_entities(ctx, config.ner_model, texts, out / ".entities", "pools")
     counts = Counter(entity for found in mentions for entity in found)
     bands = frequency_bands(counts)
     band = bands[config.band]
@@ -100,67 +101,6 @@ def find_enrichment(ctx: StageContext, out: Path) -> Enrichment:
         len(holders),
     )
     return Enrichment(frozenset(holders), config.share)
-
-
-ENTITIES = pa.list_(pa.struct([("text", pa.string()), ("label", pa.string())]))
-
-
-def cached_entities(
-    ctx: StageContext, ner_model: str, texts: list[str], description: str
-) -> list[frozenset]:
-    """Per text, the (text, label) entities the NER pipeline finds: each distinct text looked up in
-    the entity cache (beside the embedding cache, keyed by the pipeline's weights), the rest run
-    through the pipeline in chunks, with progress, and filed."""
-    from mpsynth.core import console
-    from mpsynth.embedders.cache import text_keys
-    from mpsynth.metrics.entities import load_pipeline, pipeline_identity, post_entities
-    from mpsynth.stages.embed import text_cache
-
-    identity = pipeline_identity(ner_model) if ctx.config.embed.cache else None
-    store = text_cache(ctx, "entities", identity)
-    keys = text_keys(texts).to_pylist()
-    distinct = dict(zip(keys, texts, strict=True))  # each text once
-    known: dict[str, frozenset] = {}
-    found = store.lookup(pa.array(list(distinct), pa.string())) if store else None
-    if found is not None:
-        for key, entities in zip(
-            found.column("id").to_pylist(), found.column("entities").to_pylist(), strict=True
-        ):
-            known[key] = frozenset((e["text"], e["label"]) for e in entities)
-    missing = [key for key in distinct if key not in known]
-    if missing:
-        nlp = load_pipeline(ner_model)
-        with console.progress(description, len(missing), "posts") as shown:
-            for start in range(0, len(missing), 2048):
-                chunk = missing[start : start + 2048]
-                for key, entities in zip(
-                    chunk, post_entities(nlp, [distinct[k] for k in chunk]), strict=True
-                ):
-                    known[key] = entities
-                shown.update(min(start + 2048, len(missing)))
-        if store is not None:
-            store.add(
-                pa.table(
-                    {
-                        "id": pa.array(missing, pa.string()),
-                        "entities": pa.array(
-                            [
-                                [{"text": t, "label": lab} for t, lab in sorted(known[k])]
-                                for k in missing
-                            ],
-                            ENTITIES,
-                        ),
-                    }
-                )
-            )
-    log.info(
-        "%s: %d posts, %d distinct, %d from the entity cache",
-        description.split(":")[0],
-        len(texts),
-        len(distinct),
-        len(distinct) - len(missing),
-    )
-    return [known[key] for key in keys]
 
 
 def load_enrichment(ctx: StageContext) -> Enrichment | None:

@@ -56,25 +56,21 @@ def lexical_metrics(features: pa.Table, config: EvaluateConfig, seed: int) -> pa
 
 class PostFeatures:
     """Batch callable (Ray Data actor) for the per-post features the sampled families need besides
-    the embeddings (which come from the embedding cache): the post's language (declared in a `lang`
-    column, else identified when `detect_language`), its sentiment class (its language's backend)
-    and whether that backend covers its language, and, with an NER pipeline, the entities
-    mentioned ("LABEL\ttext")."""
+    the embeddings and entities (which come from their caches): the post's language (declared in a
+    `lang` column, else identified when `detect_language`), its sentiment class (its language's
+    backend) and whether that backend covers its language."""
 
     def __init__(
         self,
         sentiment: SentimentConfig,
-        ner_model: str | None,
         by_language: dict[str, SentimentConfig] | None = None,
         detect_language: bool = False,
     ) -> None:
         self.sentiment = sentiment
-        self.ner_model = ner_model
         self.by_language = by_language or {}
         self.detect_language = detect_language
 
     def __call__(self, batch: pa.Table) -> pa.Table:
-        from mpsynth.metrics.entities import load_pipeline, post_entities
         from mpsynth.metrics.sentiment import detect_languages, routed_sentiment
 
         texts = batch.column("text").to_pylist()
@@ -95,13 +91,15 @@ class PostFeatures:
         columns["lang"] = pa.array(languages, pa.string())
         columns["sentiment"] = pa.array(classes, pa.int64())
         columns["sentiment_covered"] = pa.array(covered, pa.bool_())
-        if self.ner_model is not None:
-            mentions = post_entities(load_pipeline(self.ner_model), texts)
-            columns["entities"] = pa.array(
-                [sorted(f"{label}\t{text}" for text, label in m) for m in mentions],
-                pa.list_(pa.string()),
-            )
         return pa.table(columns)
+
+
+def entity_column(mentions: list[frozenset]) -> pa.Array:
+    """The `entities` column of the sampled posts: each post's (text, label) entities as sorted
+    "LABEL\ttext" strings."""
+    return pa.array(
+        [sorted(f"{label}\t{text}" for text, label in m) for m in mentions], pa.list_(pa.string())
+    )
 
 
 def family_metrics(

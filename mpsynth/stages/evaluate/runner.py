@@ -36,8 +36,10 @@ def run_evaluate(ctx: StageContext, out: Path) -> dict[str, int]:
         similarity_space,
         topic_space,
     )
+    from mpsynth.stages.entities import cached_entities
     from mpsynth.stages.evaluate.aggregate import (
         PostFeatures,
+        entity_column,
         family_metrics,
         lexical_metrics,
         privacy_rows,
@@ -109,7 +111,13 @@ def run_evaluate(ctx: StageContext, out: Path) -> dict[str, int]:
         )
         spaces = {"embedding": measured, "topic_embedding": topic_vectors}
         counts.update(measured.counts("similarity_texts"))
-    # sentiment and entities of every sampled post, through Ray Data actors
+    # the sampled posts' entities, likewise each distinct text once, through the entity cache
+    mentions = (
+        cached_entities(ctx, evaluate.ner_model, texts, out / ".entities", "evaluate")
+        if evaluate.ner_model is not None
+        else None
+    )
+    # sentiment of every sampled post, through Ray Data actors
     actors, gpus = actor_layout(None, None, wants_gpu=evaluate.sentiment.kind == "transformers")
     map_parquet(
         sorted(staged.glob("*.parquet")),
@@ -117,7 +125,6 @@ def run_evaluate(ctx: StageContext, out: Path) -> dict[str, int]:
         PostFeatures,
         constructor_kwargs={
             "sentiment": evaluate.sentiment,
-            "ner_model": evaluate.ner_model,
             "by_language": evaluate.sentiment_by_language,
             "detect_language": evaluate.detect_language,
         },
@@ -127,7 +134,7 @@ def run_evaluate(ctx: StageContext, out: Path) -> dict[str, int]:
         resources=ctx.config.ray.resources_for("evaluate"),
         batch_size=1024,
         progress_rows=256,
-        description="evaluate: sentiment, entities",
+        description="evaluate: sentiment",
         preserve_order=True,  # the same batches every run: identical results
         local_rows=ctx.config.ray.local_rows,
     )
@@ -145,6 +152,10 @@ def run_evaluate(ctx: StageContext, out: Path) -> dict[str, int]:
         for column, encoded in spaces.items():
             vectors = encoded.vectors[offset : offset + table.num_rows]
             table = table.append_column(column, embeddings_column(vectors))
+        if mentions is not None:
+            table = table.append_column(
+                "entities", entity_column(mentions[offset : offset + table.num_rows])
+            )
         offset += table.num_rows
         samples[name] = table
     real_ids = samples[schema.REAL].column("id").to_pylist()
