@@ -3,6 +3,8 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# test modules run in parallel, each module whole in one worker (its shared runs run once)
+TEST_WORKERS ?= 2
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 # nothing reports home: library telemetry off (mpsynth turns Ray's usage statistics off itself)
@@ -32,7 +34,7 @@ test: $(STAMP) browser
 	$(BIN)/ruff check mpsynth tests jobs benchmarks scripts
 	$(BIN)/ruff format --check mpsynth tests jobs benchmarks scripts
 	$(BIN)/lint-imports
-	$(BIN)/pytest -m "not gpu"
+	$(BIN)/pytest -m "not gpu" -n $(TEST_WORKERS) --dist loadfile
 
 lint: $(STAMP)
 	$(BIN)/ruff check --fix mpsynth tests jobs benchmarks scripts

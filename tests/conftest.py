@@ -220,3 +220,27 @@ def kill_run_when(
     finally:
         os.killpg(driver.pid, signal.SIGKILL)
         driver.wait()
+
+
+# pytest-xdist (`make test`) hands out whole modules in collection order, the first one to each
+# worker and the next to whichever finishes first: the longest modules (measured with
+# `pytest --durations`) go first, so the workers finish together instead of one waiting on the
+# last long module alone.
+LONGEST_FIRST = (
+    "test_pipeline",
+    "test_generation_ray",
+    "test_labelled_pipeline",
+    "test_interruptions",
+    "test_object_storage",
+    "test_ray_job",
+    "test_sweep",
+    "test_console_secrets",
+)
+
+
+def pytest_collection_modifyitems(session, config, items):
+    def rank(item) -> int:
+        module = item.module.__name__.rsplit(".", 1)[-1] if item.module else ""
+        return LONGEST_FIRST.index(module) if module in LONGEST_FIRST else len(LONGEST_FIRST)
+
+    items.sort(key=rank)  # stable: within a module, the written order
