@@ -45,7 +45,7 @@ def _prompt_key(entry: dict) -> str:
 
 @pytest.fixture(scope="module")
 def server():
-    with FakeProviderServer(api_key="test-key", latency_s=0.8) as fake:
+    with FakeProviderServer(api_key="test-key", latency_s=0.4) as fake:
         yield fake
 
 

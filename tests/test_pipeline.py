@@ -20,7 +20,8 @@ from mpsynth.config.run import PIPELINES
 from mpsynth.orchestration.pipeline import run_pipeline
 from tests.conftest import DEMO_COLUMNS, first_per_platform, write_csv
 
-pytestmark = [pytest.mark.slow, pytest.mark.ray]
+# the shared run goes through Ray Data actors with MiniLM on the CPU: minutes beside a second worker
+pytestmark = [pytest.mark.slow, pytest.mark.ray, pytest.mark.timeout(900)]
 
 
 def _write_config(tmp_path, data, **overrides):

@@ -232,7 +232,13 @@ def _map_here(
 ) -> None:
     """map_parquet's pass in this process: each source file's batches through one instance of
     `fn`, in order, into one part file."""
-    work = fn(**(constructor_kwargs or {})) if isinstance(fn, type) else fn
+    if isinstance(fn, type):  # loading a model can take a while: say so, and how long it took
+        started = time.monotonic()
+        work = fn(**(constructor_kwargs or {}))
+        if time.monotonic() - started >= 1.0:
+            log.info("%s: model loaded in %.1fs", name, time.monotonic() - started)
+    else:
+        work = fn
     outputs = []
     with console.progress(name, total) as shown:
         tally = _Tally(shown)
