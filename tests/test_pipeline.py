@@ -162,10 +162,12 @@ def test_rerun_skips_current_stages_and_a_change_reruns_from_where_it_bites(fini
     config_path = _copy_of(finished_run, tmp_path)
     again = run_pipeline(load_config(config_path))
     assert again["stages"] == first["stages"]
-    # n_posts bites at pools; the evaluation, rerun anyway, measures in the run's own space
-    # (MiniLM's evaluation is exercised by the shared run and the cache test)
+    # n_posts bites at pools; the evaluation, rerun anyway, measures in the run's own space and
+    # every pass runs in the driver (the shared run went through MiniLM and Ray Data actors)
     changed = run_pipeline(
-        load_config(config_path, ["generate.n_posts=60", "evaluate.embedder=null"])
+        load_config(
+            config_path, ["generate.n_posts=60", "evaluate.embedder=null", "ray.local_rows=20000"]
+        )
     )
     for stage in ("ingest", "embed", "topics"):
         assert changed["stages"][stage] == first["stages"][stage]
