@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from functools import cache, lru_cache
+from functools import cache
 from importlib import resources
 
 import numpy as np
@@ -154,7 +154,6 @@ MAX_URL_LENGTH = 4096
 MAX_TCO_SLUG = 40
 
 
-@lru_cache(maxsize=1 << 16)
 def _ascii_length(domain: str) -> int | None:
     """The domain's length in ASCII (punycode), None when it has no valid ASCII form."""
     try:
@@ -168,9 +167,7 @@ def _ascii_length(domain: str) -> int | None:
             return None
 
 
-# whether a code point is one of SPACES (which end a whitespace-delimited run), by table lookup;
-# every code point past the table reads its last entry, False
-IS_SPACE = np.array([bool(re.match(rf"[{SPACES}]", chr(c))) for c in range(0x3002)])
+WHITESPACE = re.compile(rf"[{SPACES}]")
 # where a TLD may follow a dot: an ASCII run (the TLD must be all of it, given what may not follow
 # a TLD) or a non-ASCII character (a TLD in another script may be a prefix of a longer run)
 TLD_CANDIDATE = re.compile(r"\.(?:([a-z0-9@+\-]+)|[^\x00-\x7f])")
@@ -186,50 +183,40 @@ def url_spans(text: str) -> list[tuple[int, int, str]]:
 
     A URL holds a "." and a known TLD and no whitespace, so the full pattern runs only over the
     whitespace-delimited runs around such a dot (a run starts after whitespace, where the rules
-    see the same boundary as in the whole text), not at every position of the text: the runs are
-    found with NumPy over the text's code points, joined by newlines (whitespace, as around them
-    in the text) and searched in one pass. The patterns run on a copy with ASCII letters
-    lower-cased (same length, so spans carry over): matching case-insensitively would cost the
-    TLD alternation its fast path."""
+    see the same boundary as in the whole text), not at every position of the text. The patterns
+    run on a copy with ASCII letters lower-cased (same length, so spans carry over): matching
+    case-insensitively would cost the TLD alternation its fast path."""
+    patterns = url_patterns()
     known = known_tlds()
     # UTF-8 bytes of non-ASCII characters hold no ASCII letters: bytes.lower() changes A-Z only
     lowered = text.encode("utf-8", "surrogatepass").lower().decode("utf-8", "surrogatepass")
-    dots = np.array(
-        [
-            dot.start()
-            for dot in TLD_CANDIDATE.finditer(lowered)
-            if (word := dot.group(1)) is None or word in known or word.startswith("xn--")
-        ],
-        dtype=np.int64,
-    )
-    if not len(dots):
-        return []
-    begins, ends = _runs_around(lowered, dots)
-    runs = "\n".join([lowered[b:e] for b, e in zip(begins.tolist(), ends.tolist(), strict=True)])
-    offsets = np.zeros(len(begins), dtype=np.int64)
-    offsets[1:] = np.cumsum(ends[:-1] - begins[:-1] + 1)
-    spans = _url_spans_in(runs, url_patterns())
-    if not spans:
-        return []
-    starts = np.array([start for start, _ in spans], dtype=np.int64)
-    shift = (begins - offsets)[np.searchsorted(offsets, starts, "right") - 1].tolist()
-    return [
-        (start + d, stop + d, text[start + d : stop + d])
-        for (start, stop), d in zip(spans, shift, strict=True)
-    ]
+    found: list[tuple[int, int, str]] = []
+    covered = -1
+    for dot in TLD_CANDIDATE.finditer(lowered):
+        if dot.start() < covered:
+            continue  # inside a run already searched
+        word = dot.group(1)
+        if word is not None and word not in known and not word.startswith("xn--"):
+            continue  # an ASCII TLD is the whole run of [a-z0-9@+-] after its dot
+        begin = _run_start(lowered, dot.start())
+        covered = _run_end(lowered, dot.start())
+        found += [
+            (begin + start, begin + stop, text[begin + start : begin + stop])
+            for start, stop in _url_spans_in(lowered[begin:covered], patterns)
+        ]
+    return found
 
 
-def _runs_around(text: str, positions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(begins, ends) of the distinct whitespace-delimited runs holding `positions` (sorted)."""
-    codes = np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
-    # the whitespace positions between two sentinels: before the text and at its end
-    bounds = np.concatenate(
-        ([-1], np.flatnonzero(IS_SPACE[np.minimum(codes, 0x3001)]), [len(text)])
-    )
-    after = np.searchsorted(bounds, positions)
-    begins, ends = bounds[after - 1] + 1, bounds[after]
-    begins, first = np.unique(begins, return_index=True)
-    return begins, ends[first]
+def _run_start(text: str, position: int) -> int:
+    start = position
+    while start > 0 and not WHITESPACE.match(text, start - 1):
+        start -= 1
+    return start
+
+
+def _run_end(text: str, position: int) -> int:
+    found = WHITESPACE.search(text, position)
+    return found.start() if found else len(text)
 
 
 def _url_spans_in(text: str, patterns: UrlPatterns) -> list[tuple[int, int]]:
