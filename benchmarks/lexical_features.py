@@ -91,6 +91,7 @@ def main() -> None:
     cores = os.cpu_count() or 1
     print(f"posts: {args.posts:,} resampled from {len(pool):,} real posts ({', '.join(files)})")
 
+    batched(TEXTS[:2_000])  # compile the rules first, as the workers below are warmed
     one = timed(batched, TEXTS)
     chunk = -(-len(TEXTS) // cores)
     bounds = [(i, min(len(TEXTS), i + chunk)) for i in range(0, len(TEXTS), chunk)]
