@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -16,7 +17,9 @@ from typing import Any
 LOG_FILE = "mpsynth.log"
 _OWN = "mpsynth"
 _FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
-PLAIN_PROGRESS_INTERVAL_S = 10.0  # how often progress is printed when stdout is not a terminal
+# how often progress is printed when stdout is not a terminal: by the clock, whether or not the
+# work has reported since (a model loading, a long batch, a fit that reports nothing)
+PLAIN_PROGRESS_INTERVAL_S = 8.0
 
 
 class _RunLog(logging.Handler):
@@ -173,7 +176,9 @@ def interactive() -> bool:
 
 class Progress:
     """One stage's progress: done of total, rate, ETA, and any extra fields (spend, failures).
-    A live bar on a terminal (rich); a plain line every few seconds otherwise."""
+    A live bar on a terminal (rich); otherwise a plain line every `interval_s`, from a timer
+    thread, so that the console moves even while the work is silent (work without a count says
+    how long it has run)."""
 
     def __init__(
         self,
@@ -193,6 +198,9 @@ class Progress:
         self._bar = None
         self._task = None
         self._printed_done: int | None = None
+        self._lock = threading.Lock()
+        self._stopped = threading.Event()
+        self._timer: threading.Thread | None = None
 
     def __enter__(self) -> Progress:
         if interactive():
@@ -232,7 +240,15 @@ class Progress:
             )
             self._bar.start()
             self._task = self._bar.add_task(self.description, total=self.total, rate="", extra="")
+        else:
+            self._timer = threading.Thread(target=self._tick, name="mpsynth-progress", daemon=True)
+            self._timer.start()
         return self
+
+    def _tick(self) -> None:
+        while not self._stopped.wait(min(1.0, self.interval_s)):
+            if time.monotonic() - self._printed_at >= self.interval_s:
+                self._print_line()
 
     def update(self, done: int | None = None, advance: int = 0, **fields: Any) -> None:
         self.done = done if done is not None else self.done + advance
@@ -241,8 +257,6 @@ class Progress:
             self._bar.update(
                 self._task, completed=self.done, rate=self._rate_text(), extra=self._extra()
             )
-        elif time.monotonic() - self._printed_at >= self.interval_s:
-            self._print_line()
 
     def _rate(self) -> float:
         return self.done / max(1e-9, time.monotonic() - self.started)
@@ -254,11 +268,18 @@ class Progress:
         return "  ".join(f"{k} {v}" for k, v in self.fields.items())
 
     def _print_line(self) -> None:
-        self._printed_at = time.monotonic()
-        if self.total is None and not self.done:
-            return  # work without a count (a model fit): the stage's own lines say it runs
-        if self._printed_done == self.done and self.done == self.total:
-            return
+        with self._lock:
+            self._printed_at = time.monotonic()
+            if self.total is None and not self.done:  # work without a count (a model fit)
+                logging.getLogger("mpsynth.progress").info(
+                    "%s: running for %.0fs", self.description, self._printed_at - self.started
+                )
+                return
+            if self._printed_done == self.done and self.done == self.total:
+                return
+            self._print_counts()
+
+    def _print_counts(self) -> None:
         self._printed_done = self.done
         rate = self._rate()
         if self.total:
@@ -273,9 +294,16 @@ class Progress:
         )
 
     def __exit__(self, *exc: object) -> None:
+        self._stopped.set()
+        if self._timer is not None:
+            self._timer.join()
         if self._bar is not None:
             self._bar.stop()
-        elif exc[0] is None and time.monotonic() - self.started >= self.interval_s:
+        elif (
+            exc[0] is None
+            and self.total is not None
+            and time.monotonic() - self.started >= self.interval_s
+        ):
             self._print_line()  # the final count of a long stage
 
 

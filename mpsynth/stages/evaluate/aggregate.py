@@ -3,6 +3,8 @@ set, per platform and over all platforms, with bootstrap confidence intervals.""
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 import pyarrow as pa
 
@@ -10,6 +12,8 @@ from mpsynth.config import EvaluateConfig, SentimentConfig
 from mpsynth.core import console, schema
 from mpsynth.metrics.lexical import FEATURES, lexical_metric_values
 from mpsynth.metrics.stats import bootstrap_mean_ci
+
+log = logging.getLogger(__name__)
 
 
 def sample_per_platform(table: pa.Table, limit: int | None, seed: int) -> pa.Table:
@@ -156,6 +160,11 @@ def family_metrics(
     rows: list[dict] = []
     platforms = [*sorted(set(real.platforms.tolist())), schema.ALL_PLATFORMS]
     # minutes on a large run: progress per comparison (one set on one platform)
+    log.info(
+        "evaluate: comparing %d sets with the real posts, on %d platforms and overall",
+        len(synthetic),
+        len(platforms) - 1,
+    )
     with console.progress(
         "evaluate: comparing sets", len(platforms) * len(synthetic), "comparisons"
     ) as shown:
