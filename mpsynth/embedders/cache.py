@@ -51,6 +51,22 @@ def text_keys(texts: list[str]) -> pa.Array:
     )
 
 
+def split_known(
+    store: TextCache | None, keys: pa.Array
+) -> tuple[np.ndarray, pa.Table | None, np.ndarray]:
+    """The texts behind `keys` as a model pass sees them: (the position of each distinct key's first
+    occurrence, in corpus order so that the same batches form on every run; the stored rows of
+    those the store holds, or None; the positions, among the first, of those it does not)."""
+    _, first = np.unique(keys.to_numpy(zero_copy_only=False), return_index=True)
+    first = np.sort(first)
+    distinct = keys.take(first)
+    stored = store.lookup(distinct) if store is not None else None
+    if stored is None:
+        return first, None, first
+    known = pc.is_in(distinct, value_set=stored.column("id")).to_numpy(zero_copy_only=False)
+    return first, stored, first[~known]
+
+
 def embedder_identity(config: EmbedderConfig, state: Path | None) -> str:
     """What makes an embedder's vectors what they are: every setting, and the sha256 of the weights
     a pretrained model loads or of the state a fitted one (LSA) was saved with."""

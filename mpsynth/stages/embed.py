@@ -9,6 +9,7 @@ import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pyarrow as pa
@@ -20,6 +21,9 @@ from mpsynth.core import schema
 from mpsynth.core.locations import cache_root
 from mpsynth.embedders import load_embedder, state_path
 from mpsynth.rundir.context import StageContext, write_table
+
+if TYPE_CHECKING:
+    from mpsynth.embedders.cache import TextCache
 
 MIN_ROWS_PER_PART = 100_000  # the embeddings table's part files
 
@@ -124,6 +128,43 @@ def similarity_space(ctx: StageContext) -> tuple[EmbedderConfig, Path | None]:
     return measured, None
 
 
+def through_model(
+    ctx: StageContext,
+    texts: list[str],
+    keys: pa.Array,
+    work: Path,
+    store: TextCache | None,
+    model: type,
+    model_kwargs: dict,
+    **placement,
+) -> pa.Table:
+    """The texts a cache lacks through a per-text model (a batch class taking (id, text) rows,
+    `placement`: map_parquet's actors, GPUs, resources, batch and slice sizes, description): in the
+    driver for a small input, else through Ray Data, in the same batches every run (a neural
+    model's output varies in the last bits with its batch); the rows filed in `store`."""
+    from mpsynth.distributed.data import map_parquet
+
+    work.mkdir(parents=True, exist_ok=True)
+    todo = work / "todo.parquet"
+    pq.write_table(pa.table({"id": keys, "text": pa.array(texts, pa.string())}), todo)
+    map_parquet(
+        todo,
+        work / "done",
+        model,
+        columns=["id", "text"],
+        constructor_kwargs=model_kwargs,
+        num_cpus=ctx.config.ray.actor_num_cpus,
+        preserve_order=True,
+        local_rows=ctx.config.ray.local_rows,
+        **placement,
+    )
+    done = pq.read_table(work / "done")
+    shutil.rmtree(work)
+    if store is not None:
+        store.add(done)
+    return done
+
+
 def encode_texts(
     ctx: StageContext,
     config: EmbedderConfig,
@@ -135,57 +176,38 @@ def encode_texts(
     """Vectors of `texts` in `config`'s space, each distinct text encoded at most once: repeats
     within the call and texts already in the embedding cache are looked up; the rest go through
     Ray Data (one actor per GPU, or per CPU) and are filed in the cache for the next caller."""
-    from mpsynth.distributed.data import map_parquet
     from mpsynth.distributed.session import actor_layout
     from mpsynth.embedders import uses_gpu
-    from mpsynth.embedders.cache import text_keys
+    from mpsynth.embedders.cache import split_known, text_keys
 
     keys = text_keys(texts)
-    distinct, first = np.unique(keys.to_numpy(zero_copy_only=False), return_index=True)
-    first = np.sort(first)  # corpus order: the same batches on every run
-    distinct_keys = keys.take(first)
     cache = embedding_cache(ctx, config, state)
-    stored = cache.lookup(distinct_keys) if cache else None
-    cached = (
-        pc.is_in(distinct_keys, value_set=stored.column("id")).to_numpy(zero_copy_only=False)
-        if stored is not None
-        else np.zeros(len(first), dtype=bool)
-    )
-    missing = first[~cached]
+    first, stored, missing = split_known(cache, keys)
     # shortest first: each slice an actor encodes holds posts of about one length, so little of
     # the model's work goes on padding (the vectors are filed by key, whatever the order)
     lengths = np.fromiter((len(texts[i]) for i in missing), dtype=np.int64, count=len(missing))
     missing = missing[np.argsort(lengths, kind="stable")]
     parts = [] if stored is None else [stored]
     if len(missing):
-        work.mkdir(parents=True, exist_ok=True)
-        todo = work / "todo.parquet"
-        pq.write_table(
-            pa.table({"id": keys.take(missing), "text": pa.array(texts).take(missing)}), todo
-        )
         embed = ctx.config.embed
         actors, gpus = actor_layout(embed.actors, embed.gpus_per_actor, wants_gpu=uses_gpu(config))
-        map_parquet(
-            todo,
-            work / "encoded",
-            EmbedBatch,
-            columns=["id", "text"],
-            constructor_kwargs={"config": config, "state": state},
-            actors=actors,
-            num_cpus=ctx.config.ray.actor_num_cpus,
-            num_gpus=gpus,
-            resources=ctx.config.ray.resources_for("embed"),
-            batch_size=embed.batch_size,
-            progress_rows=PROGRESS_ROWS,
-            description=description,
-            preserve_order=True,  # the same batches every run: identical vectors
-            local_rows=ctx.config.ray.local_rows,
+        parts.append(
+            through_model(
+                ctx,
+                [texts[i] for i in missing],
+                keys.take(missing),
+                work,
+                cache,
+                EmbedBatch,
+                {"config": config, "state": state},
+                actors=actors,
+                num_gpus=gpus,
+                resources=ctx.config.ray.resources_for("embed"),
+                batch_size=embed.batch_size,
+                progress_rows=PROGRESS_ROWS,
+                description=description,
+            )
         )
-        encoded = pq.read_table(work / "encoded")
-        shutil.rmtree(work)
-        if cache is not None:
-            cache.add(encoded)
-        parts.append(encoded)
     table = pa.concat_tables(parts) if parts else None
     if table is None:
         vectors = np.zeros((0, 0), dtype=np.float32)
@@ -195,7 +217,7 @@ def encode_texts(
     return Encoded(
         vectors,
         texts=len(texts),
-        repeated=len(texts) - len(distinct),
+        repeated=len(texts) - len(first),
         cached=len(first) - len(missing),
         encoded=len(missing),
     )

@@ -5,13 +5,9 @@ through Ray Data (or in the driver for a small input) and filed for the next cal
 from __future__ import annotations
 
 import logging
-import shutil
 from pathlib import Path
 
-import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
 from mpsynth.rundir.context import StageContext
 
@@ -50,51 +46,32 @@ def cached_entities(
     """Per text, the (text, label) entities the NER pipeline finds, each distinct text run at most
     once: repeats within the call and texts already in the entity cache are looked up. `stage`:
     the caller, for the progress line and its Ray resources."""
-    from mpsynth.distributed.data import map_parquet
-    from mpsynth.embedders.cache import text_keys
+    from mpsynth.embedders.cache import split_known, text_keys
     from mpsynth.metrics.entities import pipeline_identity
-    from mpsynth.stages.embed import text_cache
+    from mpsynth.stages.embed import text_cache, through_model
 
     identity = pipeline_identity(ner_model) if ctx.config.embed.cache else None
     store = text_cache(ctx, "entities", identity)
     keys = text_keys(texts)
-    _, first = np.unique(keys.to_numpy(zero_copy_only=False), return_index=True)
-    first = np.sort(first)  # corpus order: the same batches on every run
-    distinct_keys = keys.take(first)
-    stored = store.lookup(distinct_keys) if store else None
+    first, stored, missing = split_known(store, keys)
     parts = [] if stored is None else [stored]
-    cached = (
-        pc.is_in(distinct_keys, value_set=stored.column("id")).to_numpy(zero_copy_only=False)
-        if stored is not None
-        else np.zeros(len(first), dtype=bool)
-    )
-    missing = first[~cached]
     if len(missing):
-        work.mkdir(parents=True, exist_ok=True)
-        todo = work / "todo.parquet"
-        pq.write_table(
-            pa.table({"id": keys.take(missing), "text": pa.array(texts).take(missing)}), todo
+        parts.append(
+            through_model(
+                ctx,
+                [texts[i] for i in missing],
+                keys.take(missing),
+                work,
+                store,
+                EntityBatch,
+                {"ner_model": ner_model},
+                actors=None,  # one per CPU: spaCy's NER runs on CPUs
+                resources=ctx.config.ray.resources_for(stage),
+                batch_size=1024,
+                progress_rows=PROGRESS_ROWS,
+                description=f"{stage}: entities",
+            )
         )
-        map_parquet(
-            todo,
-            work / "found",
-            EntityBatch,
-            columns=["id", "text"],
-            constructor_kwargs={"ner_model": ner_model},
-            actors=None,  # one per CPU: spaCy's NER runs on CPUs
-            num_cpus=ctx.config.ray.actor_num_cpus,
-            resources=ctx.config.ray.resources_for(stage),
-            batch_size=1024,
-            progress_rows=PROGRESS_ROWS,
-            description=f"{stage}: entities",
-            preserve_order=True,
-            local_rows=ctx.config.ray.local_rows,
-        )
-        found = pq.read_table(work / "found")
-        shutil.rmtree(work)
-        if store is not None:
-            store.add(found)
-        parts.append(found)
     log.info(
         "%s: entities of %d posts, %d distinct, %d from the entity cache",
         stage,
