@@ -5,6 +5,7 @@ run directory, and the key must be in no file, Ray's session logs included."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
@@ -83,9 +84,10 @@ def ray_head():
         yield address, env, temp
     finally:
         os.killpg(head.pid, signal.SIGTERM)
-        try:
-            head.wait(timeout=60)
-        except subprocess.TimeoutExpired:
+        # a graceful stop of every head process can take half a minute: then its group goes whole
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            head.wait(timeout=10)
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(head.pid, signal.SIGKILL)
         shutil.rmtree(temp, ignore_errors=True)
 

@@ -16,7 +16,7 @@ import ray
 
 from mpsynth.core import console
 from mpsynth.core.schema import described
-from mpsynth.distributed.session import actor_layout
+from mpsynth.distributed.session import actor_layout, require_ray
 
 log = logging.getLogger(__name__)
 
@@ -143,6 +143,7 @@ def map_parquet(
             total,
         )
         return
+    require_ray()
     if actors is None:
         actors = actor_layout(None, 0.0, wants_gpu=False)[0]
     log.info("%s: %d actor(s), %g GPU each", name, actors if isinstance(fn, type) else 0, num_gpus)

@@ -23,6 +23,7 @@ from mpsynth.config import GeneratorConfig, RayConfig
 from mpsynth.core import console
 from mpsynth.core.errors import ProviderError
 from mpsynth.distributed.interrupts import terminate_as_interrupt
+from mpsynth.distributed.session import require_ray
 from mpsynth.generation.engine import GenerationEngine, LocalGovernor
 from mpsynth.generation.ledger import (
     Lease,
@@ -237,6 +238,7 @@ def run_generator(
             )
         finally:
             lease.release()
+    require_ray()
     governor = GovernorActor.remote(generator, budget_usd)
     try:
         with console.progress(

@@ -20,32 +20,72 @@ from mpsynth.core.errors import StageError
 log = logging.getLogger(__name__)
 
 
+class _Session:
+    """The Ray a run uses: joined or started once, on entry or on first need; ended on exit if it
+    was this session that started it."""
+
+    def __init__(self, config: RayConfig) -> None:
+        self.config = config
+        self.started = False
+        self.ready = False
+        self.reaper: subprocess.Popen | None = None
+
+    def require(self) -> None:
+        if self.ready:
+            return
+        if not ray.is_initialized():
+            # `ray job submit` sets RAY_ADDRESS; otherwise the config decides. No address means a
+            # private local session ("local"), never a silent join of whatever cluster runs here.
+            address = self.config.address or os.environ.get("RAY_ADDRESS") or "local"
+            log.info("starting Ray (%s)", address)
+            console.tame_library_loggers()  # Ray's own console handlers: into the run log instead
+            _start(self.config, address)
+            self.started = True
+            self.reaper = _start_reaper() if address == "local" else None
+        console.tame_library_loggers()
+        context = ray.data.DataContext.get_current()
+        context.enable_progress_bars = False  # mpsynth shows its own, one per stage
+        context.enable_operator_progress_bars = False
+        self.ready = True
+
+    def end(self) -> None:
+        if self.started:
+            ray.shutdown()
+        if self.reaper is not None:  # ends what ray.shutdown left behind, then exits
+            self.reaper.terminate()
+
+
+_current: _Session | None = None
+
+
 @contextmanager
-def ray_session(config: RayConfig) -> Iterator[None]:
-    """Join the configured cluster (or start a local session); shut down only what we started."""
-    started = False
-    if not ray.is_initialized():
-        # `ray job submit` sets RAY_ADDRESS; otherwise the config decides. No address means a
-        # private local session ("local"), never a silent join of whatever cluster runs here.
-        address = config.address or os.environ.get("RAY_ADDRESS") or "local"
-        # nothing reports home unless the user asks (by setting the variable to 1 themselves)
-        os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-        log.info("starting Ray (%s)", address)
-        console.tame_library_loggers()  # Ray's own console handlers: into the run log instead
-        _start(config, address)
-        started = True
-    console.tame_library_loggers()
-    context = ray.data.DataContext.get_current()
-    context.enable_progress_bars = False  # mpsynth shows its own, one per stage
-    context.enable_operator_progress_bars = False
-    reaper = _start_reaper() if started and address == "local" else None
+def ray_session(config: RayConfig, lazy: bool = False) -> Iterator[None]:
+    """Join the configured cluster (or start a local session); shut down only what we started.
+    `lazy`: not before a pass needs it (`require_ray`): a run whose every pass stays in the driver
+    (a small input, the offline stand-in) never pays Ray's start."""
+    global _current
+    # nothing reports home unless the user asks (by setting the variable to 1 themselves)
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    if _current is not None:  # inside another session (a sweep's, the tests'): it owns Ray
+        if not lazy:
+            _current.require()
+        yield
+        return
+    session = _current = _Session(config)
     try:
+        if not lazy:
+            session.require()
         yield
     finally:
-        if started:
-            ray.shutdown()
-        if reaper is not None:  # ends what ray.shutdown left behind, then exits
-            reaper.terminate()
+        _current = None
+        session.end()
+
+
+def require_ray() -> None:
+    """Ray, now: the enclosing session's (started on first need when it is lazy), or whatever
+    `ray.init` the caller made itself."""
+    if _current is not None:
+        _current.require()
 
 
 def _start_reaper() -> subprocess.Popen:
@@ -99,6 +139,7 @@ def actor_layout(
 ) -> tuple[int, float]:
     """(actors, GPUs per actor) for a model stage: one actor per GPU when the cluster has GPUs and
     the backend can use them, else one per CPU (each asking only a fraction of a CPU)."""
+    require_ray()
     resources = ray.cluster_resources()
     gpus = resources.get("GPU", 0.0)
     if gpus_per_actor is None:

@@ -9,6 +9,7 @@ from typing import Any, TypeVar
 import ray
 
 from mpsynth.core import console
+from mpsynth.distributed.session import require_ray
 
 Item = TypeVar("Item")
 
@@ -28,6 +29,7 @@ def map_tasks(
     `num_cpus` each, so a 2-core machine runs as many at a time as that allows; results are
     gathered as they finish, for the progress display.
     """
+    require_ray()
     remote = ray.remote(num_cpus=num_cpus, max_retries=2, resources=resources or {})(fn)
     shared_ref = ray.put(shared)
     pending = {remote.remote(item, shared_ref): index for index, item in enumerate(items)}
@@ -50,5 +52,6 @@ def run_remote(
 ) -> Any:
     """`fn(*args)` as one Ray task on a node that has what it asks for (the driver's own node may
     have no GPU: a cluster's head usually has none)."""
+    require_ray()
     remote = ray.remote(num_cpus=num_cpus, num_gpus=num_gpus, resources=resources or {})(fn)
     return ray.get(remote.remote(*args))

@@ -197,7 +197,7 @@ def _maybe_ray(config: RunConfig, needed: bool) -> Iterator[None]:
         return
     from mpsynth.distributed.session import ray_session
 
-    with console.native_output_to_run_log(), ray_session(config.ray):
+    with console.native_output_to_run_log(), ray_session(config.ray, lazy=True):
         yield
 
 

@@ -235,7 +235,7 @@ def _ray(config: RunConfig) -> Iterator[None]:
     """One Ray session for every variation (its own stages join it rather than start one each)."""
     from mpsynth.distributed.session import ray_session
 
-    with console.native_output_to_run_log(), ray_session(config.ray):
+    with console.native_output_to_run_log(), ray_session(config.ray, lazy=True):
         yield
 
 
