@@ -56,9 +56,11 @@ def test_a_lazy_session_starts_ray_only_when_a_pass_needs_it(monkeypatch, tmp_pa
     monkeypatch.setattr(ray, "shutdown", lambda: events.append("shutdown"))
     source = tmp_path / "rows.parquet"
     pq.write_table(pa.table({"x": [1, 2, 3]}), source)
-    with ray_session(RayConfig(), lazy=True):
+    with ray_session(RayConfig(num_cpus=3), lazy=True):
         map_parquet(source, tmp_path / "out", _doubled, local_rows=100)  # small: in the driver
         assert pq.read_table(tmp_path / "out")["x"].to_pylist() == [2, 4, 6]
+        # a stage's actor layout, asked before it knows whether its pass will need Ray
+        assert session.actor_layout(None, None, wants_gpu=False) == (3, 0.0)
         assert events == []
         with ray_session(RayConfig(), lazy=True):  # a run inside a sweep: the sweep's session
             session.require_ray()

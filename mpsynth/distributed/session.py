@@ -26,6 +26,9 @@ class _Session:
 
     def __init__(self, config: RayConfig) -> None:
         self.config = config
+        # `ray job submit` sets RAY_ADDRESS; otherwise the config decides. No address means a
+        # private local session ("local"), never a silent join of whatever cluster runs here.
+        self.address = config.address or os.environ.get("RAY_ADDRESS") or "local"
         self.started = False
         self.ready = False
         self.reaper: subprocess.Popen | None = None
@@ -34,14 +37,11 @@ class _Session:
         if self.ready:
             return
         if not ray.is_initialized():
-            # `ray job submit` sets RAY_ADDRESS; otherwise the config decides. No address means a
-            # private local session ("local"), never a silent join of whatever cluster runs here.
-            address = self.config.address or os.environ.get("RAY_ADDRESS") or "local"
-            log.info("starting Ray (%s)", address)
+            log.info("starting Ray (%s)", self.address)
             console.tame_library_loggers()  # Ray's own console handlers: into the run log instead
-            _start(self.config, address)
+            _start(self.config, self.address)
             self.started = True
-            self.reaper = _start_reaper() if address == "local" else None
+            self.reaper = _start_reaper() if self.address == "local" else None
         console.tame_library_loggers()
         context = ray.data.DataContext.get_current()
         context.enable_progress_bars = False  # mpsynth shows its own, one per stage
@@ -139,11 +139,26 @@ def actor_layout(
 ) -> tuple[int, float]:
     """(actors, GPUs per actor) for a model stage: one actor per GPU when the cluster has GPUs and
     the backend can use them, else one per CPU (each asking only a fraction of a CPU)."""
-    require_ray()
-    resources = ray.cluster_resources()
+    resources = _cluster_resources(wants_gpu)
     gpus = resources.get("GPU", 0.0)
     if gpus_per_actor is None:
         gpus_per_actor = 1.0 if wants_gpu and gpus >= 1 else 0.0
     if actors is None:
         actors = int(gpus // gpus_per_actor) if gpus_per_actor else int(resources.get("CPU", 1))
     return max(1, actors), gpus_per_actor
+
+
+def _cluster_resources(wants_gpu: bool) -> dict[str, float]:
+    """The cluster's CPUs and GPUs. A local session that has not started Ray yet is not started
+    to answer: this machine's, as Ray would count them (its CPUs or `ray.num_cpus`; the CUDA
+    devices torch sees, asked only when a GPU is wanted)."""
+    session = _current
+    if session is not None and not session.ready and session.address == "local":
+        gpus = 0
+        if wants_gpu:
+            import torch
+
+            gpus = torch.cuda.device_count()
+        return {"CPU": float(session.config.num_cpus or os.cpu_count() or 1), "GPU": float(gpus)}
+    require_ray()
+    return ray.cluster_resources()
