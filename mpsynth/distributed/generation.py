@@ -213,59 +213,97 @@ def run_generator(
         requests.num_rows - len(pending),
         len(pending),
     )
-    totals: Counter[str] = Counter()
     if not pending:
         lease.release()
-        return dict(totals)
-    if generator.provider.kind == "markov" and len(pending) < ray_config.local_rows:
-        # the offline stand-in on a few requests: starting worker actors (each loading the corpus)
-        # costs more than the work, as for a small Ray Data pass
-        log.info("generate %s: %d requests in this process", generator.name, len(pending))
-        try:
-            return _run_here(
-                generator,
-                pending,
-                ledger_dir,
-                corpus,
-                RateGovernor(generator.rate, generator.circuit_breaker, budget_usd),
-                price,
-                lease,
-                seed,
-                flush_every,
-                flush_interval_s,
-                progress_interval_s,
-                mirror,
-            )
-        finally:
-            lease.release()
-    require_ray()
-    governor = GovernorActor.remote(generator, budget_usd)
+        return {}
+    # the offline stand-in on a few requests runs here: starting worker actors (each loading the
+    # corpus) costs more than the work, as for a small Ray Data pass
+    here = generator.provider.kind == "markov" and len(pending) < ray_config.local_rows
     try:
         with console.progress(
             f"generate {generator.name}", len(pending), unit="req", interval_s=progress_interval_s
         ) as shown:
-            totals = _run_rounds(
-                generator,
-                pending,
-                ledger_dir,
-                corpus,
-                governor,
-                price,
-                ray_config,
-                lease,
-                seed,
-                flush_every,
-                flush_interval_s,
-                shown,
-                mirror,
-            )
-        snapshot = ray.get(governor.snapshot.remote())
+            if here:
+                log.info("generate %s: %d requests in this process", generator.name, len(pending))
+                totals, snapshot = _run_here(
+                    generator,
+                    pending,
+                    ledger_dir,
+                    corpus,
+                    RateGovernor(generator.rate, generator.circuit_breaker, budget_usd),
+                    price,
+                    lease,
+                    seed,
+                    flush_every,
+                    flush_interval_s,
+                    shown,
+                    mirror,
+                )
+            else:
+                totals, snapshot = _run_on_actors(
+                    generator,
+                    pending,
+                    ledger_dir,
+                    corpus,
+                    price,
+                    budget_usd,
+                    ray_config,
+                    lease,
+                    seed,
+                    flush_every,
+                    flush_interval_s,
+                    shown,
+                    mirror,
+                )
+    except (FatalProviderError, CircuitOpen) as error:
+        # a RayTaskError's text carries the remote traceback: report the cause alone
+        cause = getattr(error, "cause", None) or error
+        raise ProviderError(f"generator {generator.name}: {cause}") from None
     finally:
-        ray.kill(governor)
         lease.release()  # every worker of this run has been killed by now
     totals["rate_limited"] = snapshot["rate_limited"]
     totals["breaker_trips"] = snapshot["breaker_trips"]
     return dict(totals)
+
+
+def _run_on_actors(
+    generator: GeneratorConfig,
+    pending: list[dict],
+    ledger_dir: Path,
+    corpus: RealCorpus,
+    price: Price | None,
+    budget_usd: float | None,
+    ray_config: RayConfig,
+    lease: Lease,
+    seed: int,
+    flush_every: int,
+    flush_interval_s: float,
+    shown: console.Progress,
+    mirror: Mirror | None,
+) -> tuple[Counter[str], dict]:
+    """The requests through worker actors that share one governor actor: (counts, the governor's
+    last snapshot)."""
+    require_ray()
+    governor = GovernorActor.remote(generator, budget_usd)
+    try:
+        totals = _run_rounds(
+            generator,
+            pending,
+            ledger_dir,
+            corpus,
+            governor,
+            price,
+            ray_config,
+            lease,
+            seed,
+            flush_every,
+            flush_interval_s,
+            shown,
+            mirror,
+        )
+        return totals, ray.get(governor.snapshot.remote())
+    finally:
+        ray.kill(governor)
 
 
 def _run_rounds(
@@ -320,10 +358,6 @@ def _run_rounds(
                 except KeyboardInterrupt:
                     _drain(workers, running, generator, governor, shown, totals)
                     raise
-        except (FatalProviderError, CircuitOpen) as error:
-            # a RayTaskError's text carries the remote traceback: report the cause alone
-            cause = getattr(error, "cause", None) or error
-            raise ProviderError(f"generator {generator.name}: {cause}") from None
         finally:
             for worker in workers:
                 ray.kill(worker)
@@ -354,11 +388,11 @@ def _run_here(
     seed: int,
     flush_every: int,
     flush_interval_s: float,
-    progress_interval_s: float,
+    shown: console.Progress,
     mirror: Mirror | None,
-) -> dict[str, float]:
-    """The requests completed by one engine in the driver: the same provider, governor, ledger and
-    lease as a worker actor's, the progress read from the governor as the actors' is."""
+) -> tuple[Counter[str], dict]:
+    """The requests completed by one engine in the driver, with the same provider, governor,
+    ledger and lease as a worker actor's: (counts, the governor's last snapshot)."""
     engine = GenerationEngine(
         build_provider(generator.provider, generator.retry, corpus),
         generator,
@@ -369,8 +403,8 @@ def _run_here(
         lease,
     )
 
-    async def complete(shown: console.Progress) -> dict[str, int]:
-        async def report() -> None:
+    async def complete() -> dict[str, int]:
+        async def report() -> None:  # as the driver polls the actors' governor
             while True:
                 _show(shown, governor.snapshot())
                 await asyncio.sleep(POLL_S)
@@ -383,17 +417,8 @@ def _run_here(
             await engine.provider.close()
             _show(shown, governor.snapshot())
 
-    with console.progress(
-        f"generate {generator.name}", len(pending), unit="req", interval_s=progress_interval_s
-    ) as shown:
-        try:
-            totals = Counter(asyncio.run(complete(shown)))
-        except (FatalProviderError, CircuitOpen) as error:
-            raise ProviderError(f"generator {generator.name}: {error}") from None
-    snapshot = governor.snapshot()
-    totals["rate_limited"] = snapshot["rate_limited"]
-    totals["breaker_trips"] = snapshot["breaker_trips"]
-    return dict(totals)
+    totals = Counter(asyncio.run(complete()))
+    return totals, governor.snapshot()
 
 
 def _show(shown: console.Progress, snapshot: dict) -> None:

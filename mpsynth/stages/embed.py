@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -92,25 +93,27 @@ def embedding_cache(ctx: StageContext, config: EmbedderConfig, state: Path | Non
     """This embedder's cache (`text_cache`; None when embed.cache is off)."""
     from mpsynth.embedders.cache import embedder_identity
 
-    if not ctx.config.embed.cache:  # the identity hashes the weights: not for nothing
-        return None
-    return text_cache(ctx, "embeddings", embedder_identity(config, state))
+    return text_cache(ctx, "embeddings", lambda: embedder_identity(config, state))
 
 
-def text_cache(ctx: StageContext, kind: str, identity: str | None):
+def text_cache(ctx: StageContext, kind: str, identity: Callable[[], str | None]):
     """The store of one model's per-text outputs (`kind`: embeddings, entities), under the run's
     cache settings: in the context's `cache_dir` when given, else under $MPSYNTH_CACHE when set,
-    else the run directory's cache/. None when embed.cache is off or the model has no identity."""
+    else the run directory's cache/. None when embed.cache is off or the model has no identity;
+    `identity` is asked only when the cache is on (it hashes the model's weights)."""
     from mpsynth.embedders.cache import TextCache
 
     settings = ctx.config.embed
-    if not settings.cache or identity is None:
+    if not settings.cache:
+        return None
+    name = identity()
+    if name is None:
         return None
     if ctx.cache_dir is not None:
         root = ctx.cache_dir
     else:
         root = cache_root() if os.environ.get("MPSYNTH_CACHE") else ctx.run.root / "cache"
-    return TextCache(root, kind, identity, int(settings.cache_max_gb * 1024**3))
+    return TextCache(root, kind, name, int(settings.cache_max_gb * 1024**3))
 
 
 def topic_space(ctx: StageContext) -> tuple[EmbedderConfig, Path | None]:

@@ -50,8 +50,7 @@ def cached_entities(
     from mpsynth.metrics.entities import pipeline_identity
     from mpsynth.stages.embed import text_cache, through_model
 
-    identity = pipeline_identity(ner_model) if ctx.config.embed.cache else None
-    store = text_cache(ctx, "entities", identity)
+    store = text_cache(ctx, "entities", lambda: pipeline_identity(ner_model))
     keys = text_keys(texts)
     first, stored, missing = split_known(store, keys)
     parts = [] if stored is None else [stored]

@@ -68,7 +68,7 @@ def run_evaluate(ctx: StageContext, out: Path) -> dict[str, int]:
         LexicalFeatures,
         columns=["id", "platform", "text"],
         constructor_kwargs={"datasets": {str(p.resolve()): n for n, p in sources.items()}},
-        actors=actor_layout(None, 0.0, wants_gpu=False)[0],  # one per CPU
+        actors=None,  # one per CPU
         num_cpus=ctx.config.ray.actor_num_cpus,
         resources=ctx.config.ray.resources_for("evaluate"),
         batch_size=8192,
