@@ -239,22 +239,28 @@ def run_generator(
                     shown,
                     mirror,
                 )
-            else:
-                totals, snapshot = _run_on_actors(
-                    generator,
-                    pending,
-                    ledger_dir,
-                    corpus,
-                    price,
-                    budget_usd,
-                    ray_config,
-                    lease,
-                    seed,
-                    flush_every,
-                    flush_interval_s,
-                    shown,
-                    mirror,
-                )
+            else:  # worker actors sharing one governor actor
+                require_ray()
+                governor = GovernorActor.remote(generator, budget_usd)
+                try:
+                    totals = _run_rounds(
+                        generator,
+                        pending,
+                        ledger_dir,
+                        corpus,
+                        governor,
+                        price,
+                        ray_config,
+                        lease,
+                        seed,
+                        flush_every,
+                        flush_interval_s,
+                        shown,
+                        mirror,
+                    )
+                    snapshot = ray.get(governor.snapshot.remote())
+                finally:
+                    ray.kill(governor)
     except (FatalProviderError, CircuitOpen) as error:
         # a RayTaskError's text carries the remote traceback: report the cause alone
         cause = getattr(error, "cause", None) or error
@@ -264,46 +270,6 @@ def run_generator(
     totals["rate_limited"] = snapshot["rate_limited"]
     totals["breaker_trips"] = snapshot["breaker_trips"]
     return dict(totals)
-
-
-def _run_on_actors(
-    generator: GeneratorConfig,
-    pending: list[dict],
-    ledger_dir: Path,
-    corpus: RealCorpus,
-    price: Price | None,
-    budget_usd: float | None,
-    ray_config: RayConfig,
-    lease: Lease,
-    seed: int,
-    flush_every: int,
-    flush_interval_s: float,
-    shown: console.Progress,
-    mirror: Mirror | None,
-) -> tuple[Counter[str], dict]:
-    """The requests through worker actors that share one governor actor: (counts, the governor's
-    last snapshot)."""
-    require_ray()
-    governor = GovernorActor.remote(generator, budget_usd)
-    try:
-        totals = _run_rounds(
-            generator,
-            pending,
-            ledger_dir,
-            corpus,
-            governor,
-            price,
-            ray_config,
-            lease,
-            seed,
-            flush_every,
-            flush_interval_s,
-            shown,
-            mirror,
-        )
-        return totals, ray.get(governor.snapshot.remote())
-    finally:
-        ray.kill(governor)
 
 
 def _run_rounds(
