@@ -19,6 +19,8 @@ $(STAMP): pyproject.toml
 	# torch first and exactly pinned, so nothing later resolves to a CUDA build
 	$(BIN)/pip install -q torch==2.13.0
 	$(BIN)/pip install -q -e '.[dev]'
+	# compiled once here, not in a first run: umap-learn's functions, the demo's ONNX model
+	$(BIN)/mpsynth prepare configs/demo.yaml
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -113,6 +113,17 @@ def sweep(config: str, grid: str, overrides: tuple[str, ...], out: str | None) -
     )
 
 
+@cli.command()
+@click.argument("configs", nargs=-1, type=click.Path(dir_okay=False))
+def prepare(configs: tuple[str, ...]) -> None:
+    """Do once what a first run would otherwise spend a minute on, and keep it: compile
+    umap-learn's functions, and export the ONNX model of each ONNX embedder CONFIGS name
+    (`make install` runs it for configs/demo.yaml)."""
+    from mpsynth.orchestration.prepare import prepare as prepare_install
+
+    prepare_install([load_config(path) for path in configs])
+
+
 def _stage_command(stage: str) -> click.Command:
     @_config
     @_overrides

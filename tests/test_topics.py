@@ -110,3 +110,48 @@ def test_umap_compilation_is_kept_for_the_next_process():
     function(np.zeros(3, np.float32), np.ones(3, np.float32))
     kept = Path(function._cache.cache_path)
     assert list(kept.glob("distances.euclidean-*.nbi")), kept
+
+
+def test_prepare_compiles_the_topic_fit_and_builds_each_onnx_model_once(tmp_path, monkeypatch):
+    """`mpsynth prepare` (which `make install` runs): one real topic fit, whose umap-learn
+    functions numba keeps for the first run, and each ONNX embedder the configs name built once
+    (building one exports it into the cache: test_embedders)."""
+    import umap.layouts
+    import yaml
+
+    from mpsynth import embedders
+    from mpsynth.cli import main
+    from mpsynth.stages import topics
+
+    fits, built = [], []
+    real_fit = topics.fit_topics
+
+    def fit(texts, vectors, config, seed):
+        fits.append(vectors.shape)
+        return real_fit(texts, vectors, config, seed)
+
+    monkeypatch.setattr(topics, "fit_topics", fit)
+    monkeypatch.setattr(
+        embedders, "load_embedder", lambda config, state: built.append(config.backend)
+    )
+    minilm = {"kind": "sentence-transformers", "backend": "onnx-int8"}
+    other = tmp_path / "other.yaml"
+    other.write_text(
+        yaml.safe_dump(
+            {
+                "run_dir": str(tmp_path / "run"),
+                "ingest": {"inputs": [{"path": "posts.csv"}]},
+                "embed": {"embedder": minilm},  # the demo's model: built once for both configs
+                "evaluate": {"embedder": {**minilm, "backend": "onnx"}},
+            }
+        )
+    )
+    demo = Path(__file__).resolve().parents[1] / "configs" / "demo.yaml"
+    assert main(["prepare", str(demo), str(other)]) == 0
+    assert len(fits) == 1 and fits[0][1] == 384
+    assert built == ["onnx-int8", "onnx"]  # the PyTorch and LSA embedders need nothing built
+    layout = umap.layouts._nb_optimize_layout_euclidean_single_epoch
+    kept = Path(layout._cache.cache_path)
+    assert layout.signatures and list(
+        kept.glob("layouts._optimize_layout_euclidean_single_epoch-*.nbi")
+    )
