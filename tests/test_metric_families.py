@@ -9,7 +9,7 @@ import pytest
 from mpsynth.metrics.detectability import GreedyStratifiedGroupKFold, detectability_auc
 from mpsynth.metrics.linguistic import distinct_n, linguistic_metrics, mattr, tokenize
 from mpsynth.metrics.sentiment import class_shares, sentiment_classes, vader_compound
-from mpsynth.metrics.similarity import mean_within_similarity, nearest_similarity, shares_above
+from mpsynth.metrics.similarity import mean_within_similarity, nearest_both_ways, shares_above
 from mpsynth.metrics.stats import js_divergence, ks_statistic
 from mpsynth.metrics.topic_overlap import topic_overlap
 
@@ -42,14 +42,34 @@ def test_js_divergence_bounds():
 def test_nearest_similarity_and_thresholds():
     real = np.array([[1.0, 0.0], [0.0, 1.0]], dtype=np.float32)
     synthetic = np.array([[0.8, 0.6], [-1.0, 0.0]], dtype=np.float32)
-    sims = nearest_similarity(synthetic, real)
-    np.testing.assert_allclose(sims, [0.8, 0.0], atol=1e-6)
-    assert shares_above(sims, (0.6, 0.7, 0.8, 0.9)) == {0.6: 0.5, 0.7: 0.5, 0.8: 0.5, 0.9: 0.0}
-    assert shares_above(nearest_similarity(real, real), (0.6, 0.7, 0.8)) == {
+    to_real, to_synthetic = nearest_both_ways(synthetic, real)
+    np.testing.assert_allclose(to_real, [0.8, 0.0], atol=1e-6)
+    np.testing.assert_allclose(to_synthetic, [0.8, 0.6], atol=1e-6)
+    assert shares_above(to_real, (0.6, 0.7, 0.8, 0.9)) == {0.6: 0.5, 0.7: 0.5, 0.8: 0.5, 0.9: 0.0}
+    assert shares_above(nearest_both_ways(real, real)[0], (0.6, 0.7, 0.8)) == {
         0.6: 1.0,
         0.7: 1.0,
         0.8: 1.0,
     }
+    # an empty set: nothing to be near (the least similarity), and nothing asked of it
+    empty = np.zeros((0, 2), dtype=np.float32)
+    nothing, none_asked = nearest_both_ways(synthetic, empty)
+    assert nothing.tolist() == [-1.0, -1.0] and none_asked.size == 0
+
+
+def test_both_directions_in_blocks_equal_the_whole_similarity_matrix():
+    """Row and column maxima gathered block by block (blocks far smaller than the matrix, and not
+    dividing it) equal those of the whole matrix at once."""
+    rng = np.random.default_rng(5)
+    synthetic, real = (rng.standard_normal((n, 24)).astype(np.float32) for n in (203, 157))
+    synthetic /= np.linalg.norm(synthetic, axis=1, keepdims=True)
+    real /= np.linalg.norm(real, axis=1, keepdims=True)
+    real[:20] = synthetic[:20]  # exact counterparts
+    whole = synthetic.astype(np.float64) @ real.T.astype(np.float64)
+    to_real, to_synthetic = nearest_both_ways(synthetic, real, block_elements=157 * 7 + 3)
+    np.testing.assert_allclose(to_real, whole.max(axis=1), atol=1e-6)
+    np.testing.assert_allclose(to_synthetic, whole.max(axis=0), atol=1e-6)
+    assert (to_real[:20] >= 1 - 1e-5).all()
 
 
 def test_within_similarity_never_pairs_a_post_with_itself():

@@ -17,7 +17,7 @@ from mpsynth.metrics.entities import entity_metrics, load_pipeline, post_entitie
 from mpsynth.metrics.lexical import hashtag_overlap, hashtag_set, length_distance
 from mpsynth.metrics.linguistic import linguistic_metrics
 from mpsynth.metrics.sentiment import CLASSES, class_shares, sentiment_of
-from mpsynth.metrics.similarity import mean_within_similarity, nearest_similarity, shares_above
+from mpsynth.metrics.similarity import mean_within_similarity, nearest_both_ways, shares_above
 from mpsynth.metrics.stats import bootstrap_mean_ci, bootstrap_statistic_ci, js_divergence
 from mpsynth.metrics.topic_overlap import topic_overlap
 
@@ -210,9 +210,10 @@ def compare(
         ),
     ]
     real_vectors, synthetic_vectors = _nonzero(real.embeddings), _nonzero(synthetic.embeddings)
+    to_real, to_synthetic = nearest_both_ways(synthetic_vectors, real_vectors)
     for direction, similarity in (
-        ("synthetic_with_real_counterpart", nearest_similarity(synthetic_vectors, real_vectors)),
-        ("real_with_synthetic_counterpart", nearest_similarity(real_vectors, synthetic_vectors)),
+        ("synthetic_with_real_counterpart", to_real),
+        ("real_with_synthetic_counterpart", to_synthetic),
     ):
         for threshold, share in shares_above(similarity, config.similarity_thresholds).items():
             indicator = (similarity >= threshold - 1e-5).astype(float)

@@ -1,28 +1,33 @@
 """Embedding similarity: for each synthetic post its nearest real post (and the reverse) by cosine,
-with faiss over unit vectors; shares above thresholds, and mean within-set similarity (diversity)."""
+exact, over unit vectors; shares above thresholds, and mean within-set similarity (diversity)."""
 
 from __future__ import annotations
-
-import logging
 
 import numpy as np
 
 DEFAULT_THRESHOLDS = (0.6, 0.7, 0.8)
 
 
-def nearest_similarity(queries: np.ndarray, corpus: np.ndarray, batch: int = 16_384) -> np.ndarray:
-    """Cosine similarity of each query to its nearest corpus vector (inputs are unit vectors)."""
-    logging.getLogger("faiss.loader").setLevel(logging.WARNING)  # it logs each build it probes
-    import faiss
-
-    corpus = np.ascontiguousarray(corpus, dtype=np.float32)
-    index = faiss.IndexFlatIP(corpus.shape[1])
-    index.add(corpus)
-    out = np.empty(len(queries), dtype=np.float32)
-    for start in range(0, len(queries), batch):
-        chunk = np.ascontiguousarray(queries[start : start + batch], dtype=np.float32)
-        out[start : start + len(chunk)] = index.search(chunk, 1)[0][:, 0]
-    return np.clip(out, -1.0, 1.0)
+def nearest_both_ways(
+    synthetic: np.ndarray, real: np.ndarray, block_elements: int = 1 << 25
+) -> tuple[np.ndarray, np.ndarray]:
+    """Cosine similarity of each synthetic post to its nearest real post, and of each real post to
+    its nearest synthetic one (inputs are unit vectors), from one pass over the similarity matrix:
+    each block of rows is one matrix product whose row maxima answer the first question and whose
+    column maxima update the second. Two nearest-neighbour searches would compute every product
+    twice; blocks of at most `block_elements` products (128 MiB) bound the memory."""
+    synthetic = np.ascontiguousarray(synthetic, dtype=np.float32)
+    real = np.ascontiguousarray(real, dtype=np.float32)
+    to_real = np.full(len(synthetic), -np.inf, dtype=np.float32)
+    to_synthetic = np.full(len(real), -np.inf, dtype=np.float32)
+    if len(synthetic) and len(real):
+        rows = max(1, block_elements // len(real))
+        for start in range(0, len(synthetic), rows):
+            products = synthetic[start : start + rows] @ real.T
+            to_real[start : start + len(products)] = products.max(axis=1)
+            np.maximum(to_synthetic, products.max(axis=0), out=to_synthetic)
+    # no counterpart at all (an empty set) reads as the least similar
+    return np.clip(to_real, -1.0, 1.0), np.clip(to_synthetic, -1.0, 1.0)
 
 
 def shares_above(similarity: np.ndarray, thresholds: tuple[float, ...]) -> dict[float, float]:
