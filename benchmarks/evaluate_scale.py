@@ -20,6 +20,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from mpsynth.config import RayConfig, build_config
+from mpsynth.core import console
 from mpsynth.distributed.session import ray_session
 from mpsynth.embedders.lsa import LsaEmbedder
 from mpsynth.rundir.context import StageContext
@@ -61,6 +62,7 @@ def main() -> None:
         "int8 through ONNX Runtime at 128 tokens (the demo's; ~3x on a CPU)",
     )
     args = parser.parse_args()
+    console.setup()  # the stage's own progress lines
     texts, platforms = real_corpus(args.data)
     with tempfile.TemporaryDirectory() as tmp, ray_session(RayConfig()):
         root = Path(tmp) / "run"

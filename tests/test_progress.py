@@ -47,3 +47,12 @@ def test_a_silent_stretch_still_prints_a_line_each_interval():
 def test_work_without_a_count_says_how_long_it_has_run():
     lines = _printed(None, lambda shown: time.sleep(1.1))
     assert len(lines) >= 2 and all(line.startswith("work: running for ") for line in lines)
+
+
+def test_slow_work_reads_per_minute_and_fast_work_per_second():
+    shown = Progress("work", 10, "comparisons", interval_s=60)
+    shown.started = time.monotonic() - 30  # one comparison in 30 s: 2 a minute, not "0.0/s"
+    shown.done = 1
+    assert shown._rate_text() == "2.0 comparisons/min"
+    shown.done = 90
+    assert shown._rate_text() == "3.0 comparisons/s"

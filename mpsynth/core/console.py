@@ -262,7 +262,10 @@ class Progress:
         return self.done / max(1e-9, time.monotonic() - self.started)
 
     def _rate_text(self) -> str:
-        return f"{self._rate():,.1f} {self.unit}/s"
+        rate = self._rate()
+        if 0 < rate < 1:  # slow work (a comparison a minute) reads per minute, not as 0.0/s
+            return f"{rate * 60:,.1f} {self.unit}/min"
+        return f"{rate:,.1f} {self.unit}/s"
 
     def _extra(self) -> str:
         return "  ".join(f"{k} {v}" for k, v in self.fields.items())

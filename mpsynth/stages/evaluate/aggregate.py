@@ -261,16 +261,25 @@ def privacy_rows(samples: dict[str, pa.Table], examples: pa.Table | None) -> pa.
             if post_id not in known:
                 ids.append(post_id)
                 texts.append(text)
-    index = RealCorpusIndex(ids, texts, real.column("author").to_pylist())
-    rows = []
-    for name, table in samples.items():
-        if name == schema.REAL:
-            continue
-        shown = table.column("example_ids").to_pylist()
-        # datasets made elsewhere have no record of the examples their prompts showed
-        flags = privacy_flags(
-            index, table.column("text").to_pylist(), shown if any(shown) else None
+    synthetic = {n: t for n, t in samples.items() if n != schema.REAL}
+    # a minute or more at a million posts: progress over the posts indexed, then those checked
+    with console.progress(
+        "evaluate: privacy", len(ids) + sum(t.num_rows for t in synthetic.values()), "posts"
+    ) as progress:
+        index = RealCorpusIndex(
+            ids, texts, real.column("author").to_pylist(), progress=progress.update
         )
+        flags_of = {}
+        for name, table in synthetic.items():
+            shown = table.column("example_ids").to_pylist()
+            # datasets made elsewhere have no record of the examples their prompts showed
+            flags_of[name] = privacy_flags(
+                index, table.column("text").to_pylist(), shown if any(shown) else None
+            )
+            progress.update(advance=table.num_rows)
+    rows = []
+    for name, table in synthetic.items():
+        flags = flags_of[name]
         platforms = np.asarray(table.column("platform").to_pylist(), dtype=object)
         for platform in [*sorted(set(platforms.tolist())), schema.ALL_PLATFORMS]:
             mask = (
