@@ -107,6 +107,15 @@ def main() -> None:
         )
         centroids /= np.linalg.norm(centroids, axis=1, keepdims=True)
         np.save(root / "topics" / "centroids.npy", centroids)
+        pq.write_table(  # the topics' names, as the topics stage writes them (here by number)
+            pa.table(
+                {
+                    "topic": list(range(-1, len(centroids))),
+                    "keywords": [[]] + [[f"cluster {n}"] for n in range(len(centroids))],
+                }
+            ),
+            root / "topics" / "topics.parquet",
+        )
         (root / "topics" / "assignments").mkdir()
         labels = []
         for batch in pq.ParquetFile(root / "embed" / "embeddings" / "part.parquet").iter_batches(

@@ -59,30 +59,36 @@ def structure_tables(
     extracted hashtags, mentions and URLs the graphs use (nothing is extracted twice)."""
     evaluate = config.evaluate
     sets: dict[str, tuple[Posts, Items]] = {}
-    with console.progress("evaluate: structure and networks", len(sources)) as shown:
+    # steps: reading each set, the structure metrics, the networks (a minute at a million posts):
+    # the display says the work is alive through each
+    with console.progress("evaluate: structure and networks", len(sources) + 2, "steps") as shown:
         for number, (name, path) in enumerate(sources.items()):
             posts = read_posts(path, topics if name == schema.REAL else None)
             sets[name] = (posts, items_of(features, name, posts.ids))
             shown.update(number + 1)
-    posts_only = {name: posts for name, (posts, _) in sets.items()}
-    rows = structure_metrics(
-        posts_only, evaluate.bootstrap_samples, evaluate.confidence, config.seed
-    )
-    real = posts_only[schema.REAL]
-    for name, posts in posts_only.items():
-        if name == schema.REAL or (posts.author == None).all():  # noqa: E711
-            continue
-        share, tested = account_linkage(posts, real, evaluate.networks.linkage_ratio)
-        if tested:
-            rows.append(
-                metric_row("privacy", "account_linkage", name, schema.ALL_PLATFORMS, share, tested)
-            )
-    networks = network_metrics(
-        {**sets, schema.REAL_SUBSAMPLE: _subsample(sets, config.seed)},
-        evaluate.networks.window_seconds,
-        evaluate.networks.betweenness_pivots,
-        config.seed,
-    )
+        posts_only = {name: posts for name, (posts, _) in sets.items()}
+        rows = structure_metrics(
+            posts_only, evaluate.bootstrap_samples, evaluate.confidence, config.seed
+        )
+        real = posts_only[schema.REAL]
+        for name, posts in posts_only.items():
+            if name == schema.REAL or (posts.author == None).all():  # noqa: E711
+                continue
+            share, tested = account_linkage(posts, real, evaluate.networks.linkage_ratio)
+            if tested:
+                rows.append(
+                    metric_row(
+                        "privacy", "account_linkage", name, schema.ALL_PLATFORMS, share, tested
+                    )
+                )
+        shown.update(advance=1)
+        networks = network_metrics(
+            {**sets, schema.REAL_SUBSAMPLE: _subsample(sets, config.seed)},
+            evaluate.networks.window_seconds,
+            evaluate.networks.betweenness_pivots,
+            config.seed,
+        )
+        shown.update(advance=1)
     metrics = pa.Table.from_pylist(rows + networks.rows, schema=schema.METRICS)
     drawings = pa.Table.from_pylist(networks.drawings, schema=DRAWING)
     return schema.nan_as_null(metrics, schema.METRIC_VALUES), curves(posts_only), drawings
