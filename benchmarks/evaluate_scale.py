@@ -27,7 +27,7 @@ from mpsynth.rundir.context import StageContext
 from mpsynth.rundir.directory import RunDirectory
 from mpsynth.stages.embed import embeddings_column
 from mpsynth.stages.evaluate.runner import run_evaluate
-from mpsynth.stages.topics import assign_topics
+from mpsynth.stages.topics import assign_topics, topics_table
 
 try:  # run as a script from the repository root
     from benchmarks.embed_topics_scale import PeakMemory, real_corpus
@@ -107,15 +107,6 @@ def main() -> None:
         )
         centroids /= np.linalg.norm(centroids, axis=1, keepdims=True)
         np.save(root / "topics" / "centroids.npy", centroids)
-        pq.write_table(  # the topics' names, as the topics stage writes them (here by number)
-            pa.table(
-                {
-                    "topic": list(range(-1, len(centroids))),
-                    "keywords": [[]] + [[f"cluster {n}"] for n in range(len(centroids))],
-                }
-            ),
-            root / "topics" / "topics.parquet",
-        )
         (root / "topics" / "assignments").mkdir()
         labels = []
         for batch in pq.ParquetFile(root / "embed" / "embeddings" / "part.parquet").iter_batches(
@@ -126,15 +117,20 @@ def main() -> None:
             labels.append(
                 assign_topics(embeddings_matrix(batch.column("embedding")), centroids, 0.25)[0]
             )
+        assignments = pa.table(
+            {
+                "id": real["id"],
+                "topic": pa.array(np.concatenate(labels)),
+                "topic_similarity": pa.nulls(args.posts, pa.float32()),
+            }
+        )
+        pq.write_table(assignments, root / "topics" / "assignments" / "part.parquet")
+        # the topics stage's table (the evaluation names topics by it), keywords by number
+        keywords = {n: [f"cluster {n}"] for n in range(len(centroids))}
+        platform_of = dict(zip(real["id"].to_pylist(), real["platform"].to_pylist(), strict=True))
         pq.write_table(
-            pa.table(
-                {
-                    "id": real["id"],
-                    "topic": pa.array(np.concatenate(labels)),
-                    "topic_similarity": pa.nulls(args.posts, pa.float32()),
-                }
-            ),
-            root / "topics" / "assignments" / "part.parquet",
+            topics_table(keywords, assignments, platform_of, representative_posts=3),
+            root / "topics" / "topics.parquet",
         )
         (root / "postprocess" / "synthetic").mkdir()
         synthetic = synthetic.drop(["author"]).append_column(

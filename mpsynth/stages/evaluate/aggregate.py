@@ -249,6 +249,7 @@ def embedding_map(sets: list, seed: int) -> pa.Table:
 def privacy_rows(samples: dict[str, pa.Table], examples: pa.Table | None) -> pa.Table:
     """Privacy metrics of every synthetic set, per platform and over all, against an index of the
     real sample plus every real post a prompt showed (so near copies of examples are always found)."""
+    from mpsynth.metrics.compare import metric_row
     from mpsynth.metrics.privacy import RealCorpusIndex, privacy_flags
 
     real = samples[schema.REAL]
@@ -269,36 +270,23 @@ def privacy_rows(samples: dict[str, pa.Table], examples: pa.Table | None) -> pa.
         index = RealCorpusIndex(
             ids, texts, real.column("author").to_pylist(), progress=progress.update
         )
-        flags_of = {}
+        rows = []
         for name, table in synthetic.items():
             shown = table.column("example_ids").to_pylist()
             # datasets made elsewhere have no record of the examples their prompts showed
-            flags_of[name] = privacy_flags(
+            flags = privacy_flags(
                 index, table.column("text").to_pylist(), shown if any(shown) else None
             )
             progress.update(advance=table.num_rows)
-    rows = []
-    for name, table in synthetic.items():
-        flags = flags_of[name]
-        platforms = np.asarray(table.column("platform").to_pylist(), dtype=object)
-        for platform in [*sorted(set(platforms.tolist())), schema.ALL_PLATFORMS]:
-            mask = (
-                np.ones(len(platforms), bool)
-                if platform == schema.ALL_PLATFORMS
-                else platforms == platform
-            )
-            rows += [
-                {
-                    "family": "privacy",
-                    "metric": metric,
-                    "dataset": name,
-                    "platform": platform,
-                    "topic": None,
-                    "value": float(values[mask].mean()),
-                    "ci_low": float("nan"),
-                    "ci_high": float("nan"),
-                    "n": int(mask.sum()),
-                }
-                for metric, values in flags.items()
-            ]
+            platforms = np.asarray(table.column("platform").to_pylist(), dtype=object)
+            for platform in [*sorted(set(platforms.tolist())), schema.ALL_PLATFORMS]:
+                mask = (
+                    np.ones(len(platforms), bool)
+                    if platform == schema.ALL_PLATFORMS
+                    else platforms == platform
+                )
+                rows += [
+                    metric_row("privacy", metric, name, platform, values[mask].mean(), mask.sum())
+                    for metric, values in flags.items()
+                ]
     return pa.Table.from_pylist(rows, schema=schema.METRICS)

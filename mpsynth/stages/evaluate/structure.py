@@ -70,17 +70,7 @@ def structure_tables(
         rows = structure_metrics(
             posts_only, evaluate.bootstrap_samples, evaluate.confidence, config.seed
         )
-        real = posts_only[schema.REAL]
-        for name, posts in posts_only.items():
-            if name == schema.REAL or (posts.author == None).all():  # noqa: E711
-                continue
-            share, tested = account_linkage(posts, real, evaluate.networks.linkage_ratio)
-            if tested:
-                rows.append(
-                    metric_row(
-                        "privacy", "account_linkage", name, schema.ALL_PLATFORMS, share, tested
-                    )
-                )
+        rows += _linkage_rows(posts_only, evaluate.networks.linkage_ratio)
         shown.update(advance=1)
         networks = network_metrics(
             {**sets, schema.REAL_SUBSAMPLE: _subsample(sets, config.seed)},
@@ -92,6 +82,21 @@ def structure_tables(
     metrics = pa.Table.from_pylist(rows + networks.rows, schema=schema.METRICS)
     drawings = pa.Table.from_pylist(networks.drawings, schema=DRAWING)
     return schema.nan_as_null(metrics, schema.METRIC_VALUES), curves(posts_only), drawings
+
+
+def _linkage_rows(posts_of: dict[str, Posts], ratio: float) -> list[dict]:
+    """An account_linkage row for each synthetic set that has accounts (metrics/structure.py says
+    what it measures)."""
+    real, rows = posts_of[schema.REAL], []
+    for name, posts in posts_of.items():
+        if name == schema.REAL or (posts.author == None).all():  # noqa: E711
+            continue
+        share, tested = account_linkage(posts, real, ratio)
+        if tested:
+            rows.append(
+                metric_row("privacy", "account_linkage", name, schema.ALL_PLATFORMS, share, tested)
+            )
+    return rows
 
 
 def _subsample(sets: dict[str, tuple[Posts, Items]], seed: int) -> tuple[Posts, Items]:
