@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import re
 import shutil
 from collections import Counter
@@ -33,8 +34,10 @@ def _write_config(tmp_path, data, **overrides):
         "topics": {"min_cluster_size": 8, "n_neighbors": 10},
         "generate": {"n_posts": 120},
         "evaluate": {"bootstrap_samples": 50},
-        # every Ray Data pass through actors here (other tests' small runs take the local path)
-        "ray": {"local_rows": 0},
+        # the passes over 500 rows or more through Ray Data actors (embed, topic assignment, and
+        # the evaluation's lexical, similarity, entity and sentiment passes), the smaller ones and
+        # the Markov chain's requests in the driver: both routes in one run
+        "ray": {"local_rows": 500},
     }
     raw.update(overrides)
     path = tmp_path / "config.yaml"
@@ -47,8 +50,27 @@ def finished_run(tmp_path_factory, demo_rows, ray_local):
     tmp_path = tmp_path_factory.mktemp("e2e")
     data = write_csv(tmp_path / "posts.csv", first_per_platform(demo_rows, 150), DEMO_COLUMNS)
     config_path = _write_config(tmp_path, data)
-    manifest = run_pipeline(load_config(config_path))
+    # mpsynth's own lines (what the console shows), kept beside the run directory
+    lines = _Lines()
+    logger = logging.getLogger("mpsynth")
+    level, _ = logger.level, logger.setLevel(logging.INFO)
+    logger.addHandler(lines)
+    try:
+        manifest = run_pipeline(load_config(config_path))
+    finally:
+        logger.removeHandler(lines)
+        logger.setLevel(level)
+    (tmp_path / "console.log").write_text("\n".join(lines.messages))
     return config_path, load_config(config_path), manifest
+
+
+class _Lines(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
 
 
 def test_every_platform_gets_synthetic_posts_with_provenance(finished_run):
@@ -72,6 +94,22 @@ def test_every_platform_gets_synthetic_posts_with_provenance(finished_run):
         assert all(len(ids) == 9 for ids in table["example_ids"].to_pylist())
     assert list(manifest["stages"]) == list(PIPELINES["mptm"])
     assert manifest["stages"]["ingest"]["rows"] == {"posts": 600, "quarantined": 0}
+
+
+def test_the_shared_run_took_ray_data_actors_and_the_driver_by_size(finished_run):
+    _, config, _ = finished_run
+    log = (config.run_dir.parent / "console.log").read_text()
+    for name in (
+        "embed",
+        "topics: assigning posts",
+        "evaluate: lexical features",
+        "evaluate: similarity space",
+        "evaluate: entities",
+        "evaluate: sentiment",
+    ):
+        assert re.search(rf"{name}: \d actor\(s\)", log), name
+    assert re.search(r"evaluate: embed: \d+ rows in this process", log)  # the new texts only
+    assert re.search(r"generate markov: \d+ requests in this process", log)
 
 
 def test_mptm_pools_from_the_fitted_topics_share_one_topic(finished_run):

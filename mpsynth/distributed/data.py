@@ -146,6 +146,9 @@ def map_parquet(
     require_ray()
     if actors is None:
         actors = actor_layout(None, 0.0, wants_gpu=False)[0]
+    # no actor without a full batch to work on: each one imports its libraries and loads its
+    # model, which on a small input costs more than the share of the work it would take
+    actors = max(1, min(actors, math.ceil(total / batch_size)))
     log.info("%s: %d actor(s), %g GPU each", name, actors if isinstance(fn, type) else 0, num_gpus)
     # absolute paths: Ray workers need not share the driver's working directory
     sources = (
