@@ -44,28 +44,3 @@ def test_the_local_pass_gives_what_the_ray_data_pass_gives(tmp_path, ray_local):
     through_ray, here = results[0], results[10_000]
     assert here.num_rows == 600 and set(here["dataset"].to_pylist()) == {"set0", "set1"}
     assert here.select(through_ray.column_names).equals(through_ray)
-
-
-def test_a_pool_has_no_actor_without_a_full_batch(tmp_path, ray_local, caplog):
-    """Each actor imports its libraries and loads its model: a small input starts no more actors
-    than it has batches of rows: 300 rows in batches of 128 get the 2 asked for, 100 rows one."""
-    rows = read_rows("demo")
-    for total, pool in ((300, 2), (100, 1)):
-        source = tmp_path / f"posts{total}.parquet"
-        columns = ("id", "platform", "text")
-        pq.write_table(pa.table({k: [r[k] for r in rows[:total]] for k in columns}), source)
-        caplog.clear()
-        with caplog.at_level("INFO", logger="mpsynth"):
-            map_parquet(
-                source,
-                tmp_path / f"out-{total}",
-                LexicalFeatures,
-                columns=list(columns),
-                constructor_kwargs={"datasets": {str(source.resolve()): "posts"}},
-                actors=2,
-                batch_size=128,
-                include_paths=True,
-                description=f"pass of {total}",
-            )
-        assert f"pass of {total}: {pool} actor(s)" in caplog.text
-        assert pq.read_table(tmp_path / f"out-{total}").num_rows == total

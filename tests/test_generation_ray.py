@@ -1,11 +1,12 @@
 """Generation through Ray actors against the local fake server: several generators in one run,
-spend from the server's token counts, and crash safety (a worker killed, the driver killed)."""
+spend from the server's token counts, replies, unreachable servers. Crash safety (a worker killed,
+the driver killed alone or with its whole process group) is test_interruptions' and
+test_object_storage's."""
 
 from __future__ import annotations
 
 import os
 import re
-import threading
 import time
 
 import pyarrow.compute as pc
@@ -21,7 +22,6 @@ from tests.conftest import (
     DEMO_COLUMNS,
     copy_run,
     first_per_platform,
-    kill_run_when,
     slow_fake_openai_generator,
     write_csv,
 )
@@ -125,64 +125,6 @@ def test_estimate_and_recorded_spend_agree_with_the_server(reference):
     )
     spend = (usage["prompt_tokens"] * 1.0 + usage["completion_tokens"] * 2.0) / 1e6
     assert manifest["stages"]["generate"]["rows"]["spend_usd"] == pytest.approx(spend, rel=1e-6)
-
-
-def test_killing_a_worker_actor_loses_and_doubles_nothing(
-    tmp_path, data, server, reference, ray_local
-):
-    import ray
-
-    run_dir = tmp_path / "run"
-    ledger_dir = run_dir / "ledger" / "fakegpt"
-    killed = []
-
-    def kill_one_worker():
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline and not killed:
-            workers = [
-                n for n in ray.util.list_named_actors() if n.startswith("mpsynth-generate-fakegpt")
-            ]
-            if workers and len(list(ledger_dir.glob("part-*.parquet"))) >= 3:
-                ray.kill(ray.get_actor(workers[0]))
-                killed.append(workers[0])
-            time.sleep(0.1)
-
-    killer = threading.Thread(target=kill_one_worker, daemon=True)
-    killer.start()
-    copy_run(reference[0], run_dir, through="prompts")  # the stages before generate: as they were
-    run_pipeline(load_config(_config(run_dir, data, server)), until="postprocess")
-    killer.join(timeout=5)
-    assert killed, "the run finished before a worker could be killed"
-    _assert_each_request_once(run_dir)
-    reference_dir = reference[0]
-    for name in ("fakegpt-mptm", "fakegpt-per_platform"):
-        assert _dataset(run_dir, name).equals(_dataset(reference_dir, name))
-
-
-def test_killing_the_driver_then_rerunning_completes_each_request_once(
-    tmp_path, data, server, reference
-):
-    run_dir = tmp_path / "run"
-    config_path = _config(run_dir, data, server)
-    copy_run(reference[0], run_dir, through="prompts")  # the stages before generate: as they were
-    ledger_dir = run_dir / "ledger" / "fakegpt"
-    kill_run_when(
-        config_path,
-        lambda: len(list(ledger_dir.glob("part-*.parquet"))) >= 4,
-        {"MPSYNTH_TEST_KEY": "test-key"},
-        timeout_s=240,
-    )
-    partial = read_ledger(ledger_dir).num_rows
-    requests = pq.read_table(run_dir / "prompts" / "requests.parquet")
-    total = pc.sum(pc.equal(requests["generator"], "fakegpt")).as_py()
-    assert 4 <= partial < total
-    assert not (run_dir / "generate").exists()  # the interrupted stage left nothing half-written
-
-    run_pipeline(load_config(config_path), until="postprocess")
-    _assert_each_request_once(run_dir)
-    reference_dir = reference[0]
-    for name in ("fakegpt-mptm", "fakegpt-per_platform", "markov-mptm"):
-        assert _dataset(run_dir, name).equals(_dataset(reference_dir, name))
 
 
 def test_unreachable_base_url_ends_in_one_line_naming_it(tmp_path, data, server, reference, capsys):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import re
 import shutil
 from collections import Counter
@@ -97,7 +98,7 @@ def test_every_platform_gets_synthetic_posts_with_provenance(finished_run):
 
 
 def test_the_shared_run_took_ray_data_actors_and_the_driver_by_size(finished_run):
-    _, config, _ = finished_run
+    _, config, manifest = finished_run
     log = (config.run_dir.parent / "console.log").read_text()
     for name in (
         "embed",
@@ -108,6 +109,11 @@ def test_the_shared_run_took_ray_data_actors_and_the_driver_by_size(finished_run
         "evaluate: sentiment",
     ):
         assert re.search(rf"{name}: \d actor\(s\)", log), name
+    # no actor without a full batch: the evaluation's ~1,000 posts are one batch of lexical
+    # features (8,192 rows a batch), and of sentiment (1,024 a batch) as many as there are
+    posts = manifest["stages"]["evaluate"]["rows"]["posts"]
+    assert "evaluate: lexical features: 1 actor(s)" in log
+    assert f"evaluate: sentiment: {min(2, math.ceil(posts / 1024))} actor(s)" in log
     assert re.search(r"evaluate: embed: \d+ rows in this process", log)  # the new texts only
     assert re.search(r"generate markov: \d+ requests in this process", log)
 
