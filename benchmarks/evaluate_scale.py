@@ -13,6 +13,8 @@ from __future__ import annotations
 import argparse
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -33,6 +35,18 @@ try:  # run as a script from the repository root
     from benchmarks.embed_topics_scale import PeakMemory, real_corpus
 except ImportError:
     from embed_topics_scale import PeakMemory, real_corpus
+
+
+@contextmanager
+def native_lines_to_log(folder: Path) -> Iterator[None]:
+    """A Ray session whose C++ lines go to `folder`/mpsynth.log, as the CLI's do, not to the
+    console among the stage's progress lines."""
+    console.open_run_log(folder)
+    try:
+        with console.native_output_to_run_log(), ray_session(RayConfig()):
+            yield
+    finally:
+        console.close_run_log()
 
 
 def resampled(texts, platforms, n, seed, prefix):
@@ -64,7 +78,7 @@ def main() -> None:
     args = parser.parse_args()
     console.setup()  # the stage's own progress lines
     texts, platforms = real_corpus(args.data)
-    with tempfile.TemporaryDirectory() as tmp, ray_session(RayConfig()):
+    with tempfile.TemporaryDirectory() as tmp, native_lines_to_log(Path(tmp)):
         root = Path(tmp) / "run"
         raw = {"run_dir": str(root), "ingest": {"inputs": [{"path": tmp}]}}
         if args.measure_space == "onnx-int8":
