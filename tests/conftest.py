@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import csv
+import logging
 import os
 import shutil
 import signal
@@ -8,7 +9,8 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -85,6 +87,27 @@ def copy_run(source: Path, target: Path, through: str) -> None:
     manifest["stages"] = {k: v for k, v in manifest["stages"].items() if k in kept}
     (target / "manifest.json").write_text(json.dumps(manifest))
     shutil.copyfile(source / "config.yaml", target / "config.yaml")
+
+
+@contextmanager
+def logged_lines(name: str) -> Iterator[list[str]]:
+    """The messages logger `name` (and its children) logs at INFO and above while inside: what
+    mpsynth's console would show, for a test to read."""
+    lines: list[str] = []
+
+    class Lines(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            lines.append(record.getMessage())
+
+    logger = logging.getLogger(name)
+    handler, level = Lines(logging.INFO), logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    try:
+        yield lines
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
 
 
 def first_per_platform(rows: list[dict[str, str]], n: int) -> list[dict[str, str]]:

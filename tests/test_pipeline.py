@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import logging
 import math
 import re
 import shutil
@@ -20,7 +19,7 @@ from mpsynth.cli import main
 from mpsynth.config import load_config
 from mpsynth.config.run import PIPELINES
 from mpsynth.orchestration.pipeline import run_pipeline
-from tests.conftest import DEMO_COLUMNS, first_per_platform, write_csv
+from tests.conftest import DEMO_COLUMNS, first_per_platform, logged_lines, write_csv
 
 # the shared run goes through Ray Data actors with MiniLM on the CPU: minutes beside a second worker
 pytestmark = [pytest.mark.slow, pytest.mark.ray, pytest.mark.timeout(900)]
@@ -52,26 +51,10 @@ def finished_run(tmp_path_factory, demo_rows, ray_local):
     data = write_csv(tmp_path / "posts.csv", first_per_platform(demo_rows, 150), DEMO_COLUMNS)
     config_path = _write_config(tmp_path, data)
     # mpsynth's own lines (what the console shows), kept beside the run directory
-    lines = _Lines()
-    logger = logging.getLogger("mpsynth")
-    level, _ = logger.level, logger.setLevel(logging.INFO)
-    logger.addHandler(lines)
-    try:
+    with logged_lines("mpsynth") as lines:
         manifest = run_pipeline(load_config(config_path))
-    finally:
-        logger.removeHandler(lines)
-        logger.setLevel(level)
-    (tmp_path / "console.log").write_text("\n".join(lines.messages))
+    (tmp_path / "console.log").write_text("\n".join(lines))
     return config_path, load_config(config_path), manifest
-
-
-class _Lines(logging.Handler):
-    def __init__(self) -> None:
-        super().__init__(logging.INFO)
-        self.messages: list[str] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.messages.append(record.getMessage())
 
 
 def test_every_platform_gets_synthetic_posts_with_provenance(finished_run):
@@ -110,7 +93,8 @@ def test_the_shared_run_took_ray_data_actors_and_the_driver_by_size(finished_run
     ):
         assert re.search(rf"{name}: \d actor\(s\)", log), name
     # no actor without a full batch: the evaluation's ~1,000 posts are one batch of lexical
-    # features (8,192 rows a batch), and of sentiment (1,024 a batch) as many as there are
+    # features (8,192 rows a batch), and of sentiment (1,024 a batch) as many as there are, up
+    # to the shared session's 2 CPUs
     posts = manifest["stages"]["evaluate"]["rows"]["posts"]
     assert "evaluate: lexical features: 1 actor(s)" in log
     assert f"evaluate: sentiment: {min(2, math.ceil(posts / 1024))} actor(s)" in log

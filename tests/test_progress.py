@@ -3,33 +3,20 @@ a person watching sees the work is alive while it reports nothing."""
 
 from __future__ import annotations
 
-import logging
 import time
 
 from mpsynth.core.console import Progress
-
-
-class _Lines(logging.Handler):
-    def __init__(self) -> None:
-        super().__init__(logging.INFO)
-        self.lines: list[str] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.lines.append(record.getMessage())
+from tests.conftest import logged_lines
 
 
 def _printed(total: int | None, work) -> list[str]:
-    logger = logging.getLogger("mpsynth.progress")
-    handler, level = _Lines(), logger.level
-    logger.addHandler(handler)
-    logger.setLevel(logging.INFO)
-    try:
-        with Progress("work", total, "rows", interval_s=0.3) as shown:
-            work(shown)
-    finally:
-        logger.removeHandler(handler)
-        logger.setLevel(level)
-    return handler.lines
+    # the progress display closes (its last line) before the capture does
+    with (
+        logged_lines("mpsynth.progress") as lines,
+        Progress("work", total, "rows", interval_s=0.3) as shown,
+    ):
+        work(shown)
+    return lines
 
 
 def test_a_silent_stretch_still_prints_a_line_each_interval():

@@ -160,7 +160,7 @@ def map_parquet(
     # cutting blocks to the batch size lets every actor work (streaming, no materialisation). A
     # small input is cut finer, into a few blocks per actor, so that no actor idles while another
     # works through the last large block alone.
-    batch_size = max(1, min(batch_size, math.ceil(total / (max(actors, 1) * BLOCKS_PER_ACTOR))))
+    batch_size = max(1, min(batch_size, math.ceil(total / (actors * BLOCKS_PER_ACTOR))))
     dataset = ray.data.read_parquet(
         sources, columns=columns, include_paths=include_paths
     ).repartition(target_num_rows_per_block=batch_size)
