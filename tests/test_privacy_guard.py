@@ -159,11 +159,11 @@ IDENTIFIERS = Path(__file__).parent / "data" / "privacy_identifiers.csv"
 def test_the_guard_masks_what_could_be_a_person_on_the_labelled_set():
     """Handles of any script, obfuscated e-mails, national phone formats: recall per kind on the
     set of tricky identifiers, and few ordinary posts touched."""
-    recall, changed = score(IDENTIFIERS, Pseudonymiser(seed=0))
-    assert sum(total for _, total in recall.values()) >= 100
-    for kind, (found, total) in recall.items():
+    scored = score(IDENTIFIERS, Pseudonymiser(seed=0))
+    assert sum(scored.total.values()) >= 100
+    for kind, (found, total) in scored.recall().items():
         assert found / total >= 0.95, (kind, found, total)
-    assert len(changed) <= 2, changed
+    assert len(scored.changed) <= 2, scored.changed
 
 
 @pytest.mark.parametrize("platform", ["twitter", "reddit", "facebook", "youtube"])
