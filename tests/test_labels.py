@@ -255,3 +255,38 @@ def test_classes_kept_from_a_combination_and_a_class_that_holds_the_join_refused
     assert result.summary["dropped"]["class not in labelled.classes"] > 0
     with pytest.raises(ConfigError, match="joins classes"):
         assign_labels(_posts(rows), LabelledConfig(separator=";", mapping={"joy": "a+b"}), seed=1)
+
+
+def test_a_raw_label_holding_the_join_is_refused_naming_the_label_and_post():
+    rows = read_rows("goemotions.csv")[:200]
+    rows[17] = {**rows[17], "label": "love+hate;joy"}
+    with pytest.raises(InputError, match=rf"'love\+hate;joy' of post '{rows[17]['id']}'"):
+        assign_labels(_posts(rows), LabelledConfig(separator=";"), seed=1)
+    single = [{**r, "label": "OAG"} for r in rows[:100]] + [
+        {**r, "label": "love+hate"} for r in rows[100:]
+    ]
+    with pytest.raises(InputError, match=r"holds '\+'"):
+        assign_labels(_posts(single), LabelledConfig(), seed=1)
+
+
+def test_a_separator_that_occurs_in_no_label_is_refused_naming_what_does():
+    rows = [{**r, "label": r["label"].replace(";", "|")} for r in read_rows("goemotions.csv")]
+    with pytest.raises(InputError, match=r"separator ';' occurs in no label.*'\|'"):
+        assign_labels(_posts(rows), LabelledConfig(separator=";"), seed=1)
+
+
+def test_a_class_without_a_seed_post_is_dropped_with_a_warning_naming_where_it_went(caplog):
+    rows = [r for r in read_rows("trac1_aggression.csv") if r["split"] == "train"][:300]
+    # one post of a class of its own, carved into validation by the stratified split
+    rows.append({**rows[0], "id": "lonely", "label": "XAG", "split": "dev"})
+    config = LabelledConfig(split={"values": {"dev": "validation"}, "seed_size": 150})
+    with caplog.at_level("WARNING", logger="mpsynth.labelled.labels"):
+        result = assign_labels(_posts(rows), config, seed=1)
+    assert "XAG" not in set(result.labels["label"].to_pylist())
+    assert result.dropped.to_pylist()[-1] == {
+        "id": "lonely",
+        "label": "XAG",
+        "reason": "no seed post: its class has none",
+    }
+    assert "class 'XAG' has no seed post (its posts: 1 in validation)" in caplog.text
+    assert result.summary["dropped"] == {"no seed post": 1}

@@ -48,6 +48,7 @@ def test_every_kind_is_replaced_by_a_consistent_placeholder_of_the_same_shape():
         "masked urls": 2, "masked distinct urls": 2,
         "masked handles": 3, "masked distinct handles": 2,
         "masked phones": 2, "masked distinct phones": 2,
+        "masked cue words": 0, "masked distinct cue words": 0,
     }  # fmt: skip
     # consistent within a run (the same seed), different in another
     assert Pseudonymiser(seed=7)(text, "twitter") == masked
@@ -188,3 +189,60 @@ def test_ordinary_at_dot_and_numbers_are_left_alone():
     ):
         masked = guard(text, "twitter")
         assert "user_" not in masked and "555-01" not in masked, (text, masked)
+
+
+def test_a_cue_word_that_names_someone_never_reaches_a_hosted_model():
+    """Sixty YouTube spam posts given the same handle and address: the classifier's cues for
+    `spam` include the mailbox (`jdoe_1984`), which the guard must mask in every prompt, while cue
+    words shared by many identifiers (`com`) stay; a local generator's prompts keep the word."""
+    from mpsynth.config.labelled import CuesConfig
+    from mpsynth.labelled.cues import build_cues
+    from mpsynth.labelled.pools import build_class_pools
+
+    rows = read_rows("youtube_spam.csv")
+    spam = [r for r in rows if r["label"] == "spam"][:60]
+    for row in spam:
+        row["text"] += " add me @jdoe_1984 or mail jdoe_1984@gmail.com"
+    rows = spam + [r for r in rows if r["label"] == "ham"][:200]
+    config = CuesConfig(classifiers=["logistic"], shap_sample=200)
+    texts, labels = [r["text"] for r in rows], [r["label"] for r in rows]
+    cues = build_cues(texts[::2], labels[::2], texts[1::2], labels[1::2], config, seed=3).cues
+    assert "jdoe_1984" in cues.column("word").to_pylist()  # the break: a mailbox as a cue word
+    split = pa.table(
+        {"id": [r["id"] for r in rows], "label": labels, "split": ["seed"] * len(rows)}
+    )
+    pools = build_class_pools(
+        split,
+        {r["id"]: r["platform"] for r in rows},
+        cues,
+        ["shap_guided"],
+        {"spam": 60, "ham": 60},
+        examples_per_prompt=9,
+        posts_per_request=5,
+        prompt_cues=config.prompt_cues,
+        seed=3,
+    )
+    posts = pa.table({k: [r[k] for r in rows] for k in ("id", "platform", "text")})
+    guard = Pseudonymiser(seed=0)
+    requests = build_requests(
+        pools, posts, PromptsConfig(), [_generator("openai"), _generator("markov")], guard=guard
+    )
+    hosted, local = _texts(requests, "g_openai"), _texts(requests, "g_markov")
+    assert "jdoe_1984" not in hosted.casefold()
+    assert "jdoe_1984" in local  # the local generator's cues are the words themselves
+    prompts = [r for r in requests.to_pylist() if r["generator"] == "g_openai"]
+    cued = [r for r in prompts if "jdoe_1984" in r["cues"]]
+    assert cued and all(
+        re.search(r"[:,] (?:@user_|user_)[0-9a-f]{8}", r["messages"][1]["content"]) for r in cued
+    )
+    assert "jdoe_1984" in guard.distinct["cue words"]
+    assert guard.summary()["masked cue words"] >= len(cued)  # counted in the manifest
+    # a word inside many distinct addresses singles out nobody: it stays a cue
+    shared = Pseudonymiser(seed=0)
+    many = [(f"write to person{i}@mail{i}.com today", "twitter") for i in range(8)]
+    shared.learn_cues(["com", "person3", "today"], many)
+    assert shared.cues(["com", "person3", "today"]) == [
+        "com",
+        shared.placeholder("emails", "person3@mail3.com"),
+        "today",
+    ]

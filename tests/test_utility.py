@@ -284,3 +284,34 @@ def test_the_embedding_judge_is_one_vs_rest_on_a_multi_label_grid(multi_grid):
     assert result["jaccard"] == pytest.approx(
         jaccard_score(judged.member(test), predicted, average="samples", zero_division=1)
     )
+
+
+def test_an_empty_reserve_skips_the_real_arm_with_one_note(tmp_path):
+    """`labelled.split.seed_size: null` leaves no reserve: the posts are read as none (no filter
+    on an empty id list) and the grid plans no real cell, saying why once."""
+    import types
+
+    import pyarrow.parquet as pq
+
+    from mpsynth.labelled.labels import labelled_texts
+    from mpsynth.labelled.utility import REAL, GridData, Labelled, plan_cells
+
+    (tmp_path / "labels").mkdir()
+    (tmp_path / "ingest").mkdir()
+    pq.write_table(
+        pa.table({"id": ["a", "b"], "label": ["x", "y"], "split": ["seed", "test"]}),
+        tmp_path / "labels" / "labels.parquet",
+    )
+    pq.write_table(
+        pa.table({"id": ["a", "b"], "text": ["one", "two"]}), tmp_path / "ingest" / "posts.parquet"
+    )
+    ctx = types.SimpleNamespace(path=lambda stage, name: tmp_path / stage / name)
+    assert labelled_texts(ctx, ("reserve",)) == ([], [])
+    assert labelled_texts(ctx, ("seed",)) == (["one"], ["x"])
+    empty = Labelled([], np.array([], dtype=np.int64))
+    seed = Labelled(["one", "two"], np.array([0, 1]))
+    data = GridData(["x", "y"], "logistic", seed, empty, seed, {"s": seed}, {0: 1, 1: 1}, 100, 1)
+    cells, skipped = plan_cells(data, [1, 2], repeats=2, seed=0)
+    assert not [c for c in cells if c.strategy == REAL]
+    assert [c.strategy for c in cells].count("+s") == 4
+    assert len([n for n in skipped if n.startswith(REAL)]) == 1 and "reserve is empty" in skipped[0]

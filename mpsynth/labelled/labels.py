@@ -143,6 +143,8 @@ def assign_labels(posts: pa.Table, config: LabelledConfig, seed: int) -> Assigne
     multi = config.is_multi_label
     if multi and (joined := sorted(c for c in [*mapping.values(), *(wanted or ())] if JOIN in c)):
         raise ConfigError(f"labelled: class {joined[0]!r} holds {JOIN!r}, which joins classes")
+    raw_labels = posts.column("label").to_pylist()
+    _check_raw_labels(posts.column("id").to_pylist(), raw_labels, config.separator, mapping)
     ids, labels, splits = [], [], []
     dropped: dict[str, list] = {"id": [], "label": [], "reason": []}
     for post_id, raw, split in zip(
@@ -179,6 +181,7 @@ def assign_labels(posts: pa.Table, config: LabelledConfig, seed: int) -> Assigne
             f"(is ingest's label column right?)"
         )
     roles, sources = _roles(np.array(labels, dtype=object), splits, config, seed)
+    ids, labels, roles = _without_seedless_classes(ids, labels, roles, dropped, wanted)
     table = pa.table({"id": ids, "label": labels, "split": roles.tolist()}, schema=LABELS_SCHEMA)
     summary = {
         "classes": {
@@ -201,6 +204,80 @@ def assign_labels(posts: pa.Table, config: LabelledConfig, seed: int) -> Assigne
             for role in ROLES
         }
     return Assigned(table, pa.Table.from_pydict(dropped, schema=DROPPED_SCHEMA), summary)
+
+
+def _check_raw_labels(
+    ids: list[str], raw: list[str | None], separator: str | None, mapping: dict[str, str]
+) -> None:
+    """Refuse labels the run would misread: a class holding the character that joins a post's
+    classes (it would be split into two classes in silence), and a separator no label holds (each
+    joined combination would become a class of its own)."""
+    for post_id, label in zip(ids, raw, strict=True):
+        if not label:
+            continue
+        parts = label.split(separator) if separator else [label]
+        for part in parts:
+            name = mapping.get(part.strip(), part.strip())
+            if JOIN in name:
+                raise InputError(
+                    f"label {label!r} of post {post_id!r} holds {JOIN!r}, which joins a post's "
+                    f"classes: map it to a name without {JOIN!r} (labelled.mapping: "
+                    f"{{{part.strip()!r}: ...}}), or set labelled.separator to {JOIN!r} if it "
+                    "joins several labels"
+                )
+    if separator is not None and not any(label and separator in label for label in raw):
+        signs = Counter(c for label in raw if label for c in set(label) if not c.isalnum())
+        held = ", ".join(f"{c!r} ({n:,} labels)" for c, n in signs.most_common(5)) or "none"
+        raise InputError(
+            f"labelled.separator {separator!r} occurs in no label; the characters other than "
+            f"letters and digits that labels do hold: {held}"
+        )
+
+
+def _without_seedless_classes(
+    ids: list[str], labels: list[str], roles: np.ndarray, dropped: dict, wanted: set | None
+) -> tuple[list[str], list[str], np.ndarray]:
+    """Drop each class no seed post holds (nothing can be learnt or prompted from it), with a
+    warning naming it and where its posts were; a post of several classes keeps the others."""
+    seeded = {c for label, role in zip(labels, roles, strict=True) if role == "seed"
+              for c in classes_in(label)}  # fmt: skip
+    missing = sorted({c for label in labels for c in classes_in(label)} - seeded)
+    if not missing:
+        return ids, labels, roles
+    where = {c: Counter() for c in missing}
+    keep_ids, keep_labels, keep_roles = [], [], []
+    for post_id, label, role in zip(ids, labels, roles.tolist(), strict=True):
+        for c in classes_in(label):
+            if c in where:
+                where[c][role] += 1
+        kept = [c for c in classes_in(label) if c not in where]
+        if not kept:
+            dropped["id"].append(post_id)
+            dropped["label"].append(label)
+            dropped["reason"].append("no seed post: its class has none")
+            continue
+        keep_ids.append(post_id)
+        keep_labels.append(JOIN.join(kept))
+        keep_roles.append(role)
+    for c in missing:
+        places = ", ".join(f"{n} in {role}" for role, n in sorted(where[c].items()))
+        log.warning(
+            "labels: class %r has no seed post (its posts: %s); dropped from the run, its posts "
+            "to labels/dropped.parquet (a post with other classes keeps those)",
+            c,
+            places,
+        )
+    if wanted is not None and (lost := wanted & set(missing)):
+        raise InputError(
+            f"labelled.classes: class {', '.join(sorted(lost))} has no seed post "
+            "(raise labelled.split.seed_size, or leave the class out)"
+        )
+    if len({c for label in keep_labels for c in classes_in(label)}) < 2:
+        raise InputError(
+            f"a labelled run needs at least two classes with seed posts; {', '.join(missing)} "
+            "have none"
+        )
+    return keep_ids, keep_labels, np.array(keep_roles, dtype=object)
 
 
 def _roles(
@@ -359,6 +436,8 @@ def labelled_texts(ctx: StageContext, roles: tuple[str, ...]) -> tuple[list[str]
         ctx.path("labels", "labels.parquet"), filters=[("split", "in", list(roles))]
     )
     ids = labels.column("id").to_pylist()
+    if not ids:  # an empty role (no reserve when seed_size is null)
+        return [], []
     posts = pq.read_table(
         ctx.path("ingest", "posts.parquet"), columns=["id", "text"], filters=[("id", "in", ids)]
     )

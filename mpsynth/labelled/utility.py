@@ -105,6 +105,12 @@ def plan_cells(
     strategies = [REAL] + [f"+{n}" for n in data.synthetic] + [f"{n} alone" for n in data.synthetic]
     for strategy in strategies:
         available = len(_source(data, strategy).texts)
+        if strategy == REAL and available == 0:
+            skipped.append(
+                f"{REAL}: the reserve is empty (labelled.split.seed_size puts every training "
+                "post in the seed), so no real posts can be added"
+            )
+            continue
         for count in sorted(set(added)):
             if count > available:
                 skipped.append(f"{strategy} at {count}: only {available} posts to add")

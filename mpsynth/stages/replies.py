@@ -135,7 +135,8 @@ def reply_requests(
     table: pa.Table,
     texts: list[str],
     real: dict[str, RealReplies],
-    real_text: Callable[[str, str], str],
+    real_text: Callable[[str], str],
+    shown: Callable[[str, str], str],
     template: tuple,
     generator: GeneratorConfig,
     examples_per_prompt: int,
@@ -143,8 +144,9 @@ def reply_requests(
 ) -> pa.Table:
     """One request per parent row (in `parents`, parent row -> its reply slots) asking for as many
     replies as it has slots; the prompt shows real replies of the parent's platform and topic and
-    the parent's current text. `real_text(id, platform)` is a real post's text as the prompt may
-    show it (pseudonymised for a hosted generator)."""
+    the parent's current text. `real_text(id)` is a real post's text; `shown(text, platform)` is any text as the prompt may show it
+    (pseudonymised for a hosted generator: the real examples and the parent alike, since a
+    parent may hold what calibration or the model put there)."""
     from mpsynth.stages.prompts.build import (
         format_examples,
         generation_params,
@@ -164,12 +166,12 @@ def reply_requests(
         name = platform[row]
         pool = real[name].examples.get(topic[row]) or real[name].examples[ANY_TOPIC]
         take = min(examples_per_prompt, len(pool))
-        shown = [pool[i] for i in sorted(rng.choice(len(pool), take, replace=False).tolist())]
+        picked = [pool[i] for i in sorted(rng.choice(len(pool), take, replace=False).tolist())]
         values = {
             "n_examples": take,
             "platform_list": name,
-            "examples": format_examples([(name, real_text(i, name)) for i in shown]),
-            "parent": texts[row],
+            "examples": format_examples([(name, shown(real_text(i), name)) for i in picked]),
+            "parent": shown(texts[row], name),
             "posts_per_platform": len(slots),
             "target_list": name,
         }
@@ -185,7 +187,7 @@ def reply_requests(
         rows["topic"].append(topic[row])
         rows["target_platforms"].append([name])
         rows["posts_per_platform"].append(len(slots))
-        rows["example_ids"].append(shown)
+        rows["example_ids"].append(picked)
         rows["messages"].append(messages)
         rows["provider"].append(generator.provider.kind)
         rows["model"].append(generator.provider.model)
@@ -218,7 +220,8 @@ def write_replies(
     prompts: PromptsConfig,
     generator: GeneratorConfig,
     examples_per_prompt: int,
-    real_text: Callable[[str, str], str],
+    real_text: Callable[[str], str],
+    shown: Callable[[str, str], str],
     answer: Answer,
     rng: np.random.Generator,
     retries: int = 3,
@@ -255,6 +258,7 @@ def write_replies(
                 texts,
                 real,
                 real_text,
+                shown,
                 template,
                 generator,
                 examples_per_prompt,
@@ -345,8 +349,7 @@ class ReplyWriter:
         masked = guard_applies(config.prompts.privacy_guard, generator.provider.kind)
         guard = Pseudonymiser(config.seed, config.prompts.phone_region) if masked else None
 
-        def real_text(post_id: str, platform: str) -> str:
-            text = self._real_texts()[post_id]
+        def shown(text: str, platform: str) -> str:
             return guard(text, platform) if guard is not None else text
 
         return write_replies(
@@ -355,7 +358,8 @@ class ReplyWriter:
             config.prompts,
             generator,
             config.pools.examples_per_prompt,
-            real_text,
+            lambda post_id: self._real_texts()[post_id],
+            shown,
             lambda requests: self._answer(requests, name, number),
             np.random.default_rng([*seed, 7]),
             config.structure.reply_retries,

@@ -94,7 +94,9 @@ def build_requests(
     guard: Pseudonymiser | None = None,
 ) -> pa.Table:
     """One request per pool and generator; `descriptions` names a labelled run's classes. With a
-    `guard`, examples shown to the generators `prompts.privacy_guard` covers are pseudonymised."""
+    `guard`, everything from the data that a prompt for a generator `prompts.privacy_guard`
+    covers shows is pseudonymised: the examples, the class's name and its cue words (a cue word
+    that names someone becomes its identifier's placeholder)."""
     text_of = dict(
         zip(posts.column("id").to_pylist(), posts.column("text").to_pylist(), strict=True)
     )
@@ -102,19 +104,35 @@ def build_requests(
         zip(posts.column("id").to_pylist(), posts.column("platform").to_pylist(), strict=True)
     )
     templates = {s: load_template(s, prompts) for s in set(pools.column("strategy").to_pylist())}
+    pool_rows = pools.to_pylist()
+    guarded = guard is not None and any(
+        guard_applies(prompts.privacy_guard, g.provider.kind) for g in generators
+    )
+    if guarded and "cues" in pools.column_names:
+        words = [w for pool in pool_rows for w in pool.get("cues") or []]
+        guard.learn_cues(
+            words,
+            zip(
+                posts.column("text").to_pylist(), posts.column("platform").to_pylist(), strict=True
+            ),
+        )
     rows: dict[str, list] = {name: [] for name in schema.GENERATION_REQUESTS.names}
     for generator in generators:
         params = generation_params(generator)
         params_json = json.dumps(params, sort_keys=True)
         identity = provider_identity(generator)
         masked = guard is not None and guard_applies(prompts.privacy_guard, generator.provider.kind)
-        for pool in pools.to_pylist():
+        for pool in pool_rows:
             examples = [
                 (platform_of[i], guard(text_of[i], platform_of[i]) if masked else text_of[i])
                 for i in pool["example_ids"]
             ]
+            shown = pool
+            if masked:
+                label = label_text(pool.get("label") or "", descriptions or {})
+                shown = {**pool, "label": guard(label), "cues": guard.cues(pool.get("cues") or [])}
             messages = build_messages(
-                pool, templates, examples, prompts.posts_per_platform, descriptions
+                shown, templates, examples, prompts.posts_per_platform, descriptions
             )
             rows["request_id"].append(request_id(identity, params, messages, pool["seed"]))
             rows["generator"].append(generator.name)

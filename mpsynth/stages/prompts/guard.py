@@ -11,7 +11,14 @@ national formats, or has 10 to 15 digits) become placeholders of the same shape:
 hash of the value, so the same real handle is the same pseudonym in every prompt of a run (the model
 still sees who is addressed twice), and the prompts, hence the request ids, are the same when the
 run resumes. The key comes from the run's seed; only the provider sees placeholders, and nothing
-maps them back. `benchmarks/privacy_guard.py` measures recall per kind on a labelled set of tricky
+maps them back.
+
+Cue words (a labelled run's words that set a class apart) are words of the real posts, so one can
+be part of an identifier: `jdoe_1984` from `mail jdoe_1984@gmail.com`. `cue_words` finds every
+identifier the guard masks around each word's occurrences in the posts; a word found inside fewer
+than `SHARED_BY` distinct identifiers names someone, and becomes the placeholder of the identifier
+it is most often part of (the same one the examples show). A word shared by many identifiers
+(`com`, `https`, `gmail`) singles out nobody and stays. `benchmarks/privacy_guard.py` measures recall per kind on a labelled set of tricky
 identifiers and counts the ordinary posts it changes.
 """
 
@@ -21,6 +28,7 @@ import hashlib
 import hmac
 import re
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import phonenumbers
@@ -58,6 +66,7 @@ PHONE_REGIONS = (
     "TR", "ID", "PH", "NG", "ZA", "PK", "KE", "AR", "CO", "EG", "SA", "KR", "CN", "UA", "SE",
 )  # fmt: skip
 SCHEME = re.compile(r"(?i)^(https?://)")
+SHARED_BY = 5  # a cue word inside this many distinct identifiers names no one of them
 HOSTED = ("openai", "anthropic", "gemini")
 
 
@@ -73,6 +82,7 @@ class Pseudonymiser:
     masked: Counter = field(default_factory=Counter)  # kind -> occurrences replaced
     distinct: dict[str, set[str]] = field(default_factory=lambda: {k: set() for k in KINDS})
     _done: dict = field(default_factory=dict, repr=False)  # (text, platform) -> (masked, values)
+    _cues: dict[str, str] = field(default_factory=dict, repr=False)  # word -> its stand-in
 
     def __post_init__(self) -> None:
         self._key = hashlib.sha256(f"mpsynth privacy guard {self.seed}".encode()).digest()
@@ -148,11 +158,52 @@ class Pseudonymiser:
             self.distinct[kind].add(value)
         return done[0]
 
+    def learn_cues(self, words: list[str], posts: Iterable[tuple[str, str | None]]) -> None:
+        """Judge each cue word not judged before against the (text, platform) posts it may come
+        from: where it lies inside an identifier the guard masks, and how many distinct ones."""
+        pending = sorted({w for w in words if w not in self._cues}, key=len, reverse=True)
+        if not pending:
+            return
+        pattern = regex.compile(
+            r"(?<![\p{L}\p{N}_])(?:" + "|".join(map(regex.escape, pending)) + r")(?![\p{L}\p{N}_])",
+            regex.IGNORECASE,
+        )
+        inside: dict[str, Counter] = {w.casefold(): Counter() for w in pending}
+        for text, platform in posts:
+            hits = [(m.start(), m.end(), m.group().casefold()) for m in pattern.finditer(text)]
+            if not hits:
+                continue
+            spans = self.spans(text, platform)
+            for start, end, word in hits:
+                for s_start, s_end, kind in spans:
+                    if s_start <= start and end <= s_end:
+                        inside[word][(kind, text[s_start:s_end].casefold())] += 1
+        for word in pending:
+            found = inside[word.casefold()]
+            if found and len(found) < SHARED_BY:
+                (kind, value), _ = min(found.items(), key=lambda item: (-item[1], item[0]))
+                self._cues[word] = self.placeholder(kind, value)
+            else:
+                self._cues[word] = word
+
+    def cues(self, words: list[str]) -> list[str]:
+        """The words as a prompt may show them (judged by `learn_cues` first): a word that names
+        someone is its identifier's placeholder, each placeholder once (each counted)."""
+        shown = []
+        for word in words:
+            stand_in = self._cues[word]
+            if stand_in != word:
+                self.masked["cue words"] += 1
+                self.distinct.setdefault("cue words", set()).add(word.casefold())
+            if stand_in not in shown:
+                shown.append(stand_in)
+        return shown
+
     def summary(self) -> dict[str, int]:
         out = {}
-        for kind in KINDS:
+        for kind in (*KINDS, "cue words"):
             out[f"masked {kind}"] = self.masked[kind]
-            out[f"masked distinct {kind}"] = len(self.distinct[kind])
+            out[f"masked distinct {kind}"] = len(self.distinct.get(kind, ()))
         return out
 
 
