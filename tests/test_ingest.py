@@ -66,6 +66,8 @@ def test_real_rows_are_kept_byte_for_byte(tmp_path, demo_rows):
         "with_quote_of": 0,
         "with_lang": 37,  # declared where the source dataset has a language column
         "languages": {"en": 37},
+        **dict.fromkeys(["dangling_reply_to", "dangling_quote_of", "self_replies"], 0),
+        "reply_loops": 0,
     }
     from mpsynth.stages.ingest.normalise import language_code
 
@@ -170,4 +172,6 @@ def test_jsonl_parquet_and_folder_inputs_with_mapping(tmp_path):
         **dict.fromkeys(["accounts", "with_author", "with_timestamp"], 0),
         **dict.fromkeys(["with_reply_to", "with_thread_id", "with_quote_of", "with_lang"], 0),
         "languages": {},
+        **dict.fromkeys(["dangling_reply_to", "dangling_quote_of", "self_replies"], 0),
+        "reply_loops": 0,
     }

@@ -25,6 +25,7 @@ from mpsynth.metrics.structure import (
     Posts,
     account_linkage,
     gini,
+    post_depths,
     inter_post_gaps,
     structure_metrics,
     thread_depths,
@@ -445,3 +446,72 @@ def test_accounts_answering_the_same_post_within_the_window_are_a_co_reply_pair(
     unlinked = Posts(posts.platform, posts.author, posts.seconds, posts.topic, None, posts.ids)
     rows = network_metrics({schema.REAL: (unlinked, items)}, 60, 64, 0).rows
     assert not any("co_reply" in r["metric"] for r in rows)
+
+
+def test_a_columns_day_month_order_comes_from_its_unambiguous_dates(tmp_path, caplog):
+    """`11/08/2017` in a file whose `18/10/2015` proves day first is 11 August, not 8 November;
+    a file with no evidence reads it month first and says so; the setting decides when given."""
+    rows = [
+        {"platform": "twitter", "id": "a", "text": "one", "timestamp": "11/08/2017 13:51"},
+        {"platform": "twitter", "id": "b", "text": "two", "timestamp": "18/10/2015 09:00"},
+        {"platform": "twitter", "id": "c", "text": "three", "timestamp": "05/03/2016"},
+    ]
+    columns = ["platform", "id", "text", "timestamp"]
+    proved = write_csv(tmp_path / "dayfirst.csv", rows, columns)
+    unsure = write_csv(tmp_path / "unsure.csv", [rows[0], rows[2]], columns)
+
+    def read(path, **spec):
+        config = IngestConfig.model_validate({"inputs": [{"path": str(path), **spec}]})
+        return ingest(config)
+
+    result = read(proved)
+    stamps = result.posts.column("timestamp").to_pylist()
+    assert stamps == [utc(2017, 8, 11, 13, 51), utc(2015, 10, 18, 9), utc(2016, 3, 5)]
+    counts = result.timestamps[str(proved)]
+    assert counts["date_order"] == "day first" and counts["ambiguous_dates"] == 2
+    with caplog.at_level("WARNING", logger="mpsynth.stages.ingest.normalise"):
+        result = read(unsure)
+    assert result.posts.column("timestamp").to_pylist()[0] == utc(2017, 11, 8, 13, 51)
+    assert "2 dates such as '11/08/2017 13:51' fit both day/month orders" in caplog.text
+    assert result.timestamps[str(unsure)]["date_order_from"] == "no evidence"
+    told = read(unsure, dayfirst=True).posts.column("timestamp").to_pylist()
+    assert told == [utc(2017, 8, 11, 13, 51), utc(2016, 3, 5)]
+
+
+def test_float_written_ids_match_loops_are_broken_and_dangling_links_counted(tmp_path, caplog):
+    """Integer ids with `reply_to` written as floats (as pandas writes a column with gaps) link
+    up; a self-reply and a two-post loop lose their closing link, so depths are chain lengths."""
+    rows = [
+        {"platform": "reddit", "id": "1", "text": "root", "reply_to": ""},
+        {"platform": "reddit", "id": "2", "text": "reply", "reply_to": "1.0"},
+        {"platform": "reddit", "id": "3", "text": "deeper", "reply_to": "2.0"},
+        {"platform": "reddit", "id": "4", "text": "to itself", "reply_to": "4"},
+        {"platform": "reddit", "id": "5", "text": "loop a", "reply_to": "6"},
+        {"platform": "reddit", "id": "6", "text": "loop b", "reply_to": "5"},
+        {"platform": "reddit", "id": "7", "text": "outside", "reply_to": "99.0"},
+    ]
+    path = write_csv(tmp_path / "links.csv", rows, ["platform", "id", "text", "reply_to"])
+    with caplog.at_level("WARNING", logger="mpsynth.stages.ingest.normalise"):
+        result = ingest(IngestConfig.model_validate({"inputs": [{"path": str(path)}]}))
+    links = result.posts.column("reply_to").to_pylist()
+    assert links == [None, "1", "2", None, "6", None, "99"]
+    counts = result.summary["reddit"]
+    assert (counts["self_replies"], counts["reply_loops"], counts["dangling_reply_to"]) == (1, 1, 1)
+    assert "1 self replies, 1 reply loops" in caplog.text
+    depth, _ = post_depths(result.posts["id"].to_pylist(), links)
+    assert [depth[i] for i in "1234567"] == [1, 2, 3, 1, 2, 1, 2]
+    # a set made elsewhere, loops and all: depths stay chain lengths
+    depth, _ = post_depths(["a", "b", "c"], ["b", "a", "c"])
+    assert max(depth.values()) <= 2
+
+
+def test_mostly_dangling_links_are_warned_about(tmp_path, caplog):
+    rows = [
+        {"platform": "twitter", "id": str(i), "text": f"post {i}", "reply_to": f"{i + 100}"}
+        for i in range(10)
+    ]
+    path = write_csv(tmp_path / "dangling.csv", rows, ["platform", "id", "text", "reply_to"])
+    with caplog.at_level("WARNING", logger="mpsynth.stages.ingest.normalise"):
+        result = ingest(IngestConfig.model_validate({"inputs": [{"path": str(path)}]}))
+    assert result.summary["twitter"]["dangling_reply_to"] == 10
+    assert "twitter: 10 of 10 reply_to links name no post of the input" in caplog.text

@@ -61,6 +61,11 @@ class InputSpec(Section):
         default=None, description="a fixed platform for every row (the platform column is ignored)"
     )
     columns: ColumnMap = ColumnMap()
+    dayfirst: bool | None = Field(
+        default=None,
+        description="how dates like 11/08/2017 read: true day first, false month first; "
+        "None: as the file's unambiguous dates prove (month first, with a warning, without any)",
+    )
 
 
 class IngestConfig(Section):

@@ -143,10 +143,15 @@ def post_depths(
     depth: dict[str, int] = {}
     root: dict[str, str] = {}
     for post in ids:
-        chain, node = [], post
+        chain, node, on_chain = [], post, set()
         while node not in depth and node in parent and len(chain) < longest:
+            if node in on_chain:  # a loop (ingest breaks them; a set made elsewhere may not)
+                break
             chain.append(node)
+            on_chain.add(node)
             node = parent[node]
+        if node in on_chain:  # the loop's closing post is its first post
+            chain = chain[: chain.index(node)]
         depth.setdefault(node, 1)
         root.setdefault(node, node)
         for step, link in enumerate(reversed(chain), start=1):

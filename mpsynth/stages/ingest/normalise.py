@@ -17,6 +17,7 @@ from mpsynth.core import console, schema
 from mpsynth.core.errors import InputError
 from mpsynth.core.platforms import normalise_platform
 from mpsynth.stages.ingest import readers
+from mpsynth.stages.ingest.links import DANGLING_WARN, break_loops, link_counts, numeric_id
 from mpsynth.stages.ingest.timestamps import TimestampParser
 
 log = logging.getLogger(__name__)
@@ -152,6 +153,36 @@ def _read_rows(file: Path, fmt: str, columns: list[str]) -> readers.RawRows:
             return readers.read_jsonl(file, columns)
 
 
+def _repair_links(kept: dict[str, list]) -> dict[str, Counter]:
+    """Break reply loops in the kept posts (in place) and count, per platform, the links dropped
+    (`self_replies`, `reply_loops`) and the links naming no post (`dangling_reply_to`,
+    `dangling_quote_of`; warned above a share)."""
+    ids, platforms = kept["id"], kept["platform"]
+    kept["reply_to"], dropped = break_loops(ids, kept["reply_to"])
+    counts = link_counts(ids, platforms, {f: kept[f] for f in ("reply_to", "quote_of")})
+    for row, reason in dropped.items():
+        counts.setdefault(platforms[row], Counter())[reason] += 1
+    if dropped:
+        log.warning(
+            "ingest: %d posts answered themselves or closed a reply loop (%s); their reply_to "
+            "links were dropped, so every thread has a first post",
+            len(dropped),
+            ", ".join(f"{n} {k.replace('_', ' ')}" for k, n in Counter(dropped.values()).items()),
+        )
+    for platform, mine in sorted(counts.items()):
+        for name in ("reply_to", "quote_of"):
+            if mine[name] and mine[f"dangling_{name}"] > DANGLING_WARN * mine[name]:
+                log.warning(
+                    "ingest: %s: %d of %d %s links name no post of the input (posts outside "
+                    "the sample, or ids spelled differently)",
+                    platform,
+                    mine[f"dangling_{name}"],
+                    mine[name],
+                    name,
+                )
+    return counts
+
+
 def language_code(value: str | None) -> str | None:
     """The primary language subtag, lower case ('en-US' -> 'en'); None where it says nothing."""
     if value is None:
@@ -177,6 +208,10 @@ def ingest(config: IngestConfig) -> IngestResult:
         wanted = _wanted_columns(spec)
         rows = _read_rows(file, fmt, list(dict.fromkeys(wanted.values())))
         values = {name: rows.columns[column] for name, column in wanted.items()}
+        if "timestamp" in values:
+            doubt = parse_time.order(str(file), values["timestamp"], spec.dayfirst)
+            if doubt is not None:
+                log.warning("ingest: %s", doubt)
         with console.progress(f"ingest {file.name}", len(rows)) as shown:
             for index, line in enumerate(rows.lines):
                 if index % PROGRESS_EVERY == 0:
@@ -196,6 +231,10 @@ def ingest(config: IngestConfig) -> IngestResult:
                 for name, value in fields.items():
                     if value and CONTROL.search(value):
                         fields[name], held_control = CONTROL.sub("", value), True
+                post_id = numeric_id(post_id)
+                for name in schema.LINK_FIELDS:
+                    if name in fields:
+                        fields[name] = numeric_id(fields[name])
                 if not post_id:
                     post_id = f"{file.name}:{line}"
                 reason = rows.errors[index]
@@ -244,6 +283,7 @@ def ingest(config: IngestConfig) -> IngestResult:
                 kept["source_row"].append(line)
             shown.update(len(rows))
 
+    links = _repair_links(kept)
     summary = {
         platform: {
             "read": read[platform],
@@ -257,6 +297,10 @@ def ingest(config: IngestConfig) -> IngestResult:
             },
             "with_lang": sum(languages.get(platform, Counter()).values()),
             "languages": dict(languages.get(platform, Counter()).most_common(5)),
+            **{
+                key: links.get(platform, Counter())[key]
+                for key in ("dangling_reply_to", "dangling_quote_of", "self_replies", "reply_loops")
+            },
         }
         for platform in sorted(read)
     }
