@@ -25,8 +25,8 @@ from mpsynth.metrics.structure import (
     Posts,
     account_linkage,
     gini,
-    post_depths,
     inter_post_gaps,
+    post_depths,
     structure_metrics,
     thread_depths,
 )

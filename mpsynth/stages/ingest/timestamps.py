@@ -26,7 +26,13 @@ _FORMATS = (
     "%d.%m.%Y %H:%M",
     "%Y/%m/%d %H:%M:%S",
 )
-_SLASHED = ("%m/%d/%Y %H:%M", "%m/%d/%Y %H:%M:%S", "%m/%d/%Y %I:%M %p", "%m/%d/%Y %I:%M:%S %p", "%m/%d/%Y")
+_SLASHED = (
+    "%m/%d/%Y %H:%M",
+    "%m/%d/%Y %H:%M:%S",
+    "%m/%d/%Y %I:%M %p",
+    "%m/%d/%Y %I:%M:%S %p",
+    "%m/%d/%Y",
+)
 _DAY_FIRST = tuple(form.replace("%m/%d", "%d/%m") for form in _SLASHED)
 # the two leading numbers of a slashed date: which is the day can be told when one exceeds 12
 _SLASHED_DATE = re.compile(r"^\s*(\d{1,2})/(\d{1,2})/\d{4}\b")
