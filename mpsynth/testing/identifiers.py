@@ -45,16 +45,24 @@ class Scored:
     shaped: Counter = field(default_factory=Counter)
     changed: list[str] = field(default_factory=list)
     leaks: list[str] = field(default_factory=list)
+    misshaped: list[str] = field(default_factory=list)
 
     def recall(self) -> dict[str, tuple[int, int]]:
         return {kind: (self.masked[kind], self.total[kind]) for kind in sorted(self.total)}
 
 
-def replacement(text: str, identifier: str, masked: str) -> tuple[str, bool]:
-    """What took the identifier's place in `masked`, and whether the text around it is intact
-    (when it is not, the whole masked text is searched for leaks)."""
+def replacement(
+    text: str, identifier: str, masked: str, guard: Callable[[str, str], str], platform: str
+) -> tuple[str, bool]:
+    """What took the identifier's place in `masked`, and whether the text around it is as the
+    guard leaves that text alone (so a second identifier in the post may change; when the text
+    around is not intact, the whole masked text is searched for leaks)."""
     start = text.index(identifier)
     before, after = text[:start], text[start + len(identifier) :]
+    before, after = (
+        guard(before, platform) if before else "",
+        guard(after, platform) if after else "",
+    )
     intact = (
         masked.startswith(before)
         and masked.endswith(after)
@@ -80,11 +88,16 @@ def score(path: Path, guard: Callable[[str, str], str]) -> Scored:
                     scored.changed.append(f"{row['text']!r} -> {masked!r}")
                 continue
             scored.total[kind] += 1
-            replaced, intact = replacement(row["text"], row["identifier"], masked)
+            replaced, intact = replacement(
+                row["text"], row["identifier"], masked, guard, row["platform"]
+            )
             if leaked(kind, row["identifier"], replaced):
                 scored.leaks.append(f"{kind}: {row['text']!r} -> {masked!r}")
                 continue
             scored.masked[kind] += 1
             sign = SIGN.match(row["identifier"])
-            scored.shaped[kind] += intact and (sign is None or replaced.startswith(sign.group()))
+            shaped = intact and (sign is None or replaced.startswith(sign.group()))
+            scored.shaped[kind] += shaped
+            if not shaped:
+                scored.misshaped.append(f"{kind}: {row['text']!r} -> {masked!r}")
     return scored

@@ -3,11 +3,9 @@
 A guard errs toward masking: what could identify a person goes, whether or not a metric would count
 it. @handles of any script (letters, digits and marks of every alphabet, with `_ . -` inside; each
 platform's own handle rule as a floor) and Reddit's u/name; URLs (with or without a scheme;
-twitter-text's rules); e-mail addresses, plain and obfuscated (`name [at] domain dot com`,
-`name(at)domain.com`, `name AT domain DOT com`); phone numbers (libphonenumber's matcher for the
-run's region, then any digit run of phone shape that is a valid number in one of many countries'
-national formats, or has 10 to 15 digits) become placeholders of the same shape: `@user_1f3a9c0b`,
-`https://example.com/1f3a9c0b`, `user_1f3a9c0b@example.com`, `555-0142`. A placeholder is a keyed
+twitter-text's rules); e-mail addresses, plain and obfuscated, and phone numbers (both found as
+`detect.py` says) become placeholders of the same shape: `@user_1f3a9c0b` (`u/user_1f3a9c0b` for a
+Reddit name), `https://example.com/1f3a9c0b`, `user_1f3a9c0b@example.com`, `555-0142`. A placeholder is a keyed
 hash of the value, so the same real handle is the same pseudonym in every prompt of a run (the model
 still sees who is addressed twice), and the prompts, hence the request ids, are the same when the
 run resumes. The key comes from the run's seed; only the provider sees placeholders, and nothing
@@ -18,8 +16,10 @@ be part of an identifier: `jdoe_1984` from `mail jdoe_1984@gmail.com`. `cue_word
 identifier the guard masks around each word's occurrences in the posts; a word found inside fewer
 than `SHARED_BY` distinct identifiers names someone, and becomes the placeholder of the identifier
 it is most often part of (the same one the examples show). A word shared by many identifiers
-(`com`, `https`, `gmail`) singles out nobody and stays. `benchmarks/privacy_guard.py` measures recall per kind on a labelled set of tricky
-identifiers and counts the ordinary posts it changes.
+(`com`, `https`, `gmail`) singles out nobody and stays.
+
+`benchmarks/privacy_guard.py` measures recall per kind on three labelled sets of identifiers (one
+written alongside the rules, two before their last change) and counts the ordinary posts changed.
 """
 
 from __future__ import annotations
@@ -31,40 +31,18 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-import phonenumbers
 import regex
 
 from mpsynth.metrics.extraction import entity_spans
+from mpsynth.stages.prompts.detect import PHONE_REGIONS, email_spans, phone_spans
 
 KINDS = ("emails", "urls", "handles", "phones")  # on overlap the earlier kind wins
-EMAIL = re.compile(r"(?<![\w.+-])[\w.+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}")
 NAME = r"[\p{L}\p{N}\p{M}_]"  # a letter, digit or mark of any script, or _
 # a handle of any script: the sign, then name characters with . or - only inside
 # (at least one letter: @173.16 is a price, not a person)
 HANDLE = regex.compile(rf"[@＠](?=[\p{{N}}.\-]*[\p{{L}}\p{{M}}_]){NAME}+(?:[.\-]{NAME}+)*")
 REDDIT_USER = regex.compile(rf"(?<![\p{{L}}\p{{N}}_/])/?u/{NAME}+(?:-{NAME}+)*")
-# obfuscated e-mail: the at and the dots written out, bracketed or spaced
-_AT = r"(?:\s*@\s*|\s*[\[({<]\s*(?:at|@)\s*[\])}>]\s*|\s+at\s+)"
-_DOT = r"(?:\.|\s*[\[({<]\s*(?:dot|\.)\s*[\])}>]\s*|\s+dot\s+)"
-OBFUSCATED_EMAIL = regex.compile(
-    rf"(?<![\p{{L}}\p{{N}}_.+-])(?P<local>[\p{{L}}\p{{N}}\p{{M}}_.+-]+){_AT}"
-    rf"(?P<domain>[\p{{L}}\p{{N}}-]+(?:{_DOT}[\p{{L}}\p{{N}}-]+)*{_DOT}\p{{L}}{{2,}})(?![\p{{L}}\p{{N}}])",
-    regex.IGNORECASE,
-)
-USERNAME_LIKE = re.compile(r"[\d_.+\-]")
-# a run of digits of phone shape: an optional +country code and (area code), groups of digits
-PHONE_RUN = regex.compile(
-    r"(?<![\p{L}\p{N}+])(?:\+\d{1,3}[\s.\-]?)?(?:\(\d{1,4}\)[\s.\-]?)?\d(?:[\s.\-]?\d){6,16}(?![\p{L}\p{N}])"
-)
-NOT_PHONES = re.compile(
-    r"^(?:\d{4}-\d{1,2}-\d{1,2}|\d{1,2}[/.]\d{1,2}[/.]\d{2,4}|\d{4}\s*-\s*\d{4})$"  # dates, year ranges
-)
-DECIMAL = re.compile(r"\.\d{5,}")  # 43.613000: a decimal number, not a group of a phone number
-# whose national formats a phone number is tried in (besides `phone_region`)
-PHONE_REGIONS = (
-    "US", "GB", "DE", "FR", "IN", "NL", "BR", "AU", "JP", "ES", "IT", "RU", "PL", "CA", "MX",
-    "TR", "ID", "PH", "NG", "ZA", "PK", "KE", "AR", "CO", "EG", "SA", "KR", "CN", "UA", "SE",
-)  # fmt: skip
+SIGN = regex.compile(r"^(?:/?u/|[@＠])")
 SCHEME = re.compile(r"(?i)^(https?://)")
 SHARED_BY = 5  # a cue word inside this many distinct identifiers names no one of them
 HOSTED = ("openai", "anthropic", "gemini")
@@ -95,7 +73,8 @@ class Pseudonymiser:
         token = self.token(kind, value)
         match kind:
             case "handles":
-                return f"{value[0]}user_{token}"  # the sign as written (@ or ＠)
+                sign = SIGN.match(value)  # as written: @, ＠, u/ or /u/
+                return f"{sign.group() if sign else '@'}user_{token}"
             case "emails":
                 return f"user_{token}@example.com"
             case "urls":
@@ -105,8 +84,7 @@ class Pseudonymiser:
                 return f"555-01{int(token, 16) % 100:02d}"
 
     def spans(self, text: str, platform: str | None) -> list[tuple[int, int, str]]:
-        found = [(m.start(), m.end(), "emails") for m in EMAIL.finditer(text)]
-        found += [(m.start(), m.end(), "emails") for m in _obfuscated_emails(text)]
+        found = [(start, end, "emails") for start, end in email_spans(text)]
         for start, end, kind in entity_spans(text, platform):
             if kind in ("urls", "mentions"):
                 found.append((start, end, "handles" if kind == "mentions" else "urls"))
@@ -114,31 +92,14 @@ class Pseudonymiser:
             found += [(m.start(), m.end(), "handles") for m in HANDLE.finditer(text)]
         if "u/" in text:
             found += [(m.start(), m.end(), "handles") for m in REDDIT_USER.finditer(text)]
-        found += [
-            (m.start, m.end, "phones")
-            for m in phonenumbers.PhoneNumberMatcher(text, self.phone_region)
-        ]
-        found += [(m.start(), m.end(), "phones") for m in self._phone_runs(text)]
+        regions = (self.phone_region, *PHONE_REGIONS)
+        found += [(start, end, "phones") for start, end in phone_spans(text, regions)]
         chosen: list[tuple[int, int, str]] = []
         # by kind, then position, the longer of two spans at one position first
         for span in sorted(found, key=lambda s: (KINDS.index(s[2]), s[0], s[0] - s[1])):
             if all(span[1] <= other[0] or span[0] >= other[1] for other in chosen):
                 chosen.append(span)
         return sorted(chosen)
-
-    def _phone_runs(self, text: str) -> list[regex.Match]:
-        """Digit runs of phone shape that are a number somewhere: a valid number in the national
-        format of the run's region or of one of PHONE_REGIONS, a possible one with a + country
-        code, or any run of 10 to 15 digits (dates and year ranges left alone)."""
-        runs = []
-        for match in PHONE_RUN.finditer(text):
-            value = match.group()
-            digits = sum(c.isdigit() for c in value)
-            if NOT_PHONES.match(value) or DECIMAL.search(value) or digits > 15:
-                continue
-            if digits >= 10 or _is_number(value, (self.phone_region, *PHONE_REGIONS)):
-                runs.append(match)
-        return runs
 
     def __call__(self, text: str, platform: str | None = None) -> str:
         """The text with every handle, e-mail, phone number and URL replaced (each call counted:
@@ -205,31 +166,3 @@ class Pseudonymiser:
             out[f"masked {kind}"] = self.masked[kind]
             out[f"masked distinct {kind}"] = len(self.distinct.get(kind, ()))
         return out
-
-
-def _obfuscated_emails(text: str) -> list[regex.Match]:
-    """E-mail addresses with the at (and perhaps the dots) written out. A bare word ` at ` counts
-    only when the rest looks like an address: `AT` in capitals, or a digit or `_ . + -` in the
-    mailbox; `look at this dot com` and `only at www.shop.com` are left alone."""
-    found = []
-    for match in OBFUSCATED_EMAIL.finditer(text, overlapped=True):
-        value, local = match.group(), match.group("local")
-        if match.group("domain").lower().startswith("www"):
-            continue
-        spelled = not any(c in value[len(local) :] for c in "@[](){}<>")  # the at as a bare word
-        if not spelled or " AT " in value or USERNAME_LIKE.search(local):
-            found.append(match)
-    return found
-
-
-def _is_number(value: str, regions: tuple[str, ...]) -> bool:
-    for region in dict.fromkeys(regions):
-        try:
-            number = phonenumbers.parse(value, region)
-        except phonenumbers.NumberParseException:
-            continue
-        if phonenumbers.is_valid_number(number) or (
-            value.startswith("+") and phonenumbers.is_possible_number(number)
-        ):
-            return True
-    return False
