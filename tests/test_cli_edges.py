@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import json
 
+import pytest
 import yaml
 
 from mpsynth.cli import main
-from tests.conftest import DEMO_COLUMNS, first_per_platform, write_csv
+from tests.conftest import DEMO_COLUMNS, REPO, first_per_platform, write_csv
 
 
 def _config(tmp_path, data, **overrides):
@@ -57,3 +58,27 @@ def test_ingest_does_not_demand_a_key_it_does_not_use(tmp_path, demo_rows, monke
     config = _config(tmp_path, data, generate={"generators": [generator]})
     assert main(["ingest", str(config)]) == 0
     assert (tmp_path / "run" / "ingest" / "posts.parquet").is_file()
+
+
+@pytest.mark.parametrize(
+    ("config", "says"),
+    [
+        ("goemotions_multilabel.yaml", "--set ingest.inputs.0.path=tests/data/goemotions.csv"),
+        ("politics.yaml", "--set ingest.inputs.0.path=tests/data/ira_tweets.csv"),
+    ],
+)
+def test_a_shipped_config_without_its_shared_data_names_the_bundled_sample(
+    tmp_path, monkeypatch, capsys, config, says
+):
+    """On a clone with nothing beside it, a config that reads ../shared/data stops before any work
+    naming every missing file, where it looked, and the bundled sample that stands in."""
+    clone = tmp_path / "clone"
+    clone.mkdir()
+    for name in ("configs", "tests"):
+        (clone / name).symlink_to(REPO / name)
+    monkeypatch.chdir(clone)
+    assert main(["ingest", f"configs/{config}", "--set", f"run_dir={tmp_path / 'run'}"]) != 0
+    err = capsys.readouterr().err
+    assert "input not found: ../shared/data/" in err and f"(looked in {clone}" in err
+    assert says in err
+    assert not (tmp_path / "run").exists()

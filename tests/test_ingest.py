@@ -131,9 +131,15 @@ def test_missing_text_column_names_column_and_file(tmp_path, demo_rows):
     assert "'text'" in str(error.value) and str(path) in str(error.value)
 
 
-def test_missing_file_is_named(tmp_path):
-    with pytest.raises(InputError, match=r"input not found: .*absent\.csv"):
+def test_missing_file_is_named(tmp_path, monkeypatch):
+    with pytest.raises(InputError, match=r"input not found: .*absent\.csv$"):
         ingest(_config({"path": str(tmp_path / "absent.csv")}))
+    monkeypatch.chdir(tmp_path)  # a relative path: the directory it was looked for in is named
+    with pytest.raises(InputError) as error:
+        ingest(_config({"path": "data/demo/posts.csv"}))
+    assert str(error.value) == (
+        f"input not found: data/demo/posts.csv (looked in {tmp_path}: paths are relative to it)"
+    )
 
 
 def test_explicitly_mapped_optional_column_must_exist(tmp_path, demo_rows):

@@ -4,6 +4,7 @@ and the structure and network metrics, on the bundled real IRA tweets and YouTub
 from __future__ import annotations
 
 import os
+from collections import Counter
 from datetime import UTC, datetime
 
 import networkx as nx
@@ -515,3 +516,66 @@ def test_mostly_dangling_links_are_warned_about(tmp_path, caplog):
         result = ingest(IngestConfig.model_validate({"inputs": [{"path": str(path)}]}))
     assert result.summary["twitter"]["dangling_reply_to"] == 10
     assert "twitter: 10 of 10 reply_to links name no post of the input" in caplog.text
+
+
+def test_replies_under_a_refused_reply_are_counted_at_the_depth_their_chain_has():
+    """Every first-level reply refused: the replies planned under them answer those posts as they
+    stand, so the summary counts them at depth 1 (their chain), not the planned 2 or 3."""
+    from mpsynth.config import GeneratorConfig, PromptsConfig
+    from mpsynth.stages.replies import RealReplies, write_replies
+
+    n = 60
+    table = pa.table(
+        {
+            "id": [f"s{i}" for i in range(n)],
+            "platform": ["reddit"] * n,
+            "topic": [i % 3 for i in range(n)],
+            "text": [f"post number {i}" for i in range(n)],
+            "request_id": ["r"] * n,
+            "example_ids": [[] for _ in range(n)],
+            "strategy": ["mptm"] * n,
+        }
+    )
+    real = {
+        "reddit": RealReplies(
+            share=0.7,
+            depths=np.array([1.0, 1.0, 1.0]),
+            examples={None: ["x1", "x2"]},
+            delays=np.array([]),
+        )
+    }
+    calls = []
+
+    def answer(requests):
+        calls.append(requests.num_rows)
+        if len(calls) == 1:  # the first round (depth 1): every answer refused
+            return {}
+        return {
+            rid: [f"a reply {k}" for k in range(posts)]
+            for rid, posts in zip(
+                requests["request_id"].to_pylist(),
+                requests["posts_per_platform"].to_pylist(),
+                strict=True,
+            )
+        }
+
+    generator = GeneratorConfig.model_validate({"name": "g", "provider": {"kind": "markov"}})
+    replies = write_replies(
+        table,
+        real,
+        PromptsConfig(),
+        generator,
+        2,
+        lambda post_id: "a real reply",
+        lambda text, platform: text,
+        answer,
+        np.random.default_rng(4),
+        retries=0,
+    )
+    summary = replies.summary["platforms"]["reddit"]
+    depth, _ = post_depths(table["id"].to_pylist(), replies.reply_to)
+    ids = table["id"].to_pylist()
+    chains = Counter(depth[i] - 1 for i, to in zip(ids, replies.reply_to, strict=True) if to)
+    assert summary["written"] > 0 and summary["by_depth"] == dict(chains)
+    assert max(summary["by_depth"]) <= 2  # planned 2 and 3, one level lost above each
+    assert summary["shallower_than_planned"] == summary["written"]

@@ -17,7 +17,7 @@ from mpsynth.core.errors import ConfigError
 from mpsynth.metrics.compare import metric_row
 from mpsynth.metrics.sensitivity import chance_effect, level_codes, main_effect, noise_of
 from mpsynth.report.sensitivity import fidelity_values, sensitivity_tables
-from tests.conftest import DEMO_COLUMNS, first_per_platform, write_csv
+from tests.conftest import DEMO_COLUMNS, REPO, first_per_platform, write_csv
 
 
 def test_a_grid_runs_every_combination_in_a_stable_order():
@@ -254,3 +254,38 @@ def test_a_sweep_run_again_resumes_and_redoes_nothing(small_sweep):
     assert again["finished"] == 4
     first, second = again["invocations"]  # the time of each invocation, added up
     assert again["wall_s"] == pytest.approx(first + second, abs=0.2)
+
+
+def test_every_bad_grid_value_is_named_at_once_as_a_line_of_the_grid_file(tmp_path):
+    from mpsynth.orchestration.sweep import plan_sweep
+
+    path = tmp_path / "grid.yaml"
+    path.write_text(
+        yaml.safe_dump(
+            {"grid": {"topics.min_cluster_size": [1, 15], "pools.examples_per_prompt": [0, 9]}}
+        )
+    )
+    with pytest.raises(ConfigError) as error:
+        plan_sweep(REPO / "configs" / "demo.yaml", load_grid(path), (), tmp_path / "out", path)
+    message = str(error.value)
+    assert message.startswith(f"invalid {path}:")
+    assert "grid.topics.min_cluster_size: 1:" in message
+    assert "grid.pools.examples_per_prompt: 0:" in message
+    assert "demo.yaml" not in message
+
+
+@pytest.mark.parametrize(
+    ("entry", "says"),
+    [
+        (10, "give a list of values ([10, 15]) or a range"),
+        ({"low": 1}, "a range needs high"),
+        ({"low": 1, "hi": 2}, "a range needs high; hi is not a range setting"),
+    ],
+)
+def test_a_mistyped_grid_entry_says_what_a_grid_entry_is(tmp_path, entry, says):
+    path = tmp_path / "grid.yaml"
+    path.write_text(yaml.safe_dump({"grid": {"topics.min_cluster_size": entry}, "sample": 2}))
+    with pytest.raises(ConfigError) as error:
+        load_grid(path)
+    assert f"grid.topics.min_cluster_size: {says}" in str(error.value)
+    assert "function-after" not in str(error.value)

@@ -61,6 +61,10 @@ class InputSpec(Section):
         default=None, description="a fixed platform for every row (the platform column is ignored)"
     )
     columns: ColumnMap = ColumnMap()
+    bundled_sample: str | None = Field(
+        default=None,
+        description="a sample of this input bundled with mpsynth, named when the input is missing",
+    )
     dayfirst: bool | None = Field(
         default=None,
         description="how dates like 11/08/2017 read: true day first, false month first; "

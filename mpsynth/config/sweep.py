@@ -115,7 +115,39 @@ def overrides_of(variation: dict[str, Any]) -> list[str]:
 def load_grid(path: str | Path) -> SweepGrid:
     path = Path(path)
     raw = settings.read_mapping(path, "grid")
+    problems = []
+    grid = raw.get("grid")
+    for key, values in grid.items() if isinstance(grid, dict) else ():
+        if isinstance(values, dict):  # a range: its own errors, named by the setting
+            try:
+                Range.model_validate(values)
+            except ValidationError as error:
+                problems.append(f"grid.{key}: {_range_problem(error)}")
+        elif not isinstance(values, list):
+            problems.append(
+                f"grid.{key}: give a list of values ([10, 15]) or a range ({{low: 0.5, high: "
+                f"1.2}}), not {json.dumps(values, default=str)}"
+            )
+    if problems:
+        raise ConfigError(f"invalid {path}:\n  " + "\n  ".join(problems))
     try:
         return SweepGrid.model_validate(raw)
     except ValidationError as error:
         raise ConfigError(f"invalid {path}:\n  {settings.describe(error, SweepGrid)}") from None
+
+
+def _range_problem(error: ValidationError) -> str:
+    """A range's problems in words: an unknown or missing key, or its own check's message."""
+    lines = []
+    for item in error.errors():
+        key = ".".join(str(part) for part in item["loc"])
+        match item["type"]:
+            case "extra_forbidden":
+                lines.append(f"{key} is not a range setting (low, high, integer, log)")
+            case "missing":
+                lines.append(f"a range needs {key}")
+            case _:
+                lines.append(
+                    f"{key + ': ' if key else ''}{item['msg'].removeprefix('Value error, ')}"
+                )
+    return "; ".join(lines)

@@ -11,6 +11,9 @@ down itself) it ends the ones still alive the same way.
 from __future__ import annotations
 
 import contextlib
+import functools
+import importlib.util
+import os
 import signal
 import sys
 import time
@@ -31,10 +34,23 @@ def _tree(root: psutil.Process) -> set[psutil.Process]:
         return set()
 
 
+@functools.cache
+def _ray_package() -> str:
+    """Where the installed ray package lives (found, not imported): every process of Ray's head
+    runs a program or script from inside it."""
+    spec = importlib.util.find_spec("ray")
+    origin = spec.origin if spec is not None else None
+    return (
+        os.path.dirname(origin) + os.sep if origin else f"{os.sep}site-packages{os.sep}ray{os.sep}"
+    )
+
+
 def _ray_processes(driver: psutil.Process) -> set[psutil.Process]:
     """The driver's children that are Ray's (its head: GCS, raylet, dashboard, monitors; found by
-    the ray package in their command line), with everything under them (workers, agents). Other
-    children of the driver (a test's servers, say) are none of the reaper's business."""
+    the installed ray package's folder in their command line, not any `/ray/`: in Ray's own
+    container images the home folder is /home/ray), with everything under them (workers, agents).
+    Other children of the driver (a test's servers, say) are none of the reaper's business."""
+    package = _ray_package()
     found = set()
     try:
         children = driver.children()
@@ -45,7 +61,7 @@ def _ray_processes(driver: psutil.Process) -> set[psutil.Process]:
             command = " ".join(child.cmdline())
         except psutil.Error:
             continue
-        if "/ray/" in command or child.name().startswith("ray::"):
+        if package in command or child.name().startswith("ray::"):
             found |= {child, *_tree(child)}
     return found
 

@@ -43,6 +43,7 @@ class _Session:
             self.started = True
             self.reaper = _start_reaper() if self.address == "local" else None
         console.tame_library_loggers()
+        _raylet_reports_to_log()
         context = ray.data.DataContext.get_current()
         context.enable_progress_bars = False  # mpsynth shows its own, one per stage
         context.enable_operator_progress_bars = False
@@ -86,6 +87,29 @@ def require_ray() -> None:
     `ray.init` the caller made itself."""
     if _current is not None:
         _current.require()
+
+
+def _raylet_reports_to_log() -> None:
+    """Ray's driver prints what the raylet reports (a worker that died, one the memory monitor
+    killed, with its out-of-memory advice) straight to stdout, log_to_driver or not. mpsynth
+    reports failed work itself, so these lines go to the run log as warnings of the `ray` logger
+    (to the console too with -v). Ray has no setting for it: its printer is replaced, once."""
+    from ray._private import worker as ray_worker
+
+    printer = getattr(ray_worker, "print_to_stdstream", None)
+    if printer is None or getattr(printer, "mpsynth", False):
+        return
+    reports = logging.getLogger("ray.raylet")
+
+    def to_log(data: dict, ignore_prefix: bool) -> None:
+        if data.get("pid") not in ("raylet", "autoscaler"):
+            printer(data, ignore_prefix)
+            return
+        for line in data.get("lines", []):
+            reports.warning("(%s) %s", data["pid"], line)
+
+    to_log.mpsynth = True  # type: ignore[attr-defined]
+    ray_worker.print_to_stdstream = to_log
 
 
 def _start_reaper() -> subprocess.Popen:

@@ -108,9 +108,25 @@ class Variation:
 
 
 def plan_sweep(
-    config_path: str | Path, grid: SweepGrid, overrides: tuple[str, ...], out: Path
+    config_path: str | Path,
+    grid: SweepGrid,
+    overrides: tuple[str, ...],
+    out: Path,
+    grid_path: str | Path = "the grid",
 ) -> list[Variation]:
-    """Every variation's config, each checked now: a bad key or value fails before any work."""
+    """Every variation's config, each checked now: a bad key or value fails before any work.
+    Each value of the grid is checked alone first, so every bad one is named at once, as a line
+    of the grid file."""
+    problems = []
+    for key, values in grid.grid.items():
+        for value in values if isinstance(values, list) else [values.low, values.high]:
+            try:
+                load_config(config_path, [*overrides, *overrides_of({key: value})])
+            except ConfigError as error:
+                reason = str(error).split("\n", 1)[-1].strip()
+                problems.append(f"grid.{key}: {json.dumps(value)}: {reason}")
+    if problems:
+        raise ConfigError(f"invalid {grid_path}:\n  " + "\n  ".join(problems))
     variations = []
     for number, settings in enumerate(grid.variations(), start=1):
         key = fingerprint(settings)[:12]
@@ -168,7 +184,7 @@ def run_sweep(
     gather their metrics and write the sensitivity analysis. Returns the sweep's summary."""
     grid = load_grid(grid_path)
     root = sweep_dir(load_config(config_path, overrides), out).resolve()
-    variations = plan_sweep(config_path, grid, overrides, root)
+    variations = plan_sweep(config_path, grid, overrides, root, grid_path)
     for variation in variations:
         preflight(variation.config)
     root.mkdir(parents=True, exist_ok=True)

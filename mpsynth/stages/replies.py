@@ -12,7 +12,9 @@ of each synthetic set's posts become replies, written by the set's own generator
 - **The rounds** (`write_replies`): depth by depth, one request per parent post asks for as many
   replies as the plan gave it (the parent must exist before its replies are written). Answers go
   through the generator's ledger, the parser and the copy filter like any other; a slot without an
-  accepted reply keeps its own post, and the summary says how many.
+  accepted reply keeps its own post, and the summary says how many. A reply planned under it
+  answers that post as it stands, so the summary counts each written reply at the depth its chain
+  has (and how many sit shallower than planned).
 
 `ReplyWriter` runs the rounds for every set of the structure stage and keeps their requests and
 refused answers. Platforms without `reply_to` in the input get no replies: no links are invented.
@@ -144,9 +146,9 @@ def reply_requests(
 ) -> pa.Table:
     """One request per parent row (in `parents`, parent row -> its reply slots) asking for as many
     replies as it has slots; the prompt shows real replies of the parent's platform and topic and
-    the parent's current text. `real_text(id)` is a real post's text; `shown(text, platform)` is any text as the prompt may show it
-    (pseudonymised for a hosted generator: the real examples and the parent alike, since a
-    parent may hold what calibration or the model put there)."""
+    the parent's current text. `real_text(id)` is a real post's text; `shown(text, platform)` is
+    any text as the prompt may show it (pseudonymised for a hosted generator: the real examples
+    and the parent alike, since a parent may hold what calibration or the model put there)."""
     from mpsynth.stages.prompts.build import (
         format_examples,
         generation_params,
@@ -266,14 +268,14 @@ def write_replies(
             )
             requests_made += requests.num_rows
             answers = answer(requests)
-            for row, rid, shown in zip(
+            for row, rid, picked in zip(
                 parents,
                 requests.column("request_id").to_pylist(),
                 requests.column("example_ids").to_pylist(),
                 strict=True,
             ):
                 for slot, text in zip(parents[row], answers.get(rid, []), strict=False):
-                    texts[slot], request_ids[slot], examples[slot] = text, rid, shown
+                    texts[slot], request_ids[slot], examples[slot] = text, rid, picked
                     written[slot] = True
                     delays = real[platform[slot]].delays
                     if len(delays) and not np.isnan(seconds[row]):
@@ -282,28 +284,34 @@ def write_replies(
             if not pending:
                 break
     reply_to = [ids[parent[r]] if written[r] else None for r in range(len(ids))]
-    _, root = post_depths(ids, reply_to)
+    chain, root = post_depths(ids, reply_to)
     thread_id = [root[i] if platform[r] in real else None for r, i in enumerate(ids)]
-    summary = _summary(platform, depth, written, real)
+    # a reply whose planned parent reply was refused answers that post as it stands (a first
+    # post, or a reply higher up): its depth is its chain's, not the plan's
+    actual = np.array([chain[i] - 1 for i in ids], dtype=np.int64)
+    summary = _summary(platform, actual, written, real, planned=depth)
     summary["requests"] = requests_made
     return Replies(reply_to, thread_id, texts, request_ids, examples, seconds, summary)
 
 
-def _summary(platform, depth, written, real) -> dict:
+def _summary(platform, depth, written, real, planned) -> dict:
+    """Per platform: replies planned and written, the written ones by the depth their chain has
+    (`depth`), and how many sit shallower than planned because a reply above them was refused."""
     by_platform = {}
     names = np.array(platform, dtype=object)
     for name in sorted(real):
         rows = names == name
-        planned = rows & (depth > 0)
-        done = planned & written
+        wanted = rows & (planned > 0)
+        done = wanted & written
         by_platform[name] = {
             "posts": int(rows.sum()),
             "real_share": round(real[name].share, 4),
-            "planned": int(planned.sum()),
+            "planned": int(wanted.sum()),
             "written": int(done.sum()),
             "by_depth": {
                 int(d): int(((depth == d) & done).sum()) for d in np.unique(depth[done]).tolist()
             },
+            "shallower_than_planned": int((done & (depth < planned)).sum()),
         }
     return {"platforms": by_platform}
 

@@ -15,6 +15,7 @@ import pyarrow as pa
 from mpsynth.config import IngestConfig, InputSpec
 from mpsynth.core import console, schema
 from mpsynth.core.errors import InputError
+from mpsynth.core.locations import is_remote
 from mpsynth.core.platforms import normalise_platform
 from mpsynth.stages.ingest import readers
 from mpsynth.stages.ingest.links import DANGLING_WARN, break_loops, link_counts, numeric_id
@@ -44,14 +45,14 @@ class IngestResult:
 def expand_input(spec: InputSpec) -> list[tuple[Path, str]]:
     """The files an input names (a file, or every supported file under a folder) and their formats;
     a remote file (s3://...) as its local copy."""
-    from mpsynth.core.locations import is_remote, local_input
+    from mpsynth.core.locations import local_input
 
     path = spec.path
     if is_remote(path):
         local = local_input(str(path), "ingest.inputs[].path")
         return [(local, spec.format if spec.format != "auto" else _format_of(local))]
     if not path.exists():
-        raise InputError(f"input not found: {path}")
+        raise InputError(_missing_input(0, spec))
     if path.is_dir():
         files = sorted(p for p in path.rglob("*") if p.suffix.lower() in SUFFIX_FORMATS)
         if not files:
@@ -127,6 +128,13 @@ def check_inputs(
     the config names them explicitly (or the run needs them: `required`, the label of a labelled
     run), so a file without `author` under the default mapping is fine.
     """
+    missing = [
+        _missing_input(number, spec)
+        for number, spec in enumerate(config.inputs)
+        if not is_remote(spec.path) and not Path(spec.path).exists()
+    ]
+    if missing:
+        raise InputError("\n".join(missing))
     files = []
     for spec in config.inputs:
         explicit = spec.columns.model_fields_set
@@ -141,6 +149,20 @@ def check_inputs(
                     )
             files.append((spec, file, fmt))
     return files
+
+
+def _missing_input(number: int, spec: InputSpec) -> str:
+    """An input that is not there, where it was looked for, and the bundled sample to use."""
+    path = Path(spec.path)
+    line = f"input not found: {path}"
+    if not path.is_absolute():
+        line += f" (looked in {Path.cwd()}: paths are relative to it)"
+    if spec.bundled_sample is not None:
+        line += (
+            f"; a sample of it is bundled: add --set ingest.inputs.{number}.path="
+            f"{spec.bundled_sample}"
+        )
+    return line
 
 
 def _read_rows(file: Path, fmt: str, columns: list[str]) -> readers.RawRows:
