@@ -289,9 +289,13 @@ def test_a_cue_word_that_names_someone_never_reaches_a_hosted_model():
     # a word inside many distinct addresses singles out nobody: it stays a cue
     shared = Pseudonymiser(seed=0)
     many = [(f"write to person{i}@mail{i}.com today", "twitter") for i in range(8)]
-    shared.learn_cues(["com", "person3", "today"], many)
-    assert shared.cues(["com", "person3", "today"]) == [
+    # and a word seen mostly outside identifiers is a word, though one link holds it too
+    many += [("see https://www.youtube.com/watch?v=abc", "youtube")]
+    many += [("watch this now", "youtube")] * 3
+    shared.learn_cues(["com", "person3", "today", "watch"], many)
+    assert shared.cues(["com", "person3", "today", "watch"]) == [
         "com",
         shared.placeholder("emails", "person3@mail3.com"),
         "today",
+        "watch",
     ]

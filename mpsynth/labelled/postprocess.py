@@ -59,6 +59,10 @@ def run_labelled_postprocess(ctx: StageContext, out: Path) -> dict[str, Any]:
         sets[name], summary["deficit"][name] = fill_classes(
             ctx, name, sets[name], targets, model, rejected, inputs
         )
+    if "guard" in vars(inputs):  # deficit rounds ran: what their prompts kept from the provider
+        masked = {f"deficit {k}": v for k, v in inputs.guard.summary().items() if v}
+        summary["privacy_guard"] = masked
+        rows.update(masked)
     if ctx.config.labelled.calibrate and sets:
         sets, summary["calibration"] = calibrate_by_class(
             sets, inputs.seed, ctx.config.seed, out / "calibration"
@@ -80,6 +84,14 @@ class RoundInputs:
     @cached_property
     def index(self) -> Any:
         return real_index(self.ctx)
+
+    @cached_property
+    def guard(self) -> Any:
+        """One privacy guard for every round (its counts summed, its cue words judged once)."""
+        from mpsynth.stages.prompts.guard import Pseudonymiser
+
+        config = self.ctx.config
+        return Pseudonymiser(config.seed, config.prompts.phone_region)
 
     @cached_property
     def seed(self) -> tuple[pa.Table, dict[str, str], pa.Table, pa.Table]:
@@ -262,7 +274,6 @@ def _class_round(
     from mpsynth.stages.postprocess.parse import postprocess
     from mpsynth.stages.postprocess.runner import drop_copies, generator_number
     from mpsynth.stages.prompts.build import build_requests
-    from mpsynth.stages.prompts.guard import Pseudonymiser
 
     config = ctx.config
     strategy = name.split("-", 1)[1]
@@ -286,7 +297,7 @@ def _class_round(
         config.prompts,
         [config.generate.generators[number]],
         config.labelled.descriptions,
-        Pseudonymiser(config.seed, config.prompts.phone_region),
+        inputs.guard,
     )
     answers, _ = generate_requests(ctx, number, requests)
     result = postprocess(requests, pa.Table.from_pylist(answers, schema=schema.COMPLETIONS))

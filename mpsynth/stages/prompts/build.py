@@ -92,11 +92,13 @@ def build_requests(
     generators: list[GeneratorConfig],
     descriptions: dict[str, str] | None = None,
     guard: Pseudonymiser | None = None,
+    cue_posts: pa.Table | None = None,
 ) -> pa.Table:
     """One request per pool and generator; `descriptions` names a labelled run's classes. With a
     `guard`, everything from the data that a prompt for a generator `prompts.privacy_guard`
     covers shows is pseudonymised: the examples, the class's name and its cue words (a cue word
-    that names someone becomes its identifier's placeholder)."""
+    that names someone becomes its identifier's placeholder, judged on `cue_posts`, the posts the
+    cues came from: `posts` unless given)."""
     text_of = dict(
         zip(posts.column("id").to_pylist(), posts.column("text").to_pylist(), strict=True)
     )
@@ -110,12 +112,9 @@ def build_requests(
     )
     if guarded and "cues" in pools.column_names:
         words = [w for pool in pool_rows for w in pool.get("cues") or []]
-        guard.learn_cues(
-            words,
-            zip(
-                posts.column("text").to_pylist(), posts.column("platform").to_pylist(), strict=True
-            ),
-        )
+        source = posts if cue_posts is None else cue_posts
+        texts, platforms = source.column("text").to_pylist(), source.column("platform").to_pylist()
+        guard.learn_cues(words, zip(texts, platforms, strict=True))
     rows: dict[str, list] = {name: [] for name in schema.GENERATION_REQUESTS.names}
     for generator in generators:
         params = generation_params(generator)

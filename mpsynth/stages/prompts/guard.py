@@ -12,11 +12,12 @@ run resumes. The key comes from the run's seed; only the provider sees placehold
 maps them back.
 
 Cue words (a labelled run's words that set a class apart) are words of the real posts, so one can
-be part of an identifier: `jdoe_1984` from `mail jdoe_1984@gmail.com`. `cue_words` finds every
-identifier the guard masks around each word's occurrences in the posts; a word found inside fewer
-than `SHARED_BY` distinct identifiers names someone, and becomes the placeholder of the identifier
-it is most often part of (the same one the examples show). A word shared by many identifiers
-(`com`, `https`, `gmail`) singles out nobody and stays.
+be part of an identifier: `jdoe_1984` from `mail jdoe_1984@gmail.com`. `learn_cues` finds every
+identifier the guard masks around each word's occurrences in the posts. A word seen mostly inside
+identifiers, and inside fewer than `SHARED_BY` distinct ones, names someone: it becomes the
+placeholder of the identifier it is most often part of (the same one the examples show). A word
+shared by many identifiers (`com`, `https`) singles out nobody, and one seen mostly outside them
+(`watch`, also in a few YouTube links) is a word; both stay.
 
 `benchmarks/privacy_guard.py` measures recall per kind on three labelled sets of identifiers (one
 written alongside the rules, two before their last change) and counts the ordinary posts changed.
@@ -130,18 +131,23 @@ class Pseudonymiser:
             regex.IGNORECASE,
         )
         inside: dict[str, Counter] = {w.casefold(): Counter() for w in pending}
+        outside: Counter = Counter()
         for text, platform in posts:
             hits = [(m.start(), m.end(), m.group().casefold()) for m in pattern.finditer(text)]
             if not hits:
                 continue
             spans = self.spans(text, platform)
             for start, end, word in hits:
-                for s_start, s_end, kind in spans:
-                    if s_start <= start and end <= s_end:
-                        inside[word][(kind, text[s_start:s_end].casefold())] += 1
+                holder = [(k, text[a:b]) for a, b, k in spans if a <= start and end <= b]
+                if holder:
+                    kind, value = holder[0]
+                    inside[word][(kind, value.casefold())] += 1
+                else:
+                    outside[word] += 1
         for word in pending:
             found = inside[word.casefold()]
-            if found and len(found) < SHARED_BY:
+            mostly_inside = sum(found.values()) >= outside[word.casefold()]
+            if found and mostly_inside and len(found) < SHARED_BY:
                 (kind, value), _ = min(found.items(), key=lambda item: (-item[1], item[0]))
                 self._cues[word] = self.placeholder(kind, value)
             else:
