@@ -267,3 +267,11 @@ def pytest_collection_modifyitems(session, config, items):
         return LONGEST_FIRST.index(module) if module in LONGEST_FIRST else len(LONGEST_FIRST)
 
     items.sort(key=rank)  # stable: within a module, the written order
+
+
+def holdout_of_nothing(run_dir: Path) -> None:
+    """The holdout stage's output when it holds nothing out (`holdout.share: 0`): for a test that
+    writes a run's upstream stages by hand, so later stages read every ingested post."""
+    folder = Path(run_dir) / "holdout"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "summary.json").write_text('{"share": 0.0, "held_out": {}}\n')

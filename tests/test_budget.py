@@ -16,7 +16,7 @@ from mpsynth.rundir.directory import RunDirectory
 from mpsynth.stages.generate import ledger_dir, run_generate
 from mpsynth.stages.prompts.build import build_requests
 from mpsynth.testing import FakeProviderServer
-from tests.conftest import fake_openai_generator, first_per_platform
+from tests.conftest import fake_openai_generator, first_per_platform, holdout_of_nothing
 
 N_REQUESTS = 12
 
@@ -59,6 +59,7 @@ def _context(tmp_path, demo_rows, server, budget, **generator):
     (run.stage_dir("topics") / "assignments").mkdir(
         parents=True
     )  # read by the offline baseline only
+    holdout_of_nothing(run.root)
     out = tmp_path / "out"
     out.mkdir()
     return StageContext(config, run), out

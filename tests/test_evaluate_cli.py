@@ -57,8 +57,13 @@ def test_external_datasets_are_evaluated_against_the_real_file(tmp_path, demo_ro
         for m in pq.read_table(out / "evaluate" / "metrics.parquet").to_pylist()
         if m["platform"] == "all"
     }
+    # every post a real one, the held-out ones included; it holds every hashtag of the reference
+    # it is measured against, and more than a held-out real sample does
     assert metrics[("copy", "exact_copy_share")] == 1.0
-    assert metrics[("copy", "hashtag_set_overlap")] == 1.0
+    assert (
+        metrics[("copy", "hashtag_set_overlap")] > metrics[("real-holdout", "hashtag_set_overlap")]
+    )
+    assert ("copy", "dcr_nearer_reference_share") not in metrics  # made elsewhere: no DCR test
     assert metrics[("stripped", "share_with_hashtags")] == 0.0
     assert ("copy", "near_copy_of_examples_share") not in metrics  # no record of examples shown
     assert pq.read_table(out / "postprocess" / "quarantine-stripped.parquet")[

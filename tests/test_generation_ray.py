@@ -9,6 +9,7 @@ import os
 import re
 import time
 
+import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
@@ -17,6 +18,7 @@ import yaml
 from mpsynth.config import load_config
 from mpsynth.generation.ledger import read_ledger
 from mpsynth.orchestration.pipeline import estimate, run_pipeline
+from mpsynth.stages.prompts.guard import Pseudonymiser
 from mpsynth.testing import FakeProviderServer
 from tests.conftest import (
     DEMO_COLUMNS,
@@ -112,8 +114,11 @@ def test_several_generators_write_their_own_datasets(reference):
         assert set(table["generator"].to_pylist()) == {name.split("-")[0]}
     _assert_each_request_once(run_dir)
     metrics = pq.read_table(run_dir / "evaluate" / "metrics.parquet")
-    # real-subsample: the real posts at the sets' size, the network metrics' baseline
-    assert set(metrics["dataset"].to_pylist()) == {"real", "real-subsample", *names}
+    # real-subsample: the real posts at the sets' size, the network metrics' baseline;
+    # real-holdout: real posts no stage that shapes a set saw, measured as one (the ceiling)
+    assert set(metrics["dataset"].to_pylist()) == {
+        "real", "real-subsample", "real-holdout", *names,
+    }  # fmt: skip
 
 
 def test_estimate_and_recorded_spend_agree_with_the_server(reference):
@@ -204,7 +209,17 @@ def test_replies_follow_the_real_share_and_depth_and_show_their_parent(
     run_dir = tmp_path / "run"
     copy_run(reference[0], run_dir, through="postprocess")
     links = _with_reply_links(run_dir / "ingest" / "posts.parquet", {"reddit", "youtube"}, 0.5, 3)
-    run_pipeline(load_config(_config(run_dir, data, server)), until="structure")
+    for part in ("reference", "holdout"):  # the holdout stage's split of those posts, linked alike
+        path = run_dir / "holdout" / f"{part}.parquet"
+        posts = pq.read_table(path)
+        linked = pa.array([links[i] for i in posts["id"].to_pylist()], pa.string())
+        pq.write_table(
+            posts.set_column(posts.column_names.index("reply_to"), "reply_to", linked), path
+        )
+    config = load_config(_config(run_dir, data, server))
+    run_pipeline(config, until="structure")
+    # a hosted generator's prompts show the parent as the privacy guard leaves it
+    guard = Pseudonymiser(config.seed, config.prompts.phone_region)
 
     assert sum(to is not None for to in links.values()) > 40  # the real posts now answer others
     requests = pq.read_table(run_dir / "structure" / "reply_requests.parquet")
@@ -229,7 +244,10 @@ def test_replies_follow_the_real_share_and_depth_and_show_their_parent(
             for reply in answering:
                 parent = by_id[reply["reply_to"]]  # a post of the same set and platform
                 assert parent["platform"] == platform
-                assert parent["text"] in prompt_of[reply["request_id"]]  # shown to the writer
+                shown = (
+                    guard(parent["text"], platform) if name.startswith("fake") else parent["text"]
+                )
+                assert shown in prompt_of[reply["request_id"]]  # shown to the writer
                 assert reply["request_id"] in prompt_of
                 if parent["timestamp"] is not None and reply["timestamp"] is not None:
                     assert reply["timestamp"] >= parent["timestamp"]

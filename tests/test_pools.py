@@ -8,7 +8,7 @@ import pytest
 
 from mpsynth.config import CompositionConfig, PoolsConfig
 from mpsynth.stages.pools import build_pools, cell_targets, largest_remainder, spread_examples
-from tests.conftest import first_per_platform, read_rows
+from tests.conftest import first_per_platform, holdout_of_nothing, read_rows
 
 
 @pytest.fixture(scope="module")
@@ -212,6 +212,7 @@ def test_enrichment_finds_the_band_entities_and_the_posts_that_mention_them(tmp_
         }
     )
     run_pipeline(config, until="ingest")
+    holdout_of_nothing(config.run_dir)  # the real posts, whole: no topics to stratify by here
     ctx = StageContext(config, RunDirectory(config.run_dir))
     out = tmp_path / "pools"
     out.mkdir()

@@ -21,6 +21,7 @@ from mpsynth.config.labelled import LabelledConfig
 from mpsynth.config.sections import (
     EmbedConfig,
     EvaluateConfig,
+    HoldoutConfig,
     IngestConfig,
     Location,
     Pipeline,
@@ -49,6 +50,7 @@ class RunConfig(Section):
     ingest: IngestConfig
     embed: EmbedConfig = EmbedConfig()
     topics: TopicsConfig = TopicsConfig()
+    holdout: HoldoutConfig = HoldoutConfig()
     pools: PoolsConfig = PoolsConfig()
     prompts: PromptsConfig = PromptsConfig()
     generate: GenerateConfig = GenerateConfig()
@@ -98,6 +100,7 @@ PIPELINES: dict[str, tuple[str, ...]] = {
         "ingest",
         "embed",
         "topics",
+        "holdout",
         "pools",
         "prompts",
         "generate",

@@ -244,6 +244,17 @@ class PoolsConfig(Section):
     )
 
 
+class HoldoutConfig(Section):
+    """Real posts held out of everything that shapes a synthetic set, then measured as one: each
+    metric's ceiling on this corpus at the synthetic sets' size."""
+
+    share: Annotated[float, Field(ge=0.0, lt=1.0)] = Field(
+        default=0.2,
+        description="at most this share of each platform's posts is held out (as many as a "
+        "synthetic set has there, where the corpus allows); 0: none",
+    )
+
+
 class PromptsConfig(Section):
     posts_per_platform: Annotated[int, Field(ge=1, le=50)] = Field(
         default=3, description="posts asked for each target platform (labelled runs: per request)"

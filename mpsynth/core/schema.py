@@ -169,6 +169,7 @@ LABEL_JOIN = "+"
 # the real posts drawn down to the synthetic sets' size per platform: the network baseline (a
 # graph's nodes, density and co-sharing pairs grow with its posts)
 REAL_SUBSAMPLE = "real-subsample"
+REAL_HOLDOUT = "real-holdout"  # real posts held out of generation, measured as a set: the ceiling
 ALL_PLATFORMS = "all"
 
 

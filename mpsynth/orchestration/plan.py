@@ -16,6 +16,7 @@ from mpsynth.rundir.context import StageContext
 from mpsynth.stages.embed import run_embed
 from mpsynth.stages.evaluate.runner import run_evaluate
 from mpsynth.stages.generate import run_generate
+from mpsynth.stages.holdout import run_holdout
 from mpsynth.stages.ingest.normalise import expand_input
 from mpsynth.stages.ingest.runner import run_ingest
 from mpsynth.stages.pools import run_pools
@@ -50,6 +51,13 @@ STAGE_INPUTS: dict[str, Callable[[RunConfig], Any]] = {
         "seed": c.seed,
     },
     "topics": lambda c: {"topics": c.topics.model_dump(mode="json"), "seed": c.seed},
+    "holdout": lambda c: {
+        "holdout": c.holdout.model_dump(mode="json"),
+        "n_posts": c.generate.n_posts,  # the holdout is as large as a synthetic set
+        "composition": c.pools.composition.model_dump(mode="json"),
+        "include_outliers": c.pools.include_outliers,
+        "seed": c.seed,
+    },
     "pools": lambda c: {
         "pools": c.pools.model_dump(mode="json"),
         "n_posts": c.generate.n_posts,
@@ -88,6 +96,7 @@ RUNNERS: dict[str, Runner] = {
     "ingest": run_ingest,
     "embed": run_embed,
     "topics": run_topics,
+    "holdout": run_holdout,
     "pools": run_pools,
     "prompts": run_prompts,
     "generate": run_generate,

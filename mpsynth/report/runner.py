@@ -149,9 +149,7 @@ def account_example(ctx: StageContext, sets: dict, shown: int = 6) -> dict | Non
             pc.equal(personas.column("persona"), persona),
         )
     ).column("account")
-    real = pq.read_table(
-        ctx.path("ingest", "posts.parquet"), columns=["platform", "text", "author", "timestamp"]
-    )
+    real = pq.read_table(ctx.reference(), columns=["platform", "text", "author", "timestamp"])
     real = real.filter(
         pc.and_(
             pc.equal(real.column("platform"), platform), pc.is_in(real.column("author"), members)

@@ -29,6 +29,24 @@ class StageContext:
 
         return stage in PIPELINES[self.config.pipeline]
 
+    def reference(self) -> Path:
+        """The real posts that may shape a synthetic set (pools, prompts, enrichment, calibration,
+        accounts, times, reply examples) and that every set is measured against: all the ingested
+        posts but those the holdout stage held out."""
+        if self.has("holdout"):
+            self.path("holdout", "summary.json")  # the stage has run
+            held = self.run.stage_dir("holdout") / "reference.parquet"
+            if held.exists():
+                return held
+        return self.path("ingest", "posts.parquet")
+
+    def holdout(self) -> Path | None:
+        """The held-out real posts, measured as a set of their own (None: none held out)."""
+        if not self.has("holdout"):
+            return None
+        path = self.run.stage_dir("holdout") / "holdout.parquet"
+        return path if path.exists() else None
+
     def path(self, stage: str, name: str) -> Path:
         """An upstream stage's output, with a clear error when that stage has not run."""
         path = self.run.stage_dir(stage) / name

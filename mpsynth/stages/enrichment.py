@@ -63,7 +63,7 @@ def find_enrichment(ctx: StageContext, out: Path) -> Enrichment:
     from mpsynth.metrics.entities import frequency_bands
 
     config = ctx.config.pools.entity_enrichment
-    posts = pq.read_table(ctx.path("ingest", "posts.parquet"), columns=["id", "text"])
+    posts = pq.read_table(ctx.reference(), columns=["id", "text"])
     ids, texts = posts.column("id").to_pylist(), posts.column("text").to_pylist()
     mentions = cached_entities(ctx, config.ner_model, texts, out / ".entities", "pools")
     counts = Counter(entity for found in mentions for entity in found)

@@ -39,7 +39,7 @@ def generate_requests(
     generate = ctx.config.generate
     generator = generate.generators[number]
     corpus = RealCorpus(  # what the offline baseline trains on
-        posts=ctx.path("ingest", "posts.parquet").resolve(),
+        posts=ctx.reference().resolve(),  # never the held-out posts
         assignments=ctx.path("topics", "assignments").resolve(),
         labels=ctx.path("labels", "labels.parquet").resolve() if ctx.has("labels") else None,
     )

@@ -306,7 +306,7 @@ def run_pools(ctx: StageContext, out: Path) -> dict[str, int]:
 
     enrich = find_enrichment(ctx, out) if ctx.config.pools.entity_enrichment else None
     pools, targets = build_pools(
-        pq.read_table(ctx.path("ingest", "posts.parquet"), columns=["id", "platform"]),
+        pq.read_table(ctx.reference(), columns=["id", "platform"]),
         pq.read_table(ctx.path("topics", "assignments")),
         ctx.config.pools,
         ctx.config.generate.n_posts,

@@ -400,7 +400,7 @@ class ReplyWriter:
 
     def _real_texts(self) -> dict[str, str]:
         if self._texts is None:
-            posts = pq.read_table(self.ctx.path("ingest", "posts.parquet"), columns=["id", "text"])
+            posts = pq.read_table(self.ctx.reference(), columns=["id", "text"])
             self._texts = dict(
                 zip(posts.column("id").to_pylist(), posts.column("text").to_pylist(), strict=True)
             )

@@ -391,8 +391,7 @@ def run_structure(ctx: StageContext, out: Path) -> dict[str, int]:
 
     config = ctx.config.structure
     posts = pq.read_table(
-        ctx.path("ingest", "posts.parquet"),
-        columns=["id", "platform", "author", "timestamp", "reply_to"],
+        ctx.reference(), columns=["id", "platform", "author", "timestamp", "reply_to"]
     )
     topic_of = pq.read_table(ctx.path("topics", "assignments"), columns=["id", "topic"])
     lookup = dict(

@@ -263,12 +263,26 @@ def privacy_rows(samples: dict[str, pa.Table], examples: pa.Table | None) -> pa.
                 ids.append(post_id)
                 texts.append(text)
     synthetic = {n: t for n, t in samples.items() if n != schema.REAL}
+    held = samples.get(schema.REAL_HOLDOUT)
     # a minute or more at a million posts: progress over the posts indexed, then those checked
+    indexed = len(ids) + (held.num_rows if held is not None else 0)
     with console.progress(
-        "evaluate: privacy", len(ids) + sum(t.num_rows for t in synthetic.values()), "posts"
+        "evaluate: privacy", indexed + sum(t.num_rows for t in synthetic.values()), "posts"
     ) as progress:
         index = RealCorpusIndex(
             ids, texts, real.column("author").to_pylist(), progress=progress.update
+        )
+        # a synthetic post that copies a held-out real post copies a real post all the same; the
+        # holdout itself is checked against the reference alone
+        held_index = (
+            RealCorpusIndex(
+                held.column("id").to_pylist(),
+                held.column("text").to_pylist(),
+                held.column("author").to_pylist(),
+                progress=progress.update,
+            )
+            if held is not None
+            else None
         )
         rows = []
         for name, table in synthetic.items():
@@ -277,6 +291,9 @@ def privacy_rows(samples: dict[str, pa.Table], examples: pa.Table | None) -> pa.
             flags = privacy_flags(
                 index, table.column("text").to_pylist(), shown if any(shown) else None
             )
+            if held_index is not None and name != schema.REAL_HOLDOUT:
+                also = privacy_flags(held_index, table.column("text").to_pylist(), None)
+                flags = {k: v | also[k] if k in also else v for k, v in flags.items()}
             progress.update(advance=table.num_rows)
             platforms = np.asarray(table.column("platform").to_pylist(), dtype=object)
             for platform in [*sorted(set(platforms.tolist())), schema.ALL_PLATFORMS]:
@@ -289,4 +306,46 @@ def privacy_rows(samples: dict[str, pa.Table], examples: pa.Table | None) -> pa.
                     metric_row("privacy", metric, name, platform, values[mask].mean(), mask.sum())
                     for metric, values in flags.items()
                 ]
+    return pa.Table.from_pylist(rows, schema=schema.METRICS)
+
+
+DCR = "dcr_nearer_reference_share"
+
+
+def dcr_rows(samples: dict[str, pa.Table], config: EvaluateConfig, seed: int) -> pa.Table:
+    """The distance-to-closest-record test of every synthetic set, per platform and over all: the
+    share of its posts nearer a sample of the reference (the real posts generation could see), of
+    the holdout's size, than the holdout (0.5 is ideal), with a bootstrap interval over the posts.
+    No rows without a holdout."""
+    from mpsynth.metrics.compare import metric_row
+    from mpsynth.metrics.privacy import nearer_reference
+    from mpsynth.metrics.stats import bootstrap_mean_ci
+    from mpsynth.stages.embed import embeddings_matrix
+
+    if schema.REAL_HOLDOUT not in samples:
+        return schema.METRICS.empty_table()
+    rng = np.random.default_rng([seed, 31])
+
+    def parts(table: pa.Table) -> dict[str, np.ndarray]:
+        vectors = embeddings_matrix(table.column("embedding"))
+        platforms = np.asarray(table.column("platform").to_pylist(), dtype=object)
+        found = {p: vectors[platforms == p] for p in sorted(set(platforms.tolist()))}
+        return {**found, schema.ALL_PLATFORMS: vectors}
+
+    reference, holdout = parts(samples[schema.REAL]), parts(samples[schema.REAL_HOLDOUT])
+    rows = []
+    for name, table in samples.items():
+        if name in (schema.REAL, schema.REAL_HOLDOUT):
+            continue
+        if not any(table.column("example_ids").to_pylist()):
+            continue  # made elsewhere: what its generator saw is unknown, the holdout included
+        for platform, mine in parts(table).items():
+            held = holdout.get(platform)
+            if held is None or not len(held) or not len(mine):
+                continue
+            pool = reference[platform]
+            drawn = pool[np.sort(rng.choice(len(pool), min(len(held), len(pool)), replace=False))]
+            flags = nearer_reference(mine, drawn, held)
+            ci = bootstrap_mean_ci(flags, config.bootstrap_samples, config.confidence, rng)
+            rows.append(metric_row("privacy", DCR, name, platform, flags.mean(), len(flags), ci))
     return pa.Table.from_pylist(rows, schema=schema.METRICS)

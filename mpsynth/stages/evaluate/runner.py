@@ -39,6 +39,7 @@ def run_evaluate(ctx: StageContext, out: Path) -> dict[str, int]:
     from mpsynth.stages.entities import cached_entities
     from mpsynth.stages.evaluate.aggregate import (
         PostFeatures,
+        dcr_rows,
         entity_column,
         family_metrics,
         lexical_metrics,
@@ -46,17 +47,26 @@ def run_evaluate(ctx: StageContext, out: Path) -> dict[str, int]:
         sample_per_platform,
     )
 
-    sources = {schema.REAL: ctx.path("ingest", "posts.parquet")}
+    # every set against the reference (the real posts generation could see); the held-out real
+    # posts, measured as a set of their own, are each metric's ceiling
+    sources = {schema.REAL: ctx.reference()}
+    if (held_out := ctx.holdout()) is not None:
+        sources[schema.REAL_HOLDOUT] = held_out
     sources.update((p.stem, p) for p in synthetic_sets(ctx))
     evaluate = ctx.config.evaluate
     # lexical features on every post (cheap, vectorised, Ray Data); the other families on a
     # stratified sample per platform (evaluate.sample_per_platform)
     samples = {}
     for number, (name, path) in enumerate(sources.items()):
-        extra = ["author"] if name == schema.REAL else ["example_ids"]
+        real = name in (schema.REAL, schema.REAL_HOLDOUT)
+        extra = ["author"] if real else ["example_ids"]
         if "lang" in pq.read_schema(path).names:  # the real posts' declared languages
             extra.append("lang")
         table = pq.read_table(path, columns=["id", "platform", "text", *extra])
+        if name == schema.REAL_HOLDOUT:  # a set whose prompts showed nothing
+            table = table.append_column(
+                "example_ids", pa.array([[]] * table.num_rows, pa.list_(pa.string()))
+            )
         samples[name] = sample_per_platform(
             table, evaluate.sample_per_platform, ctx.config.seed + number
         )
@@ -182,6 +192,7 @@ def run_evaluate(ctx: StageContext, out: Path) -> dict[str, int]:
         lexical_metrics(features, evaluate, ctx.config.seed),
         families,
         privacy_rows(samples, examples),
+        dcr_rows(samples, evaluate, ctx.config.seed),
     ]
     if evaluate.networks.enabled:
         from mpsynth.stages.evaluate.structure import structure_tables

@@ -62,7 +62,7 @@ def calibrate_sets(
     after."""
     from mpsynth.stages.postprocess.calibrate import calibrate, profile
 
-    posts = pq.read_table(ctx.path("ingest", "posts.parquet"), columns=["id", "platform", "text"])
+    posts = pq.read_table(ctx.reference(), columns=["id", "platform", "text"])
     assignments = pq.read_table(ctx.path("topics", "assignments"))
     topic_of = dict(
         zip(
@@ -95,7 +95,8 @@ def calibrate_sets(
 
 
 def real_index(ctx: StageContext) -> RealCorpusIndex | None:
-    """Every real post indexed for the copy filter (None when every check is off)."""
+    """Every real post indexed for the copy filter (None when every check is off): the held-out
+    ones too, since a copy of any real post is a copy."""
     if not any(ctx.config.postprocess.copies.model_dump().values()):
         return None
     real = pq.read_table(ctx.path("ingest", "posts.parquet"), columns=["id", "text", "author"])
@@ -268,7 +269,7 @@ def _real_cells(ctx: StageContext) -> tuple[pa.Table, Any]:
     """(the real posts' id, platform and text; their RealCells)."""
     from mpsynth.stages.pools import RealCells
 
-    posts = pq.read_table(ctx.path("ingest", "posts.parquet"), columns=["id", "platform", "text"])
+    posts = pq.read_table(ctx.reference(), columns=["id", "platform", "text"])
     assignments = pq.read_table(ctx.path("topics", "assignments"))
     return posts, RealCells.build(posts, assignments, ctx.config.pools.include_outliers)
 

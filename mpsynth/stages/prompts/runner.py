@@ -19,7 +19,7 @@ def run_prompts(ctx: StageContext, out: Path) -> dict[str, int]:
     from mpsynth.stages.prompts.guard import KINDS, Pseudonymiser, guard_applies
 
     guard = Pseudonymiser(ctx.config.seed, ctx.config.prompts.phone_region)
-    posts = pq.read_table(ctx.path("ingest", "posts.parquet"), columns=["id", "platform", "text"])
+    posts = pq.read_table(ctx.reference(), columns=["id", "platform", "text"])
     cue_posts = None
     if ctx.has("labels"):  # the cues came from the seed: judge them there, never on the test split
         seed = pq.read_table(
