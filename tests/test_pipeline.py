@@ -218,7 +218,12 @@ def test_metrics_and_a_self_contained_report(finished_run):
     assert by_topic[0]["topic_name"] in page and 'class="heat"' in page
     # lexical, length, sentiment, similarity, map; structure curves, cross-platform graphs
     assert len(re.findall(r'<img alt="plot" src="data:image/png;base64,', page)) == 7
+    # the page opens with the verdict: every metric beside the holdout's, and the sentence on
+    # cross-platform interconnection
+    assert page.index("<h2>Verdict") < page.index("<h2>Posts per platform")
+    assert "ceiling (real-holdout)" in page and "Cross-platform interconnection" in page
     card = (config.run_dir / "report" / "dataset_card.md").read_text()
+    assert "| metric | ceiling (real-holdout) | markov-mptm |" in card
     assert "| markov-mptm | markov | markov / ngram-markov | mptm |" in card
     assert "| detectability_auc |" in card and "| near_copy_of_examples_share |" in card
     assert not re.search(r'(src|href)="(https?:)?//', page)
@@ -315,7 +320,7 @@ def test_report_renders_in_a_headless_browser(finished_run, tmp_path):
             "--no-first-run",
             "--hide-scrollbars",
             f"--user-data-dir={tmp_path / 'profile'}",
-            "--window-size=1200,2400",
+            "--window-size=1200,5000",  # the verdict table first, the plots below it
             f"--screenshot={shot}",
             report.as_uri(),
         ],
@@ -324,9 +329,11 @@ def test_report_renders_in_a_headless_browser(finished_run, tmp_path):
         capture_output=True,
     )
     image = imread(shot)
-    assert image.shape[:2] == (2400, 1200)
+    assert image.shape[:2] == (5000, 1200)
     colour = image[..., :3].max(axis=2) - image[..., :3].min(axis=2)
-    assert (colour > 0.3).mean() > 0.02  # the coloured bars and lines of the plots are on screen
+    # the coloured bars and lines of the plots are on screen: over 86,000 coloured pixels (the
+    # verdict's red and green figures above them give some 40,000, the whole page some 120,000)
+    assert (colour > 0.3).sum() > 0.03 * 2400 * 1200
 
 
 def test_a_relative_run_directory_works_end_to_end(tmp_path, demo_rows, ray_local, monkeypatch):

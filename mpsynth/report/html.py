@@ -17,6 +17,7 @@ import pyarrow as pa
 from mpsynth.core import schema
 from mpsynth.metrics.lexical import COUNTED
 from mpsynth.report.structure import FAMILIES as STRUCTURE_FAMILIES
+from mpsynth.report.verdict import verdict_section
 
 STYLE = """
 body{font-family:system-ui,sans-serif;margin:2rem auto;max-width:1100px;color:#222;padding:0 1rem}
@@ -365,9 +366,12 @@ def render_report(
     scored = [r for r in rows if r["family"] not in (*STRUCTURE_FAMILIES, "entities")]
     by_topic = [r for r in every_row if r["topic"] is not None]
     # a fixed order (and so fixed colours): real first, then the synthetic sets by name
+    present = {r["dataset"] for r in rows}
+    held = [schema.REAL_HOLDOUT] if schema.REAL_HOLDOUT in present else []
     datasets = [
         schema.REAL,
-        *sorted({r["dataset"] for r in rows} - {schema.REAL, schema.REAL_SUBSAMPLE}),
+        *held,  # the ceiling, beside the real posts
+        *sorted(present - {schema.REAL, schema.REAL_SUBSAMPLE, schema.REAL_HOLDOUT}),
     ]
     platforms = sorted({r["platform"] for r in rows if r["platform"] != schema.ALL_PLATFORMS})
     posts = {
@@ -394,6 +398,7 @@ def render_report(
 <h1>{html.escape(title)}</h1>
 <p class="muted">config hash {html.escape(str(manifest.get("config_hash", ""))[:12])} ·
 mpsynth {html.escape(str(manifest.get("versions", {}).get("mpsynth", "")))}</p>
+{verdict_section(every_row)}
 <h2>Posts per platform</h2>
 {counts_table(posts, platforms)}
 {sections}

@@ -20,7 +20,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pyarrow as pa
 
-from mpsynth.core.schema import ALL_PLATFORMS, REAL, REAL_SUBSAMPLE
+from mpsynth.core.schema import ALL_PLATFORMS, REAL, REAL_HOLDOUT, REAL_SUBSAMPLE
 from mpsynth.metrics.sensitivity import (
     Effect,
     chance_effect,
@@ -48,7 +48,8 @@ def fidelity_values(metrics: pa.Table) -> dict[tuple[str, str, str], dict[str, t
     cells: dict[tuple, dict[str, list]] = defaultdict(lambda: defaultdict(list))
     kinds: dict[tuple, str] = {}
     for r in rows:
-        if r["dataset"] in (REAL, REAL_SUBSAMPLE) or r["value"] is None:
+        # the held-out real posts are no set a setting writes
+        if r["dataset"] in (REAL, REAL_SUBSAMPLE, REAL_HOLDOUT) or r["value"] is None:
             continue
         reference = real.get((r["variation"], r["family"], r["metric"], r["platform"]))
         kind = "gap to real"
