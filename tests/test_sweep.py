@@ -126,8 +126,10 @@ def test_fidelity_is_the_gap_to_the_real_value_or_to_the_ideal():
         _metric("v1", "syn", "detectability_auc", 0.75, family="detectability"),
         _metric("v1", "syn", "posts", 40.0, platform="reddit"),
         _metric("v1", "syn", "posts", 60.0, platform="twitter"),
+        _metric("v1", "real-holdout", "mean_hashtags", 0.9),  # the ceiling: no set a setting wrote
     ]
     values = fidelity_values(pa.Table.from_pylist(rows))
+    assert {dataset for _, _, dataset in values} == {"syn"}
     assert values[("lexical", "mean_hashtags", "syn")]["v1"][:1] == (0.75,)
     assert values[("lexical", "mean_hashtags", "syn")]["v1"][2] == "gap to real"
     assert values[("detectability", "detectability_auc", "syn")]["v1"][0] == pytest.approx(0.25)
