@@ -87,3 +87,11 @@ def test_the_interconnection_question_is_answered_as_the_intervals_allow(mptm, p
     ]
     [sentence] = interconnection(rows)
     assert says in sentence and f"markov-mptm {mptm[0]:.3f}" in sentence
+
+
+def test_a_value_that_rounds_to_zero_is_never_minus_zero():
+    from mpsynth.report.structure import _value
+
+    shown = _value({"metric": "cross_platform_modularity", "value": -1e-17, "ci_low": -0.0004,
+                    "ci_high": 0.002})  # fmt: skip
+    assert shown.startswith("0.000") and "-0.000" not in shown and "[0.000, 0.002]" in shown

@@ -152,11 +152,17 @@ def _value(row: dict | None) -> str:
         return "–"
     value = row["value"]
     counted = row["metric"].endswith(COUNTS)
-    text = f"{value:,.0f}" if counted else f"{value:.3f}"
+    text = f"{value:,.0f}" if counted else _three(value)
     low, high = row.get("ci_low"), row.get("ci_high")
     if low is not None and low == low and high == high:
-        text += f" <span class='muted'>[{low:.3f}, {high:.3f}]</span>"
+        text += f" <span class='muted'>[{_three(low)}, {_three(high)}]</span>"
     return text
+
+
+def _three(value: float) -> str:
+    """Three decimals, and no "-0.000" for a value that rounds to zero (modularity, a KS of -1e-17)."""
+    text = f"{value:.3f}"
+    return text[1:] if text == "-0.000" else text
 
 
 def _drawings(drawings: pa.Table, datasets: list[str], png) -> str:

@@ -13,16 +13,21 @@ from mpsynth.metrics.verdict import Verdict, interconnection, verdicts
 SHOWN = 20  # metrics in the opening table; the rest under "every metric"
 
 
+def _signed(value: float) -> str:
+    text = f"{value:+.3f}"
+    return "+0.000" if text == "-0.000" else text
+
+
 def _cell(v: Verdict) -> str:
     if v.by_construction:
         return f'<td>{v.value:.3f}</td><td class="muted">by construction</td>'
-    interval = "" if v.low is None else f"<br><small>{v.low:+.3f} to {v.high:+.3f}</small>"
+    interval = "" if v.low is None else f"<br><small>{_signed(v.low)} to {_signed(v.high)}</small>"
     if not v.supported:
         tone = "green" if v.low is not None else ""
     else:  # a supported gap; nearer the real value than real posts are: blue
         tone = "blue" if v.real is not None and v.gap < 0 else "red"
     style = f' style="color:{tone}"' if tone else ""
-    return f"<td>{v.value:.3f}</td><td{style}>{v.gap:+.3f}{interval}</td>"
+    return f"<td>{v.value:.3f}</td><td{style}>{_signed(v.gap)}{interval}</td>"
 
 
 def _table(found: list[Verdict], names: list[str]) -> str:
