@@ -187,3 +187,34 @@ def test_onnx_backend_refuses_cuda(tiny_model):
     )
     with pytest.raises(ConfigError, match="runs on CPU"):
         load_embedder(config, None)
+
+
+def test_the_evaluation_measures_in_the_embed_stages_vectors_when_its_model_is_the_same(tmp_path):
+    """The default evaluate.embedder is all-MiniLM-L6-v2 under PyTorch; a run that embedded with
+    the same model under ONNX int8 measures in those vectors instead of encoding every text again,
+    unless the config names evaluate.embedder itself."""
+    import yaml
+
+    from mpsynth.config import load_config
+    from mpsynth.rundir.context import StageContext
+    from mpsynth.rundir.directory import RunDirectory
+    from mpsynth.stages.embed import same_model_by_default, similarity_space
+
+    def space(**evaluate):
+        raw = {
+            "run_dir": str(tmp_path / "run"),
+            "ingest": {"inputs": [{"path": "posts.csv"}]},
+            "embed": {"embedder": {"kind": "sentence-transformers", "backend": "onnx-int8"}},
+            **({"evaluate": evaluate} if evaluate else {}),
+        }
+        path = tmp_path / "config.yaml"
+        path.write_text(yaml.safe_dump(raw))
+        config = load_config(path)
+        ctx = StageContext(config, RunDirectory(config.run_dir))
+        return similarity_space(ctx)[0], same_model_by_default(ctx)
+
+    embedder, reused = space()
+    assert reused and embedder.backend == "onnx-int8"
+    named = {"kind": "sentence-transformers", "backend": "torch"}
+    embedder, reused = space(embedder=named)
+    assert not reused and embedder.backend == "torch"

@@ -355,11 +355,13 @@ def render_report(
     steps: str = "",
     structure: str = "",
     sentiment_backend: str = "VADER",
+    measure_space: str = "",
 ) -> str:
     """The page; `sections` is HTML the run's pipeline adds after the counts (a labelled run's
     utility results), `steps` what postprocessing and the privacy guard did (after the topics),
     `structure` the accounts, times and networks (their metrics stay out of the scorecards),
-    `sentiment_backend` what measured sentiment, in words."""
+    `sentiment_backend` what measured sentiment, in words; `measure_space` the embedding the
+    similarity was measured in."""
     every_row = metrics.to_pylist()
     rows = [r for r in every_row if r["topic"] is None]
     # structure and entities have sections of their own, too long for the scorecards
@@ -414,7 +416,7 @@ bootstrap confidence intervals.</p>
 {_grouped_bars(rows, ["share_negative", "share_neutral", "share_positive"], datasets, platforms, "share")}
 <h2>Embedding similarity</h2>
 <p>Share of posts whose nearest post in the other set is at least as similar as each threshold
-(all platforms).</p>
+(all platforms){html.escape(measure_space and f"; measured in {measure_space}")}.</p>
 {_coverage_plot(rows, datasets)}
 {_map_plot(embedding_map)}
 <h2>Scorecard: gap from real, all platforms</h2>

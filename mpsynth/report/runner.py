@@ -53,6 +53,7 @@ def run_report(ctx: StageContext, out: Path) -> dict[str, int]:
         steps,
         structure,
         sentiment_backend(ctx.config.evaluate),
+        measure_space(ctx),
     )
     (out / "report.html").write_text(page, encoding="utf-8")
     counts = {}
@@ -181,3 +182,17 @@ def sentiment_backend(evaluate) -> str:
             *(f"{lang}: {name(c)}" for lang, c in sorted(evaluate.sentiment_by_language.items())),
         ]
     )
+
+
+def measure_space(ctx: StageContext) -> str:
+    """The embedding the evaluation measured similarity in, in words (model and backend)."""
+    from mpsynth.stages.embed import similarity_space
+
+    embedder = similarity_space(ctx)[0]
+    match embedder.kind:
+        case "sentence-transformers":
+            return f"{embedder.model} ({embedder.backend})"
+        case "lsa":
+            return f"the run's LSA space ({embedder.dimensions} dimensions)"
+        case _:
+            return getattr(embedder, "model", embedder.kind)

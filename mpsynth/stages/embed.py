@@ -124,11 +124,26 @@ def topic_space(ctx: StageContext) -> tuple[EmbedderConfig, Path | None]:
 
 def similarity_space(ctx: StageContext) -> tuple[EmbedderConfig, Path | None]:
     """The evaluation's measure space: evaluate.embedder, or the run's own space when that is
-    None or the same embedder."""
+    None, the same embedder, or (left at its default) the same model the embed stage ran under
+    another backend: the vectors are there already, and encoding every text again under PyTorch
+    cost the held-out politics run 600 s for the same model."""
     measured = ctx.config.evaluate.embedder
-    if measured is None or measured == ctx.config.embed.embedder:
+    if measured is None or measured == ctx.config.embed.embedder or same_model_by_default(ctx):
         return topic_space(ctx)
     return measured, None
+
+
+def same_model_by_default(ctx: StageContext) -> bool:
+    """Whether evaluate.embedder is its default and names the model the embed stage ran (under
+    another backend, length or batch size): the evaluation then measures in the embed stage's
+    vectors. Set evaluate.embedder in the config to measure under the other backend anyway."""
+    measured, own = ctx.config.evaluate.embedder, ctx.config.embed.embedder
+    return (
+        "embedder" not in ctx.config.evaluate.model_fields_set
+        and measured is not None
+        and measured.kind == own.kind == "sentence-transformers"
+        and measured.model == own.model
+    )
 
 
 def through_model(

@@ -4,6 +4,7 @@ families on a stratified sample, written as one long metrics table."""
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 from pathlib import Path
 
@@ -15,6 +16,8 @@ import pyarrow.parquet as pq
 from mpsynth.core import schema
 from mpsynth.rundir.context import StageContext, rows_by_id, write_table
 from mpsynth.stages.topics import topic_names
+
+log = logging.getLogger(__name__)
 
 
 def synthetic_sets(ctx: StageContext) -> list[Path]:
@@ -33,6 +36,7 @@ def run_evaluate(ctx: StageContext, out: Path) -> dict[str, int]:
     from mpsynth.stages.embed import (
         embeddings_column,
         encode_texts,
+        same_model_by_default,
         similarity_space,
         topic_space,
     )
@@ -113,6 +117,20 @@ def run_evaluate(ctx: StageContext, out: Path) -> dict[str, int]:
     topic_vectors = encode_texts(ctx, *own, texts, out / ".topic_space", "evaluate: embed")
     counts = topic_vectors.counts("texts")
     similarity = similarity_space(ctx)
+    if same_model_by_default(ctx) and similarity == own:
+        log.info(
+            "evaluate: similarity measured in the embed stage's vectors (%s, %s backend), the "
+            "default evaluate.embedder's model; set evaluate.embedder to encode again under another",
+            own[0].model,
+            own[0].backend,
+        )
+    elif similarity != own:
+        log.info(
+            "evaluate: similarity space %s: %d sampled texts to look up or encode (evaluate.embedder "
+            "differs from embed.embedder)",
+            getattr(similarity[0], "model", similarity[0].kind),
+            len(texts),
+        )
     if similarity == own:
         spaces = {"embedding": topic_vectors}
     else:
