@@ -249,3 +249,45 @@ def test_the_ks_statistic_is_scipys():
         second = rng.normal(10, 5, rng.integers(1, 80)).round()
         assert ks_statistic(first, second) == ks_2samp(first, second, method="asymp").statistic
     assert np.isnan(ks_statistic(np.array([]), np.array([1.0])))
+
+
+def test_knn_precision_and_recall_are_prdcs_and_read_as_expected():
+    """Per-post indicators whose means are what prdc.compute_prdc reports; a set drawn from the
+    real distribution scores high on both, one collapsed onto a corner of it high precision and
+    low recall."""
+    import contextlib
+    import io
+
+    from prdc import compute_prdc
+
+    from mpsynth.metrics.similarity import knn_precision_recall
+
+    rng = np.random.default_rng(0)
+    real = rng.normal(size=(400, 2)).astype(np.float32)  # two dimensions: radii stay small
+    same = rng.normal(size=(400, 2)).astype(np.float32)
+    corner = real[real[:, 0] > 1.0][:40]  # the real posts of one corner, nearly copied
+    collapsed = (corner + rng.normal(scale=0.01, size=corner.shape)).astype(np.float32)
+    for fake in (same, collapsed):
+        precision, recall = knn_precision_recall(real, fake)
+        with contextlib.redirect_stdout(io.StringIO()):
+            expected = compute_prdc(real, fake, nearest_k=5)
+        assert precision.mean() == pytest.approx(expected["precision"])
+        assert recall.mean() == pytest.approx(expected["recall"])
+    precision, recall = knn_precision_recall(real, same)
+    assert precision.mean() > 0.8 and recall.mean() > 0.8
+    precision, recall = knn_precision_recall(real, collapsed)
+    assert precision.mean() > 0.9 and recall.mean() < 0.5
+
+
+def test_a_set_too_small_for_a_radius_gets_no_knn_rows():
+    from mpsynth.metrics.compare import EvalSet, _knn_rows
+
+    rng = np.random.default_rng(1)
+    vectors = rng.normal(size=(50, 4))
+    real = EvalSet("real", ["x"] * 50, np.array(["a"] * 50, dtype=object), vectors, np.zeros(50))
+    few = rng.normal(size=(6, 4))  # k = 5: six posts, no radius
+    boot = (20, 0.95, rng)
+    assert _knn_rows(real, few, "set", "all", boot) == []
+    rows = _knn_rows(real, rng.normal(size=(7, 4)), "set", "all", boot)
+    assert [r["metric"] for r in rows] == ["knn_precision", "knn_recall"]
+    assert all(r["ci_low"] <= r["value"] <= r["ci_high"] for r in rows)

@@ -43,6 +43,8 @@ class EvalSet:
     embeddings: np.ndarray
     topics: np.ndarray
     per_post: dict[str, Any] = field(default_factory=dict, repr=False)
+    # what is computed once for this very set and never sliced (a subset starts its own)
+    whole: dict[str, Any] = field(default_factory=dict, repr=False)
 
     def _cached(self, key: str, compute: Callable[[], Any]) -> Any:
         if key not in self.per_post:
@@ -229,6 +231,8 @@ def compare(
                 )
             )
 
+    rows += _knn_rows(real, synthetic_vectors, name, platform, boot)
+
     def topic_divergence(a: np.ndarray, b: np.ndarray) -> float:
         return topic_overlap(a, b, n_topics)["topic_js_divergence"]
 
@@ -262,3 +266,34 @@ def compare(
         )
     )  # the interval is the range over CV folds
     return rows
+
+
+def _knn_rows(real: EvalSet, synthetic: np.ndarray, name: str, platform: str, boot) -> list:
+    """k-NN precision and recall in the measure space, on at most KNN_SAMPLE posts of each; the
+    real sample and its radii drawn once per real set, shared by every set compared with it."""
+    from mpsynth.metrics.similarity import KNN, KNN_SAMPLE, knn_precision_recall, knn_radii
+
+    rng = boot[2]
+
+    def real_sample() -> tuple[np.ndarray, np.ndarray | None]:
+        vectors = _nonzero(real.embeddings)
+        drawn = np.random.default_rng(len(vectors)).permutation(len(vectors))[:KNN_SAMPLE]
+        vectors = vectors[np.sort(drawn)]
+        return vectors, knn_radii(vectors) if len(vectors) > KNN + 1 else None
+
+    if "knn" not in real.whole:
+        real.whole["knn"] = real_sample()
+    sample, radii = real.whole["knn"]
+    if radii is None or len(synthetic) <= KNN + 1:  # a radius needs k neighbours besides itself
+        return []
+    synthetic = synthetic[
+        np.sort(rng.choice(len(synthetic), min(len(synthetic), KNN_SAMPLE), replace=False))
+    ]
+    precision, recall = knn_precision_recall(sample, synthetic, real_radii=radii)
+    return [
+        metric_row(
+            "similarity", metric, name, platform, flags.mean(), len(flags),
+            bootstrap_mean_ci(flags.astype(float), *boot),
+        )
+        for metric, flags in (("knn_precision", precision), ("knn_recall", recall))
+    ]  # fmt: skip
