@@ -2,24 +2,16 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 
+from mpsynth.metrics.compare import metric_row
 from mpsynth.metrics.verdict import interconnection, verdicts
 
 
 def row(dataset, metric, value, ci=None, family="lexical", platform="all"):
-    low, high = ci if ci is not None else (float("nan"), float("nan"))
-    return {
-        "family": family,
-        "metric": metric,
-        "dataset": dataset,
-        "platform": platform,
-        "topic": None,
-        "value": value,
-        "ci_low": low,
-        "ci_high": high,
-        "n": 100,
-    }
+    return metric_row(family, metric, dataset, platform, value, 100, ci or (math.nan, math.nan))
 
 
 def test_a_share_is_read_as_its_distance_from_real_beyond_the_holdouts():

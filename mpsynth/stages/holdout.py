@@ -26,6 +26,7 @@ import pyarrow.parquet as pq
 from mpsynth.config import CompositionConfig
 from mpsynth.rundir.context import StageContext, write_table
 from mpsynth.stages.pools import cell_targets, largest_remainder
+from mpsynth.stages.topics import topic_of
 
 log = logging.getLogger(__name__)
 
@@ -61,21 +62,14 @@ def draw_holdout(
 
 def run_holdout(ctx: StageContext, out: Path) -> dict[str, int]:
     posts = pq.read_table(ctx.path("ingest", "posts.parquet"))
-    assignments = pq.read_table(ctx.path("topics", "assignments"), columns=["id", "topic"])
-    topic_of = dict(
-        zip(
-            assignments.column("id").to_pylist(),
-            assignments.column("topic").to_pylist(),
-            strict=True,
-        )
-    )
+    topics = topic_of(ctx.path("topics", "assignments"))
     platforms = posts.column("platform").to_pylist()
     config = ctx.config
     sizes = holdout_sizes(
         platforms, config.generate.n_posts, config.holdout.share, config.pools.composition
     )
     held = draw_holdout(
-        platforms, [topic_of[i] for i in posts.column("id").to_pylist()], sizes, config.seed
+        platforms, [topics[i] for i in posts.column("id").to_pylist()], sizes, config.seed
     )
     summary = {"share": config.holdout.share, "held_out": sizes, "posts": len(platforms)}
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")

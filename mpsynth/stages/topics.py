@@ -287,6 +287,12 @@ def topic_names(topics: Path, words: int = 4) -> dict[int, str]:
     }
 
 
+def topic_of(assignments: Path) -> dict[str, int]:
+    """Each post's topic, by id, from the topics stage's assignments."""
+    table = pq.read_table(assignments, columns=["id", "topic"])
+    return dict(zip(table.column("id").to_pylist(), table.column("topic").to_pylist(), strict=True))
+
+
 def run_topics(ctx: StageContext, out: Path) -> dict[str, int]:
     from mpsynth.distributed.data import map_parquet
     from mpsynth.stages.embed import embeddings_matrix

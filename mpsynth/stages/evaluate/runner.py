@@ -15,7 +15,7 @@ import pyarrow.parquet as pq
 
 from mpsynth.core import schema
 from mpsynth.rundir.context import StageContext, rows_by_id, write_table
-from mpsynth.stages.topics import topic_names
+from mpsynth.stages.topics import topic_names, topic_of
 
 log = logging.getLogger(__name__)
 
@@ -215,14 +215,7 @@ def run_evaluate(ctx: StageContext, out: Path) -> dict[str, int]:
     if evaluate.networks.enabled:
         from mpsynth.stages.evaluate.structure import structure_tables
 
-        assignments = pq.read_table(ctx.path("topics", "assignments"), columns=["id", "topic"])
-        topics = dict(
-            zip(
-                assignments.column("id").to_pylist(),
-                assignments.column("topic").to_pylist(),
-                strict=True,
-            )
-        )
+        topics = topic_of(ctx.path("topics", "assignments"))
         structure, curves, drawings = structure_tables(ctx.config, sources, topics, features)
         tables.append(structure.cast(tables[0].schema))
         write_table(curves, out / "structure_curves.parquet")

@@ -61,16 +61,10 @@ def calibrate_sets(
     out/<name>.parquet; per set, platform and kind: the real share and the share before and
     after."""
     from mpsynth.stages.postprocess.calibrate import calibrate, profile
+    from mpsynth.stages.topics import topic_of as topics_by_id
 
     posts = pq.read_table(ctx.reference(), columns=["id", "platform", "text"])
-    assignments = pq.read_table(ctx.path("topics", "assignments"))
-    topic_of = dict(
-        zip(
-            assignments.column("id").to_pylist(),
-            assignments.column("topic").to_pylist(),
-            strict=True,
-        )
-    )
+    topic_of = topics_by_id(ctx.path("topics", "assignments"))
     log.info("postprocess: profiling the entities of %d real posts for calibration", posts.num_rows)
     profiles = profile(
         posts.column("text").to_pylist(),
