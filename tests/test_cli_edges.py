@@ -9,6 +9,7 @@ import pytest
 import yaml
 
 from mpsynth.cli import main
+from mpsynth.config import load_config
 from tests.conftest import DEMO_COLUMNS, REPO, first_per_platform, write_csv
 
 
@@ -70,7 +71,7 @@ def test_ingest_does_not_demand_a_key_it_does_not_use(tmp_path, demo_rows, monke
 def test_a_shipped_config_without_its_shared_data_names_the_bundled_sample(
     tmp_path, monkeypatch, capsys, config, says
 ):
-    """On a clone with nothing beside it, a config that reads ../shared/data stops before any work
+    """On a clone with nothing beside it, a config that reads the shared data stops before any work
     naming every missing file, where it looked, and the bundled sample that stands in."""
     clone = tmp_path / "clone"
     clone.mkdir()
@@ -79,6 +80,7 @@ def test_a_shipped_config_without_its_shared_data_names_the_bundled_sample(
     monkeypatch.chdir(clone)
     assert main(["ingest", f"configs/{config}", "--set", f"run_dir={tmp_path / 'run'}"]) != 0
     err = capsys.readouterr().err
-    assert "input not found: ../shared/data/" in err and f"(looked in {clone}" in err
+    for spec in load_config(REPO / "configs" / config).ingest.inputs:  # each input it names
+        assert f"input not found: {spec.path} (looked in {clone}" in err
     assert says in err
     assert not (tmp_path / "run").exists()

@@ -492,7 +492,7 @@ def test_float_written_ids_match_loops_are_broken_and_dangling_links_counted(tmp
         {"platform": "reddit", "id": "7", "text": "outside", "reply_to": "99.0"},
     ]
     path = write_csv(tmp_path / "links.csv", rows, ["platform", "id", "text", "reply_to"])
-    with caplog.at_level("WARNING", logger="mpsynth.stages.ingest.normalise"):
+    with caplog.at_level("WARNING", logger="mpsynth.stages.ingest.links"):
         result = ingest(IngestConfig.model_validate({"inputs": [{"path": str(path)}]}))
     links = result.posts.column("reply_to").to_pylist()
     assert links == [None, "1", "2", None, "6", None, "99"]
@@ -512,7 +512,7 @@ def test_mostly_dangling_links_are_warned_about(tmp_path, caplog):
         for i in range(10)
     ]
     path = write_csv(tmp_path / "dangling.csv", rows, ["platform", "id", "text", "reply_to"])
-    with caplog.at_level("WARNING", logger="mpsynth.stages.ingest.normalise"):
+    with caplog.at_level("WARNING", logger="mpsynth.stages.ingest.links"):
         result = ingest(IngestConfig.model_validate({"inputs": [{"path": str(path)}]}))
     assert result.summary["twitter"]["dangling_reply_to"] == 10
     assert "twitter: 10 of 10 reply_to links name no post of the input" in caplog.text

@@ -143,8 +143,9 @@ def assign_labels(posts: pa.Table, config: LabelledConfig, seed: int) -> Assigne
     multi = config.is_multi_label
     if multi and (joined := sorted(c for c in [*mapping.values(), *(wanted or ())] if JOIN in c)):
         raise ConfigError(f"labelled: class {joined[0]!r} holds {JOIN!r}, which joins classes")
-    raw_labels = posts.column("label").to_pylist()
-    _check_raw_labels(posts.column("id").to_pylist(), raw_labels, config.separator, mapping)
+    _check_raw_labels(
+        posts.column("id").to_pylist(), posts.column("label").to_pylist(), config.separator, mapping
+    )
     ids, labels, splits = [], [], []
     dropped: dict[str, list] = {"id": [], "label": [], "reason": []}
     for post_id, raw, split in zip(

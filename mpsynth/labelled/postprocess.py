@@ -59,7 +59,7 @@ def run_labelled_postprocess(ctx: StageContext, out: Path) -> dict[str, Any]:
         sets[name], summary["deficit"][name] = fill_classes(
             ctx, name, sets[name], targets, model, rejected, inputs
         )
-    if "guard" in vars(inputs):  # deficit rounds ran: what their prompts kept from the provider
+    if any(d["rounds"] for d in summary["deficit"].values()):  # what their prompts kept back
         masked = {f"deficit {k}": v for k, v in inputs.guard.summary().items() if v}
         summary["privacy_guard"] = masked
         rows.update(masked)

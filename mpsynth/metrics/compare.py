@@ -277,7 +277,7 @@ def _knn_rows(real: EvalSet, synthetic: np.ndarray, name: str, platform: str, bo
 
     def real_sample() -> tuple[np.ndarray, np.ndarray | None]:
         vectors = _nonzero(real.embeddings)
-        drawn = np.random.default_rng(len(vectors)).permutation(len(vectors))[:KNN_SAMPLE]
+        drawn = np.random.default_rng(0).permutation(len(vectors))[:KNN_SAMPLE]  # every run alike
         vectors = vectors[np.sort(drawn)]
         return vectors, knn_radii(vectors) if len(vectors) > KNN + 1 else None
 

@@ -80,12 +80,11 @@ def verdicts(rows: list[dict]) -> list[Verdict]:
         if ceiling is None:
             continue
         real = by_key.get((schema.REAL, r["metric"], r["platform"]))
-        if real is not None:
-            gap = abs(r["value"] - real["value"]) - abs(ceiling["value"] - real["value"])
-            sign = 1.0  # a difference of distances: its interval is the spread of the values
+        real_value = None if real is None else real["value"]
+        if real_value is not None:  # a difference of distances from the real value
+            gap = abs(r["value"] - real_value) - abs(ceiling["value"] - real_value)
         else:
             gap = r["value"] - ceiling["value"]
-            sign = 0.0
         widths = [w for w in (_half_width(r), _half_width(ceiling)) if w is not None]
         low = high = None
         if widths:
@@ -97,7 +96,7 @@ def verdicts(rows: list[dict]) -> list[Verdict]:
                 r["metric"],
                 r["platform"],
                 dataset,
-                real["value"] if sign else None,
+                real_value,
                 ceiling["value"],
                 r["value"],
                 gap,

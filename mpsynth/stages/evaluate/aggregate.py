@@ -332,7 +332,14 @@ def dcr_rows(samples: dict[str, pa.Table], config: EvaluateConfig, seed: int) ->
         found = {p: vectors[platforms == p] for p in sorted(set(platforms.tolist()))}
         return {**found, schema.ALL_PLATFORMS: vectors}
 
-    reference, holdout = parts(samples[schema.REAL]), parts(samples[schema.REAL_HOLDOUT])
+    holdout = parts(samples[schema.REAL_HOLDOUT])
+    # per platform, a reference sample of the holdout's size, the same for every set
+    reference = {
+        platform: pool[np.sort(rng.choice(len(pool), min(len(holdout[platform]), len(pool)),
+                                          replace=False))]
+        for platform, pool in parts(samples[schema.REAL]).items()
+        if platform in holdout
+    }  # fmt: skip
     rows = []
     for name, table in samples.items():
         if name in (schema.REAL, schema.REAL_HOLDOUT):
@@ -343,9 +350,7 @@ def dcr_rows(samples: dict[str, pa.Table], config: EvaluateConfig, seed: int) ->
             held = holdout.get(platform)
             if held is None or not len(held) or not len(mine):
                 continue
-            pool = reference[platform]
-            drawn = pool[np.sort(rng.choice(len(pool), min(len(held), len(pool)), replace=False))]
-            flags = nearer_reference(mine, drawn, held)
+            flags = nearer_reference(mine, reference[platform], held)
             ci = bootstrap_mean_ci(flags, config.bootstrap_samples, config.confidence, rng)
             rows.append(metric_row("privacy", DCR, name, platform, flags.mean(), len(flags), ci))
     return pa.Table.from_pylist(rows, schema=schema.METRICS)

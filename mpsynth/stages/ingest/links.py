@@ -14,8 +14,11 @@ counted.
 
 from __future__ import annotations
 
+import logging
 import re
 from collections import Counter
+
+log = logging.getLogger(__name__)
 
 ZERO_FRACTION = re.compile(r"^(-?\d+)\.0+$")
 DANGLING_WARN = 0.5
@@ -67,4 +70,34 @@ def link_counts(
             mine = counts.setdefault(platform, Counter())
             mine[field] += 1
             mine[f"dangling_{field}"] += value not in known
+    return counts
+
+
+def repair_links(kept: dict[str, list]) -> dict[str, Counter]:
+    """Break reply loops in the kept posts (in place) and count, per platform, the links dropped
+    (`self_replies`, `reply_loops`) and the links naming no post (`dangling_reply_to`,
+    `dangling_quote_of`; warned above a share)."""
+    ids, platforms = kept["id"], kept["platform"]
+    kept["reply_to"], dropped = break_loops(ids, kept["reply_to"])
+    counts = link_counts(ids, platforms, {f: kept[f] for f in ("reply_to", "quote_of")})
+    for row, reason in dropped.items():
+        counts.setdefault(platforms[row], Counter())[reason] += 1
+    if dropped:
+        log.warning(
+            "ingest: %d posts answered themselves or closed a reply loop (%s); their reply_to "
+            "links were dropped, so every thread has a first post",
+            len(dropped),
+            ", ".join(f"{n} {k.replace('_', ' ')}" for k, n in Counter(dropped.values()).items()),
+        )
+    for platform, mine in sorted(counts.items()):
+        for name in ("reply_to", "quote_of"):
+            if mine[name] and mine[f"dangling_{name}"] > DANGLING_WARN * mine[name]:
+                log.warning(
+                    "ingest: %s: %d of %d %s links name no post of the input (posts outside "
+                    "the sample, or ids spelled differently)",
+                    platform,
+                    mine[f"dangling_{name}"],
+                    mine[name],
+                    name,
+                )
     return counts

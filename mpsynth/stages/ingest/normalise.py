@@ -18,7 +18,7 @@ from mpsynth.core.errors import InputError
 from mpsynth.core.locations import is_remote
 from mpsynth.core.platforms import normalise_platform
 from mpsynth.stages.ingest import readers
-from mpsynth.stages.ingest.links import DANGLING_WARN, break_loops, link_counts, numeric_id
+from mpsynth.stages.ingest.links import numeric_id, repair_links
 from mpsynth.stages.ingest.timestamps import TimestampParser
 
 log = logging.getLogger(__name__)
@@ -52,7 +52,7 @@ def expand_input(spec: InputSpec) -> list[tuple[Path, str]]:
         local = local_input(str(path), "ingest.inputs[].path")
         return [(local, spec.format if spec.format != "auto" else _format_of(local))]
     if not path.exists():
-        raise InputError(_missing_input(0, spec))
+        raise InputError(_missing_input(None, spec))
     if path.is_dir():
         files = sorted(p for p in path.rglob("*") if p.suffix.lower() in SUFFIX_FORMATS)
         if not files:
@@ -151,13 +151,13 @@ def check_inputs(
     return files
 
 
-def _missing_input(number: int, spec: InputSpec) -> str:
+def _missing_input(number: int | None, spec: InputSpec) -> str:
     """An input that is not there, where it was looked for, and the bundled sample to use."""
     path = Path(spec.path)
     line = f"input not found: {path}"
     if not path.is_absolute():
         line += f" (looked in {Path.cwd()}: paths are relative to it)"
-    if spec.bundled_sample is not None:
+    if spec.bundled_sample is not None and number is not None:
         line += (
             f"; a sample of it is bundled: add --set ingest.inputs.{number}.path="
             f"{spec.bundled_sample}"
@@ -173,36 +173,6 @@ def _read_rows(file: Path, fmt: str, columns: list[str]) -> readers.RawRows:
             return readers.read_parquet(file, columns)
         case _:
             return readers.read_jsonl(file, columns)
-
-
-def _repair_links(kept: dict[str, list]) -> dict[str, Counter]:
-    """Break reply loops in the kept posts (in place) and count, per platform, the links dropped
-    (`self_replies`, `reply_loops`) and the links naming no post (`dangling_reply_to`,
-    `dangling_quote_of`; warned above a share)."""
-    ids, platforms = kept["id"], kept["platform"]
-    kept["reply_to"], dropped = break_loops(ids, kept["reply_to"])
-    counts = link_counts(ids, platforms, {f: kept[f] for f in ("reply_to", "quote_of")})
-    for row, reason in dropped.items():
-        counts.setdefault(platforms[row], Counter())[reason] += 1
-    if dropped:
-        log.warning(
-            "ingest: %d posts answered themselves or closed a reply loop (%s); their reply_to "
-            "links were dropped, so every thread has a first post",
-            len(dropped),
-            ", ".join(f"{n} {k.replace('_', ' ')}" for k, n in Counter(dropped.values()).items()),
-        )
-    for platform, mine in sorted(counts.items()):
-        for name in ("reply_to", "quote_of"):
-            if mine[name] and mine[f"dangling_{name}"] > DANGLING_WARN * mine[name]:
-                log.warning(
-                    "ingest: %s: %d of %d %s links name no post of the input (posts outside "
-                    "the sample, or ids spelled differently)",
-                    platform,
-                    mine[f"dangling_{name}"],
-                    mine[name],
-                    name,
-                )
-    return counts
 
 
 def language_code(value: str | None) -> str | None:
@@ -305,7 +275,7 @@ def ingest(config: IngestConfig) -> IngestResult:
                 kept["source_row"].append(line)
             shown.update(len(rows))
 
-    links = _repair_links(kept)
+    links = repair_links(kept)
     summary = {
         platform: {
             "read": read[platform],

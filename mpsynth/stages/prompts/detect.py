@@ -32,40 +32,11 @@ from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
 from stdnum import isbn
 
 EMAIL = re.compile(r"(?<![\w.+-])[\w.+-]+@[\w-]+(?:\.[\w-]+)*\.[^\W\d_]{2,}")
-PROVIDERS = frozenset(
-    [
-        "gmail",
-        "googlemail",
-        "yahoo",
-        "hotmail",
-        "outlook",
-        "live",
-        "msn",
-        "icloud",
-        "aol",
-        "gmx",
-        "web",
-        "proton",
-        "protonmail",
-        "yandex",
-        "mail",
-        "qq",
-        "163",
-        "126",
-        "naver",
-        "daum",
-        "posteo",
-        "seznam",
-        "libero",
-        "orange",
-        "t-online",
-        "freenet",
-        "wp",
-        "o2",
-        "rediffmail",
-        "zoho",
-    ]
-)
+PROVIDERS = frozenset([
+    "gmail", "googlemail", "yahoo", "hotmail", "outlook", "live", "msn", "icloud", "aol", "gmx",
+    "web", "proton", "protonmail", "yandex", "mail", "qq", "163", "126", "naver", "daum", "posteo",
+    "seznam", "libero", "orange", "t-online", "freenet", "wp", "o2", "rediffmail", "zoho",
+])  # fmt: skip
 PROVIDER_EMAIL = regex.compile(
     rf"(?<![\p{{L}}\p{{N}}_.+-])[\p{{L}}\p{{N}}_.+-]+@(?:{'|'.join(sorted(PROVIDERS))})(?![\p{{L}}\p{{N}}.@-])",
     regex.IGNORECASE,

@@ -5,10 +5,10 @@ it. @handles of any script (letters, digits and marks of every alphabet, with `_
 platform's own handle rule as a floor) and Reddit's u/name; URLs (with or without a scheme;
 twitter-text's rules); e-mail addresses, plain and obfuscated, and phone numbers (both found as
 `detect.py` says) become placeholders of the same shape: `@user_1f3a9c0b` (`u/user_1f3a9c0b` for a
-Reddit name), `https://example.com/1f3a9c0b`, `user_1f3a9c0b@example.com`, `555-0142`. A placeholder is a keyed
-hash of the value, so the same real handle is the same pseudonym in every prompt of a run (the model
-still sees who is addressed twice), and the prompts, hence the request ids, are the same when the
-run resumes. The key comes from the run's seed; only the provider sees placeholders, and nothing
+Reddit name), `https://example.com/1f3a9c0b`, `user_1f3a9c0b@example.com`, `555-0142`. A
+placeholder is a keyed hash of the value, so the same real handle is the same pseudonym in every
+prompt of a run (the model still sees who is addressed twice), and the prompts, hence the request
+ids, are the same when the run resumes. The key comes from the run's seed; only the provider sees placeholders, and nothing
 maps them back.
 
 Cue words (a labelled run's words that set a class apart) are words of the real posts, so one can
@@ -38,6 +38,7 @@ from mpsynth.metrics.extraction import entity_spans
 from mpsynth.stages.prompts.detect import PHONE_REGIONS, email_spans, phone_spans
 
 KINDS = ("emails", "urls", "handles", "phones")  # on overlap the earlier kind wins
+CUE_WORDS = "cue words"  # counted beside the kinds: cue words that became a placeholder
 NAME = r"[\p{L}\p{N}\p{M}_]"  # a letter, digit or mark of any script, or _
 # a handle of any script: the sign, then name characters with . or - only inside
 # (at least one letter: @173.16 is a price, not a person)
@@ -59,7 +60,9 @@ class Pseudonymiser:
     seed: int
     phone_region: str = "US"
     masked: Counter = field(default_factory=Counter)  # kind -> occurrences replaced
-    distinct: dict[str, set[str]] = field(default_factory=lambda: {k: set() for k in KINDS})
+    distinct: dict[str, set[str]] = field(
+        default_factory=lambda: {k: set() for k in (*KINDS, CUE_WORDS)}
+    )
     _done: dict = field(default_factory=dict, repr=False)  # (text, platform) -> (masked, values)
     _cues: dict[str, str] = field(default_factory=dict, repr=False)  # word -> its stand-in
 
@@ -160,15 +163,15 @@ class Pseudonymiser:
         for word in words:
             stand_in = self._cues[word]
             if stand_in != word:
-                self.masked["cue words"] += 1
-                self.distinct.setdefault("cue words", set()).add(word.casefold())
+                self.masked[CUE_WORDS] += 1
+                self.distinct[CUE_WORDS].add(word.casefold())
             if stand_in not in shown:
                 shown.append(stand_in)
         return shown
 
     def summary(self) -> dict[str, int]:
         out = {}
-        for kind in (*KINDS, "cue words"):
+        for kind in (*KINDS, CUE_WORDS):
             out[f"masked {kind}"] = self.masked[kind]
-            out[f"masked distinct {kind}"] = len(self.distinct.get(kind, ()))
+            out[f"masked distinct {kind}"] = len(self.distinct[kind])
         return out
