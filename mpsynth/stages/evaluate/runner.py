@@ -36,7 +36,6 @@ def run_evaluate(ctx: StageContext, out: Path) -> dict[str, int]:
     from mpsynth.stages.embed import (
         embeddings_column,
         encode_texts,
-        same_model_by_default,
         similarity_space,
         topic_space,
     )
@@ -51,29 +50,16 @@ def run_evaluate(ctx: StageContext, out: Path) -> dict[str, int]:
         sample_per_platform,
     )
 
-    # every set against the reference (the real posts generation could see); the held-out real
-    # posts, measured as a set of their own, are each metric's ceiling
-    sources = {schema.REAL: ctx.reference()}
-    if (held_out := ctx.holdout()) is not None:
-        sources[schema.REAL_HOLDOUT] = held_out
-    sources.update((p.stem, p) for p in synthetic_sets(ctx))
+    sources = evaluated_sets(ctx)
     evaluate = ctx.config.evaluate
     # lexical features on every post (cheap, vectorised, Ray Data); the other families on a
     # stratified sample per platform (evaluate.sample_per_platform)
-    samples = {}
-    for number, (name, path) in enumerate(sources.items()):
-        real = name in (schema.REAL, schema.REAL_HOLDOUT)
-        extra = ["author"] if real else ["example_ids"]
-        if "lang" in pq.read_schema(path).names:  # the real posts' declared languages
-            extra.append("lang")
-        table = pq.read_table(path, columns=["id", "platform", "text", *extra])
-        if name == schema.REAL_HOLDOUT:  # a set whose prompts showed nothing
-            table = table.append_column(
-                "example_ids", pa.array([[]] * table.num_rows, pa.list_(pa.string()))
-            )
-        samples[name] = sample_per_platform(
-            table, evaluate.sample_per_platform, ctx.config.seed + number
+    samples = {
+        name: sample_per_platform(
+            _read_set(name, path), evaluate.sample_per_platform, ctx.config.seed + number
         )
+        for number, (name, path) in enumerate(sources.items())
+    }
     map_parquet(
         [
             p.resolve() for p in sources.values()
@@ -117,20 +103,7 @@ def run_evaluate(ctx: StageContext, out: Path) -> dict[str, int]:
     topic_vectors = encode_texts(ctx, *own, texts, out / ".topic_space", "evaluate: embed")
     counts = topic_vectors.counts("texts")
     similarity = similarity_space(ctx)
-    if same_model_by_default(ctx) and similarity == own:
-        log.info(
-            "evaluate: similarity measured in the embed stage's vectors (%s, %s backend), the "
-            "default evaluate.embedder's model; set evaluate.embedder to encode again under another",
-            own[0].model,
-            own[0].backend,
-        )
-    elif similarity != own:
-        log.info(
-            "evaluate: similarity space %s: %d sampled texts to look up or encode (evaluate.embedder "
-            "differs from embed.embedder)",
-            getattr(similarity[0], "model", similarity[0].kind),
-            len(texts),
-        )
+    _say_measure_space(ctx, own, similarity, len(texts))
     if similarity == own:
         spaces = {"embedding": topic_vectors}
     else:
@@ -228,6 +201,53 @@ def run_evaluate(ctx: StageContext, out: Path) -> dict[str, int]:
         json.dumps(metrics.to_pylist(), indent=1, allow_nan=False) + "\n"
     )
     return {"metrics": metrics.num_rows, "posts": features.num_rows, **counts}
+
+
+def evaluated_sets(ctx: StageContext) -> dict[str, Path]:
+    """Every set the evaluation measures, by name: the reference (the real posts generation could
+    see) that every other is measured against, the held-out real posts (each metric's ceiling),
+    then the synthetic sets."""
+    sources = {schema.REAL: ctx.reference()}
+    if (held_out := ctx.holdout()) is not None:
+        sources[schema.REAL_HOLDOUT] = held_out
+    sources.update((p.stem, p) for p in synthetic_sets(ctx))
+    return sources
+
+
+def _read_set(name: str, path: Path) -> pa.Table:
+    """A set's id, platform and text, with its authors (real posts) or the example ids its
+    prompts showed (synthetic ones; none for the holdout), and declared languages if any."""
+    real = name in (schema.REAL, schema.REAL_HOLDOUT)
+    extra = ["author"] if real else ["example_ids"]
+    if "lang" in pq.read_schema(path).names:  # the real posts' declared languages
+        extra.append("lang")
+    table = pq.read_table(path, columns=["id", "platform", "text", *extra])
+    if name == schema.REAL_HOLDOUT:  # a set whose prompts showed nothing
+        table = table.append_column(
+            "example_ids", pa.array([[]] * table.num_rows, pa.list_(pa.string()))
+        )
+    return table
+
+
+def _say_measure_space(ctx: StageContext, own: tuple, similarity: tuple, texts: int) -> None:
+    """Before encoding: whether the similarity reuses the embed stage's vectors, or how many
+    texts another space may have to encode."""
+    from mpsynth.stages.embed import same_model_by_default
+
+    if same_model_by_default(ctx) and similarity == own:
+        log.info(
+            "evaluate: similarity measured in the embed stage's vectors (%s, %s backend), the "
+            "default evaluate.embedder's model; set evaluate.embedder to encode again under another",
+            own[0].model,
+            own[0].backend,
+        )
+    elif similarity != own:
+        log.info(
+            "evaluate: similarity space %s: %d sampled texts to look up or encode (evaluate.embedder "
+            "differs from embed.embedder)",
+            getattr(similarity[0], "model", similarity[0].kind),
+            texts,
+        )
 
 
 def _named_topics(metrics: pa.Table, names: dict[int, str]) -> pa.Table:
