@@ -161,6 +161,17 @@ class GenerateConfig(Section):
     prices: dict[str, PriceConfig] = Field(
         default_factory=dict, description="model -> price per million tokens, over the defaults"
     )
+    replicates: Annotated[int, Field(ge=1)] = Field(
+        default=1,
+        description="independent generations (new seeds for pools, prompts and generation), each "
+        "evaluated; every stage before pools is shared, and the report gives each metric's spread "
+        "over them",
+    )
+    replicate: Annotated[int, Field(ge=0)] = Field(
+        default=0,
+        description="which generation this run directory holds (0: the first); `replicates` sets "
+        "it for the generations it adds",
+    )
     flush_every: Annotated[int, Field(ge=1)] = 32
     flush_interval_s: Annotated[float, Field(gt=0.0)] = 2.0
     progress_interval_s: Annotated[float, Field(gt=0.0)] = 5.0

@@ -6,10 +6,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import yaml
 from pydantic import (
     Field,
     ValidationError,
+    model_validator,
 )
 
 from mpsynth.config import settings
@@ -67,6 +69,25 @@ class RunConfig(Section):
             self.labelled.strategies if self.pipeline == "labelled" else self.pools.strategies
         )
 
+    @model_validator(mode="after")
+    def _replicates_where_supported(self) -> RunConfig:
+        if self.pipeline == "labelled" and self.generate.replicates > 1:
+            raise ValueError(
+                "generate.replicates: a labelled run repeats its classifier comparisons "
+                "(labelled.utility.repeats); replicates > 1 is for the mptm pipeline"
+            )
+        return self
+
+    @property
+    def draw_seed(self) -> int:
+        """The seed of what a generation draws (pools, prompts, answers, accounts, replies): the
+        run's seed for the first generation, one derived from it for each further replicate;
+        everything before pools draws with `seed` alone, so replicates share it."""
+        if self.generate.replicate == 0:
+            return self.seed
+        state = np.random.SeedSequence([self.seed, self.generate.replicate]).generate_state(1)
+        return int(state[0] >> 1)
+
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)
 
@@ -107,6 +128,7 @@ PIPELINES: dict[str, tuple[str, ...]] = {
         "postprocess",
         "structure",
         "evaluate",
+        "replicates",
         "report",
     ),
     "labelled": (

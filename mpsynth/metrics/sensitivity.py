@@ -8,7 +8,10 @@ level averages over every other setting, as a factorial design's main effect doe
 
 The interval comes from a bootstrap that resamples the variations within each level (the spread the
 other settings cause) and moves each value by its own measurement noise (the evaluation's interval,
-read as a normal one): an effect whose interval excludes zero moved the metric beyond both. The
+read as a normal one): an effect whose interval excludes zero moved the metric beyond both. Where
+each variation was generated several times (`generate.replicates`), the bootstrap resamples the
+variations and then the generations within each (a two-stage, clustered bootstrap): the spread
+between generations of one setting replaces the per-post measurement noise, which it contains. The
 standardised effect divides by the metric's standard deviation over all variations, so that
 metrics of different scales can be ranked and averaged into a family's effect.
 """
@@ -59,8 +62,10 @@ def main_effect(
     n_levels: int,
     rng: np.random.Generator,
     resamples: int = 1000,
+    clusters: np.ndarray | None = None,
 ) -> Effect | None:
-    """The effect of one setting on one metric (None when a level has no variation with a value)."""
+    """The effect of one setting on one metric (None when a level has no variation with a value).
+    `clusters`: each value's variation, where a variation has several generations (replicates)."""
     values = np.asarray(values, dtype=float)
     noise = np.nan_to_num(np.asarray(noise, dtype=float), nan=0.0)
     groups = [np.flatnonzero((codes == level) & np.isfinite(values)) for level in range(n_levels)]
@@ -70,6 +75,9 @@ def main_effect(
     effect = means[-1] - means[0]
     means_drawn = []
     for group in (groups[0], groups[-1]):  # every resample at once: (resamples, group size)
+        if clusters is not None and len(np.unique(clusters[group])) < len(group):
+            means_drawn.append(_clustered_means(values, group, clusters, rng, resamples))
+            continue
         chosen = group[rng.integers(0, len(group), (resamples, len(group)))]
         moved = values[chosen] + noise[chosen] * rng.standard_normal(chosen.shape)
         means_drawn.append(moved.mean(axis=1))
@@ -86,6 +94,25 @@ def main_effect(
         standardised_high=float(high) * scale,
         level_means=means,
     )
+
+
+def _clustered_means(
+    values: np.ndarray,
+    group: np.ndarray,
+    clusters: np.ndarray,
+    rng: np.random.Generator,
+    resamples: int,
+) -> np.ndarray:
+    """Bootstrap means of a level's values: its variations drawn with replacement, then each drawn
+    variation's generations drawn with replacement (every resample at once)."""
+    members = [group[clusters[group] == c] for c in np.unique(clusters[group])]
+    size = max(len(m) for m in members)
+    # a variation with fewer generations (one failed) repeats its own, never borrows another's
+    table = np.array([np.resize(m, size) for m in members])
+    own = np.array([len(m) for m in members])
+    picked = rng.integers(0, len(members), (resamples, len(members)))
+    slots = (rng.random((resamples, len(members), size)) * own[picked][..., None]).astype(int)
+    return values[table[picked[..., None], slots]].mean(axis=(1, 2))
 
 
 def noise_of(ci_low: np.ndarray, ci_high: np.ndarray) -> np.ndarray:
@@ -113,11 +140,13 @@ def chance_effect(
     n_levels: int,
     rng: np.random.Generator,
     rounds: int = 200,
+    clusters: np.ndarray | None = None,
 ) -> float:
     """The family effect that chance alone gives: the mean absolute standardised effect of
     `values` (metrics x variations) with the setting's levels shuffled over the variations. With
     few variations it is far from zero (four against four: about 0.56), so a family's effect reads
-    against it."""
+    against it. `clusters`: each column's variation, whose generations move together when the
+    setting's values are shuffled over the variations."""
     values = np.asarray(values, dtype=float)
     spread = np.nanstd(values, axis=1, ddof=1)
     keep = np.isfinite(spread) & (spread > 0)
@@ -126,7 +155,11 @@ def chance_effect(
     values, spread = values[keep], spread[keep]
     sizes = []
     for _ in range(rounds):
-        shuffled = rng.permutation(codes)
+        if clusters is None:
+            shuffled = rng.permutation(codes)
+        else:  # each variation's level, shuffled over the variations, given to its generations
+            names, first = np.unique(clusters, return_index=True)
+            shuffled = rng.permutation(codes[first])[np.searchsorted(names, clusters)]
         first, last = shuffled == 0, shuffled == n_levels - 1
         if not first.any() or not last.any():
             continue

@@ -8,7 +8,10 @@ metric (the ceiling: what a second sample of real posts of the same size scores)
   ceiling's value is itself the target; the verdict is the set's distance from it.
 
 The interval of each verdict treats the two values' bootstrap intervals as normal and independent;
-a verdict whose interval leaves out 0 is a gap the data supports. Pure: metric rows in, rows out.
+a verdict whose interval leaves out 0 is a gap the data supports. Where the run drew several
+generations (`generate.replicates`), a set's value is its mean over them and its interval the
+mean's t-interval over generations (which holds the posts' sampling noise and the generator's
+own); the ceiling keeps its bootstrap interval. Pure: metric rows in, rows out.
 """
 
 from __future__ import annotations
@@ -46,6 +49,8 @@ class Verdict:
     gap: float  # the set's gap beyond the ceiling's (see the module's doc)
     low: float | None  # its 95% interval; None when neither value has one
     high: float | None
+    replicates: int = 1  # generations the value is the mean of
+    sd: float | None = None  # the value's standard deviation over them
 
     @property
     def by_construction(self) -> bool:
@@ -65,11 +70,34 @@ def _half_width(row: dict) -> float | None:
     return (high - low) / 2
 
 
-def verdicts(rows: list[dict]) -> list[Verdict]:
+Spread = dict[tuple[str, str, str, str], dict]
+"""(family, metric, dataset, platform) -> the metric's spread over generations (replicates stage)."""
+
+
+def _over_generations(row: dict, spread: Spread | None) -> dict:
+    """The row with its value and interval over generations, where the run drew several."""
+    found = (spread or {}).get((row["family"], row["metric"], row["dataset"], row["platform"]))
+    if found is None or found["replicates"] < 2 or found["mean_low"] is None:
+        return row
+    return {
+        **row,
+        "value": found["mean"],
+        "ci_low": found["mean_low"],
+        "ci_high": found["mean_high"],
+        "replicates": found["replicates"],
+        "sd": found["sd"],
+    }
+
+
+def verdicts(rows: list[dict], spread: Spread | None = None) -> list[Verdict]:
     """A verdict for every (metric, platform, synthetic set) the holdout was measured on, the
     largest supported gaps first (gaps without an interval after those with one, and what a set
-    matches by construction last)."""
+    matches by construction last); `spread` reads each synthetic value over generations."""
     rows = [r for r in rows if r["topic"] is None and r["value"] is not None]
+    rows = [
+        r if r["dataset"] in (schema.REAL, schema.REAL_HOLDOUT) else _over_generations(r, spread)
+        for r in rows
+    ]
     by_key = {(r["dataset"], r["metric"], r["platform"]): r for r in rows}
     found = []
     for r in rows:
@@ -102,6 +130,8 @@ def verdicts(rows: list[dict]) -> list[Verdict]:
                 gap,
                 low,
                 high,
+                r.get("replicates", 1),
+                r.get("sd"),
             )
         )
 
@@ -116,11 +146,14 @@ def verdicts(rows: list[dict]) -> list[Verdict]:
     return sorted(found, key=order)
 
 
-def interconnection(rows: list[dict], metric: str = "cross_platform_edge_share") -> list[str]:
+def interconnection(
+    rows: list[dict], spread: Spread | None = None, metric: str = "cross_platform_edge_share"
+) -> list[str]:
     """Per generator with both an MPTM and a per-platform set: one sentence comparing the share of
-    cross-platform edges (all platforms), worded as the intervals allow."""
+    cross-platform edges (all platforms), worded as the intervals allow (over generations where
+    the run drew several)."""
     overall = {
-        r["dataset"]: r
+        r["dataset"]: _over_generations(r, spread)
         for r in rows
         if r["topic"] is None
         and r["platform"] == schema.ALL_PLATFORMS
@@ -136,6 +169,8 @@ def interconnection(rows: list[dict], metric: str = "cross_platform_edge_share")
         if base is None:
             continue
         shown = f"{name} {mptm['value']:.3f} against {base['dataset']} {base['value']:.3f}"
+        if mptm.get("replicates", 1) > 1:
+            shown += f" (means over {mptm['replicates']} generations)"
         widths = [_half_width(mptm), _half_width(base)]
         if None in widths:
             lines.append(

@@ -22,6 +22,7 @@ from mpsynth.stages.ingest.runner import run_ingest
 from mpsynth.stages.pools import run_pools
 from mpsynth.stages.postprocess.runner import run_postprocess
 from mpsynth.stages.prompts.runner import run_prompts
+from mpsynth.stages.replicates import run_replicates
 from mpsynth.stages.structure import run_structure
 from mpsynth.stages.topics import run_topics
 
@@ -40,6 +41,11 @@ def _template_texts(config: RunConfig) -> dict[str, str]:
     return {
         s: p.read_text(encoding="utf-8") for s, p in config.prompts.templates.items() if p.is_file()
     }
+
+
+def _generation(config: RunConfig) -> dict[str, Any]:
+    """The generation settings that shape a set: all but how many replicates run beside it."""
+    return config.generate.model_dump(mode="json", exclude={"replicates"})
 
 
 # What each stage's output depends on, besides the stage before it.
@@ -63,17 +69,18 @@ STAGE_INPUTS: dict[str, Callable[[RunConfig], Any]] = {
         "n_posts": c.generate.n_posts,
         "posts_per_platform": c.prompts.posts_per_platform,
         "seed": c.seed,
+        "replicate": c.generate.replicate,  # a replicate draws anew from pools on
     },
     "prompts": lambda c: {
         "prompts": c.prompts.model_dump(mode="json"),
         "templates": _template_texts(c),
         "generators": [g.model_dump(mode="json") for g in c.generate.generators],
     },
-    "generate": lambda c: {"generate": c.generate.model_dump(mode="json")},
+    "generate": lambda c: {"generate": _generation(c)},
     "postprocess": lambda c: {
         "postprocess": c.postprocess.model_dump(mode="json"),
         "prompts": c.prompts.model_dump(mode="json"),  # deficit rounds build prompts
-        "generate": c.generate.model_dump(mode="json"),  # ... and generate them
+        "generate": _generation(c),  # ... and generate them
     },
     "structure": lambda c: {
         "structure": c.structure.model_dump(mode="json"),
@@ -82,9 +89,10 @@ STAGE_INPUTS: dict[str, Callable[[RunConfig], Any]] = {
         "prompts": c.prompts.model_dump(mode="json"),
         "templates": _template_texts(c),
         "examples_per_prompt": c.pools.examples_per_prompt,
-        "generate": c.generate.model_dump(mode="json"),
+        "generate": _generation(c),
     },
     "evaluate": lambda c: {"evaluate": c.evaluate.model_dump(mode="json"), "seed": c.seed},
+    "replicates": lambda c: {"replicates": c.generate.replicates},
     "report": lambda c: {"report": c.report.model_dump(mode="json")},
 }
 
@@ -103,6 +111,7 @@ RUNNERS: dict[str, Runner] = {
     "postprocess": run_postprocess,
     "structure": run_structure,
     "evaluate": run_evaluate,
+    "replicates": run_replicates,
     "report": run_report,
 }
 
@@ -184,4 +193,4 @@ def check_stage(config: RunConfig, stage: str | None) -> str:
     return stage
 
 
-RAY_STAGES = {"embed", "topics", "generate", "postprocess", "utility", "evaluate"}
+RAY_STAGES = {"embed", "topics", "generate", "postprocess", "utility", "evaluate", "replicates"}

@@ -52,6 +52,7 @@ SUMMARY = "sweep.json"
 # The sweep's own columns (its tables' other columns are the metrics table's, described there).
 COLUMNS = {
     "variation": "the variation: v01, v02, ... in the grid's order",
+    "replicate": "the generation of the variation the row comes from (generate.replicates)",
     "run_dir": "the variation's run directory",
     "settings": "the variation's settings, as JSON: config key -> value",
     "status": "finished, failed: <why>, or not run: <why>",
@@ -305,7 +306,13 @@ def _gather(
 
 
 def _metrics_of(variation: Variation) -> pa.Table:
-    metrics = pq.read_table(variation.root / "evaluate" / "metrics.parquet")
+    """The variation's metric rows: every generation's where it drew several (each row with its
+    `replicate`), else its evaluation's."""
+    every = variation.root / "replicates" / "metrics.parquet"
+    if variation.config.generate.replicates > 1 and every.is_file():
+        metrics = pq.read_table(every)
+    else:
+        metrics = pq.read_table(variation.root / "evaluate" / "metrics.parquet")
     metrics = metrics.append_column("variation", pa.array([variation.name] * metrics.num_rows))
     for key, value in variation.settings.items():
         metrics = metrics.append_column(

@@ -37,11 +37,13 @@ def render_dataset_card(
     structure: dict[str, Any] | None = None,
     splits: dict[str, str] | None = None,
     deficit: dict[str, dict[str, Any]] | None = None,
+    spread: dict | None = None,
 ) -> str:
     """The card; `utility` (a labelled run's utility summary rows) adds what the synthetic sets
     do for a classifier tested on real posts, `splits` where each of its roles came from and
     `deficit` how its class targets were met;
-    `structure` (the structure stage's summary) what accounts and times they carry."""
+    `structure` (the structure stage's summary) what accounts and times they carry; `spread`
+    each metric over the generations the run drew (replicates stage), when it drew several."""
     generators = {g.name: g for g in config.generate.generators}
     overall = {
         (m["dataset"], m["metric"]): m["value"]
@@ -104,16 +106,32 @@ def render_dataset_card(
         "|---|---|" + "---|" * len(synthetic_counts),
     ]
     for metric in HEADLINE:
+        family = next((m["family"] for m in metrics if m["metric"] == metric), "")
         values = [
             overall.get((name, metric)) for name in [schema.REAL_HOLDOUT, *sorted(synthetic_counts)]
         ]
         if any(v is not None for v in values[1:]):
-            lines.append(
-                f"| {metric} | "
-                + " | ".join("–" if v is None else f"{v:.3f}" for v in values)
-                + " |"
-            )
+            cells = ["–" if values[0] is None else f"{values[0]:.3f}"]
+            for name, value in zip(sorted(synthetic_counts), values[1:], strict=True):
+                over = (spread or {}).get((family, metric, name, schema.ALL_PLATFORMS))
+                if over is not None and over["replicates"] > 1 and over["sd"] is not None:
+                    cells.append(f"{over['mean']:.3f} ± {over['sd']:.3f}")
+                else:
+                    cells.append("–" if value is None else f"{value:.3f}")
+            lines.append(f"| {metric} | " + " | ".join(cells) + " |")
+    generations = max((r["replicates"] for r in (spread or {}).values()), default=1)
     lines += [
+        "",
+        (
+            f"Each synthetic figure is the mean ± standard deviation over {generations} "
+            "independent generations (`generate.replicates`). "
+            if generations > 1
+            else "One generation: a second would differ by more than the figures' bootstrap "
+            "intervals say (set `generate.replicates` to measure by how much). "
+        )
+        + "Structure metrics a set matches by construction (posts per account, hour of day, day "
+        "of week: the structure stage copies them from the real accounts) are no evidence of "
+        "fidelity and are marked so in `report.html`.",
         "",
         "The ceiling is what real posts held out of generation score at the same size (– where the "
         "run held none out). "

@@ -356,12 +356,13 @@ def render_report(
     structure: str = "",
     sentiment_backend: str = "VADER",
     measure_space: str = "",
+    spread: dict | None = None,
 ) -> str:
     """The page; `sections` is HTML the run's pipeline adds after the counts (a labelled run's
     utility results), `steps` what postprocessing and the privacy guard did (after the topics),
     `structure` the accounts, times and networks (their metrics stay out of the scorecards),
     `sentiment_backend` what measured sentiment, in words; `measure_space` the embedding the
-    similarity was measured in."""
+    similarity was measured in; `spread` each metric over the generations the run drew."""
     every_row = metrics.to_pylist()
     rows = [r for r in every_row if r["topic"] is None]
     # structure and entities have sections of their own, too long for the scorecards
@@ -400,7 +401,7 @@ def render_report(
 <h1>{html.escape(title)}</h1>
 <p class="muted">config hash {html.escape(str(manifest.get("config_hash", ""))[:12])} ·
 mpsynth {html.escape(str(manifest.get("versions", {}).get("mpsynth", "")))}</p>
-{verdict_section(every_row)}
+{verdict_section(every_row, spread)}
 <h2>Posts per platform</h2>
 {counts_table(posts, platforms)}
 {sections}

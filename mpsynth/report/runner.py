@@ -30,6 +30,9 @@ def run_report(ctx: StageContext, out: Path) -> dict[str, int]:
         pq.read_table(ctx.path("evaluate", "metrics.parquet")), schema.METRIC_VALUES
     )
     from mpsynth.report.steps import steps_section
+    from mpsynth.stages.replicates import replicate_spread
+
+    spread = replicate_spread(ctx.run) if ctx.has("replicates") else None
 
     summary = ctx.run.stage_dir("postprocess") / "summary.json"  # none for external sets
     postprocessed = json.loads(summary.read_text()) if summary.is_file() else None
@@ -54,6 +57,7 @@ def run_report(ctx: StageContext, out: Path) -> dict[str, int]:
         structure,
         sentiment_backend(ctx.config.evaluate),
         measure_space(ctx),
+        spread,
     )
     (out / "report.html").write_text(page, encoding="utf-8")
     counts = {}
@@ -77,6 +81,7 @@ def run_report(ctx: StageContext, out: Path) -> dict[str, int]:
         if ctx.has("labels")
         else None,
         deficit,
+        spread,
     )
     (out / "dataset_card.md").write_text(card, encoding="utf-8")
     return {"bytes": len(page.encode())}

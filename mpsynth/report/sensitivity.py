@@ -34,10 +34,18 @@ from mpsynth.report.html import STYLE, ideal_of, png
 SEED = 0
 
 
+def observation(row: dict) -> str:
+    """What one value of a sweep belongs to: its variation, and its generation where the variations
+    were generated several times (`v03/2`)."""
+    replicate = row.get("replicate")
+    return row["variation"] if replicate is None else f"{row['variation']}/{replicate}"
+
+
 def fidelity_values(metrics: pa.Table) -> dict[tuple[str, str, str], dict[str, tuple]]:
-    """(family, metric, dataset) -> {variation: (gap or value, noise, kind)}, over all topics;
-    `platform: all` where the metric has it, else the mean over platforms."""
-    rows = [r for r in metrics.to_pylist() if r["topic"] is None]
+    """(family, metric, dataset) -> {observation: (gap or value, noise, kind)}, over all topics;
+    `platform: all` where the metric has it, else the mean over platforms. An observation is a
+    variation, or one generation of it (`observation`)."""
+    rows = [{**r, "variation": observation(r)} for r in metrics.to_pylist() if r["topic"] is None]
     real: dict[tuple, float] = {}
     # the real posts drawn to the synthetic size where there is such a baseline (graphs grow with
     # their posts), else all of them
@@ -81,8 +89,13 @@ def sensitivity_tables(
     """Every setting's effect on every metric, and on every family: (per metric, per family).
     `settings`: variation -> its settings; `levels`: setting -> the grid's values (None: a range)."""
     rng = np.random.default_rng(SEED)
-    variations = sorted(settings)
     values = fidelity_values(metrics)
+    # every observation (a variation, or one of its generations) with its variation's settings
+    seen = sorted({o for found in values.values() for o in found}) or sorted(settings)
+    parent = [o.split("/", 1)[0] for o in seen]
+    clusters = np.array([sorted(settings).index(p) for p in parent])
+    settings = {o: settings[p] for o, p in zip(seen, parent, strict=True)}
+    variations = seen
     by_metric: list[dict] = []
     family_members: dict[tuple, list[Effect]] = defaultdict(list)
     family_values: dict[tuple, list[np.ndarray]] = defaultdict(list)
@@ -93,7 +106,7 @@ def sensitivity_tables(
         for (family, metric, dataset), found in sorted(values.items()):
             column = np.array([found.get(v, (np.nan, 0.0, ""))[0] for v in variations])
             noise = np.array([found.get(v, (np.nan, 0.0, ""))[1] for v in variations])
-            effect = main_effect(column, noise, codes, len(names), rng, resamples)
+            effect = main_effect(column, noise, codes, len(names), rng, resamples, clusters)
             if effect is None:
                 continue
             kind = next(iter(found.values()))[2]
@@ -122,7 +135,11 @@ def sensitivity_tables(
         size, low, high = family_effect(effects, rng, resamples)
         codes, n_levels = family_codes[setting]
         chance = chance_effect(
-            np.vstack(family_values[(setting, family, dataset)]), codes, n_levels, rng
+            np.vstack(family_values[(setting, family, dataset)]),
+            codes,
+            n_levels,
+            rng,
+            clusters=clusters,
         )
         by_family.append(
             {

@@ -8,7 +8,7 @@ import html
 from collections import defaultdict
 
 from mpsynth.core import schema
-from mpsynth.metrics.verdict import Verdict, interconnection, verdicts
+from mpsynth.metrics.verdict import Spread, Verdict, interconnection, verdicts
 
 SHOWN = 20  # metrics in the opening table; the rest under "every metric"
 
@@ -27,7 +27,12 @@ def _cell(v: Verdict) -> str:
     else:  # a supported gap; nearer the real value than real posts are: blue
         tone = "blue" if v.real is not None and v.gap < 0 else "red"
     style = f' style="color:{tone}"' if tone else ""
-    return f"<td>{v.value:.3f}</td><td{style}>{_signed(v.gap)}{interval}</td>"
+    spread = (
+        f"<br><small>sd {v.sd:.3f} over {v.replicates}</small>"
+        if v.replicates > 1 and v.sd is not None
+        else ""
+    )
+    return f"<td>{v.value:.3f}{spread}</td><td{style}>{_signed(v.gap)}{interval}</td>"
 
 
 def _table(found: list[Verdict], names: list[str]) -> str:
@@ -50,18 +55,28 @@ def _table(found: list[Verdict], names: list[str]) -> str:
     return "\n".join([*lines, "</table>"])
 
 
-def verdict_section(metrics: list[dict]) -> str:
-    """HTML for the top of the report; empty when the run held no real posts out."""
-    found = [v for v in verdicts(metrics) if v.platform == schema.ALL_PLATFORMS]
+def verdict_section(metrics: list[dict], spread: Spread | None = None) -> str:
+    """HTML for the top of the report; empty when the run held no real posts out. `spread`: each
+    metric over the generations the run drew (replicates stage), when it drew several."""
+    found = [v for v in verdicts(metrics, spread) if v.platform == schema.ALL_PLATFORMS]
     if not found:
         return ""
     names = sorted({v.dataset for v in found})
     order = list(dict.fromkeys((v.family, v.metric) for v in found))
     top = set(order[:SHOWN])
-    sentences = "".join(f"<p><b>{html.escape(s)}</b></p>" for s in interconnection(metrics))
+    sentences = "".join(f"<p><b>{html.escape(s)}</b></p>" for s in interconnection(metrics, spread))
+    generations = max((v.replicates for v in found), default=1)
+    over = (
+        f"Each set's value is its mean over {generations} independent generations (sd beneath "
+        "it), and its interval the mean's t-interval over them, which holds the generator's own "
+        "variation as well as the posts'. "
+        if generations > 1
+        else "One generation: the intervals are bootstraps over posts and leave out how much a "
+        "second generation would differ (set generate.replicates to measure it). "
+    )
     return f"""<h2>Verdict: every metric beside the real data's own ceiling</h2>
 <p class="muted">The ceiling is what held-out real posts (never shown to the generator) score on
-each metric at the synthetic sets' size. Gap beyond ceiling: for a metric the real posts have a
+each metric at the synthetic sets' size. {over}Gap beyond ceiling: for a metric the real posts have a
 value of, the set's distance from it minus the holdout's; for a comparison, the set's value minus
 the holdout's (a counterpart share above the ceiling means posts nearer the real ones than real
 posts are: memorised). 95% intervals; red: a gap beyond the intervals; blue: nearer the real value

@@ -109,11 +109,15 @@ def text_cache(ctx: StageContext, kind: str, identity: Callable[[], str | None])
     name = identity()
     if name is None:
         return None
+    return TextCache(cache_folder(ctx), kind, name, int(settings.cache_max_gb * 1024**3))
+
+
+def cache_folder(ctx: StageContext) -> Path:
+    """Where the run's per-text caches live: the context's `cache_dir` when given, else
+    $MPSYNTH_CACHE when set, else the run directory's cache/."""
     if ctx.cache_dir is not None:
-        root = ctx.cache_dir
-    else:
-        root = cache_root() if os.environ.get("MPSYNTH_CACHE") else ctx.run.root / "cache"
-    return TextCache(root, kind, name, int(settings.cache_max_gb * 1024**3))
+        return ctx.cache_dir
+    return cache_root() if os.environ.get("MPSYNTH_CACHE") else ctx.run.root / "cache"
 
 
 def topic_space(ctx: StageContext) -> tuple[EmbedderConfig, Path | None]:

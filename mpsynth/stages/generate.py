@@ -71,7 +71,7 @@ def generate_requests(
             generate.flush_every,
             generate.flush_interval_s,
             generate.progress_interval_s,
-            seed=ctx.config.seed + 1000 * number,
+            seed=ctx.config.draw_seed + 1000 * number,
             mirror=mirror,
         )
     latest = settled(read_ledger(directory))

@@ -311,7 +311,7 @@ def run_pools(ctx: StageContext, out: Path) -> dict[str, int]:
         ctx.config.pools,
         ctx.config.generate.n_posts,
         ctx.config.prompts.posts_per_platform,
-        ctx.config.seed,
+        ctx.config.draw_seed,
         enrich,
     )
     rows = {

@@ -419,7 +419,7 @@ def run_structure(ctx: StageContext, out: Path) -> dict[str, int]:
         # a calibrated set holds the plain set's posts: the same draw gives them the same accounts
         base = path.stem.removesuffix(CALIBRATED)
         seed = [
-            ctx.config.seed,
+            ctx.config.draw_seed,
             int.from_bytes(hashlib.blake2b(base.encode(), digest_size=4).digest()),
         ]
         table, summary["sets"][path.stem] = assign_structure(

@@ -74,7 +74,7 @@ def calibrate_sets(
     out.mkdir()
     result, shares = dict(datasets), {}
     for number, (name, table) in enumerate(sorted(datasets.items())):
-        calibrated = calibrate(table, profiles, seed=ctx.config.seed + number)
+        calibrated = calibrate(table, profiles, seed=ctx.config.draw_seed + number)
         result[name + CALIBRATED] = calibrated.table
         write_table(calibrated.changes, out / f"{name}.parquet")
         shares[name] = calibrated.shares
@@ -295,7 +295,7 @@ def _deficit_round(
     number = generator_number(config, name)
     posts, cells = real
     rng = np.random.default_rng(
-        [config.seed, round_number, number, config.strategies().index(strategy)]
+        [config.draw_seed, round_number, number, config.strategies().index(strategy)]
     )
     draws = draws_for_cells(
         cells,
