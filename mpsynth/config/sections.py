@@ -370,6 +370,12 @@ class NetworksConfig(Section):
         description="source nodes of the sampled betweenness (exact below this many nodes): its "
         "cost is this many breadth-first searches per graph",
     )
+    bootstrap_samples: Annotated[int, Field(ge=0)] = Field(
+        default=10,
+        description="resamples of each set's posts (with replacement, graphs rebuilt) behind the "
+        "graph metrics' intervals (the value +- 1.96 resampled standard deviations); the real "
+        "reference set, the yardstick, is not resampled; 0: no intervals",
+    )
     linkage_ratio: Annotated[float, Field(gt=0.0, lt=1.0)] = Field(
         default=0.5,
         description="account linkage: a synthetic account whose nearest real account is closer "

@@ -238,13 +238,20 @@ def network_metrics(
     pivots: int,
     seed: int,
     drawn_nodes: int = 40,
+    resamples: int = 0,
 ) -> NetworkResult:
     """Every graph of every set, per platform and over all platforms (the cross-platform graph over
-    all only); the real set first, so the others' degree distributions have it to compare with."""
+    all only); the real set first, so the others' degree distributions have it to compare with.
+
+    Intervals: each set but the real one is resampled `resamples` times (its posts drawn with
+    replacement, every graph rebuilt and measured again); a value's interval is the value +- 1.96
+    standard deviations of its resampled values (a normal interval: few resamples estimate a
+    spread far better than they do percentiles)."""
     real_platforms = sorted(set(sets[schema.REAL][0].platform.tolist()))
     real_degrees: dict[tuple[str, str], np.ndarray] = {}
     rows: list[dict] = []
     drawings: list[dict] = []
+    rng = np.random.default_rng([seed, 17])
     for name in [schema.REAL, *[s for s in sets if s != schema.REAL]]:
         posts, items = sets[name]
         for platform in [*real_platforms, schema.ALL_PLATFORMS]:
@@ -255,22 +262,26 @@ def network_metrics(
             )
             if not keep.any():
                 continue
-            for graph_name, graph, platform_of in _graphs(posts, items, keep, platform, window):
-                degrees = np.array([d for _, d in graph.degree()], dtype=float)
-                if name == schema.REAL:
-                    real_degrees[(graph_name, platform)] = degrees
-                measures = graph_metrics(
-                    graph,
-                    platform_of,
-                    None if name == schema.REAL else real_degrees.get((graph_name, platform)),
-                    pivots,
-                    seed,
+            reference = None if name == schema.REAL else real_degrees
+            found = _measured(posts, items, keep, platform, window, pivots, seed, reference)
+            if name == schema.REAL:
+                real_degrees.update(
+                    ((graph_name, platform), degrees)
+                    for graph_name, (_, degrees, _) in found.items()
                 )
-                if graph_name in CO_SHARING or graph_name == CO_REPLY:
-                    measures["coordinated_pairs"] = sum(
-                        w >= 2 for _, _, w in graph.edges(data="weight")
-                    )
+            spread = {}
+            if resamples and name != schema.REAL:
+                spread = _resampled_spread(
+                    posts, items, keep, platform, window, pivots, seed, real_degrees, resamples, rng
+                )
+            for graph_name, (measures, _, graph) in found.items():
                 for measure, value in measures.items():
+                    sd = spread.get((graph_name, measure))
+                    ci = (
+                        (value - Z95 * sd, value + Z95 * sd)
+                        if sd is not None
+                        else (float("nan"), float("nan"))
+                    )
                     rows.append(
                         metric_row(
                             FAMILY,
@@ -279,11 +290,58 @@ def network_metrics(
                             platform,
                             value,
                             int(keep.sum()),
+                            ci,
                         )
                     )
                 if graph_name == "cross_platform":
                     drawings += _top(graph, name, drawn_nodes)
     return NetworkResult(rows, drawings)
+
+
+Z95 = 1.959964
+
+
+def _measured(posts, items, keep, platform, window, pivots, seed, real_degrees) -> dict:
+    """graph name -> (its measures, its degrees, the graph) for the kept posts; `real_degrees`
+    ((graph, platform) -> the real graph's degrees) adds each graph's degree KS to the real one."""
+    found = {}
+    for graph_name, graph, platform_of in _graphs(posts, items, keep, platform, window):
+        degrees = np.array([d for _, d in graph.degree()], dtype=float)
+        measures = graph_metrics(
+            graph,
+            platform_of,
+            None if real_degrees is None else real_degrees.get((graph_name, platform)),
+            pivots,
+            seed,
+        )
+        if graph_name in CO_SHARING or graph_name == CO_REPLY:
+            measures["coordinated_pairs"] = sum(w >= 2 for _, _, w in graph.edges(data="weight"))
+        found[graph_name] = (measures, degrees, graph)
+    return found
+
+
+def _resampled_spread(
+    posts, items, keep, platform, window, pivots, seed, real_degrees, resamples, rng
+) -> dict[tuple[str, str], float]:
+    """(graph, measure) -> the standard deviation of the measure over `resamples` resamples of the
+    kept posts (drawn with replacement; a post drawn twice shares what it shares twice)."""
+    rows = np.flatnonzero(keep)
+    drawn: dict[tuple[str, str], list[float]] = {}
+    for _ in range(resamples):
+        picked = np.sort(rng.choice(rows, len(rows), replace=True))
+        sample = posts.subset(picked)
+        every = np.ones(len(picked), bool)
+        found = _measured(
+            sample, items.take(picked.tolist()), every, platform, window, pivots, seed, real_degrees
+        )
+        for graph_name, (measures, _, _) in found.items():
+            for measure, value in measures.items():
+                drawn.setdefault((graph_name, measure), []).append(value)
+    return {
+        key: float(np.std(values, ddof=1))
+        for key, values in drawn.items()
+        if len(values) > 1 and np.isfinite(values).all()
+    }
 
 
 def _graphs(posts: Posts, items: Items, keep: np.ndarray, platform: str, window: float):

@@ -22,7 +22,12 @@ import pyarrow.compute as pc
 
 from mpsynth.core import schema
 from mpsynth.metrics.compare import metric_row
-from mpsynth.metrics.stats import bootstrap_statistic_ci, js_divergence, ks_statistic
+from mpsynth.metrics.stats import (
+    bootstrap_mean_ci,
+    bootstrap_statistic_ci,
+    js_divergence,
+    ks_statistic,
+)
 
 FAMILY = "structure"
 MIN_ACCOUNTS = 2  # accounts a posts-per-account comparison needs
@@ -200,8 +205,21 @@ def _set_rows(name, platform, mine: Posts, theirs: Posts, samples, confidence, r
 
     counts, real_counts = posts_per_account(mine), posts_per_account(theirs)
     if len(counts) >= MIN_ACCOUNTS:
-        add("accounts", len(counts), int(counts.sum()))
-        add("posts_per_account", counts.mean(), int(counts.sum()))
+        authors = np.unique(mine.author[mine.author != None], return_inverse=True)[1]  # noqa: E711
+        add(
+            "accounts",
+            len(counts),
+            int(counts.sum()),
+            # a resample holds fewer distinct accounts than the set (posts are drawn twice):
+            # the spread of the count, centred on it, not the resampled counts' percentiles
+            _centred(len(counts), authors, lambda a: len(np.unique(a)), samples, rng),
+        )
+        add(
+            "posts_per_account",
+            counts.mean(),
+            int(counts.sum()),
+            bootstrap_mean_ci(counts.astype(float), samples, confidence, rng),
+        )
         add(
             "posts_per_account_gini",
             gini(counts),
@@ -250,11 +268,30 @@ def _set_rows(name, platform, mine: Posts, theirs: Posts, samples, confidence, r
             if mine.reply_to is None
             else (mine.reply_to != None).astype(float)  # noqa: E711
         )
-        add("reply_share", replies.mean(), len(replies))
+        add(
+            "reply_share",
+            replies.mean(),
+            len(replies),
+            bootstrap_mean_ci(replies, samples, confidence, rng),
+        )
         depths = thread_depths(mine)
         if len(depths):
-            add("thread_depth", depths.mean(), len(depths))
+            add(
+                "thread_depth",
+                depths.mean(),
+                len(depths),
+                bootstrap_mean_ci(depths, samples, confidence, rng),
+            )
     return rows
+
+
+def _centred(value, values, statistic, samples, rng) -> tuple[float, float]:
+    """value +- 1.96 standard deviations of `statistic` over bootstrap resamples of `values`."""
+    if samples < 2 or len(values) < 2:
+        return float("nan"), float("nan")
+    drawn = [statistic(values[rng.integers(0, len(values), len(values))]) for _ in range(samples)]
+    half = 1.959964 * float(np.std(drawn, ddof=1))
+    return value - half, value + half
 
 
 def _bootstrap_one(values, statistic, samples, confidence, rng) -> tuple[float, float]:

@@ -174,8 +174,9 @@ def interconnection(
         widths = [_half_width(mptm), _half_width(base)]
         if None in widths:
             lines.append(
-                f"Cross-platform interconnection: {shown}; these graph metrics carry no interval, "
-                "so whether MPTM interconnects more cannot be judged from one generation."
+                f"Cross-platform interconnection: {shown}; these values carry no interval "
+                "(evaluate.networks.bootstrap_samples is 0, or too few posts share anything), so "
+                "whether MPTM interconnects more cannot be judged."
             )
             continue
         difference = mptm["value"] - base["value"]

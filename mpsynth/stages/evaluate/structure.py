@@ -77,6 +77,7 @@ def structure_tables(
             evaluate.networks.window_seconds,
             evaluate.networks.betweenness_pivots,
             config.seed,
+            resamples=evaluate.networks.bootstrap_samples,
         )
         shown.update(advance=1)
     metrics = pa.Table.from_pylist(rows + networks.rows, schema=schema.METRICS)
