@@ -18,7 +18,11 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install -q --upgrade pip
 	# torch first and exactly pinned, so nothing later resolves to a CUDA build
 	$(BIN)/pip install -q torch==2.13.0
-	$(BIN)/pip install -q -e '.[dev]'
+	$(BIN)/pip install -q -e '.[dev,mauve]'
+	# the reference the diversity measures are checked against: without its dependencies, which
+	# pin transformers < 5 (tests load its two pure modules by path; pip notes the clash)
+	$(BIN)/pip install -q --no-deps diversity==0.3.1 2>&1 | grep -v "^diversity\|resolver" || true
+	$(BIN)/python -c "import importlib.util as u; assert u.find_spec('diversity'), 'diversity missing'"
 	# compiled once here, not in a first run: umap-learn's functions, the demo's ONNX model
 	$(BIN)/mpsynth prepare configs/demo.yaml
 	touch $(STAMP)

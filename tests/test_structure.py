@@ -360,7 +360,7 @@ def test_the_lexical_pass_keeps_the_items_the_graphs_use(real_posts):
     """The evaluation extracts hashtags, mentions and URLs once: the lexical pass's features
     table carries them, and the graphs' items read from it equal a fresh extraction."""
     from mpsynth.metrics.lexical import LexicalFeatures
-    from mpsynth.stages.evaluate.structure import items_of
+    from mpsynth.stages.evaluate.structure import features_of
 
     batch = real_posts.select(["id", "platform", "text"]).append_column(
         "path", pa.array(["/posts.parquet"] * real_posts.num_rows)
@@ -370,12 +370,15 @@ def test_the_lexical_pass_keeps_the_items_the_graphs_use(real_posts):
         len(t) for t in features["hashtags_found"].to_pylist()
     ]
     ids = np.array(real_posts.column("id").to_pylist()[::-1], dtype=object)  # any order
-    kept = items_of(features, "real", ids)
+    kept, style = features_of(features, "real", ids)
     fresh = Items.of(
         real_posts.column("text").to_pylist()[::-1], real_posts.column("platform").to_pylist()[::-1]
     )
     assert kept == fresh
     assert sum(map(len, kept.domains)) > 1000  # the IRA tweets link a lot
+    # the style features in the same order: each post's length is its text's
+    texts = real_posts.column("text").to_pylist()[::-1]
+    assert style["chars"].tolist() == [len(t) for t in texts]
 
 
 def test_real_replies_read_share_depth_and_delay_from_the_links():

@@ -396,6 +396,11 @@ class EvaluateConfig(Section):
     )
     similarity_thresholds: tuple[Annotated[float, Field(ge=-1.0, le=1.0)], ...] = (0.6, 0.7, 0.8)
     detectability_sample: Annotated[int, Field(ge=10)] = 5_000
+    mauve: bool = Field(
+        default=True,
+        description="MAUVE between the real posts and each set in the measure space, where the "
+        "optional mauve-text package (GPL-3.0: pip install 'mpsynth[mauve]') is installed",
+    )
     linguistic_seed: int = 0
     sentiment: SentimentConfig = VaderSentimentConfig()
     sentiment_by_language: dict[str, SentimentConfig] = Field(

@@ -3,6 +3,7 @@ platforms: metric rows ready for the long metrics table."""
 
 from __future__ import annotations
 
+import logging
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -232,6 +233,8 @@ def compare(
             )
 
     rows += _knn_rows(real, synthetic_vectors, name, platform, boot)
+    if config.mauve:
+        rows += _mauve_rows(real, synthetic_vectors, name, platform, seed)
 
     def topic_divergence(a: np.ndarray, b: np.ndarray) -> float:
         return topic_overlap(a, b, n_topics)["topic_js_divergence"]
@@ -297,3 +300,48 @@ def _knn_rows(real: EvalSet, synthetic: np.ndarray, name: str, platform: str, bo
         )
         for metric, flags in (("knn_precision", precision), ("knn_recall", recall))
     ]  # fmt: skip
+
+
+MAUVE_SAMPLE = 2_000  # posts of each side
+MAUVE_FEWEST = 50  # posts each side needs: its histogram has a bucket per ten
+
+
+def _mauve_rows(real: EvalSet, synthetic: np.ndarray, name: str, platform: str, seed: int) -> list:
+    """MAUVE (Pillutla et al. 2021; the mauve-text package, GPL-3.0, an optional extra) between
+    the real posts and the set in the measure space, on at most MAUVE_SAMPLE posts of each; no
+    row when the package is not installed or a side has fewer than MAUVE_FEWEST posts."""
+    compute = mauve_function()
+    if compute is None:
+        return []
+    if "mauve" not in real.whole:
+        vectors = _nonzero(real.embeddings)
+        drawn = np.random.default_rng(1).permutation(len(vectors))[:MAUVE_SAMPLE]
+        real.whole["mauve"] = vectors[np.sort(drawn)]
+    sample = real.whole["mauve"]
+    if min(len(sample), len(synthetic)) < MAUVE_FEWEST:
+        return []
+    drawn = np.random.default_rng(seed).permutation(len(synthetic))[:MAUVE_SAMPLE]
+    result = compute(
+        p_features=sample, q_features=synthetic[np.sort(drawn)], seed=seed % 2**31, verbose=False
+    )
+    return [metric_row("similarity", "mauve", name, platform, result.mauve, len(drawn))]
+
+
+_MISSING_SAID = False
+
+
+def mauve_function():
+    """mauve.compute_mauve, or None (said once) when the optional mauve-text is not installed."""
+    global _MISSING_SAID
+    try:
+        import faiss  # noqa: F401  (mauve's clustering; its absence fails only at the call)
+        from mauve import compute_mauve
+    except ImportError:
+        if not _MISSING_SAID:
+            logging.getLogger(__name__).info(
+                "evaluate: MAUVE skipped: install the optional mauve-text and faiss-cpu "
+                "(pip install 'mpsynth[mauve]'; mauve-text is GPL-3.0)"
+            )
+            _MISSING_SAID = True
+        return None
+    return compute_mauve

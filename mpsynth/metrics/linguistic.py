@@ -1,9 +1,12 @@
-"""Linguistic richness: vocabulary, moving-average type-token ratio, distinct-n, and the rates of
+"""Linguistic richness: vocabulary, moving-average type-token ratio, distinct-1/2/3 and the
+compression ratio (diversity measures, as the `diversity` package defines them), and the rates of
 personal pronouns and temporal expressions (English word lists). Compared on equal-sized samples,
 since vocabulary grows with the amount of text."""
 
 from __future__ import annotations
 
+import gzip
+import io
 import re
 
 import numpy as np
@@ -87,9 +90,26 @@ def mattr(tokens: list[str], window: int = MATTR_WINDOW) -> float:
     return total / ((len(tokens) - window + 1) * window)
 
 
-def distinct_n(streams: list[list[str]], n: int) -> float:
-    grams = [tuple(tokens[i : i + n]) for tokens in streams for i in range(len(tokens) - n + 1)]
+def distinct_n(texts: list[str], n: int) -> float:
+    """Distinct n-grams over all n-grams of the texts joined by a space, words split at single
+    spaces: one term of the `diversity` package's ngram_diversity_score (Shaib et al. 2024)."""
+    words = " ".join(texts).split(" ")
+    grams = list(zip(*(words[i:] for i in range(n)), strict=False))
     return len(set(grams)) / len(grams) if grams else float("nan")
+
+
+def compression_ratio(texts: list[str]) -> float:
+    """The texts joined by a space, in bytes, over their gzip size: the `diversity` package's
+    compression_ratio (0.3.1) byte for byte, whose file holds the text gzipped twice (a gzip
+    stream written through a GzipFile named compressed.gz), rounded as it rounds. Higher: more
+    repetitive text."""
+    joined = " ".join(texts).encode("utf-8")
+    if not joined:
+        return float("nan")
+    buffer = io.BytesIO()
+    with gzip.GzipFile("compressed.gz", "wb", fileobj=buffer, mtime=0) as file:
+        file.write(gzip.compress(joined))
+    return round(len(joined) / len(buffer.getvalue()), 3)
 
 
 def linguistic_metrics(texts: list[str]) -> dict[str, float]:
@@ -99,8 +119,10 @@ def linguistic_metrics(texts: list[str]) -> dict[str, float]:
     return {
         "vocabulary": float(len(set(flat))),
         "mattr": mattr(flat),
-        "distinct_1": distinct_n(streams, 1),
-        "distinct_2": distinct_n(streams, 2),
+        "distinct_1": distinct_n(texts, 1),
+        "distinct_2": distinct_n(texts, 2),
+        "distinct_3": distinct_n(texts, 3),
+        "compression_ratio": compression_ratio(texts),
         "pronouns_per_token": sum(t in PERSONAL_PRONOUNS for t in flat) / n_tokens,
         "share_with_temporal": float(np.mean([bool(TEMPORAL.search(t)) for t in texts]))
         if texts

@@ -6,7 +6,12 @@
   the KS statistic of the time between an account's consecutive posts (log seconds);
 - links: the share of posts that answer another post, and the mean depth of threads;
 - account linkage (privacy): the share of synthetic accounts whose topic and hour profile sits much
-  closer to one real account than to any other.
+  closer to one real account than to any other;
+- accounts as individuals: the heterogeneity of their style (how far accounts' mean length,
+  hashtags, mentions, URLs and emojis per post differ, against how far posts differ: language
+  models tend to compress real heterogeneity into a few types) and the burstiness of their posting
+  (Goh and Barabasi 2008: (sd - mean) / (sd + mean) of an account's gaps; -1 regular, 0 random,
+  towards 1 bursty).
 
 A set whose posts carry no authors (or no timestamps) has no rows for those metrics: absent, not
 zero. Intervals are percentile bootstraps over accounts or posts.
@@ -45,6 +50,7 @@ class Posts:
     topic: np.ndarray  # int, -2 where unknown
     reply_to: np.ndarray | None = None  # str, None where missing; None: the set has no links
     ids: np.ndarray | None = None
+    style: dict[str, np.ndarray] | None = None  # STYLE feature -> per post; None: not read
 
     @classmethod
     def of(cls, table: pa.Table, topics: np.ndarray | None = None) -> Posts:
@@ -84,6 +90,7 @@ class Posts:
             self.topic[rows],
             None if self.reply_to is None else self.reply_to[rows],
             None if self.ids is None else self.ids[rows],
+            None if self.style is None else {k: v[rows] for k, v in self.style.items()},
         )
 
 
@@ -262,6 +269,20 @@ def _set_rows(name, platform, mine: Posts, theirs: Posts, samples, confidence, r
                     gaps, real_gaps, ks_statistic, samples, confidence, rng, BOOTSTRAP_MOST
                 ),
             )
+    if mine.style is not None:
+        value, accounts, ci = account_style_heterogeneity(
+            mine.author, mine.style, samples, confidence, rng
+        )
+        if not np.isnan(value):
+            add("account_style_heterogeneity", value, accounts, ci)
+    bursts = account_burstiness(mine)
+    if len(bursts) >= MIN_ACCOUNTS:
+        add(
+            "burstiness",
+            bursts.mean(),
+            len(bursts),
+            bootstrap_mean_ci(bursts, samples, confidence, rng),
+        )
     if theirs.reply_to is not None:  # the real posts carry links: how many answer another
         replies = (
             np.zeros(len(mine.platform))
@@ -347,3 +368,59 @@ def account_linkage(
         tested += len(mine)
         linked += int((distance[:, 0] < ratio * distance[:, 1]).sum())
     return (linked / tested if tested else float("nan")), tested
+
+
+STYLE = ("chars", "hashtags", "mentions", "urls", "emojis")  # the style an account is read by
+MIN_ACCOUNT_POSTS = 3  # posts an account needs for its style to be read
+MIN_GAPS = 3  # gaps between an account's posts its burstiness needs
+
+
+def account_style_heterogeneity(
+    author: np.ndarray, style: dict[str, np.ndarray], samples: int, confidence: float, rng
+) -> tuple[float, int, tuple[float, float]]:
+    """Per style feature, the standard deviation of the accounts' mean (accounts with at least
+    MIN_ACCOUNT_POSTS posts) over the standard deviation of the posts; the mean over the features
+    the posts vary in (0: every account writes alike; near 1: accounts differ as much as single
+    posts). The value, the accounts read, and a bootstrap interval over accounts."""
+    keep = author != None  # noqa: E711
+    names, index, counts = np.unique(
+        author[keep].astype(str), return_inverse=True, return_counts=True
+    )
+    read = np.flatnonzero(counts >= MIN_ACCOUNT_POSTS)
+    if len(read) < MIN_ACCOUNTS:
+        return float("nan"), len(read), (float("nan"), float("nan"))
+    means, spreads = [], []
+    for feature in STYLE:
+        values = np.asarray(style[feature], dtype=float)[keep]
+        spread = values.std()
+        if spread > 0:
+            means.append(np.bincount(index, values, len(names)) / counts)
+            spreads.append(spread)
+    if not means:
+        return float("nan"), len(read), (float("nan"), float("nan"))
+    table = np.array(means)[:, read]  # features x accounts read
+    scale = np.array(spreads)[:, None]
+
+    def statistic(accounts: np.ndarray) -> float:
+        return float((table[:, accounts].std(axis=1, ddof=1)[:, None] / scale).mean())
+
+    every = np.arange(len(read))
+    return statistic(every), len(read), _bootstrap_one(every, statistic, samples, confidence, rng)
+
+
+def account_burstiness(posts: Posts) -> np.ndarray:
+    """The burstiness of each account with at least MIN_GAPS gaps between timed posts."""
+    keep = (posts.author != None) & ~np.isnan(posts.seconds)  # noqa: E711
+    author = posts.author[keep].astype(str)
+    seconds = posts.seconds[keep]
+    order = np.lexsort((seconds, author))
+    author, seconds = author[order], seconds[order]
+    values = []
+    starts = np.flatnonzero(np.r_[True, author[1:] != author[:-1]])
+    for start, end in zip(starts, [*starts[1:], len(author)], strict=True):
+        gaps = np.diff(seconds[start:end])
+        if len(gaps) >= MIN_GAPS:
+            mean, sd = gaps.mean(), gaps.std()
+            if mean + sd > 0:
+                values.append((sd - mean) / (sd + mean))
+    return np.array(values)

@@ -19,6 +19,7 @@ from mpsynth.metrics.compare import metric_row
 from mpsynth.metrics.lexical import ITEM_KINDS
 from mpsynth.metrics.networks import Items, network_metrics
 from mpsynth.metrics.structure import (
+    STYLE,
     Posts,
     account_linkage,
     hours,
@@ -42,13 +43,17 @@ def read_posts(path: Path, topics: dict[str, int] | None = None) -> Posts:
     return Posts.of(table, np.array([topics.get(i, -1) for i in table.column("id").to_pylist()]))
 
 
-def items_of(features: pa.Table, dataset: str, ids: np.ndarray) -> Items:
-    """A set's extracted items from the features table, in the order of `ids`."""
+def features_of(
+    features: pa.Table, dataset: str, ids: np.ndarray
+) -> tuple[Items, dict[str, np.ndarray]]:
+    """A set's extracted items and its posts' style features (length, counts) from the features
+    table, in the order of `ids`."""
     mine = features.filter(pc.equal(features.column("dataset"), dataset))
     position = {post_id: i for i, post_id in enumerate(mine.column("id").to_pylist())}
     order = pa.array([position[i] for i in ids.tolist()], pa.int64())
     found = {kind: mine.column(f"{kind}_found").take(order).to_pylist() for kind in ITEM_KINDS}
-    return Items.found(found["hashtags"], found["mentions"], found["urls"])
+    style = {name: mine.column(name).take(order).to_numpy() for name in STYLE}
+    return Items.found(found["hashtags"], found["mentions"], found["urls"]), style
 
 
 def structure_tables(
@@ -64,7 +69,8 @@ def structure_tables(
     with console.progress("evaluate: structure and networks", len(sources) + 2, "steps") as shown:
         for number, (name, path) in enumerate(sources.items()):
             posts = read_posts(path, topics if name == schema.REAL else None)
-            sets[name] = (posts, items_of(features, name, posts.ids))
+            found, posts.style = features_of(features, name, posts.ids)
+            sets[name] = (posts, found)
             shown.update(number + 1)
         posts_only = {name: posts for name, (posts, _) in sets.items()}
         rows = structure_metrics(
