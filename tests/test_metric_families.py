@@ -291,3 +291,83 @@ def test_a_set_too_small_for_a_radius_gets_no_knn_rows():
     rows = _knn_rows(real, rng.normal(size=(7, 4)), "set", "all", boot)
     assert [r["metric"] for r in rows] == ["knn_precision", "knn_recall"]
     assert all(r["ci_low"] <= r["value"] <= r["ci_high"] for r in rows)
+
+
+def _diversity_module(name: str):
+    """One of the `diversity` package's own modules (make install adds the package without its
+    dependencies), loaded from its file: the package's __init__ imports models and APIs."""
+    import importlib.util
+    from pathlib import Path
+
+    found = importlib.util.find_spec("diversity")
+    assert found is not None, "the diversity package is missing: run make install"
+    path = Path(found.submodule_search_locations[0]) / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(f"diversity_{name}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_distinct_n_and_compression_ratio_equal_the_diversity_packages(demo_rows):
+    from mpsynth.metrics.linguistic import compression_ratio
+
+    compression, ngrams = _diversity_module("compression"), _diversity_module("ngram_diversity")
+    real = [r["text"] for r in demo_rows[:800]]
+    repeated = [r["text"] for r in demo_rows[:40]] * 20  # a homogeneous set of the same size
+    for texts in (real, repeated):
+        assert compression_ratio(texts) == compression.compression_ratio(texts)
+        running = 0.0
+        for n in (1, 2, 3):  # the package sums distinct-1 .. distinct-n, rounded to 3 places
+            running += distinct_n(texts, n)
+            assert round(running, 3) == pytest.approx(ngrams.ngram_diversity_score(texts, n))
+    assert compression_ratio(repeated) > 3 * compression_ratio(real)
+    assert distinct_n(repeated, 3) < distinct_n(real, 3) / 10
+
+
+def test_mauve_is_near_one_for_two_samples_of_one_distribution_and_low_for_another():
+    from mpsynth.metrics.compare import EvalSet, _mauve_rows
+
+    rng = np.random.default_rng(0)
+    centres = rng.normal(0, 1, (12, 16))
+
+    def sample(n, shift=0.0):
+        points = centres[rng.integers(0, 12, n)] + rng.normal(0, 0.15, (n, 16)) + shift
+        return points / np.linalg.norm(points, axis=1, keepdims=True)
+
+    real = EvalSet("real", [""] * 1500, np.array(["x"] * 1500), sample(1500), np.zeros(1500))
+    (same,) = _mauve_rows(real, sample(600), "holdout", "all", seed=1)
+    (other,) = _mauve_rows(real, sample(600, shift=1.0), "set", "all", seed=1)
+    assert same["metric"] == "mauve" and same["value"] >= 0.9
+    assert other["value"] <= 0.3
+    assert _mauve_rows(real, sample(20), "tiny", "all", seed=1) == []  # too few to bucket
+
+
+def test_burstiness_is_minus_one_for_clockwork_and_near_zero_for_random_posting():
+    from mpsynth.metrics.structure import Posts, account_burstiness
+
+    rng = np.random.default_rng(0)
+    regular = np.arange(0, 50) * 3600.0
+    random_times = np.cumsum(rng.exponential(3600.0, 2000))
+    seconds = np.concatenate([regular, random_times])
+    author = np.array(["clock"] * 50 + ["poisson"] * 2000, dtype=object)
+    posts = Posts(
+        np.array(["twitter"] * len(author), dtype=object), author, seconds, np.zeros(len(author))
+    )
+    clock, poisson = account_burstiness(posts)
+    assert clock == pytest.approx(-1.0)
+    assert abs(poisson) < 0.05
+
+
+def test_style_heterogeneity_is_near_zero_for_alike_accounts_and_high_for_distinct_ones():
+    from mpsynth.metrics.structure import STYLE, account_style_heterogeneity
+
+    rng = np.random.default_rng(0)
+    author = np.repeat([f"a{i}" for i in range(30)], 10).astype(object)
+    alike = {name: rng.poisson(3, 300).astype(float) for name in STYLE}
+    own = rng.poisson(3, 30).astype(float)  # each account keeps to its own style
+    distinct = {name: np.repeat(own, 10) + rng.normal(0, 0.1, 300) for name in STYLE}
+    low, accounts, _ = account_style_heterogeneity(author, alike, 50, 0.95, rng)
+    high, _, (ci_low, ci_high) = account_style_heterogeneity(author, distinct, 50, 0.95, rng)
+    assert accounts == 30
+    assert low < 0.45 < 0.9 < high  # alike: only sampling noise between account means
+    assert ci_low <= high <= ci_high

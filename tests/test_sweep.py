@@ -291,3 +291,58 @@ def test_a_mistyped_grid_entry_says_what_a_grid_entry_is(tmp_path, entry, says):
         load_grid(path)
     assert f"grid.topics.min_cluster_size: {says}" in str(error.value)
     assert "function-after" not in str(error.value)
+
+
+def test_with_generations_the_effect_interval_holds_their_spread_and_not_the_posts_noise():
+    # two levels, two variations each, three generations per variation: the level moves the
+    # metric by 0.5 while generations of one variation differ by about 1.0
+    rng = np.random.default_rng(2)
+    codes = np.repeat([0, 1], 6)
+    clusters = np.repeat([0, 1, 2, 3], 3)
+    values = 0.5 * codes + rng.normal(0, 1.0, 12)
+    noise = np.full(12, 0.01)  # each value's bootstrap over posts: tiny
+    clustered = main_effect(values, noise, codes, 2, np.random.default_rng(1), clusters=clusters)
+    assert not clustered.moved  # generation noise swamps a 0.5 effect
+    assert clustered.effect == pytest.approx(values[6:].mean() - values[:6].mean())
+    # the posts' noise alone (what one generation shows) would call the same values moved
+    naive = main_effect(values, noise, codes, 2, np.random.default_rng(1))
+    assert clustered.high - clustered.low > naive.high - naive.low
+    # a large effect survives the generations' spread
+    strong = main_effect(
+        5.0 * codes + rng.normal(0, 0.3, 12),
+        noise,
+        codes,
+        2,
+        np.random.default_rng(1),
+        clusters=clusters,
+    )
+    assert strong.moved
+
+
+def test_a_sweeps_generations_are_observations_of_their_variation():
+    rows = []
+    for variation, order in (("v01", 1), ("v02", 2)):
+        for replicate in (1, 2, 3):
+            value = (0.2 if order == 1 else 0.6) + 0.01 * replicate
+            rows.append(
+                {
+                    **metric_row("detectability", "detectability_auc", "m-mptm", "all", value, 100),
+                    "variation": variation,
+                    "replicate": replicate,
+                }
+            )
+    metrics = pa.Table.from_pylist(rows)
+    values = fidelity_values(metrics)
+    assert sorted(values[("detectability", "detectability_auc", "m-mptm")]) == [
+        "v01/1",
+        "v01/2",
+        "v01/3",
+        "v02/1",
+        "v02/2",
+        "v02/3",
+    ]
+    by_metric, _ = sensitivity_tables(
+        metrics, {"v01": {"order": 1}, "v02": {"order": 2}}, {"order": [1, 2]}
+    )
+    (found,) = by_metric.to_pylist()
+    assert json.loads(found["level_means"]) == pytest.approx([0.3 - 0.02, 0.1 + 0.02], abs=1e-6)

@@ -87,3 +87,60 @@ def test_a_value_that_rounds_to_zero_is_never_minus_zero():
     shown = _value({"metric": "cross_platform_modularity", "value": -1e-17, "ci_low": -0.0004,
                     "ci_high": 0.002})  # fmt: skip
     assert shown.startswith("0.000") and "-0.000" not in shown and "[0.000, 0.002]" in shown
+
+
+def test_over_several_generations_a_set_is_read_by_its_mean_and_t_interval():
+    from mpsynth.stages.replicates import spread_table
+
+    per_generation = [0.40, 0.50, 0.60]  # three generations of one set; the holdout fixed
+    rows = [
+        {
+            **row("real-holdout", "detectability_auc", 0.50, (0.48, 0.52), "detectability"),
+            "replicate": k,
+        }
+        for k in (1, 2, 3)
+    ] + [
+        {
+            **row("set", "detectability_auc", v, (v - 0.01, v + 0.01), "detectability"),
+            "replicate": k,
+        }
+        for k, v in enumerate(per_generation, start=1)
+    ]
+    import pyarrow as pa
+
+    spread = {
+        (r["family"], r["metric"], r["dataset"], r["platform"]): r
+        for r in spread_table(pa.Table.from_pylist(rows)).to_pylist()
+    }
+    first = [r for r in rows if r["replicate"] == 1]
+    alone, over = verdicts(first)[0], verdicts(first, spread)[0]
+    assert alone.value == 0.40 and alone.supported  # one generation looks far off
+    assert over.value == pytest.approx(0.50) and over.replicates == 3
+    assert over.sd == pytest.approx(0.10)
+    t = 4.302653  # Student's t, 2 degrees of freedom, 97.5%
+    half = ((t * 0.10 / 3**0.5) ** 2 + 0.02**2) ** 0.5
+    assert (over.low, over.high) == pytest.approx((-half, half), abs=1e-6)
+    assert not over.supported  # three generations cannot tell it from the ceiling
+    assert spread[("detectability", "detectability_auc", "real-holdout", "all")]["sd"] == 0.0
+
+
+def test_the_interconnection_question_reads_the_generations_where_there_are_several():
+    import pyarrow as pa
+
+    from mpsynth.stages.replicates import spread_table
+
+    metric = "cross_platform_cross_platform_edge_share"
+    rows = []
+    for k, (mptm, base) in enumerate([(0.030, 0.010), (0.034, 0.012), (0.032, 0.008)], start=1):
+        rows.append({**row("m-mptm", metric, mptm, (mptm, mptm), "structure"), "replicate": k})
+        rows.append(
+            {**row("m-per_platform", metric, base, (base, base), "structure"), "replicate": k}
+        )
+    spread = {
+        (r["family"], r["metric"], r["dataset"], r["platform"]): r
+        for r in spread_table(pa.Table.from_pylist(rows)).to_pylist()
+    }
+    first = [r for r in rows if r["replicate"] == 1]
+    (sentence,) = interconnection(first, spread)
+    assert sentence.startswith("MPTM gives more cross-platform interconnection")
+    assert "0.032 against m-per_platform 0.010 (means over 3 generations)" in sentence
