@@ -305,6 +305,13 @@ def test_every_structure_and_network_value_of_a_set_carries_an_interval(finished
     for metric in ("mauve", "distinct_3", "compression_ratio"):
         measured = {r["dataset"] for r in rows if r["metric"] == metric}
         assert {"real-holdout", "markov-mptm"} <= measured, metric
+    # what the structure stage copies from the real accounts is marked in the table and the page
+    copied = {(r["dataset"], r["metric"]) for r in rows if r["by_construction"]}
+    assert ("markov-mptm", "posts_per_account_ks") in copied
+    assert not {d for d, _ in copied} & {"real", "real-holdout"}
+    assert ("markov-mptm", "inter_post_time_ks") not in copied
+    page = (config.run_dir / "report" / "report.html").read_text()
+    assert "posts_per_account_ks <span class='muted'>(by construction: no evidence)" in page
     # accounts read by their style need three posts each: the small holdout has too few
     assert {"real", "markov-mptm"} <= {
         r["dataset"] for r in rows if r["metric"] == "account_style_heterogeneity"

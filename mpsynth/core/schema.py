@@ -239,6 +239,8 @@ DESCRIPTIONS: dict[str, str] = {
     "ci_low": "lower bound of the bootstrap confidence interval (null when none)",
     "ci_high": "upper bound of the bootstrap confidence interval (null when none)",
     "n": "posts the value is computed on",
+    "by_construction": "true where a synthetic set matches the real posts by construction (the "
+    "structure stage copies posts per account and times from the real accounts): no evidence",
     "kind": "calibration: hashtags, mentions, urls or emojis",
     "action": "calibration: added or removed",
     "entity": "calibration: the hashtag, mention, URL or emoji added or removed",

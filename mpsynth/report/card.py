@@ -21,6 +21,10 @@ HEADLINE = (
     "near_copy_of_examples_share",
     "near_copy_of_corpus_share",
     "replayed_handles_share",
+    "mauve",
+    "knn_precision",
+    "knn_recall",
+    "compression_ratio",
 )
 
 

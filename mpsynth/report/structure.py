@@ -140,9 +140,13 @@ def _metric_table(rows: list[dict], datasets: list[str], platform: str) -> str:
             row = by_key.get((dataset, family, metric))
             cells.append(f"<td>{_value(row)}</td>")
         title = next((text for name, text in GRAPHS.items() if metric.startswith(name)), "")
+        copied = any(by_key.get((d, family, metric), {}).get("by_construction") for d in datasets)
+        shown = html.escape(metric) + (
+            " <span class='muted'>(by construction: no evidence)</span>" if copied else ""
+        )
         lines.append(
             f"<tr><td class='l'>{family}</td><td class='l' title='{html.escape(title)}'>"
-            f"{html.escape(metric)}</td>{''.join(cells)}</tr>"
+            f"{shown}</td>{''.join(cells)}</tr>"
         )
     return "\n".join([*lines, "</table>"])
 

@@ -195,6 +195,7 @@ def run_evaluate(ctx: StageContext, out: Path) -> dict[str, int]:
         write_table(drawings, out / "network_top.parquet")
     metrics = schema.nan_as_null(pa.concat_tables(tables), schema.METRIC_VALUES)
     metrics = _named_topics(metrics, topic_names(ctx.path("topics", "topics.parquet")))
+    metrics = _by_construction(metrics)
     write_table(embedding_map, out / "map.parquet")
     write_table(metrics, out / "metrics.parquet")
     (out / "metrics.json").write_text(
@@ -248,6 +249,17 @@ def _say_measure_space(ctx: StageContext, own: tuple, similarity: tuple, texts: 
             getattr(similarity[0], "model", similarity[0].kind),
             texts,
         )
+
+
+def _by_construction(metrics: pa.Table) -> pa.Table:
+    """The `by_construction` column: true where a synthetic set matches the real posts by
+    construction (the structure stage copies it from the real accounts), so its value is no
+    evidence of fidelity."""
+    from mpsynth.metrics.verdict import BY_CONSTRUCTION
+
+    real = pc.is_in(metrics.column("dataset"), pa.array([schema.REAL, schema.REAL_HOLDOUT]))
+    copied = pc.is_in(metrics.column("metric"), pa.array(sorted(BY_CONSTRUCTION)))
+    return metrics.append_column("by_construction", pc.and_(copied, pc.invert(real)))
 
 
 def _named_topics(metrics: pa.Table, names: dict[int, str]) -> pa.Table:
