@@ -29,16 +29,16 @@ import pyarrow.parquet as pq
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from mpsynth.config import load_config  # noqa: E402
-from mpsynth.core import schema  # noqa: E402
-from mpsynth.embedders import load_embedder  # noqa: E402
-from mpsynth.metrics.compare import EvalSet, _mauve_rows  # noqa: E402
-from mpsynth.metrics.detectability import detectability_folds  # noqa: E402
-from mpsynth.metrics.linguistic import compression_ratio, distinct_n  # noqa: E402
-from mpsynth.rundir.context import StageContext  # noqa: E402
-from mpsynth.rundir.directory import RunDirectory  # noqa: E402
-from mpsynth.stages.embed import similarity_space  # noqa: E402
-from mpsynth.stages.evaluate.runner import synthetic_sets  # noqa: E402
+from mpsynth.config import load_config
+from mpsynth.core import schema
+from mpsynth.embedders import load_embedder
+from mpsynth.metrics.compare import EvalSet, _mauve_rows
+from mpsynth.metrics.detectability import detectability_folds
+from mpsynth.metrics.linguistic import compression_ratio, distinct_n
+from mpsynth.rundir.context import StageContext
+from mpsynth.rundir.directory import RunDirectory
+from mpsynth.stages.embed import similarity_space
+from mpsynth.stages.evaluate.runner import synthetic_sets
 
 
 def diversity_module(name: str):
