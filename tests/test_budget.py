@@ -95,3 +95,54 @@ def test_a_budget_reached_mid_run_fails_and_keeps_the_answers(tmp_path, demo_row
     ledger = read_ledger(ledger_dir(ctx.run, "hosted"))
     assert 0 < answered < N_REQUESTS and ledger.num_rows == answered
     assert not (out / "completions.parquet").exists()  # the stage is not committed
+
+
+def test_failed_requests_leave_the_stage_open_and_the_rerun_asks_for_exactly_those(
+    tmp_path, demo_rows
+):
+    """A server that fails some prompts for one run, then recovers: the first run ends in an
+    error naming them, uncommitted; the same stage again (no --force) sends only those."""
+    from mpsynth.testing import Fault
+
+    with FakeProviderServer(api_key="test-key") as server:
+        ctx, out = _context(
+            tmp_path, demo_rows, server, budget=None, retry={"max_attempts": 1}, actors=1,
+            rate={"concurrency": 1, "probe_first": False},
+        )  # fmt: skip
+        server.inject(*[Fault(status=500)] * 3)  # one attempt each: three requests fail
+        with pytest.raises(StageError, match=r"hosted: 3 failed, 0 without an answer\. The 9 "):
+            run_generate(ctx, out)
+        assert not (out / "completions.parquet").exists()  # not committed
+        first = [r["body"] for r in server.log.requests]
+        failed = {
+            r["request_id"] for r in read_ledger(ledger_dir(ctx.run, "hosted")).to_pylist()
+            if r["status"] == "failed"
+        }  # fmt: skip
+        assert len(first) == N_REQUESTS and len(failed) == 3
+        again = tmp_path / "again"
+        again.mkdir()
+        rows = run_generate(ctx, again)
+        resent = server.log.requests[len(first) :]
+    assert len(resent) == 3  # exactly the failed ones, none answered bought twice
+    assert rows["completions"] == N_REQUESTS and rows["failed"] == rows["missing"] == 0
+    completions = pq.read_table(again / "completions.parquet").to_pylist()
+    assert {r["request_id"] for r in completions} >= failed
+    assert all(r["status"] == "ok" for r in completions)
+
+
+def test_accepted_gaps_commit_the_stage_and_say_so(tmp_path, demo_rows):
+    import json
+
+    from mpsynth.testing import Fault
+
+    with FakeProviderServer(api_key="test-key") as server:
+        ctx, out = _context(
+            tmp_path, demo_rows, server, budget=None, retry={"max_attempts": 1}, actors=1,
+            rate={"concurrency": 1, "probe_first": False},
+        )  # fmt: skip
+        generate = ctx.config.generate.model_copy(update={"accept_gaps": True})
+        ctx = StageContext(ctx.config.model_copy(update={"generate": generate}), ctx.run)
+        server.inject(Fault(status=500))
+        rows = run_generate(ctx, out)
+    assert rows["failed"] == 1 and rows["completions"] == N_REQUESTS
+    assert json.loads((out / "summary.json").read_text())["hosted"]["gaps_accepted"] is True

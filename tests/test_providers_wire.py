@@ -196,3 +196,23 @@ def test_unreachable_server_ends_with_the_url_and_the_connection_error(kind, req
     assert f"last error from {url}" in message.replace(f"{url}/", url)
     assert "ConnectError" in message and "ConnectionRefusedError: [Errno 111]" in message
     assert "Traceback" not in message
+
+
+def test_a_retry_after_of_hours_is_cut_to_the_cap_with_a_warning(requests, tmp_path, caplog):
+    import time
+
+    with FakeProviderServer(api_key="test-key") as server:
+        server.inject(Fault(status=429, retry_after=7200))  # two hours
+        generator = _generator(
+            "openai", server, retry={"max_attempts": 3, "max_retry_after_s": 0.2, "timeout_s": 5}
+        )
+        started = time.perf_counter()
+        with caplog.at_level("WARNING", logger="mpsynth.providers"):
+            counts, ledger, _ = _run(generator, requests[:1], tmp_path)
+        took = time.perf_counter() - started
+    assert ledger.to_pylist()[0]["status"] == "ok" and counts["rate_limited"] == 1
+    assert took < 30  # not two hours
+    assert any(
+        "asked to wait 7200 s (Retry-After); waiting 0.2 s instead" in r.getMessage()
+        for r in caplog.records
+    )

@@ -98,6 +98,11 @@ class RetryConfig(Section):
     base_delay_s: Annotated[float, Field(ge=0.0)] = 1.0
     max_delay_s: Annotated[float, Field(ge=0.0)] = 60.0
     timeout_s: Annotated[float, Field(gt=0.0)] = 120.0
+    max_retry_after_s: Annotated[float, Field(ge=0.0)] = Field(
+        default=300.0,
+        description="the longest wait a server's Retry-After is obeyed for; a longer one (a bad "
+        "header can say hours) is cut to this, with a warning",
+    )
 
 
 class CircuitBreakerConfig(Section):
@@ -160,6 +165,11 @@ class GenerateConfig(Section):
     budget_usd: Annotated[float, Field(gt=0.0)] | None = None
     prices: dict[str, PriceConfig] = Field(
         default_factory=dict, description="model -> price per million tokens, over the defaults"
+    )
+    accept_gaps: bool = Field(
+        default=False,
+        description="commit the stage with requests that failed or got no answer; by default it "
+        "is left uncommitted, so the next run asks again for exactly those",
     )
     replicates: Annotated[int, Field(ge=1)] = Field(
         default=1,

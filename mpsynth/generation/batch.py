@@ -50,6 +50,7 @@ from mpsynth.providers import (
     RealCorpus,
     RetryableProviderError,
     build_provider,
+    capped_retry_after,
 )
 from mpsynth.providers.output import OutputFormatError, estimate_tokens, parse_posts
 
@@ -389,7 +390,10 @@ class BatchRunner:
                         f"generator {self.generator.name}: batch call failed after "
                         f"{attempt} attempts: {error}"
                     ) from None
-                delay = error.retry_after or backoff_delay(
+                wait = capped_retry_after(
+                    error.retry_after, retry.max_retry_after_s, self.generator.name
+                )
+                delay = wait or backoff_delay(
                     attempt, retry.base_delay_s, retry.max_delay_s, self.rng
                 )
                 await asyncio.sleep(delay)

@@ -23,6 +23,7 @@ from mpsynth.providers import (
     MalformedAnswerError,
     Provider,
     RetryableProviderError,
+    capped_retry_after,
 )
 from mpsynth.providers.output import REPAIR_PROMPT, OutputFormatError, estimate_tokens, parse_posts
 
@@ -243,11 +244,14 @@ class GenerationEngine:
                 self.counts["retried_attempts"] += 1
                 self.counts["rate_limited"] += error.status == 429
                 self.counts["malformed_answers"] += isinstance(error, MalformedAnswerError)
-                await self.governor.failed(reserved, error.status, error.retry_after, worst)
+                wait = capped_retry_after(
+                    error.retry_after, retry.max_retry_after_s, self.generator.name
+                )
+                await self.governor.failed(reserved, error.status, wait, worst)
                 if attempt < retry.max_attempts:
                     delay = (
-                        error.retry_after + self.rng.uniform(0, 0.1)
-                        if error.retry_after is not None
+                        wait + self.rng.uniform(0, 0.1)
+                        if wait is not None
                         else backoff_delay(attempt, retry.base_delay_s, retry.max_delay_s, self.rng)
                     )
                     await asyncio.sleep(delay)

@@ -5,6 +5,7 @@ SDK's failures onto two kinds: retryable (429, 5xx, timeouts, dropped connection
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -135,6 +136,26 @@ def retry_after_seconds(headers: Any) -> float | None:
         return max(0.0, (parsedate_to_datetime(value) - datetime.now(UTC)).total_seconds())
     except (TypeError, ValueError):
         return None
+
+
+_CAPPED: set[str] = set()  # generators already told their Retry-After was cut
+
+
+def capped_retry_after(seconds: float | None, cap: float, generator: str) -> float | None:
+    """A server's Retry-After, at most `cap` seconds (retry.max_retry_after_s): a bad header can
+    ask for hours. Said once per generator."""
+    if seconds is None or seconds <= cap:
+        return seconds
+    if generator not in _CAPPED:
+        _CAPPED.add(generator)
+        logging.getLogger(__name__).warning(
+            "generate %s: the server asked to wait %g s (Retry-After); waiting %g s instead "
+            "(retry.max_retry_after_s)",
+            generator,
+            seconds,
+            cap,
+        )
+    return cap
 
 
 @contextmanager

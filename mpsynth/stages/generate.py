@@ -127,12 +127,6 @@ def run_generate(ctx: StageContext, out: Path) -> dict[str, Any]:
             "this_run": counts,
             "spend_usd": round(generator_spend, 6),
         }
-        if summary[generator.name]["missing"]:
-            log.warning(
-                "generate %s: %d requests have no answer (budget reached?)",
-                generator.name,
-                summary[generator.name]["missing"],
-            )
     over_budget = {
         name: s["missing"]
         for name, s in summary.items()
@@ -146,6 +140,7 @@ def run_generate(ctx: StageContext, out: Path) -> dict[str, Any]:
             + f"; ${spend:.4f} spent in all). The answers so far are kept in the ledger: raise "
             "the budget and run again to finish"
         )
+    _finish_what_failed(summary, generate.accept_gaps)
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     completions = pa.Table.from_pylist(rows, schema=schema.COMPLETIONS)
     write_table(completions, out / "completions.parquet")
@@ -155,3 +150,29 @@ def run_generate(ctx: StageContext, out: Path) -> dict[str, Any]:
         "missing": sum(s["missing"] for s in summary.values()),
         "spend_usd": round(spend, 6),
     }
+
+
+def _finish_what_failed(summary: dict[str, dict[str, Any]], accept_gaps: bool) -> None:
+    """Requests that failed or got no answer leave the stage uncommitted (an error), so the next
+    run asks again for exactly those, the answered ones kept in the ledger; with
+    `generate.accept_gaps` the stage goes on without them, and its summary says so."""
+    gaps = {
+        n: (s["failed"], s["missing"]) for n, s in summary.items() if s["failed"] or s["missing"]
+    }
+    if not gaps:
+        return
+    told = ", ".join(
+        f"{name}: {failed:,} failed, {missing:,} without an answer"
+        for name, (failed, missing) in gaps.items()
+    )
+    if accept_gaps:
+        for name in summary:
+            summary[name]["gaps_accepted"] = name in gaps
+        log.warning("generate: going on without %s (generate.accept_gaps)", told)
+        return
+    answered = sum(s["ok"] for s in summary.values())
+    raise StageError(
+        f"generate: {told}. The {answered:,} answered are kept in the ledger: run the same "
+        "command again to ask for the others only (no --force needed), or set "
+        "generate.accept_gaps: true to go on without them"
+    )
