@@ -124,6 +124,25 @@ def test_over_several_generations_a_set_is_read_by_its_mean_and_t_interval():
     assert spread[("detectability", "detectability_auc", "real-holdout", "all")]["sd"] == 0.0
 
 
+def test_a_metric_alike_in_every_generation_without_an_interval_of_its_own_gets_none():
+    import pyarrow as pa
+
+    from mpsynth.stages.replicates import spread_table
+
+    rows = [
+        {**row(d, "top20_PERSON_found", v, family="entities"), "replicate": k}
+        for k in (1, 2, 3)
+        for d, v in (("real-holdout", 0.65), ("set", 0.85))
+    ]
+    spread = {
+        (r["family"], r["metric"], r["dataset"], r["platform"]): r
+        for r in spread_table(pa.Table.from_pylist(rows)).to_pylist()
+    }
+    (found,) = verdicts([r for r in rows if r["replicate"] == 1], spread)
+    assert found.gap == pytest.approx(0.20) and found.sd == 0.0
+    assert found.low is None and not found.supported  # three equal draws prove nothing
+
+
 def test_the_interconnection_question_reads_the_generations_where_there_are_several():
     import pyarrow as pa
 

@@ -75,15 +75,20 @@ Spread = dict[tuple[str, str, str, str], dict]
 
 
 def _over_generations(row: dict, spread: Spread | None) -> dict:
-    """The row with its value and interval over generations, where the run drew several."""
+    """The row with its value and interval over generations, where the run drew several: the
+    mean, and the wider of its t-interval and the first generation's own interval (a metric that
+    came out the same in a few generations is not thereby certain)."""
     found = (spread or {}).get((row["family"], row["metric"], row["dataset"], row["platform"]))
-    if found is None or found["replicates"] < 2 or found["mean_low"] is None:
+    if found is None or found["replicates"] < 2 or found["sd"] is None:
         return row
+    mean = found["mean"]
+    halves = [h for h in (found["mean_high"] - mean, _half_width(row)) if h is not None]
+    half = max(halves) if halves else None  # zero: alike in every resample and generation
     return {
         **row,
-        "value": found["mean"],
-        "ci_low": found["mean_low"],
-        "ci_high": found["mean_high"],
+        "value": mean,
+        "ci_low": None if half is None else mean - half,
+        "ci_high": None if half is None else mean + half,
         "replicates": found["replicates"],
         "sd": found["sd"],
     }
@@ -115,8 +120,8 @@ def verdicts(rows: list[dict], spread: Spread | None = None) -> list[Verdict]:
             gap = r["value"] - ceiling["value"]
         widths = [w for w in (_half_width(r), _half_width(ceiling)) if w is not None]
         low = high = None
-        if widths:
-            half = math.sqrt(sum(w * w for w in widths))
+        half = math.sqrt(sum(w * w for w in widths))
+        if half > 0:  # intervals of zero width (every resample alike) say nothing either way
             low, high = gap - half, gap + half
         found.append(
             Verdict(
