@@ -207,6 +207,41 @@ def evaluate_command(
     log.info("report: %s", Path(raw["run_dir"]) / "report" / "report.html")
 
 
+CACHES = ("embeddings", "entities", "completions")
+
+
+@cli.command(name="cache")
+@_config
+@_overrides
+@click.option(
+    "--clear",
+    type=click.Choice([*CACHES, "all"]),
+    help="empty one cache (or all of them) instead of showing them",
+)
+def cache_command(config: str, overrides: tuple[str, ...], clear: str | None) -> None:
+    """Show the caches a config's runs read and fill (embeddings, entities, model answers), where
+    they are and how large, or clear one."""
+    import shutil
+
+    from mpsynth.rundir.context import StageContext
+    from mpsynth.rundir.directory import RunDirectory
+    from mpsynth.stages.embed import cache_folder
+
+    settings = load_config(config, overrides)
+    root = cache_folder(StageContext(settings, RunDirectory.open(settings.run_dir, pull=False)))
+    for kind in CACHES if clear in (None, "all") else (clear,):
+        folder = root / kind
+        files = [p for p in folder.rglob("*") if p.is_file()] if folder.is_dir() else []
+        size = sum(p.stat().st_size for p in files)
+        if clear is not None:
+            shutil.rmtree(folder, ignore_errors=True)
+            log.info(
+                "cache %s: cleared %s (%d files, %.1f MB)", kind, folder, len(files), size / 1e6
+            )
+        else:
+            log.info("cache %s: %s, %d files, %.1f MB", kind, folder, len(files), size / 1e6)
+
+
 def _synthetic_input(columns: tuple[str, ...], platform: str | None) -> dict:
     """--synthetic-column/--synthetic-platform as an ingest input's settings, validated as one."""
     from mpsynth.config import ColumnMap, InputSpec

@@ -166,6 +166,13 @@ class GenerateConfig(Section):
     prices: dict[str, PriceConfig] = Field(
         default_factory=dict, description="model -> price per million tokens, over the defaults"
     )
+    cache: bool = Field(
+        default=True,
+        description="answer a request from the completion cache (beside the embedding cache) when "
+        "any run has had it answered before; every new answer is filed there (the Markov "
+        "stand-in excepted)",
+    )
+    cache_max_gb: Annotated[float, Field(gt=0.0)] = 5.0
     accept_gaps: bool = Field(
         default=False,
         description="commit the stage with requests that failed or got no answer; by default it "

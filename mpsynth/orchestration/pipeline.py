@@ -205,15 +205,21 @@ def estimate(config: RunConfig) -> list[dict]:
     """Run the cheap stages up to prompts (skipping current ones) and price the generation."""
     from mpsynth.generation.ledger import read_ledger, succeeded_ids
     from mpsynth.generation.pricing import estimate_generation
+    from mpsynth.stages.generate import completion_cache
 
     run_pipeline(config, until="prompts")
     run = RunDirectory.open(config.run_dir, pull=False)
-    done = {
-        g.name: succeeded_ids(read_ledger(ledger_dir(run, g.name)))
-        for g in config.generate.generators
-    }
+    requests = pq.read_table(run.stage_dir("prompts") / "requests.parquet")
+    ctx = StageContext(config, run)
+    done = {}
+    for g in config.generate.generators:
+        # answered in this run's ledger, or by any run before it (the completion cache): free
+        done[g.name] = succeeded_ids(read_ledger(ledger_dir(run, g.name)))
+        cache = completion_cache(ctx, g)
+        if cache is not None:
+            done[g.name] |= set(cache.lookup(requests.column("request_id").to_pylist()))
     return estimate_generation(
-        pq.read_table(run.stage_dir("prompts") / "requests.parquet"),
+        requests,
         pq.read_table(run.stage_dir("ingest") / "posts.parquet", columns=["id", "text"]),
         config.generate.generators,
         config.generate.prices,

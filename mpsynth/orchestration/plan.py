@@ -44,8 +44,9 @@ def _template_texts(config: RunConfig) -> dict[str, str]:
 
 
 def _generation(config: RunConfig) -> dict[str, Any]:
-    """The generation settings that shape a set: all but how many replicates run beside it."""
-    return config.generate.model_dump(mode="json", exclude={"replicates"})
+    """The generation settings that shape a set: all but how many replicates run beside it and
+    where answers are looked up (a cached answer is the answer)."""
+    return config.generate.model_dump(mode="json", exclude={"replicates", "cache", "cache_max_gb"})
 
 
 # What each stage's output depends on, besides the stage before it.

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from pathlib import Path
 from typing import Any
 
@@ -25,11 +26,75 @@ def ledger_dir(run: RunDirectory, generator: str) -> Path:
     return run.root / "ledger" / generator
 
 
+def completion_cache(ctx: StageContext, generator: Any):
+    """The completion cache a generator's answers are looked up in and filed to (None when
+    generate.cache is off, or for the Markov stand-in)."""
+    from mpsynth.generation.cache import UNCACHED_PROVIDERS, CompletionCache
+    from mpsynth.stages.embed import cache_folder
+
+    settings = ctx.config.generate
+    if not settings.cache or generator.provider.kind in UNCACHED_PROVIDERS:
+        return None
+    return CompletionCache(cache_folder(ctx), int(settings.cache_max_gb * 1024**3))
+
+
+def fill_from_cache(ctx: StageContext, number: int, requests: pa.Table) -> int:
+    """Enter into the generator's ledger every request of `requests` the ledger lacks and the
+    completion cache holds (attempts 0, cost 0); how many."""
+    from mpsynth.generation.ledger import LedgerWriter, read_ledger, succeeded_ids
+    from mpsynth.rundir.storage import LedgerMirror
+
+    generator = ctx.config.generate.generators[number]
+    cache = completion_cache(ctx, generator)
+    if cache is None or not requests.num_rows:
+        return 0
+    directory = ledger_dir(ctx.run, generator.name)
+    done = succeeded_ids(read_ledger(directory))
+    found = cache.lookup(r for r in requests.column("request_id").to_pylist() if r not in done)
+    if not found:
+        return 0
+    mirror = LedgerMirror(ctx.run.remote.uri) if ctx.run.remote else None
+    writer = LedgerWriter(directory, flush_every=len(found) + 1, mirror=mirror)
+    now = time.time()
+    for row in found.values():
+        writer.add(
+            row
+            | {"generator": generator.name, "attempts": 0, "cost_usd": 0.0, "latency_s": 0.0}
+            | {"finished_at": now}
+        )
+    writer.flush()
+    log.info(
+        "generate %s: %d answers from the completion cache (nothing sent, nothing paid)",
+        generator.name,
+        len(found),
+    )
+    return len(found)
+
+
+def file_answers(ctx: StageContext, number: int, requests: pa.Table, since: float) -> int:
+    """File in the completion cache the answers this run received for `requests` since `since`."""
+    from mpsynth.generation.ledger import read_ledger
+
+    generator = ctx.config.generate.generators[number]
+    cache = completion_cache(ctx, generator)
+    if cache is None:
+        return 0
+    ledger = read_ledger(ledger_dir(ctx.run, generator.name))
+    mine = set(requests.column("request_id").to_pylist())
+    fresh = [
+        r
+        for r in ledger.to_pylist()
+        if r["attempts"] > 0 and r["finished_at"] >= since and r["request_id"] in mine
+    ]
+    return cache.add(fresh)
+
+
 def generate_requests(
-    ctx: StageContext, number: int, requests: pa.Table
+    ctx: StageContext, number: int, requests: pa.Table, from_cache: bool = True
 ) -> tuple[list[dict], dict[str, float]]:
     """Complete one generator's requests through its ledger: (the settled ledger row of each
-    request that has one, this run's counts). The generator is the config's `number`th."""
+    request that has one, this run's counts). The generator is the config's `number`th; requests
+    the completion cache holds are taken from it first (unless the caller did: `from_cache`)."""
     from mpsynth.distributed.generation import run_generator
     from mpsynth.generation.ledger import read_ledger, settled
     from mpsynth.generation.pricing import run_price
@@ -44,6 +109,8 @@ def generate_requests(
         labels=ctx.path("labels", "labels.parquet").resolve() if ctx.has("labels") else None,
     )
     directory = ledger_dir(ctx.run, generator.name)
+    started = time.time()
+    cached = fill_from_cache(ctx, number, requests) if from_cache else 0
     price = run_price(generator, generate.prices)
     mirror = LedgerMirror(ctx.run.remote.uri) if ctx.run.remote else None
     if generator.mode == "batch":
@@ -74,6 +141,9 @@ def generate_requests(
             seed=ctx.config.draw_seed + 1000 * number,
             mirror=mirror,
         )
+    if cached:
+        counts = {**counts, "cached": cached}
+    file_answers(ctx, number, requests, started)
     latest = settled(read_ledger(directory))
     wanted = requests.column("request_id").to_pylist()
     return [latest[rid] for rid in wanted if rid in latest], counts
@@ -108,11 +178,22 @@ def run_generate(ctx: StageContext, out: Path) -> dict[str, Any]:
 
     generate = ctx.config.generate
     requests = pq.read_table(ctx.path("prompts", "requests.parquet"))
+    mine_of = {
+        g.name: requests.filter(pc.equal(requests.column("generator"), g.name))
+        for g in generate.generators
+    }
+    # answers any run has had before first: the budget counts only what is still to be asked
+    cached = {
+        g.name: fill_from_cache(ctx, number, mine_of[g.name])
+        for number, g in enumerate(generate.generators)
+    }
     check_budget(ctx, requests)
     summary, rows, spend = {}, [], 0.0
     for number, generator in enumerate(generate.generators):
-        mine = requests.filter(pc.equal(requests.column("generator"), generator.name))
-        mine_rows, counts = generate_requests(ctx, number, mine)
+        mine = mine_of[generator.name]
+        mine_rows, counts = generate_requests(ctx, number, mine, from_cache=False)
+        if cached[generator.name]:
+            counts = {**counts, "cached": cached[generator.name]}
         ledger = read_ledger(ledger_dir(ctx.run, generator.name))
         wanted = mine.column("request_id").to_pylist()
         generator_spend = float(pc.sum(ledger.column("cost_usd")).as_py() or 0.0)
