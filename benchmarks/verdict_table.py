@@ -3,7 +3,7 @@ posts), each set's value and its gap beyond the ceiling with the 95% interval, l
 gaps first (all platforms); then the cross-platform interconnection sentence. Where the run drew
 several generations (generate.replicates), each set's value is its mean over them.
 
-    .venv/bin/python benchmarks/verdict_table.py runs/demo [--top 15] [--sets markov-mptm ...]
+    .venv/bin/python benchmarks/verdict_table.py runs/demo [--top 15] [--sets markov-mptm ...] [--metrics mauve ...]
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ def main() -> None:
     parser.add_argument("run_dir", type=Path)
     parser.add_argument("--top", type=int, default=15, help="metrics shown (by the first set)")
     parser.add_argument("--sets", nargs="*", help="the sets shown (default: every synthetic set)")
+    parser.add_argument("--metrics", nargs="*", help="these metrics only, in this order")
     args = parser.parse_args()
     rows = pq.read_table(args.run_dir / "evaluate" / "metrics.parquet").to_pylist()
     spread = replicate_spread(RunDirectory(args.run_dir))
@@ -43,6 +44,8 @@ def main() -> None:
     print(f"{generations} generation(s); value: gap beyond the ceiling (95% interval)\n")
     print("| family | metric | real | ceiling | " + " | ".join(names) + " |")
     print("|---|---|---|---|" + "---|" * len(names))
+    if args.metrics:
+        order = [(f, m) for m in args.metrics for f, n in order if n == m]
     for family, metric in order[: args.top]:
         first = cells[(family, metric, names[0])]
         real = "–" if first.real is None else f"{first.real:.3f}"
