@@ -144,8 +144,7 @@ def _config(path, run_dir, data, server):
         "pools": {"strategies": ["mptm"]},
         "evaluate": {"bootstrap_samples": 20, "embedder": None},  # the run's LSA space
         "generate": {
-            "n_posts": 90,
-            "flush_every": 1,
+            "n_posts": 90,  # the ledger's default buffer: 32 answers or 2 s per part
             "progress_interval_s": 0.5,
             "generators": [slow_fake_openai_generator(server.base_url)],
         },
@@ -169,12 +168,9 @@ def test_a_run_on_s3_killed_mid_generate_resumes_from_a_fresh_machine(
     prefix = f"{BUCKET}/runs/killed"
     with FakeProviderServer(api_key="test-key", latency_s=0.25) as server:
         config_path = _config(tmp_path / "s3.yaml", remote, f"s3://{BUCKET}/data/posts.csv", server)
-        kill_run_when(
-            config_path,
-            lambda: sum(f.startswith("ledger/fakegpt/part-") for f in _files(s3, prefix)) >= 4,
-            {"RAY_TMPDIR": "/tmp"},
-            timeout_s=300,
-        )
+        kill_run_when(config_path, lambda: _answered(server) >= 6, {"RAY_TMPDIR": "/tmp"}, 300)
+        killed_at = time.time()
+        answered_before = {r["prompt"] for r in _prompts(server)}
         before = set(_files(s3, prefix))
         assert "generate/completions.parquet" not in before  # generate never committed
         committed = load_manifest(s3, prefix)["stages"]
@@ -193,6 +189,15 @@ def test_a_run_on_s3_killed_mid_generate_resumes_from_a_fresh_machine(
             timeout=600,
         )
         assert resumed.returncode == 0, resumed.stderr[-3000:]
+        asked_again = [r for r in _prompts(server) if r["received_at"] > killed_at]
+        # what the lost machine took: requests in flight at the kill (two workers, one each) and
+        # answers of its last second not yet in the remote write-ahead log (ledger.WAL_PUSH_S)
+        last_second = {
+            r["prompt"] for r in _prompts(server)
+            if killed_at - 1.0 - 0.25 <= r["received_at"] + 0.25 <= killed_at
+        }  # fmt: skip
+        twice = [r for r in asked_again if r["prompt"] in answered_before]
+        assert len(twice) <= 2 + len(last_second), (len(twice), len(last_second))
         local_config = _config(tmp_path / "local.yaml", reference_dir, data, server)
         run_pipeline(load_config(local_config), until="postprocess")  # uninterrupted, local
 
@@ -215,6 +220,26 @@ def test_a_run_on_s3_killed_mid_generate_resumes_from_a_fresh_machine(
         local = pq.read_table(reference_dir / "postprocess" / "synthetic" / f"{name}.parquet")
         assert resumed.sort_by("id").equals(local.sort_by("id"))
     assert "report/report.html" in _files(s3, prefix) and "mpsynth.log" in _files(s3, prefix)
+
+
+def _prompts(server) -> list[dict]:
+    """Every generation request the server received, with its prompt (its messages, as sent)."""
+    import json
+
+    return [
+        {
+            "prompt": json.dumps(
+                [r["body"].get("messages"), r["body"].get("seed")], sort_keys=True
+            ),
+            **r,
+        }
+        for r in list(server.log.requests)
+        if r.get("body") and "messages" in r["body"]
+    ]
+
+
+def _answered(server) -> int:
+    return sum("prompt_tokens" in r for r in list(server.log.requests))
 
 
 def load_manifest(fs, prefix) -> dict:

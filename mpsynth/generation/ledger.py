@@ -30,6 +30,8 @@ class Mirror(Protocol):
 
     def push(self, local: Path) -> None: ...
 
+    def remove(self, local: Path) -> None: ...
+
 
 class Lease:
     """Which run owns a ledger now. A new run takes the lease; workers of an earlier run (a killed
@@ -64,12 +66,20 @@ class Lease:
             return False
 
 
+WAL_PUSH_S = 1.0  # a remote run directory's copy of a write-ahead log trails it by at most this
+
+
 class LedgerWriter:
     """A writer's rows: each appended to a write-ahead log (one JSON line, flushed to the operating
     system) the moment it is added, so an answer survives its process being killed; every
     `flush_every` rows or `flush_interval_s` the buffered rows become one Parquet part file and
     their log is removed. A log with no part (the writer died) is turned into its part by
-    `recover` when the next run takes the ledger."""
+    `recover` when the next run takes the ledger.
+
+    With a mirror (a remote run directory) the log goes up too, at most WAL_PUSH_S after an
+    answer is added (with the next answer, so a pause in the answers holds the last ones back
+    until answers resume or the buffer is flushed), so a lost machine takes at most the answers of
+    its last second, besides those in flight; the remote log is removed once its part is up."""
 
     def __init__(
         self,
@@ -89,6 +99,7 @@ class LedgerWriter:
         self.sequence = 0
         self.buffer: list[dict] = []
         self.last_flush = time.monotonic()
+        self.wal_pushed = 0.0  # when the log last went to the mirror
         self._log: TextIO | None = None
 
     def _name(self, kind: str) -> Path:
@@ -103,6 +114,9 @@ class LedgerWriter:
         self._log.write(json.dumps(row, ensure_ascii=False) + "\n")
         self._log.flush()  # in the operating system's hands: survives this process
         self.buffer.append(row)
+        if self.mirror is not None and time.monotonic() - self.wal_pushed >= WAL_PUSH_S:
+            self.wal_pushed = time.monotonic()
+            self.mirror.push(self._name("wal"))  # survives this machine
         if (
             len(self.buffer) >= self.flush_every
             or time.monotonic() - self.last_flush >= self.flush_interval_s
@@ -123,6 +137,8 @@ class LedgerWriter:
         if self._log is not None:
             self._log.close()
             self._log = None
+        if self.mirror is not None and self.wal_pushed:
+            self.mirror.remove(self._name("wal"))  # its rows are in the part pushed above
         self._name("wal").unlink(missing_ok=True)
         self.sequence += 1
         self.buffer = []
@@ -155,6 +171,8 @@ def recover(directory: Path, mirror: Mirror | None = None) -> int:
                 if mirror is not None:
                     mirror.push(part)
                 recovered += len(rows)
+        if mirror is not None:
+            mirror.remove(wal)  # a copy pushed before its writer died
         wal.unlink(missing_ok=True)  # its rows are in the part
     return recovered
 

@@ -5,8 +5,8 @@ A remote run directory is mirrored under `$MPSYNTH_CACHE/runs/` (default ~/.cach
 first pulls what the remote holds (the manifest, finished stages, the ledger and its batch records),
 works on the mirror exactly as on a local run directory, and pushes as it goes: a stage's files once
 the stage succeeds, then the manifest (the commit point: a stage counts as done only when the remote
-manifest says so), and every ledger part and batch record the moment it is written, so paid-for
-answers outlive the machine. Object stores publish an object whole or not at all, so each push is a
+manifest says so), every ledger part and batch record the moment it is written, and each
+write-ahead log at most a second behind its answers, so paid-for answers outlive the machine. Object stores publish an object whole or not at all, so each push is a
 write of the final name, never a half-written file; on filesystems that can rename, a scratch name
 is written and moved into place. A remote input is downloaded once into `$MPSYNTH_CACHE/inputs/`
 with the remote file's modification time, so its fingerprint is the same on every machine.
@@ -91,6 +91,13 @@ class RemoteRun:
         if target != final:
             self.fs.move(target, final)
 
+    def remove_file(self, local: Path) -> None:
+        """The remote copy of one mirror file, deleted (nothing when there is none)."""
+        relative = Path(local).resolve().relative_to(self.local.resolve()).as_posix()
+        final = self.remote_path(relative)
+        if self.fs.get_file_info(final).type == pafs.FileType.File:
+            self.fs.delete_file(final)
+
     def push_stage(self, stage: str) -> None:
         """A finished stage's folder, replacing what the remote held for it (the manifest that
         commits it goes up after, through push_file)."""
@@ -114,6 +121,12 @@ class LedgerMirror:
         if self._run is None:
             self._run = RemoteRun(self.uri)
         self._run.push_file(local)
+
+    def remove(self, local: Path) -> None:
+        """The remote copy of a mirror file, gone (nothing when there is none)."""
+        if self._run is None:
+            self._run = RemoteRun(self.uri)
+        self._run.remove_file(local)
 
     def __getstate__(self) -> dict:
         return {"uri": self.uri}
