@@ -346,3 +346,41 @@ def test_a_sweeps_generations_are_observations_of_their_variation():
     )
     (found,) = by_metric.to_pylist()
     assert json.loads(found["level_means"]) == pytest.approx([0.3 - 0.02, 0.1 + 0.02], abs=1e-6)
+
+
+@pytest.mark.timeout(600)
+def test_the_sweeps_budget_is_one_cap_over_every_variation(tmp_path, demo_rows, ray_local):
+    """A hosted generator with prices and a sweep budget of a fifth of what the variations would
+    cost: generation stops request by request at the cap, and the sweep ends in an error."""
+    import os
+
+    from mpsynth.config import load_config
+    from mpsynth.core.errors import StageError
+    from mpsynth.orchestration.pipeline import estimate
+    from mpsynth.orchestration.sweep import plan_sweep, run_sweep, spent_usd
+    from mpsynth.testing import FakeProviderServer
+    from tests.conftest import hosted_run_config
+
+    os.environ["MPSYNTH_SWEEP_KEY"] = "test-key"
+    data = write_csv(tmp_path / "posts.csv", first_per_platform(demo_rows, 40), DEMO_COLUMNS)
+    with FakeProviderServer(api_key="test-key") as server:
+        raw = hosted_run_config(tmp_path / "run", data, server.base_url, "MPSYNTH_SWEEP_KEY")
+        raw["generate"]["prices"] = {
+            "test-model": {"input_per_mtok": 100.0, "output_per_mtok": 400.0}
+        }
+        raw["generate"]["cache"] = False  # each variation pays for its own answers
+        (tmp_path / "config.yaml").write_text(yaml.safe_dump(raw))
+        (row,) = estimate(
+            load_config(tmp_path / "config.yaml", ["run_dir=" + str(tmp_path / "est")])
+        )
+        budget = round(0.2 * 2 * row["expected_usd"], 6)  # two variations, a fifth of their cost
+        grid = {"grid": {"generate.generators.0.temperature": [1.0, 1.2]}, "budget_usd": budget}
+        (tmp_path / "grid.yaml").write_text(yaml.safe_dump(grid))
+        with pytest.raises(StageError, match=r"budget_usd=\$.* stopped"):
+            run_sweep(tmp_path / "config.yaml", tmp_path / "grid.yaml")
+        sent = len(server.log.requests)
+    variations = plan_sweep(
+        tmp_path / "config.yaml", load_grid(tmp_path / "grid.yaml"), (), tmp_path / "run-sweep"
+    )
+    assert 0 < spent_usd(variations) <= budget  # never overshot
+    assert 0 < sent < 2 * row["requests"]

@@ -44,9 +44,12 @@ def _template_texts(config: RunConfig) -> dict[str, str]:
 
 
 def _generation(config: RunConfig) -> dict[str, Any]:
-    """The generation settings that shape a set: all but how many replicates run beside it and
-    where answers are looked up (a cached answer is the answer)."""
-    return config.generate.model_dump(mode="json", exclude={"replicates", "cache", "cache_max_gb"})
+    """The generation settings that shape a set: all but how many replicates run beside it, where
+    answers are looked up (a cached answer is the answer) and the budget (which decides whether
+    the stage finishes, never what it holds)."""
+    return config.generate.model_dump(
+        mode="json", exclude={"replicates", "cache", "cache_max_gb", "budget_usd"}
+    )
 
 
 # What each stage's output depends on, besides the stage before it.

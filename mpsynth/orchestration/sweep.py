@@ -10,8 +10,10 @@ embedding cache (`<out>/cache/`).
 
 Variations run one after another inside one Ray session, each stage spread over the cluster as a
 plain run's is; a hosted provider therefore sees one variation's requests at a time, under that
-variation's rate settings, and the sweep's `budget_usd` is checked against every variation's
-ledger before each variation starts. A sweep is resumed by running it again: finished variations
+variation's rate settings. The sweep's `budget_usd` is one cap over every variation: each runs with
+`generate.budget_usd` set to what is left of it (every variation's ledger counted before it
+starts), so generation stops request by request at the cap, as a run's own budget does; a model
+without a price is refused before any work, and a sweep the cap stopped ends in an error. A sweep is resumed by running it again: finished variations
 are up to date, a crashed one continues where it stopped.
 
 Outputs in `<out>/`: `variations.parquet` (settings, status, seconds, stages run and reused),
@@ -187,6 +189,8 @@ def run_sweep(
     root = sweep_dir(load_config(config_path, overrides), out).resolve()
     variations = plan_sweep(config_path, grid, overrides, root, grid_path)
     for variation in variations:
+        if grid.budget_usd is not None:  # a price for every model, before any work
+            variation.config = _capped(variation.config, grid.budget_usd)
         preflight(variation.config)
     root.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
@@ -196,9 +200,13 @@ def run_sweep(
         log.info("sweep: %d variations in %s", len(variations), root)
         with _ray(variations[0].config):
             for number, variation in enumerate(variations, start=1):
-                if _over_budget(grid, variations):
-                    variation.status = "not run: sweep budget reached"
-                    continue
+                if grid.budget_usd is not None:
+                    left = grid.budget_usd - spent_usd(variations)
+                    if left <= 0:
+                        log.warning("sweep budget reached: $%.2f spent", grid.budget_usd - left)
+                        variation.status = "not run: sweep budget reached"
+                        continue
+                    variation.config = _capped(variation.config, left)
                 log.info(
                     "variation %s (%d of %d): %s",
                     variation.name,
@@ -210,17 +218,23 @@ def run_sweep(
                 console.open_run_log(root)
         summary = _gather(config_path, grid, variations, root, time.perf_counter() - started)
     log.info("sweep report: %s", root / "sensitivity.html")
+    stopped = [v.name for v in variations if "budget" in v.status]
+    if grid.budget_usd is not None and stopped:
+        raise StageError(
+            f"the sweep's budget_usd=${grid.budget_usd:g} stopped {len(stopped)} of "
+            f"{len(variations)} variations ({', '.join(stopped)}; ${spent_usd(variations):.4f} "
+            f"spent): {root / 'sensitivity.html'} reads the finished ones; raise the budget and "
+            "run the sweep again to finish the rest"
+        )
     return summary
 
 
-def _over_budget(grid: SweepGrid, variations: list[Variation]) -> bool:
-    if grid.budget_usd is None:
-        return False
-    spent = spent_usd(variations)
-    if spent < grid.budget_usd:
-        return False
-    log.warning("sweep budget reached: $%.4f of $%.2f spent", spent, grid.budget_usd)
-    return True
+def _capped(config: RunConfig, left: float) -> RunConfig:
+    """The config with its generation budget no higher than what the sweep has left."""
+    own = config.generate.budget_usd
+    budget = left if own is None else min(own, left)
+    generate = config.generate.model_copy(update={"budget_usd": budget})
+    return config.model_copy(update={"generate": generate})
 
 
 def _run_variation(variation: Variation, donors: Donors, root: Path) -> None:
