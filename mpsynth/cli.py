@@ -207,6 +207,48 @@ def evaluate_command(
     log.info("report: %s", Path(raw["run_dir"]) / "report" / "report.html")
 
 
+@cli.command(name="publish")
+@click.argument("run_dir", type=click.Path(file_okay=False, exists=True))
+@click.option(
+    "--out", type=click.Path(file_okay=False), help="the folder (default RUN_DIR/publish)"
+)
+@click.option(
+    "--license",
+    "licence",
+    default="other",
+    show_default=True,
+    help="the synthetic sets' licence, as the Hub names it (cc-by-4.0, ...)",
+)
+@click.option(
+    "--include-real",
+    is_flag=True,
+    help="add the real posts as a config of their own, where their licences allow it",
+)
+@click.option("--repo", help="upload to this Hub dataset repository (ORG/NAME)")
+@click.option("--private", is_flag=True, help="the repository is created private")
+def publish_command(
+    run_dir: str, out: str | None, licence: str, include_real: bool, repo: str | None,
+    private: bool,
+) -> None:  # fmt: skip
+    """Write a finished run as a Hugging Face dataset folder (one config per set, the card with
+    the Hub's header, Croissant metadata, the config, metrics and report), and upload it."""
+    from pathlib import Path
+
+    from mpsynth.publish.folder import publish_folder
+    from mpsynth.rundir.directory import RunDirectory
+
+    folder = Path(out) if out else Path(run_dir) / "publish"
+    summary = publish_folder(Path(run_dir), folder, include_real, licence)
+    for name, rows in summary["sets"].items():
+        log.info("publish: %s, %d rows", name, rows)
+    log.info("publish: %s (%d files)", folder, len(summary["files"]))
+    if repo is not None:
+        from mpsynth.publish.hub import upload
+
+        fingerprint = str(RunDirectory(Path(run_dir)).manifest().get("config_hash", ""))
+        upload(folder, repo, private, fingerprint)
+
+
 CACHES = ("embeddings", "entities", "completions")
 
 

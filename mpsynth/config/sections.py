@@ -70,6 +70,11 @@ class InputSpec(Section):
         description="how dates like 11/08/2017 read: true day first, false month first; "
         "None: as the file's unambiguous dates prove (month first, with a warning, without any)",
     )
+    license: str | None = Field(
+        default=None,
+        description="the input's licence (an SPDX id: CC-BY-4.0), for `mpsynth publish`; None: "
+        "each row's, from a `license` column where the file has one",
+    )
 
 
 class IngestConfig(Section):

@@ -141,7 +141,7 @@ def _run_stages(
     cache_dir: Path | None = None,
 ) -> dict[str, Any]:
     run.initialise(config.to_yaml(), fingerprint(config.model_dump(mode="json")))
-    ctx = StageContext(config, run, cache_dir)
+    ctx = StageContext(config, run, cache_dir, pipeline=run_pipeline)
     runners = {name: runner for name, runner, _ in stage_plan(config)}
     plan, stale = [], False
     for stage, stage_fingerprint in stage_fingerprints(config, until):

@@ -4,6 +4,7 @@ descriptions."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,6 +23,9 @@ class StageContext:
     run: RunDirectory
     cache_dir: Path | None = None
     """The embedding cache's folder when the caller chose one (a sweep's variations share one)."""
+    pipeline: Callable[..., dict] | None = None
+    """How a stage runs a pipeline of its own (the replicates stage's further generations):
+    mpsynth.orchestration's run_pipeline, handed down by it."""
 
     def has(self, stage: str) -> bool:
         """Whether this run's pipeline includes `stage`."""

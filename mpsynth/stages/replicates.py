@@ -28,6 +28,7 @@ import pyarrow.parquet as pq
 
 from mpsynth.config import RunConfig
 from mpsynth.core import console
+from mpsynth.core.errors import StageError
 from mpsynth.rundir.context import StageContext, write_table
 from mpsynth.rundir.directory import RunDirectory
 
@@ -80,8 +81,11 @@ def replicate_config(config: RunConfig, k: int) -> RunConfig:
 
 
 def run_replicates(ctx: StageContext, out: Path) -> dict[str, Any]:
-    from mpsynth.orchestration.pipeline import run_pipeline
     from mpsynth.stages.embed import cache_folder
+
+    run_pipeline = ctx.pipeline
+    if run_pipeline is None:
+        raise StageError("the replicates stage runs within a pipeline (mpsynth run)")
 
     total = ctx.config.generate.replicates
     tables = [_tagged(ctx.path("evaluate", "metrics.parquet"), 1)]
