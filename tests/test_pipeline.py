@@ -621,3 +621,83 @@ def test_calibrated_sets_hold_the_real_shares_and_record_every_change(finished_r
                 real, _ = share[("real", platform, f"share_with_{kind}")]
                 assert abs(value - shares["real"]) <= 1 / n + 1e-9
                 assert abs(shares["real"] - real) < 0.1  # the evaluation's real sample
+
+
+def test_publish_writes_a_hub_dataset_that_loads_and_uploads(finished_run, tmp_path, monkeypatch):
+    """`mpsynth publish`: each set a config `datasets` loads, the card under the Hub's header,
+    Croissant metadata mlcroissant validates and reads, and the folder committed to a Hub (the
+    real huggingface_hub client against a local one) with the token from the environment."""
+    import itertools
+
+    import huggingface_hub.constants
+    import mlcroissant as mlc
+    from datasets import get_dataset_config_names, load_dataset
+
+    from mpsynth.publish.folder import publish_folder
+    from mpsynth.publish.hub import upload
+    from mpsynth.testing.hub import FakeHub
+
+    _, config, manifest = finished_run
+    out = tmp_path / "published"
+    summary = publish_folder(config.run_dir, out)
+    sets = {
+        p.stem: pq.read_table(p).num_rows
+        for p in (config.run_dir / "structure" / "synthetic").glob("*.parquet")
+    }
+    assert summary["sets"] == sets
+    header = yaml.safe_load((out / "README.md").read_text().split("---")[1])
+    assert [c["config_name"] for c in header["configs"]] == list(sets)
+    assert header["license"] == "other" and sum(sets.values()) < 1000
+    assert header["size_categories"] == ["n<1K"]
+    assert "# Synthetic social-media datasets: dataset card" in (out / "README.md").read_text()
+    assert get_dataset_config_names(str(out)) == list(sets)
+    # the datasets cache in the test's folder, not the user's
+    loaded = load_dataset(str(out), "markov-mptm", split="train", cache_dir=str(tmp_path / "hf"))
+    assert loaded.num_rows == sets["markov-mptm"]
+    assert loaded.features["text"].dtype == "string" and "example_ids" in loaded.features
+    # Croissant: valid, and its records are the set's rows
+    dataset = mlc.Dataset(jsonld=out / "croissant.json")
+    records = list(itertools.islice(dataset.records(record_set="markov-mptm"), 1000))
+    assert len(records) == sets["markov-mptm"]
+    assert {r["markov-mptm/text"].decode() for r in records} == set(loaded["text"])
+    croissant = json.loads((out / "croissant.json").read_text())
+    fields = {f["name"]: f for f in croissant["recordSet"][0]["field"]}
+    assert fields["text"]["description"].startswith("post text")  # the schema's own words
+    # the upload: one commit holding every file, the key from the environment and nowhere else
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setenv("HF_TOKEN", "hf_publish_test_token")
+    with FakeHub() as hub:
+        upload(out, "lab/synthetic-demo", True, manifest["config_hash"], endpoint=hub.url)
+    (commit,) = hub.log.commits
+    assert commit.repo == "lab/synthetic-demo" and commit.token == "hf_publish_test_token"
+    assert hub.log.repos["lab/synthetic-demo"]["private"] is True
+    assert sorted(commit.files) == sorted(summary["files"])
+    assert commit.message.startswith("mpsynth ") and manifest["config_hash"][:12] in commit.message
+    for name, data in commit.files.items():
+        assert data == (out / name).read_bytes()
+        assert b"hf_publish_test_token" not in data
+
+
+def test_publish_refuses_real_posts_whose_licence_is_not_stated_or_forbids_it(
+    finished_run, tmp_path
+):
+    from mpsynth.core.errors import StageError
+    from mpsynth.publish.folder import check_real_licences, publish_folder
+
+    _, config, _ = finished_run
+    with pytest.raises(StageError, match=r"posts\.csv: no licence stated"):
+        publish_folder(config.run_dir, tmp_path / "out", include_real=True)
+    spec = config.ingest.inputs[0].model_copy(update={"license": "LicenseRef-X-Terms-of-Service"})
+    closed = config.model_copy(
+        update={"ingest": config.ingest.model_copy(update={"inputs": [spec]})}
+    )
+    with pytest.raises(StageError, match="LicenseRef-X-Terms-of-Service"):
+        check_real_licences(closed)
+    # the bundled demo posts state each row's licence, and every one allows passing them on
+    demo = check_real_licences(load_config("configs/demo.yaml"))
+    assert sorted(demo["data/demo/posts.csv"]) == [
+        "Apache-2.0",
+        "CC-BY-4.0 (FiveThirtyEight data policy)",
+        "CC-BY-4.0 (UCI YouTube Spam Collection)",
+        "CC-BY-NC-SA-4.0 (TRAC-1)",
+    ]

@@ -99,6 +99,10 @@ def croissant_metadata(
             f"Real posts' licences: {licences}."
         ),
         url="https://huggingface.co/datasets",
+        cite_as=(
+            f"Synthetic posts generated with mpsynth {__version__} from {sources} "
+            f"(run config hash {str(manifest.get('config_hash', ''))[:12]})"
+        ),
         license=[licence],
         version="1.0.0",
         date_published=datetime.datetime.now(datetime.UTC).replace(microsecond=0),

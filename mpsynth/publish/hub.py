@@ -13,7 +13,9 @@ from mpsynth.core.errors import ConfigError
 log = logging.getLogger(__name__)
 
 
-def upload(folder: Path, repo: str, private: bool, fingerprint: str) -> str:
+def upload(
+    folder: Path, repo: str, private: bool, fingerprint: str, endpoint: str | None = None
+) -> str:
     """Create the dataset repository (or reuse it) and commit the folder to it; the commit's URL."""
     from huggingface_hub import HfApi, constants
 
@@ -24,7 +26,7 @@ def upload(folder: Path, repo: str, private: bool, fingerprint: str) -> str:
         )
     if "/" not in repo:
         raise ConfigError(f"publish --repo {repo!r}: name the repository as ORG/NAME")
-    api = HfApi()
+    api = HfApi(endpoint=endpoint)
     api.create_repo(repo, repo_type="dataset", private=private, exist_ok=True)
     info = api.upload_folder(
         repo_id=repo,
