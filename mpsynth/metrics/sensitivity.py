@@ -18,6 +18,7 @@ metrics of different scales can be ranked and averaged into a family's effect.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -163,6 +164,8 @@ def chance_effect(
         first, last = shuffled == 0, shuffled == n_levels - 1
         if not first.any() or not last.any():
             continue
-        effect = np.nanmean(values[:, last], axis=1) - np.nanmean(values[:, first], axis=1)
+        with warnings.catch_warnings():  # a metric with no value at a shuffled level: NaN
+            warnings.simplefilter("ignore", RuntimeWarning)
+            effect = np.nanmean(values[:, last], axis=1) - np.nanmean(values[:, first], axis=1)
         sizes.append(np.nanmean(np.abs(effect / spread)))
     return float(np.mean(sizes)) if sizes else float("nan")
