@@ -243,7 +243,7 @@ def network_metrics(
     """Every graph of every set, per platform and over all platforms (the cross-platform graph over
     all only); the real set first, so the others' degree distributions have it to compare with.
 
-    Intervals: each set but the real one is resampled `resamples` times (its posts drawn with
+    Intervals: each set but the real reference (and its subsample) is resampled `resamples` times (its posts drawn with
     replacement, every graph rebuilt and measured again); a value's interval is the value +- 1.96
     standard deviations of its resampled values (a normal interval: few resamples estimate a
     spread far better than they do percentiles)."""
@@ -270,7 +270,9 @@ def network_metrics(
                     for graph_name, (_, degrees, _) in found.items()
                 )
             spread = {}
-            if resamples and name != schema.REAL:
+            # the reference and its subsample are yardsticks: the sets read against them get
+            # the intervals (the holdout included)
+            if resamples and name not in (schema.REAL, schema.REAL_SUBSAMPLE):
                 spread = _resampled_spread(
                     posts, items, keep, platform, window, pivots, seed, real_degrees, resamples, rng
                 )
