@@ -301,8 +301,10 @@ def test_every_structure_and_network_value_of_a_set_carries_an_interval(finished
     for r in with_interval:
         if r["family"] == "network" or r["metric"] in centred:
             assert r["ci_low"] - 1e-9 <= r["value"] <= r["ci_high"] + 1e-9, r
-    # the text measures, with the holdout measured alike: MAUVE, distinct-3, compression
-    for metric in ("mauve", "distinct_3", "compression_ratio"):
+    # the text measures, with the holdout measured alike (MAUVE needs 500 posts a side, more
+    # than this run's sets hold: tests/test_metric_families.py measures it)
+    assert not [r for r in rows if r["metric"] == "mauve"]
+    for metric in ("distinct_3", "compression_ratio"):
         measured = {r["dataset"] for r in rows if r["metric"] == metric}
         assert {"real-holdout", "markov-mptm"} <= measured, metric
     # what the structure stage copies from the real accounts is marked in the table and the page
@@ -646,11 +648,11 @@ def test_publish_writes_a_hub_dataset_that_loads_and_uploads(finished_run, tmp_p
     }
     assert summary["sets"] == sets
     header = yaml.safe_load((out / "README.md").read_text().split("---")[1])
-    assert [c["config_name"] for c in header["configs"]] == list(sets)
+    assert sorted(c["config_name"] for c in header["configs"]) == sorted(sets)
     assert header["license"] == "other" and sum(sets.values()) < 1000
     assert header["size_categories"] == ["n<1K"]
     assert "# Synthetic social-media datasets: dataset card" in (out / "README.md").read_text()
-    assert get_dataset_config_names(str(out)) == list(sets)
+    assert sorted(get_dataset_config_names(str(out))) == sorted(sets)
     # the datasets cache in the test's folder, not the user's
     loaded = load_dataset(str(out), "markov-mptm", split="train", cache_dir=str(tmp_path / "hf"))
     assert loaded.num_rows == sets["markov-mptm"]
@@ -670,7 +672,8 @@ def test_publish_writes_a_hub_dataset_that_loads_and_uploads(finished_run, tmp_p
         upload(out, "lab/synthetic-demo", True, manifest["config_hash"], endpoint=hub.url)
     (commit,) = hub.log.commits
     assert commit.repo == "lab/synthetic-demo" and commit.token == "hf_publish_test_token"
-    assert hub.log.repos["lab/synthetic-demo"]["private"] is True
+    created = hub.log.repos["lab/synthetic-demo"]
+    assert created.get("visibility") == "private" or created.get("private") is True
     assert sorted(commit.files) == sorted(summary["files"])
     assert commit.message.startswith("mpsynth ") and manifest["config_hash"][:12] in commit.message
     for name, data in commit.files.items():

@@ -364,7 +364,10 @@ def test_the_sweeps_budget_is_one_cap_over_every_variation(tmp_path, demo_rows, 
     os.environ["MPSYNTH_SWEEP_KEY"] = "test-key"
     data = write_csv(tmp_path / "posts.csv", first_per_platform(demo_rows, 40), DEMO_COLUMNS)
     with FakeProviderServer(api_key="test-key") as server:
-        raw = hosted_run_config(tmp_path / "run", data, server.base_url, "MPSYNTH_SWEEP_KEY")
+        raw = hosted_run_config(
+            tmp_path / "run", data, server.base_url, "MPSYNTH_SWEEP_KEY", max_tokens=256
+        )
+        raw["generate"]["n_posts"] = 60
         raw["generate"]["prices"] = {
             "test-model": {"input_per_mtok": 100.0, "output_per_mtok": 400.0}
         }

@@ -216,16 +216,21 @@ def run_sweep(
                 )
                 _run_variation(variation, donors_for(variation, variations), root)
                 console.open_run_log(root)
-        summary = _gather(config_path, grid, variations, root, time.perf_counter() - started)
-    log.info("sweep report: %s", root / "sensitivity.html")
-    stopped = [v.name for v in variations if "budget" in v.status]
+        stopped = [v.name for v in variations if "budget" in v.status]
+        finished = any(v.status == "finished" for v in variations)
+        summary = (
+            _gather(config_path, grid, variations, root, time.perf_counter() - started)
+            if finished or not stopped
+            else None
+        )
     if grid.budget_usd is not None and stopped:
         raise StageError(
             f"the sweep's budget_usd=${grid.budget_usd:g} stopped {len(stopped)} of "
             f"{len(variations)} variations ({', '.join(stopped)}; ${spent_usd(variations):.4f} "
-            f"spent): {root / 'sensitivity.html'} reads the finished ones; raise the budget and "
-            "run the sweep again to finish the rest"
+            f"spent); {'sensitivity.html reads the finished ones; ' if finished else ''}raise "
+            "the budget and run the sweep again to finish the rest"
         )
+    log.info("sweep report: %s", root / "sensitivity.html")
     return summary
 
 

@@ -178,9 +178,13 @@ def publish_folder(
     from mpsynth.publish.croissant import write_croissant
 
     write_croissant(out, config, rows, ctx.run.manifest(), licence, real_licences)
-    files = sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file())
+    record = own / "publish.json"  # itself among the files it lists
+    files = sorted(
+        {str(p.relative_to(out)) for p in out.rglob("*") if p.is_file()}
+        | {str(record.relative_to(out))}
+    )
     summary = {"sets": rows, "files": files, "real_licences": real_licences}
-    (own / "publish.json").write_text(json.dumps(summary, indent=2) + "\n")
+    record.write_text(json.dumps(summary, indent=2) + "\n")
     return summary
 
 
