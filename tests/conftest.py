@@ -143,7 +143,7 @@ def ledger_row(
     }
 
 
-def run_engine(generator, requests, ledger_dir, price):
+def run_engine(generator, requests, ledger_dir, price, budget_usd=None):
     """Complete `requests` with the generator's real provider client in this process: (the engine's
     counts, the ledger, the governor)."""
     import asyncio
@@ -153,7 +153,7 @@ def run_engine(generator, requests, ledger_dir, price):
     from mpsynth.generation.ratelimit import RateGovernor
     from mpsynth.providers import build_provider
 
-    governor = RateGovernor(generator.rate, generator.circuit_breaker)
+    governor = RateGovernor(generator.rate, generator.circuit_breaker, budget_usd)
     engine = GenerationEngine(
         build_provider(generator.provider, generator.retry, None),
         generator,

@@ -191,3 +191,26 @@ def test_a_malformed_batch_item_is_a_failed_row_not_a_crash(kind, answer, server
     assert not isinstance(results["req-0"], str)
     assert isinstance(results["req-1"], str)  # that item's error, the others kept
     assert "malformed" in results["req-1"] or "failed" in results["req-1"]
+
+
+def test_a_paid_answer_whose_repair_the_budget_refuses_is_recorded_with_its_cost(server, tmp_path):
+    """The first answer is unusable and paid; the budget admits no repair: the ledger keeps a failed
+    row with what was spent (it never vanishes from the accounts), and the spend stays in budget."""
+    server.faults.clear()
+    server.inject(Fault(content="no json at all"))
+    price = Price(1.0, 2.0)
+    request = _request(0)
+    from mpsynth.providers.output import estimate_tokens
+
+    # room for one attempt at its worst case (the engine's prompt estimate + max_tokens), and not
+    # for the repair (a longer prompt) on top of what the first answer cost
+    prompt = sum(estimate_tokens(m["content"]) for m in request.messages)
+    worst = price.cost(prompt, request.params["max_tokens"])
+    counts, ledger, governor = run_engine(
+        _generator("openai", server), [request], tmp_path, price, budget_usd=1.001 * worst
+    )
+    (row,) = ledger.to_pylist()
+    assert row["status"] == "failed" and "budget reached before the repair" in row["error"]
+    assert row["cost_usd"] > 0 and row["attempts"] == 1
+    assert governor.stats.spent_usd == pytest.approx(row["cost_usd"])
+    assert counts["budget_skipped"] == 1

@@ -174,7 +174,11 @@ class GenerationEngine:
                 break
         except BudgetExhausted:
             self.counts["budget_skipped"] += 1
-            return  # never launched: no ledger row, so a later run with more budget picks it up
+            if not totals["attempts"]:
+                return  # never launched: no ledger row, so a later run with more budget picks it up
+            # the first answer was paid for and unusable, and the budget refused its repair: the
+            # row records what was spent (a later run with more budget asks again)
+            row["error"] = "budget reached before the repair retry (the unusable answer is paid)"
         except RetriesExhausted as error:
             totals["attempts"] += self.generator.retry.max_attempts
             row["error"] = str(error)

@@ -130,6 +130,11 @@ class FakeProviderServer:
             content = fault.content
         if fault is not None and fault.truncate:
             content, stopped = content[: len(content) // 2], "length"
+        limit = _max_tokens(kind, body)
+        if limit is not None and estimate_tokens(content) > limit:  # as a model stops at its limit
+            while content and estimate_tokens(content) > limit:
+                content = content[: int(len(content) * 0.9)]
+            stopped = "length"
         prompt_tokens = sum(estimate_tokens(t) for t in texts)
         completion_tokens = estimate_tokens(content)
         entry.update(prompt_tokens=prompt_tokens, completion_tokens=completion_tokens)
@@ -337,3 +342,10 @@ class FakeProviderServer:
                     self._send(200, json.dumps(server._chat(kind, body, fault, self.entry)), limits)
 
         return Handler
+
+
+def _max_tokens(kind: str, body: dict[str, Any]) -> int | None:
+    """The answer's token limit the request set, in its provider's field."""
+    if kind == "gemini":
+        return (body.get("generationConfig") or {}).get("maxOutputTokens")
+    return body.get("max_tokens") or body.get("max_completion_tokens")
