@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import datetime
 import hashlib
-import json
 from pathlib import Path
 from typing import Any
 
@@ -115,17 +114,3 @@ def croissant_metadata(
         distribution=distribution,
         record_sets=record_sets,
     )
-
-
-def write_croissant(
-    out: Path,
-    config: RunConfig,
-    rows: dict[str, int],
-    manifest: dict[str, Any],
-    licence: str,
-    real_licences: dict[str, list[str]] | None,
-) -> Path:
-    metadata = croissant_metadata(out, config, rows, manifest, licence, real_licences)
-    path = out / "croissant.json"
-    path.write_text(json.dumps(metadata.to_json(), indent=2, default=str) + "\n")
-    return path

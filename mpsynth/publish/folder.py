@@ -175,9 +175,12 @@ def publish_folder(
         "---\n" + yaml.safe_dump(header, sort_keys=False, allow_unicode=True) + "---\n\n" + card,
         encoding="utf-8",
     )
-    from mpsynth.publish.croissant import write_croissant
+    from mpsynth.publish.croissant import croissant_metadata
 
-    write_croissant(out, config, rows, ctx.run.manifest(), licence, real_licences)
+    metadata = croissant_metadata(out, config, rows, ctx.run.manifest(), licence, real_licences)
+    (out / "croissant.json").write_text(
+        json.dumps(metadata.to_json(), indent=2, default=str) + "\n"
+    )
     record = own / "publish.json"  # itself among the files it lists
     files = sorted(
         {str(p.relative_to(out)) for p in out.rglob("*") if p.is_file()}
