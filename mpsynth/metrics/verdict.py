@@ -121,7 +121,7 @@ def verdicts(rows: list[dict], spread: Spread | None = None) -> list[Verdict]:
         widths = [w for w in (_half_width(r), _half_width(ceiling)) if w is not None]
         low = high = None
         half = math.sqrt(sum(w * w for w in widths))
-        if half > 0:  # intervals of zero width (every resample alike) say nothing either way
+        if half > 1e-12:  # intervals of zero width (every resample alike) say nothing either way
             low, high = gap - half, gap + half
         found.append(
             Verdict(

@@ -150,8 +150,10 @@ def spread_table(metrics: pa.Table) -> pa.Table:
     for (family, metric, dataset, platform), values in found.items():
         values_array = np.asarray(values, dtype=float)
         n = len(values_array)
-        mean = float(values_array.mean())
-        sd = float(values_array.std(ddof=1)) if n > 1 else None
+        mean = float(values_array[0]) if np.ptp(values_array) == 0 else float(values_array.mean())
+        # values alike to the last bit have no spread (std's rounding would invent one)
+        same = bool(np.ptp(values_array) == 0)
+        sd = (0.0 if same else float(values_array.std(ddof=1))) if n > 1 else None
         half = t_quantile(n - 1) * sd / math.sqrt(n) if sd is not None else None
         rows.append(
             {
