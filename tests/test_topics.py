@@ -112,6 +112,37 @@ def test_umap_compilation_is_kept_for_the_next_process():
     assert list(kept.glob("distances.euclidean-*.nbi")), kept
 
 
+def test_exact_neighbours_match_umap_and_their_kernel_is_cached_once_for_every_process():
+    """The small-corpus neighbours' distances equal umap-learn's parallel_special_metric with its
+    cosine, bit for bit; and the kernel is a fixed function numba keeps under one entry, where
+    umap-learn's (the metric an argument) gained an entry in every process until saving failed."""
+    import subprocess
+    import sys
+
+    import umap.distances
+
+    from mpsynth.stages.pairwise import pairwise_cosine
+
+    points = np.random.default_rng(0).normal(size=(300, 24)).astype(np.float32)
+    expected = umap.distances.parallel_special_metric(
+        points, metric=umap.distances.named_distances["cosine"]
+    )
+    assert np.array_equal(pairwise_cosine(points), expected)
+    index = Path(pairwise_cosine._cache.cache_path)
+    call = (
+        "import numpy as np; from mpsynth.stages.pairwise import pairwise_cosine; "
+        "pairwise_cosine(np.ones((4, 3), np.float32))"
+    )
+    subprocess.run([sys.executable, "-c", call], check=True)
+    kept = sorted(index.glob("pairwise.pairwise_cosine-*.nbc"))
+    for _ in range(2):  # two more processes: loaded from the cache, no new entry
+        subprocess.run([sys.executable, "-c", call], check=True)
+    assert kept and sorted(index.glob("pairwise.pairwise_cosine-*.nbc")) == kept
+    keep_umap_compilation()
+    # umap-learn's own stays uncached (it would grow by one entry a process)
+    assert umap.distances.parallel_special_metric._cache.__class__.__name__ == "NullCache"
+
+
 def test_prepare_compiles_the_topic_fit_and_builds_each_onnx_model_once(tmp_path, monkeypatch):
     """`mpsynth prepare` (which `make install` runs): one real topic fit, whose umap-learn
     functions numba keeps for the first run, and each ONNX embedder the configs name built once

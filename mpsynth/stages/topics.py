@@ -97,7 +97,13 @@ def keep_umap_compilation() -> None:
         umap.utils,
     ):
         for value in vars(module).values():
-            if isinstance(value, CPUDispatcher):
+            # parallel_special_metric takes its metric as an argument: numba keys each process's
+            # compilation by that function's identity, so its cache only grows (a new entry per
+            # run) until saving it fails; mpsynth.stages.pairwise stands in for it
+            if (
+                isinstance(value, CPUDispatcher)
+                and value is not umap.distances.parallel_special_metric
+            ):
                 value.enable_caching()
 
 
@@ -106,12 +112,14 @@ def exact_cosine_neighbours(embeddings: np.ndarray, k: int) -> tuple[np.ndarray,
     4,096 points (every pairwise distance by its own cosine, in float64; neighbours by a stable
     sort), but with the distances computed in one parallel numba pass instead of once per pair
     through scikit-learn's Python loop (75 s of a 120 s fit on 3,999 posts)."""
-    from umap.distances import named_distances, parallel_special_metric
+    from umap.distances import named_distances
     from umap.utils import fast_knn_indices
+
+    from mpsynth.stages.pairwise import pairwise_cosine
 
     points = np.ascontiguousarray(embeddings, dtype=np.float32)
     cosine = named_distances["cosine"]
-    distances = parallel_special_metric(points, metric=cosine)
+    distances = pairwise_cosine(points)
     # the diagonal as scikit-learn fills it: the metric of each point with itself (not always 0)
     distances[np.diag_indices_from(distances)] = [cosine(p, p) for p in points]
     nearest = fast_knn_indices(distances, k)
