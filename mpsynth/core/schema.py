@@ -239,6 +239,15 @@ DESCRIPTIONS: dict[str, str] = {
     "ci_low": "lower bound of the bootstrap confidence interval (null when none)",
     "ci_high": "upper bound of the bootstrap confidence interval (null when none)",
     "n": "posts the value is computed on",
+    # the replicates stage's tables: every generation's metrics, and their spread
+    "replicate": "the generation the row comes from (1: the run directory's own sets)",
+    "replicates": "generations with a value of the metric",
+    "mean": "the metric's mean over the generations",
+    "mean_low": "lower end of the mean's 95% t-interval over generations (null with one)",
+    "mean_high": "upper end of the mean's 95% t-interval over generations (null with one)",
+    "sd": "the metric's standard deviation over generations (null with one)",
+    "min": "the lowest value over generations",
+    "max": "the highest value over generations",
     "by_construction": "true where a synthetic set matches the real posts by construction (the "
     "structure stage copies posts per account and times from the real accounts): no evidence",
     "kind": "calibration: hashtags, mentions, urls or emojis",

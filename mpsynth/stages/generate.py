@@ -71,15 +71,14 @@ def fill_from_cache(ctx: StageContext, number: int, requests: pa.Table) -> int:
     return len(found)
 
 
-def file_answers(ctx: StageContext, number: int, requests: pa.Table, since: float) -> int:
-    """File in the completion cache the answers this run received for `requests` since `since`."""
-    from mpsynth.generation.ledger import read_ledger
-
-    generator = ctx.config.generate.generators[number]
-    cache = completion_cache(ctx, generator)
+def file_answers(
+    ctx: StageContext, number: int, requests: pa.Table, ledger: pa.Table, since: float
+) -> int:
+    """File in the completion cache the answers of the generator's `ledger` this run received for
+    `requests` since `since`."""
+    cache = completion_cache(ctx, ctx.config.generate.generators[number])
     if cache is None:
         return 0
-    ledger = read_ledger(ledger_dir(ctx.run, generator.name))
     mine = set(requests.column("request_id").to_pylist())
     fresh = [
         r
@@ -143,8 +142,9 @@ def generate_requests(
         )
     if cached:
         counts = {**counts, "cached": cached}
-    file_answers(ctx, number, requests, started)
-    latest = settled(read_ledger(directory))
+    ledger = read_ledger(directory)
+    file_answers(ctx, number, requests, ledger, started)
+    latest = settled(ledger)
     wanted = requests.column("request_id").to_pylist()
     return [latest[rid] for rid in wanted if rid in latest], counts
 

@@ -51,16 +51,6 @@ SPREAD = pa.schema(
         ("max", pa.float64()),
     ]
 )
-DESCRIPTIONS = {
-    "replicate": "the generation the row comes from (1: the run directory's own sets)",
-    "replicates": "generations with a value of the metric",
-    "mean": "the metric's mean over the generations",
-    "mean_low": "lower end of the mean's 95% t-interval over generations (null with one)",
-    "mean_high": "upper end of the mean's 95% t-interval over generations (null with one)",
-    "sd": "the metric's standard deviation over generations (null with one)",
-    "min": "the lowest value over generations",
-    "max": "the highest value over generations",
-}
 
 
 def replicate_location(config: RunConfig, k: int) -> str:
@@ -105,8 +95,8 @@ def run_replicates(ctx: StageContext, out: Path) -> dict[str, Any]:
         tables.append(_tagged(done.stage_dir("evaluate") / "metrics.parquet", k))
     metrics = pa.concat_tables(tables)
     spread = spread_table(metrics)
-    write_table(_described(metrics), out / "metrics.parquet")
-    write_table(_described(spread), out / "spread.parquet")
+    write_table(metrics, out / "metrics.parquet")
+    write_table(spread, out / "spread.parquet")
     (out / "summary.json").write_text(
         json.dumps({"replicates": total, "folder": FOLDER}, indent=2) + "\n"
     )
@@ -116,16 +106,6 @@ def run_replicates(ctx: StageContext, out: Path) -> dict[str, Any]:
 def _tagged(path: Path, k: int) -> pa.Table:
     table = pq.read_table(path)
     return table.append_column("replicate", pa.array([k] * table.num_rows, pa.int64()))
-
-
-def _described(table: pa.Table) -> pa.Table:
-    fields = [
-        field.with_metadata({b"description": DESCRIPTIONS[field.name].encode()})
-        if field.name in DESCRIPTIONS
-        else field
-        for field in table.schema
-    ]
-    return table.cast(pa.schema(fields))
 
 
 def t_quantile(df: int) -> float:
@@ -150,9 +130,9 @@ def spread_table(metrics: pa.Table) -> pa.Table:
     for (family, metric, dataset, platform), values in found.items():
         values_array = np.asarray(values, dtype=float)
         n = len(values_array)
-        mean = float(values_array[0]) if np.ptp(values_array) == 0 else float(values_array.mean())
-        # values alike to the last bit have no spread (std's rounding would invent one)
+        # values alike to the last bit have no spread (mean and std's rounding would invent one)
         same = bool(np.ptp(values_array) == 0)
+        mean = float(values_array[0]) if same else float(values_array.mean())
         sd = (0.0 if same else float(values_array.std(ddof=1))) if n > 1 else None
         half = t_quantile(n - 1) * sd / math.sqrt(n) if sd is not None else None
         rows.append(
