@@ -271,6 +271,13 @@ def compare(
     return rows
 
 
+def _real_sample(real: EvalSet, size: int, seed: int) -> np.ndarray:
+    """At most `size` of the real set's (non-zero) vectors, drawn alike on every run."""
+    vectors = _nonzero(real.embeddings)
+    drawn = np.random.default_rng(seed).permutation(len(vectors))[:size]
+    return vectors[np.sort(drawn)]
+
+
 def _knn_rows(real: EvalSet, synthetic: np.ndarray, name: str, platform: str, boot) -> list:
     """k-NN precision and recall in the measure space, on at most KNN_SAMPLE posts of each; the
     real sample and its radii drawn once per real set, shared by every set compared with it."""
@@ -279,9 +286,7 @@ def _knn_rows(real: EvalSet, synthetic: np.ndarray, name: str, platform: str, bo
     rng = boot[2]
 
     def real_sample() -> tuple[np.ndarray, np.ndarray | None]:
-        vectors = _nonzero(real.embeddings)
-        drawn = np.random.default_rng(0).permutation(len(vectors))[:KNN_SAMPLE]  # every run alike
-        vectors = vectors[np.sort(drawn)]
+        vectors = _real_sample(real, KNN_SAMPLE, seed=0)
         return vectors, knn_radii(vectors) if len(vectors) > KNN + 1 else None
 
     if "knn" not in real.whole:
@@ -317,9 +322,7 @@ def _mauve_rows(real: EvalSet, synthetic: np.ndarray, name: str, platform: str, 
     if compute is None:
         return []
     if "mauve" not in real.whole:
-        vectors = _nonzero(real.embeddings)
-        drawn = np.random.default_rng(1).permutation(len(vectors))[:MAUVE_SAMPLE]
-        real.whole["mauve"] = vectors[np.sort(drawn)]
+        real.whole["mauve"] = _real_sample(real, MAUVE_SAMPLE, seed=1)
     sample = real.whole["mauve"]
     if min(len(sample), len(synthetic)) < MAUVE_FEWEST:
         return []
