@@ -269,20 +269,7 @@ def _set_rows(name, platform, mine: Posts, theirs: Posts, samples, confidence, r
                     gaps, real_gaps, ks_statistic, samples, confidence, rng, BOOTSTRAP_MOST
                 ),
             )
-    if mine.style is not None:
-        value, accounts, ci = account_style_heterogeneity(
-            mine.author, mine.style, samples, confidence, rng
-        )
-        if not np.isnan(value):
-            add("account_style_heterogeneity", value, accounts, ci)
-    bursts = account_burstiness(mine)
-    if len(bursts) >= MIN_ACCOUNTS:
-        add(
-            "burstiness",
-            bursts.mean(),
-            len(bursts),
-            bootstrap_mean_ci(bursts, samples, confidence, rng),
-        )
+    _individual_rows(mine, add, samples, confidence, rng)
     if theirs.reply_to is not None:  # the real posts carry links: how many answer another
         replies = (
             np.zeros(len(mine.platform))
@@ -304,6 +291,24 @@ def _set_rows(name, platform, mine: Posts, theirs: Posts, samples, confidence, r
                 bootstrap_mean_ci(depths, samples, confidence, rng),
             )
     return rows
+
+
+def _individual_rows(mine: Posts, add, samples, confidence, rng) -> None:
+    """The set's accounts as individuals: their style heterogeneity and their burstiness."""
+    if mine.style is not None:
+        value, accounts, ci = account_style_heterogeneity(
+            mine.author, mine.style, samples, confidence, rng
+        )
+        if not np.isnan(value):
+            add("account_style_heterogeneity", value, accounts, ci)
+    bursts = account_burstiness(mine)
+    if len(bursts) >= MIN_ACCOUNTS:
+        add(
+            "burstiness",
+            bursts.mean(),
+            len(bursts),
+            bootstrap_mean_ci(bursts, samples, confidence, rng),
+        )
 
 
 def _centred(value, values, statistic, samples, rng) -> tuple[float, float]:
