@@ -249,6 +249,45 @@ def publish_command(
         upload(folder, repo, private, fingerprint)
 
 
+@cli.command(name="drop")
+@click.argument("run_dir", type=click.Path(file_okay=False, exists=True))
+@click.option(
+    "--ids",
+    "ids_file",
+    required=True,
+    type=click.Path(dir_okay=False),
+    help="the posts to drop: 'SET<TAB>ID' or 'ID' (every set) per line, as the viewer exports",
+)
+@click.option("--reason", default="flagged in review", show_default=True)
+def drop_command(run_dir: str, ids_file: str, reason: str) -> None:
+    """Drop posts a reviewer flagged from a run's sets (and the replies beneath them), then bring
+    the evaluation, report, card and viewer up to date. What was dropped is kept aside."""
+    import json
+    from pathlib import Path
+
+    from mpsynth.orchestration.pipeline import run_pipeline
+    from mpsynth.stages.drops import DROPS, read_ids_file, record_drops
+
+    root = Path(run_dir)
+    pairs = read_ids_file(Path(ids_file))
+    added = record_drops(root, pairs, reason)
+    log.info("drop: %d posts listed in %s, %d of them new", len(pairs), root / DROPS, added)
+    config = load_config(root / "config.yaml", (f"run_dir={root}",))
+    run_pipeline(config)
+    final = "structure" if config.pipeline == "mptm" else "postprocess"
+    summary = json.loads((root / final / "summary.json").read_text())
+    sets = summary["sets"] if final == "structure" else summary.get("review", {})
+    for name, counts in sorted(sets.items()):
+        if counts.get("dropped"):
+            log.info(
+                "drop: %s without %d posts and %d replies beneath them (kept in %s)",
+                name,
+                counts["dropped"],
+                counts.get("replies_dropped", 0),
+                root / final / "dropped" / f"{name}.parquet",
+            )
+
+
 CACHES = ("embeddings", "entities", "completions")
 
 

@@ -92,7 +92,7 @@ def test_a_budget_reached_mid_run_fails_and_keeps_the_answers(tmp_path, demo_row
         ):
             run_generate(ctx, out)
         answered = len(server.log.requests)
-    ledger = read_ledger(ledger_dir(ctx.run, "hosted"))
+    ledger = read_ledger(ledger_dir(ctx, "hosted"))
     assert 0 < answered < N_REQUESTS and ledger.num_rows == answered
     assert not (out / "completions.parquet").exists()  # the stage is not committed
 
@@ -115,7 +115,7 @@ def test_failed_requests_leave_the_stage_open_and_the_rerun_asks_for_exactly_tho
         assert not (out / "completions.parquet").exists()  # not committed
         first = [r["body"] for r in server.log.requests]
         failed = {
-            r["request_id"] for r in read_ledger(ledger_dir(ctx.run, "hosted")).to_pylist()
+            r["request_id"] for r in read_ledger(ledger_dir(ctx, "hosted")).to_pylist()
             if r["status"] == "failed"
         }  # fmt: skip
         assert len(first) == N_REQUESTS and len(failed) == 3

@@ -4,6 +4,7 @@ import re
 
 import pydantic
 import pytest
+import yaml
 
 from mpsynth.config import apply_overrides, build_config, load_config
 from mpsynth.core.errors import ConfigError
@@ -115,3 +116,16 @@ def test_unknown_key_lists_the_allowed_keys_of_its_section():
     with pytest.raises(ConfigError) as error:
         load_config(DEMO, ["generate.generators.0.provider.ordr=3"])
     assert "allowed here: kind, model, order, max_words, min_training_posts" in str(error.value)
+
+
+def test_the_saved_config_loads_back_as_the_same_config(tmp_path):
+    """A run directory's config.yaml reads back as the config that wrote it, down to which
+    columns an input named (a named column must exist, a default one may be absent)."""
+    raw = {"run_dir": str(tmp_path / "run"), "ingest": {"inputs": [{"path": "posts.csv",
+           "columns": {"text": "body"}}]}}  # fmt: skip
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(raw))
+    config = load_config(tmp_path / "config.yaml")
+    (tmp_path / "saved.yaml").write_text(config.to_yaml())
+    again = load_config(tmp_path / "saved.yaml")
+    assert again == config
+    assert again.ingest.inputs[0].columns.model_fields_set == {"text"}

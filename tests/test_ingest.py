@@ -181,3 +181,54 @@ def test_jsonl_parquet_and_folder_inputs_with_mapping(tmp_path):
         **dict.fromkeys(["dangling_reply_to", "dangling_quote_of", "self_replies"], 0),
         "reply_loops": 0,
     }
+
+
+def test_datasets_folders_are_inputs_saved_or_laid_out_as_on_the_hub(tmp_path, demo_rows):
+    """A dataset saved with `datasets` (one, or a dict of splits, as Arrow streams) and a folder
+    laid out as on the Hub (its card's configs naming the data files) read as any input."""
+    import yaml
+    from datasets import Dataset, DatasetDict
+
+    rows = first_per_platform(demo_rows, 5)
+    columns = {c: [r[c] for r in rows] for c in ("id", "platform", "text", "author")}
+    texts = sorted(columns["text"])
+    Dataset.from_dict(columns).save_to_disk(str(tmp_path / "saved"))
+    half = len(rows) // 2
+    DatasetDict(
+        {
+            "train": Dataset.from_dict({c: v[:half] for c, v in columns.items()}),
+            "test": Dataset.from_dict({c: v[half:] for c, v in columns.items()}),
+        }
+    ).save_to_disk(str(tmp_path / "splits"))
+    hub = tmp_path / "hub"
+    for name, part in (("posts", slice(None)), ("other", slice(0, 3))):
+        (hub / "data" / name).mkdir(parents=True)
+        table = pa.table({c: v[part] for c, v in columns.items()})
+        pq.write_table(table, hub / "data" / name / "train.parquet")
+    (hub / "mpsynth").mkdir()
+    pq.write_table(pa.table({"metric": ["x"]}), hub / "mpsynth" / "metrics.parquet")  # not data
+    configs = [
+        {"config_name": n, "data_files": [{"split": "train", "path": f"data/{n}/*.parquet"}]}
+        for n in ("posts", "other")
+    ]
+    header = {"license": "cc-by-4.0", "configs": configs}
+    (hub / "README.md").write_text("---\n" + yaml.safe_dump(header) + "---\n# card\n")
+    for path, extra, expected in (
+        (tmp_path / "saved", {}, texts),
+        (tmp_path / "splits", {}, texts),  # every split
+        (hub, {"dataset_config": "posts"}, texts),
+        (hub, {"dataset_config": "other"}, sorted(columns["text"][:3])),
+    ):
+        result = ingest(_config({"path": str(path), **extra}))
+        assert sorted(result.posts.column("text").to_pylist()) == expected, path
+    with pytest.raises(InputError, match=r"configs posts, other: name one with .*dataset_config"):
+        ingest(_config({"path": str(hub)}))
+    with pytest.raises(InputError, match=r"no dataset config 'nope'; its configs are posts, other"):
+        ingest(_config({"path": str(hub), "dataset_config": "nope"}))
+    # the card's licence is the input's, for `mpsynth publish --include-real`
+    from mpsynth.config.run import build_config
+    from mpsynth.publish.folder import check_real_licences
+
+    inputs = [{"path": str(hub), "dataset_config": "posts"}]
+    run = build_config({"run_dir": str(tmp_path / "run"), "ingest": {"inputs": inputs}})
+    assert check_real_licences(run) == {str(hub): ["cc-by-4.0"]}

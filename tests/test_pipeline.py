@@ -704,3 +704,115 @@ def test_publish_refuses_real_posts_whose_licence_is_not_stated_or_forbids_it(
         "CC-BY-4.0 (UCI YouTube Spam Collection)",
         "CC-BY-NC-SA-4.0 (TRAC-1)",
     ]
+
+
+def test_the_viewer_browses_opens_flags_and_its_export_drops_posts(finished_run, tmp_path):
+    """viewer.html in a real headless browser: a set by platform, topic and search, a post with
+    the real examples its prompt showed, two posts flagged and exported; `mpsynth drop` with the
+    export takes them out of the set, the metrics, the card and the viewer."""
+    import asyncio
+    import os
+
+    from tests.browser import Page, chromium
+
+    if not chromium():
+        message = "the viewer check did not run: Debian's chromium is not installed"
+        if os.environ.get("MPSYNTH_REQUIRE_BROWSER"):  # make test installs it and sets this
+            pytest.fail(message)
+        pytest.skip(message + " (make test installs it)")
+    _copy_of(finished_run, tmp_path)
+    root = tmp_path / "run"
+    name = "markov-mptm"
+    posts = pq.read_table(root / "structure" / "synthetic" / f"{name}.parquet").to_pylist()
+    real = {r["id"]: r for r in pq.read_table(root / "ingest" / "posts.parquet").to_pylist()}
+    platform = posts[0]["platform"]
+    topic = posts[0]["topic"]
+    word = max(posts[0]["text"].split(), key=len).lower()
+    shot = tmp_path / "viewer.png"
+
+    async def review() -> dict:
+        async with Page(tmp_path / "profile") as page:
+            await page.goto((root / "report" / "viewer.html").as_uri() + f"#set={name}")
+            seen = {"rows": await page.js("document.querySelectorAll('#posts .post').length")}
+            await page.js(
+                f"(s => {{ s.value = {json.dumps(platform)}; s.onchange({{target: s}}) }})"
+                "(document.getElementById('platform'))"
+            )
+            await page.js(
+                f"(s => {{ s.value = {json.dumps(str(topic))}; s.onchange({{target: s}}) }})"
+                "(document.getElementById('topic'))"
+            )
+            seen["filtered"] = await page.js("document.getElementById('count').textContent")
+            seen["topic_label"] = await page.js(
+                "document.getElementById('topic').selectedOptions[0].textContent"
+            )
+            await page.js(
+                f"(s => {{ s.value = {json.dumps(word)}; s.oninput({{target: s}}) }})"
+                "(document.getElementById('search'))"
+            )
+            seen["searched"] = await page.js("document.getElementById('count').textContent")
+            await page.js("document.querySelector('#posts .post').click()")
+            seen["opened"] = await page.js("document.querySelector('#posts .post.open').dataset.id")
+            seen["examples"] = await page.js(
+                "[...document.querySelectorAll('#examples .body')].map(e => e.firstChild.data)"
+            )
+            await page.screenshot(shot)
+            await page.goto((root / "report" / "viewer.html").as_uri() + f"#set={name}")
+            await page.js(
+                "[...document.querySelectorAll('#posts .post input')].slice(0, 2)"
+                ".forEach(b => b.click())"
+            )
+            seen["flagged"] = await page.js(
+                "[...document.querySelectorAll('#posts .post.flagged')].map(e => e.dataset.id)"
+            )
+            await page.js("document.getElementById('export').click()")
+            seen["export"] = await page.js("document.getElementById('exported').value")
+            return seen
+
+    seen = asyncio.run(review())
+    assert seen["rows"] == min(50, len(posts))
+    cell = [p for p in posts if p["platform"] == platform and p["topic"] == topic]
+    assert seen["filtered"].startswith(f"{len(cell)} posts")
+    assert seen["topic_label"].startswith(f"{topic}: ")  # named by its keywords
+    found = [p for p in cell if word in p["text"].lower()]
+    assert seen["searched"].startswith(f"{len(found)} posts")
+    opened = next(p for p in posts if p["id"] == seen["opened"])
+    assert seen["examples"] == [real[i]["text"] for i in opened["example_ids"]]
+    from matplotlib.image import imread
+
+    assert imread(shot).shape[:2] == (900, 1400)
+    if os.environ.get("MPSYNTH_SCREENSHOTS"):  # where the README's picture comes from
+        shutil.copyfile(shot, os.path.join(os.environ["MPSYNTH_SCREENSHOTS"], "viewer.png"))
+    flagged = seen["flagged"]
+    assert len(flagged) == 2
+    lines = [ln for ln in seen["export"].splitlines() if not ln.startswith("#")]
+    assert lines == sorted(f"{name}\t{i}" for i in flagged)
+    # the export, as a file, is what `mpsynth drop` takes
+    ids = tmp_path / "flagged-ids.txt"
+    ids.write_text(seen["export"])
+    before = pq.read_table(root / "evaluate" / "metrics.parquet").to_pylist()
+    assert main(["drop", str(root), "--ids", str(ids)]) == 0
+    kept = pq.read_table(root / "structure" / "synthetic" / f"{name}.parquet")
+    dropped = pq.read_table(root / "structure" / "dropped" / f"{name}.parquet")
+    assert not set(flagged) & set(kept["id"].to_pylist())
+    assert set(flagged) <= set(dropped["id"].to_pylist())
+    assert kept.num_rows + dropped.num_rows == len(posts)
+    untouched = "structure/synthetic/markov-per_platform.parquet"  # a set nobody flagged
+    assert pq.read_table(root / untouched).equals(
+        pq.read_table(finished_run[1].run_dir / untouched)
+    )
+    after = pq.read_table(root / "evaluate" / "metrics.parquet").to_pylist()
+
+    def posts_measured(rows):
+        return next(
+            r["n"] for r in rows
+            if r["dataset"] == name and r["platform"] == "all" and r["metric"] == "mean_chars"
+        )  # fmt: skip
+
+    assert posts_measured(after) == posts_measured(before) - dropped.num_rows
+    card = (root / "report" / "dataset_card.md").read_text()
+    assert str(kept.num_rows) in card
+    viewer = (root / "report" / "viewer.html").read_text()
+    data = json.loads(viewer.split('type="application/json">')[1].split("</script>")[0])
+    shown = {p["id"] for p in data["sets"][name]["posts"]}
+    assert not set(flagged) & shown and len(shown) == kept.num_rows

@@ -382,8 +382,46 @@ def test_the_sweeps_budget_is_one_cap_over_every_variation(tmp_path, demo_rows, 
         with pytest.raises(StageError, match=r"budget_usd=\$.* stopped"):
             run_sweep(tmp_path / "config.yaml", tmp_path / "grid.yaml")
         sent = len(server.log.requests)
+        temperatures = {r["body"]["temperature"] for r in server.log.requests}
+    assert temperatures == {1.0, 1.2}  # sent together, each variation in turn
     variations = plan_sweep(
         tmp_path / "config.yaml", load_grid(tmp_path / "grid.yaml"), (), tmp_path / "run-sweep"
     )
-    assert 0 < spent_usd(variations) <= budget  # never overshot
+    assert 0 < spent_usd(variations, tmp_path / "run-sweep") <= budget  # never overshot
     assert 0 < sent < 2 * row["requests"]
+
+
+def test_variations_asking_the_same_requests_send_them_once_together(
+    tmp_path, demo_rows, ray_local
+):
+    """Two variations that differ after their prompts ask a hosted model the same requests: the
+    sweep sends them together, each once, into one ledger both read; neither variation sends any."""
+    import os
+
+    from mpsynth.orchestration.sweep import run_sweep
+    from mpsynth.testing import FakeProviderServer
+    from tests.conftest import hosted_run_config
+
+    os.environ["MPSYNTH_SWEEP_KEY"] = "test-key"
+    data = write_csv(tmp_path / "posts.csv", first_per_platform(demo_rows, 40), DEMO_COLUMNS)
+    with FakeProviderServer(api_key="test-key") as server:
+        raw = hosted_run_config(tmp_path / "run", data, server.base_url, "MPSYNTH_SWEEP_KEY")
+        (tmp_path / "config.yaml").write_text(yaml.safe_dump(raw))
+        (tmp_path / "grid.yaml").write_text(
+            yaml.safe_dump({"grid": {"evaluate.bootstrap_samples": [10, 20]}})
+        )
+        summary = run_sweep(tmp_path / "config.yaml", tmp_path / "grid.yaml")
+        sent = [r["body"]["messages"] for r in server.log.requests]
+    root = tmp_path / "run-sweep"
+    assert summary["finished"] == 2
+    requests = [
+        pq.read_table(v / "prompts" / "requests.parquet") for v in (root / "variations").iterdir()
+    ]
+    assert requests[0]["request_id"].to_pylist() == requests[1]["request_id"].to_pylist()
+    assert len(sent) == requests[0].num_rows  # each request once, for both variations
+    for variation in (root / "variations").iterdir():
+        generated = json.loads((variation / "generate" / "summary.json").read_text())["hosted"]
+        assert generated["ok"] == requests[0].num_rows and generated["missing"] == 0
+        assert generated["this_run"] == {}  # every answer already in the sweep's ledger
+        assert not (variation / "ledger").exists()
+    assert (root / "ledger" / "hosted").is_dir()

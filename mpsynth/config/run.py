@@ -89,7 +89,12 @@ class RunConfig(Section):
         return int(state[0] >> 1)
 
     def to_yaml(self) -> str:
-        return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)
+        """Every setting, as loading it again reads it: an input's column map keeps only the
+        columns the config named (a named column must exist; a default one may be absent)."""
+        raw = self.model_dump(mode="json")
+        for spec, dumped in zip(self.ingest.inputs, raw["ingest"]["inputs"], strict=True):
+            dumped["columns"] = spec.columns.model_dump(mode="json", exclude_unset=True)
+        return yaml.safe_dump(raw, sort_keys=False)
 
 
 def _defaults() -> dict[str, Any]:

@@ -56,7 +56,16 @@ Location = Annotated[Path | str, BeforeValidator(_location)]
 
 class InputSpec(Section):
     path: Location = Field(description="a file or folder, or a file's URI (s3://bucket/posts.csv)")
-    format: Literal["auto", "csv", "jsonl", "parquet"] = "auto"
+    format: Literal["auto", "csv", "jsonl", "parquet", "arrow"] = Field(
+        default="auto",
+        description="auto: by the suffix (.csv, .jsonl, .parquet, .arrow: an Arrow stream as "
+        "`datasets` saves it)",
+    )
+    dataset_config: str | None = Field(
+        default=None,
+        description="a Hugging Face dataset folder's config to read (its README's `configs`); "
+        "None: the default one, or the only one",
+    )
     platform: str | None = Field(
         default=None, description="a fixed platform for every row (the platform column is ignored)"
     )
@@ -437,6 +446,11 @@ class EvaluateConfig(Section):
 
 class ReportConfig(Section):
     title: str = "mpsynth fidelity report"
+    viewer_posts: Annotated[int, Field(ge=1)] = Field(
+        default=5_000,
+        description="posts of each set (and of the real posts) viewer.html carries; a larger set "
+        "is shown through a seeded sample of this many",
+    )
 
 
 RAY_WORK_STAGES = ("embed", "topics", "generate", "utility", "evaluate")  # postprocess: as generate

@@ -65,6 +65,12 @@ class SweepGrid(Section):
     budget_usd: Annotated[float, Field(gt=0.0)] | None = Field(
         default=None, description="the whole sweep's generation budget, every variation together"
     )
+    together: bool = Field(
+        default=True,
+        description="send every variation's requests to a hosted model at once, through one "
+        "governor per generator, before the variations' later stages (false: one variation's "
+        "requests after another's)",
+    )
 
     @model_validator(mode="after")
     def _usable(self) -> SweepGrid:

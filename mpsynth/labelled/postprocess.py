@@ -23,6 +23,7 @@ from mpsynth.core import schema
 from mpsynth.labelled.cues import seed_classifier
 from mpsynth.labelled.labels import class_counts_text
 from mpsynth.rundir.context import StageContext, write_table
+from mpsynth.stages.drops import apply_drops
 from mpsynth.stages.postprocess.runner import real_index, run_postprocess
 
 log = logging.getLogger(__name__)
@@ -68,6 +69,9 @@ def run_labelled_postprocess(ctx: StageContext, out: Path) -> dict[str, Any]:
             sets, inputs.seed, ctx.config.seed, out / "calibration"
         )
     for name, table in sets.items():
+        table, dropped = apply_drops(ctx.run.root, table, name, out)
+        if dropped:
+            summary.setdefault("review", {})[name] = dropped
         rows[name] = write_table(table, out / "synthetic" / f"{name}.parquet")
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     rows["rejected"] = write_table(pa.concat_tables(rejected), out / "rejected.parquet")

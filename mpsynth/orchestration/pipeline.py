@@ -86,16 +86,18 @@ def run_pipeline(
     force: Iterable[str] = (),
     donors: Donors | None = None,
     cache_dir: Path | None = None,
+    ledger_root: Path | None = None,
 ) -> dict[str, Any]:
     """Run the config's stages up to `until` (None: all of them), skipping those already current
     and adopting those a donor holds with the same fingerprint; return the manifest. `cache_dir`:
-    the embedding cache's folder (default: $MPSYNTH_CACHE, else the run directory's)."""
+    the embedding cache's folder (default: $MPSYNTH_CACHE, else the run directory's);
+    `ledger_root`: where the generators' ledgers live (default: the run directory)."""
     until = check_stage(config, until)
     force = set(force)
     preflight(config, until)  # before the run directory exists: a bad input leaves nothing behind
     run = RunDirectory.open(config.run_dir)
     with _claimed(run):
-        return _run_stages(config, run, until, force, donors, cache_dir)
+        return _run_stages(config, run, until, force, donors, cache_dir, ledger_root)
 
 
 @contextmanager
@@ -139,9 +141,10 @@ def _run_stages(
     force: set[str],
     donors: Donors | None = None,
     cache_dir: Path | None = None,
+    ledger_root: Path | None = None,
 ) -> dict[str, Any]:
     run.initialise(config.to_yaml(), fingerprint(config.model_dump(mode="json")))
-    ctx = StageContext(config, run, cache_dir, pipeline=run_pipeline)
+    ctx = StageContext(config, run, cache_dir, ledger_root, pipeline=run_pipeline)
     runners = {name: runner for name, runner, _ in stage_plan(config)}
     plan, stale = [], False
     for stage, stage_fingerprint in stage_fingerprints(config, until):
@@ -214,7 +217,7 @@ def estimate(config: RunConfig) -> list[dict]:
     done = {}
     for g in config.generate.generators:
         # answered in this run's ledger, or by any run before it (the completion cache): free
-        done[g.name] = succeeded_ids(read_ledger(ledger_dir(run, g.name)))
+        done[g.name] = succeeded_ids(read_ledger(ledger_dir(ctx, g.name)))
         cache = completion_cache(ctx, g)
         if cache is not None:
             done[g.name] |= set(cache.lookup(requests.column("request_id").to_pylist()))

@@ -13,6 +13,7 @@ from mpsynth.core.errors import StageError
 from mpsynth.core.locations import is_remote
 from mpsynth.report.runner import run_report
 from mpsynth.rundir.context import StageContext
+from mpsynth.stages.drops import dropped_posts
 from mpsynth.stages.embed import run_embed
 from mpsynth.stages.evaluate.runner import run_evaluate
 from mpsynth.stages.generate import run_generate
@@ -94,6 +95,7 @@ STAGE_INPUTS: dict[str, Callable[[RunConfig], Any]] = {
         "templates": _template_texts(c),
         "examples_per_prompt": c.pools.examples_per_prompt,
         "generate": _generation(c),
+        **dropped_posts(c.run_dir),  # the posts a reviewer dropped are left out here
     },
     "evaluate": lambda c: {"evaluate": c.evaluate.model_dump(mode="json"), "seed": c.seed},
     "replicates": lambda c: {"replicates": c.generate.replicates},
@@ -169,6 +171,7 @@ def _labelled_runners() -> tuple[dict[str, Runner], dict[str, Callable[[RunConfi
             "examples_per_prompt": c.pools.examples_per_prompt,
             "prompt_cues": c.labelled.cues.prompt_cues,
             "descriptions": c.labelled.descriptions,
+            **dropped_posts(c.run_dir),  # a labelled run's final sets are written here
         },
         "utility": lambda c: {
             "utility": c.labelled.utility.model_dump(mode="json"),

@@ -9,12 +9,16 @@ fitted once per distinct topic setting, not once per variation. Every variation 
 embedding cache (`<out>/cache/`).
 
 Variations run one after another inside one Ray session, each stage spread over the cluster as a
-plain run's is; a hosted provider therefore sees one variation's requests at a time, under that
-variation's rate settings. The sweep's `budget_usd` is one cap over every variation: each runs with
-`generate.budget_usd` set to what is left of it (every variation's ledger counted before it
-starts), so generation stops request by request at the cap, as a run's own budget does; a model
-without a price is refused before any work, and a sweep the cap stopped ends in an error. A sweep is resumed by running it again: finished variations
-are up to date, a crashed one continues where it stopped.
+plain run's is, and share one ledger per generator (`<out>/ledger/`: a ledger is keyed by request
+id). With the grid's `together` (the default), every variation is first run up to its prompts and
+the requests of all of them to a hosted model are sent at once through one governor per generator
+(`generate_together`); each variation's generate stage then finds its answers in the ledger. The
+sweep's `budget_usd` is one cap over every variation: the requests sent together run under what is
+left of it, and each variation after them with `generate.budget_usd` set to what is left (the
+ledgers counted before it starts), so generation stops request by request at the cap, as a run's
+own budget does; a model without a price is refused before any work, and a sweep the cap stopped
+ends in an error. A sweep is resumed by running it again: finished variations are up to date, a
+crashed one continues where it stopped.
 
 Outputs in `<out>/`: `variations.parquet` (settings, status, seconds, stages run and reused),
 `metrics.parquet` (every metric of every variation, long), `sensitivity.parquet` and
@@ -164,17 +168,128 @@ def donors_for(variation: Variation, others: list[Variation]) -> Donors:
     return find
 
 
-def spent_usd(variations: list[Variation]) -> float:
-    """What every variation's ledgers have cost so far."""
+def spent_usd(variations: list[Variation], root: Path) -> float:
+    """What the sweep's answers have cost so far: its shared ledgers (`<root>/ledger/`) and any a
+    variation holds of its own."""
     from mpsynth.generation.ledger import read_ledger
 
     total = 0.0
-    for variation in variations:
-        for ledger in sorted((variation.root / "ledger").glob("*")):
+    for folder in [root, *(v.root for v in variations)]:
+        for ledger in sorted((folder / "ledger").glob("*")):
             table = read_ledger(ledger)
             if table.num_rows:
                 total += pc.sum(table.column("cost_usd")).as_py() or 0.0
     return total
+
+
+def generate_together(variations: list[Variation], root: Path, budget_usd: float | None) -> None:
+    """Every variation's generation requests to a hosted model sent at once: each variation is
+    run up to its prompts, then each generator's requests of all of them (one request asked by
+    two variations, once) go through one governor and one pool of workers into the sweep's
+    ledger, which every variation reads; their generate stages then find every answer there.
+    The Markov stand-in and batch-mode generators are left to each variation's own run."""
+    from mpsynth.distributed.generation import run_generator
+    from mpsynth.generation.cache import UNCACHED_PROVIDERS, CompletionCache
+    from mpsynth.generation.ledger import read_ledger
+    from mpsynth.generation.pricing import run_price
+    from mpsynth.providers import RealCorpus
+    from mpsynth.rundir.context import StageContext
+
+    def sent_together(generator) -> bool:
+        return generator.provider.kind not in UNCACHED_PROVIDERS and generator.mode == "live"
+
+    ready = [v for v in variations if any(map(sent_together, v.config.generate.generators))]
+    if not ready:
+        return
+    log.info("sweep: %d variations up to their prompts, then their requests together", len(ready))
+    for variation in ready:
+        try:
+            run_pipeline(
+                variation.config,
+                until="prompts",
+                donors=donors_for(variation, variations),
+                cache_dir=root / "cache",
+                ledger_root=root,
+            )
+        except MpsynthError as error:  # its own run below says so again
+            log.warning("variation %s: %s", variation.name, str(error).splitlines()[0])
+    groups: dict[str, tuple[Any, list[pa.Table]]] = {}
+    for variation in ready:
+        path = variation.root / "prompts" / "requests.parquet"
+        if not path.is_file():
+            continue
+        requests = pq.read_table(path)
+        for generator in filter(sent_together, variation.config.generate.generators):
+            mine = requests.filter(pc.equal(requests.column("generator"), generator.name))
+            first, tables = groups.setdefault(generator.name, (generator, []))
+            if first.provider != generator.provider:  # another endpoint: its variation sends
+                continue
+            tables.append(mine)
+    first_config = ready[0].config
+    ctx = StageContext(first_config, RunDirectory(ready[0].root))
+    corpus = RealCorpus(  # read by the Markov stand-in alone, which is not sent together
+        posts=ctx.reference().resolve(), assignments=ctx.path("topics", "assignments").resolve()
+    )
+    for name, (generator, tables) in groups.items():
+        requests = _interleaved(tables)
+        distinct = _first_of_each(requests)
+        left = None if budget_usd is None else budget_usd - spent_usd(variations, root)
+        if left is not None and left <= 0:
+            log.warning("sweep: budget reached before %s's requests were sent together", name)
+            break
+        log.info(
+            "sweep: %s: %d requests of %d variations (%d distinct) sent together",
+            name,
+            requests.num_rows,
+            len(tables),
+            distinct.num_rows,
+        )
+        settings = first_config.generate
+        started = time.time()
+        try:
+            run_generator(
+                generator,
+                distinct,
+                root / "ledger" / name,
+                corpus,
+                run_price(generator, settings.prices),
+                left,
+                first_config.ray,
+                settings.flush_every,
+                settings.flush_interval_s,
+                settings.progress_interval_s,
+                seed=first_config.draw_seed,
+            )
+        except MpsynthError as error:  # each variation's generate stage meets it and says so
+            log.warning("sweep: %s: %s", name, str(error).splitlines()[0])
+        if settings.cache:  # filed for later runs, as a run's own generate stage files them
+            ledger = read_ledger(root / "ledger" / name)
+            fresh = [
+                r for r in ledger.to_pylist() if r["attempts"] > 0 and r["finished_at"] >= started
+            ]
+            CompletionCache(root / "cache", int(settings.cache_max_gb * 1024**3)).add(fresh)
+
+
+def _interleaved(tables: list[pa.Table]) -> pa.Table:
+    """The variations' requests taken in turn (one of each, then the next of each), so a budget
+    or an interruption leaves every variation a share of the answers, not the first all of them."""
+    import itertools
+
+    offsets = list(itertools.accumulate([0, *(t.num_rows for t in tables)]))
+    order = [
+        offsets[t] + row
+        for row in range(max(t.num_rows for t in tables))
+        for t in range(len(tables))
+        if row < tables[t].num_rows
+    ]
+    return pa.concat_tables(tables).take(order)
+
+
+def _first_of_each(requests: pa.Table) -> pa.Table:
+    """One row per request id (variations that ask the same thing ask it once)."""
+    ids = requests.column("request_id").to_pylist()
+    first = {request_id: i for i, request_id in reversed(list(enumerate(ids)))}
+    return requests.take(sorted(first.values()))
 
 
 def run_sweep(
@@ -199,9 +314,11 @@ def run_sweep(
         console.open_run_log(root)
         log.info("sweep: %d variations in %s", len(variations), root)
         with _ray(variations[0].config):
+            if grid.together:
+                generate_together(variations, root, grid.budget_usd)
             for number, variation in enumerate(variations, start=1):
                 if grid.budget_usd is not None:
-                    left = grid.budget_usd - spent_usd(variations)
+                    left = grid.budget_usd - spent_usd(variations, root)
                     if left <= 0:
                         log.warning("sweep budget reached: $%.2f spent", grid.budget_usd - left)
                         variation.status = "not run: sweep budget reached"
@@ -226,7 +343,8 @@ def run_sweep(
     if grid.budget_usd is not None and stopped:
         raise StageError(
             f"the sweep's budget_usd=${grid.budget_usd:g} stopped {len(stopped)} of "
-            f"{len(variations)} variations ({', '.join(stopped)}; ${spent_usd(variations):.4f} "
+            f"{len(variations)} variations ({', '.join(stopped)}; "
+            f"${spent_usd(variations, root):.4f} "
             f"spent); {'sensitivity.html reads the finished ones; ' if finished else ''}raise "
             "the budget and run the sweep again to finish the rest"
         )
@@ -245,7 +363,9 @@ def _capped(config: RunConfig, left: float) -> RunConfig:
 def _run_variation(variation: Variation, donors: Donors, root: Path) -> None:
     started = time.perf_counter()
     try:
-        manifest = run_pipeline(variation.config, donors=donors, cache_dir=root / "cache")
+        manifest = run_pipeline(
+            variation.config, donors=donors, cache_dir=root / "cache", ledger_root=root
+        )
     except MpsynthError as error:  # one setting's failure is a finding, not the sweep's end
         variation.status = f"failed: {str(error).splitlines()[0]}"
         log.warning("variation %s failed: %s", variation.name, error)

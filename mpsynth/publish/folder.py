@@ -7,7 +7,7 @@
                          their licences allow it), every column described
       croissant.json     Croissant metadata (mlcroissant), fields described, provenance
       mpsynth/           config.yaml (the resolved config: environment variable names, never keys),
-                         metrics.parquet, report.html
+                         metrics.parquet, report.html (and viewer.html, with the real posts)
 
 `datasets.load_dataset(<out>, <set>)` loads each set as its own config.
 """
@@ -59,6 +59,9 @@ def input_licences(config: RunConfig) -> dict[str, list[str]]:
         if spec.license is not None:
             found[str(spec.path)] = [spec.license]
             continue
+        if (card := _hub_card_licence(spec.path)) is not None:  # a dataset folder's own card
+            found[str(spec.path)] = [card]
+            continue
         values: set[str] = set()
         for file, kind in expand_input(spec):
             column = _license_column(file, kind)
@@ -67,8 +70,25 @@ def input_licences(config: RunConfig) -> dict[str, list[str]]:
     return found
 
 
+def _hub_card_licence(path: Path | str) -> str | None:
+    """The `license` of a Hugging Face dataset folder's card (its README's YAML header)."""
+    card = Path(path) / "README.md"
+    if not (isinstance(path, Path) and card.is_file()):
+        return None
+    text = card.read_text(encoding="utf-8")
+    if not text.startswith("---"):
+        return None
+    licence = (yaml.safe_load(text.split("---", 2)[1]) or {}).get("license")
+    return licence if isinstance(licence, str) else None
+
+
 def _license_column(file: Path, kind: str) -> list[str]:
     try:
+        if kind == "arrow":
+            from mpsynth.stages.ingest.readers import arrow_table
+
+            table = arrow_table(file)
+            return table.column("license").to_pylist() if "license" in table.column_names else []
         if kind == "parquet":
             return pq.read_table(file, columns=["license"]).column("license").to_pylist()
         if kind == "csv":
@@ -149,6 +169,9 @@ def publish_folder(
     shutil.copyfile(run_dir / "config.yaml", own / "config.yaml")
     shutil.copyfile(ctx.path("evaluate", "metrics.parquet"), own / "metrics.parquet")
     shutil.copyfile(ctx.path("report", "report.html"), own / "report.html")
+    viewer = ctx.run.stage_dir("report") / "viewer.html"
+    if include_real and viewer.is_file():  # it shows real posts: only where they may go too
+        shutil.copyfile(viewer, own / "viewer.html")
     languages = _languages(ctx)
     header = {
         "license": licence,

@@ -84,7 +84,11 @@ def run_report(ctx: StageContext, out: Path) -> dict[str, int]:
         spread,
     )
     (out / "dataset_card.md").write_text(card, encoding="utf-8")
-    return {"bytes": len(page.encode())}
+    from mpsynth.report.viewer import render_viewer, viewer_data
+
+    viewer = render_viewer(viewer_data(ctx, synthetic_sets(ctx), ctx.config.report.viewer_posts))
+    (out / "viewer.html").write_text(viewer, encoding="utf-8")
+    return {"bytes": len(page.encode()), "viewer_bytes": len(viewer.encode())}
 
 
 def _utility_section(ctx: StageContext) -> str:

@@ -23,6 +23,9 @@ class StageContext:
     run: RunDirectory
     cache_dir: Path | None = None
     """The embedding cache's folder when the caller chose one (a sweep's variations share one)."""
+    ledger_root: Path | None = None
+    """Where the generators' ledgers live (`<ledger_root>/ledger/<generator>`) when the caller
+    chose (a sweep's variations share one ledger per generator); else the run directory."""
     pipeline: Callable[..., dict] | None = None
     """How a stage runs a pipeline of its own (the replicates stage's further generations):
     mpsynth.orchestration's run_pipeline, handed down by it."""

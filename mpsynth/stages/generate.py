@@ -16,14 +16,15 @@ import pyarrow.parquet as pq
 from mpsynth.core import schema
 from mpsynth.core.errors import StageError
 from mpsynth.rundir.context import StageContext, write_table
-from mpsynth.rundir.directory import RunDirectory
 
 log = logging.getLogger(__name__)
 
 
-def ledger_dir(run: RunDirectory, generator: str) -> Path:
-    """Outside the stage folders on purpose: paid-for answers survive crashes and --force."""
-    return run.root / "ledger" / generator
+def ledger_dir(ctx: StageContext, generator: str) -> Path:
+    """Outside the stage folders on purpose: paid-for answers survive crashes and --force. A
+    ledger is keyed by request id (everything that shapes an answer), so runs may share one: a
+    sweep's variations do."""
+    return (ctx.ledger_root or ctx.run.root) / "ledger" / generator
 
 
 def completion_cache(ctx: StageContext, generator: Any):
@@ -48,7 +49,7 @@ def fill_from_cache(ctx: StageContext, number: int, requests: pa.Table) -> int:
     cache = completion_cache(ctx, generator)
     if cache is None or not requests.num_rows:
         return 0
-    directory = ledger_dir(ctx.run, generator.name)
+    directory = ledger_dir(ctx, generator.name)
     done = succeeded_ids(read_ledger(directory))
     found = cache.lookup(r for r in requests.column("request_id").to_pylist() if r not in done)
     if not found:
@@ -107,7 +108,7 @@ def generate_requests(
         assignments=ctx.path("topics", "assignments").resolve(),
         labels=ctx.path("labels", "labels.parquet").resolve() if ctx.has("labels") else None,
     )
-    directory = ledger_dir(ctx.run, generator.name)
+    directory = ledger_dir(ctx, generator.name)
     started = time.time()
     cached = fill_from_cache(ctx, number, requests) if from_cache else 0
     price = run_price(generator, generate.prices)
@@ -159,7 +160,7 @@ def check_budget(ctx: StageContext, requests: pa.Table) -> None:
     if generate.budget_usd is None:
         return
     done = {
-        g.name: succeeded_ids(read_ledger(ledger_dir(ctx.run, g.name))) for g in generate.generators
+        g.name: succeeded_ids(read_ledger(ledger_dir(ctx, g.name))) for g in generate.generators
     }
     posts = pq.read_table(ctx.path("ingest", "posts.parquet"), columns=["id", "text"])
     for row in estimate_generation(requests, posts, generate.generators, generate.prices, done):
@@ -194,9 +195,11 @@ def run_generate(ctx: StageContext, out: Path) -> dict[str, Any]:
         mine_rows, counts = generate_requests(ctx, number, mine, from_cache=False)
         if cached[generator.name]:
             counts = {**counts, "cached": cached[generator.name]}
-        ledger = read_ledger(ledger_dir(ctx.run, generator.name))
+        ledger = read_ledger(ledger_dir(ctx, generator.name))
         wanted = mine.column("request_id").to_pylist()
-        generator_spend = float(pc.sum(ledger.column("cost_usd")).as_py() or 0.0)
+        # what this run's requests cost (a ledger shared by a sweep's variations holds others')
+        ours = ledger.filter(pc.is_in(ledger.column("request_id"), pa.array(wanted, pa.string())))
+        generator_spend = float(pc.sum(ours.column("cost_usd")).as_py() or 0.0)
         spend += generator_spend
         rows.extend(mine_rows)
         summary[generator.name] = {

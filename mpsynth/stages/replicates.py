@@ -88,7 +88,13 @@ def run_replicates(ctx: StageContext, out: Path) -> dict[str, Any]:
         log.info("replicates: generation %d of %d", k, total)
         config = replicate_config(ctx.config, k)
         try:
-            run_pipeline(config, until="evaluate", donors=donor, cache_dir=cache_folder(ctx))
+            run_pipeline(
+                config,
+                until="evaluate",
+                donors=donor,
+                cache_dir=cache_folder(ctx),
+                ledger_root=ctx.ledger_root,
+            )
         finally:
             console.open_run_log(ctx.run.root)  # back to this run's own log
         done = RunDirectory.open(config.run_dir, pull=False)

@@ -43,6 +43,7 @@ import pyarrow.parquet as pq
 from mpsynth.config import StructureConfig
 from mpsynth.metrics.structure import epoch_seconds, timestamps_of
 from mpsynth.rundir.context import StageContext, write_table
+from mpsynth.stages.drops import apply_drops
 from mpsynth.stages.postprocess.runner import CALIBRATED
 from mpsynth.stages.replies import ReplyWriter, real_replies
 
@@ -427,6 +428,8 @@ def run_structure(ctx: StageContext, out: Path) -> dict[str, int]:
         )
         if replies:
             table, summary["sets"][path.stem]["replies"] = writer.add(table, path.stem, seed)
+        table, dropped = apply_drops(ctx.run.root, table, path.stem, out)
+        summary["sets"][path.stem].update(dropped)
         rows[path.stem] = write_table(table, out / "synthetic" / path.name)
         log.info("structure %s: %s", path.stem, _line(summary["sets"][path.stem]))
     persona_rows = [

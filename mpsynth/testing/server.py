@@ -4,10 +4,12 @@ benchmarks run the real SDK clients end to end."""
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import threading
 import time
 from collections import Counter, deque
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -28,7 +30,7 @@ class FakeProviderServer:
     and Gemini (generateContent) wire formats, so tests and benchmarks run the real SDK clients.
 
     It answers as a scripted model (see `scripted_posts`), counts tokens with `estimate_tokens`,
-    can hold every answer for `latency_s`, enforce `requests_per_minute` with 429s carrying
+    can hold every answer for `latency_s` (seconds, or a function drawing them), enforce `requests_per_minute` with 429s carrying
     Retry-After, and serve queued faults (see `Fault`) one per request, in arrival order. With
     `state_limits` (and a limit), OpenAI and Anthropic answers carry that provider's rate-limit
     headers, as the real services send them. The batch endpoints (see `BatchEndpoints`) answer a
@@ -40,12 +42,15 @@ class FakeProviderServer:
         self,
         api_key: str = "test-key",
         dimensions: int = 64,
-        latency_s: float = 0.0,
+        latency_s: float | Callable[[], float] = 0.0,
         requests_per_minute: float | None = None,
         state_limits: bool = True,
         batch_delay_s: float = 0.2,
+        log_bodies: bool = True,
     ) -> None:
         self.api_key = api_key
+        # False: the log keeps each request's digest, not its body (a run of 100,000 requests)
+        self.log_bodies = log_bodies
         self.state_limits = state_limits
         self.dimensions = dimensions
         self.latency_s = latency_s
@@ -283,7 +288,8 @@ class FakeProviderServer:
                 self.entry = {
                     "path": self.path,
                     "kind": kind,
-                    "body": body,
+                    "body": body if server.log_bodies else None,
+                    "digest": hashlib.blake2b(raw, digest_size=12).hexdigest(),
                     "status": None,
                     "authorised": server._authorised(kind or "", self.headers, self.path),
                     "fault": fault.status if fault else None,
@@ -292,7 +298,8 @@ class FakeProviderServer:
                 }
                 with server.log.lock:
                     server.log.requests.append(self.entry)
-                time.sleep(server.latency_s + (fault.delay_s if fault else 0.0))
+                latency = server.latency_s() if callable(server.latency_s) else server.latency_s
+                time.sleep(latency + (fault.delay_s if fault else 0.0))
                 if fault is not None and (fault.status != 200 or fault.body is not None):
                     headers = (
                         {} if fault.retry_after is None else {"Retry-After": str(fault.retry_after)}

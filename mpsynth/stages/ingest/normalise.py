@@ -23,7 +23,13 @@ from mpsynth.stages.ingest.timestamps import TimestampParser
 
 log = logging.getLogger(__name__)
 
-SUFFIX_FORMATS = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".parquet": "parquet"}
+SUFFIX_FORMATS = {
+    ".csv": "csv",
+    ".jsonl": "jsonl",
+    ".ndjson": "jsonl",
+    ".parquet": "parquet",
+    ".arrow": "arrow",
+}
 NO_PLATFORM = "(none)"
 OPTIONAL = ("timestamp", "author", "label", "split", "lang", *schema.LINK_FIELDS)
 UNKNOWN_LANGUAGE = {"", "und", "unknown", "none", "null", "nan", "xx", "zxx"}
@@ -54,12 +60,64 @@ def expand_input(spec: InputSpec) -> list[tuple[Path, str]]:
     if not path.exists():
         raise InputError(_missing_input(None, spec))
     if path.is_dir():
-        files = sorted(p for p in path.rglob("*") if p.suffix.lower() in SUFFIX_FORMATS)
+        files = dataset_files(path, spec.dataset_config)
+        if files is None:
+            files = sorted(p for p in path.rglob("*") if p.suffix.lower() in SUFFIX_FORMATS)
         if not files:
-            raise InputError(f"input folder {path} holds no .csv, .jsonl or .parquet files")
+            raise InputError(f"input folder {path} holds no .csv, .jsonl, .parquet or .arrow files")
     else:
         files = [path]
     return [(file, spec.format if spec.format != "auto" else _format_of(file)) for file in files]
+
+
+def dataset_files(folder: Path, config: str | None) -> list[Path] | None:
+    """The data files of a folder `datasets` wrote: saved with `save_to_disk` (a dataset, or each
+    split of a dataset dict, as Arrow streams) or laid out as on the Hub (a README whose YAML
+    header lists `configs` and their data files: `config` picks one); None for any other folder."""
+    if (folder / "dataset_dict.json").is_file():
+        splits = json.loads((folder / "dataset_dict.json").read_text())["splits"]
+        return [f for split in splits for f in _saved_files(folder / split)]
+    if (folder / "state.json").is_file():
+        return _saved_files(folder)
+    card = folder / "README.md"
+    text = card.read_text(encoding="utf-8") if card.is_file() else ""
+    if not text.startswith("---"):
+        return None
+    import yaml
+
+    header = yaml.safe_load(text.split("---", 2)[1]) or {}
+    configs = {c["config_name"]: c for c in header.get("configs", [])}
+    if not configs:
+        return None
+    if config is None:
+        defaults = [n for n, c in configs.items() if c.get("default")]
+        if len(configs) > 1 and len(defaults) != 1:
+            raise InputError(
+                f"{folder} is a dataset with configs {', '.join(configs)}: name one with "
+                "ingest.inputs[].dataset_config"
+            )
+        config = defaults[0] if defaults else next(iter(configs))
+    if config not in configs:
+        raise InputError(
+            f"{folder}: no dataset config {config!r}; its configs are {', '.join(configs)}"
+        )
+    data_files = configs[config].get("data_files", [])
+    if isinstance(data_files, str | dict):
+        data_files = [data_files]
+    patterns = [
+        p for entry in data_files
+        for p in ([entry] if isinstance(entry, str) else _as_list(entry["path"]))
+    ]  # fmt: skip
+    return sorted({f for pattern in patterns for f in folder.glob(pattern) if f.is_file()})
+
+
+def _as_list(value: str | list[str]) -> list[str]:
+    return [value] if isinstance(value, str) else list(value)
+
+
+def _saved_files(folder: Path) -> list[Path]:
+    state = json.loads((folder / "state.json").read_text())
+    return [folder / entry["filename"] for entry in state["_data_files"]]
 
 
 def _format_of(file: Path) -> str:
@@ -90,6 +148,10 @@ def _header(file: Path, fmt: str, wanted: dict[str, str]) -> list[str]:
                 columns, n_rows = readers.parquet_columns(file)
                 readers.check_parquet_types(file, columns, wanted)
                 header, has_rows = columns.names, n_rows > 0
+            case "arrow":
+                table = readers.arrow_table(file)
+                readers.check_parquet_types(file, table.schema, wanted)
+                header, has_rows = table.column_names, table.num_rows > 0
             case _:
                 header, has_rows = _jsonl_header(file)
     except (OSError, ValueError) as error:
@@ -171,6 +233,8 @@ def _read_rows(file: Path, fmt: str, columns: list[str]) -> readers.RawRows:
             return readers.read_csv(file, columns)
         case "parquet":
             return readers.read_parquet(file, columns)
+        case "arrow":
+            return readers.read_arrow(file, columns)
         case _:
             return readers.read_jsonl(file, columns)
 

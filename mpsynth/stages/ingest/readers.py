@@ -254,6 +254,15 @@ def check_parquet_types(file: Path, schema: pa.Schema, mapping: dict[str, str]) 
             )
 
 
+def arrow_table(file: Path) -> pa.Table:
+    """An Arrow stream file, as `datasets` saves a dataset (`save_to_disk`), memory-mapped."""
+    try:
+        with pa.memory_map(str(file)) as source:
+            return pa.ipc.open_stream(source).read_all()
+    except (OSError, pa.ArrowException) as error:
+        raise InputError(f"{file}: cannot read as an Arrow stream: {error}") from None
+
+
 def read_parquet(file: Path, wanted: list[str]) -> RawRows:
     """The wanted columns only (others, of any type, are never read); line = row number, 1-based."""
     schema, _ = parquet_columns(file)
@@ -262,6 +271,17 @@ def read_parquet(file: Path, wanted: list[str]) -> RawRows:
         table = pq.read_table(file, columns=present)
     except (OSError, pa.ArrowException) as error:
         raise InputError(f"{file}: cannot read as Parquet: {error}") from None
+    return table_rows(table, wanted)
+
+
+def read_arrow(file: Path, wanted: list[str]) -> RawRows:
+    table = arrow_table(file)
+    return table_rows(table.select([n for n in wanted if n in table.column_names]), wanted)
+
+
+def table_rows(table: pa.Table, wanted: list[str]) -> RawRows:
+    """A columnar file's wanted columns as rows of strings (absent columns all None)."""
+    present = table.column_names
     rows = RawRows(lines=list(range(1, table.num_rows + 1)), errors=[None] * table.num_rows)
     for name in wanted:
         if name not in present:
