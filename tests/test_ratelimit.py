@@ -19,6 +19,7 @@ class FakeClock:
 
     async def sleep(self, seconds: float) -> None:
         self.now += seconds
+        await asyncio.sleep(0)  # other tasks (a settlement) run while one waits
 
 
 def _governor(clock, rpm=None, tpm=None, budget=None, probe_first=False, **breaker):
@@ -110,15 +111,35 @@ def test_a_success_closes_the_breaker():
     assert clock() == pytest.approx(5.0)  # no further wait
 
 
-def test_budget_stops_launches_counting_in_flight_worst_cases():
+def test_budget_holds_launches_until_in_flight_worst_cases_settle_and_stops_when_none_can():
     clock = FakeClock()
     governor = _governor(clock, budget=1.0)
-    asyncio.run(governor.acquire(10, worst_cost_usd=0.6))
+
+    async def scenario() -> None:
+        await governor.acquire(10, worst_cost_usd=0.6)
+        waiting = asyncio.create_task(governor.acquire(10, worst_cost_usd=0.6))
+        for _ in range(20):
+            await asyncio.sleep(0)
+        assert not waiting.done()  # 0.6 in flight + 0.6 > 1.0: it waits, nothing is sent
+        governor.settle(10, 5, 5, cost_usd=0.1, worst_cost_usd=0.6)
+        await waiting  # 0.1 spent + 0.6 fits
+        governor.settle(10, 5, 5, cost_usd=0.5, worst_cost_usd=0.6)
+        with pytest.raises(BudgetExhausted):  # 0.6 spent, nothing in flight: 0.6 more cannot fit
+            await governor.acquire(10, worst_cost_usd=0.6)
+
+    asyncio.run(scenario())
+    assert governor.stats.spent_usd == pytest.approx(0.6)
+
+
+def test_a_reservation_nothing_settles_ends_the_wait_for_room():
+    from mpsynth.generation.ratelimit import BUDGET_WAIT_S
+
+    clock = FakeClock()
+    governor = _governor(clock, budget=1.0)
+    asyncio.run(governor.acquire(10, worst_cost_usd=0.6))  # a worker that died holding it
     with pytest.raises(BudgetExhausted):
-        asyncio.run(governor.acquire(10, worst_cost_usd=0.6))  # 0.6 in flight + 0.6 > 1.0
-    governor.settle(10, 5, 5, cost_usd=0.1, worst_cost_usd=0.6)
-    asyncio.run(governor.acquire(10, worst_cost_usd=0.6))  # 0.1 spent + 0.6 fits
-    assert governor.stats.spent_usd == pytest.approx(0.1)
+        asyncio.run(governor.acquire(10, worst_cost_usd=0.6))
+    assert BUDGET_WAIT_S <= clock() <= BUDGET_WAIT_S + 1
 
 
 def test_a_provider_that_never_answered_gets_one_cool_down_with_the_defaults():
@@ -153,6 +174,7 @@ def test_a_provider_that_answered_before_gets_every_cool_down():
 class YieldingClock(FakeClock):
     async def sleep(self, seconds: float) -> None:
         self.now += seconds
+        await asyncio.sleep(0)  # other tasks (a settlement) run while one waits
         await asyncio.sleep(0)  # let the other tasks run, as a real sleep would
 
 

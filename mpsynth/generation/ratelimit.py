@@ -27,6 +27,8 @@ RECOVERY_PER_S = 0.005  # then the rate grows back by 0.5% a second, up to the c
 MIN_MULTIPLIER = 0.05
 DEFAULT_429_PAUSE_S = 1.0
 PROBE_POLL_S = 0.02  # how often requests waiting behind the probe look again
+BUDGET_POLL_S = 0.05  # how often a request waiting for in-flight ones to settle looks again
+BUDGET_WAIT_S = 600.0  # ... and how long it waits before the budget counts as reached
 HEADROOM = 0.95  # of a stated limit: the provider's window and ours never line up exactly
 LEARNED_GRACE_S = 2.0  # after a stated limit is learned, 429s of earlier requests do not cut
 
@@ -137,7 +139,10 @@ class RateGovernor:
         return 0.0
 
     async def acquire(self, tokens: int, worst_cost_usd: float = 0.0) -> None:
-        """Wait until a request of `tokens` (prompt estimate + max_tokens) may be sent, reserving it."""
+        """Wait until a request of `tokens` (prompt estimate + max_tokens) may be sent, reserving it.
+        With a budget, a request whose worst case does not fit beside those in flight waits for
+        them to settle; once nothing in flight can make room for it, BudgetExhausted."""
+        waited = 0.0
         while True:
             if self.trips_without_success >= self._trip_limit():
                 raise CircuitOpen(
@@ -149,9 +154,17 @@ class RateGovernor:
                 and self.stats.spent_usd + self.stats.reserved_usd + worst_cost_usd
                 > self.budget_usd
             ):
-                raise BudgetExhausted(
-                    f"budget_usd={self.budget_usd} reached (spent ${self.stats.spent_usd:.4f})"
-                )
+                # the requests in flight hold their worst case; settled, most give room back
+                if (
+                    self.stats.spent_usd + worst_cost_usd > self.budget_usd
+                    or waited > BUDGET_WAIT_S  # a reservation nothing will settle: stop
+                ):
+                    raise BudgetExhausted(
+                        f"budget_usd={self.budget_usd} reached (spent ${self.stats.spent_usd:.4f})"
+                    )
+                await self.sleep(BUDGET_POLL_S)
+                waited += BUDGET_POLL_S
+                continue
             now = self.clock()
             wait = max(
                 self.paused_until - now,

@@ -246,9 +246,14 @@ def generate_together(variations: list[Variation], root: Path, budget_usd: float
         )
         settings = first_config.generate
         started = time.time()
+        # each variation brings its requests in flight, as it would alone; the one governor
+        # holds them all to the provider's requests and tokens per minute
+        rate = generator.rate.model_copy(
+            update={"concurrency": generator.rate.concurrency * len(tables)}
+        )
         try:
             run_generator(
-                generator,
+                generator.model_copy(update={"rate": rate}),
                 distinct,
                 root / "ledger" / name,
                 corpus,

@@ -31,7 +31,8 @@ class FakeProviderServer:
 
     It answers as a scripted model (see `scripted_posts`), counts tokens with `estimate_tokens`,
     can hold every answer for `latency_s` (seconds, or a function drawing them), enforce `requests_per_minute` with 429s carrying
-    Retry-After, and serve queued faults (see `Fault`) one per request, in arrival order. With
+    Retry-After, and serve queued faults (see `Fault`) one per request, in arrival order (and a 500
+    to every request `failing` picks). With
     `state_limits` (and a limit), OpenAI and Anthropic answers carry that provider's rate-limit
     headers, as the real services send them. The batch endpoints (see `BatchEndpoints`) answer a
     batch `batch_delay_s` after it is created; each answered item is logged like a live request,
@@ -51,6 +52,8 @@ class FakeProviderServer:
         self.api_key = api_key
         # False: the log keeps each request's digest, not its body (a run of 100,000 requests)
         self.log_bodies = log_bodies
+        # a request this returns True for is answered 500 (a prompt that fails persistently)
+        self.failing: Callable[[dict[str, Any]], bool] | None = None
         self.state_limits = state_limits
         self.dimensions = dimensions
         self.latency_s = latency_s
@@ -285,6 +288,8 @@ class FakeProviderServer:
                 body = json.loads(raw or b"{}")
                 kind = server._route(self.path)
                 fault = server._next_fault()
+                if fault is None and server.failing is not None and server.failing(body):
+                    fault = Fault(500)
                 self.entry = {
                     "path": self.path,
                     "kind": kind,
