@@ -91,7 +91,8 @@ def estimate_command(config: str, overrides: tuple[str, ...]) -> None:
     "grid",
     required=True,
     type=click.Path(dir_okay=False),
-    help="YAML file: the settings to vary (grid:), and optionally sample:, seed:, budget_usd:",
+    help="YAML file: the settings to vary (grid:), and optionally sample:, seed:, budget_usd:, "
+    "together:",
 )
 @_overrides
 @click.option(

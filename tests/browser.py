@@ -7,6 +7,7 @@ import asyncio
 import base64
 import itertools
 import json
+import os
 import shutil
 import subprocess
 import time
@@ -17,6 +18,19 @@ import aiohttp
 
 def chromium() -> str | None:
     return shutil.which("chromium")
+
+
+def require_chromium(check: str) -> None:
+    """Under `make test` (which installs Debian's chromium and sets MPSYNTH_REQUIRE_BROWSER) a
+    missing browser fails the test; elsewhere the test says plainly that it did not run."""
+    import pytest
+
+    if chromium():
+        return
+    message = f"the {check} check did not run: Debian's chromium is not installed"
+    if os.environ.get("MPSYNTH_REQUIRE_BROWSER"):
+        pytest.fail(message)
+    pytest.skip(message + " (make test installs it)")
 
 
 class Page:

@@ -384,36 +384,23 @@ def test_cli_stage_subcommand_runs_up_to_that_stage(tmp_path, demo_rows, ray_loc
 
 def test_report_renders_in_a_headless_browser(finished_run, tmp_path):
     """The report is self-contained: opened from disk with the network off, its plots paint."""
-    import shutil
-    import subprocess
+    import asyncio
 
     from matplotlib.image import imread
 
-    chromium = shutil.which("chromium")
-    assert chromium, "Debian's chromium is needed (make test installs it)"
+    from tests.browser import Page, require_chromium
+
+    require_chromium("report")
     _, config, _ = finished_run
     report = config.run_dir / "report" / "report.html"
     shot = tmp_path / "report.png"
-    subprocess.run(
-        [
-            chromium,
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--no-first-run",
-            "--hide-scrollbars",
-            f"--user-data-dir={tmp_path / 'profile'}",
-            "--window-size=1200,5000",  # the verdict table first, the plots below it
-            f"--screenshot={shot}",
-            report.as_uri(),
-        ],
-        check=True,
-        timeout=120,
-        capture_output=True,
-    )
+
+    async def take() -> None:  # the verdict table first, the plots below it
+        async with Page(tmp_path / "profile", width=1200, height=5000) as page:
+            await page.goto(report.as_uri())
+            await page.screenshot(shot)
+
+    asyncio.run(take())
     image = imread(shot)
     assert image.shape[:2] == (5000, 1200)
     colour = image[..., :3].max(axis=2) - image[..., :3].min(axis=2)
@@ -713,13 +700,9 @@ def test_the_viewer_browses_opens_flags_and_its_export_drops_posts(finished_run,
     import asyncio
     import os
 
-    from tests.browser import Page, chromium
+    from tests.browser import Page, require_chromium
 
-    if not chromium():
-        message = "the viewer check did not run: Debian's chromium is not installed"
-        if os.environ.get("MPSYNTH_REQUIRE_BROWSER"):  # make test installs it and sets this
-            pytest.fail(message)
-        pytest.skip(message + " (make test installs it)")
+    require_chromium("viewer")
     _copy_of(finished_run, tmp_path)
     root = tmp_path / "run"
     name = "markov-mptm"
