@@ -63,7 +63,7 @@ def main() -> None:
     os.environ[KEY_ENV] = "bench-key"
     with tempfile.TemporaryDirectory() as tmp, FakeProviderServer(api_key="bench-key") as server:
         work = Path(tmp)
-        cache = work / "cache"  # one completion and embedding cache for every run below
+        cache = work / "cache"  # the completion and embedding cache of the runs of part 1
         os.chdir(REPO)
 
         # 1. five per cent of the prompts fail, every time, for one run
@@ -90,7 +90,8 @@ def main() -> None:
               f"{'exactly' if rerun == failed else 'NOT'} the failed prompts; "
               f"{ok} of {requests} requests answered, {len(posts(config))} posts in {SET}")  # fmt: skip
 
-        # 2. the completion cache across run directories
+        # 2. the completion cache across run directories (a cache of their own)
+        cache = work / "cache-2"
         runs = {}
         for name, temperature in (
             ("first", 1.0),
