@@ -25,6 +25,13 @@ from mpsynth.testing.answers import (
 from mpsynth.testing.batches import BatchEndpoints
 
 
+class _Listener(ThreadingHTTPServer):
+    """A thread per connection, and a backlog for hundreds opened at once (the default is 5)."""
+
+    daemon_threads = True
+    request_queue_size = 1024
+
+
 class FakeProviderServer:
     """A local HTTP server speaking the OpenAI (chat completions, embeddings), Anthropic (messages)
     and Gemini (generateContent) wire formats, so tests and benchmarks run the real SDK clients.
@@ -61,8 +68,7 @@ class FakeProviderServer:
         self.faults: deque[Fault] = deque()
         self.log = ServerLog()
         self.batches = BatchEndpoints(self._batch_answer, lambda: self.root_url, batch_delay_s)
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self._server.daemon_threads = True
+        self._server = _Listener(("127.0.0.1", 0), self._handler())
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
     @property
