@@ -388,7 +388,7 @@ def test_report_renders_in_a_headless_browser(finished_run, tmp_path):
 
     from matplotlib.image import imread
 
-    from tests.browser import Page, require_chromium
+    from mpsynth.testing.browser import Page, require_chromium
 
     require_chromium("report")
     _, config, _ = finished_run
@@ -700,7 +700,7 @@ def test_the_viewer_browses_opens_flags_and_its_export_drops_posts(finished_run,
     import asyncio
     import os
 
-    from tests.browser import Page, require_chromium
+    from mpsynth.testing.browser import Page, require_chromium
 
     require_chromium("viewer")
     _copy_of(finished_run, tmp_path)

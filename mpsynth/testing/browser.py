@@ -1,5 +1,6 @@
-"""Headless Chromium driven over the DevTools protocol (a websocket: aiohttp, already installed), so
-a test can click through a page as a reviewer does and read what the page shows."""
+"""Headless Chromium (Debian's package) driven over the DevTools protocol, a websocket opened with
+aiohttp (a dev dependency), so a test can click through a page as a reviewer does and read what
+the page shows."""
 
 from __future__ import annotations
 
