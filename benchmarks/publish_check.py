@@ -51,7 +51,8 @@ def main() -> None:
             print(f"  {name}: {loaded.num_rows} rows; features: {', '.join(loaded.features)}")
         print("\n## mlcroissant")
         validated = subprocess.run(
-            [sys.executable, "-m", "mlcroissant", "validate", "--jsonld", str(out / "croissant.json")],
+            [str(Path(sys.executable).parent / "mlcroissant"), "validate", "--jsonld",
+             str(out / "croissant.json")],
             capture_output=True,
             text=True,
         )  # fmt: skip
