@@ -197,6 +197,10 @@ def test_a_run_on_s3_killed_mid_generate_resumes_from_a_fresh_machine(
             if killed_at - 1.0 - 0.25 <= r["received_at"] + 0.25 <= killed_at
         }  # fmt: skip
         twice = [r for r in asked_again if r["prompt"] in answered_before]
+        print(  # the figures the resume's guarantee is read from (pytest -s shows them)
+            f"answered before the kill: {len(answered_before)}; asked again: {len(asked_again)}; "
+            f"bought twice: {len(twice)}; answered in the last second: {len(last_second)}"
+        )
         assert len(twice) <= 2 + len(last_second), (len(twice), len(last_second))
         local_config = _config(tmp_path / "local.yaml", reference_dir, data, server)
         run_pipeline(load_config(local_config), until="postprocess")  # uninterrupted, local
