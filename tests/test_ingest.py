@@ -232,3 +232,47 @@ def test_datasets_folders_are_inputs_saved_or_laid_out_as_on_the_hub(tmp_path, d
     inputs = [{"path": str(hub), "dataset_config": "posts"}]
     run = build_config({"run_dir": str(tmp_path / "run"), "ingest": {"inputs": inputs}})
     assert check_real_licences(run) == {str(hub): ["cc-by-4.0"]}
+
+
+def test_interaction_and_engagement_columns_in_one_vocabulary_and_odd_values_counted(
+    tmp_path, caplog
+):
+    """Kinds as each platform names them become one vocabulary; counts are read as counts (a
+    thousands separator, a K suffix); an unknown kind, a negative or fractional count, text:
+    nulled, counted and warned about, never a crash or a lost post."""
+    rows = [
+        ("1", "twitter", "an original", "original", "12", "1,204", ""),
+        ("2", "twitter", "RT a repost", "retweet", "0", "3.4K", ""),
+        ("3", "twitter", "a quote", "quote_tweet", "-3", "55", ""),
+        ("4", "reddit", "a comment", "comment", "", "", "-7"),
+        ("5", "reddit", "a submission", "Submission", "2.5", "", "40"),
+        ("6", "telegram", "forwarded", "true", "lots", "", ""),
+        ("7", "telegram", "a poll", "poll", "", "", ""),
+    ]
+    path = tmp_path / "posts.csv"
+    path.write_text(
+        "id,platform,text,post_type,likes,followers,score\n"
+        + "".join(",".join(f'"{v}"' for v in row) + "\n" for row in rows)
+    )
+    columns = {"post_kind": "post_type", "likes": "likes", "followers": "followers",
+               "votes": "score"}  # fmt: skip
+    with caplog.at_level("WARNING"):
+        result = ingest(_config({"path": str(path), "columns": columns}))
+    posts = {r["id"]: r for r in result.posts.to_pylist()}
+    assert len(posts) == len(rows) and result.quarantine.num_rows == 0  # nothing lost
+    kinds = [posts[str(i)]["post_kind"] for i in range(1, 8)]
+    assert kinds == ["original", "repost", "quote", "comment", "original", "repost", None]
+    assert [posts[str(i)]["likes"] for i in range(1, 8)] == [12, 0, None, None, None, None, None]
+    assert [posts[str(i)]["followers"] for i in (1, 2, 3)] == [1204, 3400, 55]
+    assert posts["4"]["votes"] == -7 and posts["5"]["votes"] == 40  # net votes may be negative
+    twitter, reddit, telegram = (result.summary[p] for p in ("twitter", "reddit", "telegram"))
+    assert twitter["kind_repost"] == 1 and twitter["bad_likes"] == 1  # -3
+    assert reddit["bad_likes"] == 1 and telegram["bad_likes"] == 1  # 2.5, "lots"
+    assert telegram["unknown_kind"] == 1 and telegram["kind_repost"] == 1
+    text = caplog.text
+    assert "1 posts of a kind mpsynth does not know ('poll'" in text
+    assert "3 likes values that are no count" in text
+    # every column the posts table has is described
+    from mpsynth.core.schema import DESCRIPTIONS
+
+    assert all(name in DESCRIPTIONS for name in result.posts.column_names)

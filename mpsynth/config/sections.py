@@ -40,6 +40,19 @@ class ColumnMap(Section):
     reply_to: str | None = Field(default="reply_to", description="id of the post answered")
     thread_id: str | None = Field(default="thread_id", description="id of the thread")
     quote_of: str | None = Field(default="quote_of", description="id of the post quoted or shared")
+    post_kind: str | None = Field(
+        default="post_kind",
+        description="the kind of post: original, repost (retweet, share, forward), quote, reply, "
+        "comment, as each platform names them; a yes/no column (is_forward) marks reposts",
+    )
+    likes: str | None = Field(default=None, description="likes (favourites, reactions)")
+    shares: str | None = Field(default=None, description="reposts of the post (retweets, forwards)")
+    comments: str | None = Field(default=None, description="comments or replies the post received")
+    views: str | None = Field(default=None, description="views or impressions")
+    votes: str | None = Field(
+        default=None, description="net votes, may be negative (Reddit's score: upvotes - downvotes)"
+    )
+    followers: str | None = Field(default=None, description="followers of the post's author")
 
 
 def _location(value: Any) -> Any:

@@ -8,6 +8,8 @@ import pyarrow.compute as pc
 TIMESTAMP = pa.timestamp("s", tz="UTC")
 # the platform structure a post can carry besides its text: who wrote it, when, and what it answers
 LINK_FIELDS = ("reply_to", "thread_id", "quote_of")
+ENGAGEMENT = ("likes", "shares", "comments", "views", "votes", "followers")
+POST_KINDS = ("original", "repost", "quote", "reply", "comment")
 
 POSTS = pa.schema(
     [
@@ -22,6 +24,8 @@ POSTS = pa.schema(
         pa.field("reply_to", pa.string()),
         pa.field("thread_id", pa.string()),
         pa.field("quote_of", pa.string()),
+        pa.field("post_kind", pa.string()),
+        *(pa.field(name, pa.int64()) for name in ENGAGEMENT),
         pa.field("source_file", pa.string(), nullable=False),
         pa.field("source_row", pa.int64(), nullable=False),
     ]
@@ -186,6 +190,15 @@ DESCRIPTIONS: dict[str, str] = {
     "reply_to": "id of the post this one answers (the input's column, where it has one)",
     "thread_id": "id of the thread (conversation) the post belongs to",
     "quote_of": "id of the post this one quotes or shares",
+    "post_kind": "the kind of post: original, repost (a retweet, share or forward of quote_of), "
+    "quote, reply or comment; null where the input does not say",
+    "likes": "likes the post received (the input's count; null where it gives none)",
+    "shares": "reposts of the post: retweets, shares, forwards (the input's count)",
+    "comments": "comments or replies the post received (the input's count)",
+    "views": "views or impressions of the post (the input's count)",
+    "votes": "the post's net votes, which may be negative (Reddit's score: upvotes minus "
+    "downvotes)",
+    "followers": "followers of the post's author when it was collected (the input's count)",
     "actor": "the cross-platform actor the account belongs to (its own name when it is on one "
     "platform only)",
     "persona": "the persona (a cluster of at least k real accounts) the synthetic account follows",
