@@ -270,7 +270,7 @@ def test_interaction_and_engagement_columns_in_one_vocabulary_and_odd_values_cou
     assert reddit["bad_likes"] == 1 and telegram["bad_likes"] == 1  # 2.5, "lots"
     assert telegram["unknown_kind"] == 1 and telegram["kind_repost"] == 1
     text = caplog.text
-    assert "1 posts of a kind mpsynth does not know ('poll'" in text
+    assert "1 post of a kind mpsynth does not know ('poll'" in text
     assert "3 likes values that are no count" in text
     # every column the posts table has is described
     from mpsynth.core.schema import DESCRIPTIONS

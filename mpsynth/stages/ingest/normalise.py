@@ -260,9 +260,10 @@ def _warn_odd_interactions(found: dict[str, Counter], unknown_kinds: set[str]) -
         )
     if total["unknown_kind"]:
         log.warning(
-            "ingest: %d posts of a kind mpsynth does not know (%s...), kept with post_kind null; "
-            "known: %s",
+            "ingest: %d post%s of a kind mpsynth does not know (%s...), kept with post_kind "
+            "null; known: %s",
             total["unknown_kind"],
+            "" if total["unknown_kind"] == 1 else "s",
             ", ".join(sorted(repr(k) for k in unknown_kinds)),
             ", ".join(sorted(KINDS)),
         )
