@@ -741,6 +741,10 @@ def test_the_viewer_browses_opens_flags_and_its_export_drops_posts(finished_run,
             )
             await page.screenshot(shot)
             await page.goto((root / "report" / "viewer.html").as_uri() + f"#set={name}")
+            # a new hash on the same page: the view resets once its hashchange has run
+            await page.wait_for(
+                f"document.getElementById('count').textContent.startsWith('{len(posts)} posts')"
+            )
             await page.js(
                 "[...document.querySelectorAll('#posts .post input')].slice(0, 2)"
                 ".forEach(b => b.click())"

@@ -107,6 +107,16 @@ class Page:
                 raise RuntimeError(f"{url} did not finish loading")
             await asyncio.sleep(0.1)
 
+    async def wait_for(self, expression: str, timeout_s: float = 30.0):
+        """The first truthy value of a JavaScript expression, polled (a page that re-renders on
+        an event has not necessarily done so when the call that fired it returns)."""
+        deadline = time.monotonic() + timeout_s
+        while not (value := await self.js(expression)):
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{expression} stayed false for {timeout_s} s")
+            await asyncio.sleep(0.05)
+        return value
+
     async def js(self, expression: str):
         """The value of a JavaScript expression in the page (an exception in it fails the test)."""
         result = await self.send("Runtime.evaluate", expression=expression, returnByValue=True)
