@@ -2,18 +2,16 @@
 real IRA tweets: the same posts, the same URLs (mpsynth's extraction, handed to both), the same
 time window; the account pairs each finds, and how their weights relate.
 
-The toolkit (Graham et al., QUT Digital Media Research Centre; MIT) is not a dependency of mpsynth:
-install it anywhere (`python -m venv /tmp/cnt && /tmp/cnt/bin/pip install
-coordination_network_toolkit`) and name its command:
+The toolkit (Graham et al., QUT Digital Media Research Centre; MIT) is in mpsynth's dev extra;
+the posts reach it through mpsynth's export (`mpsynth export-coordination`'s CSV writer):
 
-    .venv/bin/python benchmarks/coordination_check.py --toolkit /tmp/cnt/bin/compute_networks \\
+    .venv/bin/python benchmarks/coordination_check.py --toolkit .venv/bin/compute_networks \\
         --data ../shared/data --window 60
 """
 
 from __future__ import annotations
 
 import argparse
-import csv
 import sqlite3
 import subprocess
 import tempfile
@@ -23,6 +21,7 @@ import numpy as np
 
 from mpsynth.metrics.networks import Items, co_sharing_edges
 from mpsynth.metrics.structure import epoch_seconds
+from mpsynth.publish.coordination import write_toolkit_csv
 from mpsynth.testing.corpus import real_posts
 
 REPO = Path(__file__).resolve().parents[1]
@@ -36,38 +35,22 @@ def main() -> None:
     args = parser.parse_args()
     posts = real_posts([args.data / "politics_twitter_ira.csv"])
     texts = posts.column("text").to_pylist()
-    authors = posts.column("author").to_pylist()
+    platforms = posts.column("platform").to_pylist()
+    # accounts per platform, as the export names them (and mpsynth's graphs key them)
+    authors = [
+        f"{p}:{a}" for p, a in zip(platforms, posts.column("author").to_pylist(), strict=True)
+    ]
     seconds = epoch_seconds(posts.column("timestamp"))
-    urls = Items.of(texts, posts.column("platform").to_pylist()).urls
+    urls = Items.of(texts, platforms).urls
     names = sorted(set(authors))
     code = {name: i for i, name in enumerate(names)}
     ours = co_sharing_edges(np.array([code[a] for a in authors]), seconds, urls, args.window)
     ours_pairs = {frozenset((names[a], names[b])): w for (a, b), w in ours.items()}
 
     with tempfile.TemporaryDirectory() as folder:
-        rows = Path(folder) / "messages.csv"
-        with rows.open("w", newline="", encoding="utf-8") as handle:
-            writer = csv.writer(handle)
-            # the toolkit's CSV columns (version 1.5): username, repost and reply ids beside the rest
-            writer.writerow(
-                [
-                    "message_id",
-                    "user_id",
-                    "username",
-                    "repost_id",
-                    "reply_id",
-                    "message",
-                    "timestamp",
-                    "urls",
-                ]
-            )
-            for number, (author, text, second, found) in enumerate(
-                zip(authors, texts, seconds, urls, strict=True)
-            ):
-                if found:
-                    writer.writerow(
-                        [number, author, author, "", "", text, int(second), " ".join(set(found))]
-                    )
+        # mpsynth's export (the posts that share a URL), as `mpsynth export-coordination` writes it
+        write_toolkit_csv(posts, Path(folder) / "messages.csv")
+        rows = Path(folder) / "messages-links.csv"
         database = Path(folder) / "toolkit.db"
         run = [str(args.toolkit), str(database)]
         subprocess.run(

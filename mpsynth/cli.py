@@ -289,6 +289,25 @@ def drop_command(run_dir: str, ids_file: str, reason: str) -> None:
             )
 
 
+@cli.command(name="export-coordination")
+@click.argument("run_dir", type=click.Path(file_okay=False, exists=True))
+@click.option("--out", help="folder for the CSV files (default: RUN_DIR/export/coordination)")
+def export_coordination_command(run_dir: str, out: str | None) -> None:
+    """Write each set and the real posts in the coordination-network-toolkit's CSV format."""
+    from pathlib import Path
+
+    from mpsynth.publish.coordination import export_coordination
+
+    folder = Path(out) if out else Path(run_dir) / "export" / "coordination"
+    for name, (rows, skipped) in export_coordination(Path(run_dir), folder).items():
+        log.info(
+            "export-coordination: %s, %d posts%s",
+            folder / f"{name}.csv",
+            rows,
+            f" ({skipped} without an account or a time left out)" if skipped else "",
+        )
+
+
 CACHES = ("embeddings", "entities", "completions")
 
 

@@ -803,3 +803,29 @@ def test_the_viewer_browses_opens_flags_and_its_export_drops_posts(finished_run,
     data = json.loads(viewer.split('type="application/json">')[1].split("</script>")[0])
     shown = {p["id"] for p in data["sets"][name]["posts"]}
     assert not set(flagged) & shown and len(shown) == kept.num_rows
+
+
+def test_the_coordination_export_writes_every_placeable_post_of_each_set(finished_run, tmp_path):
+    """Each set and the real posts in the coordination-network-toolkit's CSV: every post with an
+    account and a time, the rest counted (the toolkit's own run on an export is in
+    tests/test_coordination_export.py)."""
+    import csv
+
+    from mpsynth.publish.coordination import COLUMNS, export_coordination
+
+    _, config, _ = finished_run
+    written = export_coordination(config.run_dir, tmp_path / "export")
+    sets = {p.stem: p for p in (config.run_dir / "structure" / "synthetic").glob("*.parquet")}
+    assert set(written) == {"real", *sets}
+    for name, path in {"real": config.run_dir / "ingest" / "posts.parquet", **sets}.items():
+        posts = pq.read_table(path)
+        placeable = sum(
+            a is not None and t is not None
+            for a, t in zip(
+                posts["author"].to_pylist(), posts["timestamp"].to_pylist(), strict=True
+            )
+        )
+        assert written[name] == (placeable, posts.num_rows - placeable)
+        with (tmp_path / "export" / f"{name}.csv").open(encoding="utf-8", newline="") as handle:
+            rows = list(csv.reader(handle))
+        assert tuple(rows[0]) == COLUMNS and len(rows) - 1 == placeable

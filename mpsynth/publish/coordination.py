@@ -1,0 +1,101 @@
+"""`mpsynth export-coordination`: a run's sets (and its real posts) in the input format of the
+coordination-network-toolkit (Graham et al., QUT Digital Media Research Centre), so a
+coordination researcher can build co-link, co-reply, co-retweet and co-tweet networks from them
+with the toolkit as it is: `compute_networks DB preprocess --format csv <set>.csv`.
+
+Columns (the toolkit's CSV, version 1.5): message_id, user_id (platform:account, so one name on
+two platforms is two users, as in mpsynth's graphs), username, repost_id (the reshared post of a
+repost), reply_id, message, timestamp (epoch seconds), urls (space-separated, as mpsynth's
+extraction finds them). A post without an account or a time cannot be placed in any network: it
+is left out and counted.
+
+The toolkit reads a post without URLs as sharing the URL "" (its CSV reader splits the empty
+field), so every such post would join every other in its co-link network. Each set is therefore
+written twice: `<set>.csv` with every post (co-retweet, co-tweet, co-similar-tweet, co-reply) and
+`<set>-links.csv` with the posts that share a URL (co-link).
+"""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from mpsynth.config import load_config
+from mpsynth.core import schema
+from mpsynth.metrics.extraction import extract
+from mpsynth.metrics.structure import epoch_seconds
+from mpsynth.rundir.context import StageContext
+from mpsynth.rundir.directory import RunDirectory
+
+COLUMNS = ("message_id", "user_id", "username", "repost_id", "reply_id", "message", "timestamp",
+           "urls")  # fmt: skip
+
+
+def toolkit_rows(posts: pa.Table) -> tuple[list[list], int]:
+    """The toolkit's rows for the posts that have an account and a time; how many had not."""
+    names = posts.column_names
+    n = posts.num_rows
+
+    def column(name: str) -> list:
+        return posts.column(name).to_pylist() if name in names else [None] * n
+
+    authors, platforms, texts = column("author"), column("platform"), column("text")
+    seconds = (
+        epoch_seconds(posts.column("timestamp")) if "timestamp" in names else np.full(n, np.nan)
+    )
+    kinds, shared, replies = column("post_kind"), column("quote_of"), column("reply_to")
+    found = extract(texts, platforms, values=True).values
+    assert found is not None
+    rows, skipped = [], 0
+    for i, post_id in enumerate(column("id")):
+        if authors[i] is None or np.isnan(seconds[i]):
+            skipped += 1
+            continue
+        rows.append(
+            [
+                post_id,
+                f"{platforms[i]}:{authors[i]}",
+                authors[i],
+                shared[i] if kinds[i] == "repost" and shared[i] else "",
+                replies[i] or "",
+                texts[i],
+                int(seconds[i]),
+                " ".join(dict.fromkeys(found["urls"][i])),
+            ]
+        )
+    return rows, skipped
+
+
+def write_toolkit_csv(posts: pa.Table, path: Path) -> tuple[int, int]:
+    """Write the posts as the toolkit's CSV, and those with a URL beside it (`<name>-links.csv`,
+    for its co-link network); (rows written, posts left out)."""
+    rows, skipped = toolkit_rows(posts)
+    for target, chosen in (
+        (path, rows),
+        (path.with_name(f"{path.stem}-links.csv"), [r for r in rows if r[-1]]),
+    ):
+        with target.open("w", newline="", encoding="utf-8") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(COLUMNS)
+            writer.writerows(chosen)
+    return len(rows), skipped
+
+
+def export_coordination(run_dir: Path, out: Path) -> dict[str, tuple[int, int]]:
+    """Each synthetic set and the real posts as `<out>/<set>.csv` (and `<set>-links.csv`);
+    set -> (rows, left out)."""
+    from mpsynth.stages.evaluate.runner import synthetic_sets
+
+    config = load_config(Path(run_dir) / "config.yaml")
+    ctx = StageContext(config, RunDirectory(Path(run_dir)))
+    out.mkdir(parents=True, exist_ok=True)
+    sources = {schema.REAL: ctx.path("ingest", "posts.parquet")}
+    sources.update((path.stem, path) for path in synthetic_sets(ctx))
+    return {
+        name: write_toolkit_csv(pq.read_table(path), out / f"{name}.csv")
+        for name, path in sources.items()
+    }
