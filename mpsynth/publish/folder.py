@@ -72,13 +72,9 @@ def input_licences(config: RunConfig) -> dict[str, list[str]]:
 
 def _hub_card_licence(path: Path | str) -> str | None:
     """The `license` of a Hugging Face dataset folder's card (its README's YAML header)."""
-    card = Path(path) / "README.md"
-    if not (isinstance(path, Path) and card.is_file()):
-        return None
-    text = card.read_text(encoding="utf-8")
-    if not text.startswith("---"):
-        return None
-    licence = (yaml.safe_load(text.split("---", 2)[1]) or {}).get("license")
+    from mpsynth.stages.ingest.datasets import card_header
+
+    licence = (card_header(path) or {}).get("license") if isinstance(path, Path) else None
     return licence if isinstance(licence, str) else None
 
 

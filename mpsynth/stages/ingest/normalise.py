@@ -18,6 +18,7 @@ from mpsynth.core.errors import InputError
 from mpsynth.core.locations import is_remote
 from mpsynth.core.platforms import normalise_platform
 from mpsynth.stages.ingest import readers
+from mpsynth.stages.ingest.datasets import dataset_files
 from mpsynth.stages.ingest.interactions import KINDS, engagement_count, post_kind
 from mpsynth.stages.ingest.links import numeric_id, repair_links
 from mpsynth.stages.ingest.timestamps import TimestampParser
@@ -72,56 +73,6 @@ def expand_input(spec: InputSpec) -> list[tuple[Path, str]]:
     else:
         files = [path]
     return [(file, spec.format if spec.format != "auto" else _format_of(file)) for file in files]
-
-
-def dataset_files(folder: Path, config: str | None) -> list[Path] | None:
-    """The data files of a folder `datasets` wrote: saved with `save_to_disk` (a dataset, or each
-    split of a dataset dict, as Arrow streams) or laid out as on the Hub (a README whose YAML
-    header lists `configs` and their data files: `config` picks one); None for any other folder."""
-    if (folder / "dataset_dict.json").is_file():
-        splits = json.loads((folder / "dataset_dict.json").read_text())["splits"]
-        return [f for split in splits for f in _saved_files(folder / split)]
-    if (folder / "state.json").is_file():
-        return _saved_files(folder)
-    card = folder / "README.md"
-    text = card.read_text(encoding="utf-8") if card.is_file() else ""
-    if not text.startswith("---"):
-        return None
-    import yaml
-
-    header = yaml.safe_load(text.split("---", 2)[1]) or {}
-    configs = {c["config_name"]: c for c in header.get("configs", [])}
-    if not configs:
-        return None
-    if config is None:
-        defaults = [n for n, c in configs.items() if c.get("default")]
-        if len(configs) > 1 and len(defaults) != 1:
-            raise InputError(
-                f"{folder} is a dataset with configs {', '.join(configs)}: name one with "
-                "ingest.inputs[].dataset_config"
-            )
-        config = defaults[0] if defaults else next(iter(configs))
-    if config not in configs:
-        raise InputError(
-            f"{folder}: no dataset config {config!r}; its configs are {', '.join(configs)}"
-        )
-    data_files = configs[config].get("data_files", [])
-    if isinstance(data_files, str | dict):
-        data_files = [data_files]
-    patterns = [
-        p for entry in data_files
-        for p in ([entry] if isinstance(entry, str) else _as_list(entry["path"]))
-    ]  # fmt: skip
-    return sorted({f for pattern in patterns for f in folder.glob(pattern) if f.is_file()})
-
-
-def _as_list(value: str | list[str]) -> list[str]:
-    return [value] if isinstance(value, str) else list(value)
-
-
-def _saved_files(folder: Path) -> list[Path]:
-    state = json.loads((folder / "state.json").read_text())
-    return [folder / entry["filename"] for entry in state["_data_files"]]
 
 
 def _format_of(file: Path) -> str:
