@@ -4,7 +4,14 @@ integers. A value that fits neither is nulled and counted (the post itself is ke
 
 from __future__ import annotations
 
+import logging
 import re
+from collections import Counter
+from typing import Any
+
+from mpsynth.core.schema import ENGAGEMENT
+
+log = logging.getLogger(__name__)
 
 # what platforms and datasets call each kind -> mpsynth's name
 KINDS = {
@@ -62,3 +69,54 @@ def engagement_count(value: str | None, name: str) -> tuple[int | None, bool]:
     if number != int(number) or (number < 0 and name not in SIGNED):
         return None, True
     return int(number), False
+
+
+class InteractionReader:
+    """Each post's kind and engagement counts from its raw fields, and per platform how many posts
+    carry each, and how many values were no kind or no count (nulled, the post kept)."""
+
+    def __init__(self) -> None:
+        self.counts: dict[str, Counter] = {}  # platform -> kinds, counts carried, odd values
+        self.unknown_kinds: set[str] = set()  # a few of them, for the warning
+
+    def read(self, fields: dict[str, str | None], platform: str) -> dict[str, Any]:
+        counts = self.counts.setdefault(platform, Counter())
+        kind, unknown = post_kind(fields.get("post_kind"))
+        counts["unknown_kind"] += unknown
+        if unknown and len(self.unknown_kinds) < 5:
+            self.unknown_kinds.add(str(fields["post_kind"]))
+        if kind is not None:
+            counts[f"kind_{kind}"] += 1
+        found: dict[str, Any] = {"post_kind": kind}
+        for name in ENGAGEMENT:
+            found[name], bad = engagement_count(fields.get(name), name)
+            counts[f"bad_{name}"] += bad
+            counts[f"with_{name}"] += found[name] is not None
+        return found
+
+    def summary(self, platform: str) -> dict[str, int]:
+        """The platform's non-zero counts (kind_*, with_*, bad_*, unknown_kind)."""
+        return {k: n for k, n in sorted(self.counts.get(platform, Counter()).items()) if n}
+
+    def warn(self) -> None:
+        """One line for each column whose values were not usable."""
+        total: Counter = Counter()
+        for counts in self.counts.values():
+            total.update(counts)
+        if total["unknown_kind"]:
+            log.warning(
+                "ingest: %d post%s of a kind mpsynth does not know (%s...), kept with post_kind "
+                "null; known: %s",
+                total["unknown_kind"],
+                "" if total["unknown_kind"] == 1 else "s",
+                ", ".join(sorted(repr(k) for k in self.unknown_kinds)),
+                ", ".join(sorted(KINDS)),
+            )
+        for name in ENGAGEMENT:
+            if total[f"bad_{name}"]:
+                log.warning(
+                    "ingest: %d %s values that are no count (negative, fractional or text), kept "
+                    "as null",
+                    total[f"bad_{name}"],
+                    name,
+                )

@@ -19,7 +19,7 @@ from mpsynth.core.locations import is_remote
 from mpsynth.core.platforms import normalise_platform
 from mpsynth.stages.ingest import readers
 from mpsynth.stages.ingest.datasets import dataset_files
-from mpsynth.stages.ingest.interactions import KINDS, engagement_count, post_kind
+from mpsynth.stages.ingest.interactions import InteractionReader
 from mpsynth.stages.ingest.links import numeric_id, repair_links
 from mpsynth.stages.ingest.timestamps import TimestampParser
 
@@ -202,32 +202,6 @@ def language_code(value: str | None) -> str | None:
     return None if code in UNKNOWN_LANGUAGE else code
 
 
-def _warn_odd_interactions(found: dict[str, Counter], unknown_kinds: set[str]) -> None:
-    """One line for values of a post-kind or engagement column that were not usable (nulled)."""
-    total = Counter()
-    for counts in found.values():
-        total.update(
-            {k: n for k, n in counts.items() if k == "unknown_kind" or k.startswith("bad_")}
-        )
-    if total["unknown_kind"]:
-        log.warning(
-            "ingest: %d post%s of a kind mpsynth does not know (%s...), kept with post_kind "
-            "null; known: %s",
-            total["unknown_kind"],
-            "" if total["unknown_kind"] == 1 else "s",
-            ", ".join(sorted(repr(k) for k in unknown_kinds)),
-            ", ".join(sorted(KINDS)),
-        )
-    for name in schema.ENGAGEMENT:
-        if total[f"bad_{name}"]:
-            log.warning(
-                "ingest: %d %s values that are no count (negative, fractional or text), kept "
-                "as null",
-                total[f"bad_{name}"],
-                name,
-            )
-
-
 def ingest(config: IngestConfig) -> IngestResult:
     """Read every input; return kept posts, quarantined rows with reasons, and per-platform counts."""
     kept: dict[str, list] = {name: [] for name in schema.POSTS.names}
@@ -239,8 +213,7 @@ def ingest(config: IngestConfig) -> IngestResult:
     languages: dict[str, Counter] = {}  # platform -> posts per declared language
     parse_time = TimestampParser()
     limit = config.max_text_chars
-    interactions: dict[str, Counter] = {}  # platform -> kinds, engagement counts, odd values
-    unknown_kinds: set[str] = set()
+    interactions = InteractionReader()
 
     inputs = check_inputs(config)
     for spec, file, fmt in inputs:
@@ -308,17 +281,8 @@ def ingest(config: IngestConfig) -> IngestResult:
                     kept[name].append(fields.get(name) or None)
                 kept["timestamp"][-1] = parse_time(fields.get("timestamp"), str(file))
                 kept["lang"][-1] = language_code(fields.get("lang"))
-                odd = interactions.setdefault(platform_key, Counter())
-                kept["post_kind"][-1], unknown = post_kind(fields.get("post_kind"))
-                odd["unknown_kind"] += unknown
-                if unknown and len(unknown_kinds) < 5:
-                    unknown_kinds.add(fields["post_kind"])
-                if kept["post_kind"][-1] is not None:
-                    odd[f"kind_{kept['post_kind'][-1]}"] += 1
-                for name in schema.ENGAGEMENT:
-                    kept[name][-1], bad = engagement_count(fields.get(name), name)
-                    odd[f"bad_{name}"] += bad
-                    odd[f"with_{name}"] += kept[name][-1] is not None
+                for name, value in interactions.read(fields, platform_key).items():
+                    kept[name][-1] = value
                 if kept["lang"][-1] is not None:
                     languages.setdefault(platform_key, Counter())[kept["lang"][-1]] += 1
                 has = carried.setdefault(platform_key, Counter())
@@ -346,7 +310,7 @@ def ingest(config: IngestConfig) -> IngestResult:
                 for name in ("author", "timestamp", *schema.LINK_FIELDS)
             },
             "with_lang": sum(languages.get(platform, Counter()).values()),
-            **{k: n for k, n in sorted(interactions.get(platform, Counter()).items()) if n},
+            **interactions.summary(platform),
             "languages": dict(languages.get(platform, Counter()).most_common(5)),
             **{
                 key: links.get(platform, Counter())[key]
@@ -355,7 +319,7 @@ def ingest(config: IngestConfig) -> IngestResult:
         }
         for platform in sorted(read)
     }
-    _warn_odd_interactions(interactions, unknown_kinds)
+    interactions.warn()
     for file, counts in parse_time.counts.items():
         if counts["unparsed"]:
             log.warning(
