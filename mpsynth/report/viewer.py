@@ -46,10 +46,12 @@ def viewer_data(ctx: StageContext, sets: list[Path], cap: int) -> dict[str, Any]
     examples = browsed + _rows(
         posts.filter(pc.is_in(posts.column("id"), pa.array(sorted(wanted), pa.string())))
     )
-    topic_of = _topics(ctx)
+    from mpsynth.stages.topics import topic_of
+
+    topics = topic_of(ctx.path("topics", "assignments"))
     for row in examples:
-        if topic_of.get(row["id"]) is not None:
-            row["topic"] = topic_of[row["id"]]
+        if topics.get(row["id"]) is not None:
+            row["topic"] = topics[row["id"]]
     # the real posts travel once, as examples; the real set lists their ids
     shown = {
         schema.REAL: {"total": reference.num_rows, "ids": [row["id"] for row in browsed]},
@@ -79,17 +81,6 @@ def _rows(table: pa.Table) -> list[dict[str, Any]]:
         for key in [k for k, v in row.items() if v is None]:
             del row[key]  # the page treats a missing key as unknown
     return rows
-
-
-def _topics(ctx: StageContext) -> dict[str, int]:
-    assignments = pq.read_table(ctx.path("topics", "assignments"), columns=["id", "topic"])
-    return dict(
-        zip(
-            assignments.column("id").to_pylist(),
-            assignments.column("topic").to_pylist(),
-            strict=True,
-        )
-    )
 
 
 def _topic_names(ctx: StageContext) -> dict[str, str]:
