@@ -182,23 +182,22 @@ def spent_usd(variations: list[Variation], root: Path) -> float:
     return total
 
 
+def _sent_together(generator) -> bool:
+    """A generator whose requests a sweep sends together: a hosted or local model answering live
+    (the Markov stand-in and batch-mode generators run inside each variation)."""
+    from mpsynth.generation.cache import UNCACHED_PROVIDERS
+
+    return generator.provider.kind not in UNCACHED_PROVIDERS and generator.mode == "live"
+
+
 def generate_together(variations: list[Variation], root: Path, budget_usd: float | None) -> None:
     """Every variation's generation requests to a hosted model sent at once: each variation is
     run up to its prompts, then each generator's requests of all of them (one request asked by
     two variations, once) go through one governor and one pool of workers into the sweep's
-    ledger, which every variation reads; their generate stages then find every answer there.
-    The Markov stand-in and batch-mode generators are left to each variation's own run."""
-    from mpsynth.distributed.generation import run_generator
-    from mpsynth.generation.cache import UNCACHED_PROVIDERS, CompletionCache
-    from mpsynth.generation.ledger import read_ledger
-    from mpsynth.generation.pricing import run_price
-    from mpsynth.providers import RealCorpus
+    ledger, which every variation reads; their generate stages then find every answer there."""
     from mpsynth.rundir.context import StageContext
 
-    def sent_together(generator) -> bool:
-        return generator.provider.kind not in UNCACHED_PROVIDERS and generator.mode == "live"
-
-    ready = [v for v in variations if any(map(sent_together, v.config.generate.generators))]
+    ready = [v for v in variations if any(map(_sent_together, v.config.generate.generators))]
     if not ready:
         return
     log.info("sweep: %d variations up to their prompts, then their requests together", len(ready))
@@ -213,66 +212,85 @@ def generate_together(variations: list[Variation], root: Path, budget_usd: float
             )
         except MpsynthError as error:  # its own run below says so again
             log.warning("variation %s: %s", variation.name, str(error).splitlines()[0])
+    # the first variation's context: its corpus, settings and the sweep's ledger and cache
+    ctx = StageContext(
+        ready[0].config, RunDirectory(ready[0].root), cache_dir=root / "cache", ledger_root=root
+    )
+    for generator, tables in _requests_by_generator(ready).values():
+        left = None if budget_usd is None else budget_usd - spent_usd(variations, root)
+        if left is not None and left <= 0:
+            log.warning(
+                "sweep: budget reached before %s's requests were sent together", generator.name
+            )
+            break
+        _send_together(ctx, generator, tables, left)
+
+
+def _requests_by_generator(ready: list[Variation]) -> dict[str, tuple[Any, list[pa.Table]]]:
+    """Generator name -> (its settings in the first variation, each variation's requests to it);
+    a variation whose generator of that name calls another endpoint sends its own."""
     groups: dict[str, tuple[Any, list[pa.Table]]] = {}
     for variation in ready:
         path = variation.root / "prompts" / "requests.parquet"
-        if not path.is_file():
+        if not path.is_file():  # its prompts failed: its own run says why
             continue
         requests = pq.read_table(path)
-        for generator in filter(sent_together, variation.config.generate.generators):
-            mine = requests.filter(pc.equal(requests.column("generator"), generator.name))
+        for generator in filter(_sent_together, variation.config.generate.generators):
             first, tables = groups.setdefault(generator.name, (generator, []))
-            if first.provider != generator.provider:  # another endpoint: its variation sends
-                continue
-            tables.append(mine)
-    first_config = ready[0].config
-    ctx = StageContext(first_config, RunDirectory(ready[0].root))
-    corpus = RealCorpus(  # read by the Markov stand-in alone, which is not sent together
-        posts=ctx.reference().resolve(), assignments=ctx.path("topics", "assignments").resolve()
+            if first.provider == generator.provider:
+                tables.append(
+                    requests.filter(pc.equal(requests.column("generator"), generator.name))
+                )
+    return groups
+
+
+def _send_together(ctx, generator, tables: list[pa.Table], budget_usd: float | None) -> None:
+    """One generator's requests of every variation, in turn and each once, through one governor
+    into the sweep's ledger; the answers filed in the sweep's completion cache."""
+    from mpsynth.distributed.generation import run_generator
+    from mpsynth.generation.ledger import read_ledger
+    from mpsynth.generation.pricing import run_price
+    from mpsynth.providers import RealCorpus
+    from mpsynth.stages.generate import file_answers, ledger_dir
+
+    requests = _interleaved(tables)
+    distinct = _first_of_each(requests)
+    log.info(
+        "sweep: %s: %d requests of %d variations (%d distinct) sent together",
+        generator.name,
+        requests.num_rows,
+        len(tables),
+        distinct.num_rows,
     )
-    for name, (generator, tables) in groups.items():
-        requests = _interleaved(tables)
-        distinct = _first_of_each(requests)
-        left = None if budget_usd is None else budget_usd - spent_usd(variations, root)
-        if left is not None and left <= 0:
-            log.warning("sweep: budget reached before %s's requests were sent together", name)
-            break
-        log.info(
-            "sweep: %s: %d requests of %d variations (%d distinct) sent together",
-            name,
-            requests.num_rows,
-            len(tables),
-            distinct.num_rows,
+    settings = ctx.config.generate
+    # each variation brings its requests in flight, as it would alone; the one governor holds
+    # them all to the provider's requests and tokens per minute
+    rate = generator.rate.model_copy(
+        update={"concurrency": generator.rate.concurrency * len(tables)}
+    )
+    directory = ledger_dir(ctx, generator.name)
+    started = time.time()
+    try:
+        run_generator(
+            generator.model_copy(update={"rate": rate}),
+            distinct,
+            directory,
+            RealCorpus(  # read by the Markov stand-in alone, which is never sent together
+                posts=ctx.reference().resolve(),
+                assignments=ctx.path("topics", "assignments").resolve(),
+            ),
+            run_price(generator, settings.prices),
+            budget_usd,
+            ctx.config.ray,
+            settings.flush_every,
+            settings.flush_interval_s,
+            settings.progress_interval_s,
+            seed=ctx.config.draw_seed,
         )
-        settings = first_config.generate
-        started = time.time()
-        # each variation brings its requests in flight, as it would alone; the one governor
-        # holds them all to the provider's requests and tokens per minute
-        rate = generator.rate.model_copy(
-            update={"concurrency": generator.rate.concurrency * len(tables)}
-        )
-        try:
-            run_generator(
-                generator.model_copy(update={"rate": rate}),
-                distinct,
-                root / "ledger" / name,
-                corpus,
-                run_price(generator, settings.prices),
-                left,
-                first_config.ray,
-                settings.flush_every,
-                settings.flush_interval_s,
-                settings.progress_interval_s,
-                seed=first_config.draw_seed,
-            )
-        except MpsynthError as error:  # each variation's generate stage meets it and says so
-            log.warning("sweep: %s: %s", name, str(error).splitlines()[0])
-        if settings.cache:  # filed for later runs, as a run's own generate stage files them
-            ledger = read_ledger(root / "ledger" / name)
-            fresh = [
-                r for r in ledger.to_pylist() if r["attempts"] > 0 and r["finished_at"] >= started
-            ]
-            CompletionCache(root / "cache", int(settings.cache_max_gb * 1024**3)).add(fresh)
+    except MpsynthError as error:  # each variation's generate stage meets it and says so
+        log.warning("sweep: %s: %s", generator.name, str(error).splitlines()[0])
+    # filed for later runs, as a run's own generate stage files its answers
+    file_answers(ctx, generator, distinct, read_ledger(directory), started)
 
 
 def _interleaved(tables: list[pa.Table]) -> pa.Table:

@@ -73,11 +73,11 @@ def fill_from_cache(ctx: StageContext, number: int, requests: pa.Table) -> int:
 
 
 def file_answers(
-    ctx: StageContext, number: int, requests: pa.Table, ledger: pa.Table, since: float
+    ctx: StageContext, generator: Any, requests: pa.Table, ledger: pa.Table, since: float
 ) -> int:
     """File in the completion cache the answers of the generator's `ledger` this run received for
     `requests` since `since`."""
-    cache = completion_cache(ctx, ctx.config.generate.generators[number])
+    cache = completion_cache(ctx, generator)
     if cache is None:
         return 0
     mine = set(requests.column("request_id").to_pylist())
@@ -144,7 +144,7 @@ def generate_requests(
     if cached:
         counts = {**counts, "cached": cached}
     ledger = read_ledger(directory)
-    file_answers(ctx, number, requests, ledger, started)
+    file_answers(ctx, generator, requests, ledger, started)
     latest = settled(ledger)
     wanted = requests.column("request_id").to_pylist()
     return [latest[rid] for rid in wanted if rid in latest], counts
