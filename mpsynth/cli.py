@@ -277,8 +277,7 @@ def drop_command(run_dir: str, ids_file: str, reason: str) -> None:
     run_pipeline(config)
     final = "structure" if config.pipeline == "mptm" else "postprocess"
     summary = json.loads((root / final / "summary.json").read_text())
-    sets = summary["sets"] if final == "structure" else summary.get("review", {})
-    for name, counts in sorted(sets.items()):
+    for name, counts in sorted(summary.get("review", {}).items()):
         if counts.get("dropped"):
             log.info(
                 "drop: %s without %d posts and %d replies beneath them (kept in %s)",

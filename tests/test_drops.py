@@ -55,7 +55,7 @@ def test_a_dropped_post_takes_the_replies_beneath_it_and_is_kept_aside(tmp_path)
     record_drops(tmp_path, [("mine", "p1"), ("other", "p2")], "flagged in review")
     out = tmp_path / "structure"
     out.mkdir()
-    kept, counts = apply_drops(tmp_path, table, "mine", out)
+    kept, counts = apply_drops(read_drops(tmp_path), table, "mine", out)
     assert kept["id"].to_pylist() == ["p2", "q"]  # p2 is listed for another set only
     assert counts == {"dropped": 1, "replies_dropped": 2}
     aside = pq.read_table(out / "dropped" / "mine.parquet")
@@ -65,5 +65,5 @@ def test_a_dropped_post_takes_the_replies_beneath_it_and_is_kept_aside(tmp_path)
         "a reply beneath a dropped post",
         "a reply beneath a dropped post",
     ]
-    untouched, none = apply_drops(tmp_path, table, "unlisted", out)
+    untouched, none = apply_drops(read_drops(tmp_path), table, "unlisted", out)
     assert untouched.equals(table) and none == {}

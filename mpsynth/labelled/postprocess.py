@@ -23,7 +23,7 @@ from mpsynth.core import schema
 from mpsynth.labelled.cues import seed_classifier
 from mpsynth.labelled.labels import class_counts_text
 from mpsynth.rundir.context import StageContext, write_table
-from mpsynth.stages.drops import apply_drops
+from mpsynth.stages.drops import apply_drops, read_drops
 from mpsynth.stages.postprocess.runner import real_index, run_postprocess
 
 log = logging.getLogger(__name__)
@@ -68,8 +68,9 @@ def run_labelled_postprocess(ctx: StageContext, out: Path) -> dict[str, Any]:
         sets, summary["calibration"] = calibrate_by_class(
             sets, inputs.seed, ctx.config.seed, out / "calibration"
         )
+    drops = read_drops(ctx.run.root)  # the posts a reviewer took out (mpsynth drop)
     for name, table in sets.items():
-        table, dropped = apply_drops(ctx.run.root, table, name, out)
+        table, dropped = apply_drops(drops, table, name, out)
         if dropped:
             summary.setdefault("review", {})[name] = dropped
         rows[name] = write_table(table, out / "synthetic" / f"{name}.parquet")

@@ -2,8 +2,8 @@
 
 The list lives in the run directory, `review/drops.parquet` (set, id, reason, when), and is part of
 the fingerprint of the stage that writes the run's final sets (structure; postprocess in labelled
-runs): that stage leaves the listed posts out, with every reply beneath them, and keeps what it
-left out in `<stage>/dropped/<set>.parquet`; the evaluation, the report and the card follow as
+runs): that stage leaves the listed posts out, with every reply beneath them, keeps what it left
+out in `<stage>/dropped/<set>.parquet` and counts it in its summary's `review`; the evaluation, the report and the card follow as
 for any upstream change. Nothing is lost: a drop is undone by removing its rows from the list.
 """
 
@@ -97,11 +97,11 @@ def dropped_posts(run_dir: Path | str) -> dict[str, str]:
 
 
 def apply_drops(
-    run_dir: Path, table: pa.Table, set_name: str, out: Path
+    drops: pa.Table, table: pa.Table, set_name: str, out: Path
 ) -> tuple[pa.Table, dict[str, int]]:
-    """`table` without the posts listed for `set_name` (or for every set) and the replies beneath
-    them; what was left out is written to `out/dropped/<set>.parquet` with the reason."""
-    drops = read_drops(run_dir)
+    """`table` without the posts `drops` (the run's list, `read_drops`) names for `set_name` (or
+    for every set) and the replies beneath them; what was left out is written to
+    `out/dropped/<set>.parquet` with the reason."""
     if not drops.num_rows:
         return table, {}
     mine = drops.filter(pc.is_in(drops.column("set"), pa.array([set_name, EVERY_SET])))

@@ -43,7 +43,7 @@ import pyarrow.parquet as pq
 from mpsynth.config import StructureConfig
 from mpsynth.metrics.structure import epoch_seconds, timestamps_of
 from mpsynth.rundir.context import StageContext, write_table
-from mpsynth.stages.drops import apply_drops
+from mpsynth.stages.drops import apply_drops, read_drops
 from mpsynth.stages.postprocess.runner import CALIBRATED
 from mpsynth.stages.replies import ReplyWriter, real_replies
 
@@ -415,6 +415,7 @@ def run_structure(ctx: StageContext, out: Path) -> dict[str, int]:
     }
     rows = {}
     paths = ctx.path("postprocess", "synthetic").glob("*.parquet")
+    drops = read_drops(ctx.run.root)  # the posts a reviewer took out (mpsynth drop)
     # each plain set before its calibrated copy, which takes the plain set's replies
     for path in sorted(paths, key=lambda p: (p.stem.removesuffix(CALIBRATED), p.stem)):
         # a calibrated set holds the plain set's posts: the same draw gives them the same accounts
@@ -428,8 +429,9 @@ def run_structure(ctx: StageContext, out: Path) -> dict[str, int]:
         )
         if replies:
             table, summary["sets"][path.stem]["replies"] = writer.add(table, path.stem, seed)
-        table, dropped = apply_drops(ctx.run.root, table, path.stem, out)
-        summary["sets"][path.stem].update(dropped)
+        table, dropped = apply_drops(drops, table, path.stem, out)
+        if dropped:
+            summary.setdefault("review", {})[path.stem] = dropped
         rows[path.stem] = write_table(table, out / "synthetic" / path.name)
         log.info("structure %s: %s", path.stem, _line(summary["sets"][path.stem]))
     persona_rows = [
