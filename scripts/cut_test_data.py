@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import random
+import re
 import sys
 from pathlib import Path
 
@@ -39,6 +40,34 @@ def cut(source: Path, per_platform: dict[str, int], how: str) -> tuple[list[str]
     return columns, [rows[i] for i in sorted(keep)]
 
 
+def coordinated(source: Path, others: int = 500) -> tuple[list[str], list[dict]]:
+    """The IRA tweets that two or more accounts have in common (the same retweeted text, the same
+    own text, the same URL, the same opening 40 characters, lower-cased, or for their own tweets
+    the same @handle first), beside `others` seeded tweets: every coordination network has pairs
+    to find. No time window is applied."""
+    with source.open(encoding="utf-8", newline="") as handle:
+        reader = csv.DictReader(handle)
+        rows = list(reader)
+        columns = list(reader.fieldnames or [])
+    keys: dict[str, set[int]] = {}
+    for i, row in enumerate(rows):
+        text = row["text"].lower()
+        found = [f"{row['post_type']}:{text}", f"opening:{text[:40]}"]
+        found += [f"url:{u}" for u in re.findall(r"https?://\S+", row["text"])]
+        handle = re.match(r"'?@(\w+)", text)
+        if handle and row["post_type"] != "retweet":
+            found.append(f"reply:{handle.group(1)}")
+        for key in found:
+            keys.setdefault(key, set()).add(i)
+    keep: set[int] = set()
+    for members in keys.values():
+        if len({rows[i]["author"] for i in members}) > 1:
+            keep.update(members)
+    rest = [i for i in range(len(rows)) if i not in keep]
+    keep.update(random.Random(0).sample(rest, others))
+    return columns, [rows[i] for i in sorted(keep)]
+
+
 def main(source_dir: Path) -> None:
     for name, (source, per_platform, how) in SAMPLES.items():
         columns, rows = cut(source_dir / source, per_platform, how)
@@ -47,6 +76,12 @@ def main(source_dir: Path) -> None:
             writer.writeheader()
             writer.writerows(rows)
         print(f"{name}: {len(rows)} rows from {source}")
+    columns, rows = coordinated(source_dir / "politics_twitter_ira.csv")
+    with (HERE / "ira_coordinated.csv").open("w", encoding="utf-8", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=columns)
+        writer.writeheader()
+        writer.writerows(rows)
+    print(f"ira_coordinated.csv: {len(rows)} rows from politics_twitter_ira.csv")
 
 
 if __name__ == "__main__":

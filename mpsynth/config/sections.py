@@ -389,8 +389,14 @@ class NetworksConfig(Section):
     enabled: bool = True
     window_seconds: Annotated[int, Field(ge=1)] = Field(
         default=60,
-        description="two accounts sharing the same URL, domain or hashtag within this many seconds "
-        "are a coordinated pair (the coordination-network-toolkit's default)",
+        description="two accounts sharing the same URL, domain, hashtag, reshared post, reply "
+        "target or (near-)identical text within this many seconds are a coordinated pair (the "
+        "coordination-network-toolkit's default)",
+    )
+    similarity: Annotated[float, Field(gt=0.0, le=1.0)] = Field(
+        default=0.8,
+        description="co_similar_tweet: two posts within the window whose token sets have at least "
+        "this Jaccard similarity are near-identical (the coordination-network-toolkit's default)",
     )
     betweenness_pivots: Annotated[int, Field(ge=1)] = Field(
         default=64,

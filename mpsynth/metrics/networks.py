@@ -7,6 +7,16 @@ synthetic.
   joined at least twice is a coordinated pair.
 - **co_reply**: the same for two accounts that answered the same post within `window` seconds (the
   toolkit's co-reply network), where the posts carry reply links.
+- **co_retweet**: the same for two accounts that reshared the same post (a repost's `quote_of`,
+  else its text, which on the platforms is the original's), where the posts carry kinds.
+- **co_tweet**: two accounts that posted the same text (not a repost) within the window, the text
+  normalised as the toolkit does (lower case, @mentions out, whitespace collapsed); a text that
+  is empty once normalised (a post of mentions only) joins nobody.
+- **co_similar_tweet**: two accounts whose posts (not reposts) within the window have token sets
+  of Jaccard similarity at least `similarity` (the toolkit's tokens and default threshold, 0.8).
+
+As in the toolkit, a repost counts in co_retweet only: the links, hashtags and text it carries
+are its original's, so it joins no co-link, co-hashtag, co-tweet or co-similar pair.
 - **hashtags**: hashtags as nodes, an edge between two used in one post.
 - **cross_platform**: (platform, item) nodes for every hashtag, URL domain and mention; an edge
   between two items of one post, and an edge between the same item on two platforms. Its
@@ -29,6 +39,7 @@ from urllib.parse import urlsplit
 
 import networkx as nx
 import numpy as np
+import regex
 
 from mpsynth.core import schema
 from mpsynth.metrics.compare import metric_row
@@ -39,9 +50,23 @@ from mpsynth.metrics.structure import Posts
 FAMILY = "network"
 CO_SHARING = {"co_url": "urls", "co_domain": "domains", "co_hashtag": "hashtags"}
 CO_REPLY = "co_reply"
+CO_RETWEET = "co_retweet"
+CO_TWEET = "co_tweet"
+CO_SIMILAR = "co_similar_tweet"
+COORDINATION = (*CO_SHARING, CO_REPLY, CO_RETWEET, CO_TWEET, CO_SIMILAR)
+SIMILARITY = 0.8  # the toolkit's default Jaccard threshold of co_similar_tweet (its command's)
 ITEMS_PER_POST = 20  # a post's co-occurrence edges are among its first 20 items
 EXACT_CLUSTERING_BELOW = 5_000  # nodes; above, sampled (networkx.approximation, 10,000 trials)
 PAIRS_PER_CHUNK = 5_000_000
+
+
+@dataclass(frozen=True)
+class Rules:
+    """When two accounts' posts count as coordinated: within `window` seconds of each other, and
+    for co_similar_tweet a Jaccard similarity of at least `similarity`."""
+
+    window: float
+    similarity: float = SIMILARITY
 
 
 @dataclass
@@ -52,13 +77,34 @@ class Items:
     mentions: list[list[str]]
     urls: list[list[str]]
     domains: list[list[str]]
+    tweets: list[str] | None = None  # each post's text as co_tweet compares it
+    tokens: list[frozenset[str]] | None = None  # each post's tokens as co_similar_tweet does
 
     def take(self, rows: list[int]) -> Items:
         return Items(
             *(
-                [kind[r] for r in rows]
-                for kind in (self.hashtags, self.mentions, self.urls, self.domains)
+                None if kind is None else [kind[r] for r in rows]
+                for kind in (
+                    self.hashtags,
+                    self.mentions,
+                    self.urls,
+                    self.domains,
+                    self.tweets,
+                    self.tokens,
+                )
             )
+        )
+
+    def with_texts(self, texts: list[str]) -> Items:
+        """These items with each post's normalised text and token set (computed once per set, not
+        once per graph rebuilt on a resample)."""
+        return Items(
+            self.hashtags,
+            self.mentions,
+            self.urls,
+            self.domains,
+            [normalised_text(t) for t in texts],
+            [token_set(t) for t in texts],
         )
 
     @classmethod
@@ -84,6 +130,26 @@ def domain(url: str) -> str:
     """The URL's host, lower-cased, without a leading www."""
     host = urlsplit(url if "://" in url else f"http://{url}").hostname or url
     return host.removeprefix("www.")
+
+
+# The coordination-network-toolkit's text rules (similarity.py, MIT, Graham et al.), so that its
+# co_tweet and co_similar_tweet networks and mpsynth's join the same pairs
+_MENTION = regex.compile(r"@.*?(?=(?:\s|$))")
+_WORD_BREAK = regex.compile(
+    r"\b\p{Word_Break=WSegSpace}*'?", flags=regex.WORD | regex.UNICODE | regex.V1
+)
+
+
+def normalised_text(text: str) -> str:
+    """The text as co_tweet compares it: lower case, @mentions out, whitespace collapsed."""
+    return " ".join(_MENTION.sub("", text.lower()).split())
+
+
+def token_set(text: str) -> frozenset[str]:
+    """The text's tokens as co_similar_tweet compares them (the toolkit's word-break split of the
+    lower-cased text without @mentions, whitespace-separated pieces)."""
+    pieces = _WORD_BREAK.split(_MENTION.sub("", text.lower()))
+    return frozenset(" ".join(p for p in pieces if p).split())
 
 
 def co_sharing_edges(
@@ -114,8 +180,17 @@ def co_sharing_edges(
     key = (item.astype(np.int64) << 34) + np.round(time - time.min()).astype(np.int64)
     ends = np.searchsorted(key, key + int(window), side="right")
     partners = ends - np.arange(len(key)) - 1
+    return _edge_weights(who, post, _pairs(partners))
+
+
+def _edge_weights(
+    who: np.ndarray, post: np.ndarray, pairs: Iterator[tuple[np.ndarray, np.ndarray]]
+) -> Counter:
+    """(account, account) -> weight from index pairs of shares (`who` their accounts, `post` their
+    posts): the larger of the two accounts' counts of posts with a partner; same-account pairs
+    left out."""
     pair_parts, low_posts, high_posts = [], [], []
-    for first, second in _pairs(partners):
+    for first, second in pairs:
         a, b = who[first], who[second]
         keep = a != b
         first, second, a, b = first[keep], second[keep], a[keep], b[keep]
@@ -140,6 +215,57 @@ def co_sharing_edges(
             for code, w in zip(codes.tolist(), weights.tolist(), strict=True)
         }
     )
+
+
+def co_similar_edges(
+    accounts: np.ndarray,
+    seconds: np.ndarray,
+    tokens: list[frozenset[str] | None],
+    window: float,
+    similarity: float = SIMILARITY,
+) -> Counter:
+    """(account, account) -> weight, as co_sharing_edges, for posts within `window` seconds of
+    each other whose token sets have a Jaccard similarity of at least `similarity`. A post
+    without tokens (None or empty), an account or a time is left out. Exact: every pair within
+    the window whose sizes allow the threshold is compared (a Jaccard of j needs the smaller set
+    at least j times the larger)."""
+    rows = np.array(
+        [
+            r
+            for r, found in enumerate(tokens)
+            if found and accounts[r] >= 0 and not np.isnan(seconds[r])
+        ],
+        dtype=np.int64,
+    )
+    if len(rows) < 2:
+        return Counter()
+    rows = rows[np.argsort(seconds[rows], kind="stable")]
+    time = np.round(seconds[rows] - seconds[rows].min()).astype(np.int64)
+    sizes = np.array([len(tokens[r]) for r in rows.tolist()])
+    who = accounts[rows]
+    ends = np.searchsorted(time, time + int(window), side="right")
+
+    def similar() -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        for first, second in _pairs(ends - np.arange(len(time)) - 1):
+            small = np.minimum(sizes[first], sizes[second])
+            large = np.maximum(sizes[first], sizes[second])
+            keep = (who[first] != who[second]) & (small >= similarity * large)
+            first, second = first[keep], second[keep]
+            close = np.fromiter(
+                (
+                    _jaccard(tokens[rows[i]], tokens[rows[j]]) >= similarity
+                    for i, j in zip(first.tolist(), second.tolist(), strict=True)
+                ),
+                dtype=bool,
+                count=len(first),
+            )
+            yield first[close], second[close]
+
+    return _edge_weights(who, rows, similar())
+
+
+def _jaccard(a: frozenset, b: frozenset) -> float:
+    return len(a & b) / len(a | b)
 
 
 def _pairs(partners: np.ndarray) -> Iterator[tuple[np.ndarray, np.ndarray]]:
@@ -239,6 +365,7 @@ def network_metrics(
     seed: int,
     drawn_nodes: int = 40,
     resamples: int = 0,
+    similarity: float = SIMILARITY,
 ) -> NetworkResult:
     """Every graph of every set, per platform and over all platforms (the cross-platform graph over
     all only); the real set first, so the others' degree distributions have it to compare with.
@@ -247,6 +374,7 @@ def network_metrics(
     replacement, every graph rebuilt and measured again); a value's interval is the value +- 1.96
     standard deviations of its resampled values (a normal interval: few resamples estimate a
     spread far better than they do percentiles)."""
+    rules = Rules(window, similarity)
     real_platforms = sorted(set(sets[schema.REAL][0].platform.tolist()))
     real_degrees: dict[tuple[str, str], np.ndarray] = {}
     rows: list[dict] = []
@@ -254,6 +382,8 @@ def network_metrics(
     rng = np.random.default_rng([seed, 17])
     for name in [schema.REAL, *[s for s in sets if s != schema.REAL]]:
         posts, items = sets[name]
+        if posts.text is not None and items.tweets is None:
+            items = items.with_texts(posts.text.tolist())
         for platform in [*real_platforms, schema.ALL_PLATFORMS]:
             keep = (
                 np.ones(len(posts.platform), bool)
@@ -263,7 +393,7 @@ def network_metrics(
             if not keep.any():
                 continue
             reference = None if name == schema.REAL else real_degrees
-            found = _measured(posts, items, keep, platform, window, pivots, seed, reference)
+            found = _measured(posts, items, keep, platform, rules, pivots, seed, reference)
             if name == schema.REAL:
                 real_degrees.update(
                     ((graph_name, platform), degrees)
@@ -274,7 +404,7 @@ def network_metrics(
             # the intervals (the holdout included)
             if resamples and name not in (schema.REAL, schema.REAL_SUBSAMPLE):
                 spread = _resampled_spread(
-                    posts, items, keep, platform, window, pivots, seed, real_degrees, resamples, rng
+                    posts, items, keep, platform, rules, pivots, seed, real_degrees, resamples, rng
                 )
             for graph_name, (measures, _, graph) in found.items():
                 for measure, value in measures.items():
@@ -303,11 +433,11 @@ def network_metrics(
 Z95 = 1.959964
 
 
-def _measured(posts, items, keep, platform, window, pivots, seed, real_degrees) -> dict:
+def _measured(posts, items, keep, platform, rules, pivots, seed, real_degrees) -> dict:
     """graph name -> (its measures, its degrees, the graph) for the kept posts; `real_degrees`
     ((graph, platform) -> the real graph's degrees) adds each graph's degree KS to the real one."""
     found = {}
-    for graph_name, graph, platform_of in _graphs(posts, items, keep, platform, window):
+    for graph_name, graph, platform_of in _graphs(posts, items, keep, platform, rules):
         degrees = np.array([d for _, d in graph.degree()], dtype=float)
         measures = graph_metrics(
             graph,
@@ -316,14 +446,14 @@ def _measured(posts, items, keep, platform, window, pivots, seed, real_degrees) 
             pivots,
             seed,
         )
-        if graph_name in CO_SHARING or graph_name == CO_REPLY:
+        if graph_name in COORDINATION:
             measures["coordinated_pairs"] = sum(w >= 2 for _, _, w in graph.edges(data="weight"))
         found[graph_name] = (measures, degrees, graph)
     return found
 
 
 def _resampled_spread(
-    posts, items, keep, platform, window, pivots, seed, real_degrees, resamples, rng
+    posts, items, keep, platform, rules, pivots, seed, real_degrees, resamples, rng
 ) -> dict[tuple[str, str], float]:
     """(graph, measure) -> the standard deviation of the measure over `resamples` resamples of the
     kept posts (drawn with replacement; a post drawn twice shares what it shares twice)."""
@@ -334,7 +464,7 @@ def _resampled_spread(
         sample = posts.subset(picked)
         every = np.ones(len(picked), bool)
         found = _measured(
-            sample, items.take(picked.tolist()), every, platform, window, pivots, seed, real_degrees
+            sample, items.take(picked.tolist()), every, platform, rules, pivots, seed, real_degrees
         )
         for graph_name, (measures, _, _) in found.items():
             for measure, value in measures.items():
@@ -346,7 +476,7 @@ def _resampled_spread(
     }
 
 
-def _graphs(posts: Posts, items: Items, keep: np.ndarray, platform: str, window: float):
+def _graphs(posts: Posts, items: Items, keep: np.ndarray, platform: str, rules: Rules):
     """(name, graph, platform of a node) for every graph of the kept posts."""
     rows = np.flatnonzero(keep)
     platforms = posts.platform[rows].tolist()
@@ -359,17 +489,35 @@ def _graphs(posts: Posts, items: Items, keep: np.ndarray, platform: str, window:
         names = sorted({k for k in keys if k is not None})
         code = {k: i for i, k in enumerate(names)}
         accounts = np.array([code[k] if k is not None else -1 for k in keys])
-        shared = {name: getattr(items, kind) for name, kind in CO_SHARING.items()}
+        reposts = _reposts(posts)
+        shared = {
+            name: [[] if reposts[r] else values for r, values in enumerate(getattr(items, kind))]
+            for name, kind in CO_SHARING.items()
+        }
         if posts.reply_to is not None:  # the post each one answers
-            shared[CO_REPLY] = [[p] if p else [] for p in posts.reply_to.tolist()]
+            shared[CO_REPLY] = [
+                [p] if p and not reposts[r] else [] for r, p in enumerate(posts.reply_to.tolist())
+            ]
+        if posts.kind is not None:  # the post each repost reshares
+            shared[CO_RETWEET] = [
+                [reshared_key(posts, r)] if reposts[r] else [] for r in range(len(reposts))
+            ]
+        if items.tweets is not None:
+            shared[CO_TWEET] = [
+                [t] if t and not reposts[r] else [] for r, t in enumerate(items.tweets)
+            ]
+        seconds = posts.seconds[rows]
         for graph_name, per_post in shared.items():
             picked = [per_post[r] for r in rows.tolist()]
-            graph = nx.Graph()  # no pair: no nodes, and that is a finding (0 edges), not a gap
-            for (a, b), w in co_sharing_edges(
-                accounts, posts.seconds[rows], picked, window
-            ).items():
-                graph.add_edge(names[a], names[b], weight=w)
-            yield graph_name, graph, lambda node: node.split("\x1f")[0]
+            yield (
+                graph_name,
+                _account_graph(co_sharing_edges(accounts, seconds, picked, rules.window), names),
+                _account_platform,
+            )
+        if items.tokens is not None:
+            tokens = [None if reposts[r] else items.tokens[r] for r in rows.tolist()]
+            edges = co_similar_edges(accounts, seconds, tokens, rules.window, rules.similarity)
+            yield CO_SIMILAR, _account_graph(edges, names), _account_platform
     hashtags = [items.hashtags[r] for r in rows.tolist()]
     yield "hashtags", co_occurrence_graph(hashtags), None
     if platform == schema.ALL_PLATFORMS and len(set(platforms)) > 1:
@@ -380,6 +528,45 @@ def _graphs(posts: Posts, items: Items, keep: np.ndarray, platform: str, window:
             for r in rows.tolist()
         ]
         yield "cross_platform", co_occurrence_graph(shared, platforms), lambda node: node[0]
+
+
+def coordination_graphs(posts: Posts, items: Items, rules: Rules) -> dict[str, nx.Graph]:
+    """Each coordination network of all the posts (accounts as `platform\x1faccount` nodes), as
+    the evaluation builds it."""
+    if posts.text is not None and items.tweets is None:
+        items = items.with_texts(posts.text.tolist())
+    every = np.ones(len(posts.platform), bool)
+    return {
+        name: graph
+        for name, graph, _ in _graphs(posts, items, every, schema.ALL_PLATFORMS, rules)
+        if name in COORDINATION
+    }
+
+
+def _account_graph(edges: Counter, names: list[str]) -> nx.Graph:
+    graph = nx.Graph()  # no pair: no nodes, and that is a finding (0 edges), not a gap
+    for (a, b), w in edges.items():
+        graph.add_edge(names[a], names[b], weight=w)
+    return graph
+
+
+def _account_platform(node: str) -> str:
+    return node.split("\x1f")[0]
+
+
+def _reposts(posts: Posts) -> np.ndarray:
+    if posts.kind is None:
+        return np.zeros(len(posts.platform), bool)
+    return posts.kind == "repost"
+
+
+def reshared_key(posts: Posts, row: int) -> str:
+    """What a repost reshares: the post its `quote_of` names, else its text (a retweet's text is
+    the original's, and inputs such as the IRA tweets give no retweeted id)."""
+    target = None if posts.quote_of is None else posts.quote_of[row]
+    if target:
+        return f"id:{target}"
+    return f"text:{posts.text[row] if posts.text is not None else ''}"
 
 
 def _top(graph: nx.Graph, dataset: str, size: int) -> list[dict]:

@@ -51,6 +51,9 @@ class Posts:
     reply_to: np.ndarray | None = None  # str, None where missing; None: the set has no links
     ids: np.ndarray | None = None
     style: dict[str, np.ndarray] | None = None  # STYLE feature -> per post; None: not read
+    kind: np.ndarray | None = None  # post_kind (original, repost, ...); None: the set has none
+    quote_of: np.ndarray | None = None  # the post a repost or quote points at, None where missing
+    text: np.ndarray | None = None  # str; None: not read (the text networks need it)
 
     @classmethod
     def of(cls, table: pa.Table, topics: np.ndarray | None = None) -> Posts:
@@ -71,6 +74,12 @@ class Posts:
                 else np.full(n, -2)
             )
         has_links = "reply_to" in names and table.column("reply_to").null_count < n
+
+        def given(name: str) -> np.ndarray | None:
+            if name not in names or table.column(name).null_count == n:
+                return None
+            return np.array(table.column(name).to_pylist(), dtype=object)
+
         return cls(
             platform=np.array(table.column("platform").to_pylist(), dtype=object),
             author=author,
@@ -80,6 +89,9 @@ class Posts:
             if has_links
             else None,
             ids=np.array(table.column("id").to_pylist(), dtype=object),
+            kind=given("post_kind"),
+            quote_of=given("quote_of"),
+            text=given("text"),
         )
 
     def subset(self, rows: np.ndarray) -> Posts:
@@ -91,6 +103,7 @@ class Posts:
             None if self.reply_to is None else self.reply_to[rows],
             None if self.ids is None else self.ids[rows],
             None if self.style is None else {k: v[rows] for k, v in self.style.items()},
+            *(None if v is None else v[rows] for v in (self.kind, self.quote_of, self.text)),
         )
 
 

@@ -5,8 +5,9 @@ with the toolkit as it is: `compute_networks DB preprocess --format csv <set>.cs
 
 Columns (the toolkit's CSV, version 1.5): message_id, user_id (platform:account, so one name on
 two platforms is two users, as in mpsynth's graphs), username, repost_id (the reshared post of a
-repost), reply_id, message, timestamp (epoch seconds), urls (space-separated, as mpsynth's
-extraction finds them). A post without an account or a time cannot be placed in any network: it
+repost: its `quote_of`, else `text-` and a digest of its text, which is the original's, for inputs
+such as the IRA tweets that name no retweeted id), reply_id, message, timestamp (epoch seconds),
+urls (space-separated, as mpsynth's extraction finds them). A post without an account or a time cannot be placed in any network: it
 is left out and counted.
 
 The toolkit reads a post without URLs as sharing the URL "" (its CSV reader splits the empty
@@ -18,6 +19,7 @@ written twice: `<set>.csv` with every post (co-retweet, co-tweet, co-similar-twe
 from __future__ import annotations
 
 import csv
+import hashlib
 from pathlib import Path
 
 import numpy as np
@@ -60,7 +62,7 @@ def toolkit_rows(posts: pa.Table) -> tuple[list[list], int]:
                 post_id,
                 f"{platforms[i]}:{authors[i]}",
                 authors[i],
-                shared[i] if kinds[i] == "repost" and shared[i] else "",
+                _reshared(shared[i], texts[i]) if kinds[i] == "repost" else "",
                 replies[i] or "",
                 texts[i],
                 int(seconds[i]),
@@ -68,6 +70,14 @@ def toolkit_rows(posts: pa.Table) -> tuple[list[list], int]:
             ]
         )
     return rows, skipped
+
+
+def _reshared(target: str | None, text: str) -> str:
+    """A repost's repost_id: the post it names, else one id per text (metrics.networks keys a
+    repost without `quote_of` by its text in the same way)."""
+    if target:
+        return target
+    return "text-" + hashlib.blake2b(text.encode(), digest_size=12).hexdigest()
 
 
 def write_toolkit_csv(posts: pa.Table, path: Path) -> tuple[int, int]:

@@ -36,7 +36,7 @@ def read_posts(path: Path, topics: dict[str, int] | None = None) -> Posts:
     """A set's posts with whatever structure its file carries; `topics` (id -> topic) for the
     real posts, whose topics live in the topic stage."""
     names = pq.read_schema(path).names
-    wanted = ["id", "platform", "topic", "author", "timestamp", *LINK_FIELDS]
+    wanted = ["id", "platform", "topic", "author", "timestamp", *LINK_FIELDS, "post_kind", "text"]
     table = pq.read_table(path, columns=[c for c in wanted if c in names])
     if topics is None:
         return Posts.of(table)
@@ -70,6 +70,8 @@ def structure_tables(
         for number, (name, path) in enumerate(sources.items()):
             posts = read_posts(path, topics if name == schema.REAL else None)
             found, posts.style = features_of(features, name, posts.ids)
+            if posts.text is not None:  # once per set: the subsample and resamples take them
+                found = found.with_texts(posts.text.tolist())
             sets[name] = (posts, found)
             shown.update(number + 1)
         posts_only = {name: posts for name, (posts, _) in sets.items()}
@@ -84,6 +86,7 @@ def structure_tables(
             evaluate.networks.betweenness_pivots,
             config.seed,
             resamples=evaluate.networks.bootstrap_samples,
+            similarity=evaluate.networks.similarity,
         )
         shown.update(advance=1)
     metrics = pa.Table.from_pylist(rows + networks.rows, schema=schema.METRICS)
