@@ -62,8 +62,8 @@ def test_a_dropped_post_takes_the_replies_beneath_it_and_is_kept_aside(tmp_path)
     assert aside["id"].to_pylist() == ["p1", "r1", "r2"]
     assert aside["reason"].to_pylist() == [
         "flagged in review",
-        "a reply beneath a dropped post",
-        "a reply beneath a dropped post",
+        "a reply or repost beneath a dropped post",
+        "a reply or repost beneath a dropped post",
     ]
     untouched, none = apply_drops(read_drops(tmp_path), table, "unlisted", out)
     assert untouched.equals(table) and none == {}

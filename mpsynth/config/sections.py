@@ -381,6 +381,16 @@ class StructureConfig(Section):
         description="a reply refused by the parser or the copy filter is asked for again this many "
         "times; what is still missing keeps its own post and is counted in the summary",
     )
+    interactions: bool = Field(
+        default=True,
+        description="where the real posts carry kinds (post_kind) and engagement counts, the "
+        "synthetic posts get kinds and counts drawn from the real ones",
+    )
+    reposts: bool = Field(
+        default=True,
+        description="where the real posts include reposts, reposts are added at the real share: a "
+        "synthetic account resharing a synthetic post of the topic (no model is asked)",
+    )
 
 
 class NetworksConfig(Section):

@@ -111,19 +111,24 @@ def apply_drops(
     ids = table.column("id").to_pylist()
     asked = {i for i in ids if i in reasons}
     gone = set(asked)
-    if "reply_to" in table.column_names:  # the replies beneath a dropped post go with it
-        parents = table.column("reply_to").to_pylist()
-        while True:
-            beneath = {i for i, parent in zip(ids, parents, strict=True) if parent in gone} - gone
-            if not beneath:
-                break
-            gone |= beneath
+    # the replies beneath a dropped post go with it, and its reposts
+    links = [
+        table.column(c).to_pylist() for c in ("reply_to", "quote_of") if c in table.column_names
+    ]
+    while links:
+        beneath = {
+            i for i, *parents in zip(ids, *links, strict=True) if any(p in gone for p in parents)
+        } - gone
+        if not beneath:
+            break
+        gone |= beneath
     if not gone:
         return table, {}
     mask = pa.array([i in gone for i in ids])
     dropped = table.filter(mask)
     why = [
-        reasons.get(i, "a reply beneath a dropped post") for i in dropped.column("id").to_pylist()
+        reasons.get(i, "a reply or repost beneath a dropped post")
+        for i in dropped.column("id").to_pylist()
     ]
     (out / "dropped").mkdir(exist_ok=True)
     pq.write_table(

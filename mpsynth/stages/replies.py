@@ -17,7 +17,8 @@ of each synthetic set's posts become replies, written by the set's own generator
   has (and how many sit shallower than planned).
 
 `ReplyWriter` runs the rounds for every set of the structure stage and keeps their requests and
-refused answers. Platforms without `reply_to` in the input get no replies: no links are invented.
+refused answers. Platforms whose input has neither `reply_to` nor answering post kinds (reply,
+comment) get no replies: no links are invented.
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ log = logging.getLogger(__name__)
 
 NOT_A_REPLY = -1
 ANY_TOPIC = None
+ANSWER_KINDS = ("reply", "comment")  # post kinds that answer another post
 
 
 @dataclass
@@ -59,11 +61,17 @@ class RealReplies:
 
 def real_replies(posts: pa.Table, topics: np.ndarray, max_depth: int) -> dict[str, RealReplies]:
     """Each platform's replies (only platforms where some post answers another). `posts` has id,
-    platform, reply_to and timestamp; `topics` is row-aligned."""
-    if "reply_to" not in posts.column_names or posts.column("reply_to").null_count == len(posts):
+    platform, timestamp and reply_to or post_kind (or both); `topics` is row-aligned. A post whose
+    kind is reply or comment but that names no parent (a Reddit comment whose thread is all the
+    input gives) answers its thread's first post: depth 1, no delay known."""
+    names = posts.column_names
+    n = posts.num_rows
+    reply_to = posts.column("reply_to").to_pylist() if "reply_to" in names else [None] * n
+    kind = posts.column("post_kind").to_pylist() if "post_kind" in names else [None] * n
+    answers = [bool(to) or k in ANSWER_KINDS for to, k in zip(reply_to, kind, strict=True)]
+    if not any(answers):
         return {}
     ids = posts.column("id").to_pylist()
-    reply_to = posts.column("reply_to").to_pylist()
     platform = np.array(posts.column("platform").to_pylist(), dtype=object)
     seconds = epoch_seconds(posts.column("timestamp"))
     depth, _ = post_depths(ids, reply_to)
@@ -71,10 +79,10 @@ def real_replies(posts: pa.Table, topics: np.ndarray, max_depth: int) -> dict[st
     found: dict[str, RealReplies] = {}
     for name in sorted(set(platform.tolist())):
         rows = np.flatnonzero(platform == name)
-        replies = [r for r in rows.tolist() if reply_to[r]]
+        replies = [r for r in rows.tolist() if answers[r]]
         if not replies:
             continue
-        levels = np.minimum([depth[ids[r]] - 1 for r in replies], max_depth)
+        levels = np.clip([depth[ids[r]] - 1 for r in replies], 1, max_depth)
         examples: dict[int | None, list[str]] = defaultdict(list)
         delays = []
         for r in replies:

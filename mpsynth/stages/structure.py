@@ -19,6 +19,9 @@ posts' structure, so that a coordination study has something to build networks f
 - **Replies.** Where the real posts answer one another, the same share of synthetic posts become
   replies, written with their parent post in the prompt, as deep as the real threads go
   (`mpsynth.stages.replies`).
+- **Interactions.** Where the real posts carry kinds and engagement counts, the synthetic posts get
+  kinds, reposts at the real share (a synthetic account resharing a synthetic post: no model is
+  asked), engagement counts and followers (`mpsynth.stages.interactions`).
 
 Platforms whose input has no authors (or fewer accounts than a persona needs) get no accounts,
 those without timestamps no times and those without reply ids no replies: nothing is invented that
@@ -41,9 +44,18 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from mpsynth.config import StructureConfig
+from mpsynth.core.schema import ENGAGEMENT
 from mpsynth.metrics.structure import epoch_seconds, timestamps_of
 from mpsynth.rundir.context import StageContext, write_table
 from mpsynth.stages.drops import apply_drops, read_drops
+from mpsynth.stages.interactions import (
+    FOLLOWERS,
+    RealInteractions,
+    add_reposts,
+    draw_engagement,
+    real_interactions,
+    with_kinds,
+)
 from mpsynth.stages.postprocess.runner import CALIBRATED
 from mpsynth.stages.replies import ReplyWriter, real_replies
 
@@ -51,7 +63,8 @@ log = logging.getLogger(__name__)
 
 NO_PERSONA = -1
 MIN_TIMES = 5  # timestamps a group needs before posts draw from it rather than a wider one
-STRUCTURE_COLUMNS = ("author", "actor", "persona", "timestamp", "reply_to", "thread_id")
+STRUCTURE_COLUMNS = ("author", "actor", "persona", "timestamp", "reply_to", "thread_id", "post_kind",
+                     "quote_of", *ENGAGEMENT)  # fmt: skip
 
 
 @dataclass
@@ -62,6 +75,7 @@ class PlatformAccounts:
     posts: np.ndarray  # posts per account
     persona: np.ndarray  # persona of each account (NO_PERSONA: none)
     index: dict[str, int] = field(default_factory=dict)  # name -> position
+    followers: np.ndarray | None = None  # each account's median followers (NaN: not given)
 
     @property
     def personas(self) -> int:
@@ -135,6 +149,20 @@ def _profiles(account: np.ndarray, n_accounts: int, topics: np.ndarray, vectors)
     return np.hstack([mix, style])
 
 
+def _median_by(group: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """Each group's median of its known values (NaN where it has none)."""
+    out = np.full(int(group.max()) + 1 if len(group) else 0, np.nan)
+    known = ~np.isnan(values)
+    order = np.argsort(group[known], kind="stable")
+    grouped, sorted_values = group[known][order], values[known][order]
+    if not len(grouped):
+        return out
+    starts = np.flatnonzero(np.r_[True, grouped[1:] != grouped[:-1]])
+    for start, stop in zip(starts, [*starts[1:], len(grouped)], strict=True):
+        out[grouped[start]] = np.median(sorted_values[start:stop])
+    return out
+
+
 def real_structure(
     posts: pa.Table, topics: np.ndarray, vectors: np.ndarray | None, config: StructureConfig, seed
 ) -> RealStructure:
@@ -145,6 +173,11 @@ def real_structure(
     platform = posts.column("platform").to_numpy(zero_copy_only=False)
     author = np.array(posts.column("author").to_pylist(), dtype=object)
     seconds = epoch_seconds(posts.column("timestamp"))
+    followers = (
+        np.array(posts.column(FOLLOWERS).to_pylist(), dtype=float)  # None -> NaN
+        if FOLLOWERS in posts.column_names
+        else None
+    )
     ids = posts.column("id").to_pylist()
     has_author = np.array([a is not None for a in author])
     accounts: dict[str, PlatformAccounts] = {}
@@ -174,6 +207,7 @@ def real_structure(
             posts=np.bincount(account, minlength=len(names)),
             persona=persona,
             index={n: i for i, n in enumerate(names.tolist())},
+            followers=None if followers is None else _median_by(account, followers[rows]),
         )
         row_persona[rows] = persona[account]
         for row in rows.tolist():
@@ -219,7 +253,7 @@ def assign_structure(
     persona = _draw_personas(
         platform, topic, synthetic.column("example_ids").to_pylist(), real, rng
     )
-    author = _deal_accounts(platform, topic, persona, real, rng)
+    author, followers = _deal_accounts(platform, topic, persona, real, rng)
     share = (
         real.cross_platform_share
         if config.cross_platform_actors is None
@@ -233,6 +267,11 @@ def assign_structure(
         ("actor", pa.array(actor, pa.string())),
         ("persona", pa.array([int(p) if p >= 0 else None for p in persona], pa.int64())),
         ("timestamp", timestamps_of(stamps)),
+        *(
+            [(FOLLOWERS, pa.array([followers.get(a) for a in author], pa.int64()))]
+            if any(known.followers is not None for known in real.accounts.values())
+            else []
+        ),
     ):
         if name in out.column_names:
             out = out.drop_columns([name])
@@ -280,10 +319,12 @@ def _draw_personas(
 
 def _deal_accounts(
     platform: list[str], topic: list, persona: np.ndarray, real: RealStructure, rng
-) -> list[str | None]:
+) -> tuple[list[str | None], dict[str, int]]:
     """Each persona's posts, in topic order (ties at random), dealt to pseudonymous accounts that
-    each take as many posts as one of the persona's real accounts wrote."""
+    each take as many posts as one of the persona's real accounts wrote, and that account's
+    followers where the input gives them; (each post's account, each account's followers)."""
     author: list[str | None] = [None] * len(platform)
+    followers: dict[str, int] = {}
     groups: dict[tuple[str, int], list[int]] = defaultdict(list)
     for row in np.flatnonzero(persona >= 0).tolist():
         groups[(platform[row], int(persona[row]))].append(row)
@@ -292,16 +333,19 @@ def _deal_accounts(
         known = real.accounts[name]
         tiebreak = rng.random(len(rows))
         order = [rows[i] for i in np.lexsort((tiebreak, [_topic_key(topic[r]) for r in rows]))]
-        counts = known.posts[known.persona == number]
+        members = np.flatnonzero(known.persona == number)
         start = 0
         while start < len(order):
-            take = int(rng.choice(counts))
+            model = members[rng.integers(len(members))]  # the real account it takes after
+            take = int(known.posts[model])
             numbers[name] += 1
             account = f"synthetic_{name}_{numbers[name]:05d}"
+            if known.followers is not None and not np.isnan(known.followers[model]):
+                followers[account] = int(known.followers[model])
             for row in order[start : start + take]:
                 author[row] = account
             start += take
-    return author
+    return author, followers
 
 
 def _draw_times(
@@ -391,8 +435,10 @@ def run_structure(ctx: StageContext, out: Path) -> dict[str, int]:
     from mpsynth.stages.embed import read_vectors
 
     config = ctx.config.structure
+    present = pq.read_schema(ctx.reference()).names
+    wanted = ["id", "platform", "author", "timestamp", "reply_to", "text", "post_kind", "quote_of"]
     posts = pq.read_table(
-        ctx.reference(), columns=["id", "platform", "author", "timestamp", "reply_to"]
+        ctx.reference(), columns=[c for c in [*wanted, *ENGAGEMENT] if c in present]
     )
     topic_of = pq.read_table(ctx.path("topics", "assignments"), columns=["id", "topic"])
     lookup = dict(
@@ -406,6 +452,10 @@ def run_structure(ctx: StageContext, out: Path) -> dict[str, int]:
     if not config.times:
         real.timestamped.clear()
     replies = real_replies(posts, topics, config.max_reply_depth) if config.replies else {}
+    persona_of = [real.post_persona.get(i, (None, NO_PERSONA))[1] for i in posts["id"].to_pylist()]
+    interactions = real_interactions(posts, topics, np.array(persona_of, dtype=np.int64))
+    if not config.interactions:
+        interactions = RealInteractions({}, {}, {}, {}, {}, {}, {})
     writer = ReplyWriter(ctx, replies, out)
     (out / "synthetic").mkdir()
     summary: dict[str, Any] = {
@@ -429,6 +479,9 @@ def run_structure(ctx: StageContext, out: Path) -> dict[str, int]:
         )
         if replies:
             table, summary["sets"][path.stem]["replies"] = writer.add(table, path.stem, seed)
+        table, summary["sets"][path.stem]["interactions"] = _interactions(
+            table, interactions, config, seed
+        )
         table, dropped = apply_drops(drops, table, path.stem, out)
         if dropped:
             summary.setdefault("review", {})[path.stem] = dropped
@@ -459,6 +512,26 @@ def run_structure(ctx: StageContext, out: Path) -> dict[str, int]:
     return rows
 
 
+def _interactions(
+    table: pa.Table, real: RealInteractions, config: StructureConfig, seed: list[int]
+) -> tuple[pa.Table, dict[str, Any]]:
+    """The set with kinds, reposts and engagement counts where the real posts carry them."""
+    if not real.kinds and not real.engagement:
+        return table, {}
+    rng = np.random.default_rng([*seed, 11])
+    out = with_kinds(table, real) if real.kinds else table
+    reposts: dict[str, Any] = {}
+    if real.kinds and config.reposts:
+        out, reposts = add_reposts(out, real, config.time_jitter_minutes * 60, rng)
+    out, drawn = draw_engagement(out, real, rng)
+    kinds = Counter(out.column("post_kind").to_pylist()) if "post_kind" in out.column_names else {}
+    return out, {
+        "kinds": {k: n for k, n in sorted(kinds.items(), key=str) if k is not None},
+        "reposts": reposts,
+        "engagement": drawn,
+    }
+
+
 def _line(summary: dict[str, Any]) -> str:
     parts = [
         f"{p} {s['accounts']:,} accounts"
@@ -467,6 +540,12 @@ def _line(summary: dict[str, Any]) -> str:
         if s["accounts"] or s["with_timestamp"]
     ]
     cross = summary["cross_platform_actors"]
-    return "; ".join(parts or ["no accounts or times"]) + (
-        f"; {cross} cross-platform actors" if cross else ""
+    reposts = summary.get("interactions", {}).get("reposts", {})
+    return (
+        "; ".join(parts or ["no accounts or times"])
+        + (f"; {cross} cross-platform actors" if cross else "")
+        + "".join(
+            f"; {p} {r['reposts']:,} reposts (real share {r['real_share']:.0%})"
+            for p, r in reposts.items()
+        )
     )

@@ -1,0 +1,324 @@
+"""Synthetic interactions and engagement: where the real posts carry kinds (ingest's `post_kind`)
+and engagement counts, each synthetic set gets them too, with the real shares.
+
+- **Kinds.** Every synthetic post on such a platform is given a kind: a reply written by the reply
+  rounds takes the platform's word for it (`comment` where the real answers are comments, as on
+  Reddit, else `reply`), every other post is an `original`.
+- **Reposts** (`add_reposts`): per platform, reposts are added until they are the real share of the
+  set's posts. A repost is a synthetic account resharing a synthetic post (its text the original's,
+  in the platform's retweet form where the real reposts use one, `quote_of` naming it); no model
+  is asked. The resharing account is one that writes on the original's topic (never its author),
+  its persona drawn from the personas of the real reposts. Its time: the original's plus a real
+  delay where the input links reposts to their originals; else a real repost time of the persona
+  after the original's, moved by up to `structure.time_jitter_minutes` as every drawn time is (the
+  IRA tweets, for one, name no retweeted tweet).
+- **Engagement** (`draw_engagement`): each count the real posts of the platform carry (likes,
+  shares, comments, views, votes) is drawn for each synthetic post from the real posts of its kind
+  (repost or not), persona and topic (else wider), so heavy tails survive. Followers are
+  an account's, not a post's: the structure stage gives each synthetic account those of the real
+  account its post count was drawn from.
+
+Quotes are not made: a quote is a new text, which needs the reply rounds' path (the quoted post in
+the prompt); the evaluation shows the real quote share beside the synthetic 0.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter, defaultdict
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+
+from mpsynth.core.schema import ENGAGEMENT
+from mpsynth.metrics.structure import epoch_seconds, timestamps_of
+
+log = logging.getLogger(__name__)
+
+REPOST = "repost"
+ANSWERS = ("reply", "comment")
+FOLLOWERS = "followers"
+POST_COUNTS = tuple(c for c in ENGAGEMENT if c != FOLLOWERS)
+MIN_VALUES = 5  # real values a persona (and topic) needs before posts draw from it, not wider
+RETWEET_FORM = "RT @{author}: {text}"
+
+
+@dataclass
+class RealInteractions:
+    """What the real posts show of kinds, reposts and engagement, per platform."""
+
+    kinds: dict[str, Counter]  # platform -> kind -> posts (platforms whose posts carry kinds)
+    answer_kind: dict[str, str]  # platform -> what its answers are called (reply or comment)
+    repost_personas: dict[str, np.ndarray]  # platform -> real reposts per persona
+    repost_times: dict[tuple, np.ndarray]  # (platform, persona) and (platform,) -> repost times
+    repost_delays: dict[str, np.ndarray]  # platform -> seconds from an original to its repost
+    retweet_form: dict[str, bool]  # platform -> real reposts mostly read "RT @author: ..."
+    engagement: dict[tuple, dict[str, np.ndarray]]  # _engagement_keys -> count -> real values
+
+    def repost_share(self, platform: str) -> float:
+        kinds = self.kinds.get(platform)
+        return kinds[REPOST] / sum(kinds.values()) if kinds else 0.0
+
+
+def real_interactions(posts: pa.Table, topics: np.ndarray, persona: np.ndarray) -> RealInteractions:
+    """`posts` has id, platform, timestamp, text and whichever of post_kind, quote_of and the
+    engagement counts the input carries; `topics` and `persona` (the author's, -1 for none) are
+    row-aligned."""
+    names = posts.column_names
+    n = posts.num_rows
+
+    def column(name: str) -> list:
+        return posts.column(name).to_pylist() if name in names else [None] * n
+
+    platform = np.array(column("platform"), dtype=object)
+    kind = np.array(column("post_kind"), dtype=object)
+    seconds = epoch_seconds(posts.column("timestamp")) if "timestamp" in names else np.full(n, 0.0)
+    texts, ids, quoted = column("text"), column("id"), column("quote_of")
+    row_of = {post_id: row for row, post_id in enumerate(ids)}
+    kinds: dict[str, Counter] = {}
+    answer_kind, repost_personas, delays, form = {}, {}, {}, {}
+    repost_times: dict[tuple, list] = defaultdict(list)
+    for name in sorted(set(platform.tolist())):
+        rows = np.flatnonzero((platform == name) & (kind != None))  # noqa: E711
+        if not len(rows):
+            continue
+        kinds[name] = Counter(kind[rows].tolist())
+        answer_kind[name] = max(ANSWERS, key=lambda k: (kinds[name][k], k == "reply"))
+        reposts = rows[kind[rows] == REPOST]
+        known = persona[reposts]
+        repost_personas[name] = np.bincount(known[known >= 0], minlength=int(persona.max()) + 1)
+        gaps = []
+        for row in reposts.tolist():
+            if not np.isnan(seconds[row]):
+                repost_times[(name,)].append(seconds[row])
+                repost_times[(name, int(persona[row]))].append(seconds[row])
+            original = row_of.get(quoted[row]) if quoted[row] else None
+            if original is not None and seconds[original] <= seconds[row]:  # NaN compares False
+                gaps.append(seconds[row] - seconds[original])
+        delays[name] = np.array(gaps)
+        form[name] = (
+            bool(len(reposts))
+            and float(np.mean([(texts[r] or "").startswith("RT @") for r in reposts.tolist()]))
+            > 0.5
+        )
+    engagement: dict[tuple, dict[str, list]] = defaultdict(lambda: defaultdict(list))
+    for count in POST_COUNTS:
+        values = column(count)
+        for row in [r for r, v in enumerate(values) if v is not None]:
+            name, who, shared = platform[row], int(persona[row]), kind[row] == REPOST
+            for key in _engagement_keys(name, shared, who, int(topics[row])):
+                engagement[key][count].append(values[row])
+    return RealInteractions(
+        kinds=kinds,
+        answer_kind=answer_kind,
+        repost_personas=repost_personas,
+        repost_times={k: np.array(v) for k, v in repost_times.items()},
+        repost_delays=delays,
+        retweet_form=form,
+        engagement={k: {c: np.array(v) for c, v in d.items()} for k, d in engagement.items()},
+    )
+
+
+def with_kinds(table: pa.Table, real: RealInteractions) -> pa.Table:
+    """The set's posts with their kind: on platforms whose real posts carry kinds, a written reply
+    is the platform's answer kind and any other post an original."""
+    platform = table.column("platform").to_pylist()
+    reply_to = (
+        table.column("reply_to").to_pylist()
+        if "reply_to" in table.column_names
+        else [None] * table.num_rows
+    )
+    kinds = [
+        None if p not in real.kinds else real.answer_kind[p] if parent is not None else "original"
+        for p, parent in zip(platform, reply_to, strict=True)
+    ]
+    return _set(table, "post_kind", pa.array(kinds, pa.string()))
+
+
+def add_reposts(
+    table: pa.Table, real: RealInteractions, jitter: float, rng: np.random.Generator
+) -> tuple[pa.Table, dict[str, dict[str, int | float]]]:
+    """The set with reposts appended, per platform up to the real repost share of its posts; and
+    per platform how many were added against the real share."""
+    platform = table.column("platform").to_pylist()
+    author = table.column("author").to_pylist() if "author" in table.column_names else None
+    if author is None:
+        return table, {}
+    topic = table.column("topic").to_pylist()
+    persona = table.column("persona").to_pylist()
+    actor = table.column("actor").to_pylist()
+    seconds = epoch_seconds(table.column("timestamp"))
+    texts, ids = table.column("text").to_pylist(), table.column("id").to_pylist()
+    picked: list[int] = []  # the original of each repost
+    made: dict[str, list] = defaultdict(list)
+    summary: dict[str, dict[str, int | float]] = {}
+    for name in sorted(real.kinds):
+        share = real.repost_share(name)
+        rows = [r for r, p in enumerate(platform) if p == name and author[r] is not None]
+        if share <= 0 or share >= 1 or len(rows) < 2:
+            continue
+        wanted = round(share / (1 - share) * len(rows))
+        writers = _writers(rows, author, persona, topic)
+        added = 0
+        for _ in range(wanted):
+            original = rows[int(rng.integers(len(rows)))]
+            chosen = _resharer(writers, real, name, topic[original], author[original], rng)
+            if chosen is None:
+                continue
+            account, number = chosen
+            when = _repost_time(real, name, number, seconds[original], jitter, rng)
+            picked.append(original)
+            made["author"].append(account)
+            made["persona"].append(number)
+            made["seconds"].append(when)
+            added += 1
+        summary[name] = {"real_share": round(share, 4), "reposts": added}
+    if not picked:
+        return table, summary
+    actor_of = dict(zip(author, actor, strict=True))
+    followers_of = (
+        dict(zip(author, table.column(FOLLOWERS).to_pylist(), strict=True))
+        if FOLLOWERS in table.column_names
+        else {}
+    )
+    new = table.take(pa.array(picked, pa.int64()))
+    counter: Counter = Counter()
+    repost_ids = []
+    for original in picked:
+        counter[ids[original]] += 1
+        repost_ids.append(f"{ids[original]}-rp{counter[ids[original]]}")
+    repost_texts = [
+        RETWEET_FORM.format(author=author[o], text=texts[o])
+        if real.retweet_form.get(platform[o])
+        else texts[o]
+        for o in picked
+    ]
+    for name, values in (
+        ("id", pa.array(repost_ids, pa.string())),
+        ("text", pa.array(repost_texts, pa.string())),
+        ("author", pa.array(made["author"], pa.string())),
+        ("actor", pa.array([actor_of.get(a) for a in made["author"]], pa.string())),
+        ("persona", pa.array(made["persona"], pa.int64())),
+        ("timestamp", timestamps_of(np.array(made["seconds"], dtype=float))),
+        ("post_kind", pa.array([REPOST] * len(picked), pa.string())),
+        ("quote_of", pa.array([ids[o] for o in picked], pa.string())),
+        ("reply_to", pa.nulls(len(picked), pa.string())),
+        ("thread_id", pa.nulls(len(picked), pa.string())),
+        (FOLLOWERS, pa.array([followers_of.get(a) for a in made["author"]], pa.int64())),
+    ):
+        if name in new.column_names or name in ("post_kind", "quote_of"):
+            new = _set(new, name, values)
+    base = table
+    for name in ("post_kind", "quote_of"):
+        if name not in base.column_names:
+            base = _set(base, name, pa.nulls(base.num_rows, pa.string()))
+    new = new.select(base.column_names).cast(base.schema)
+    return pa.concat_tables([base, new]), summary
+
+
+def _writers(rows: list[int], author: list, persona: list, topic: list) -> dict:
+    """persona -> (its accounts, their posts) and (persona, topic) -> the same for the topic."""
+    found: dict[tuple, Counter] = defaultdict(Counter)
+    for row in rows:
+        found[(persona[row],)][author[row]] += 1
+        found[(persona[row], topic[row])][author[row]] += 1
+    return found
+
+
+def _resharer(
+    writers: dict, real: RealInteractions, platform: str, topic, original_author: str, rng
+) -> tuple[str, int] | None:
+    """(account, persona) of a repost of a post on `topic`: the persona drawn from the real
+    reposts' personas (those with synthetic accounts), the account among its accounts writing on
+    the topic (else any of its accounts), weighted by their posts; never the original's author."""
+    weights = real.repost_personas.get(platform, np.zeros(0))
+    present = [p for p in range(len(weights)) if weights[p] and (p,) in writers]
+    if not present:  # no real repost has a persona: any persona with accounts
+        present = sorted(key[0] for key in writers if len(key) == 1 and key[0] is not None)
+        weights = np.ones(max(present, default=-1) + 1)
+    if not present:
+        return None
+    chance = np.array([weights[p] for p in present], dtype=float)
+    number = present[int(rng.choice(len(present), p=chance / chance.sum()))]
+    for key in ((number, topic), (number,)):
+        accounts = {a: c for a, c in writers.get(key, {}).items() if a != original_author}
+        if accounts:
+            names = sorted(accounts)
+            counts = np.array([accounts[a] for a in names], dtype=float)
+            return names[int(rng.choice(len(names), p=counts / counts.sum()))], number
+    return None
+
+
+def _repost_time(
+    real: RealInteractions, platform: str, persona: int, original: float, jitter: float, rng
+) -> float:
+    """A repost's time: the original's plus a real delay where the input links reposts; else a
+    real repost time of the persona (or the platform) after the original's; else the original's
+    moved later by up to `jitter` seconds. NaN where the original has no time."""
+    if np.isnan(original):
+        return float("nan")
+    delays = real.repost_delays.get(platform, np.zeros(0))
+    if len(delays):
+        return original + float(delays[rng.integers(len(delays))])
+    for key in ((platform, persona), (platform,)):
+        later = real.repost_times.get(key, np.zeros(0))
+        later = later[later > original]
+        if len(later):  # moved as every drawn time is, never to before the original
+            drawn = float(later[rng.integers(len(later))]) + rng.uniform(-jitter, jitter)
+            return max(drawn, original + 1.0)
+    return original + float(rng.uniform(1.0, max(jitter, 2.0)))
+
+
+def draw_engagement(
+    table: pa.Table, real: RealInteractions, rng: np.random.Generator
+) -> tuple[pa.Table, list[str]]:
+    """The set with each engagement count its platform's real posts carry, drawn per post from
+    the real posts of its persona and topic (else persona, else platform); the counts drawn."""
+    platform = table.column("platform").to_pylist()
+    topic = table.column("topic").to_pylist()
+    persona = (
+        table.column("persona").to_pylist()
+        if "persona" in table.column_names
+        else [None] * table.num_rows
+    )
+    kind = (
+        table.column("post_kind").to_pylist()
+        if "post_kind" in table.column_names
+        else [None] * table.num_rows
+    )
+    drawn = []
+    out = table
+    for count in POST_COUNTS:
+        if not any(count in real.engagement.get((p,), {}) for p in set(platform)):
+            continue
+        values: list[int | None] = []
+        for row, name in enumerate(platform):
+            who = -1 if persona[row] is None else int(persona[row])
+            chosen = None
+            for key in _engagement_keys(name, kind[row] == REPOST, who, topic[row]):
+                pool = real.engagement.get(key, {}).get(count)
+                if pool is not None and (len(pool) >= MIN_VALUES or len(key) == 1):
+                    chosen = int(pool[rng.integers(len(pool))])
+                    break
+            values.append(chosen)
+        out = _set(out, count, pa.array(values, pa.int64()))
+        drawn.append(count)
+    return out, drawn
+
+
+def _engagement_keys(platform: str, repost: bool, persona: int, topic) -> tuple[tuple, ...]:
+    """The pools a post's counts are drawn from, narrowest first: its kind (repost or not),
+    persona and topic; kind and persona; kind; the platform."""
+    return (
+        (platform, repost, persona, topic),
+        (platform, repost, persona),
+        (platform, repost),
+        (platform,),
+    )
+
+
+def _set(table: pa.Table, name: str, values: pa.Array) -> pa.Table:
+    if name in table.column_names:
+        return table.set_column(table.column_names.index(name), pa.field(name, values.type), values)
+    return table.append_column(name, values)
