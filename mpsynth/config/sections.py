@@ -286,10 +286,10 @@ class PromptsConfig(Section):
     posts_per_platform: Annotated[int, Field(ge=1, le=50)] = Field(
         default=3, description="posts asked for each target platform (labelled runs: per request)"
     )
-    templates: dict[Strategy | Literal["reply"], Path] = Field(
+    templates: dict[Strategy | Literal["reply", "quote"], Path] = Field(
         default_factory=dict,
-        description="strategy (or reply: the structure stage's replies) -> template file replacing "
-        "the packaged one",
+        description="strategy (or reply, quote: the structure stage's replies and quotes) -> "
+        "template file replacing the packaged one",
     )
     privacy_guard: Literal["auto", "on", "off"] = Field(
         default="auto",
@@ -385,6 +385,11 @@ class StructureConfig(Section):
         default=True,
         description="where the real posts carry kinds (post_kind) and engagement counts, the "
         "synthetic posts get kinds and counts drawn from the real ones",
+    )
+    quotes: bool = Field(
+        default=True,
+        description="where the real posts include quotes, the same share of synthetic posts are "
+        "quotes, written like replies with the quoted post in the prompt (one request each)",
     )
     reposts: bool = Field(
         default=True,

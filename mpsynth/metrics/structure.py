@@ -54,6 +54,7 @@ class Posts:
     kind: np.ndarray | None = None  # post_kind (original, repost, ...); None: the set has none
     quote_of: np.ndarray | None = None  # the post a repost or quote points at, None where missing
     text: np.ndarray | None = None  # str; None: not read (the text networks need it)
+    counts: dict[str, np.ndarray] | None = None  # engagement count -> per post (NaN: unknown)
 
     @classmethod
     def of(cls, table: pa.Table, topics: np.ndarray | None = None) -> Posts:
@@ -92,6 +93,12 @@ class Posts:
             kind=given("post_kind"),
             quote_of=given("quote_of"),
             text=given("text"),
+            counts={
+                name: np.array(table.column(name).to_pylist(), dtype=float)
+                for name in schema.ENGAGEMENT
+                if name in names and table.column(name).null_count < n
+            }
+            or None,
         )
 
     def subset(self, rows: np.ndarray) -> Posts:
@@ -104,6 +111,7 @@ class Posts:
             None if self.ids is None else self.ids[rows],
             None if self.style is None else {k: v[rows] for k, v in self.style.items()},
             *(None if v is None else v[rows] for v in (self.kind, self.quote_of, self.text)),
+            None if self.counts is None else {k: v[rows] for k, v in self.counts.items()},
         )
 
 
@@ -244,7 +252,7 @@ def _set_rows(name, platform, mine: Posts, theirs: Posts, samples, confidence, r
             "posts_per_account_gini",
             gini(counts),
             int(counts.sum()),
-            _bootstrap_one(counts, gini, samples, confidence, rng),
+            bootstrap_one(counts, gini, samples, confidence, rng),
         )
         if name != schema.REAL and len(real_counts) >= MIN_ACCOUNTS:
             add(
@@ -333,7 +341,7 @@ def _centred(value, values, statistic, samples, rng) -> tuple[float, float]:
     return value - half, value + half
 
 
-def _bootstrap_one(values, statistic, samples, confidence, rng) -> tuple[float, float]:
+def bootstrap_one(values, statistic, samples, confidence, rng) -> tuple[float, float]:
     if samples == 0 or len(values) < 2:
         return float("nan"), float("nan")
     drawn = [statistic(values[rng.integers(0, len(values), len(values))]) for _ in range(samples)]
@@ -423,7 +431,7 @@ def account_style_heterogeneity(
         return float((table[:, accounts].std(axis=1, ddof=1)[:, None] / scale).mean())
 
     every = np.arange(len(read))
-    return statistic(every), len(read), _bootstrap_one(every, statistic, samples, confidence, rng)
+    return statistic(every), len(read), bootstrap_one(every, statistic, samples, confidence, rng)
 
 
 def account_burstiness(posts: Posts) -> np.ndarray:

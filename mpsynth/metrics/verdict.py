@@ -20,6 +20,7 @@ import math
 from dataclasses import dataclass
 
 from mpsynth.core import schema
+from mpsynth.metrics.interactions import BY_CONSTRUCTION as DRAWN_INTERACTIONS
 
 Z95 = 1.959964
 # what the structure stage copies from the real accounts: post counts per account are drawn from
@@ -34,6 +35,8 @@ BY_CONSTRUCTION = frozenset(
         "hour_of_day_js",
         "day_of_week_js",
     }
+    # kinds (but quotes) and engagement counts are drawn from the real posts too
+    | DRAWN_INTERACTIONS
 )
 
 

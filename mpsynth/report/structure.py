@@ -15,7 +15,7 @@ import pyarrow as pa
 
 from mpsynth.core import schema
 
-FAMILIES = ("structure", "network")
+FAMILIES = ("structure", "interaction", "network")
 COUNTS = ("accounts", "_nodes", "_edges", "_pairs")  # metrics that count, shown without decimals
 PLATFORM_COLOURS = ("#1d9bf0", "#ff4500", "#c4302b", "#1877f2", "#6a1b9a", "#2e7d32", "#f9a825")
 GRAPHS = {
@@ -23,6 +23,10 @@ GRAPHS = {
     "co_domain": "accounts posting the same domain within the window",
     "co_hashtag": "accounts posting the same hashtag within the window",
     "co_reply": "accounts answering the same post within the window",
+    "co_retweet": "accounts resharing the same post within the window",
+    "co_tweet": "accounts posting the same text (not a repost) within the window",
+    "co_similar_tweet": "accounts posting near-identical texts (token Jaccard >= the setting) "
+    "within the window",
     "hashtags": "hashtags used together in a post",
     "cross_platform": "hashtags, domains and mentions; the same item on two platforms joined",
 }
@@ -49,8 +53,12 @@ def render_structure(
         "accounts follow personas (clusters of at least k real accounts); times are drawn from "
         "the persona's real times on the post's platform and topic. Where the real posts answer "
         "one another, the same share of synthetic posts are replies, written with their parent "
-        "post in the prompt and as deep as the real threads go. A platform whose input has no "
-        "authors, timestamps or reply ids has none in the synthetic sets either.</p>",
+        "post in the prompt and as deep as the real threads go. Where the real posts carry "
+        "kinds, the same share of synthetic posts are reposts: a synthetic account resharing a "
+        "synthetic post of the topic, no model asked; engagement counts are drawn from the real "
+        "posts of the persona and topic, followers from the real account each synthetic account "
+        "takes after. A platform whose input has no authors, timestamps, reply ids or kinds has "
+        "none in the synthetic sets either.</p>",
         _carried_table(carried),
     ]
     if curves is not None and curves.num_rows:
@@ -79,10 +87,15 @@ def _carried_table(carried: dict[str, dict[str, dict[str, int]]]) -> str:
     lines = [
         "<table><tr><th class='l'>set</th><th class='l'>platform</th><th>posts</th>"
         "<th>accounts</th><th>posts with a time</th><th>replies</th><th>with a thread</th>"
-        "<th>quotes</th></tr>"
+        "<th>quoting or resharing</th><th>reposts</th><th class='l'>engagement counts</th></tr>"
     ]
     for dataset, platforms in carried.items():
         for platform, counts in platforms.items():
+            engagement = ", ".join(
+                f"{name} ({counts[f'with_{name}']:,})"
+                for name in schema.ENGAGEMENT
+                if counts.get(f"with_{name}")
+            )
             lines.append(
                 f"<tr><td class='l'>{html.escape(dataset)}</td><td class='l'>{html.escape(platform)}"
                 f"</td><td>{counts.get('posts', 0):,}</td><td>{counts.get('accounts', 0):,}</td>"
@@ -91,7 +104,8 @@ def _carried_table(carried: dict[str, dict[str, dict[str, int]]]) -> str:
                     f"<td>{counts.get(f'with_{name}', 0):,}</td>"
                     for name in ("reply_to", "thread_id", "quote_of")
                 )
-                + "</tr>"
+                + f"<td>{counts.get('kind_repost', 0):,}</td>"
+                f"<td class='l'>{html.escape(engagement) or '-'}</td></tr>"
             )
     return "\n".join([*lines, "</table>"])
 

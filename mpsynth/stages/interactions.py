@@ -3,7 +3,9 @@ and engagement counts, each synthetic set gets them too, with the real shares.
 
 - **Kinds.** Every synthetic post on such a platform is given a kind: a reply written by the reply
   rounds takes the platform's word for it (`comment` where the real answers are comments, as on
-  Reddit, else `reply`), every other post is an `original`.
+  Reddit, else `reply`), a quote written by the quote rounds (`mpsynth.stages.replies`: the quoted
+  post in the prompt, one request each, through the ledger) is a `quote`, every other post an
+  `original`.
 - **Reposts** (`add_reposts`): per platform, reposts are added until they are the real share of the
   set's posts. A repost is a synthetic account resharing a synthetic post (its text the original's,
   in the platform's retweet form where the real reposts use one, `quote_of` naming it); no model
@@ -17,9 +19,6 @@ and engagement counts, each synthetic set gets them too, with the real shares.
   (repost or not), persona and topic (else wider), so heavy tails survive. Followers are
   an account's, not a post's: the structure stage gives each synthetic account those of the real
   account its post count was drawn from.
-
-Quotes are not made: a quote is a new text, which needs the reply rounds' path (the quoted post in
-the prompt); the evaluation shows the real quote share beside the synthetic 0.
 """
 
 from __future__ import annotations
@@ -122,16 +121,23 @@ def real_interactions(posts: pa.Table, topics: np.ndarray, persona: np.ndarray) 
 
 def with_kinds(table: pa.Table, real: RealInteractions) -> pa.Table:
     """The set's posts with their kind: on platforms whose real posts carry kinds, a written reply
-    is the platform's answer kind and any other post an original."""
-    platform = table.column("platform").to_pylist()
-    reply_to = (
-        table.column("reply_to").to_pylist()
-        if "reply_to" in table.column_names
-        else [None] * table.num_rows
-    )
+    is the platform's answer kind, a written quote a quote and any other post an original."""
+    n = table.num_rows
+
+    def column(name: str) -> list:
+        return table.column(name).to_pylist() if name in table.column_names else [None] * n
+
     kinds = [
-        None if p not in real.kinds else real.answer_kind[p] if parent is not None else "original"
-        for p, parent in zip(platform, reply_to, strict=True)
+        None
+        if p not in real.kinds
+        else real.answer_kind[p]
+        if parent is not None
+        else "quote"
+        if quoted is not None
+        else "original"
+        for p, parent, quoted in zip(
+            column("platform"), column("reply_to"), column("quote_of"), strict=True
+        )
     ]
     return _set(table, "post_kind", pa.array(kinds, pa.string()))
 

@@ -4,7 +4,9 @@ of each synthetic set's posts become replies, written by the set's own generator
 
 - **What the real posts show** (`real_replies`), per platform: the share of posts that answer
   another, how deep in its thread each reply sits (1: it answers a thread's first post), the real
-  replies of each topic (the prompt's examples), and the time from a parent to its reply.
+  replies of each topic (the prompt's examples), and the time from a parent to its reply. A reply
+  takes its parent's time plus a real delay; where the input gives none, it keeps its own drawn
+  time, mirrored to after its parent's when it fell before.
 - **The plan** (`plan_replies`): per platform, that share of the set's posts is drawn to be replies,
   each given a depth drawn from the real depths and a parent one level up, of the same topic where
   one exists. The set's size and every post's account, topic and platform stay as they were; the
@@ -100,23 +102,66 @@ def real_replies(posts: pa.Table, topics: np.ndarray, max_depth: int) -> dict[st
     return found
 
 
+def real_quotes(posts: pa.Table, topics: np.ndarray) -> dict[str, RealReplies]:
+    """Each platform's quotes (post_kind quote), in the form the reply rounds plan from: the share
+    of posts that quote another, all at depth 1, the real quotes of each topic as examples, and
+    the delay from a quoted post to its quote where `quote_of` links them."""
+    names = posts.column_names
+    if "post_kind" not in names:
+        return {}
+    n = posts.num_rows
+    kind = posts.column("post_kind").to_pylist()
+    quoted = posts.column("quote_of").to_pylist() if "quote_of" in names else [None] * n
+    ids = posts.column("id").to_pylist()
+    platform = np.array(posts.column("platform").to_pylist(), dtype=object)
+    seconds = epoch_seconds(posts.column("timestamp"))
+    row_of = {post_id: row for row, post_id in enumerate(ids)}
+    found: dict[str, RealReplies] = {}
+    for name in sorted(set(platform.tolist())):
+        rows = np.flatnonzero(platform == name)
+        quotes = [r for r in rows.tolist() if kind[r] == "quote"]
+        if not quotes:
+            continue
+        examples: dict[int | None, list[str]] = defaultdict(list)
+        delays = []
+        for r in quotes:
+            examples[int(topics[r])].append(ids[r])
+            examples[ANY_TOPIC].append(ids[r])
+            original = row_of.get(quoted[r]) if quoted[r] else None
+            if original is not None and seconds[original] <= seconds[r]:
+                delays.append(seconds[r] - seconds[original])
+        found[name] = RealReplies(
+            share=len(quotes) / len(rows),
+            depths=np.array([1.0]),
+            examples=dict(examples),
+            delays=np.array(delays),
+        )
+    return found
+
+
 def plan_replies(
-    platform: list[str], topic: list, real: dict[str, RealReplies], rng: np.random.Generator
+    platform: list[str],
+    topic: list,
+    real: dict[str, RealReplies],
+    rng: np.random.Generator,
+    eligible: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """(each post's parent row or NOT_A_REPLY, each post's reply depth, 0 for a thread's first
     post). Per platform, the real share of its posts become replies (one post always stays a
     first post); each reply's depth is drawn from the real depths and its parent is a post one
-    level up, of the same topic where there is one (else any), never deeper than the posts allow."""
+    level up, of the same topic where there is one (else any), never deeper than the posts allow.
+    With `eligible`, only those rows may become replies (any row may still be a parent)."""
     n = len(platform)
     parent = np.full(n, NOT_A_REPLY, dtype=np.int64)
     depth = np.zeros(n, dtype=np.int64)
     names = np.array(platform, dtype=object)
     for name, replies in sorted(real.items()):
         rows = np.flatnonzero(names == name)
-        count = min(round(replies.share * len(rows)), len(rows) - 1)
+        free = rows if eligible is None else rows[eligible[rows]]
+        count = min(round(replies.share * len(rows)), len(free), len(rows) - 1)
         if count <= 0:
             continue
-        slots = rng.choice(rows, count, replace=False)
+        slots = rng.choice(free, count, replace=False)
         wanted = 1 + rng.choice(len(replies.depths), count, p=replies.depths / replies.depths.sum())
         order = np.argsort(wanted, kind="stable")
         chosen = set(slots.tolist())
@@ -235,16 +280,19 @@ def write_replies(
     answer: Answer,
     rng: np.random.Generator,
     retries: int = 3,
+    kind: str = "reply",
+    eligible: np.ndarray | None = None,
 ) -> Replies:
-    """Plan the set's replies and write them round by round, depth by depth; `answer` completes
-    a round's requests (through the ledger) and returns each request's accepted texts. A slot
-    whose answer was refused (unparseable, a copy) is asked again up to `retries` times."""
+    """Plan the set's replies (or quotes: `kind`, the template's name) and write them round by
+    round, depth by depth; `answer` completes a round's requests (through the ledger) and returns
+    each request's accepted texts. A slot whose answer was refused (unparseable, a copy) is asked
+    again up to `retries` times; `eligible` as in plan_replies."""
     from mpsynth.stages.prompts.build import load_template
 
     platform = table.column("platform").to_pylist()
     topic = table.column("topic").to_pylist()
     ids = table.column("id").to_pylist()
-    parent, depth = plan_replies(platform, topic, real, rng)
+    parent, depth = plan_replies(platform, topic, real, rng, eligible)
     texts = table.column("text").to_pylist()
     request_ids = table.column("request_id").to_pylist()
     examples = table.column("example_ids").to_pylist()
@@ -254,7 +302,7 @@ def write_replies(
         else np.full(len(ids), np.nan)
     )
     written = np.zeros(len(ids), dtype=bool)
-    template = load_template("reply", prompts)
+    template = load_template(kind, prompts)
     requests_made = 0
     for level in range(1, int(depth.max(initial=0)) + 1):
         pending = np.flatnonzero(depth == level).tolist()
@@ -288,6 +336,8 @@ def write_replies(
                     delays = real[platform[slot]].delays
                     if len(delays) and not np.isnan(seconds[row]):
                         seconds[slot] = seconds[row] + delays[rng.integers(len(delays))]
+                    elif seconds[slot] < seconds[row]:  # never before its parent: as far after
+                        seconds[slot] = 2 * seconds[row] - seconds[slot]
             pending = [slot for slot in pending if not written[slot]]
             if not pending:
                 break
@@ -329,17 +379,28 @@ class ReplyWriter:
     generator, through its ledger, the parser and the copy filter; a calibrated set takes its
     plain set's replies (the same posts, so the same slots), so nothing is asked twice."""
 
-    def __init__(self, ctx: StageContext, real: dict[str, RealReplies], out: Path) -> None:
-        self.ctx, self.real, self.out = ctx, real, out
-        self.done: dict[str, Replies] = {}
-        self.ids: dict[str, list[str]] = {}
+    def __init__(
+        self,
+        ctx: StageContext,
+        real: dict[str, RealReplies],
+        out: Path,
+        quotes: dict[str, RealReplies] | None = None,
+    ) -> None:
+        self.ctx, self.out = ctx, out
+        self.real = {"reply": real, "quote": quotes or {}}
+        self.done: dict[tuple[str, str], Replies] = {}
+        self.ids: dict[tuple[str, str], list[str]] = {}
         self.rejected: list[pa.Table] = []
         self.requests: list[pa.Table] = []
         self._index: Any = None
         self._texts: dict[str, str] | None = None
 
-    def add(self, table: pa.Table, name: str, seed) -> tuple[pa.Table, dict[str, Any]]:
-        base = name.removesuffix(CALIBRATED)
+    def add(
+        self, table: pa.Table, name: str, seed, kind: str = "reply"
+    ) -> tuple[pa.Table, dict[str, Any]]:
+        """The set with its replies (or quotes: `kind`) written; the rounds' summary. Quotes are
+        written after replies, in posts that are no reply, and link by `quote_of`."""
+        base = (name.removesuffix(CALIBRATED), kind)
         if base in self.done and self.ids[base] == table.column("id").to_pylist():
             replies = self.done[base]
             # calibrated texts stay where a post is not a reply
@@ -351,12 +412,15 @@ class ReplyWriter:
             ]
             replies = dataclasses.replace(replies, text=texts)
         else:
-            replies = self._write(table, name, seed)
-            self.done[name], self.ids[name] = replies, table.column("id").to_pylist()
-        log.info("structure %s: %s", name, _replies_line(replies.summary))
+            replies = self._write(table, name, seed, kind)
+            self.done[(name, kind)] = replies
+            self.ids[(name, kind)] = table.column("id").to_pylist()
+        log.info("structure %s: %s", name, _replies_line(replies.summary, kind))
+        if kind == "quote":
+            return _with_quotes(table, replies), replies.summary
         return _with_replies(table, replies), replies.summary
 
-    def _write(self, table: pa.Table, name: str, seed) -> Replies:
+    def _write(self, table: pa.Table, name: str, seed, kind: str) -> Replies:
         from mpsynth.stages.prompts.guard import Pseudonymiser, guard_applies
 
         config = self.ctx.config
@@ -368,17 +432,22 @@ class ReplyWriter:
         def shown(text: str, platform: str) -> str:
             return guard(text, platform) if guard is not None else text
 
+        eligible = None
+        if kind == "quote" and "reply_to" in table.column_names:  # a reply is no quote
+            eligible = np.array([to is None for to in table.column("reply_to").to_pylist()])
         return write_replies(
             table,
-            self.real,
+            self.real[kind],
             config.prompts,
             generator,
             config.pools.examples_per_prompt,
             lambda post_id: self._real_texts()[post_id],
             shown,
             lambda requests: self._answer(requests, name, number),
-            np.random.default_rng([*seed, 7]),
+            np.random.default_rng([*seed, 7 if kind == "reply" else 9]),
             config.structure.reply_retries,
+            kind,
+            eligible,
         )
 
     def _answer(self, requests: pa.Table, name: str, number: int) -> dict[str, list[str]]:
@@ -445,10 +514,29 @@ def _with_replies(table: pa.Table, replies: Replies) -> pa.Table:
     return out
 
 
-def _replies_line(summary: dict[str, Any]) -> str:
+def _with_quotes(table: pa.Table, quotes: Replies) -> pa.Table:
+    """The set with its written quotes: their texts, provenance and times, `quote_of` naming the
+    quoted post (a quote starts no thread and answers nothing)."""
+    out = table
+    for name, values in (
+        ("text", pa.array(quotes.text, pa.string())),
+        ("request_id", pa.array(quotes.request_id, pa.string())),
+        ("example_ids", pa.array(quotes.example_ids, pa.list_(pa.string()))),
+        ("timestamp", timestamps_of(quotes.seconds)),
+        ("quote_of", pa.array(quotes.reply_to, pa.string())),
+    ):
+        if name in out.column_names:
+            position = out.column_names.index(name)
+            out = out.set_column(position, pa.field(name, values.type), values)
+        else:
+            out = out.append_column(name, values)
+    return out
+
+
+def _replies_line(summary: dict[str, Any], kind: str = "reply") -> str:
     return (
         "; ".join(
-            f"{p} {s['written']:,} of {s['planned']:,} replies (real share {s['real_share']:.0%})"
+            f"{p} {s['written']:,} of {s['planned']:,} {kind}s (real share {s['real_share']:.0%})"
             for p, s in summary["platforms"].items()
         )
         + f"; {summary['requests']:,} requests"

@@ -57,7 +57,7 @@ from mpsynth.stages.interactions import (
     with_kinds,
 )
 from mpsynth.stages.postprocess.runner import CALIBRATED
-from mpsynth.stages.replies import ReplyWriter, real_replies
+from mpsynth.stages.replies import ReplyWriter, real_quotes, real_replies
 
 log = logging.getLogger(__name__)
 
@@ -452,11 +452,12 @@ def run_structure(ctx: StageContext, out: Path) -> dict[str, int]:
     if not config.times:
         real.timestamped.clear()
     replies = real_replies(posts, topics, config.max_reply_depth) if config.replies else {}
+    quotes = real_quotes(posts, topics) if config.interactions and config.quotes else {}
     persona_of = [real.post_persona.get(i, (None, NO_PERSONA))[1] for i in posts["id"].to_pylist()]
     interactions = real_interactions(posts, topics, np.array(persona_of, dtype=np.int64))
     if not config.interactions:
         interactions = RealInteractions({}, {}, {}, {}, {}, {}, {})
-    writer = ReplyWriter(ctx, replies, out)
+    writer = ReplyWriter(ctx, replies, out, quotes)
     (out / "synthetic").mkdir()
     summary: dict[str, Any] = {
         "real_cross_platform_share": real.cross_platform_share,
@@ -479,12 +480,18 @@ def run_structure(ctx: StageContext, out: Path) -> dict[str, int]:
         )
         if replies:
             table, summary["sets"][path.stem]["replies"] = writer.add(table, path.stem, seed)
+        if quotes:
+            table, summary["sets"][path.stem]["quotes"] = writer.add(
+                table, path.stem, seed, kind="quote"
+            )
         table, summary["sets"][path.stem]["interactions"] = _interactions(
             table, interactions, config, seed
         )
         table, dropped = apply_drops(drops, table, path.stem, out)
         if dropped:
             summary.setdefault("review", {})[path.stem] = dropped
+        for platform, counts in _carried(table).items():  # what the written set carries
+            summary["sets"][path.stem]["platforms"].setdefault(platform, {}).update(counts)
         rows[path.stem] = write_table(table, out / "synthetic" / path.name)
         log.info("structure %s: %s", path.stem, _line(summary["sets"][path.stem]))
     persona_rows = [
@@ -506,10 +513,28 @@ def run_structure(ctx: StageContext, out: Path) -> dict[str, int]:
         ),
         out / "personas.parquet",
     )
-    if replies:
+    if replies or quotes:
         rows.update(writer.close())
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     return rows
+
+
+def _carried(table: pa.Table) -> dict[str, dict[str, int]]:
+    """Per platform: posts, posts with each link and engagement count, posts of each kind."""
+    platform = np.array(table.column("platform").to_pylist(), dtype=object)
+    out: dict[str, dict[str, int]] = {}
+    for name in sorted(set(platform.tolist())):
+        mask = pa.array(platform == name)
+        mine = table.filter(mask)
+        counts = {"posts": mine.num_rows}
+        for column in ("reply_to", "thread_id", "quote_of", *ENGAGEMENT):
+            if column in mine.column_names:
+                counts[f"with_{column}"] = mine.num_rows - mine.column(column).null_count
+        if "post_kind" in mine.column_names:
+            kinds = Counter(mine.column("post_kind").to_pylist())
+            counts.update({f"kind_{k}": n for k, n in sorted(kinds.items()) if k is not None})
+        out[name] = counts
+    return out
 
 
 def _interactions(

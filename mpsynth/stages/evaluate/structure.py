@@ -14,8 +14,9 @@ import pyarrow.parquet as pq
 
 from mpsynth.config import RunConfig
 from mpsynth.core import console, schema
-from mpsynth.core.schema import LINK_FIELDS
+from mpsynth.core.schema import ENGAGEMENT, LINK_FIELDS
 from mpsynth.metrics.compare import metric_row
+from mpsynth.metrics.interactions import interaction_metrics
 from mpsynth.metrics.lexical import ITEM_KINDS
 from mpsynth.metrics.networks import Items, network_metrics
 from mpsynth.metrics.structure import (
@@ -36,7 +37,8 @@ def read_posts(path: Path, topics: dict[str, int] | None = None) -> Posts:
     """A set's posts with whatever structure its file carries; `topics` (id -> topic) for the
     real posts, whose topics live in the topic stage."""
     names = pq.read_schema(path).names
-    wanted = ["id", "platform", "topic", "author", "timestamp", *LINK_FIELDS, "post_kind", "text"]
+    wanted = ["id", "platform", "topic", "author", "timestamp", *LINK_FIELDS, "post_kind", "text",
+              *ENGAGEMENT]  # fmt: skip
     table = pq.read_table(path, columns=[c for c in wanted if c in names])
     if topics is None:
         return Posts.of(table)
@@ -79,6 +81,9 @@ def structure_tables(
             posts_only, evaluate.bootstrap_samples, evaluate.confidence, config.seed
         )
         rows += _linkage_rows(posts_only, evaluate.networks.linkage_ratio)
+        rows += interaction_metrics(
+            posts_only, evaluate.bootstrap_samples, evaluate.confidence, config.seed
+        )
         shown.update(advance=1)
         networks = network_metrics(
             {**sets, schema.REAL_SUBSAMPLE: _subsample(sets, config.seed)},
