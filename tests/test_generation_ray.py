@@ -321,3 +321,106 @@ def test_the_stand_in_writes_the_same_posts_in_the_driver_as_on_worker_actors(
         assert sorted(r["request_id"] for r in rows) == sorted(requests["request_id"].to_pylist())
         texts[local_rows] = {r["request_id"]: r["text"] for r in rows}
     assert texts[20_000] == texts[0]
+
+
+def _with_kinds(run_dir, platform, seed):
+    """The real posts of `platform` with kinds (a fifth reposts, a tenth quotes), followers per
+    account and likes per post, heavy-tailed; in ingest's table and the holdout's parts alike
+    (the bundled files carry none of these, so the test gives them their own)."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    path = run_dir / "ingest" / "posts.parquet"
+    posts = pq.read_table(path)
+    mine = [p == platform for p in posts["platform"].to_pylist()]
+    draw = rng.random(posts.num_rows)
+    kind = [
+        None if not m else "repost" if d < 0.2 else "quote" if d < 0.3 else "original"
+        for m, d in zip(mine, draw, strict=True)
+    ]
+    followers_of = {a: int(rng.lognormal(6, 2)) for a in set(posts["author"].to_pylist())}
+    columns = {
+        "post_kind": pa.array(kind, pa.string()),
+        "followers": pa.array(
+            [
+                followers_of[a] if m else None
+                for a, m in zip(posts["author"].to_pylist(), mine, strict=True)
+            ],
+            pa.int64(),
+        ),
+        "likes": pa.array([int(rng.pareto(1.2) * 3) if m else None for m in mine], pa.int64()),
+    }
+    by_id = {name: dict(zip(posts["id"].to_pylist(), values.to_pylist(), strict=True))
+             for name, values in columns.items()}  # fmt: skip
+    for target in (path, run_dir / "holdout" / "reference.parquet",
+                   run_dir / "holdout" / "holdout.parquet"):  # fmt: skip
+        table = pq.read_table(target)
+        for name, values in by_id.items():
+            column = pa.array([values[i] for i in table["id"].to_pylist()], columns[name].type)
+            position = table.column_names.index(name)
+            table = table.set_column(position, name, column)
+        pq.write_table(table, target)
+    return by_id
+
+
+def test_quotes_are_asked_once_through_the_ledger_and_reposts_ask_nothing(
+    reference, tmp_path, data, server
+):
+    """On a platform whose real posts are a fifth reposts and a tenth quotes: the synthetic sets
+    have the same shares; every quote was one request (the quoted post in its prompt, filed in
+    the generator's ledger), every repost none (the original's text and request, another
+    account, a later time); run again, the stage asks the server for nothing."""
+    import json
+
+    run_dir = tmp_path / "run"
+    copy_run(reference[0], run_dir, through="postprocess")
+    real = _with_kinds(run_dir, "twitter", seed=4)
+    config = load_config(_config(run_dir, data, server))
+    before = len(server.log.requests)
+    run_pipeline(config, until="structure")
+    sent = len(server.log.requests) - before
+    guard = Pseudonymiser(config.seed, config.prompts.phone_region)
+    requests = pq.read_table(run_dir / "structure" / "reply_requests.parquet")
+    prompt_of = {r["request_id"]: r["messages"][-1]["content"] for r in requests.to_pylist()}
+    # the demo rows answer nothing: every request of the stage is a quote's, each sent once
+    hosted = [r for r in requests.to_pylist() if r["generator"] == "fakegpt"]
+    assert sent == len(hosted) > 0
+    ledger = read_ledger(run_dir / "ledger" / "fakegpt")
+    assert {r["request_id"] for r in hosted} <= set(ledger["request_id"].to_pylist())
+    summary = json.loads((run_dir / "structure" / "summary.json").read_text())
+    real_kinds = [k for k in real["post_kind"].values() if k is not None]
+    for name in ("fakegpt-mptm", "markov-per_platform"):
+        rows = pq.read_table(run_dir / "structure" / "synthetic" / f"{name}.parquet").to_pylist()
+        by_id = {r["id"]: r for r in rows}
+        twitter = [r for r in rows if r["platform"] == "twitter"]
+        kinds = [r["post_kind"] for r in twitter]
+        assert all(r["post_kind"] is None for r in rows if r["platform"] != "twitter")
+        for kind in ("repost", "quote"):
+            share = kinds.count(kind) / len(kinds)
+            real_share = real_kinds.count(kind) / len(real_kinds)
+            assert abs(share - real_share) < 0.05, (kind, share, real_share)
+        quotes = [r for r in twitter if r["post_kind"] == "quote"]
+        assert len(quotes) == summary["sets"][name]["quotes"]["platforms"]["twitter"]["written"]
+        for quote in quotes:
+            quoted = by_id[quote["quote_of"]]
+            shown = guard(quoted["text"], "twitter") if name.startswith("fake") else quoted["text"]
+            assert shown in prompt_of[quote["request_id"]]  # one request, the quoted post in it
+            assert quote.get("reply_to") is None
+        for repost in (r for r in twitter if r["post_kind"] == "repost"):
+            original = by_id[repost["quote_of"]]
+            assert repost["text"] == original["text"]
+            assert repost["request_id"] == original["request_id"]  # no request of its own
+            assert repost["author"] != original["author"]
+            assert repost["timestamp"] >= original["timestamp"]
+            assert original["post_kind"] != "repost"
+        # engagement: drawn from the real values; followers one number per account
+        likes = {v for v in real["likes"].values() if v is not None}
+        assert {r["likes"] for r in twitter} <= likes and len({r["likes"] for r in twitter}) > 3
+        followers: dict[str, set] = {}
+        for r in twitter:
+            followers.setdefault(r["author"], set()).add(r["followers"])
+        assert all(len(values) == 1 for values in followers.values())
+    # the stage again from scratch: every quote is answered in the ledger, nothing is sent
+    before = len(server.log.requests)
+    run_pipeline(config, until="structure", force=["structure"])
+    assert len(server.log.requests) == before

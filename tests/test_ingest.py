@@ -68,6 +68,8 @@ def test_real_rows_are_kept_byte_for_byte(tmp_path, demo_rows):
         "languages": {"en": 37},
         **dict.fromkeys(["dangling_reply_to", "dangling_quote_of", "self_replies"], 0),
         "reply_loops": 0,
+        "self_quotes": 0,
+        "quote_loops": 0,
     }
     from mpsynth.stages.ingest.normalise import language_code
 
@@ -180,6 +182,8 @@ def test_jsonl_parquet_and_folder_inputs_with_mapping(tmp_path):
         "languages": {},
         **dict.fromkeys(["dangling_reply_to", "dangling_quote_of", "self_replies"], 0),
         "reply_loops": 0,
+        "self_quotes": 0,
+        "quote_loops": 0,
     }
 
 
@@ -276,3 +280,49 @@ def test_interaction_and_engagement_columns_in_one_vocabulary_and_odd_values_cou
     from mpsynth.core.schema import DESCRIPTIONS
 
     assert all(name in DESCRIPTIONS for name in result.posts.column_names)
+
+
+def test_malformed_interactions_are_counted_and_every_row_kept(tmp_path, caplog):
+    """Unknown kinds, a repost of a post the input lacks, a quote that quotes itself, two reposts
+    resharing each other, negative counts: every row is kept or quarantined with a reason, each
+    fault is counted, and the structure stage's reading of the real interactions copes."""
+    import numpy as np
+
+    from mpsynth.stages.interactions import real_interactions
+
+    rows = [
+        ("1", "twitter", "an original", "original", "", "5"),
+        ("2", "twitter", "a repost of a lost post", "retweet", "999", "-4"),
+        ("3", "twitter", "quotes itself", "quote_tweet", "3", "2"),
+        ("4", "twitter", "reshares 5", "retweet", "5", "1"),
+        ("5", "twitter", "reshares 4", "retweet", "4", "x"),
+        ("6", "twitter", "a story", "story", "1", "7"),
+        ("7", "twitter", "", "original", "", "3"),  # no text: quarantined
+    ]
+    path = tmp_path / "posts.csv"
+    path.write_text(
+        "id,platform,text,post_type,quoted,likes\n"
+        + "".join(",".join(f'"{v}"' for v in row) + "\n" for row in rows)
+    )
+    columns = {"post_kind": "post_type", "quote_of": "quoted", "likes": "likes"}
+    with caplog.at_level("WARNING"):
+        result = ingest(_config({"path": str(path), "columns": columns}))
+    assert result.posts.num_rows + result.quarantine.num_rows == len(rows)
+    assert result.quarantine.num_rows == 1
+    posts = {r["id"]: r for r in result.posts.to_pylist()}
+    assert posts["2"]["quote_of"] == "999"  # kept, and counted as dangling
+    assert posts["3"]["quote_of"] is None  # a self-quote dropped
+    assert [posts["4"]["quote_of"], posts["5"]["quote_of"]].count(None) == 1  # the loop broken
+    assert posts["6"]["post_kind"] is None and posts["6"]["quote_of"] == "1"
+    assert posts["2"]["likes"] is None and posts["5"]["likes"] is None
+    summary = result.summary["twitter"]
+    assert (summary["dangling_quote_of"], summary["self_quotes"], summary["quote_loops"]) == (
+        1,
+        1,
+        1,
+    )
+    assert summary["unknown_kind"] == 1 and summary["bad_likes"] == 2
+    assert "quoted themselves or closed a loop" in caplog.text
+    n = result.posts.num_rows
+    found = real_interactions(result.posts, np.zeros(n, dtype=np.int64), np.zeros(n, np.int64))
+    assert found.kinds["twitter"]["repost"] == 3 and found.repost_share("twitter") == 3 / 5

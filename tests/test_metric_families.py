@@ -371,3 +371,52 @@ def test_style_heterogeneity_is_near_zero_for_alike_accounts_and_high_for_distin
     assert accounts == 30
     assert low < 0.45 < 0.9 < high  # alike: only sampling noise between account means
     assert ci_low <= high <= ci_high
+
+
+def test_interaction_shares_engagement_tails_and_the_followers_relation():
+    """Kind shares are counted among posts with a kind; a set whose likes follow its authors'
+    followers has a rank correlation near 1, one whose likes are shuffled near 0; a heavy tail
+    shows in the Gini and the top-1% share; the KS statistic is 0 against the same values."""
+    from mpsynth.core import schema
+    from mpsynth.metrics.interactions import interaction_metrics, top_share
+    from mpsynth.metrics.structure import Posts
+
+    rng = np.random.default_rng(0)
+    n = 2_000
+    author = np.array([f"a{i % 200}" for i in range(n)], dtype=object)
+    followers = np.array([float(10 * (i % 200) + 1) for i in range(n)])
+    likes = followers * rng.uniform(0.5, 1.5, n)  # engagement grows with followers
+    kind = np.array(["repost" if i % 4 == 0 else "original" for i in range(n)], dtype=object)
+    kind[:100] = None  # no kind: out of the shares
+
+    def posts(counts, kinds):
+        return Posts(
+            np.full(n, "twitter", dtype=object),
+            author,
+            np.zeros(n),
+            np.zeros(n),
+            kind=kinds,
+            counts=counts,
+        )
+
+    shuffled = {"likes": rng.permutation(likes), "followers": followers}
+    sets = {
+        schema.REAL: posts({"likes": likes, "followers": followers}, kind),
+        "shuffled": posts(shuffled, np.full(n, "original", dtype=object)),
+    }
+    rows = {
+        (r["dataset"], r["metric"]): r
+        for r in interaction_metrics(sets, samples=50, confidence=0.95, seed=0)
+        if r["platform"] == schema.ALL_PLATFORMS
+    }
+    assert rows[(schema.REAL, "share_repost")]["value"] == pytest.approx(475 / 1900)
+    assert rows[("shuffled", "share_repost")]["value"] == 0
+    assert rows[(schema.REAL, "likes_followers_rho")]["value"] > 0.8
+    assert abs(rows[("shuffled", "likes_followers_rho")]["value"]) < 0.1
+    assert rows[("shuffled", "likes_ks")]["value"] == 0  # the same values, reordered
+    real_rho = rows[(schema.REAL, "likes_followers_rho")]
+    assert real_rho["ci_low"] <= real_rho["value"] <= real_rho["ci_high"]
+    # followers are per account: 200 accounts, not 2,000 posts
+    assert rows[(schema.REAL, "followers_gini")]["n"] == 200
+    assert top_share(np.r_[np.ones(99), 891.0]) == pytest.approx(0.9)
+    assert top_share(np.ones(100)) == pytest.approx(0.01)

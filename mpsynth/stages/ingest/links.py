@@ -4,9 +4,9 @@ counted.
 - **Numeric ids.** A column of integer ids with gaps is written by pandas as floats (`12.0`), so a
   `reply_to` of `12.0` would match no post `12`; an id or link that is an integer written with a
   zero fraction is read as the integer.
-- **Loops.** A post that answers itself, or a chain that comes back to where it started (`a`
-  answers `b`, `b` answers `a`), has no first post; the link that closes the loop is dropped and
-  counted, so every chain ends and a thread's depth is its chain's length.
+- **Loops.** A post that answers (or quotes, or reshares) itself, or a chain that comes back to where
+  it started (`a` answers `b`, `b` answers `a`), has no first post; the link that closes the loop
+  is dropped and counted, so every chain ends and a thread's depth is its chain's length.
 - **Dangling links.** A `reply_to` or `quote_of` that names no post of the input (a post outside
   the sample, or ids in another spelling) is kept and counted per platform; a platform where more
   than `DANGLING_WARN` of the links dangle gets a warning.
@@ -22,6 +22,10 @@ log = logging.getLogger(__name__)
 
 ZERO_FRACTION = re.compile(r"^(-?\d+)\.0+$")
 DANGLING_WARN = 0.5
+LOOP_NAMES = {
+    "reply_to": ("self_replies", "reply_loops"),
+    "quote_of": ("self_quotes", "quote_loops"),
+}
 
 
 def numeric_id(value: str | None) -> str | None:
@@ -32,16 +36,19 @@ def numeric_id(value: str | None) -> str | None:
     return match.group(1) if match else value
 
 
-def break_loops(ids: list[str], reply_to: list[str | None]) -> tuple[list[str | None], dict]:
-    """`reply_to` with every self-reply and the closing link of every cycle removed, and the rows
-    whose link was dropped (row -> `self_replies` or `reply_loops`). Walks each chain once, in
-    input order."""
+def break_loops(
+    ids: list[str], reply_to: list[str | None], field: str = "reply_to"
+) -> tuple[list[str | None], dict]:
+    """`reply_to` (or `quote_of`: `field`) with every self-link and the closing link of every
+    cycle removed, and the rows whose link was dropped (row -> `self_replies` or `reply_loops`;
+    `self_quotes` or `quote_loops`). Walks each chain once, in input order."""
+    self_link, loop = LOOP_NAMES[field]
     links = list(reply_to)
     row_of = {post: row for row, post in enumerate(ids)}
     dropped = {}
     for row, post in enumerate(ids):
         if links[row] == post:
-            links[row], dropped[row] = None, "self_replies"
+            links[row], dropped[row] = None, self_link
     state = [0] * len(ids)  # 0: not seen, 1: on the chain being walked, 2: done
     for start in range(len(ids)):
         path, row = [], start
@@ -51,7 +58,7 @@ def break_loops(ids: list[str], reply_to: list[str | None]) -> tuple[list[str | 
             parent = links[row]
             row = row_of.get(parent) if parent is not None else None
         if row is not None and state[row] == 1:  # came back to the chain: a loop
-            links[path[-1]], dropped[path[-1]] = None, "reply_loops"
+            links[path[-1]], dropped[path[-1]] = None, loop
         for visited in path:
             state[visited] = 2
     return links, dropped
@@ -78,16 +85,23 @@ def repair_links(kept: dict[str, list]) -> dict[str, Counter]:
     (`self_replies`, `reply_loops`) and the links naming no post (`dangling_reply_to`,
     `dangling_quote_of`; warned above a share)."""
     ids, platforms = kept["id"], kept["platform"]
-    kept["reply_to"], dropped = break_loops(ids, kept["reply_to"])
-    counts = link_counts(ids, platforms, {f: kept[f] for f in ("reply_to", "quote_of")})
-    for row, reason in dropped.items():
-        counts.setdefault(platforms[row], Counter())[reason] += 1
-    if dropped:
+    counts: dict[str, Counter] = {}
+    broken = []
+    for field in ("reply_to", "quote_of"):
+        kept[field], dropped = break_loops(ids, kept[field], field)
+        for row, reason in dropped.items():
+            counts.setdefault(platforms[row], Counter())[reason] += 1
+        broken += list(dropped.values())
+    for platform, found in link_counts(
+        ids, platforms, {f: kept[f] for f in ("reply_to", "quote_of")}
+    ).items():
+        counts.setdefault(platform, Counter()).update(found)
+    if broken:
         log.warning(
-            "ingest: %d posts answered themselves or closed a reply loop (%s); their reply_to "
-            "links were dropped, so every thread has a first post",
-            len(dropped),
-            ", ".join(f"{n} {k.replace('_', ' ')}" for k, n in Counter(dropped.values()).items()),
+            "ingest: %d posts answered or quoted themselves or closed a loop (%s); those links "
+            "were dropped, so every thread and every chain of quotes has a first post",
+            len(broken),
+            ", ".join(f"{n} {k.replace('_', ' ')}" for k, n in Counter(broken).items()),
         )
     for platform, mine in sorted(counts.items()):
         for name in ("reply_to", "quote_of"):

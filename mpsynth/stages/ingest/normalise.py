@@ -314,7 +314,14 @@ def ingest(config: IngestConfig) -> IngestResult:
             "languages": dict(languages.get(platform, Counter()).most_common(5)),
             **{
                 key: links.get(platform, Counter())[key]
-                for key in ("dangling_reply_to", "dangling_quote_of", "self_replies", "reply_loops")
+                for key in (
+                    "dangling_reply_to",
+                    "dangling_quote_of",
+                    "self_replies",
+                    "reply_loops",
+                    "self_quotes",
+                    "quote_loops",
+                )
             },
         }
         for platform in sorted(read)
