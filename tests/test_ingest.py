@@ -326,3 +326,42 @@ def test_malformed_interactions_are_counted_and_every_row_kept(tmp_path, caplog)
     n = result.posts.num_rows
     found = real_interactions(result.posts, np.zeros(n, dtype=np.int64), np.zeros(n, np.int64))
     assert found.kinds["twitter"]["repost"] == 3 and found.repost_share("twitter") == 3 / 5
+
+
+def test_a_reddit_permalink_names_the_thread_and_comments_in_it_are_co_replies(tmp_path):
+    """MEIU22 gives each comment's permalink, not its parent: mapped as thread_id, the permalink
+    is read as its submission's id, and two accounts commenting in one thread within the window
+    are a co-reply pair (the toolkit's co-reply, answering the thread's first post)."""
+    import numpy as np
+
+    from mpsynth.metrics.networks import Items, Rules, coordination_graphs
+    from mpsynth.metrics.structure import Posts
+
+    base = "https://www.reddit.com/r/texas/comments"
+    rows = [
+        ("xsi1b8", "submission", "alice", f"{base}/xsi1b8/megathread/", "2022-10-01T05:00:00Z"),
+        ("iqlb32l", "comment", "bob", f"{base}/xsi1b8/megathread/iqlb32l/", "2022-10-01T05:08:54Z"),
+        (
+            "iqlb40a",
+            "comment",
+            "carol",
+            f"{base}/xsi1b8/megathread/iqlb40a/",
+            "2022-10-01T05:09:20Z",
+        ),
+        ("iqzz001", "comment", "dave", f"{base}/yy0001/other/iqzz001/", "2022-10-01T05:09:30Z"),
+    ]
+    path = tmp_path / "reddit.csv"
+    path.write_text(
+        "id,platform,post_kind,author,url,timestamp,text\n"
+        + "".join(f"{i},reddit,{k},{a},{u},{t},words of {a}\n" for i, k, a, u, t in rows)
+    )
+    result = ingest(_config({"path": str(path), "columns": {"thread_id": "url"}}))
+    threads = dict(zip(result.posts["id"].to_pylist(), result.posts["thread_id"].to_pylist(),
+                       strict=True))  # fmt: skip
+    assert threads == {"xsi1b8": "xsi1b8", "iqlb32l": "xsi1b8", "iqlb40a": "xsi1b8",
+                       "iqzz001": "yy0001"}  # fmt: skip
+    posts = Posts.of(result.posts)
+    items = Items.of(result.posts["text"].to_pylist(), result.posts["platform"].to_pylist())
+    graph = coordination_graphs(posts, items, Rules(60))["co_reply"]
+    assert sorted(graph.edges()) == [("reddit\x1fbob", "reddit\x1fcarol")]
+    assert np.isclose(graph.edges["reddit\x1fbob", "reddit\x1fcarol"]["weight"], 1)

@@ -6,7 +6,8 @@ synthetic.
   did (coordinated link sharing; the co-link network of the coordination-network-toolkit). A pair
   joined at least twice is a coordinated pair.
 - **co_reply**: the same for two accounts that answered the same post within `window` seconds (the
-  toolkit's co-reply network), where the posts carry reply links.
+  toolkit's co-reply network), where the posts carry reply links; a reply or comment that names
+  only its thread (a Reddit comment) answers the thread's first post.
 - **co_retweet**: the same for two accounts that reshared the same post (a repost's `quote_of`,
   else its text, which on the platforms is the original's), where the posts carry kinds.
 - **co_tweet**: two accounts that posted the same text (not a repost) within the window, the text
@@ -54,6 +55,7 @@ CO_RETWEET = "co_retweet"
 CO_TWEET = "co_tweet"
 CO_SIMILAR = "co_similar_tweet"
 COORDINATION = (*CO_SHARING, CO_REPLY, CO_RETWEET, CO_TWEET, CO_SIMILAR)
+ANSWER_KINDS = ("reply", "comment")
 SIMILARITY = 0.8  # the toolkit's default Jaccard threshold of co_similar_tweet (its command's)
 ITEMS_PER_POST = 20  # a post's co-occurrence edges are among its first 20 items
 EXACT_CLUSTERING_BELOW = 5_000  # nodes; above, sampled (networkx.approximation, 10,000 trials)
@@ -494,10 +496,9 @@ def _graphs(posts: Posts, items: Items, keep: np.ndarray, platform: str, rules: 
             name: [[] if reposts[r] else values for r, values in enumerate(getattr(items, kind))]
             for name, kind in CO_SHARING.items()
         }
-        if posts.reply_to is not None:  # the post each one answers
-            shared[CO_REPLY] = [
-                [p] if p and not reposts[r] else [] for r, p in enumerate(posts.reply_to.tolist())
-            ]
+        answered = answered_posts(posts)
+        if answered is not None:  # the post each one answers
+            shared[CO_REPLY] = [[p] if p and not reposts[r] else [] for r, p in enumerate(answered)]
         if posts.kind is not None:  # the post each repost reshares
             shared[CO_RETWEET] = [
                 [reshared_key(posts, r)] if reposts[r] else [] for r in range(len(reposts))
@@ -558,6 +559,23 @@ def _reposts(posts: Posts) -> np.ndarray:
     if posts.kind is None:
         return np.zeros(len(posts.platform), bool)
     return posts.kind == "repost"
+
+
+def answered_posts(posts: Posts) -> list[str | None] | None:
+    """The post each one answers: its `reply_to`, else for a reply or comment that names no parent
+    its thread (a Reddit comment's submission); None where the set has neither."""
+    if posts.reply_to is None and (posts.kind is None or posts.thread_id is None):
+        return None
+    n = len(posts.platform)
+    reply_to = posts.reply_to.tolist() if posts.reply_to is not None else [None] * n
+    if posts.kind is None or posts.thread_id is None:
+        return reply_to
+    return [
+        to or (thread if kind in ANSWER_KINDS and thread != post else None)
+        for to, kind, thread, post in zip(
+            reply_to, posts.kind.tolist(), posts.thread_id.tolist(), posts.ids.tolist(), strict=True
+        )
+    ]
 
 
 def reshared_key(posts: Posts, row: int) -> str:

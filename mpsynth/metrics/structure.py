@@ -55,6 +55,7 @@ class Posts:
     quote_of: np.ndarray | None = None  # the post a repost or quote points at, None where missing
     text: np.ndarray | None = None  # str; None: not read (the text networks need it)
     counts: dict[str, np.ndarray] | None = None  # engagement count -> per post (NaN: unknown)
+    thread_id: np.ndarray | None = None  # str, None where missing; None: the set has none
 
     @classmethod
     def of(cls, table: pa.Table, topics: np.ndarray | None = None) -> Posts:
@@ -99,6 +100,7 @@ class Posts:
                 if name in names and table.column(name).null_count < n
             }
             or None,
+            thread_id=given("thread_id"),
         )
 
     def subset(self, rows: np.ndarray) -> Posts:
@@ -112,6 +114,7 @@ class Posts:
             None if self.style is None else {k: v[rows] for k, v in self.style.items()},
             *(None if v is None else v[rows] for v in (self.kind, self.quote_of, self.text)),
             None if self.counts is None else {k: v[rows] for k, v in self.counts.items()},
+            None if self.thread_id is None else self.thread_id[rows],
         )
 
 

@@ -6,7 +6,8 @@ with the toolkit as it is: `compute_networks DB preprocess --format csv <set>.cs
 Columns (the toolkit's CSV, version 1.5): message_id, user_id (platform:account, so one name on
 two platforms is two users, as in mpsynth's graphs), username, repost_id (the reshared post of a
 repost: its `quote_of`, else `text-` and a digest of its text, which is the original's, for inputs
-such as the IRA tweets that name no retweeted id), reply_id, message, timestamp (epoch seconds),
+such as the IRA tweets that name no retweeted id), reply_id (the answered post; for a comment that
+names only its thread, the thread's first post), message, timestamp (epoch seconds),
 urls (space-separated, as mpsynth's extraction finds them). A post without an account or a time cannot be placed in any network: it
 is left out and counted.
 
@@ -29,7 +30,8 @@ import pyarrow.parquet as pq
 from mpsynth.config import load_config
 from mpsynth.core import schema
 from mpsynth.metrics.extraction import extract
-from mpsynth.metrics.structure import epoch_seconds
+from mpsynth.metrics.networks import answered_posts
+from mpsynth.metrics.structure import Posts, epoch_seconds
 from mpsynth.rundir.context import StageContext
 from mpsynth.rundir.directory import RunDirectory
 
@@ -49,7 +51,8 @@ def toolkit_rows(posts: pa.Table) -> tuple[list[list], int]:
     seconds = (
         epoch_seconds(posts.column("timestamp")) if "timestamp" in names else np.full(n, np.nan)
     )
-    kinds, shared, replies = column("post_kind"), column("quote_of"), column("reply_to")
+    kinds, shared = column("post_kind"), column("quote_of")
+    replies = answered_posts(Posts.of(posts)) or [None] * n  # a comment: its thread's first post
     found = extract(texts, platforms, values=True).values
     assert found is not None
     rows, skipped = [], 0

@@ -4,6 +4,9 @@ counted.
 - **Numeric ids.** A column of integer ids with gaps is written by pandas as floats (`12.0`), so a
   `reply_to` of `12.0` would match no post `12`; an id or link that is an integer written with a
   zero fraction is read as the integer.
+- **Threads by URL.** A link given as a Reddit permalink (`.../r/texas/comments/xsi1b8/...`, as
+  MEIU22's `url` column is) names its submission: the link is that id (`xsi1b8`), so mapping
+  `thread_id: url` puts every comment in its submission's thread.
 - **Loops.** A post that answers (or quotes, or reshares) itself, or a chain that comes back to where
   it started (`a` answers `b`, `b` answers `a`), has no first post; the link that closes the loop
   is dropped and counted, so every chain ends and a thread's depth is its chain's length.
@@ -22,6 +25,8 @@ log = logging.getLogger(__name__)
 
 ZERO_FRACTION = re.compile(r"^(-?\d+)\.0+$")
 DANGLING_WARN = 0.5
+# a Reddit permalink names its submission: /r/<subreddit>/comments/<submission id>/...
+THREAD_URL = re.compile(r"^https?://(?:[\w-]+\.)?reddit\.com/r/[^/]+/comments/([a-z0-9]+)")
 LOOP_NAMES = {
     "reply_to": ("self_replies", "reply_loops"),
     "quote_of": ("self_quotes", "quote_loops"),
@@ -29,11 +34,14 @@ LOOP_NAMES = {
 
 
 def numeric_id(value: str | None) -> str | None:
-    """`12.0` -> `12`; anything else as it is."""
+    """`12.0` -> `12`; a thread's URL -> the thread's id; anything else as it is."""
     if value is None:
         return None
     match = ZERO_FRACTION.match(value)
-    return match.group(1) if match else value
+    if match:
+        return match.group(1)
+    thread = THREAD_URL.search(value)
+    return thread.group(1) if thread else value
 
 
 def break_loops(
