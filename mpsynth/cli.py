@@ -80,6 +80,14 @@ def estimate_command(config: str, overrides: tuple[str, ...]) -> None:
             f"{row['prompt_tokens']:>12,}{row['expected_completion_tokens']:>13,}"
             f"{row['max_completion_tokens']:>12,}{money[0]}{money[1]}"
         )
+    later = [
+        f"{r['generator']} {r['structure_requests']:,}" for r in rows if r.get("structure_requests")
+    ]
+    if later:
+        click.echo(
+            "of those, made later by the structure stage (replies and quotes, at most one per "
+            f"post; reposts ask nothing): {', '.join(later)}"
+        )
     if any(row["expected_usd"] is None for row in rows):
         click.echo("no price for some models: set generate.prices.<model> (per million tokens)")
 

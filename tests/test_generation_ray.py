@@ -376,6 +376,7 @@ def test_quotes_are_asked_once_through_the_ledger_and_reposts_ask_nothing(
     copy_run(reference[0], run_dir, through="postprocess")
     real = _with_kinds(run_dir, "twitter", seed=4)
     config = load_config(_config(run_dir, data, server))
+    estimated = {r["generator"]: r["structure_requests"] for r in estimate(config)}
     before = len(server.log.requests)
     run_pipeline(config, until="structure")
     sent = len(server.log.requests) - before
@@ -420,6 +421,13 @@ def test_quotes_are_asked_once_through_the_ledger_and_reposts_ask_nothing(
         for r in twitter:
             followers.setdefault(r["author"], set()).add(r["followers"])
         assert all(len(values) == 1 for values in followers.values())
+    # the estimate counted the quotes to come: the plain sets' planned slots, near enough (it
+    # reads the posts asked for, the plan the posts accepted)
+    planned = sum(
+        summary["sets"][name]["quotes"]["platforms"]["twitter"]["planned"]
+        for name in ("fakegpt-mptm", "fakegpt-per_platform")
+    )
+    assert abs(estimated["fakegpt"] - planned) <= 0.25 * planned
     # the stage again from scratch: every quote is answered in the ledger, nothing is sent
     before = len(server.log.requests)
     run_pipeline(config, until="structure", force=["structure"])

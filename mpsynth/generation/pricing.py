@@ -79,10 +79,13 @@ def estimate_generation(
     generators: list[GeneratorConfig],
     overrides: Mapping[str, PriceConfig],
     done: Mapping[str, set[str]],
+    later: Mapping[str, int] | None = None,
 ) -> list[dict]:
     """Per generator: requests (and those still to run), prompt tokens, expected and maximum
     completion tokens, and the dollars they cost. Expected output: each requested post as long as
-    the real examples its prompt shows, plus the JSON around it."""
+    the real examples its prompt shows, plus the JSON around it. `later`: generator -> requests
+    a later stage will make (the structure stage's replies and quotes, one post each), priced
+    as the generator's average request and counted in `requests` and `to_run`."""
     text_of = dict(
         zip(posts.column("id").to_pylist(), posts.column("text").to_pylist(), strict=True)
     )
@@ -90,7 +93,7 @@ def estimate_generation(
     for generator in generators:
         price = run_price(generator, overrides)
         todo = prompt = expected = maximum = 0
-        count = 0
+        count = n_asked = 0  # requests, posts they ask for
         for request in requests.filter(
             pc.equal(requests.column("generator"), generator.name)
         ).to_pylist():
@@ -102,14 +105,22 @@ def estimate_generation(
             example_tokens = [estimate_tokens(text_of[i]) for i in request["example_ids"]]
             per_post = sum(example_tokens) / max(1, len(example_tokens)) + JSON_TOKENS_PER_POST
             n_posts = request["posts_per_platform"] * len(request["target_platforms"])
+            n_asked += n_posts
             expected += min(generator.max_tokens, round(n_posts * per_post))
             maximum += generator.max_tokens
+        extra = (later or {}).get(generator.name, 0)
+        if extra and todo:  # each as long as an average request, asking for one post
+            prompt += round(extra * prompt / todo)
+            expected += round(extra * expected / max(1, n_asked))
+            maximum += extra * generator.max_tokens
+        count, todo = count + extra, todo + extra
         rows.append(
             {
                 "generator": generator.name,
                 "model": generator.provider.model,
                 "requests": count,
                 "to_run": todo,
+                "structure_requests": extra,
                 "prompt_tokens": prompt,
                 "expected_completion_tokens": expected,
                 "max_completion_tokens": maximum,

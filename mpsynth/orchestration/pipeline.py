@@ -209,6 +209,7 @@ def estimate(config: RunConfig) -> list[dict]:
     from mpsynth.generation.ledger import read_ledger, succeeded_ids
     from mpsynth.generation.pricing import estimate_generation
     from mpsynth.stages.generate import completion_cache
+    from mpsynth.stages.replies import planned_rounds
 
     run_pipeline(config, until="prompts")
     run = RunDirectory.open(config.run_dir, pull=False)
@@ -221,12 +222,25 @@ def estimate(config: RunConfig) -> list[dict]:
         cache = completion_cache(ctx, g)
         if cache is not None:
             done[g.name] |= set(cache.lookup(requests.column("request_id").to_pylist()))
+    posts = pq.read_table(run.stage_dir("ingest") / "posts.parquet")
+    structure = config.structure
+    later = (
+        planned_rounds(
+            posts,
+            requests,
+            structure.replies,
+            structure.interactions and structure.quotes,
+        )
+        if "structure" in PIPELINES[config.pipeline]
+        else {}
+    )
     return estimate_generation(
         requests,
-        pq.read_table(run.stage_dir("ingest") / "posts.parquet", columns=["id", "text"]),
+        posts.select(["id", "text"]),
         config.generate.generators,
         config.generate.prices,
         done,
+        later,
     )
 
 

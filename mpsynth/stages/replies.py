@@ -139,6 +139,40 @@ def real_quotes(posts: pa.Table, topics: np.ndarray) -> dict[str, RealReplies]:
     return found
 
 
+def planned_rounds(posts: pa.Table, requests: pa.Table, replies: bool, quotes: bool) -> dict:
+    """generator -> the reply and quote slots the structure stage will plan in its plain sets, the
+    most requests their first rounds send (one per parent; a calibrated set asks nothing): each
+    platform's real shares (`posts`: ingest's, with platform, reply_to and post_kind) times the
+    posts the prompts ask of it (`requests`: the prompts stage's)."""
+    n = posts.num_rows
+    names = posts.column_names
+    platform = posts.column("platform").to_pylist()
+    reply_to = posts.column("reply_to").to_pylist() if "reply_to" in names else [None] * n
+    kind = posts.column("post_kind").to_pylist() if "post_kind" in names else [None] * n
+    totals: dict[str, int] = defaultdict(int)
+    answering: dict[str, int] = defaultdict(int)
+    quoting: dict[str, int] = defaultdict(int)
+    for p, to, k in zip(platform, reply_to, kind, strict=True):
+        totals[p] += 1
+        answering[p] += bool(to) or k in ANSWER_KINDS
+        quoting[p] += k == "quote"
+    asked: dict[tuple[str, str, str], int] = defaultdict(int)  # (generator, strategy, platform)
+    for generator, strategy, targets, each in zip(
+        requests.column("generator").to_pylist(),
+        requests.column("strategy").to_pylist(),
+        requests.column("target_platforms").to_pylist(),
+        requests.column("posts_per_platform").to_pylist(),
+        strict=True,
+    ):
+        for target in targets:
+            asked[(generator, strategy, target)] += each
+    slots: dict[str, int] = defaultdict(int)
+    for (generator, _, target), count in asked.items():
+        share = (replies * answering[target] + quotes * quoting[target]) / max(totals[target], 1)
+        slots[generator] += min(round(share * count), max(count - 1, 0))
+    return dict(slots)
+
+
 def plan_replies(
     platform: list[str],
     topic: list,
