@@ -1,100 +1,126 @@
-"""mpsynth's co-URL network against the coordination-network-toolkit's co-link network, on the
-real IRA tweets: the same posts, the same URLs (mpsynth's extraction, handed to both), the same
-time window; the account pairs each finds, and how their weights relate.
+"""mpsynth's five coordination networks against the coordination-network-toolkit's, on the real IRA
+tweets: the same posts (kinds from `post_type`), through mpsynth's export (`mpsynth
+export-coordination`'s CSV writer), the same time window; per network the account pairs each
+finds, those only one finds, and whether the weights agree.
 
-The toolkit (Graham et al., QUT Digital Media Research Centre; MIT) is in mpsynth's dev extra;
-the posts reach it through mpsynth's export (`mpsynth export-coordination`'s CSV writer):
+The IRA release names no retweeted or replied-to tweet: a retweet is keyed by its text (its
+repost_id in the export), and co-reply has nothing to find unless `--handle-replies` makes replies
+from what the tweets show (one opening with @handle answers one post of that handle; a
+construction, said so in the output).
 
-    .venv/bin/python benchmarks/coordination_check.py --toolkit .venv/bin/compute_networks \\
-        --data ../shared/data --window 60
+The toolkit (Graham et al., QUT Digital Media Research Centre; MIT) is in mpsynth's dev extra:
+
+    .venv/bin/python benchmarks/coordination_check.py --data ../shared/data --window 60
+    .venv/bin/python benchmarks/coordination_check.py --data ../shared/data --window 3600 \\
+        --handle-replies
 """
 
 from __future__ import annotations
 
 import argparse
+import re
 import sqlite3
 import subprocess
+import sys
 import tempfile
+import time
 from pathlib import Path
 
-import numpy as np
+import pyarrow as pa
 
-from mpsynth.metrics.networks import Items, co_sharing_edges
-from mpsynth.metrics.structure import epoch_seconds
+from mpsynth.config import IngestConfig
+from mpsynth.metrics.networks import SIMILARITY, Items, Rules, coordination_graphs
+from mpsynth.metrics.structure import Posts
 from mpsynth.publish.coordination import write_toolkit_csv
-from mpsynth.testing.corpus import real_posts
+from mpsynth.stages.ingest.normalise import ingest
 
 REPO = Path(__file__).resolve().parents[1]
+# the toolkit's network -> (mpsynth's graph, the export file it reads)
+NETWORKS = {
+    "co_link": ("co_url", "-links"),
+    "co_retweet": ("co_retweet", ""),
+    "co_tweet": ("co_tweet", ""),
+    "co_similar_tweet": ("co_similar_tweet", ""),
+    "co_reply": ("co_reply", ""),
+}
+
+
+def _toolkit(database: Path, *args: str) -> None:
+    command = [sys.executable, "-m", "coordination_network_toolkit", str(database), *args]
+    subprocess.run(command, check=True, capture_output=True)
+
+
+def _pairs(rows) -> dict[frozenset, int]:
+    found: dict[frozenset, int] = {}
+    for user_1, user_2, weight in rows:
+        if user_1 != user_2:  # the toolkit lists both directions and each account with itself
+            key = frozenset((user_1, user_2))
+            found[key] = max(found.get(key, 0), int(weight))
+    return found
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--toolkit", type=Path, required=True, help="its compute_networks command")
     parser.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data")
     parser.add_argument("--window", type=int, default=60)
+    parser.add_argument("--similarity", type=float, default=SIMILARITY)
+    parser.add_argument("--handle-replies", action="store_true")
     args = parser.parse_args()
-    posts = real_posts([args.data / "politics_twitter_ira.csv"])
-    texts = posts.column("text").to_pylist()
-    platforms = posts.column("platform").to_pylist()
-    # accounts per platform, as the export names them (and mpsynth's graphs key them)
-    authors = [
-        f"{p}:{a}" for p, a in zip(platforms, posts.column("author").to_pylist(), strict=True)
-    ]
-    seconds = epoch_seconds(posts.column("timestamp"))
-    urls = Items.of(texts, platforms).urls
-    names = sorted(set(authors))
-    code = {name: i for i, name in enumerate(names)}
-    ours = co_sharing_edges(np.array([code[a] for a in authors]), seconds, urls, args.window)
-    ours_pairs = {frozenset((names[a], names[b])): w for (a, b), w in ours.items()}
-
+    columns = {"label": None, "post_kind": "post_type", "followers": "followers"}
+    path = args.data / "politics_twitter_ira.csv"
+    posts = ingest(
+        IngestConfig.model_validate({"inputs": [{"path": str(path), "columns": columns}]})
+    ).posts
+    if args.handle_replies:
+        opening = [re.match(r"'?@(\w+)", t) for t in posts["text"].to_pylist()]
+        made = [f"post-of-{m.group(1).lower()}" if m else None for m in opening]
+        posts = posts.set_column(
+            posts.column_names.index("reply_to"), "reply_to", pa.array(made, pa.string())
+        )
+    started = time.perf_counter()
+    graphs = coordination_graphs(
+        Posts.of(posts),
+        Items.of(posts["text"].to_pylist(), posts["platform"].to_pylist()),
+        Rules(args.window, args.similarity),
+    )
+    ours_s = time.perf_counter() - started
+    kinds = posts["post_kind"].value_counts().to_pylist()
+    print(
+        f"IRA tweets: {posts.num_rows:,} posts ("
+        + ", ".join(f"{k['values']} {k['counts']:,}" for k in kinds)
+        + f"); window {args.window} s; co_similar_tweet Jaccard >= {args.similarity}"
+        + ("; replies made from opening @handles" if args.handle_replies else "")
+    )
+    print(f"mpsynth's five graphs in {ours_s:.1f} s")
     with tempfile.TemporaryDirectory() as folder:
-        # mpsynth's export (the posts that share a URL), as `mpsynth export-coordination` writes it
-        write_toolkit_csv(posts, Path(folder) / "messages.csv")
-        rows = Path(folder) / "messages-links.csv"
-        database = Path(folder) / "toolkit.db"
-        run = [str(args.toolkit), str(database)]
-        subprocess.run(
-            [*run, "preprocess", "--format", "csv", str(rows)], check=True, capture_output=True
-        )
-        subprocess.run(
-            [
-                *run,
-                "compute",
-                "co_link",
-                "--time_window",
-                str(args.window),
-                "--min_edge_weight",
-                "1",
-            ],
-            check=True,
-            capture_output=True,
-        )
-        with sqlite3.connect(database) as db:  # its own table: user_1, user_2, weight
-            body = db.execute("select user_1, user_2, weight from co_link_network").fetchall()
-    theirs: dict[frozenset, int] = {}
-    for user_1, user_2, weight in body:
-        if user_1 != user_2:
-            key = frozenset((user_1, user_2))
-            theirs[key] = max(theirs.get(key, 0), int(weight))
-    both = set(ours_pairs) & set(theirs)
-    print(
-        f"IRA tweets: {len(texts):,} posts, {sum(1 for u in urls if u):,} with a URL; window {args.window} s"
-    )
-    print(
-        f"account pairs: mpsynth {len(ours_pairs):,}, toolkit {len(theirs):,}, both {len(both):,}"
-    )
-    print(f"only mpsynth: {sorted(map(sorted, set(ours_pairs) - set(theirs)))[:5]}")
-    print(f"only toolkit: {sorted(map(sorted, set(theirs) - set(ours_pairs)))[:5]}")
-    if both:
-        a = np.array([ours_pairs[k] for k in both], float)
-        b = np.array([theirs[k] for k in both], float)
+        write_toolkit_csv(posts, Path(folder) / "ira.csv")
         print(
-            f"weights on shared pairs: mpsynth mean {a.mean():.2f}, toolkit mean {b.mean():.2f}, "
-            f"Pearson r {np.corrcoef(a, b)[0, 1] if a.std() and b.std() else float('nan'):.3f}"
+            f"{'network':<18}{'mpsynth':>9}{'toolkit':>9}{'both':>7}{'only one':>10}"
+            f"{'same weights':>14}{'coordinated':>13}{'toolkit s':>11}"
         )
-        print(
-            f"coordinated pairs (weight >= 2): mpsynth {int((a >= 2).sum())}, toolkit {int((b >= 2).sum())}"
-        )
+        for network, (ours_name, suffix) in NETWORKS.items():
+            database = Path(folder) / f"toolkit{suffix}.db"
+            if not database.exists():
+                _toolkit(database, "preprocess", "--format", "csv", f"{folder}/ira{suffix}.csv")
+            started = time.perf_counter()
+            _toolkit(database, "compute", network, "--time_window", str(args.window),
+                     "--min_edge_weight", "1", "--similarity_threshold", str(args.similarity))  # fmt: skip
+            took = time.perf_counter() - started
+            with sqlite3.connect(database) as db:
+                theirs = _pairs(db.execute(f"select user_1, user_2, weight from {network}_network"))
+            graph = graphs.get(ours_name)  # co_reply: only where posts answer others
+            ours = {
+                frozenset(n.replace("\x1f", ":") for n in (a, b)): w
+                for a, b, w in ([] if graph is None else graph.edges(data="weight"))
+            }
+            both = set(ours) & set(theirs)
+            same = sum(ours[k] == theirs[k] for k in both)
+            coordinated = sum(w >= 2 for w in ours.values())
+            print(
+                f"{network:<18}{len(ours):>9,}{len(theirs):>9,}{len(both):>7,}"
+                f"{len(set(ours) ^ set(theirs)):>10,}{same:>9,}/{len(both):<4,}"
+                f"{coordinated:>13,}{took:>11.1f}"
+            )
 
 
 if __name__ == "__main__":
