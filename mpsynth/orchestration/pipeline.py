@@ -230,6 +230,7 @@ def estimate(config: RunConfig) -> list[dict]:
             requests,
             structure.replies,
             structure.interactions and structure.quotes,
+            structure.interactions and structure.reposts,
         )
         if "structure" in PIPELINES[config.pipeline]
         else {}

@@ -119,6 +119,23 @@ def real_interactions(posts: pa.Table, topics: np.ndarray, persona: np.ndarray) 
     )
 
 
+def without_reposts(found: dict, real: RealInteractions) -> dict:
+    """Reply or quote shares (platform -> RealReplies) as shares of the posts that are no repost:
+    the rounds write them into a set before its reposts are added, so that once they are, each
+    share is the real one of all the posts."""
+    import dataclasses
+
+    out = {}
+    for platform, shares in found.items():
+        reposts = real.repost_share(platform)
+        out[platform] = (
+            dataclasses.replace(shares, share=min(1.0, shares.share / (1 - reposts)))
+            if 0 < reposts < 1
+            else shares
+        )
+    return out
+
+
 def with_kinds(table: pa.Table, real: RealInteractions) -> pa.Table:
     """The set's posts with their kind: on platforms whose real posts carry kinds, a written reply
     is the platform's answer kind, a written quote a quote and any other post an original."""

@@ -139,7 +139,9 @@ def real_quotes(posts: pa.Table, topics: np.ndarray) -> dict[str, RealReplies]:
     return found
 
 
-def planned_rounds(posts: pa.Table, requests: pa.Table, replies: bool, quotes: bool) -> dict:
+def planned_rounds(
+    posts: pa.Table, requests: pa.Table, replies: bool, quotes: bool, reposts: bool
+) -> dict:
     """generator -> the reply and quote slots the structure stage will plan in its plain sets, the
     most requests their first rounds send (one per parent; a calibrated set asks nothing): each
     platform's real shares (`posts`: ingest's, with platform, reply_to and post_kind) times the
@@ -153,7 +155,8 @@ def planned_rounds(posts: pa.Table, requests: pa.Table, replies: bool, quotes: b
     answering: dict[str, int] = defaultdict(int)
     quoting: dict[str, int] = defaultdict(int)
     for p, to, k in zip(platform, reply_to, kind, strict=True):
-        totals[p] += 1
+        # with reposts added after the rounds, the shares are of the posts that are no repost
+        totals[p] += not (reposts and k == "repost")
         answering[p] += bool(to) or k in ANSWER_KINDS
         quoting[p] += k == "quote"
     asked: dict[tuple[str, str, str], int] = defaultdict(int)  # (generator, strategy, platform)

@@ -55,6 +55,7 @@ from mpsynth.stages.interactions import (
     draw_engagement,
     real_interactions,
     with_kinds,
+    without_reposts,
 )
 from mpsynth.stages.postprocess.runner import CALIBRATED
 from mpsynth.stages.replies import ReplyWriter, real_quotes, real_replies
@@ -457,6 +458,8 @@ def run_structure(ctx: StageContext, out: Path) -> dict[str, int]:
     interactions = real_interactions(posts, topics, np.array(persona_of, dtype=np.int64))
     if not config.interactions:
         interactions = RealInteractions({}, {}, {}, {}, {}, {}, {})
+    elif config.reposts:  # reposts are added after: the written shares are of the posts without
+        replies, quotes = (without_reposts(found, interactions) for found in (replies, quotes))
     writer = ReplyWriter(ctx, replies, out, quotes)
     (out / "synthetic").mkdir()
     summary: dict[str, Any] = {
