@@ -378,6 +378,21 @@ STRUCTURE_HEADLINE = (
 )
 
 
+def _interactions_cell(platforms: dict[str, dict[str, Any]]) -> str:
+    """Per platform: the quotes and reposts a set holds and the engagement counts it carries."""
+    parts = []
+    for platform, counts in platforms.items():
+        found = [
+            f"{counts[f'kind_{kind}']:,} {kind}s"
+            for kind in ("quote", "repost")
+            if counts.get(f"kind_{kind}")
+        ]
+        found += [name for name in schema.ENGAGEMENT if counts.get(f"with_{name}")]
+        if found:
+            parts.append(f"{platform} {', '.join(found)}")
+    return "; ".join(parts) or "none"
+
+
 def _structure_lines(
     config: RunConfig, structure: dict[str, Any], overall: dict[tuple[str, str], float]
 ) -> list[str]:
@@ -394,12 +409,17 @@ def _structure_lines(
         f"of the persona on the post's platform and topic, moved by up to "
         f"{settings.time_jitter_minutes:g} minutes. Where the real posts answer one another, the "
         "same share of synthetic posts are replies, written with their parent post in the prompt "
-        f"(up to {settings.max_reply_depth} levels deep, as the real threads go). Platforms whose "
-        "input has no authors, timestamps or reply ids carry none.",
+        f"(up to {settings.max_reply_depth} levels deep, as the real threads go). Where the real "
+        "posts carry kinds, quotes are written the same way (the quoted post in the prompt) and "
+        "reposts are added at the real share: a synthetic account resharing a synthetic post, its "
+        "text the original's, no model asked. Engagement counts are drawn from the real posts of "
+        "the persona and topic; an account's followers are those of the real account its post "
+        "count was drawn from. Platforms whose input has no authors, timestamps, reply ids or "
+        "kinds carry none.",
         "",
         "| dataset | accounts per platform | posts with a time | cross-platform actors "
-        "| replies written of planned |",
-        "|---|---|---|---|---|",
+        "| replies written of planned | quotes, reposts and engagement |",
+        "|---|---|---|---|---|---|",
     ]
     for name, summary in sorted(structure.get("sets", {}).items()):
         platforms = summary["platforms"]
@@ -411,7 +431,8 @@ def _structure_lines(
         written = ", ".join(f"{p} {s['written']:,} of {s['planned']:,}" for p, s in replies.items())
         lines.append(
             f"| {name} | {accounts or 'none'} | {timed:,} | "
-            f"{summary['cross_platform_actors']:,} of {summary['actors']:,} | {written or 'none'} |"
+            f"{summary['cross_platform_actors']:,} of {summary['actors']:,} | {written or 'none'} "
+            f"| {_interactions_cell(platforms)} |"
         )
     names = sorted(structure.get("sets", {}))
     shown = [m for m in STRUCTURE_HEADLINE if any((n, m) in overall for n in names)]

@@ -530,7 +530,7 @@ def _carried(table: pa.Table) -> dict[str, dict[str, int]]:
         mask = pa.array(platform == name)
         mine = table.filter(mask)
         counts = {"posts": mine.num_rows}
-        for column in ("reply_to", "thread_id", "quote_of", *ENGAGEMENT):
+        for column in ("timestamp", "reply_to", "thread_id", "quote_of", *ENGAGEMENT):
             if column in mine.column_names:
                 counts[f"with_{column}"] = mine.num_rows - mine.column(column).null_count
         if "post_kind" in mine.column_names:
