@@ -49,6 +49,7 @@ log = logging.getLogger(__name__)
 NOT_A_REPLY = -1
 ANY_TOPIC = None
 ANSWER_KINDS = ("reply", "comment")  # post kinds that answer another post
+PLURAL = {"reply": "replies", "quote": "quotes"}
 
 
 @dataclass
@@ -573,7 +574,8 @@ def _with_quotes(table: pa.Table, quotes: Replies) -> pa.Table:
 def _replies_line(summary: dict[str, Any], kind: str = "reply") -> str:
     return (
         "; ".join(
-            f"{p} {s['written']:,} of {s['planned']:,} {kind}s (real share {s['real_share']:.0%})"
+            f"{p} {s['written']:,} of {s['planned']:,} {PLURAL[kind]} (real share "
+            f"{s['real_share']:.0%})"
             for p, s in summary["platforms"].items()
         )
         + f"; {summary['requests']:,} requests"
