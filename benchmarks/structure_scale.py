@@ -1,10 +1,14 @@
-"""The structure and network metrics at scale: N real plus N synthetic posts with accounts and
-times, resampled from the real IRA tweets and MEIU22 Reddit posts (both carry authors and
-timestamps). Timed per part, with peak memory (PSS of this process, sampled twice a second).
+"""The structure stage's interactions and the structure, interaction and network metrics at scale:
+N real plus N synthetic posts with accounts and times, resampled from the real IRA tweets and
+MEIU22 Reddit posts (both carry authors and timestamps; kinds, followers and votes as
+configs/politics.yaml maps them). Timed per part, with peak memory (PSS of this process, sampled
+twice a second).
 
 The synthetic set is a second draw whose authors are renamed (a synthetic population of the same
-shape) and whose times are moved by up to 30 minutes, as the structure stage moves them; the topic
-labels are random (the metrics' cost does not depend on them).
+shape), whose times are moved by up to 30 minutes, as the structure stage moves them, and whose
+kinds and counts are dropped: the structure stage gives it kinds, adds reposts at the real share
+and draws engagement (`mpsynth.stages.interactions`), so the synthetic set grows by its reposts.
+Topic and persona labels are random (the cost does not depend on them).
 
     .venv/bin/python benchmarks/structure_scale.py --posts 1000000 --data ../shared/data
 """
@@ -19,14 +23,21 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from mpsynth.config import NetworksConfig
+from mpsynth.config import IngestConfig, NetworksConfig
+from mpsynth.core.schema import ENGAGEMENT
+from mpsynth.metrics.interactions import interaction_metrics
 from mpsynth.metrics.networks import Items, network_metrics
 from mpsynth.metrics.structure import Posts, account_linkage, structure_metrics
-from mpsynth.testing.corpus import real_posts
+from mpsynth.stages.ingest.normalise import ingest
+from mpsynth.stages.interactions import add_reposts, draw_engagement, real_interactions, with_kinds
 from mpsynth.testing.memory import MemoryTrace
 
 REPO = Path(__file__).resolve().parents[1]
 FILES = ("politics_twitter_ira.csv", "politics_reddit_meiu22.csv")
+COLUMNS = {  # as configs/politics.yaml maps them
+    FILES[0]: {"label": None, "post_kind": "post_type", "followers": "followers"},
+    FILES[1]: {"label": None, "votes": "score", "thread_id": "url"},
+}
 
 
 def draw(real: pa.Table, n: int, seed: int, synthetic: bool) -> pa.Table:
@@ -55,7 +66,8 @@ def main() -> None:
     paths = [args.data / name for name in FILES]
     if not all(p.is_file() for p in paths):
         raise SystemExit(f"needs {', '.join(FILES)} in {args.data} (--data DIR)")
-    real = real_posts(paths)
+    inputs = [{"path": str(p), "columns": COLUMNS[p.name]} for p in paths]
+    real = ingest(IngestConfig.model_validate({"inputs": inputs})).posts
     config = NetworksConfig()
     timings: dict[str, float] = {}
     with MemoryTrace() as memory:
@@ -65,11 +77,30 @@ def main() -> None:
             "synthetic": draw(real, args.posts, 2, True),
         }
         rng = np.random.default_rng(0)
+        timings["read"] = time.perf_counter() - started
+        started = time.perf_counter()
+        synthetic = tables["synthetic"].drop_columns(["post_kind", "quote_of", *ENGAGEMENT])
+        n = synthetic.num_rows
+        for name, values in (
+            ("topic", pa.array(rng.integers(0, 60, n))),
+            ("persona", pa.array(rng.integers(0, 20, n))),
+            ("actor", synthetic.column("author")),
+        ):
+            synthetic = synthetic.append_column(name, values)
+        found = real_interactions(
+            tables["real"], rng.integers(0, 60, args.posts), rng.integers(0, 20, args.posts)
+        )
+        synthetic, added = add_reposts(with_kinds(synthetic, found), found, 1800.0, rng)
+        tables["synthetic"], _ = draw_engagement(synthetic, found, rng)
+        timings["interactions (structure stage: kinds, reposts, engagement)"] = (
+            time.perf_counter() - started
+        )
+        started = time.perf_counter()
         sets = {}
         for name, table in tables.items():
             posts = Posts.of(table, rng.integers(0, 60, table.num_rows))
             sets[name] = posts
-        timings["read"] = time.perf_counter() - started
+        timings["read"] += time.perf_counter() - started
         started = time.perf_counter()
         items = {
             name: Items.of(t.column("text"), t.column("platform")) for name, t in tables.items()
@@ -78,6 +109,9 @@ def main() -> None:
         started = time.perf_counter()
         rows = structure_metrics(sets, args.bootstrap, 0.95, 0)
         timings["structure metrics"] = time.perf_counter() - started
+        started = time.perf_counter()
+        rows += interaction_metrics(sets, args.bootstrap, 0.95, 0)
+        timings["interaction metrics"] = time.perf_counter() - started
         started = time.perf_counter()
         share, tested = account_linkage(sets["synthetic"], sets["real"], config.linkage_ratio)
         timings["account linkage"] = time.perf_counter() - started
@@ -90,7 +124,10 @@ def main() -> None:
         )
         timings["networks"] = time.perf_counter() - started
     total = sum(timings.values())
-    print(f"{args.posts:,} real + {args.posts:,} synthetic posts ({', '.join(FILES)} resampled)")
+    print(
+        f"{args.posts:,} real + {args.posts:,} synthetic posts ({', '.join(FILES)} resampled); "
+        f"reposts added: {added}"
+    )
     print("| part | seconds | share |")
     print("|---|---|---|")
     for part, seconds in timings.items():
@@ -98,7 +135,8 @@ def main() -> None:
     print(f"| **all** | **{total:.1f}** | |")
     print(f"peak memory (PSS): {memory.peak() / 2**30:.2f} GiB")
     print(
-        f"metric rows: {len(rows)} structure, {len(networks.rows)} network; account linkage "
+        f"metric rows: {len(rows)} structure and interaction, {len(networks.rows)} network; "
+        f"account linkage "
         f"{share:.3f} of {tested:,} accounts"
     )
     graph_rows = {(r["dataset"], r["platform"], r["metric"]): r["value"] for r in networks.rows}

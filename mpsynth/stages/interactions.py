@@ -50,7 +50,7 @@ class RealInteractions:
     kinds: dict[str, Counter]  # platform -> kind -> posts (platforms whose posts carry kinds)
     answer_kind: dict[str, str]  # platform -> what its answers are called (reply or comment)
     repost_personas: dict[str, np.ndarray]  # platform -> real reposts per persona
-    repost_times: dict[tuple, np.ndarray]  # (platform, persona) and (platform,) -> repost times
+    repost_times: dict[tuple, np.ndarray]  # (platform, persona), (platform,) -> sorted repost times
     repost_delays: dict[str, np.ndarray]  # platform -> seconds from an original to its repost
     retweet_form: dict[str, bool]  # platform -> real reposts mostly read "RT @author: ..."
     engagement: dict[tuple, dict[str, np.ndarray]]  # _engagement_keys -> count -> real values
@@ -112,7 +112,7 @@ def real_interactions(posts: pa.Table, topics: np.ndarray, persona: np.ndarray) 
         kinds=kinds,
         answer_kind=answer_kind,
         repost_personas=repost_personas,
-        repost_times={k: np.array(v) for k, v in repost_times.items()},
+        repost_times={k: np.sort(v) for k, v in repost_times.items()},
         repost_delays=delays,
         retweet_form=form,
         engagement={k: {c: np.array(v) for c, v in d.items()} for k, d in engagement.items()},
@@ -182,11 +182,13 @@ def add_reposts(
         if share <= 0 or share >= 1 or len(rows) < 2:
             continue
         wanted = round(share / (1 - share) * len(rows))
-        writers = _writers(rows, author, persona, topic)
+        resharers = Resharers(
+            rows, author, persona, topic, real.repost_personas.get(name, np.zeros(0))
+        )
         added = 0
         for _ in range(wanted):
             original = rows[int(rng.integers(len(rows)))]
-            chosen = _resharer(writers, real, name, topic[original], author[original], rng)
+            chosen = resharers.draw(topic[original], author[original], rng)
             if chosen is None:
                 continue
             account, number = chosen
@@ -240,37 +242,49 @@ def add_reposts(
     return pa.concat_tables([base, new]), summary
 
 
-def _writers(rows: list[int], author: list, persona: list, topic: list) -> dict:
-    """persona -> (its accounts, their posts) and (persona, topic) -> the same for the topic."""
-    found: dict[tuple, Counter] = defaultdict(Counter)
-    for row in rows:
-        found[(persona[row],)][author[row]] += 1
-        found[(persona[row], topic[row])][author[row]] += 1
-    return found
+class Resharers:
+    """Who reshares on one platform: the personas of the real reposts (those with synthetic
+    accounts), and per persona (and persona and topic) its synthetic accounts weighted by their
+    posts; built once, each draw a binary search."""
 
+    def __init__(
+        self, rows: list[int], author: list, persona: list, topic: list, weights: np.ndarray
+    ) -> None:
+        found: dict[tuple, Counter] = defaultdict(Counter)
+        for row in rows:
+            found[(persona[row],)][author[row]] += 1
+            found[(persona[row], topic[row])][author[row]] += 1
+        self.accounts: dict[tuple, tuple[list[str], np.ndarray]] = {}
+        for key, counts in found.items():
+            names = sorted(counts)
+            self.accounts[key] = (names, np.cumsum([counts[a] for a in names], dtype=float))
+        present = [p for p in range(len(weights)) if weights[p] and (p,) in found]
+        chance = [float(weights[p]) for p in present]
+        if not present:  # no real repost has a persona: any persona with accounts
+            present = sorted(k[0] for k in found if len(k) == 1 and k[0] is not None)
+            chance = [1.0] * len(present)
+        self.personas, self.chance = present, np.cumsum(chance)
 
-def _resharer(
-    writers: dict, real: RealInteractions, platform: str, topic, original_author: str, rng
-) -> tuple[str, int] | None:
-    """(account, persona) of a repost of a post on `topic`: the persona drawn from the real
-    reposts' personas (those with synthetic accounts), the account among its accounts writing on
-    the topic (else any of its accounts), weighted by their posts; never the original's author."""
-    weights = real.repost_personas.get(platform, np.zeros(0))
-    present = [p for p in range(len(weights)) if weights[p] and (p,) in writers]
-    if not present:  # no real repost has a persona: any persona with accounts
-        present = sorted(key[0] for key in writers if len(key) == 1 and key[0] is not None)
-        weights = np.ones(max(present, default=-1) + 1)
-    if not present:
+    def draw(self, topic, original_author: str, rng) -> tuple[str, int] | None:
+        """(account, persona) of a repost of a post on `topic`: the persona drawn by the real
+        reposts' personas, the account among its accounts writing on the topic (else any of its
+        accounts), by their posts; never the original's author."""
+        if not self.personas:
+            return None
+        pick = int(np.searchsorted(self.chance, rng.random() * self.chance[-1], side="right"))
+        number = self.personas[min(pick, len(self.personas) - 1)]
+        for key in ((number, topic), (number,)):
+            found = self.accounts.get(key)
+            if found is None or found[0] == [original_author]:
+                continue
+            names, cumulative = found
+            for _ in range(20):  # the original's author is drawn again: draw again
+                at = int(np.searchsorted(cumulative, rng.random() * cumulative[-1], side="right"))
+                name = names[min(at, len(names) - 1)]
+                if name != original_author:
+                    return name, number
+            return next(a for a in names if a != original_author), number
         return None
-    chance = np.array([weights[p] for p in present], dtype=float)
-    number = present[int(rng.choice(len(present), p=chance / chance.sum()))]
-    for key in ((number, topic), (number,)):
-        accounts = {a: c for a, c in writers.get(key, {}).items() if a != original_author}
-        if accounts:
-            names = sorted(accounts)
-            counts = np.array([accounts[a] for a in names], dtype=float)
-            return names[int(rng.choice(len(names), p=counts / counts.sum()))], number
-    return None
 
 
 def _repost_time(
@@ -285,10 +299,10 @@ def _repost_time(
     if len(delays):
         return original + float(delays[rng.integers(len(delays))])
     for key in ((platform, persona), (platform,)):
-        later = real.repost_times.get(key, np.zeros(0))
-        later = later[later > original]
-        if len(later):  # moved as every drawn time is, never to before the original
-            drawn = float(later[rng.integers(len(later))]) + rng.uniform(-jitter, jitter)
+        times = real.repost_times.get(key, np.zeros(0))  # sorted
+        first = int(np.searchsorted(times, original, side="right"))
+        if first < len(times):  # moved as every drawn time is, never to before the original
+            drawn = float(times[rng.integers(first, len(times))]) + rng.uniform(-jitter, jitter)
             return max(drawn, original + 1.0)
     return original + float(rng.uniform(1.0, max(jitter, 2.0)))
 
