@@ -23,7 +23,7 @@ and engagement counts, each synthetic set gets them too, with the real shares.
 
 from __future__ import annotations
 
-import logging
+import dataclasses
 from collections import Counter, defaultdict
 from dataclasses import dataclass
 
@@ -32,8 +32,6 @@ import pyarrow as pa
 
 from mpsynth.core.schema import ENGAGEMENT
 from mpsynth.metrics.structure import epoch_seconds, timestamps_of
-
-log = logging.getLogger(__name__)
 
 REPOST = "repost"
 ANSWERS = ("reply", "comment")
@@ -123,8 +121,6 @@ def without_reposts(found: dict, real: RealInteractions) -> dict:
     """Reply or quote shares (platform -> RealReplies) as shares of the posts that are no repost:
     the rounds write them into a set before its reposts are added, so that once they are, each
     share is the real one of all the posts."""
-    import dataclasses
-
     out = {}
     for platform, shares in found.items():
         reposts = real.repost_share(platform)
