@@ -44,7 +44,7 @@ def main() -> None:
     sets = sorted({r["dataset"] for r in metrics} - {schema.REAL, schema.REAL_SUBSAMPLE,
                                                       schema.REAL_HOLDOUT})  # fmt: skip
     sets = [s for s in sets if "calibrated" not in s]
-    shown = [schema.REAL, schema.REAL_SUBSAMPLE, *sets]
+    shown = [schema.REAL, schema.REAL_HOLDOUT, schema.REAL_SUBSAMPLE, *sets]
     platforms = sorted({r["platform"] for r in metrics} - {schema.ALL_PLATFORMS})
     print(f"run: {args.run_dir}; sets {', '.join(sets)} (calibrated copies share their reposts)")
     for platform in platforms:
