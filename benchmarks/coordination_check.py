@@ -31,18 +31,10 @@ import pyarrow as pa
 from mpsynth.config import IngestConfig
 from mpsynth.metrics.networks import SIMILARITY, Items, Rules, coordination_graphs
 from mpsynth.metrics.structure import Posts
-from mpsynth.publish.coordination import write_toolkit_csv
+from mpsynth.publish.coordination import TOOLKIT_NETWORKS, write_toolkit_csv
 from mpsynth.stages.ingest.normalise import ingest
 
 REPO = Path(__file__).resolve().parents[1]
-# the toolkit's network -> (mpsynth's graph, the export file it reads)
-NETWORKS = {
-    "co_link": ("co_url", "-links"),
-    "co_retweet": ("co_retweet", ""),
-    "co_tweet": ("co_tweet", ""),
-    "co_similar_tweet": ("co_similar_tweet", ""),
-    "co_reply": ("co_reply", ""),
-}
 
 
 def _toolkit(database: Path, *args: str) -> None:
@@ -98,7 +90,7 @@ def main() -> None:
             f"{'network':<18}{'mpsynth':>9}{'toolkit':>9}{'both':>7}{'only one':>10}"
             f"{'same weights':>14}{'coordinated':>13}{'toolkit s':>11}"
         )
-        for network, (ours_name, suffix) in NETWORKS.items():
+        for network, (ours_name, suffix) in TOOLKIT_NETWORKS.items():
             database = Path(folder) / f"toolkit{suffix}.db"
             if not database.exists():
                 _toolkit(database, "preprocess", "--format", "csv", f"{folder}/ira{suffix}.csv")

@@ -16,20 +16,12 @@ import pytest
 from mpsynth.config import IngestConfig
 from mpsynth.metrics.networks import Items, Rules, coordination_graphs
 from mpsynth.metrics.structure import Posts
-from mpsynth.publish.coordination import write_toolkit_csv
+from mpsynth.publish.coordination import TOOLKIT_NETWORKS, write_toolkit_csv
 from mpsynth.stages.ingest.normalise import ingest
 from tests.conftest import TEST_DATA
 
 # t.co links are rarely shared twice: a year holds coordinated pairs in the 2,000-tweet sample
 WINDOW = 365 * 86_400
-# the toolkit's network -> (mpsynth's graph, the export file it reads)
-NETWORKS = {
-    "co_link": ("co_url", "-links"),
-    "co_retweet": ("co_retweet", ""),
-    "co_tweet": ("co_tweet", ""),
-    "co_similar_tweet": ("co_similar_tweet", ""),
-    "co_reply": ("co_reply", ""),
-}
 
 
 def _with_replies(posts: pa.Table) -> pa.Table:
@@ -66,10 +58,10 @@ def _toolkit(database, *args: str) -> None:
     subprocess.run(command, check=True, capture_output=True)
 
 
-@pytest.mark.parametrize("network", NETWORKS)
+@pytest.mark.parametrize("network", TOOLKIT_NETWORKS)
 def test_the_toolkit_finds_mpsynths_graph_in_the_export(exported, network):
     posts, databases = exported
-    ours_name, suffix = NETWORKS[network]
+    ours_name, suffix = TOOLKIT_NETWORKS[network]
     table = Posts.of(posts)
     items = Items.of(posts["text"].to_pylist(), posts["platform"].to_pylist())
     graph = coordination_graphs(table, items, Rules(WINDOW))[ours_name]

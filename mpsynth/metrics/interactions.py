@@ -24,7 +24,7 @@ from mpsynth.core import schema
 from mpsynth.core.schema import ENGAGEMENT
 from mpsynth.metrics.compare import metric_row
 from mpsynth.metrics.stats import bootstrap_mean_ci, bootstrap_statistic_ci, ks_statistic
-from mpsynth.metrics.structure import BOOTSTRAP_MOST, Posts, bootstrap_one, gini
+from mpsynth.metrics.structure import BOOTSTRAP_MOST, Posts, bootstrap_one, gini, per_platform
 
 FAMILY = "interaction"
 KINDS = ("original", "repost", "quote", "reply", "comment")
@@ -62,18 +62,9 @@ def interaction_metrics(
 ) -> list[dict]:
     """Every interaction metric of every set (real included) per platform and over all."""
     rng = np.random.default_rng([seed, 23])
-    real = sets[schema.REAL]
-    platforms = sorted(set(real.platform.tolist()))
     rows: list[dict] = []
-    for name, posts in sets.items():
-        for platform in [*platforms, schema.ALL_PLATFORMS]:
-            if platform == schema.ALL_PLATFORMS:
-                mine, theirs = posts, real
-            else:
-                mine = posts.subset(posts.platform == platform)
-                theirs = real.subset(real.platform == platform)
-            if len(mine.platform):
-                rows += _set_rows(name, platform, mine, theirs, samples, confidence, rng)
+    for name, platform, mine, theirs in per_platform(sets):
+        rows += _set_rows(name, platform, mine, theirs, samples, confidence, rng)
     return rows
 
 

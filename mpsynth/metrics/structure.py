@@ -19,6 +19,7 @@ zero. Intervals are percentile bootstraps over accounts or posts.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -212,8 +213,16 @@ def structure_metrics(
 ) -> list[dict]:
     """Every structure metric of every set (real included) per platform and over all platforms."""
     rng = np.random.default_rng(seed)
-    real = sets[schema.REAL]
     rows = []
+    for name, platform, mine, theirs in per_platform(sets):
+        rows += _set_rows(name, platform, mine, theirs, samples, confidence, rng)
+    return rows
+
+
+def per_platform(sets: dict[str, Posts]) -> Iterator[tuple[str, str, Posts, Posts]]:
+    """(set, platform, the set's posts there, the real posts there) for every set (real
+    included) on every real platform where it has posts, then over all platforms."""
+    real = sets[schema.REAL]
     platforms = sorted(set(real.platform.tolist()))
     for name, posts in sets.items():
         for platform in [*platforms, schema.ALL_PLATFORMS]:
@@ -222,10 +231,8 @@ def structure_metrics(
             else:
                 mine = posts.subset(posts.platform == platform)
                 theirs = real.subset(real.platform == platform)
-            if not len(mine.platform):
-                continue
-            rows += _set_rows(name, platform, mine, theirs, samples, confidence, rng)
-    return rows
+            if len(mine.platform):
+                yield name, platform, mine, theirs
 
 
 def _set_rows(name, platform, mine: Posts, theirs: Posts, samples, confidence, rng) -> list[dict]:

@@ -35,6 +35,14 @@ from mpsynth.metrics.structure import Posts, epoch_seconds
 from mpsynth.rundir.context import StageContext
 from mpsynth.rundir.directory import RunDirectory
 
+# the toolkit's networks -> (mpsynth's graph of the same pairs, the export file the toolkit reads)
+TOOLKIT_NETWORKS = {
+    "co_link": ("co_url", "-links"),
+    "co_retweet": ("co_retweet", ""),
+    "co_tweet": ("co_tweet", ""),
+    "co_similar_tweet": ("co_similar_tweet", ""),
+    "co_reply": ("co_reply", ""),
+}
 COLUMNS = ("message_id", "user_id", "username", "repost_id", "reply_id", "message", "timestamp",
            "urls")  # fmt: skip
 

@@ -32,6 +32,7 @@ import pyarrow as pa
 
 from mpsynth.core.schema import ENGAGEMENT
 from mpsynth.metrics.structure import epoch_seconds, timestamps_of
+from mpsynth.stages.replies import with_columns
 
 REPOST = "repost"
 ANSWERS = ("reply", "comment")
@@ -352,6 +353,4 @@ def _engagement_keys(platform: str, repost: bool, persona: int, topic) -> tuple[
 
 
 def _set(table: pa.Table, name: str, values: pa.Array) -> pa.Table:
-    if name in table.column_names:
-        return table.set_column(table.column_names.index(name), pa.field(name, values.type), values)
-    return table.append_column(name, values)
+    return with_columns(table, {name: values})

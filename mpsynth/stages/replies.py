@@ -534,41 +534,45 @@ class ReplyWriter:
         return written
 
 
-def _with_replies(table: pa.Table, replies: Replies) -> pa.Table:
+def with_columns(table: pa.Table, columns: dict[str, pa.Array]) -> pa.Table:
+    """`table` with each column replaced where it has one, else appended."""
     out = table
-    for name, values in (
-        ("text", pa.array(replies.text, pa.string())),
-        ("request_id", pa.array(replies.request_id, pa.string())),
-        ("example_ids", pa.array(replies.example_ids, pa.list_(pa.string()))),
-        ("timestamp", timestamps_of(replies.seconds)),
-        ("reply_to", pa.array(replies.reply_to, pa.string())),
-        ("thread_id", pa.array(replies.thread_id, pa.string())),
-    ):
+    for name, values in columns.items():
         if name in out.column_names:
             position = out.column_names.index(name)
             out = out.set_column(position, pa.field(name, values.type), values)
         else:
             out = out.append_column(name, values)
     return out
+
+
+def _written(written: Replies) -> dict[str, pa.Array]:
+    """What the rounds wrote into a set's rows: texts, provenance and times."""
+    return {
+        "text": pa.array(written.text, pa.string()),
+        "request_id": pa.array(written.request_id, pa.string()),
+        "example_ids": pa.array(written.example_ids, pa.list_(pa.string())),
+        "timestamp": timestamps_of(written.seconds),
+    }
+
+
+def _with_replies(table: pa.Table, replies: Replies) -> pa.Table:
+    return with_columns(
+        table,
+        {
+            **_written(replies),
+            "reply_to": pa.array(replies.reply_to, pa.string()),
+            "thread_id": pa.array(replies.thread_id, pa.string()),
+        },
+    )
 
 
 def _with_quotes(table: pa.Table, quotes: Replies) -> pa.Table:
-    """The set with its written quotes: their texts, provenance and times, `quote_of` naming the
-    quoted post (a quote starts no thread and answers nothing)."""
-    out = table
-    for name, values in (
-        ("text", pa.array(quotes.text, pa.string())),
-        ("request_id", pa.array(quotes.request_id, pa.string())),
-        ("example_ids", pa.array(quotes.example_ids, pa.list_(pa.string()))),
-        ("timestamp", timestamps_of(quotes.seconds)),
-        ("quote_of", pa.array(quotes.reply_to, pa.string())),
-    ):
-        if name in out.column_names:
-            position = out.column_names.index(name)
-            out = out.set_column(position, pa.field(name, values.type), values)
-        else:
-            out = out.append_column(name, values)
-    return out
+    """The set with its written quotes, `quote_of` naming the quoted post (a quote starts no
+    thread and answers nothing)."""
+    return with_columns(
+        table, {**_written(quotes), "quote_of": pa.array(quotes.reply_to, pa.string())}
+    )
 
 
 def _replies_line(summary: dict[str, Any], kind: str = "reply") -> str:
