@@ -9,12 +9,14 @@ the ledger's size, and after the resume the requests the server answered against
 prompts (duplicates: answers the kill lost between the server and the write-ahead log).
 
     .venv/bin/python benchmarks/generation_scale.py --requests 30000 --rpm 30000
+    .venv/bin/python benchmarks/generation_scale.py --requests 166667 --keep /tmp/scale-run
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import math
 import os
@@ -163,6 +165,9 @@ def main() -> None:
     parser.add_argument("--actors", type=int, default=4)
     parser.add_argument("--concurrency", type=int, default=128, help="in flight per actor")
     parser.add_argument("--kill-at", type=float, default=0.5)
+    parser.add_argument(
+        "--keep", type=Path, help="work in this folder and keep it (the ledger, the driver's log)"
+    )
     parser.add_argument("--worker", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
@@ -181,8 +186,12 @@ def main() -> None:
         with lock:
             return float(rng.lognormal(math.log(args.latency), 0.5))
 
+    if args.keep:
+        args.keep.mkdir(parents=True, exist_ok=False)
     with (
-        tempfile.TemporaryDirectory() as tmp,
+        contextlib.nullcontext(str(args.keep))
+        if args.keep
+        else tempfile.TemporaryDirectory() as tmp,
         FakeProviderServer(
             api_key="bench-key",
             latency_s=latency,
