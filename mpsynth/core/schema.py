@@ -10,6 +10,9 @@ TIMESTAMP = pa.timestamp("s", tz="UTC")
 LINK_FIELDS = ("reply_to", "thread_id", "quote_of")
 ENGAGEMENT = ("likes", "shares", "comments", "views", "votes", "followers")
 POST_KINDS = ("original", "repost", "quote", "reply", "comment")
+REPOST = "repost"
+ANSWER_KINDS = ("reply", "comment")  # post kinds that answer another post
+FOLLOWERS = "followers"  # an account's count, repeated on each of its posts
 
 POSTS = pa.schema(
     [
@@ -318,6 +321,13 @@ DESCRIPTIONS: dict[str, str] = {
     "x": "first coordinate of the 2-D map (PCA of the embeddings, fitted on the real posts)",
     "y": "second coordinate of the 2-D map",
 }
+
+
+def values_of(table: pa.Table, name: str) -> list:
+    """A column's values as a list, or None for every row where the table has no such column."""
+    if name in table.column_names:
+        return table.column(name).to_pylist()
+    return [None] * table.num_rows
 
 
 def described(table: pa.Table) -> pa.Table:

@@ -21,17 +21,14 @@ import numpy as np
 from scipy.stats import spearmanr
 
 from mpsynth.core import schema
-from mpsynth.core.schema import ENGAGEMENT
+from mpsynth.core.schema import ENGAGEMENT, FOLLOWERS, POST_KINDS
 from mpsynth.metrics.compare import metric_row
 from mpsynth.metrics.stats import bootstrap_mean_ci, bootstrap_statistic_ci, ks_statistic
 from mpsynth.metrics.structure import BOOTSTRAP_MOST, Posts, bootstrap_one, gini, per_platform
 
 FAMILY = "interaction"
-KINDS = ("original", "repost", "quote", "reply", "comment")
-FOLLOWERS = "followers"
 MIN_VALUES = 10  # values a distribution comparison needs
 # what the structure stage draws from the real posts: a synthetic set matches these by construction
-DRAWN_COUNTS = tuple(c for c in ENGAGEMENT)
 BY_CONSTRUCTION = frozenset(
     {"share_original", "share_repost", "share_reply", "share_comment"}
     | {
@@ -77,7 +74,7 @@ def _set_rows(name, platform, mine: Posts, theirs: Posts, samples, confidence, r
     if mine.kind is not None and theirs.kind is not None:
         kinds = mine.kind[mine.kind != None]  # noqa: E711
         if len(kinds):
-            for kind in KINDS:
+            for kind in POST_KINDS:
                 if (theirs.kind == kind).any() or (kinds == kind).any():
                     hits = (kinds == kind).astype(float)
                     add(

@@ -55,7 +55,6 @@ CO_RETWEET = "co_retweet"
 CO_TWEET = "co_tweet"
 CO_SIMILAR = "co_similar_tweet"
 COORDINATION = (*CO_SHARING, CO_REPLY, CO_RETWEET, CO_TWEET, CO_SIMILAR)
-ANSWER_KINDS = ("reply", "comment")
 SIMILARITY = 0.8  # the toolkit's default Jaccard threshold of co_similar_tweet (its command's)
 ITEMS_PER_POST = 20  # a post's co-occurrence edges are among its first 20 items
 EXACT_CLUSTERING_BELOW = 5_000  # nodes; above, sampled (networkx.approximation, 10,000 trials)
@@ -558,7 +557,7 @@ def _account_platform(node: str) -> str:
 def _reposts(posts: Posts) -> np.ndarray:
     if posts.kind is None:
         return np.zeros(len(posts.platform), bool)
-    return posts.kind == "repost"
+    return posts.kind == schema.REPOST
 
 
 def answered_posts(posts: Posts) -> list[str | None] | None:
@@ -571,7 +570,7 @@ def answered_posts(posts: Posts) -> list[str | None] | None:
     if posts.kind is None or posts.thread_id is None:
         return reply_to
     return [
-        to or (thread if kind in ANSWER_KINDS and thread != post else None)
+        to or (thread if kind in schema.ANSWER_KINDS and thread != post else None)
         for to, kind, thread, post in zip(
             reply_to, posts.kind.tolist(), posts.thread_id.tolist(), posts.ids.tolist(), strict=True
         )

@@ -29,9 +29,10 @@ import pyarrow.parquet as pq
 
 from mpsynth.config import load_config
 from mpsynth.core import schema
+from mpsynth.core.schema import REPOST, values_of
 from mpsynth.metrics.extraction import extract
-from mpsynth.metrics.networks import answered_posts
-from mpsynth.metrics.structure import Posts, epoch_seconds
+from mpsynth.metrics.networks import answered_posts, reshared_key
+from mpsynth.metrics.structure import Posts
 from mpsynth.rundir.context import StageContext
 from mpsynth.rundir.directory import RunDirectory
 
@@ -49,46 +50,40 @@ COLUMNS = ("message_id", "user_id", "username", "repost_id", "reply_id", "messag
 
 def toolkit_rows(posts: pa.Table) -> tuple[list[list], int]:
     """The toolkit's rows for the posts that have an account and a time; how many had not."""
-    names = posts.column_names
-    n = posts.num_rows
-
-    def column(name: str) -> list:
-        return posts.column(name).to_pylist() if name in names else [None] * n
-
-    authors, platforms, texts = column("author"), column("platform"), column("text")
-    seconds = (
-        epoch_seconds(posts.column("timestamp")) if "timestamp" in names else np.full(n, np.nan)
-    )
-    kinds, shared = column("post_kind"), column("quote_of")
-    replies = answered_posts(Posts.of(posts)) or [None] * n  # a comment: its thread's first post
-    found = extract(texts, platforms, values=True).values
+    read = Posts.of(posts)
+    texts = values_of(posts, "text")
+    kinds = read.kind if read.kind is not None else [None] * posts.num_rows
+    replies = answered_posts(read) or [None] * posts.num_rows  # a comment: its thread's start
+    found = extract(texts, read.platform.tolist(), values=True).values
     assert found is not None
     rows, skipped = [], 0
-    for i, post_id in enumerate(column("id")):
-        if authors[i] is None or np.isnan(seconds[i]):
+    for i, (post_id, platform, author) in enumerate(zip(read.ids, read.platform, read.author,
+                                                       strict=True)):  # fmt: skip
+        if author is None or np.isnan(read.seconds[i]):
             skipped += 1
             continue
         rows.append(
             [
                 post_id,
-                f"{platforms[i]}:{authors[i]}",
-                authors[i],
-                _reshared(shared[i], texts[i]) if kinds[i] == "repost" else "",
+                f"{platform}:{author}",
+                author,
+                _repost_id(read, i) if kinds[i] == REPOST else "",
                 replies[i] or "",
                 texts[i],
-                int(seconds[i]),
+                int(read.seconds[i]),
                 " ".join(dict.fromkeys(found["urls"][i])),
             ]
         )
     return rows, skipped
 
 
-def _reshared(target: str | None, text: str) -> str:
-    """A repost's repost_id: the post it names, else one id per text (metrics.networks keys a
-    repost without `quote_of` by its text in the same way)."""
-    if target:
-        return target
-    return "text-" + hashlib.blake2b(text.encode(), digest_size=12).hexdigest()
+def _repost_id(posts: Posts, row: int) -> str:
+    """A repost's repost_id: the post it names, else one id per text, from the key mpsynth's
+    co_retweet graph joins reposts by (metrics.networks.reshared_key)."""
+    key = reshared_key(posts, row)
+    if key.startswith("id:"):
+        return key.removeprefix("id:")
+    return "text-" + hashlib.blake2b(key.encode(), digest_size=12).hexdigest()
 
 
 def write_toolkit_csv(posts: pa.Table, path: Path) -> tuple[int, int]:

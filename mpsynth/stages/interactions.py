@@ -25,18 +25,15 @@ from __future__ import annotations
 
 import dataclasses
 from collections import Counter, defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pyarrow as pa
 
-from mpsynth.core.schema import ENGAGEMENT
+from mpsynth.core.schema import ANSWER_KINDS, ENGAGEMENT, FOLLOWERS, REPOST, values_of
 from mpsynth.metrics.structure import epoch_seconds, timestamps_of
 from mpsynth.stages.replies import with_columns
 
-REPOST = "repost"
-ANSWERS = ("reply", "comment")
-FOLLOWERS = "followers"
 POST_COUNTS = tuple(c for c in ENGAGEMENT if c != FOLLOWERS)
 MIN_VALUES = 5  # real values a persona (and topic) needs before posts draw from it, not wider
 RETWEET_FORM = "RT @{author}: {text}"
@@ -44,15 +41,23 @@ RETWEET_FORM = "RT @{author}: {text}"
 
 @dataclass
 class RealInteractions:
-    """What the real posts show of kinds, reposts and engagement, per platform."""
+    """What the real posts show of kinds, reposts and engagement, per platform (empty: nothing,
+    as when `structure.interactions` is off)."""
 
-    kinds: dict[str, Counter]  # platform -> kind -> posts (platforms whose posts carry kinds)
-    answer_kind: dict[str, str]  # platform -> what its answers are called (reply or comment)
-    repost_personas: dict[str, np.ndarray]  # platform -> real reposts per persona
-    repost_times: dict[tuple, np.ndarray]  # (platform, persona), (platform,) -> sorted repost times
-    repost_delays: dict[str, np.ndarray]  # platform -> seconds from an original to its repost
-    retweet_form: dict[str, bool]  # platform -> real reposts mostly read "RT @author: ..."
-    engagement: dict[tuple, dict[str, np.ndarray]]  # _engagement_keys -> count -> real values
+    # platform -> kind -> posts (platforms whose posts carry kinds)
+    kinds: dict[str, Counter] = field(default_factory=dict)
+    # platform -> what its answers are called (reply or comment)
+    answer_kind: dict[str, str] = field(default_factory=dict)
+    # platform -> real reposts per persona
+    repost_personas: dict[str, np.ndarray] = field(default_factory=dict)
+    # (platform, persona), (platform,) -> sorted repost times
+    repost_times: dict[tuple, np.ndarray] = field(default_factory=dict)
+    # platform -> seconds from an original to its repost
+    repost_delays: dict[str, np.ndarray] = field(default_factory=dict)
+    # platform -> real reposts mostly read "RT @author: ..."
+    retweet_form: dict[str, bool] = field(default_factory=dict)
+    # _engagement_keys -> count -> real values
+    engagement: dict[tuple, dict[str, np.ndarray]] = field(default_factory=dict)
 
     def repost_share(self, platform: str) -> float:
         kinds = self.kinds.get(platform)
@@ -63,16 +68,10 @@ def real_interactions(posts: pa.Table, topics: np.ndarray, persona: np.ndarray) 
     """`posts` has id, platform, timestamp, text and whichever of post_kind, quote_of and the
     engagement counts the input carries; `topics` and `persona` (the author's, -1 for none) are
     row-aligned."""
-    names = posts.column_names
-    n = posts.num_rows
-
-    def column(name: str) -> list:
-        return posts.column(name).to_pylist() if name in names else [None] * n
-
-    platform = np.array(column("platform"), dtype=object)
-    kind = np.array(column("post_kind"), dtype=object)
-    seconds = epoch_seconds(posts.column("timestamp")) if "timestamp" in names else np.full(n, 0.0)
-    texts, ids, quoted = column("text"), column("id"), column("quote_of")
+    platform = np.array(values_of(posts, "platform"), dtype=object)
+    kind = np.array(values_of(posts, "post_kind"), dtype=object)
+    seconds = epoch_seconds(posts.column("timestamp"))
+    texts, ids, quoted = (values_of(posts, c) for c in ("text", "id", "quote_of"))
     row_of = {post_id: row for row, post_id in enumerate(ids)}
     kinds: dict[str, Counter] = {}
     answer_kind, repost_personas, delays, form = {}, {}, {}, {}
@@ -82,7 +81,7 @@ def real_interactions(posts: pa.Table, topics: np.ndarray, persona: np.ndarray) 
         if not len(rows):
             continue
         kinds[name] = Counter(kind[rows].tolist())
-        answer_kind[name] = max(ANSWERS, key=lambda k: (kinds[name][k], k == "reply"))
+        answer_kind[name] = max(ANSWER_KINDS, key=lambda k: (kinds[name][k], k == "reply"))
         reposts = rows[kind[rows] == REPOST]
         known = persona[reposts]
         repost_personas[name] = np.bincount(known[known >= 0], minlength=int(persona.max()) + 1)
@@ -102,7 +101,7 @@ def real_interactions(posts: pa.Table, topics: np.ndarray, persona: np.ndarray) 
         )
     engagement: dict[tuple, dict[str, list]] = defaultdict(lambda: defaultdict(list))
     for count in POST_COUNTS:
-        values = column(count)
+        values = values_of(posts, count)
         for row in [r for r, v in enumerate(values) if v is not None]:
             name, who, shared = platform[row], int(persona[row]), kind[row] == REPOST
             for key in _engagement_keys(name, shared, who, int(topics[row])):
@@ -136,11 +135,6 @@ def without_reposts(found: dict, real: RealInteractions) -> dict:
 def with_kinds(table: pa.Table, real: RealInteractions) -> pa.Table:
     """The set's posts with their kind: on platforms whose real posts carry kinds, a written reply
     is the platform's answer kind, a written quote a quote and any other post an original."""
-    n = table.num_rows
-
-    def column(name: str) -> list:
-        return table.column(name).to_pylist() if name in table.column_names else [None] * n
-
     kinds = [
         None
         if p not in real.kinds
@@ -150,7 +144,10 @@ def with_kinds(table: pa.Table, real: RealInteractions) -> pa.Table:
         if quoted is not None
         else "original"
         for p, parent, quoted in zip(
-            column("platform"), column("reply_to"), column("quote_of"), strict=True
+            values_of(table, "platform"),
+            values_of(table, "reply_to"),
+            values_of(table, "quote_of"),
+            strict=True,
         )
     ]
     return _set(table, "post_kind", pa.array(kinds, pa.string()))
@@ -161,15 +158,12 @@ def add_reposts(
 ) -> tuple[pa.Table, dict[str, dict[str, int | float]]]:
     """The set with reposts appended, per platform up to the real repost share of its posts; and
     per platform how many were added against the real share."""
-    platform = table.column("platform").to_pylist()
-    author = table.column("author").to_pylist() if "author" in table.column_names else None
-    if author is None:
+    if "author" not in table.column_names:
         return table, {}
-    topic = table.column("topic").to_pylist()
-    persona = table.column("persona").to_pylist()
-    actor = table.column("actor").to_pylist()
+    platform, author, topic, persona = (
+        values_of(table, c) for c in ("platform", "author", "topic", "persona")
+    )
     seconds = epoch_seconds(table.column("timestamp"))
-    texts, ids = table.column("text").to_pylist(), table.column("id").to_pylist()
     picked: list[int] = []  # the original of each repost
     made: dict[str, list] = defaultdict(list)
     summary: dict[str, dict[str, int | float]] = {}
@@ -198,45 +192,52 @@ def add_reposts(
         summary[name] = {"real_share": round(share, 4), "reposts": added}
     if not picked:
         return table, summary
-    actor_of = dict(zip(author, actor, strict=True))
-    followers_of = (
-        dict(zip(author, table.column(FOLLOWERS).to_pylist(), strict=True))
-        if FOLLOWERS in table.column_names
-        else {}
+    base = with_columns(
+        table,
+        {c: pa.nulls(table.num_rows, pa.string()) for c in ("post_kind", "quote_of")
+         if c not in table.column_names},
+    )  # fmt: skip
+    return pa.concat_tables([base, _reposts(base, picked, made, real)]), summary
+
+
+def _reposts(table: pa.Table, picked: list[int], made: dict[str, list], real) -> pa.Table:
+    """The repost rows: each a copy of its original (`picked`: their rows) with its own id, the
+    resharing account (`made`: author, persona, seconds) and `quote_of` naming the original."""
+    author, ids, texts, platform = (
+        values_of(table, c) for c in ("author", "id", "text", "platform")
     )
-    new = table.take(pa.array(picked, pa.int64()))
+    actor_of = dict(zip(author, values_of(table, "actor"), strict=True))
+    followers_of = dict(zip(author, values_of(table, FOLLOWERS), strict=True))
     counter: Counter = Counter()
     repost_ids = []
     for original in picked:
         counter[ids[original]] += 1
         repost_ids.append(f"{ids[original]}-rp{counter[ids[original]]}")
-    repost_texts = [
-        RETWEET_FORM.format(author=author[o], text=texts[o])
-        if real.retweet_form.get(platform[o])
-        else texts[o]
-        for o in picked
-    ]
-    for name, values in (
-        ("id", pa.array(repost_ids, pa.string())),
-        ("text", pa.array(repost_texts, pa.string())),
-        ("author", pa.array(made["author"], pa.string())),
-        ("actor", pa.array([actor_of.get(a) for a in made["author"]], pa.string())),
-        ("persona", pa.array(made["persona"], pa.int64())),
-        ("timestamp", timestamps_of(np.array(made["seconds"], dtype=float))),
-        ("post_kind", pa.array([REPOST] * len(picked), pa.string())),
-        ("quote_of", pa.array([ids[o] for o in picked], pa.string())),
-        ("reply_to", pa.nulls(len(picked), pa.string())),
-        ("thread_id", pa.nulls(len(picked), pa.string())),
-        (FOLLOWERS, pa.array([followers_of.get(a) for a in made["author"]], pa.int64())),
-    ):
-        if name in new.column_names or name in ("post_kind", "quote_of"):
-            new = _set(new, name, values)
-    base = table
-    for name in ("post_kind", "quote_of"):
-        if name not in base.column_names:
-            base = _set(base, name, pa.nulls(base.num_rows, pa.string()))
-    new = new.select(base.column_names).cast(base.schema)
-    return pa.concat_tables([base, new]), summary
+    resharers = made["author"]
+    columns = {
+        "id": pa.array(repost_ids, pa.string()),
+        "text": pa.array(
+            [
+                RETWEET_FORM.format(author=author[o], text=texts[o])
+                if real.retweet_form.get(platform[o])
+                else texts[o]
+                for o in picked
+            ],
+            pa.string(),
+        ),
+        "author": pa.array(resharers, pa.string()),
+        "actor": pa.array([actor_of.get(a) for a in resharers], pa.string()),
+        "persona": pa.array(made["persona"], pa.int64()),
+        "timestamp": timestamps_of(np.array(made["seconds"], dtype=float)),
+        "post_kind": pa.array([REPOST] * len(picked), pa.string()),
+        "quote_of": pa.array([ids[o] for o in picked], pa.string()),
+        "reply_to": pa.nulls(len(picked), pa.string()),
+        "thread_id": pa.nulls(len(picked), pa.string()),
+        FOLLOWERS: pa.array([followers_of.get(a) for a in resharers], pa.int64()),
+    }
+    rows = table.take(pa.array(picked, pa.int64()))
+    present = {name: values for name, values in columns.items() if name in rows.column_names}
+    return with_columns(rows, present).cast(table.schema)
 
 
 class Resharers:
@@ -311,16 +312,7 @@ def draw_engagement(
     the real posts of its persona and topic (else persona, else platform); the counts drawn."""
     platform = table.column("platform").to_pylist()
     topic = table.column("topic").to_pylist()
-    persona = (
-        table.column("persona").to_pylist()
-        if "persona" in table.column_names
-        else [None] * table.num_rows
-    )
-    kind = (
-        table.column("post_kind").to_pylist()
-        if "post_kind" in table.column_names
-        else [None] * table.num_rows
-    )
+    persona, kind = values_of(table, "persona"), values_of(table, "post_kind")
     drawn = []
     out = table
     for count in POST_COUNTS:

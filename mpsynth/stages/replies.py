@@ -40,6 +40,7 @@ import pyarrow.parquet as pq
 
 from mpsynth.config import GeneratorConfig, PromptsConfig
 from mpsynth.core import schema
+from mpsynth.core.schema import ANSWER_KINDS, REPOST, values_of
 from mpsynth.metrics.structure import epoch_seconds, post_depths, timestamps_of
 from mpsynth.rundir.context import StageContext, write_table
 from mpsynth.stages.postprocess.runner import CALIBRATED, generator_number
@@ -48,7 +49,6 @@ log = logging.getLogger(__name__)
 
 NOT_A_REPLY = -1
 ANY_TOPIC = None
-ANSWER_KINDS = ("reply", "comment")  # post kinds that answer another post
 PLURAL = {"reply": "replies", "quote": "quotes"}
 
 
@@ -62,43 +62,34 @@ class RealReplies:
     delays: np.ndarray  # seconds from a parent to its reply, where both are timed
 
 
+def answering(posts: pa.Table) -> list[bool]:
+    """Whether each post answers another: it names a parent, or its kind is reply or comment."""
+    return [
+        bool(to) or kind in ANSWER_KINDS
+        for to, kind in zip(
+            values_of(posts, "reply_to"), values_of(posts, "post_kind"), strict=True
+        )
+    ]
+
+
 def real_replies(posts: pa.Table, topics: np.ndarray, max_depth: int) -> dict[str, RealReplies]:
     """Each platform's replies (only platforms where some post answers another). `posts` has id,
     platform, timestamp and reply_to or post_kind (or both); `topics` is row-aligned. A post whose
     kind is reply or comment but that names no parent (a Reddit comment whose thread is all the
     input gives) answers its thread's first post: depth 1, no delay known."""
-    names = posts.column_names
-    n = posts.num_rows
-    reply_to = posts.column("reply_to").to_pylist() if "reply_to" in names else [None] * n
-    kind = posts.column("post_kind").to_pylist() if "post_kind" in names else [None] * n
-    answers = [bool(to) or k in ANSWER_KINDS for to, k in zip(reply_to, kind, strict=True)]
-    if not any(answers):
+    chosen = answering(posts)
+    if not any(chosen):
         return {}
-    ids = posts.column("id").to_pylist()
-    platform = np.array(posts.column("platform").to_pylist(), dtype=object)
-    seconds = epoch_seconds(posts.column("timestamp"))
+    ids, reply_to = values_of(posts, "id"), values_of(posts, "reply_to")
     depth, _ = post_depths(ids, reply_to)
-    row_of = {post_id: row for row, post_id in enumerate(ids)}
-    found: dict[str, RealReplies] = {}
-    for name in sorted(set(platform.tolist())):
-        rows = np.flatnonzero(platform == name)
-        replies = [r for r in rows.tolist() if answers[r]]
-        if not replies:
-            continue
+    found = {}
+    for name, (rows, replies, examples, delays) in _linked(posts, topics, chosen, reply_to):
         levels = np.clip([depth[ids[r]] - 1 for r in replies], 1, max_depth)
-        examples: dict[int | None, list[str]] = defaultdict(list)
-        delays = []
-        for r in replies:
-            examples[int(topics[r])].append(ids[r])
-            examples[ANY_TOPIC].append(ids[r])
-            parent = row_of.get(reply_to[r])
-            if parent is not None and seconds[parent] <= seconds[r]:  # NaN compares False
-                delays.append(seconds[r] - seconds[parent])
         found[name] = RealReplies(
             share=len(replies) / len(rows),
             depths=np.bincount(levels - 1, minlength=max_depth).astype(float),
-            examples=dict(examples),
-            delays=np.array(delays),
+            examples=examples,
+            delays=delays,
         )
     return found
 
@@ -107,37 +98,36 @@ def real_quotes(posts: pa.Table, topics: np.ndarray) -> dict[str, RealReplies]:
     """Each platform's quotes (post_kind quote), in the form the reply rounds plan from: the share
     of posts that quote another, all at depth 1, the real quotes of each topic as examples, and
     the delay from a quoted post to its quote where `quote_of` links them."""
-    names = posts.column_names
-    if "post_kind" not in names:
-        return {}
-    n = posts.num_rows
-    kind = posts.column("post_kind").to_pylist()
-    quoted = posts.column("quote_of").to_pylist() if "quote_of" in names else [None] * n
-    ids = posts.column("id").to_pylist()
-    platform = np.array(posts.column("platform").to_pylist(), dtype=object)
+    chosen = [kind == "quote" for kind in values_of(posts, "post_kind")]
+    return {
+        name: RealReplies(len(quotes) / len(rows), np.array([1.0]), examples, delays)
+        for name, (rows, quotes, examples, delays) in _linked(
+            posts, topics, chosen, values_of(posts, "quote_of")
+        )
+    }
+
+
+def _linked(posts: pa.Table, topics: np.ndarray, chosen: list[bool], links: list):
+    """For each platform with a chosen post: (its rows, the chosen rows, their ids by topic and
+    under ANY_TOPIC, the seconds from the post each links to where both are timed)."""
+    ids = values_of(posts, "id")
+    platform = np.array(values_of(posts, "platform"), dtype=object)
     seconds = epoch_seconds(posts.column("timestamp"))
     row_of = {post_id: row for row, post_id in enumerate(ids)}
-    found: dict[str, RealReplies] = {}
     for name in sorted(set(platform.tolist())):
         rows = np.flatnonzero(platform == name)
-        quotes = [r for r in rows.tolist() if kind[r] == "quote"]
-        if not quotes:
+        mine = [r for r in rows.tolist() if chosen[r]]
+        if not mine:
             continue
         examples: dict[int | None, list[str]] = defaultdict(list)
         delays = []
-        for r in quotes:
+        for r in mine:
             examples[int(topics[r])].append(ids[r])
             examples[ANY_TOPIC].append(ids[r])
-            original = row_of.get(quoted[r]) if quoted[r] else None
-            if original is not None and seconds[original] <= seconds[r]:
-                delays.append(seconds[r] - seconds[original])
-        found[name] = RealReplies(
-            share=len(quotes) / len(rows),
-            depths=np.array([1.0]),
-            examples=dict(examples),
-            delays=np.array(delays),
-        )
-    return found
+            parent = row_of.get(links[r]) if links[r] else None
+            if parent is not None and seconds[parent] <= seconds[r]:  # NaN compares False
+                delays.append(seconds[r] - seconds[parent])
+        yield name, (rows, mine, dict(examples), np.array(delays))
 
 
 def planned_rounds(
@@ -147,18 +137,15 @@ def planned_rounds(
     most requests their first rounds send (one per parent; a calibrated set asks nothing): each
     platform's real shares (`posts`: ingest's, with platform, reply_to and post_kind) times the
     posts the prompts ask of it (`requests`: the prompts stage's)."""
-    n = posts.num_rows
-    names = posts.column_names
-    platform = posts.column("platform").to_pylist()
-    reply_to = posts.column("reply_to").to_pylist() if "reply_to" in names else [None] * n
-    kind = posts.column("post_kind").to_pylist() if "post_kind" in names else [None] * n
     totals: dict[str, int] = defaultdict(int)
-    answering: dict[str, int] = defaultdict(int)
+    answers: dict[str, int] = defaultdict(int)
     quoting: dict[str, int] = defaultdict(int)
-    for p, to, k in zip(platform, reply_to, kind, strict=True):
+    for p, answer, k in zip(
+        values_of(posts, "platform"), answering(posts), values_of(posts, "post_kind"), strict=True
+    ):
         # with reposts added after the rounds, the shares are of the posts that are no repost
-        totals[p] += not (reposts and k == "repost")
-        answering[p] += bool(to) or k in ANSWER_KINDS
+        totals[p] += not (reposts and k == REPOST)
+        answers[p] += answer
         quoting[p] += k == "quote"
     asked: dict[tuple[str, str, str], int] = defaultdict(int)  # (generator, strategy, platform)
     for generator, strategy, targets, each in zip(
@@ -172,7 +159,7 @@ def planned_rounds(
             asked[(generator, strategy, target)] += each
     slots: dict[str, int] = defaultdict(int)
     for (generator, _, target), count in asked.items():
-        share = (replies * answering[target] + quotes * quoting[target]) / max(totals[target], 1)
+        share = (replies * answers[target] + quotes * quoting[target]) / max(totals[target], 1)
         slots[generator] += min(round(share * count), max(count - 1, 0))
     return dict(slots)
 

@@ -44,12 +44,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from mpsynth.config import StructureConfig
-from mpsynth.core.schema import ENGAGEMENT
+from mpsynth.core.schema import ENGAGEMENT, FOLLOWERS
 from mpsynth.metrics.structure import epoch_seconds, timestamps_of
 from mpsynth.rundir.context import StageContext, write_table
 from mpsynth.stages.drops import apply_drops, read_drops
 from mpsynth.stages.interactions import (
-    FOLLOWERS,
     RealInteractions,
     add_reposts,
     draw_engagement,
@@ -454,11 +453,13 @@ def run_structure(ctx: StageContext, out: Path) -> dict[str, int]:
         real.timestamped.clear()
     replies = real_replies(posts, topics, config.max_reply_depth) if config.replies else {}
     quotes = real_quotes(posts, topics) if config.interactions and config.quotes else {}
-    persona_of = [real.post_persona.get(i, (None, NO_PERSONA))[1] for i in posts["id"].to_pylist()]
-    interactions = real_interactions(posts, topics, np.array(persona_of, dtype=np.int64))
-    if not config.interactions:
-        interactions = RealInteractions({}, {}, {}, {}, {}, {}, {})
-    elif config.reposts:  # reposts are added after: the written shares are of the posts without
+    interactions = RealInteractions()
+    if config.interactions:
+        persona_of = [
+            real.post_persona.get(i, (None, NO_PERSONA))[1] for i in posts["id"].to_pylist()
+        ]
+        interactions = real_interactions(posts, topics, np.array(persona_of, dtype=np.int64))
+    if config.interactions and config.reposts:  # reposts come after: shares of the posts without
         replies, quotes = (without_reposts(found, interactions) for found in (replies, quotes))
     writer = ReplyWriter(ctx, replies, out, quotes)
     (out / "synthetic").mkdir()
@@ -497,29 +498,23 @@ def run_structure(ctx: StageContext, out: Path) -> dict[str, int]:
             summary["sets"][path.stem]["platforms"].setdefault(platform, {}).update(counts)
         rows[path.stem] = write_table(table, out / "synthetic" / path.name)
         log.info("structure %s: %s", path.stem, _line(summary["sets"][path.stem]))
-    persona_rows = [
-        {"platform": p, "persona": int(n), "account": str(name), "posts": int(count)}
-        for p, known in real.accounts.items()
-        for name, n, count in zip(known.names, known.persona, known.posts, strict=True)
-    ]
-    write_table(
-        pa.Table.from_pylist(
-            persona_rows,
-            schema=pa.schema(
-                [
-                    ("platform", pa.string()),
-                    ("persona", pa.int64()),
-                    ("account", pa.string()),
-                    ("posts", pa.int64()),
-                ]
-            ),
-        ),
-        out / "personas.parquet",
-    )
+    _write_personas(real, out / "personas.parquet")
     if replies or quotes:
         rows.update(writer.close())
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     return rows
+
+
+def _write_personas(real: RealStructure, path: Path) -> None:
+    """Each real account with its platform, persona and posts."""
+    rows = [
+        {"platform": p, "persona": int(n), "account": str(name), "posts": int(count)}
+        for p, known in real.accounts.items()
+        for name, n, count in zip(known.names, known.persona, known.posts, strict=True)
+    ]
+    columns = [("platform", pa.string()), ("persona", pa.int64()), ("account", pa.string()),
+               ("posts", pa.int64())]  # fmt: skip
+    write_table(pa.Table.from_pylist(rows, schema=pa.schema(columns)), path)
 
 
 def _carried(table: pa.Table) -> dict[str, dict[str, int]]:
