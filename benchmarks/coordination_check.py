@@ -29,7 +29,8 @@ from pathlib import Path
 import pyarrow as pa
 
 from mpsynth.config import IngestConfig
-from mpsynth.metrics.networks import SIMILARITY, Items, Rules, coordination_graphs
+from mpsynth.metrics.coordination import SIMILARITY
+from mpsynth.metrics.networks import Items, Rules, coordination_graphs
 from mpsynth.metrics.structure import Posts
 from mpsynth.publish.coordination import TOOLKIT_NETWORKS, write_toolkit_csv
 from mpsynth.stages.ingest.normalise import ingest

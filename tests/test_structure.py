@@ -14,10 +14,10 @@ import pytest
 
 from mpsynth.config import IngestConfig, StructureConfig
 from mpsynth.core import schema
+from mpsynth.metrics.coordination import co_sharing_edges
 from mpsynth.metrics.networks import (
     Items,
     co_occurrence_graph,
-    co_sharing_edges,
     domain,
     graph_metrics,
     network_metrics,
