@@ -10,6 +10,9 @@ per-post families on a sample per platform. Printed per stage: seconds, posts pe
 
     .venv/bin/python benchmarks/pipeline_scale.py                      # 100k and 1M
     .venv/bin/python benchmarks/pipeline_scale.py --sizes 100000       # one size
+    # a million synthetic posts from a million real ones (one set, 100 posts a request)
+    .venv/bin/python benchmarks/pipeline_scale.py --sizes 1000000 --posts-per-generated 1 \
+        --strategies mptm --posts-per-platform 25 --max-tokens 8192
 """
 
 from __future__ import annotations
@@ -75,7 +78,8 @@ def run_size(n: int, real, server: FakeProviderServer, args, work: Path) -> dict
                     "fit_sample_per_platform": args.fit_sample_per_platform,
                     "min_cluster_size": 40,
                 },
-                "pools": {"strategies": ["mptm", "per_platform"]},
+                "pools": {"strategies": args.strategies},
+                "prompts": {"posts_per_platform": args.posts_per_platform},
                 "generate": {
                     "n_posts": max(200, n // args.posts_per_generated),
                     "generators": [
@@ -88,6 +92,7 @@ def run_size(n: int, real, server: FakeProviderServer, args, work: Path) -> dict
                                 "api_key_env": KEY_ENV,
                             },
                             "actors": 2,
+                            "max_tokens": args.max_tokens,
                             "rate": {"concurrency": 32},
                         }
                     ],
@@ -139,6 +144,13 @@ def main() -> None:
     parser.add_argument(
         "--posts-per-generated", type=int, default=100, help="n_posts = corpus size / this"
     )
+    parser.add_argument(
+        "--strategies", nargs="+", default=["mptm", "per_platform"], help="the synthetic sets"
+    )
+    parser.add_argument(
+        "--posts-per-platform", type=int, default=3, help="posts a request asks per platform"
+    )
+    parser.add_argument("--max-tokens", type=int, default=1024, help="per request")
     parser.add_argument("--latency", type=float, default=0.05)
     parser.add_argument("--work", type=Path, default=None, help="keep the runs here")
     parser.add_argument("--json", type=Path, default=None, help="write the results here too")
@@ -173,10 +185,12 @@ def main() -> None:
                 f"spilled {result['spilled_mib']:.0f} MiB, {result['requests']:,} requests "
                 f"(corpus built in {result['corpus_s']:.0f} s)"
             )
-            print(f"{'stage':<12}{'seconds':>9}{'posts/s':>10}{'peak GiB':>10}")
+            print(f"{'stage':<12}{'seconds':>9}{'posts/s':>10}{'peak GiB':>10}  rows")
             for stage, s in result["stages"].items():
                 rate = n / s["seconds"] if s["seconds"] else float("inf")
-                print(f"{stage:<12}{s['seconds']:>9.1f}{rate:>10.0f}{gib(s['peak']):>10}")
+                print(
+                    f"{stage:<12}{s['seconds']:>9.1f}{rate:>10.0f}{gib(s['peak']):>10}  {s['rows']}"
+                )
     if len(results) > 1:
         small, large = results[0], results[-1]
         scale = large["posts"] / small["posts"]

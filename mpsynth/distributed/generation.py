@@ -61,6 +61,9 @@ class GovernorActor:
     ) -> None:
         self.governor.failed(reserved, status, retry_after, worst)
 
+    def unused(self, reserved: int, worst: float) -> None:
+        self.governor.unused(reserved, worst)
+
     def request_finished(self, ok: bool) -> None:
         self.governor.request_finished(ok)
 
@@ -89,6 +92,9 @@ class RemoteGovernor:
         self, reserved: int, status: int | None, retry_after: float | None, worst: float
     ) -> None:
         await self.handle.failed.remote(reserved, status, retry_after, worst)
+
+    async def unused(self, reserved: int, worst: float) -> None:
+        await self.handle.unused.remote(reserved, worst)
 
     async def request_finished(self, ok: bool) -> None:
         await self.handle.request_finished.remote(ok)

@@ -34,6 +34,7 @@ class Governor(Protocol):
     async def failed(
         self, reserved: int, status: int | None, retry_after: float | None, worst: float
     ) -> None: ...
+    async def unused(self, reserved: int, worst: float) -> None: ...
     async def request_finished(self, ok: bool) -> None: ...
 
 
@@ -54,6 +55,9 @@ class LocalGovernor:
     ) -> None:
         self.governor.failed(reserved, status, retry_after, worst)
 
+    async def unused(self, reserved: int, worst: float) -> None:
+        self.governor.unused(reserved, worst)
+
     async def request_finished(self, ok: bool) -> None:
         self.governor.request_finished(ok)
 
@@ -62,8 +66,16 @@ class RetriesExhausted(Exception):
     pass
 
 
-class Fenced(Exception):
+class NotSent(Exception):
+    """An attempt cleared by the governor but not sent (its grant is given back)."""
+
+
+class Fenced(NotSent):
     """A newer run took over this ledger: this engine must neither launch nor record."""
+
+
+class Stopped(NotSent):
+    """The run is stopping (interrupted, or its driver is gone): nothing more is sent."""
 
 
 def backoff_delay(attempt: int, base_s: float, max_s: float, rng: random.Random) -> float:
@@ -172,13 +184,17 @@ class GenerationEngine:
                     break
                 row.update(status="ok", error=None)
                 break
-        except BudgetExhausted:
-            self.counts["budget_skipped"] += 1
+        except (BudgetExhausted, Stopped) as error:
+            budget = isinstance(error, BudgetExhausted)
             if not totals["attempts"]:
-                return  # never launched: no ledger row, so a later run with more budget picks it up
-            # the first answer was paid for and unusable, and the budget refused its repair: the
-            # row records what was spent (a later run with more budget asks again)
-            row["error"] = "budget reached before the repair retry (the unusable answer is paid)"
+                # never sent: no ledger row, so a later run (with more budget) asks for it
+                self.counts["budget_skipped" if budget else "not_started"] += 1
+                return
+            # the first answer was paid for and unusable, and its repair was not sent: the row
+            # records what was spent (a later run asks again)
+            self.counts["budget_skipped" if budget else "stopped_before_repair"] += 1
+            why = "budget reached" if budget else "the run stopped"
+            row["error"] = f"{why} before the repair retry (the unusable answer is paid)"
         except RetriesExhausted as error:
             totals["attempts"] += self.generator.retry.max_attempts
             row["error"] = str(error)
@@ -214,6 +230,11 @@ class GenerationEngine:
         if self.lease is not None and not self.lease.held():
             raise Fenced()
 
+    def _check_sendable(self) -> None:
+        if self.stopping:
+            raise Stopped()
+        self._check_lease()
+
     @staticmethod
     def _repair_request(
         request: GenerationRequest, completion: Completion, error: str
@@ -241,7 +262,13 @@ class GenerationEngine:
             await self.governor.acquire(reserved, worst)
             try:
                 async with self.slots:
+                    # checked again at the moment of sending: a request admitted before the run
+                    # began stopping may have waited here for its grant or its slot since
+                    self._check_sendable()
                     completion = await self.provider.complete(request)
+            except NotSent:
+                await self.governor.unused(reserved, worst)
+                raise
             except RetryableProviderError as error:
                 last = error
                 self.last_error = str(error)

@@ -275,6 +275,16 @@ class RateGovernor:
             self.trips_without_success += 1
             self.stats.breaker_trips += 1
 
+    def unused(self, reserved_tokens: int, worst_cost_usd: float = 0.0) -> None:
+        """A grant that was never sent (the run began stopping meanwhile): its request, tokens and
+        cost reservation given back, the breaker untouched."""
+        now = self.clock()
+        self.probe_out = False
+        self.requests.give_back(now, 1, self.multiplier)
+        self.tokens.give_back(now, reserved_tokens, self.multiplier)
+        self.stats.granted -= 1
+        self.stats.reserved_usd = max(0.0, self.stats.reserved_usd - worst_cost_usd)
+
     def request_finished(self, ok: bool) -> None:
         if ok:
             self.stats.requests_done += 1
