@@ -14,8 +14,10 @@ from collections import Counter
 from contextlib import suppress
 from pathlib import Path
 
+import numpy as np
 import psutil
 import pyarrow as pa
+import pyarrow.compute as pc
 import ray
 from ray.exceptions import ActorDiedError, ActorUnavailableError, RayActorError, RayTaskError
 
@@ -132,10 +134,10 @@ class GenerationWorker:
             Lease(ledger_dir, lease_token),
         )
 
-    async def run(self, rows: list[dict]) -> dict[str, int]:
+    async def run(self, requests: pa.Table) -> dict[str, int]:
         watch = asyncio.create_task(self._watch_driver())
         try:
-            return await self.engine.run([GenerationRequest.from_row(row) for row in rows])
+            return await self.engine.run(GenerationRequest.stream(requests))
         finally:
             watch.cancel()
             await self.engine.provider.close()
@@ -210,27 +212,31 @@ def run_generator(
     """Complete this generator's requests that the ledger does not already hold as successes
     (each ledger part also pushed to `mirror`, a remote run directory's ledger)."""
     lease = take_over(ledger_dir, mirror)
-    done = succeeded_ids(read_ledger(ledger_dir))
-    pending = [row for row in requests.to_pylist() if row["request_id"] not in done]
+    pending = _without(requests, succeeded_ids(read_ledger(ledger_dir)))
     log.info(
         "generate %s: %d requests, %d already in the ledger, %d to run",
         generator.name,
         requests.num_rows,
-        requests.num_rows - len(pending),
-        len(pending),
+        requests.num_rows - pending.num_rows,
+        pending.num_rows,
     )
-    if not pending:
+    if not pending.num_rows:
         lease.release()
         return {}
     # the offline stand-in on a few requests runs here: starting worker actors (each loading the
     # corpus) costs more than the work, as for a small Ray Data pass
-    here = generator.provider.kind == "markov" and len(pending) < ray_config.local_rows
+    here = generator.provider.kind == "markov" and pending.num_rows < ray_config.local_rows
     try:
         with console.progress(
-            f"generate {generator.name}", len(pending), unit="req", interval_s=progress_interval_s
+            f"generate {generator.name}",
+            pending.num_rows,
+            unit="req",
+            interval_s=progress_interval_s,
         ) as shown:
             if here:
-                log.info("generate %s: %d requests in this process", generator.name, len(pending))
+                log.info(
+                    "generate %s: %d requests in this process", generator.name, pending.num_rows
+                )
                 totals, snapshot = _run_here(
                     generator,
                     pending,
@@ -278,9 +284,18 @@ def run_generator(
     return dict(totals)
 
 
+def _without(requests: pa.Table, request_ids: set[str] | pa.ChunkedArray) -> pa.Table:
+    """The requests whose id is not among `request_ids`."""
+    if isinstance(request_ids, pa.ChunkedArray):
+        ids = request_ids.combine_chunks().cast(pa.string())
+    else:
+        ids = pa.array(sorted(request_ids), pa.string())
+    return requests.filter(pc.invert(pc.is_in(requests["request_id"], value_set=ids)))
+
+
 def _run_rounds(
     generator: GeneratorConfig,
-    pending: list[dict],
+    pending: pa.Table,
     ledger_dir: Path,
     corpus: RealCorpus,
     governor: ray.actor.ActorHandle,
@@ -317,10 +332,10 @@ def _run_rounds(
                 mirror,
                 (socket.gethostname(), os.getpid()),
             )
-            for i in range(min(generator.actors, len(pending)))
+            for i in range(min(generator.actors, pending.num_rows))
         ]
-        running = {
-            worker.run.remote(pending[i :: len(workers)]): worker
+        running = {  # each worker every n-th request, as Arrow (made into requests as drawn)
+            worker.run.remote(pending.take(np.arange(i, pending.num_rows, len(workers)))): worker
             for i, worker in enumerate(workers)
         }
         try:
@@ -336,22 +351,21 @@ def _run_rounds(
         if not lost_worker:
             break
         recover(ledger_dir, mirror)  # what the dead worker had received, from its log
-        attempted = set(read_ledger(ledger_dir).column("request_id").to_pylist())
-        pending = [row for row in pending if row["request_id"] not in attempted]
-        if not pending:
+        pending = _without(pending, read_ledger(ledger_dir).column("request_id"))
+        if not pending.num_rows:
             break
         log.info(
             "generate %s: round %d re-runs %d requests",
             generator.name,
             round_number + 1,
-            len(pending),
+            pending.num_rows,
         )
     return totals
 
 
 def _run_here(
     generator: GeneratorConfig,
-    pending: list[dict],
+    pending: pa.Table,
     ledger_dir: Path,
     corpus: RealCorpus,
     governor: RateGovernor,
@@ -383,7 +397,7 @@ def _run_here(
 
         reporter = asyncio.create_task(report())
         try:
-            return await engine.run([GenerationRequest.from_row(row) for row in pending])
+            return await engine.run(GenerationRequest.stream(pending))
         finally:
             reporter.cancel()
             await engine.provider.close()

@@ -9,6 +9,7 @@ import asyncio
 import random
 import time
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import replace
 from typing import Protocol
 
@@ -113,26 +114,30 @@ class GenerationEngine:
         configured = getattr(getattr(self.provider, "config", None), "base_url", None)
         return str(client_url or configured or self.provider.kind)
 
-    async def run(self, requests: list[GenerationRequest]) -> dict[str, int]:
+    async def run(self, requests: Iterable[GenerationRequest]) -> dict[str, int]:
         """Complete every request (a ledger row each) unless the budget stops new launches; a fatal
-        provider error cancels the rest and propagates."""
+        provider error cancels the rest and propagates. Requests are drawn from `requests` as room
+        opens, so a stream of millions holds only those admitted."""
         # as many requests again as may be in flight wait for their permit meanwhile, so the
         # governor's round trip overlaps other calls instead of holding a slot
         admitted = asyncio.Semaphore(2 * self.generator.rate.concurrency)
 
         async def guarded(request: GenerationRequest) -> None:
-            async with admitted:
-                if self.stopping:
-                    self.counts["not_started"] += 1  # no ledger row: the next run asks for it
-                    return
-                try:
-                    await self._complete(request)
-                except Fenced:
-                    self.counts["fenced"] += 1
+            try:
+                await self._complete(request)
+            except Fenced:
+                self.counts["fenced"] += 1
+            finally:
+                admitted.release()
 
         try:
             async with asyncio.TaskGroup() as group:
                 for request in requests:
+                    await admitted.acquire()
+                    if self.stopping:
+                        admitted.release()
+                        self.counts["not_started"] += 1  # no ledger row: the next run asks
+                        continue
                     group.create_task(guarded(request))
         except* FatalProviderError as errors:
             raise errors.exceptions[0] from None

@@ -1,6 +1,7 @@
-"""A stopping engine sends nothing more: the requests admitted while others were in flight (up to
-twice the concurrency wait for a grant or a slot) are given back, not sent, when the run stops or
-loses its ledger's lease; the answers in flight are still filed."""
+"""The engine's admission. Requests are drawn from their stream as room opens (at most twice the
+concurrency wait for a grant or a slot). A stopping engine sends nothing more: the requests admitted
+while others were in flight are given back, not sent, when the run stops or loses its ledger's
+lease; the answers in flight are still filed."""
 
 from __future__ import annotations
 
@@ -118,3 +119,54 @@ def test_a_repair_not_sent_after_a_stop_leaves_a_failed_row_for_the_rerun(tmp_pa
     (row,) = read_ledger(tmp_path).to_pylist()
     assert row["status"] == "failed" and "the run stopped before the repair" in row["error"]
     assert counts["stopped_before_repair"] == 1
+
+
+def test_requests_are_drawn_as_room_opens(tmp_path):
+    """A stream of requests is read as they are admitted (twice the concurrency at most), so a
+    worker given a million holds a few hundred; every one is still completed."""
+    provider = GatedProvider()
+    engine, _ = _engine(provider, tmp_path)
+    drawn: list[int] = []
+
+    def stream():
+        for i in range(200):
+            drawn.append(i)
+            yield _request(i)
+
+    async def scenario() -> tuple[int, dict[str, int]]:
+        run = asyncio.create_task(engine.run(stream()))
+        while len(provider.sent) < CONCURRENCY:
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(0.05)
+        held = len(drawn)
+        provider.gate.set()
+        return held, await run
+
+    held, counts = asyncio.run(scenario())
+    assert CONCURRENCY <= held <= 2 * CONCURRENCY + 1
+    assert counts["ok"] == 200 and len(provider.sent) == 200
+    assert read_ledger(tmp_path).num_rows == 200
+
+
+def test_a_requests_table_streams_into_the_same_requests(tmp_path):
+    import pyarrow as pa
+
+    rows = [
+        {
+            "request_id": f"r{i}",
+            "generator": "fake",
+            "strategy": "mptm",
+            "topic": i,
+            "target_platforms": ["twitter", "reddit"],
+            "posts_per_platform": 2,
+            "example_ids": [f"e{i}"],
+            "messages": [{"role": "user", "content": f"prompt {i}"}],
+            "params_json": json.dumps({"max_tokens": 50}),
+            "seed": i,
+            "label": None,
+            "cues": [],
+        }
+        for i in range(5)
+    ]
+    streamed = list(GenerationRequest.stream(pa.Table.from_pylist(rows), batch_rows=2))
+    assert streamed == [GenerationRequest.from_row(row) for row in rows]
