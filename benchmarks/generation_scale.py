@@ -211,7 +211,10 @@ def main() -> None:
         server.log.requests.clear()
 
         phases = []
+        killed_at = resumed_at = math.inf
         for phase in ("until the kill", "resumed"):
+            if phase == "resumed":
+                resumed_at = time.time()
             started, before = time.perf_counter(), len(server.log.requests)
             driver = start(work)
             peaks = Peaks(driver.pid)
@@ -220,6 +223,7 @@ def main() -> None:
                 answered = sum(1 for e in server.log.requests if e["status"] == 200)
                 if phase == "until the kill" and answered >= args.kill_at * args.requests:
                     os.killpg(driver.pid, signal.SIGKILL)
+                    killed_at = time.time()
                     killed = True
                     break
                 time.sleep(0.2)
@@ -247,11 +251,28 @@ def main() -> None:
                 print(f"    {name}: {rss / 2**20:,.0f} MiB")
         answered = [e["digest"] for e in server.log.requests if e["status"] == 200]
         distinct = len(set(answered))
+        # each prompt answered twice, by when its first copy reached the server: before the kill
+        # (in flight at it), or after it from the killed run's workers (sent when they should
+        # have stopped)
+        first_sent: dict[str, float] = {}
+        twice = Counter()
+        for entry in server.log.requests:
+            if entry["status"] != 200:
+                continue
+            if entry["digest"] not in first_sent:
+                first_sent[entry["digest"]] = entry["received_at"]
+            else:
+                sent = first_sent[entry["digest"]]
+                twice["before the kill" if sent < killed_at else
+                      "after the kill, before the resume" if sent < resumed_at else
+                      "both after the resume"] += 1  # fmt: skip
         ok_rows = ledger.filter(pc.equal(ledger.column("status"), "ok")) if ledger else None
         print(f"\nledger: {ledger.num_rows if ledger else 0:,} rows, {size / 2**20:.1f} MiB")
         print(f"server answered {len(answered):,} requests for {distinct:,} distinct prompts of "
               f"{args.requests:,}: {len(answered) - distinct:,} answered twice "
               f"(at most {in_flight:,} were in flight at the kill)")  # fmt: skip
+        for when, count in twice.items():
+            print(f"  first sent {when}: {count:,}")
         if ok_rows is not None:
             ids = ok_rows.column("request_id").to_pylist()
             print(f"ledger: {len(set(ids)):,} requests settled ok, "
