@@ -143,6 +143,27 @@ def ledger_row(
     }
 
 
+def generation_request(
+    i: int, platform: str = "twitter", messages: list[dict] | None = None, **params
+):
+    """A request for one post on `platform` (numbered i), for tests that drive the engine."""
+    from mpsynth.providers import GenerationRequest
+
+    return GenerationRequest(
+        request_id=f"req-{i}",
+        generator="g",
+        strategy="mptm",
+        topic=i,
+        target_platforms=[platform],
+        posts_per_platform=1,
+        example_ids=[],
+        messages=messages
+        or [{"role": "user", "content": f"[{platform}] example {i}\nWrite 1 post for {platform}."}],
+        params={"max_tokens": 200, **params},
+        seed=i,
+    )
+
+
 def run_engine(generator, requests, ledger_dir, price, budget_usd=None):
     """Complete `requests` with the generator's real provider client in this process: (the engine's
     counts, the ledger, the governor)."""

@@ -15,6 +15,7 @@ from mpsynth.generation.engine import GenerationEngine, LocalGovernor
 from mpsynth.generation.ledger import Lease, LedgerWriter, read_ledger
 from mpsynth.generation.ratelimit import RateGovernor
 from mpsynth.providers import Completion, GenerationRequest
+from tests.conftest import generation_request
 
 CONCURRENCY = 3
 ANSWER = json.dumps({"posts": [{"platform": "twitter", "text": "a post"}]})
@@ -41,18 +42,7 @@ class GatedProvider:
 
 
 def _request(i: int) -> GenerationRequest:
-    return GenerationRequest(
-        request_id=f"r{i:03d}",
-        generator="fake",
-        strategy="mptm",
-        topic=0,
-        target_platforms=["twitter"],
-        posts_per_platform=1,
-        example_ids=[],
-        messages=[{"role": "user", "content": f"prompt {i}"}],
-        params={"max_tokens": 50},
-        seed=i,
-    )
+    return generation_request(i, max_tokens=50)
 
 
 def _engine(provider, ledger_dir, lease=None):
@@ -88,7 +78,7 @@ def test_nothing_admitted_is_sent_once_the_run_stops(tmp_path, how):
         return await run
 
     counts = asyncio.run(scenario())
-    assert sorted(provider.sent) == [f"r{i:03d}" for i in range(CONCURRENCY)]
+    assert sorted(provider.sent) == sorted(f"req-{i}" for i in range(CONCURRENCY))
     filed = read_ledger(tmp_path).column("request_id").to_pylist()
     if how == "stop":
         # the answers in flight are filed; the rest are left for the next run
@@ -115,7 +105,7 @@ def test_a_repair_not_sent_after_a_stop_leaves_a_failed_row_for_the_rerun(tmp_pa
         return await run
 
     counts = asyncio.run(scenario())
-    assert provider.sent == ["r000"]  # the repair was never sent
+    assert provider.sent == ["req-0"]  # the repair was never sent
     (row,) = read_ledger(tmp_path).to_pylist()
     assert row["status"] == "failed" and "the run stopped before the repair" in row["error"]
     assert counts["stopped_before_repair"] == 1

@@ -15,7 +15,7 @@ from mpsynth.config import GeneratorConfig
 from mpsynth.generation.pricing import Price
 from mpsynth.providers import GenerationRequest, build_provider
 from mpsynth.testing import FakeProviderServer, Fault
-from tests.conftest import run_engine
+from tests.conftest import generation_request, run_engine
 
 KINDS = ("openai", "anthropic", "gemini")
 # the bodies a hostile probe found to end a run, and their kin
@@ -35,20 +35,14 @@ MALFORMED = {
 
 
 def _request(i: int) -> GenerationRequest:
-    return GenerationRequest(
-        request_id=f"req-{i}",
-        generator="g",
-        strategy="mptm",
-        topic=i,
-        target_platforms=["reddit"],
-        posts_per_platform=1,
-        example_ids=[],
-        messages=[
+    return generation_request(
+        i,
+        "reddit",
+        [
             {"role": "system", "content": "You write realistic social-media posts."},
             {"role": "user", "content": f"[reddit] example {i}\nWrite 1 new posts for: reddit."},
         ],
-        params={"temperature": 0.8, "max_tokens": 200},
-        seed=i,
+        temperature=0.8,
     )
 
 

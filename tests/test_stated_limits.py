@@ -9,10 +9,9 @@ from mpsynth.config import GeneratorConfig
 from mpsynth.config.generation import CircuitBreakerConfig, RateLimitConfig
 from mpsynth.generation.pricing import Price
 from mpsynth.generation.ratelimit import HEADROOM, RateGovernor
-from mpsynth.providers import GenerationRequest
 from mpsynth.providers.limits import StatedLimits, stated_limits
 from mpsynth.testing import FakeProviderServer
-from tests.conftest import run_engine
+from tests.conftest import generation_request, run_engine
 
 
 def test_each_providers_headers_parse():
@@ -60,17 +59,11 @@ def test_the_sdks_bring_the_stated_limit_to_the_governor(kind, tmp_path, monkeyp
                 "rate": {"requests_per_minute": 1200},
             }
         )
-        request = GenerationRequest(
-            request_id="r1",
-            generator="g",
-            strategy="mptm",
-            topic=0,
-            target_platforms=["twitter"],
-            posts_per_platform=1,
-            example_ids=[],
+        request = generation_request(
+            1,
             messages=[{"role": "user", "content": "Write 1 post for twitter."}],
-            params={"temperature": 0.7, "max_tokens": 100},
-            seed=1,
+            temperature=0.7,
+            max_tokens=100,
         )
         *_, governor = run_engine(generator, [request], tmp_path, Price(1.0, 1.0))
     if kind == "gemini":  # Gemini states no limits: the configured rate stands
