@@ -68,7 +68,7 @@ class RealCorpusIndex:
         self.text_of = dict(zip(ids, texts, strict=True))
         self.lsh = MinHashLSH(threshold=NEAR_COPY, num_perm=NUM_PERM)
         for done, (post_id, text) in enumerate(self.text_of.items(), 1):
-            self.lsh.insert(post_id, self._signature(shingles(text)))
+            self.lsh.insert(post_id, self.signature(shingles(text)))
             if progress is not None and done % self.PROGRESS_EVERY == 0:
                 progress(done)
         if progress is not None:
@@ -76,25 +76,30 @@ class RealCorpusIndex:
         self.identifiers = identifiers(texts)
         self.identifiers["handles"].update(a.lower() for a in authors if a)
 
-    def _signature(self, grams: set[str]):
-        signature = self._empty.copy()  # the permutations are drawn once, not per post
+    def signature(self, grams: set[str]):
+        """The MinHash of a shingle set, as the index's own (the permutations drawn once)."""
+        signature = self._empty.copy()
         signature.update_batch([g.encode("utf-8") for g in grams])
         return signature
 
     def near_copy_of_corpus(self, text: str) -> bool:
         grams = shingles(text)
+        return self.nearly_copies_corpus(grams, self.signature(grams))
+
+    def nearly_copies_corpus(self, grams: set[str], signature) -> bool:
+        """Whether a text (its shingles and their signature) nearly copies any real post."""
         return any(
             jaccard(grams, shingles(self.text_of[candidate])) >= NEAR_COPY
-            for candidate in self.lsh.query(self._signature(grams))
+            for candidate in self.lsh.query(signature)
         )
+
+    def shingles_of(self, post_ids: list[str]) -> list[set[str]]:
+        """The shingle sets of the real posts named (those the index holds)."""
+        return [shingles(self.text_of[i]) for i in post_ids if i in self.text_of]
 
     def near_copy_of(self, text: str, example_ids: list[str]) -> bool:
         grams = shingles(text)
-        return any(
-            jaccard(grams, shingles(self.text_of[i])) >= NEAR_COPY
-            for i in example_ids
-            if i in self.text_of
-        )
+        return any(jaccard(grams, other) >= NEAR_COPY for other in self.shingles_of(example_ids))
 
 
 def privacy_flags(

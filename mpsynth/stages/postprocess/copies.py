@@ -28,39 +28,45 @@ def copy_reasons(
 ) -> list[str | None]:
     """Per synthetic post (in order): why it is dropped (a key of REASONS), or None to keep it.
     A near duplicate is judged against the posts kept before it (and the `earlier` posts of the
-    same set, kept in a previous round), so one of each group stays."""
-    from datasketch import MinHash, MinHashLSH
+    same set, kept in a previous round), so one of each group stays.
 
-    def signature_of(grams: set[str]) -> MinHash:
-        signature = MinHash(num_perm=NUM_PERM, seed=1)
-        signature.update_batch([g.encode("utf-8") for g in grams])
-        return signature
+    Each post's shingles and signature are made once and serve every check; the examples' shingles
+    once per request (its posts come together); the kept posts' shingles are made again for the
+    few candidates a query returns, not kept (some 20 KB a post: 20 GB at a million)."""
+    from datasketch import MinHashLSH
 
     kept = MinHashLSH(threshold=NEAR_COPY, num_perm=NUM_PERM)
-    kept_shingles: dict[int, set[str]] = {}
+    kept_texts: dict[int, str] = {}
     if config.near_duplicates:
         for position, text in enumerate(earlier, start=-len(earlier)):
-            kept_shingles[position] = shingles(text)
-            kept.insert(str(position), signature_of(kept_shingles[position]))
+            kept_texts[position] = text
+            kept.insert(str(position), index.signature(shingles(text)))
+    shown: tuple[str, ...] | None = None
+    shown_grams: list[set[str]] = []
     reasons: list[str | None] = []
     for position, (text, examples) in enumerate(zip(texts, example_ids, strict=True)):
         grams = shingles(text)
-        signature = signature_of(grams)
+        signature = index.signature(grams)
+        if config.near_copies_of_examples and tuple(examples) != shown:
+            shown = tuple(examples)
+            shown_grams = index.shingles_of(examples)
         reason = None
         if config.exact_copies and text in index.exact:
             reason = "exact_copy"
-        elif config.near_copies_of_examples and index.near_copy_of(text, examples):
+        elif config.near_copies_of_examples and any(
+            jaccard(grams, other) >= NEAR_COPY for other in shown_grams
+        ):
             reason = "near_copy_of_examples"
-        elif config.near_copies_of_corpus and index.near_copy_of_corpus(text):
+        elif config.near_copies_of_corpus and index.nearly_copies_corpus(grams, signature):
             reason = "near_copy_of_corpus"
         elif config.near_duplicates and any(
-            jaccard(grams, kept_shingles[int(other)]) >= NEAR_COPY
+            jaccard(grams, shingles(kept_texts[int(other)])) >= NEAR_COPY
             for other in kept.query(signature)
         ):
             reason = "near_duplicate"
-        if reason is None:
+        if reason is None and config.near_duplicates:
             kept.insert(str(position), signature)
-            kept_shingles[position] = grams
+            kept_texts[position] = text
         reasons.append(reason)
     return reasons
 
