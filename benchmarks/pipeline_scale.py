@@ -12,7 +12,9 @@ per-post families on a sample per platform. Printed per stage: seconds, posts pe
     .venv/bin/python benchmarks/pipeline_scale.py --sizes 100000       # one size
     # a million synthetic posts from a million real ones (one set, 100 posts a request)
     .venv/bin/python benchmarks/pipeline_scale.py --sizes 1000000 --posts-per-generated 1 \
-        --strategies mptm --posts-per-platform 25 --max-tokens 8192
+        --strategies mptm --posts-per-platform 25 --max-tokens 8192 --work /tmp/scale1m
+    # the same, killed and started again: the stages done are skipped (their memory: "earlier")
+    .venv/bin/python benchmarks/pipeline_scale.py ... --work /tmp/scale1m --resume
 """
 
 from __future__ import annotations
@@ -60,56 +62,64 @@ def spilled_mib() -> float:
 
 def run_size(n: int, real, server: FakeProviderServer, args, work: Path) -> dict:
     corpus = work / f"corpus-{n}.parquet"
-    started = time.perf_counter()
-    per_platform = build_corpus(real, n, corpus, seed=n)
-    built_s = time.perf_counter() - started
     config_path = work / f"scale-{n}.yaml"
-    config_path.write_text(
-        yaml.safe_dump(
-            {
-                "run_dir": str(work / f"run-{n}"),
-                "seed": 13,
-                "ingest": {"inputs": [{"path": str(corpus)}]},
-                "embed": {
-                    "embedder": {"kind": "lsa", "dimensions": 128, "fit_sample": 100_000},
-                    "batch_size": 8192,
-                },
-                "topics": {
-                    "fit_sample_per_platform": args.fit_sample_per_platform,
-                    "min_cluster_size": 40,
-                },
-                "pools": {"strategies": args.strategies},
-                "prompts": {"posts_per_platform": args.posts_per_platform},
-                "generate": {
-                    "n_posts": max(200, n // args.posts_per_generated),
-                    # a request whose answer outgrows max_tokens twice fails; the scale is measured
-                    # on the others (the count is in the generate stage's rows)
-                    "accept_gaps": True,
-                    "generators": [
-                        {
-                            "name": "api",
-                            "provider": {
-                                "kind": "openai",
-                                "model": "gpt-4o-mini",
-                                "base_url": server.base_url,
-                                "api_key_env": KEY_ENV,
-                            },
-                            "actors": 2,
-                            "max_tokens": args.max_tokens,
-                            "rate": {"concurrency": 32},
-                        }
-                    ],
-                },
-                "evaluate": {
-                    "sample_per_platform": args.evaluate_sample,
-                    "bootstrap_samples": 200,
-                },
-            }
+    counts_path = work / f"corpus-{n}.json"
+    resume = args.resume and config_path.is_file()  # the stages done stay done
+    started = time.perf_counter()
+    if resume:
+        per_platform = json.loads(counts_path.read_text())
+    else:
+        per_platform = build_corpus(real, n, corpus, seed=n)
+        counts_path.write_text(json.dumps(per_platform))
+    built_s = time.perf_counter() - started
+    if not resume:
+        config_path.write_text(
+            yaml.safe_dump(
+                {
+                    "run_dir": str(work / f"run-{n}"),
+                    "seed": 13,
+                    "ingest": {"inputs": [{"path": str(corpus)}]},
+                    "embed": {
+                        "embedder": {"kind": "lsa", "dimensions": 128, "fit_sample": 100_000},
+                        "batch_size": 8192,
+                    },
+                    "topics": {
+                        "fit_sample_per_platform": args.fit_sample_per_platform,
+                        "min_cluster_size": 40,
+                    },
+                    "pools": {"strategies": args.strategies},
+                    "prompts": {"posts_per_platform": args.posts_per_platform},
+                    "generate": {
+                        "n_posts": max(200, n // args.posts_per_generated),
+                        # a request whose answer outgrows max_tokens twice fails; the scale is measured
+                        # on the others (the count is in the generate stage's rows)
+                        "accept_gaps": True,
+                        "generators": [
+                            {
+                                "name": "api",
+                                "provider": {
+                                    "kind": "openai",
+                                    "model": "gpt-4o-mini",
+                                    "base_url": server.base_url,
+                                    "api_key_env": KEY_ENV,
+                                },
+                                "actors": 2,
+                                "max_tokens": args.max_tokens,
+                                "rate": {"concurrency": 32},
+                            }
+                        ],
+                    },
+                    "evaluate": {
+                        "sample_per_platform": args.evaluate_sample,
+                        "bootstrap_samples": 200,
+                    },
+                }
+            )
         )
-    )
     config = load_config(config_path)
     spilled_before = spilled_mib()
     with MemoryTrace() as memory:
+        began = time.time()
         started = time.perf_counter()
         manifest = run_pipeline(config)
         total_s = time.perf_counter() - started
@@ -117,9 +127,10 @@ def run_size(n: int, real, server: FakeProviderServer, args, work: Path) -> dict
     for stage in PIPELINES["mptm"]:
         entry = manifest["stages"][stage]
         end = datetime.fromisoformat(entry["finished"]).timestamp()
+        ran_here = end >= began  # else done by the run resumed: its memory was not traced here
         stages[stage] = {
             "seconds": entry["seconds"],
-            "peak": memory.peak(end - entry["seconds"] - 1.0, end + 1.0),
+            "peak": memory.peak(end - entry["seconds"] - 1.0, end + 1.0) if ran_here else None,
             "rows": entry["rows"],
         }
     return {
@@ -157,6 +168,12 @@ def main() -> None:
     parser.add_argument("--latency", type=float, default=0.05)
     parser.add_argument("--work", type=Path, default=None, help="keep the runs here")
     parser.add_argument("--json", type=Path, default=None, help="write the results here too")
+    parser.add_argument(
+        "--resume",
+        action="store_true",
+        help="with --work: go on with the runs there (their corpus and config kept, the stages "
+        "done skipped)",
+    )
     args = parser.parse_args()
     paths = [args.data / name for name in FILES]
     if not all(p.is_file() for p in paths):
@@ -191,9 +208,8 @@ def main() -> None:
             print(f"{'stage':<12}{'seconds':>9}{'posts/s':>10}{'peak GiB':>10}  rows")
             for stage, s in result["stages"].items():
                 rate = n / s["seconds"] if s["seconds"] else float("inf")
-                print(
-                    f"{stage:<12}{s['seconds']:>9.1f}{rate:>10.0f}{gib(s['peak']):>10}  {s['rows']}"
-                )
+                peak = gib(s["peak"]) if s["peak"] is not None else "earlier"
+                print(f"{stage:<12}{s['seconds']:>9.1f}{rate:>10.0f}{peak:>10}  {s['rows']}")
     if len(results) > 1:
         small, large = results[0], results[-1]
         scale = large["posts"] / small["posts"]
