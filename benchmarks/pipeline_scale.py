@@ -28,12 +28,14 @@ import tempfile
 import time
 from datetime import datetime
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import psutil
 import yaml
 
 from mpsynth.config import RayConfig, load_config
 from mpsynth.config.run import PIPELINES
+from mpsynth.core import console
 from mpsynth.distributed.session import ray_session
 from mpsynth.orchestration.pipeline import run_pipeline
 from mpsynth.testing import FakeProviderServer
@@ -145,6 +147,17 @@ def run_size(n: int, real, server: FakeProviderServer, args, work: Path) -> dict
     }
 
 
+def _resumed_port(args) -> int:
+    """The port the local server had in the run resumed (its requests' ids name the server), else
+    0 (any)."""
+    for n in args.sizes if args.resume and args.work else ():
+        path = args.work / f"scale-{n}.yaml"
+        if path.is_file():
+            generator = yaml.safe_load(path.read_text())["generate"]["generators"][0]
+            return urlsplit(generator["provider"]["base_url"]).port or 0
+    return 0
+
+
 def gib(n_bytes: float) -> str:
     return f"{n_bytes / 2**30:.2f}"
 
@@ -180,6 +193,7 @@ def main() -> None:
         print(f"{args.data} lacks the public files: resampling the bundled demo posts instead")
         paths = BUNDLED
     os.environ[KEY_ENV] = "scale-key"
+    console.setup(False)  # mpsynth's progress lines, as `mpsynth run` shows them
     cpu = psutil.cpu_count()
     memory = psutil.virtual_memory().total
     print(
@@ -195,7 +209,9 @@ def main() -> None:
         if args.work
         else tempfile.TemporaryDirectory() as tmp,
         ray_session(RayConfig()),
-        FakeProviderServer(api_key="scale-key", latency_s=args.latency) as server,
+        FakeProviderServer(
+            api_key="scale-key", latency_s=args.latency, port=_resumed_port(args)
+        ) as server,
     ):
         for n in args.sizes:
             result = run_size(n, real, server, args, Path(tmp))

@@ -55,6 +55,7 @@ class FakeProviderServer:
         state_limits: bool = True,
         batch_delay_s: float = 0.2,
         log_bodies: bool = True,
+        port: int = 0,
     ) -> None:
         self.api_key = api_key
         # False: the log keeps each request's digest, not its body (a run of 100,000 requests)
@@ -68,7 +69,7 @@ class FakeProviderServer:
         self.faults: deque[Fault] = deque()
         self.log = ServerLog()
         self.batches = BatchEndpoints(self._batch_answer, lambda: self.root_url, batch_delay_s)
-        self._server = _Listener(("127.0.0.1", 0), self._handler())
+        self._server = _Listener(("127.0.0.1", port), self._handler())  # 0: any free port
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
     @property
