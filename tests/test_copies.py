@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from mpsynth.config import CopiesConfig
 from mpsynth.metrics.privacy import RealCorpusIndex
-from mpsynth.stages.postprocess.copies import copy_reasons, tally
+from mpsynth.stages.postprocess.copies import CopyFilter, copy_reasons, tally
 
 REAL = {
     "r1": "The senate vote on the border bill is set for Thursday, call your representative today",
@@ -79,3 +79,19 @@ def test_each_check_can_be_turned_off():
         near_duplicates=False,
     )
     assert _reasons(off) == [None] * len(SYNTHETIC)
+
+
+def test_a_filter_kept_across_rounds_judges_as_if_given_the_posts_kept_before():
+    """A deficit round's posts are judged against the posts the set kept before, held by the
+    set's filter since the first round (not indexed again): as `copy_reasons` with `earlier`."""
+    index = RealCorpusIndex(list(REAL), list(REAL.values()))
+    texts, examples = [t for t, _ in SYNTHETIC], [e for _, e in SYNTHETIC]
+    first, later = slice(0, 5), slice(5, None)
+    copies = CopyFilter(index, CopiesConfig())
+    first_reasons = copies.reasons(texts[first], examples[first])
+    kept_before = [t for t, r in zip(texts[first], first_reasons, strict=True) if r is None]
+    round_two = [*texts[later], texts[3] + "?"]  # the last nearly repeats a post kept in round 1
+    shown = [*examples[later], ["r2"]]
+    reasons = copies.reasons(round_two, shown)
+    assert reasons == [None, "near_duplicate", None, "near_duplicate"]
+    assert reasons == copy_reasons(index, round_two, shown, CopiesConfig(), earlier=kept_before)

@@ -7,6 +7,7 @@ that holds, in that order, and counted under it."""
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable, Iterable
 
 from mpsynth.config import CopiesConfig
 from mpsynth.metrics.privacy import NEAR_COPY, NUM_PERM, RealCorpusIndex, jaccard, shingles
@@ -19,6 +20,76 @@ REASONS = {
 }
 
 
+class CopyFilter:
+    """The copy filter over one synthetic set. The posts it keeps stay indexed, so a later round's
+    posts are judged against them without indexing them again.
+
+    Each post's shingles and signature are made once and serve every check; the examples' shingles
+    once per request (its posts come together); the kept posts' shingles are made again for the
+    few candidates a query returns, not held (some 20 KB a post: 20 GB at a million)."""
+
+    PROGRESS_EVERY = 10_000
+
+    def __init__(self, index: RealCorpusIndex, config: CopiesConfig) -> None:
+        from datasketch import MinHashLSH
+
+        self.index = index
+        self.config = config
+        self.kept = MinHashLSH(threshold=NEAR_COPY, num_perm=NUM_PERM)
+        self.kept_texts: dict[int, str] = {}
+
+    def keep(self, texts: Iterable[str]) -> None:
+        """Posts of the set kept before (by an earlier round): later posts must not repeat them."""
+        if self.config.near_duplicates:
+            for text in texts:
+                self._keep(text, self.index.signature(shingles(text)))
+
+    def _keep(self, text: str, signature) -> None:
+        key = len(self.kept_texts)
+        self.kept.insert(str(key), signature)
+        self.kept_texts[key] = text
+
+    def reasons(
+        self,
+        texts: list[str],
+        example_ids: list[list[str]],
+        progress: Callable[[int], None] | None = None,
+    ) -> list[str | None]:
+        """Per post (in order): why it is dropped (a key of REASONS), or None to keep it. A near
+        duplicate is judged against the posts kept before it, so one of each group stays.
+        `progress(n)` is told every PROGRESS_EVERY posts."""
+        index, config = self.index, self.config
+        shown: tuple[str, ...] | None = None
+        shown_grams: list[set[str]] = []
+        reasons: list[str | None] = []
+        for done, (text, examples) in enumerate(zip(texts, example_ids, strict=True), 1):
+            grams = shingles(text)
+            signature = index.signature(grams)
+            if config.near_copies_of_examples and tuple(examples) != shown:
+                shown = tuple(examples)
+                shown_grams = index.shingles_of(examples)
+            reason = None
+            if config.exact_copies and text in index.exact:
+                reason = "exact_copy"
+            elif config.near_copies_of_examples and any(
+                jaccard(grams, other) >= NEAR_COPY for other in shown_grams
+            ):
+                reason = "near_copy_of_examples"
+            elif config.near_copies_of_corpus and index.nearly_copies_corpus(grams, signature):
+                reason = "near_copy_of_corpus"
+            elif config.near_duplicates and any(
+                jaccard(grams, shingles(self.kept_texts[int(other)])) >= NEAR_COPY
+                for other in self.kept.query(signature)
+            ):
+                reason = "near_duplicate"
+            if reason is None and config.near_duplicates:
+                self._keep(text, signature)
+            reasons.append(reason)
+            if progress is not None and done % self.PROGRESS_EVERY == 0:
+                progress(done)
+        return reasons
+
+
 def copy_reasons(
     index: RealCorpusIndex,
     texts: list[str],
@@ -26,49 +97,11 @@ def copy_reasons(
     config: CopiesConfig,
     earlier: list[str] = (),
 ) -> list[str | None]:
-    """Per synthetic post (in order): why it is dropped (a key of REASONS), or None to keep it.
-    A near duplicate is judged against the posts kept before it (and the `earlier` posts of the
-    same set, kept in a previous round), so one of each group stays.
-
-    Each post's shingles and signature are made once and serve every check; the examples' shingles
-    once per request (its posts come together); the kept posts' shingles are made again for the
-    few candidates a query returns, not kept (some 20 KB a post: 20 GB at a million)."""
-    from datasketch import MinHashLSH
-
-    kept = MinHashLSH(threshold=NEAR_COPY, num_perm=NUM_PERM)
-    kept_texts: dict[int, str] = {}
-    if config.near_duplicates:
-        for position, text in enumerate(earlier, start=-len(earlier)):
-            kept_texts[position] = text
-            kept.insert(str(position), index.signature(shingles(text)))
-    shown: tuple[str, ...] | None = None
-    shown_grams: list[set[str]] = []
-    reasons: list[str | None] = []
-    for position, (text, examples) in enumerate(zip(texts, example_ids, strict=True)):
-        grams = shingles(text)
-        signature = index.signature(grams)
-        if config.near_copies_of_examples and tuple(examples) != shown:
-            shown = tuple(examples)
-            shown_grams = index.shingles_of(examples)
-        reason = None
-        if config.exact_copies and text in index.exact:
-            reason = "exact_copy"
-        elif config.near_copies_of_examples and any(
-            jaccard(grams, other) >= NEAR_COPY for other in shown_grams
-        ):
-            reason = "near_copy_of_examples"
-        elif config.near_copies_of_corpus and index.nearly_copies_corpus(grams, signature):
-            reason = "near_copy_of_corpus"
-        elif config.near_duplicates and any(
-            jaccard(grams, shingles(kept_texts[int(other)])) >= NEAR_COPY
-            for other in kept.query(signature)
-        ):
-            reason = "near_duplicate"
-        if reason is None and config.near_duplicates:
-            kept.insert(str(position), signature)
-            kept_texts[position] = text
-        reasons.append(reason)
-    return reasons
+    """Per synthetic post (in order): why it is dropped (a key of REASONS), or None to keep it;
+    `earlier`: posts of the same set kept in a previous round."""
+    copies = CopyFilter(index, config)
+    copies.keep(earlier)
+    return copies.reasons(texts, example_ids)
 
 
 def tally(reasons: list[str | None]) -> dict[str, int]:

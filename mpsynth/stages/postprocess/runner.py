@@ -18,6 +18,7 @@ import pyarrow.parquet as pq
 from mpsynth.core import console, schema
 from mpsynth.metrics.privacy import RealCorpusIndex
 from mpsynth.rundir.context import StageContext, write_table
+from mpsynth.stages.postprocess.copies import CopyFilter
 
 log = logging.getLogger(__name__)
 
@@ -30,12 +31,13 @@ def run_postprocess(ctx: StageContext, out: Path) -> dict[str, int]:
         pq.read_table(ctx.path("generate", "completions.parquet")),
     )
     index = real_index(ctx)
-    datasets, rejected, copies = drop_copies(ctx, index, result.datasets)
+    filters: dict[str, CopyFilter] = {}  # each set's, holding the posts kept: deficit rounds add
+    datasets, rejected, copies = drop_copies(ctx, index, result.datasets, filters=filters)
     summary: dict[str, Any] = {**result.counts, "copies": copies}
     targets_path = ctx.run.stage_dir("pools") / "targets.parquet"  # labelled pools have none
     if targets_path.is_file() and pq.read_metadata(targets_path).num_rows:
         datasets, summary["composition"] = fill_cells(
-            ctx, index, pq.read_table(targets_path), datasets, rejected, copies
+            ctx, index, pq.read_table(targets_path), datasets, rejected, copies, filters
         )
     # labelled runs judge sets by a classifier's F1: calibrated copies would double the grid
     if ctx.config.postprocess.calibrate and datasets and not ctx.has("labels"):
@@ -108,24 +110,29 @@ def drop_copies(
     index: RealCorpusIndex | None,
     datasets: dict[str, pa.Table],
     earlier: dict[str, pa.Table] | None = None,
+    filters: dict[str, CopyFilter] | None = None,
 ) -> tuple[dict[str, pa.Table], list[pa.Table], dict[str, dict[str, int]]]:
     """The copy filter (postprocess.copies) over every synthetic set: (kept sets, rejected rows,
     counts per set). `earlier`: posts of the same sets kept before (a deficit round's new posts
-    must not repeat them)."""
-    from mpsynth.stages.postprocess.copies import REASONS, copy_reasons, tally
+    must not repeat them); `filters`: each set's filter, kept by the caller across rounds (it
+    holds the posts it kept, so `earlier` is not indexed again)."""
+    from mpsynth.stages.postprocess.copies import REASONS, tally
 
     if index is None or not datasets:
         return datasets, [], {}
+    filters = {} if filters is None else filters
     kept, rejected, counts = {}, [], {}
     for name, table in datasets.items():
-        before = earlier[name].column("text").to_pylist() if earlier and name in earlier else []
-        reasons = copy_reasons(
-            index,
-            table.column("text").to_pylist(),
-            table.column("example_ids").to_pylist(),
-            ctx.config.postprocess.copies,
-            before,
-        )
+        if name not in filters:
+            filters[name] = CopyFilter(index, ctx.config.postprocess.copies)
+            if earlier and name in earlier:
+                filters[name].keep(earlier[name].column("text").to_pylist())
+        with console.progress(f"postprocess {name}: copy filter", table.num_rows, "posts") as shown:
+            reasons = filters[name].reasons(
+                table.column("text").to_pylist(),
+                table.column("example_ids").to_pylist(),
+                progress=lambda done: shown.update(done=done),
+            )
         counts[name] = tally(reasons)
         dropped = [i for i, r in enumerate(reasons) if r is not None]
         kept[name] = table.filter(pa.array([r is None for r in reasons]))
@@ -160,9 +167,11 @@ def fill_cells(
     datasets: dict[str, pa.Table],
     rejected: list[pa.Table],
     copies: dict[str, dict[str, int]],
+    filters: dict[str, CopyFilter] | None = None,
 ) -> tuple[dict[str, pa.Table], dict[str, dict[str, Any]]]:
     """Deficit rounds until every cell meets its target or pools.composition.max_rounds is spent,
-    then the surplus trimmed. Returns the sets and, per set, what happened."""
+    then the surplus trimmed. Returns the sets and, per set, what happened. `filters`: each set's
+    copy filter from the first round, holding the posts it kept."""
     from mpsynth.stages.postprocess.composition import (
         cell_js_divergence,
         cells_of,
@@ -211,7 +220,7 @@ def fill_cells(
         real = real or _real_cells(ctx)
         for name, lack in short.items():
             new, requests = _deficit_round(ctx, real, name, strategy_of[name], lack, round_number)
-            new, dropped, counted = drop_copies(ctx, index, new, earlier=datasets)
+            new, dropped, counted = drop_copies(ctx, index, new, datasets, filters)
             rejected.extend(dropped)
             for counts in counted.values():
                 merged = copies.setdefault(name, Counter())
