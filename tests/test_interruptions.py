@@ -66,6 +66,9 @@ def prepared(tmp_path_factory, demo_rows, server, ray_local):
         "pools": {"strategies": ["mptm"]},
         "generate": {
             "n_posts": 240,
+            # each run asks the server itself: the completion cache would hand the interrupted
+            # runs the reference run's answers, and nothing would be sent to interrupt
+            "cache": False,
             "generators": [
                 fake_openai_generator(
                     "hosted",
