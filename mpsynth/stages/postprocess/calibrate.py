@@ -139,6 +139,7 @@ def calibrate(
         table.column("topic").to_pylist() if "topic" in table.column_names else [None] * len(ids)
     )
     handles = [f"@user_{rng.integers(0, 16**8):08x}" for _ in range(HANDLE_POOL)]
+    draw = _Draws()
     changes: dict[str, list] = {name: [] for name in CHANGES.names}
     shares: dict[str, dict[str, dict[str, float]]] = {}
     by_platform: dict[str, list[int]] = {}
@@ -158,7 +159,7 @@ def calibrate(
                 for r in rng.choice(np.array(rows)[~has], change, replace=False).tolist():
                     count = int(rng.choice(target.counts))
                     for _ in range(count):
-                        value = _new_value(kind, real, topics[r], handles, rng)
+                        value = _new_value(kind, real, topics[r], handles, rng, draw)
                         texts[r] = _insert(texts[r], value, rng.choice(3, p=target.places), rng)
                         _record(changes, ids[r], kind, "added", value)
             elif change < 0:
@@ -181,12 +182,25 @@ def _record(changes: dict[str, list], post_id: str, kind: str, action: str, valu
     changes["entity"].append(value)
 
 
-def _draw(counter: Counter, rng: np.random.Generator) -> str | None:
-    if not counter:
-        return None
-    values = list(counter)
-    weights = np.array([counter[v] for v in values], dtype=float)
-    return values[int(rng.choice(len(values), p=weights / weights.sum()))]
+class _Draws:
+    """Values drawn from counters by their counts, each counter's cumulative weights worked out
+    once per calibration (a million posts draw hundreds of thousands of values from counters of
+    thousands); the same draws, from the same generator, as `rng.choice(n, p=weights / total)`."""
+
+    def __init__(self) -> None:
+        self._cdfs: dict[int, tuple[Counter, list[str], np.ndarray]] = {}
+
+    def __call__(self, counter: Counter, rng: np.random.Generator) -> str | None:
+        if not counter:
+            return None
+        if id(counter) not in self._cdfs:
+            values = list(counter)
+            weights = np.array([counter[v] for v in values], dtype=float)
+            cdf = (weights / weights.sum()).cumsum()
+            cdf /= cdf[-1]
+            self._cdfs[id(counter)] = (counter, values, cdf)  # the counter held: its id stays
+        _, values, cdf = self._cdfs[id(counter)]
+        return values[int(cdf.searchsorted(rng.random(), side="right"))]
 
 
 def _new_value(
@@ -195,10 +209,11 @@ def _new_value(
     topic: int | None,
     handles: list[str],
     rng: np.random.Generator,
+    draw: _Draws,
 ) -> str:
     match kind:
         case "hashtags":
-            drawn = _draw(real.hashtags_by_topic.get(topic, Counter()), rng) or _draw(
+            drawn = draw(real.hashtags_by_topic.get(topic, Counter()), rng) or draw(
                 real.hashtags, rng
             )
             return drawn or "#news"
@@ -210,7 +225,7 @@ def _new_value(
             scheme, domain, path_length = real.urls[int(rng.integers(len(real.urls)))]
             return f"{scheme}{domain}/{_slug(max(path_length, 4), rng)}"
         case _:
-            return _draw(real.emojis, rng) or "😂"
+            return draw(real.emojis, rng) or "😂"
 
 
 def _slug(length: int, rng: np.random.Generator) -> str:
