@@ -156,8 +156,9 @@ def calibrate(
             before = float(has.mean())
             change = round(target.share * len(rows)) - int(has.sum())
             if change > 0 and target.counts:
+                counts = np.asarray(target.counts)  # once: a list is made an array per draw
                 for r in rng.choice(np.array(rows)[~has], change, replace=False).tolist():
-                    count = int(rng.choice(target.counts))
+                    count = int(rng.choice(counts))
                     for _ in range(count):
                         value = _new_value(kind, real, topics[r], handles, rng, draw)
                         texts[r] = _insert(texts[r], value, rng.choice(3, p=target.places), rng)
