@@ -70,7 +70,7 @@ def as_it_was(index: RealCorpusIndex, texts, example_ids) -> list[str | None]:
         reason = None
         if text in index.exact:
             reason = "exact_copy"
-        elif index.near_copy_of(text, examples):
+        elif any(jaccard(grams, g) >= NEAR_COPY for g in index.shingles_of(examples)):
             reason = "near_copy_of_examples"
         elif index.near_copy_of_corpus(text):
             reason = "near_copy_of_corpus"

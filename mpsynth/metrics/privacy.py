@@ -97,24 +97,25 @@ class RealCorpusIndex:
         """The shingle sets of the real posts named (those the index holds)."""
         return [shingles(self.text_of[i]) for i in post_ids if i in self.text_of]
 
-    def near_copy_of(self, text: str, example_ids: list[str]) -> bool:
-        grams = shingles(text)
-        return any(jaccard(grams, other) >= NEAR_COPY for other in self.shingles_of(example_ids))
-
 
 def privacy_flags(
     index: RealCorpusIndex, texts: list[str], example_ids: list[list[str]] | None
 ) -> dict[str, np.ndarray]:
-    """Per synthetic post: does it copy, nearly copy, or replay real identifiers?"""
+    """Per synthetic post: does it copy, nearly copy, or replay real identifiers? Each post's
+    shingles are made once for both near-copy checks."""
+    grams = [shingles(t) for t in texts]
     flags = {
         "exact_copy_share": np.array([t in index.exact for t in texts], dtype=bool),
         "near_copy_of_corpus_share": np.array(
-            [index.near_copy_of_corpus(t) for t in texts], dtype=bool
+            [index.nearly_copies_corpus(g, index.signature(g)) for g in grams], dtype=bool
         ),
     }
     if example_ids is not None:
         flags["near_copy_of_examples_share"] = np.array(
-            [index.near_copy_of(t, ids) for t, ids in zip(texts, example_ids, strict=True)],
+            [
+                any(jaccard(g, other) >= NEAR_COPY for other in index.shingles_of(ids))
+                for g, ids in zip(grams, example_ids, strict=True)
+            ],
             dtype=bool,
         )
     found = [identifiers([t]) for t in texts]
