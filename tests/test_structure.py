@@ -17,11 +17,14 @@ from mpsynth.core import schema
 from mpsynth.metrics.coordination import co_sharing_edges
 from mpsynth.metrics.networks import (
     Items,
+    Rules,
+    SetGraphs,
     co_occurrence_graph,
     domain,
     graph_metrics,
     network_metrics,
 )
+from mpsynth.metrics.paths import betweenness
 from mpsynth.metrics.structure import (
     Posts,
     account_linkage,
@@ -281,6 +284,47 @@ def test_co_sharing_pairs_accounts_within_the_window_only():
     assert co_sharing_edges(accounts, seconds, items, window=10) == {}
 
 
+def _as_built(graph: nx.Graph) -> tuple[list, list]:
+    """A graph as Louvain and the sampled betweenness read it: its nodes in order, and each
+    node's neighbours in order with the edges' data."""
+    return list(graph.nodes), [(node, list(graph.adj[node].items())) for node in graph.nodes]
+
+
+@pytest.mark.parametrize("platform", ["twitter", "all"])
+def test_a_platform_or_a_resample_weighed_from_the_set_equals_its_graphs_built_again(
+    real_posts, platform
+):
+    """The networks step finds each set's pairs and reads its items once, then weighs a
+    platform's or a resample's graphs from them: every graph must be the one built again from
+    those posts (copies included), node order and edge order too, which Louvain and the sampled
+    betweenness follow."""
+    rng = np.random.default_rng(5)
+    table = real_posts.take(rng.integers(0, real_posts.num_rows, 3000))  # copies: shared times
+    posts = Posts.of(table, np.zeros(table.num_rows, dtype=int))
+    items = Items.of(table.column("text").to_pylist(), table.column("platform").to_pylist())
+    rules = Rules(3600)
+    graphs = SetGraphs(posts, items, rules)
+    keep = np.ones(table.num_rows, bool) if platform == "all" else posts.platform == platform
+    picked = np.sort(rng.choice(np.flatnonzero(keep), keep.sum(), replace=True))
+    counts = np.bincount(picked, minlength=table.num_rows)
+    weighed = {name: graph for name, graph, _ in graphs.of(counts > 0, counts, platform)}
+    again = SetGraphs(posts.subset(picked), items.take(picked.tolist()), rules)
+    built = {name: graph for name, graph, _ in again.of(np.ones(len(picked), bool), None, platform)}
+    assert list(weighed) == list(built)
+    assert {"co_url", "co_similar_tweet", "hashtags"} <= set(weighed)
+    assert ("cross_platform" in weighed) == (platform == "all")
+    for name, graph in built.items():
+        assert _as_built(weighed[name]) == _as_built(graph), name
+    # the resample's copies count: some pair is joined more often than in the set itself
+    once = {name: graph for name, graph, _ in graphs.of(keep, None, platform)}
+    weights = lambda graph: dict(((a, b), w) for a, b, w in graph.edges(data="weight"))  # noqa: E731
+    assert any(
+        weights(weighed[name]).get(edge, 0) > w
+        for name in ("co_url", "hashtags")
+        for edge, w in weights(once[name]).items()
+    )
+
+
 def test_the_cross_platform_graph_joins_the_same_item_across_platforms():
     graph = co_occurrence_graph([["#a", "#b"], ["#a"], ["#c"]], ["twitter", "twitter", "reddit"])
     assert not graph.has_edge(("twitter", "#a"), ("reddit", "#c"))
@@ -289,6 +333,28 @@ def test_the_cross_platform_graph_joins_the_same_item_across_platforms():
     measures = graph_metrics(graph, lambda node: node[0], None, pivots=8, seed=0)
     assert measures["nodes"] == 3 and measures["edges"] == 2
     assert measures["cross_platform_edge_share"] == 0.5
+
+
+@pytest.mark.parametrize("pivots", [None, 8, 64])
+def test_the_compiled_betweenness_is_networkx_s_to_the_last_bit(real_posts, pivots):
+    """The networks step's betweenness (numba) draws networkx's pivots for the seed and adds in
+    networkx's order: the values are equal, not close, on a real co-occurrence graph and on graphs
+    with disconnected parts."""
+    items = Items.of(
+        real_posts.column("text").to_pylist(), real_posts.column("platform").to_pylist()
+    )
+    real = co_occurrence_graph(
+        [[*h, *d] for h, d in zip(items.hashtags, items.domains, strict=True)]
+    )
+    for graph in (real, nx.gnm_random_graph(400, 500, seed=3), nx.star_graph(9), nx.path_graph(2)):
+        n = graph.number_of_nodes()
+        expected = nx.betweenness_centrality(
+            graph, k=pivots if pivots is not None and n > pivots else None, seed=11
+        )
+        assert np.array_equal(
+            betweenness(graph, pivots, 11), np.array(list(expected.values())), equal_nan=True
+        )
+    assert real.number_of_nodes() > 64 and betweenness(real, 64, 11).max() > 0
 
 
 def test_a_star_is_fully_centralised():

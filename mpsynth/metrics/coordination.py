@@ -4,12 +4,14 @@ Two accounts are joined when they shared the same item (a URL, a reshared post, 
 normalised text) within a window of seconds, or posted near-identical texts (token sets of
 Jaccard similarity at least a threshold) within it; a pair's weight is the larger of the two
 accounts' counts of posts that have such a partner. Pure numpy over integer account codes, in
-chunks of pairs, so a million posts fit (benchmarks/structure_scale.py)."""
+chunks of pairs, so a million posts fit (benchmarks/structure_scale.py). The pairs of posts are
+found once per set (PostPairs); a platform's edges and a resample's are weighed from them."""
 
 from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 import numpy as np
 import regex
@@ -46,6 +48,104 @@ def co_sharing_edges(
     counts of posts that have such a partner post (the coordination-network-toolkit's co-link
     weight, read in either direction). `accounts` are integer codes (-1: no account); posts
     without an account or a time are left out."""
+    return sharing_pairs(accounts, seconds, items, window).edges()
+
+
+def co_similar_edges(
+    accounts: np.ndarray,
+    seconds: np.ndarray,
+    tokens: list[frozenset[str] | None],
+    window: float,
+    similarity: float = SIMILARITY,
+) -> Counter:
+    """(account, account) -> weight, as co_sharing_edges, for posts within `window` seconds of
+    each other whose token sets have a Jaccard similarity of at least `similarity` (similar_pairs
+    says which pairs)."""
+    return similar_pairs(accounts, seconds, tokens, window, similarity).edges()
+
+
+@dataclass(frozen=True)
+class PostPairs:
+    """Every pair of posts that joins two accounts in one coordination network, found once for a
+    set's posts. The edges of any subset of those posts (a platform's) or of any resample of them
+    (each post counted as often as it was drawn) are weighed from these pairs, and are the edges
+    the network built again from those posts has: a resample's copies of two joined posts are
+    joined, and the copies of one post share its account, which joins nothing."""
+
+    pair: np.ndarray  # the accounts' pair code, low << 32 | high; sorted by (pair, low)
+    low: np.ndarray  # the lower-coded account's post
+    high: np.ndarray  # the higher-coded account's post
+    by_high: np.ndarray  # the order that sorts the pairs by (pair, high)
+
+    @classmethod
+    def none(cls) -> PostPairs:
+        empty = np.array([], np.int64)
+        return cls(empty, empty, empty, empty)
+
+    @classmethod
+    def of(
+        cls, who: np.ndarray, post: np.ndarray, pairs: Iterator[tuple[np.ndarray, np.ndarray]]
+    ) -> PostPairs:
+        """From index pairs of shares (`who` their accounts, `post` their posts); same-account
+        pairs left out."""
+        pair_parts, low_parts, high_parts = [], [], []
+        for first, second in pairs:
+            a, b = who[first], who[second]
+            keep = a != b
+            first, second, a, b = first[keep], second[keep], a[keep], b[keep]
+            swap = a > b
+            pair_parts.append(np.where(swap, b, a).astype(np.int64) << 32 | np.where(swap, a, b))
+            low_parts.append(np.where(swap, post[second], post[first]))
+            high_parts.append(np.where(swap, post[first], post[second]))
+        pair, low, high = (
+            np.concatenate(parts) if parts else np.array([], np.int64)
+            for parts in (pair_parts, low_parts, high_parts)
+        )
+        order = np.lexsort((low, pair))
+        pair, low, high = pair[order], low[order], high[order]
+        return cls(pair, low, high, np.lexsort((high, pair)))
+
+    def edges(self, keep: np.ndarray | None = None, counts: np.ndarray | None = None) -> Counter:
+        """(account, account) -> weight over the posts `keep` marks (None: all), each counted
+        `counts` times (None: once): the larger of the two accounts' counts of posts with a
+        partner among them."""
+        chosen = np.ones(len(self.pair), bool)
+        if keep is not None:
+            chosen &= keep[self.low] & keep[self.high]
+        if counts is not None:
+            chosen &= (counts[self.low] > 0) & (counts[self.high] > 0)
+        weights = codes = None
+        for order, posts in ((None, self.low), (self.by_high, self.high)):
+            pair, post, picked = (
+                (self.pair, posts, chosen)
+                if order is None
+                else (self.pair[order], posts[order], chosen[order])
+            )
+            pair, post = pair[picked], post[picked]
+            if not len(pair):
+                return Counter()
+            # each (pair, post) once: sorted, so a new one is where either changes
+            new = np.ones(len(pair), bool)
+            new[1:] = (pair[1:] != pair[:-1]) | (post[1:] != post[:-1])
+            pair, post = pair[new], post[new]
+            starts = np.flatnonzero(np.r_[True, pair[1:] != pair[:-1]])
+            counted = np.ones(len(post), np.int64) if counts is None else counts[post]
+            sums = np.add.reduceat(counted, starts)
+            codes, weights = pair[starts], sums if weights is None else np.maximum(weights, sums)
+        return Counter(
+            {
+                (code >> 32, code & 0xFFFFFFFF): int(w)
+                for code, w in zip(codes.tolist(), weights.tolist(), strict=True)
+            }
+        )
+
+
+def sharing_pairs(
+    accounts: np.ndarray, seconds: np.ndarray, items: list[list[str]], window: float
+) -> PostPairs:
+    """The pairs of posts, by different accounts, that posted the same item within `window`
+    seconds of each other. `accounts` are integer codes (-1: no account); posts without an
+    account or a time are left out."""
     item_codes: dict[str, int] = {}
     item, time, who, post = [], [], [], []
     for row, values in enumerate(items):
@@ -57,64 +157,31 @@ def co_sharing_edges(
             who.append(accounts[row])
             post.append(row)
     if not item:
-        return Counter()
+        return PostPairs.none()
     item, time, who, post = np.array(item), np.array(time), np.array(who), np.array(post)
     order = np.lexsort((time, item))
     item, time, who, post = item[order], time[order], who[order], post[order]
     # each share's partners: the later shares of the same item within the window; the key orders
     # by item, then second (exact in int64: 2**34 seconds is five centuries)
-    key = (item.astype(np.int64) << 34) + np.round(time - time.min()).astype(np.int64)
+    second = np.round(time).astype(np.int64)  # whole seconds, as the toolkit's timestamps
+    key = (item.astype(np.int64) << 34) + second - second.min()
     ends = np.searchsorted(key, key + int(window), side="right")
     partners = ends - np.arange(len(key)) - 1
-    return _edge_weights(who, post, _pairs(partners))
+    return PostPairs.of(who, post, _pairs(partners))
 
 
-def _edge_weights(
-    who: np.ndarray, post: np.ndarray, pairs: Iterator[tuple[np.ndarray, np.ndarray]]
-) -> Counter:
-    """(account, account) -> weight from index pairs of shares (`who` their accounts, `post` their
-    posts): the larger of the two accounts' counts of posts with a partner; same-account pairs
-    left out."""
-    pair_parts, low_posts, high_posts = [], [], []
-    for first, second in pairs:
-        a, b = who[first], who[second]
-        keep = a != b
-        first, second, a, b = first[keep], second[keep], a[keep], b[keep]
-        swap = a > b
-        pair_parts.append(np.where(swap, b, a).astype(np.int64) << 32 | np.where(swap, a, b))
-        low_posts.append(np.where(swap, post[second], post[first]))
-        high_posts.append(np.where(swap, post[first], post[second]))
-    if not pair_parts:
-        return Counter()
-    pair = np.concatenate(pair_parts)
-    weights = None
-    for posts in (np.concatenate(low_posts), np.concatenate(high_posts)):
-        order = np.lexsort((posts, pair))
-        sorted_pair, sorted_post = pair[order], posts[order]
-        new = np.ones(len(order), bool)
-        new[1:] = (sorted_pair[1:] != sorted_pair[:-1]) | (sorted_post[1:] != sorted_post[:-1])
-        codes, counts = np.unique(sorted_pair[new], return_counts=True)
-        weights = counts if weights is None else np.maximum(weights, counts)
-    return Counter(
-        {
-            (code >> 32, code & 0xFFFFFFFF): int(w)
-            for code, w in zip(codes.tolist(), weights.tolist(), strict=True)
-        }
-    )
-
-
-def co_similar_edges(
+def similar_pairs(
     accounts: np.ndarray,
     seconds: np.ndarray,
     tokens: list[frozenset[str] | None],
     window: float,
     similarity: float = SIMILARITY,
-) -> Counter:
-    """(account, account) -> weight, as co_sharing_edges, for posts within `window` seconds of
-    each other whose token sets have a Jaccard similarity of at least `similarity`. A post
-    without tokens (None or empty), an account or a time is left out. Exact: every pair within
-    the window whose sizes allow the threshold is compared (a Jaccard of j needs the smaller set
-    at least j times the larger)."""
+) -> PostPairs:
+    """The pairs of posts, by different accounts, within `window` seconds of each other whose
+    token sets have a Jaccard similarity of at least `similarity`. A post without tokens (None or
+    empty), an account or a time is left out. Exact: every pair within the window whose sizes
+    allow the threshold is compared (a Jaccard of j needs the smaller set at least j times the
+    larger)."""
     rows = np.array(
         [
             r
@@ -124,9 +191,9 @@ def co_similar_edges(
         dtype=np.int64,
     )
     if len(rows) < 2:
-        return Counter()
+        return PostPairs.none()
     rows = rows[np.argsort(seconds[rows], kind="stable")]
-    time = np.round(seconds[rows] - seconds[rows].min()).astype(np.int64)
+    time = np.round(seconds[rows]).astype(np.int64)  # whole seconds, as the toolkit's timestamps
     sizes = np.array([len(tokens[r]) for r in rows.tolist()])
     who = accounts[rows]
     ends = np.searchsorted(time, time + int(window), side="right")
@@ -147,7 +214,7 @@ def co_similar_edges(
             )
             yield first[close], second[close]
 
-    return _edge_weights(who, rows, similar())
+    return PostPairs.of(who, rows, similar())
 
 
 def _jaccard(a: frozenset, b: frozenset) -> float:

@@ -35,6 +35,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cached_property
 from itertools import combinations
 from urllib.parse import urlsplit
 
@@ -45,12 +46,14 @@ from mpsynth.core import schema
 from mpsynth.metrics.compare import metric_row
 from mpsynth.metrics.coordination import (
     SIMILARITY,
-    co_sharing_edges,
-    co_similar_edges,
+    PostPairs,
     normalised_text,
+    sharing_pairs,
+    similar_pairs,
     token_set,
 )
 from mpsynth.metrics.extraction import extract
+from mpsynth.metrics.paths import betweenness as sampled_betweenness
 from mpsynth.metrics.stats import ks_statistic
 from mpsynth.metrics.structure import Posts
 
@@ -140,25 +143,85 @@ def domain(url: str) -> str:
 def co_occurrence_graph(items: list[list[str]], platforms: list[str] | None = None) -> nx.Graph:
     """Items as nodes, an edge (weighted by posts) between two items of one post; with
     `platforms`, nodes are (platform, item) and the same item on two platforms is joined too."""
-    weights: Counter = Counter()
-    seen: dict[str, set[str]] = {}
-    nodes: set = set()
-    for row, values in enumerate(items):
-        distinct = list(dict.fromkeys(values))[:ITEMS_PER_POST]
-        if platforms is not None:
-            for value in distinct:
-                seen.setdefault(value, set()).add(platforms[row])
-            distinct = [(platforms[row], v) for v in distinct]
-        nodes.update(distinct)
-        for a, b in combinations(sorted(distinct), 2):
-            weights[(a, b)] += 1
-    graph = nx.Graph()
-    graph.add_nodes_from(sorted(nodes))  # not set order: it changes with the hash seed
-    graph.add_weighted_edges_from((a, b, w) for (a, b), w in weights.items())
-    for value, where in seen.items():
-        for a, b in combinations(sorted(where), 2):
-            graph.add_edge((a, value), (b, value), weight=1, link=True)
-    return graph
+    return CoOccurrence(items, platforms).graph()
+
+
+class CoOccurrence:
+    """The co-occurrence graph's material, read from each post's items once: which nodes each
+    post has and which pairs of them. The graph of any subset of the posts, each counted some
+    number of times (a resample), is weighed from it, and equals the graph built again from
+    those posts (nodes in sorted order, edges in the order their first post gives)."""
+
+    def __init__(self, items: list[list[str]], platforms: list[str] | None = None):
+        codes: dict = {}
+        node_post, node_code, pair_post, pair_low, pair_high = [], [], [], [], []
+        for row, values in enumerate(items):
+            distinct = list(dict.fromkeys(values))[:ITEMS_PER_POST]
+            if platforms is not None:
+                distinct = [(platforms[row], v) for v in distinct]
+            mine = sorted((node, codes.setdefault(node, len(codes))) for node in distinct)
+            node_post += [row] * len(mine)
+            node_code += [code for _, code in mine]
+            for (_, a), (_, b) in combinations(mine, 2):
+                pair_post.append(row)
+                pair_low.append(a)
+                pair_high.append(b)
+        self.nodes = list(codes)
+        self.sorted_codes = np.array(
+            sorted(range(len(self.nodes)), key=self.nodes.__getitem__), dtype=np.int64
+        )
+        self.node_post, self.node_code, self.pair_post = (
+            np.array(values, dtype=np.int64) for values in (node_post, node_code, pair_post)
+        )
+        self.pair = np.array(pair_low, dtype=np.int64) << 32 | np.array(pair_high, np.int64)
+        self.platforms = platforms
+        if platforms is not None:  # each node's item, coded, for the links across platforms
+            values: dict[str, int] = {}
+            self.value_of = np.array(
+                [values.setdefault(value, len(values)) for _, value in self.nodes], np.int64
+            )
+            self.values = list(values)
+
+    def graph(self, chosen: np.ndarray | None = None, counts: np.ndarray | None = None) -> nx.Graph:
+        """The graph of the posts `chosen` marks (None: all), each counted `counts` times (None:
+        once)."""
+        graph = nx.Graph()  # not set order: it changes with the hash seed
+        on = slice(None) if chosen is None else chosen[self.node_post]
+        present = np.zeros(len(self.nodes), bool)
+        present[self.node_code[on]] = True
+        graph.add_nodes_from(self.nodes[c] for c in self.sorted_codes[present[self.sorted_codes]])
+        on = slice(None) if chosen is None else chosen[self.pair_post]
+        pair, post = self.pair[on], self.pair_post[on]
+        if len(pair):
+            codes, first, inverse = np.unique(pair, return_index=True, return_inverse=True)
+            weights = np.bincount(
+                inverse, weights=None if counts is None else counts[post], minlength=len(codes)
+            ).astype(np.int64)
+            order = np.argsort(first, kind="stable")
+            graph.add_weighted_edges_from(
+                (self.nodes[code >> 32], self.nodes[code & 0xFFFFFFFF], weight)
+                for code, weight in zip(codes[order].tolist(), weights[order].tolist(), strict=True)
+            )
+        if self.platforms is not None:
+            self._join_platforms(graph, present, chosen)
+        return graph
+
+    def _join_platforms(self, graph: nx.Graph, present: np.ndarray, chosen) -> None:
+        """An edge between the same item's nodes on two platforms, the items in the order their
+        first post gives."""
+        where: dict[int, list[str]] = {}
+        for code in np.flatnonzero(present).tolist():
+            where.setdefault(int(self.value_of[code]), []).append(self.nodes[code][0])
+        shared = {value for value, platforms in where.items() if len(platforms) > 1}
+        if not shared:
+            return
+        on = slice(None) if chosen is None else chosen[self.node_post]
+        values, first = np.unique(self.value_of[self.node_code[on]], return_index=True)
+        for value in values[np.argsort(first, kind="stable")].tolist():
+            if value in shared:
+                item = self.values[value]
+                for a, b in combinations(sorted(where[value]), 2):
+                    graph.add_edge((a, item), (b, item), weight=1, link=True)
 
 
 def graph_metrics(
@@ -190,13 +253,7 @@ def graph_metrics(
             )
     if n > 2:
         out["degree_centralisation"] = float((degrees.max() - degrees).sum() / ((n - 1) * (n - 2)))
-        betweenness = np.array(
-            list(
-                nx.betweenness_centrality(
-                    graph, k=pivots if n > pivots else None, seed=seed, normalized=True
-                ).values()
-            )
-        )
+        betweenness = sampled_betweenness(graph, pivots, seed)  # networkx's, compiled
         out["betweenness_centralisation"] = float((betweenness.max() - betweenness).sum() / (n - 1))
     if real_degrees is not None and len(real_degrees):
         out["degree_ks"] = ks_statistic(degrees, real_degrees)
@@ -233,8 +290,7 @@ def network_metrics(
     rng = np.random.default_rng([seed, 17])
     for name in [schema.REAL, *[s for s in sets if s != schema.REAL]]:
         posts, items = sets[name]
-        if posts.text is not None and items.tweets is None:
-            items = items.with_texts(posts.text.tolist())
+        graphs = SetGraphs(posts, items, rules)  # each pair found once, not per platform or draw
         for platform in [*real_platforms, schema.ALL_PLATFORMS]:
             keep = (
                 np.ones(len(posts.platform), bool)
@@ -244,7 +300,7 @@ def network_metrics(
             if not keep.any():
                 continue
             reference = None if name == schema.REAL else real_degrees
-            found = _measured(posts, items, keep, platform, rules, pivots, seed, reference)
+            found = _measured(graphs, keep, None, platform, pivots, seed, reference)
             if name == schema.REAL:
                 real_degrees.update(
                     ((graph_name, platform), degrees)
@@ -255,7 +311,7 @@ def network_metrics(
             # the intervals (the holdout included)
             if resamples and name not in (schema.REAL, schema.REAL_SUBSAMPLE):
                 spread = _resampled_spread(
-                    posts, items, keep, platform, rules, pivots, seed, real_degrees, resamples, rng
+                    graphs, keep, platform, pivots, seed, real_degrees, resamples, rng
                 )
             for graph_name, (measures, _, graph) in found.items():
                 for measure, value in measures.items():
@@ -284,11 +340,12 @@ def network_metrics(
 Z95 = 1.959964
 
 
-def _measured(posts, items, keep, platform, rules, pivots, seed, real_degrees) -> dict:
-    """graph name -> (its measures, its degrees, the graph) for the kept posts; `real_degrees`
-    ((graph, platform) -> the real graph's degrees) adds each graph's degree KS to the real one."""
+def _measured(graphs: SetGraphs, keep, counts, platform, pivots, seed, real_degrees) -> dict:
+    """graph name -> (its measures, its degrees, the graph) for the kept posts, each counted
+    `counts` times (None: once); `real_degrees` ((graph, platform) -> the real graph's degrees)
+    adds each graph's degree KS to the real one."""
     found = {}
-    for graph_name, graph, platform_of in _graphs(posts, items, keep, platform, rules):
+    for graph_name, graph, platform_of in graphs.of(keep, counts, platform):
         degrees = np.array([d for _, d in graph.degree()], dtype=float)
         measures = graph_metrics(
             graph,
@@ -304,19 +361,15 @@ def _measured(posts, items, keep, platform, rules, pivots, seed, real_degrees) -
 
 
 def _resampled_spread(
-    posts, items, keep, platform, rules, pivots, seed, real_degrees, resamples, rng
+    graphs: SetGraphs, keep, platform, pivots, seed, real_degrees, resamples, rng
 ) -> dict[tuple[str, str], float]:
     """(graph, measure) -> the standard deviation of the measure over `resamples` resamples of the
     kept posts (drawn with replacement; a post drawn twice shares what it shares twice)."""
     rows = np.flatnonzero(keep)
     drawn: dict[tuple[str, str], list[float]] = {}
     for _ in range(resamples):
-        picked = np.sort(rng.choice(rows, len(rows), replace=True))
-        sample = posts.subset(picked)
-        every = np.ones(len(picked), bool)
-        found = _measured(
-            sample, items.take(picked.tolist()), every, platform, rules, pivots, seed, real_degrees
-        )
+        counts = np.bincount(rng.choice(rows, len(rows), replace=True), minlength=len(keep))
+        found = _measured(graphs, counts > 0, counts, platform, pivots, seed, real_degrees)
         for graph_name, (measures, _, _) in found.items():
             for measure, value in measures.items():
                 drawn.setdefault((graph_name, measure), []).append(value)
@@ -327,19 +380,28 @@ def _resampled_spread(
     }
 
 
-def _graphs(posts: Posts, items: Items, keep: np.ndarray, platform: str, rules: Rules):
-    """(name, graph, platform of a node) for every graph of the kept posts."""
-    rows = np.flatnonzero(keep)
-    platforms = posts.platform[rows].tolist()
-    has_accounts = (posts.author[rows] != None).any()  # noqa: E711
-    if has_accounts and not np.isnan(posts.seconds[rows]).all():
+class SetGraphs:
+    """Every graph of one set, from what is found once per set: the pairs of posts behind each
+    coordination network (over all its posts) and its posts' co-occurring items. A platform's
+    graphs and a resample's are weighed from these (PostPairs, CoOccurrence), so neither finds
+    pairs or reads items again: at a million posts and 10 resamples that work was most of the
+    networks step (benchmarks/structure_scale.py)."""
+
+    def __init__(self, posts: Posts, items: Items, rules: Rules):
+        if posts.text is not None and items.tweets is None:
+            items = items.with_texts(posts.text.tolist())
+        self.items, self.platforms = items, posts.platform
         keys = [
             f"{p}\x1f{a}" if a is not None else None
-            for p, a in zip(platforms, posts.author[rows].tolist(), strict=True)
+            for p, a in zip(posts.platform.tolist(), posts.author.tolist(), strict=True)
         ]
-        names = sorted({k for k in keys if k is not None})
-        code = {k: i for i, k in enumerate(names)}
-        accounts = np.array([code[k] if k is not None else -1 for k in keys])
+        self.names = sorted({k for k in keys if k is not None})
+        code = {k: i for i, k in enumerate(self.names)}
+        accounts = np.array([code[k] if k is not None else -1 for k in keys], dtype=np.int64)
+        self.has_account, self.has_time = accounts >= 0, ~np.isnan(posts.seconds)
+        self.pairs: dict[str, PostPairs] = {}
+        if not (self.has_account.any() and self.has_time.any()):
+            return
         reposts = _reposts(posts)
         shared = {
             name: [[] if reposts[r] else values for r, values in enumerate(getattr(items, kind))]
@@ -356,41 +418,58 @@ def _graphs(posts: Posts, items: Items, keep: np.ndarray, platform: str, rules: 
             shared[CO_TWEET] = [
                 [t] if t and not reposts[r] else [] for r, t in enumerate(items.tweets)
             ]
-        seconds = posts.seconds[rows]
         for graph_name, per_post in shared.items():
-            picked = [per_post[r] for r in rows.tolist()]
+            self.pairs[graph_name] = sharing_pairs(accounts, posts.seconds, per_post, rules.window)
+        if items.tokens is not None:
+            tokens = [None if reposts[r] else t for r, t in enumerate(items.tokens)]
+            self.pairs[CO_SIMILAR] = similar_pairs(
+                accounts, posts.seconds, tokens, rules.window, rules.similarity
+            )
+
+    def of(self, keep: np.ndarray, counts: np.ndarray | None, platform: str):
+        """(name, graph, platform of a node) for every graph of the kept posts, each counted
+        `counts` times (None: once)."""
+        if self.has_account[keep].any() and self.has_time[keep].any():
+            yield from self.coordination(keep, counts)
+        yield "hashtags", self.hashtags.graph(keep, counts), None
+        if platform == schema.ALL_PLATFORMS and len(set(self.platforms[keep].tolist())) > 1:
+            yield "cross_platform", self.shared_items.graph(keep, counts), _first
+
+    def coordination(self, keep: np.ndarray | None = None, counts: np.ndarray | None = None):
+        for graph_name, pairs in self.pairs.items():
             yield (
                 graph_name,
-                _account_graph(co_sharing_edges(accounts, seconds, picked, rules.window), names),
+                _account_graph(pairs.edges(keep, counts), self.names),
                 _account_platform,
             )
-        if items.tokens is not None:
-            tokens = [None if reposts[r] else items.tokens[r] for r in rows.tolist()]
-            edges = co_similar_edges(accounts, seconds, tokens, rules.window, rules.similarity)
-            yield CO_SIMILAR, _account_graph(edges, names), _account_platform
-    hashtags = [items.hashtags[r] for r in rows.tolist()]
-    yield "hashtags", co_occurrence_graph(hashtags), None
-    if platform == schema.ALL_PLATFORMS and len(set(platforms)) > 1:
-        shared = [
-            [f"#{t}" for t in items.hashtags[r]]
-            + items.domains[r]
-            + [f"@{m}" for m in items.mentions[r]]
-            for r in rows.tolist()
-        ]
-        yield "cross_platform", co_occurrence_graph(shared, platforms), lambda node: node[0]
+
+    @cached_property
+    def hashtags(self) -> CoOccurrence:
+        return CoOccurrence(self.items.hashtags)
+
+    @cached_property
+    def shared_items(self) -> CoOccurrence:
+        """Every hashtag, URL domain and mention, by platform."""
+        items = self.items
+        return CoOccurrence(
+            [
+                [f"#{t}" for t in hashtags] + domains + [f"@{m}" for m in mentions]
+                for hashtags, domains, mentions in zip(
+                    items.hashtags, items.domains, items.mentions, strict=True
+                )
+            ],
+            self.platforms.tolist(),
+        )
+
+
+def _first(node: tuple) -> str:
+    return node[0]
 
 
 def coordination_graphs(posts: Posts, items: Items, rules: Rules) -> dict[str, nx.Graph]:
     """Each coordination network of all the posts (accounts as `platform\x1faccount` nodes), as
     the evaluation builds it."""
-    if posts.text is not None and items.tweets is None:
-        items = items.with_texts(posts.text.tolist())
-    every = np.ones(len(posts.platform), bool)
-    return {
-        name: graph
-        for name, graph, _ in _graphs(posts, items, every, schema.ALL_PLATFORMS, rules)
-        if name in COORDINATION
-    }
+    return {name: graph for name, graph, _ in SetGraphs(posts, items, rules).coordination()}
 
 
 def _account_graph(edges: Counter, names: list[str]) -> nx.Graph:
@@ -440,7 +519,10 @@ def _top(graph: nx.Graph, dataset: str, size: int) -> list[dict]:
     top = sorted(graph.degree(), key=lambda pair: (-pair[1], str(pair[0])))[:size]
     chosen = {node for node, _ in top}
     drawn = []
-    for a, b, data in graph.subgraph(chosen).edges(data=True):
+    # each edge once, in sorted order: a subgraph view iterates its nodes in set order, which
+    # changes with the hash seed
+    for a, b in sorted(tuple(sorted(edge)) for edge in graph.subgraph(chosen).edges()):
+        data = graph.edges[a, b]
         drawn.append(
             {
                 "dataset": dataset,
