@@ -104,15 +104,16 @@ class Items:
         )
 
     def with_texts(self, texts: list[str]) -> Items:
-        """These items with each post's normalised text and token set (computed once per set, not
-        once per graph rebuilt on a resample)."""
+        """These items with each post's normalised text and token set, made once per distinct
+        text of the set (a corpus repeats texts: retweets, copies)."""
+        read = {text: (normalised_text(text), token_set(text)) for text in set(texts)}
         return Items(
             self.hashtags,
             self.mentions,
             self.urls,
             self.domains,
-            [normalised_text(t) for t in texts],
-            [token_set(t) for t in texts],
+            [read[t][0] for t in texts],
+            [read[t][1] for t in texts],
         )
 
     @classmethod
