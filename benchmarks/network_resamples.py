@@ -30,15 +30,14 @@ import networkx as nx
 import numpy as np
 
 import mpsynth.metrics.networks as networks
-from mpsynth.config import IngestConfig, NetworksConfig
+from mpsynth.config import NetworksConfig
 from mpsynth.metrics.networks import Items, SetGraphs, network_metrics
 from mpsynth.metrics.paths import betweenness
 from mpsynth.metrics.structure import Posts
-from mpsynth.stages.ingest.normalise import ingest
 from mpsynth.testing.memory import MemoryTrace
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from structure_scale import COLUMNS, FILES, REPO, draw
+from structure_scale import FILES, REPO, draw, real_posts
 
 MODES = ("as it was", "weighed", "as it is")
 
@@ -103,11 +102,7 @@ def main() -> None:
     )
     parser.add_argument("--only-new", action="store_true", help="as it is only (large sizes)")
     args = parser.parse_args()
-    paths = [args.data / name for name in FILES]
-    if not all(p.is_file() for p in paths):
-        raise SystemExit(f"needs {', '.join(FILES)} in {args.data} (--data DIR)")
-    inputs = [{"path": str(p), "columns": COLUMNS[p.name]} for p in paths]
-    real = ingest(IngestConfig.model_validate({"inputs": inputs})).posts
+    real = real_posts(args.data)
     sets = {}
     for name, seed, synthetic in (("real", 1, False), ("synthetic", 2, True)):
         table = draw(real, args.posts, seed, synthetic)

@@ -57,17 +57,23 @@ def draw(real: pa.Table, n: int, seed: int, synthetic: bool) -> pa.Table:
     return table
 
 
+def real_posts(data: Path) -> pa.Table:
+    """The IRA tweets and MEIU22 Reddit posts as ingest keeps them (configs/politics.yaml's
+    mapping)."""
+    paths = [data / name for name in FILES]
+    if not all(p.is_file() for p in paths):
+        raise SystemExit(f"needs {', '.join(FILES)} in {data} (--data DIR)")
+    inputs = [{"path": str(p), "columns": COLUMNS[p.name]} for p in paths]
+    return ingest(IngestConfig.model_validate({"inputs": inputs})).posts
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--posts", type=int, default=1_000_000)
     parser.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data")
     parser.add_argument("--bootstrap", type=int, default=200)
     args = parser.parse_args()
-    paths = [args.data / name for name in FILES]
-    if not all(p.is_file() for p in paths):
-        raise SystemExit(f"needs {', '.join(FILES)} in {args.data} (--data DIR)")
-    inputs = [{"path": str(p), "columns": COLUMNS[p.name]} for p in paths]
-    real = ingest(IngestConfig.model_validate({"inputs": inputs})).posts
+    real = real_posts(args.data)
     config = NetworksConfig()
     timings: dict[str, float] = {}
     with MemoryTrace() as memory:

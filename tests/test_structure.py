@@ -14,7 +14,7 @@ import pytest
 
 from mpsynth.config import IngestConfig, StructureConfig
 from mpsynth.core import schema
-from mpsynth.metrics.coordination import co_sharing_edges
+from mpsynth.metrics.coordination import sharing_pairs
 from mpsynth.metrics.networks import (
     Items,
     Rules,
@@ -278,10 +278,10 @@ def test_co_sharing_pairs_accounts_within_the_window_only():
     accounts = np.array([0, 1, 2, 0, 1, -1])
     seconds = np.array([0.0, 30.0, 200.0, 1000.0, 1050.0, 5.0])
     items = [["u"], ["u"], ["u"], ["v"], ["v", "u"], ["u"]]
-    edges = co_sharing_edges(accounts, seconds, items, window=60)
+    edges = sharing_pairs(accounts, seconds, items, window=60).edges()
     # 0 and 1 posted u 30 s apart and v 50 s apart; 2 posted u too late; -1 has no account
     assert edges == {(0, 1): 2}
-    assert co_sharing_edges(accounts, seconds, items, window=10) == {}
+    assert sharing_pairs(accounts, seconds, items, window=10).edges() == {}
 
 
 def _as_built(graph: nx.Graph) -> tuple[list, list]:

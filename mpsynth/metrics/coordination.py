@@ -40,30 +40,6 @@ def token_set(text: str) -> frozenset[str]:
     return frozenset(" ".join(p for p in pieces if p).split())
 
 
-def co_sharing_edges(
-    accounts: np.ndarray, seconds: np.ndarray, items: list[list[str]], window: float
-) -> Counter:
-    """(account, account) -> the edge's weight: two accounts are joined when they posted the same
-    item within `window` seconds of each other, and the weight is the larger of the two accounts'
-    counts of posts that have such a partner post (the coordination-network-toolkit's co-link
-    weight, read in either direction). `accounts` are integer codes (-1: no account); posts
-    without an account or a time are left out."""
-    return sharing_pairs(accounts, seconds, items, window).edges()
-
-
-def co_similar_edges(
-    accounts: np.ndarray,
-    seconds: np.ndarray,
-    tokens: list[frozenset[str] | None],
-    window: float,
-    similarity: float = SIMILARITY,
-) -> Counter:
-    """(account, account) -> weight, as co_sharing_edges, for posts within `window` seconds of
-    each other whose token sets have a Jaccard similarity of at least `similarity` (similar_pairs
-    says which pairs)."""
-    return similar_pairs(accounts, seconds, tokens, window, similarity).edges()
-
-
 @dataclass(frozen=True)
 class PostPairs:
     """Every pair of posts that joins two accounts in one coordination network, found once for a
