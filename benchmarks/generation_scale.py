@@ -6,7 +6,9 @@ then resumed.
 Prints the rate reached against two ceilings (the stated limit, and a raw async client on the same
 server: what this machine can push through it), the 429 share, the peak memory of every process,
 the ledger's size, and after the resume the requests the server answered against the distinct
-prompts (duplicates: answers the kill lost between the server and the write-ahead log).
+prompts. A prompt answered twice is either a usable answer the kill lost between the server and
+the write-ahead log (bought twice), or an unusable one (cut at max_tokens) asked again: a failed
+request, which every rerun asks again, or a repair the kill cut off.
 
     .venv/bin/python benchmarks/generation_scale.py --requests 30000 --rpm 30000
     .venv/bin/python benchmarks/generation_scale.py --requests 166667 --keep /tmp/scale-run
@@ -251,32 +253,42 @@ def main() -> None:
                 print(f"    {name}: {rss / 2**20:,.0f} MiB")
         answered = [e["digest"] for e in server.log.requests if e["status"] == 200]
         distinct = len(set(answered))
-        # each prompt answered twice, by when its first copy reached the server: before the kill
-        # (in flight at it), or after it from the killed run's workers (sent when they should
-        # have stopped)
-        first_sent: dict[str, float] = {}
+        # each prompt answered twice, by why: its first answer was cut at max_tokens (the request
+        # failed, its repair too, and the resumed run asks it again, as a rerun does for every
+        # failed request; or the kill cut its repair off), else by when its first copy reached the
+        # server: before the kill (in flight at it), or after it from the killed run's workers
+        # (sent when they should have stopped)
+        first: dict[str, dict] = {}
         twice = Counter()
         for entry in server.log.requests:
             if entry["status"] != 200:
                 continue
-            if entry["digest"] not in first_sent:
-                first_sent[entry["digest"]] = entry["received_at"]
-            else:
-                sent = first_sent[entry["digest"]]
-                twice["before the kill" if sent < killed_at else
-                      "after the kill, before the resume" if sent < resumed_at else
-                      "both after the resume"] += 1  # fmt: skip
+            if entry["digest"] not in first:
+                first[entry["digest"]] = entry
+                continue
+            earlier = first[entry["digest"]]
+            sent = earlier["received_at"]
+            twice["its first answer cut at max_tokens, so unusable and asked again (the "
+                  "request had failed, repair included, or the kill cut its repair off)"
+                  if earlier.get("finish_reason") == "length" else
+                  "first sent before the kill, its answer usable: bought twice" if sent < killed_at
+                  else "first sent after the kill, before the resume" if sent < resumed_at else
+                  "both sent after the resume"] += 1  # fmt: skip
         ok_rows = ledger.filter(pc.equal(ledger.column("status"), "ok")) if ledger else None
         print(f"\nledger: {ledger.num_rows if ledger else 0:,} rows, {size / 2**20:.1f} MiB")
         print(f"server answered {len(answered):,} requests for {distinct:,} distinct prompts of "
               f"{args.requests:,}: {len(answered) - distinct:,} answered twice "
               f"(at most {in_flight:,} were in flight at the kill)")  # fmt: skip
-        for when, count in twice.items():
-            print(f"  first sent {when}: {count:,}")
+        for why, count in twice.items():
+            print(f"  {why}: {count:,}")
         if ok_rows is not None:
             ids = ok_rows.column("request_id").to_pylist()
             print(f"ledger: {len(set(ids)):,} requests settled ok, "
                   f"{len(ids) - len(set(ids)):,} settled twice")  # fmt: skip
+            failed = ledger.filter(pc.not_equal(ledger.column("status"), "ok"))
+            before = pc.less(failed.column("finished_at"), killed_at)
+            print(f"ledger: {pc.sum(before).as_py() or 0:,} requests failed before the kill "
+                  f"(asked again on the resume), {failed.num_rows:,} failed rows in all")  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -186,10 +186,11 @@ class CoOccurrence:
     def graph(self, chosen: np.ndarray | None = None, counts: np.ndarray | None = None) -> nx.Graph:
         """The graph of the posts `chosen` marks (None: all), each counted `counts` times (None:
         once)."""
-        graph = nx.Graph()  # not set order: it changes with the hash seed
+        graph = nx.Graph()
         on = slice(None) if chosen is None else chosen[self.node_post]
         present = np.zeros(len(self.nodes), bool)
         present[self.node_code[on]] = True
+        # sorted, not in set order (which changes with the hash seed): Louvain follows it
         graph.add_nodes_from(self.nodes[c] for c in self.sorted_codes[present[self.sorted_codes]])
         on = slice(None) if chosen is None else chosen[self.pair_post]
         pair, post = self.pair[on], self.pair_post[on]
@@ -386,7 +387,7 @@ class SetGraphs:
     coordination network (over all its posts) and its posts' co-occurring items. A platform's
     graphs and a resample's are weighed from these (PostPairs, CoOccurrence), so neither finds
     pairs or reads items again: at a million posts and 10 resamples that work was most of the
-    networks step (benchmarks/structure_scale.py)."""
+    networks step (benchmarks/network_resamples.py)."""
 
     def __init__(self, posts: Posts, items: Items, rules: Rules):
         if posts.text is not None and items.tweets is None:

@@ -152,7 +152,9 @@ class FakeProviderServer:
             stopped = "length"
         prompt_tokens = sum(estimate_tokens(t) for t in texts)
         completion_tokens = estimate_tokens(content)
-        entry.update(prompt_tokens=prompt_tokens, completion_tokens=completion_tokens)
+        entry.update(
+            prompt_tokens=prompt_tokens, completion_tokens=completion_tokens, finish_reason=stopped
+        )
         with self.log.lock:
             self.log.usage.update(
                 prompt_tokens=prompt_tokens, completion_tokens=completion_tokens, answered=1
