@@ -15,11 +15,17 @@ above its level before the networks step, sampled twice a second.
 
     .venv/bin/python benchmarks/network_resamples.py --posts 100000 --data ../shared/data
     .venv/bin/python benchmarks/network_resamples.py --posts 1000000 --only-new --data ../shared/data
+    .venv/bin/python benchmarks/network_resamples.py --run /tmp/scale1m/run-1000000 --only-new
+
+With --run, the sets are a run's (the reference, the holdout and the synthetic sets after the
+structure stage, and the real subsample), as the evaluation reads them; --only-new adds each
+part's calls and seconds.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import gc
 import math
 import sys
@@ -34,10 +40,11 @@ from mpsynth.config import NetworksConfig
 from mpsynth.metrics.networks import Items, SetGraphs, network_metrics
 from mpsynth.metrics.paths import betweenness
 from mpsynth.metrics.structure import Posts
+from mpsynth.stages.evaluate.structure import _subsample, read_posts
 from mpsynth.testing.memory import MemoryTrace
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from structure_scale import FILES, REPO, draw, real_posts
+from structure_scale import REPO, draw, real_posts
 
 MODES = ("as it was", "weighed", "as it is")
 
@@ -86,6 +93,68 @@ def measured(sets: dict, resamples: int, mode: str) -> tuple[list[dict], float, 
     return rows, seconds, memory.peak() - base
 
 
+def drawn_sets(data: Path, n: int) -> dict:
+    real = real_posts(data)
+    sets = {}
+    for name, seed, synthetic in (("real", 1, False), ("synthetic", 2, True)):
+        table = draw(real, n, seed, synthetic)
+        posts = Posts.of(table, np.zeros(table.num_rows, dtype=int))
+        items = Items.of(table.column("text").to_pylist(), table.column("platform").to_pylist())
+        sets[name] = (posts, items.with_texts(table.column("text").to_pylist()))
+    return sets
+
+
+def run_sets(run: Path) -> dict:
+    """A run's reference, holdout and synthetic sets (after structure) and the real subsample."""
+    sources = {"real": run / "holdout" / "reference.parquet"}
+    if (run / "holdout" / "holdout.parquet").is_file():
+        sources["real_holdout"] = run / "holdout" / "holdout.parquet"
+    sources.update((p.stem, p) for p in sorted((run / "structure" / "synthetic").glob("*.parquet")))
+    sets = {}
+    for name, path in sources.items():
+        posts = read_posts(path)
+        items = Items.of(posts.text.tolist(), posts.platform.tolist())
+        sets[name] = (posts, items.with_texts(posts.text.tolist()))
+    sets["real_subsample"] = _subsample(sets, 13)
+    return sets
+
+
+@contextlib.contextmanager
+def timed_parts():
+    """part -> [calls, seconds], the networks step's parts wrapped while inside."""
+    parts: dict[str, list] = {}
+    wrapped = {
+        "co-sharing pairs": (networks, "sharing_pairs"),
+        "co-similar pairs": (networks, "similar_pairs"),
+        "reading items (co-occurrence)": (networks.CoOccurrence, "__init__"),
+        "co-occurrence graphs weighed": (networks.CoOccurrence, "graph"),
+        "account edges weighed": (networks.PostPairs, "edges"),
+        "graph measures": (networks, "graph_metrics"),
+        "of which betweenness": (networks, "sampled_betweenness"),
+    }
+    originals = {part: getattr(owner, name) for part, (owner, name) in wrapped.items()}
+
+    def timing(part, function):
+        def call(*args, **kwargs):
+            started = time.perf_counter()
+            try:
+                return function(*args, **kwargs)
+            finally:
+                tally = parts.setdefault(part, [0, 0.0])
+                tally[0] += 1
+                tally[1] += time.perf_counter() - started
+
+        return call
+
+    for part, (owner, name) in wrapped.items():
+        setattr(owner, name, timing(part, originals[part]))
+    try:
+        yield parts
+    finally:
+        for part, (owner, name) in wrapped.items():
+            setattr(owner, name, originals[part])
+
+
 def same(a: list[dict], b: list[dict]) -> bool:
     def key(row: dict) -> tuple:
         return tuple("nan" if isinstance(v, float) and math.isnan(v) else v for v in row.values())
@@ -101,23 +170,25 @@ def main() -> None:
         "--resamples", type=int, default=NetworksConfig().bootstrap_samples, help="per set"
     )
     parser.add_argument("--only-new", action="store_true", help="as it is only (large sizes)")
+    parser.add_argument(
+        "--run",
+        type=Path,
+        help="a run directory through structure: its sets, as evaluate reads them",
+    )
     args = parser.parse_args()
-    real = real_posts(args.data)
-    sets = {}
-    for name, seed, synthetic in (("real", 1, False), ("synthetic", 2, True)):
-        table = draw(real, args.posts, seed, synthetic)
-        posts = Posts.of(table, np.zeros(table.num_rows, dtype=int))
-        items = Items.of(table.column("text").to_pylist(), table.column("platform").to_pylist())
-        sets[name] = (posts, items.with_texts(table.column("text").to_pylist()))
+    sets = run_sets(args.run) if args.run else drawn_sets(args.data, args.posts)
     print(
-        f"{args.posts:,} real + {args.posts:,} synthetic posts ({', '.join(FILES)} resampled), "
-        f"{args.resamples} resamples of the synthetic set per platform"
+        ", ".join(f"{name} {len(posts.platform):,}" for name, (posts, _) in sets.items())
+        + f" posts; {args.resamples} resamples per set and platform but the real reference's"
     )
     betweenness(nx.path_graph(3), None, 0)  # numba compiles once per process (cached on disk)
     if args.only_new:
-        rows, seconds, memory = measured(sets, args.resamples, "as it is")
+        with timed_parts() as parts:
+            rows, seconds, memory = measured(sets, args.resamples, "as it is")
         print(f"networks step: {seconds:.1f} s, peak memory {memory / 2**20:.0f} MiB above start")
-        print(f"{len(rows)} metric rows")
+        print(f"{len(rows)} metric rows; the parts (calls, seconds):")
+        for part, (calls, spent) in parts.items():
+            print(f"  {part}: {calls:,}, {spent:.1f}")
         return
     found = {mode: measured(sets, args.resamples, mode) for mode in MODES}
     before = found["as it was"][1]
