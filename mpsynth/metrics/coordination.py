@@ -90,30 +90,31 @@ class PostPairs:
             chosen &= keep[self.low] & keep[self.high]
         if counts is not None:
             chosen &= (counts[self.low] > 0) & (counts[self.high] > 0)
-        weights = codes = None
-        for order, posts in ((None, self.low), (self.by_high, self.high)):
-            pair, post, picked = (
-                (self.pair, posts, chosen)
-                if order is None
-                else (self.pair[order], posts[order], chosen[order])
-            )
-            pair, post = pair[picked], post[picked]
-            if not len(pair):
-                return Counter()
-            # each (pair, post) once: sorted, so a new one is where either changes
-            new = np.ones(len(pair), bool)
-            new[1:] = (pair[1:] != pair[:-1]) | (post[1:] != post[:-1])
-            pair, post = pair[new], post[new]
-            starts = np.flatnonzero(np.r_[True, pair[1:] != pair[:-1]])
-            counted = np.ones(len(post), np.int64) if counts is None else counts[post]
-            sums = np.add.reduceat(counted, starts)
-            codes, weights = pair[starts], sums if weights is None else np.maximum(weights, sums)
+        if not chosen.any():
+            return Counter()
+        codes, low = _side_weights(self.pair[chosen], self.low[chosen], counts)
+        by_high = self.by_high[chosen[self.by_high]]  # the chosen pairs, in (pair, high) order
+        _, high = _side_weights(self.pair[by_high], self.high[by_high], counts)
+        weights = np.maximum(low, high)
         return Counter(
             {
                 (code >> 32, code & 0xFFFFFFFF): int(w)
                 for code, w in zip(codes.tolist(), weights.tolist(), strict=True)
             }
         )
+
+
+def _side_weights(
+    pair: np.ndarray, post: np.ndarray, counts: np.ndarray | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Each account pair (sorted by pair, then post) and its one side's weight: its distinct
+    posts, each counted `counts` times (None: once)."""
+    new = np.ones(len(pair), bool)  # each (pair, post) once: a new one is where either changes
+    new[1:] = (pair[1:] != pair[:-1]) | (post[1:] != post[:-1])
+    pair, post = pair[new], post[new]
+    starts = np.flatnonzero(np.r_[True, pair[1:] != pair[:-1]])
+    counted = np.ones(len(post), np.int64) if counts is None else counts[post]
+    return pair[starts], np.add.reduceat(counted, starts)
 
 
 def sharing_pairs(
@@ -124,8 +125,9 @@ def sharing_pairs(
     account or a time are left out."""
     item_codes: dict[str, int] = {}
     item, time, who, post = [], [], [], []
+    usable = ((accounts >= 0) & ~np.isnan(seconds)).tolist()  # once, not a numpy test per row
     for row, values in enumerate(items):
-        if accounts[row] < 0 or np.isnan(seconds[row]):
+        if not usable[row]:
             continue
         for value in set(values):
             item.append(item_codes.setdefault(value, len(item_codes)))
